@@ -1,0 +1,12 @@
+//! `sandbox`: a Linux sandbox launcher driven by TOML manifests.
+//!
+//! The pipeline is visible in the module list: [`manifest`] (TOML -> typed manifest) ->
+//! [`validate`] (manifest + host facts -> [`plan::Plan`]) -> `exec` (the plan, applied to the
+//! kernel) -> [`cli`].
+
+pub mod cli;
+pub mod diagnostics;
+pub mod host;
+pub mod manifest;
+pub mod plan;
+pub mod validate;

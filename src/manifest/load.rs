@@ -1,0 +1,513 @@
+//! Finding, reading and merging manifest files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+use super::Manifest;
+use super::de::NodeDeserializer;
+use super::node::{self, IdGen, Node, NodeKind};
+use super::source::{SourceMap, Span};
+use super::vars::Vars;
+use crate::diagnostics::Problem;
+
+/// The result of loading a manifest: everything valid in it, and every problem found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub manifest: Manifest,
+    pub problems: Vec<Problem>,
+    /// The main manifest file.
+    pub path: PathBuf,
+    /// The main manifest's folder (`${PROJECT_DIR}`).
+    pub project_dir: PathBuf,
+    /// Where each key of the merged manifest was set, by dotted path (`mount[1].target`).
+    pub provenance: BTreeMap<String, Span>,
+    /// Key paths whose values were dropped because of an error: later rules stay quiet about
+    /// them (a bad `rootfs.path` is not also "no rootfs source").
+    pub dropped: Vec<String>,
+    /// The `extends` entries, resolved, with the span that named each.
+    pub extends: Vec<(PathBuf, Span)>,
+    /// A file could not be read or parsed, so the merged manifest is missing parts: rules about
+    /// what is absent would only add noise.
+    pub incomplete: bool,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+
+    /// True when `key` or a key inside it was dropped for an error.
+    pub fn was_dropped(&self, key: &str) -> bool {
+        self.dropped.iter().any(|d| {
+            d == key || d.starts_with(&format!("{key}.")) || d.starts_with(&format!("{key}["))
+        })
+    }
+}
+
+/// The manifest for a folder: `sandbox.toml` there or in the nearest parent, as cargo finds
+/// Cargo.toml.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join("sandbox.toml"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `sandbox.local.toml` beside `sandbox.toml` (`ci.local.toml` beside `ci.toml`): one person's
+/// overrides, merged last and kept out of version control.
+pub fn local_override_path(manifest: &Path) -> Option<PathBuf> {
+    let stem = manifest.file_stem()?.to_str()?;
+    if stem.ends_with(".local") {
+        return None;
+    }
+    Some(manifest.with_file_name(format!("{stem}.local.toml")))
+}
+
+/// Load a manifest file with everything it extends and its local override.
+pub fn load(path: &Path, vars: &Vars) -> Loaded {
+    let path = absolute(path);
+    let project_dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let vars = Vars {
+        project_dir: project_dir.display().to_string(),
+        ..vars.clone()
+    };
+    let mut loader = Loader::new(vars);
+    let mut tree = match std::fs::read_to_string(&path) {
+        Ok(text) => loader.load_text(&path, text, &mut Vec::new()),
+        Err(error) => {
+            loader.problems.push(
+                Problem::error(
+                    "sandbox::manifest::unreadable",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+                .help("check the path; `sandbox init` writes a starter sandbox.toml"),
+            );
+            None
+        }
+    };
+    if let Some(local) = local_override_path(&path).filter(|p| p.is_file())
+        && let Some(tree) = tree.as_mut()
+        && let Ok(text) = std::fs::read_to_string(&local)
+        && let Some(over) = loader.load_text(&local, text, &mut vec![path.clone()])
+    {
+        node::merge(tree, over);
+    }
+    loader.finish(tree, path, project_dir)
+}
+
+/// Load a manifest from text, as if it were the file `path` (used by tests and the fuzzer;
+/// `extends` is resolved relative to `path`'s folder on the real file system).
+pub fn load_str(path: &Path, text: &str, vars: &Vars) -> Loaded {
+    let path = absolute(path);
+    let project_dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let vars = Vars {
+        project_dir: project_dir.display().to_string(),
+        ..vars.clone()
+    };
+    let mut loader = Loader::new(vars);
+    let tree = loader.load_text(&path, text.to_string(), &mut Vec::new());
+    loader.finish(tree, path, project_dir)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+struct Loader {
+    vars: Vars,
+    sources: SourceMap,
+    ids: IdGen,
+    problems: Vec<Problem>,
+    extends: Vec<(PathBuf, Span)>,
+    incomplete: bool,
+}
+
+impl Loader {
+    fn new(vars: Vars) -> Self {
+        Loader {
+            vars,
+            sources: SourceMap::default(),
+            ids: IdGen::default(),
+            problems: Vec::new(),
+            extends: Vec::new(),
+            incomplete: false,
+        }
+    }
+
+    /// Parse one file, expand its variables and merge in what it extends. `stack` holds the
+    /// files being loaded above this one, for cycle detection.
+    fn load_text(&mut self, path: &Path, text: String, stack: &mut Vec<PathBuf>) -> Option<Node> {
+        let file = self.sources.add(path.to_path_buf(), text);
+        let base = self.sources.base(file);
+        let text = self.sources.file(file).text.clone();
+        let (table, syntax_errors) = DeTable::parse_recoverable(&text);
+        let syntax_failed = !syntax_errors.is_empty();
+        for error in syntax_errors {
+            let span = error
+                .span()
+                .map(|r| Span::new(base + r.start, base + r.end));
+            let mut problem = Problem::error(
+                "sandbox::manifest::syntax",
+                format!("invalid TOML: {}", error.message()),
+            )
+            .at_span(span)
+            .help("see https://toml.io for the syntax");
+            problem.label = Some("here".into());
+            self.problems.push(problem);
+        }
+        let mut convert_errors = Vec::new();
+        let mut tree = node::from_toml(table, base, &mut self.ids, &mut convert_errors);
+        for error in convert_errors {
+            self.problems.push(
+                Problem::error("sandbox::manifest::invalid-value", error.message)
+                    .at(error.span, "too large")
+                    .help("use a smaller number"),
+            );
+        }
+        if syntax_failed {
+            // What the parser recovered is a guess; checking it would only add noise.
+            self.incomplete = true;
+            return None;
+        }
+
+        let mut var_errors = Vec::new();
+        self.vars.expand_tree(&mut tree, &mut var_errors);
+        for (span, error) in var_errors {
+            self.problems.push(
+                Problem::error("sandbox::manifest::undefined-variable", error.to_string())
+                    .at(span, "in this string")
+                    .help(error.help()),
+            );
+        }
+
+        let Some(extends) = tree.take("extends") else {
+            return Some(tree);
+        };
+        let mut merged: Option<Node> = None;
+        stack.push(path.to_path_buf());
+        for (target, span) in self.extends_entries(&extends.value) {
+            let resolved = absolute(&path.parent().unwrap_or(Path::new("/")).join(&target));
+            let canonical = resolved.canonicalize().unwrap_or_else(|_| resolved.clone());
+            if stack
+                .iter()
+                .any(|p| p.canonicalize().unwrap_or_else(|_| p.clone()) == canonical)
+            {
+                let chain: Vec<String> = stack
+                    .iter()
+                    .chain([&resolved])
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.problems.push(
+                    Problem::error(
+                        "sandbox::extends::cycle",
+                        format!("`extends` makes a cycle: {}", chain.join(" -> ")),
+                    )
+                    .at(span, "extends a file that extends this one")
+                    .help("remove one of the `extends` entries in the cycle"),
+                );
+                self.incomplete = true;
+                continue;
+            }
+            let text = match std::fs::read_to_string(&resolved) {
+                Ok(text) => text,
+                Err(error) => {
+                    self.problems.push(
+                        Problem::error(
+                            "sandbox::extends::missing",
+                            format!("cannot read {}: {error}", resolved.display()),
+                        )
+                        .at(span, "this file cannot be read")
+                        .help("paths in `extends` are relative to the manifest that names them"),
+                    );
+                    self.incomplete = true;
+                    continue;
+                }
+            };
+            self.extends.push((resolved.clone(), span));
+            if let Some(parent) = self.load_text(&resolved, text, stack) {
+                match merged.as_mut() {
+                    Some(merged) => node::merge(merged, parent),
+                    None => merged = Some(parent),
+                }
+            }
+        }
+        stack.pop();
+        match merged {
+            Some(mut merged) => {
+                node::merge(&mut merged, tree);
+                Some(merged)
+            }
+            None => Some(tree),
+        }
+    }
+
+    fn extends_entries(&mut self, value: &Node) -> Vec<(String, Span)> {
+        let bad_type = |node: &Node| {
+            Problem::error(
+                "sandbox::manifest::wrong-type",
+                format!("expected a path, found {}", node.kind.type_name()),
+            )
+            .at(node.span, "not a path")
+            .help("write extends = [\"../base.toml\"]")
+        };
+        match &value.kind {
+            NodeKind::String(s) => vec![(s.clone(), value.span)],
+            NodeKind::Array(items) => items
+                .iter()
+                .filter_map(|item| match &item.kind {
+                    NodeKind::String(s) => Some((s.clone(), item.span)),
+                    _ => {
+                        self.problems.push(bad_type(item));
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                self.problems.push(bad_type(value));
+                Vec::new()
+            }
+        }
+    }
+
+    fn finish(mut self, tree: Option<Node>, path: PathBuf, project_dir: PathBuf) -> Loaded {
+        let mut dropped = Vec::new();
+        let (manifest, provenance) = match tree {
+            Some(mut tree) => {
+                let manifest = loop {
+                    match Manifest::deserialize(NodeDeserializer::new(&tree)) {
+                        Ok(manifest) => break manifest,
+                        Err(error) => {
+                            if let Some(id) = error.node {
+                                dropped.push(key_path_of(&tree, id));
+                            }
+                            let mut problem = Problem::error(error.code, error.message.clone())
+                                .at_span(error.span);
+                            problem.label = Some(label_for(error.code).into());
+                            problem.help = error.help.clone();
+                            self.problems.push(problem);
+                            if !error.node.is_some_and(|id| tree.remove(id)) {
+                                break Manifest::default();
+                            }
+                        }
+                    }
+                };
+                let mut provenance = BTreeMap::new();
+                tree.walk(&mut String::new(), &mut |key, node, key_span| {
+                    if !key.is_empty() {
+                        provenance.insert(
+                            key.to_string(),
+                            key_span.filter(|_| !is_table(node)).unwrap_or(node.span),
+                        );
+                    }
+                });
+                (manifest, provenance)
+            }
+            None => (Manifest::default(), BTreeMap::new()),
+        };
+        Loaded {
+            sources: self.sources,
+            manifest,
+            problems: self.problems,
+            path,
+            project_dir,
+            provenance,
+            dropped,
+            extends: self.extends,
+            incomplete: self.incomplete,
+        }
+    }
+}
+
+fn is_table(node: &Node) -> bool {
+    matches!(node.kind, NodeKind::Table(_))
+}
+
+fn key_path_of(tree: &Node, id: node::NodeId) -> String {
+    let mut found = String::new();
+    tree.walk(&mut String::new(), &mut |key, node, _| {
+        if node.id == id {
+            found = key.to_string();
+        }
+    });
+    found
+}
+
+fn label_for(code: &str) -> &'static str {
+    match code {
+        "sandbox::manifest::unknown-key" => "unknown key",
+        "sandbox::manifest::missing-key" => "in this table",
+        "sandbox::manifest::wrong-type" => "wrong type",
+        "sandbox::manifest::unknown-value" => "unknown value",
+        _ => "invalid value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        Vars {
+            home: Some("/home/ann".into()),
+            user: Some("ann".into()),
+            uid: 1000,
+            gid: 1000,
+            ..Vars::default()
+        }
+    }
+
+    fn load_text(text: &str) -> Loaded {
+        load_str(Path::new("/project/sandbox.toml"), text, &vars())
+    }
+
+    fn codes(loaded: &Loaded) -> Vec<&str> {
+        loaded.problems.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn a_valid_manifest_has_no_problems() {
+        let loaded =
+            load_text("version = 1\n[rootfs]\nhost = true\n[process]\ncommand = ['/bin/true']\n");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert!(loaded.manifest.rootfs.unwrap().value.host.unwrap().value);
+    }
+
+    #[test]
+    fn every_error_is_reported_and_valid_parts_survive() {
+        let loaded = load_text(
+            "[rootfs]\nhost = true\nreadonly = 'yes'\n[cgroup]\nmemory = '12 MB'\npids = -1\ncpus = 1.5\n[uts]\nhostnme = 'x'\n",
+        );
+        let mut found = codes(&loaded);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "sandbox::manifest::invalid-value",
+                "sandbox::manifest::invalid-value",
+                "sandbox::manifest::unknown-key",
+                "sandbox::manifest::wrong-type"
+            ],
+            "{:#?}",
+            loaded.problems
+        );
+        let cgroup = loaded.manifest.cgroup.as_ref().unwrap();
+        assert_eq!(cgroup.cpus.as_ref().unwrap().value, 1.5);
+        assert!(cgroup.memory.is_none());
+        assert!(loaded.manifest.rootfs.as_ref().unwrap().host.is_some());
+        let unknown = loaded
+            .problems
+            .iter()
+            .find(|p| p.code.ends_with("unknown-key"))
+            .unwrap();
+        assert_eq!(unknown.help.as_deref(), Some("did you mean `hostname`?"));
+        assert!(loaded.was_dropped("cgroup.memory"));
+        assert!(loaded.was_dropped("cgroup"));
+        assert!(!loaded.was_dropped("rootfs.host"));
+    }
+
+    #[test]
+    fn a_missing_required_key_drops_only_that_entry() {
+        let loaded =
+            load_text("[[mount]]\ntype = 'tmpfs'\n[[mount]]\ntype = 'tmpfs'\ntarget = '/tmp'\n");
+        assert_eq!(codes(&loaded), ["sandbox::manifest::missing-key"]);
+        assert_eq!(loaded.manifest.mount.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn spans_point_at_the_offending_value() {
+        let text = "[cgroup]\nmemory = '12 MB'\n";
+        let loaded = load_text(text);
+        let span = loaded.problems[0].span.unwrap();
+        let location = loaded.sources.locate(span).unwrap();
+        assert_eq!((location.line, location.column), (2, 10));
+    }
+
+    #[test]
+    fn syntax_errors_are_problems_not_panics() {
+        let loaded = load_text("[rootfs\nhost = \n");
+        assert!(
+            codes(&loaded)
+                .iter()
+                .all(|c| *c == "sandbox::manifest::syntax"),
+            "{:#?}",
+            loaded.problems
+        );
+        assert!(loaded.has_errors());
+    }
+
+    #[test]
+    fn variables_expand_and_undefined_ones_are_reported() {
+        let loaded = load_text("[process]\ncwd = '${PROJECT_DIR}/x'\ncommand = ['${NOPE}']\n");
+        let process = loaded.manifest.process.as_ref().unwrap();
+        assert_eq!(process.cwd.as_ref().unwrap().value, "/project/x");
+        assert_eq!(codes(&loaded), ["sandbox::manifest::undefined-variable"]);
+    }
+
+    #[test]
+    fn extends_merges_and_detects_cycles_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[rootfs]\nhost = true\n[process]\ncommand = ['a']\ncwd = '/base'\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("a.toml"), "extends = ['b.toml']\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "extends = ['a.toml']\n").unwrap();
+        let main = dir.path().join("sandbox.toml");
+        std::fs::write(&main, "extends = ['base.toml']\n[process]\ncwd = '/main'\n").unwrap();
+        let loaded = load(&main, &vars());
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let process = loaded.manifest.process.as_ref().unwrap();
+        assert_eq!(process.cwd.as_ref().unwrap().value, "/main");
+        assert_eq!(process.command.as_ref().unwrap().value[0].value, "a");
+        let cwd_at = loaded
+            .sources
+            .locate(loaded.provenance["process.cwd"])
+            .unwrap();
+        assert!(cwd_at.file.ends_with("sandbox.toml"), "{cwd_at}");
+        let command_at = loaded
+            .sources
+            .locate(loaded.provenance["process.command"])
+            .unwrap();
+        assert!(command_at.file.ends_with("base.toml"), "{command_at}");
+
+        let cyclic = load(&dir.path().join("a.toml"), &vars());
+        assert_eq!(codes(&cyclic), ["sandbox::extends::cycle"]);
+        std::fs::write(&main, "extends = ['nope.toml']\n").unwrap();
+        assert_eq!(codes(&load(&main, &vars())), ["sandbox::extends::missing"]);
+    }
+
+    #[test]
+    fn the_local_override_is_merged_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("sandbox.toml");
+        std::fs::write(&main, "[process]\ncwd = '/main'\nuser = 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("sandbox.local.toml"),
+            "[process]\ncwd = '/mine'\n",
+        )
+        .unwrap();
+        let loaded = load(&main, &vars());
+        let process = loaded.manifest.process.unwrap().value;
+        assert_eq!(process.cwd.unwrap().value, "/mine");
+        assert_eq!(process.user.unwrap().value, 1);
+        assert_eq!(
+            local_override_path(Path::new("/x/ci.toml")).unwrap(),
+            Path::new("/x/ci.local.toml")
+        );
+        assert_eq!(local_override_path(Path::new("/x/ci.local.toml")), None);
+    }
+
+    #[test]
+    fn discovery_walks_up_to_the_nearest_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sandbox.toml"), "").unwrap();
+        let deep = dir.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(discover(&deep).unwrap(), dir.path().join("sandbox.toml"));
+    }
+}

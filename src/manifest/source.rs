@@ -1,0 +1,332 @@
+//! Source files and spans.
+//!
+//! A manifest can be assembled from several files (`extends`, `sandbox.local.toml`), and a
+//! diagnostic or a provenance note must still point at the right file. Every loaded file gets a
+//! disjoint range of "global" byte offsets, like rustc's source map, so a single `Span` names both
+//! the file and the bytes inside it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::{Serialize, Serializer};
+
+/// A byte range in the global offset space of a [`SourceMap`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+}
+
+/// One file that took part in a manifest.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as it was opened (absolute).
+    pub path: PathBuf,
+    /// The path as shown to people: relative to the current folder when possible.
+    pub display: String,
+    pub text: Arc<String>,
+    base: usize,
+}
+
+impl SourceFile {
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// 1-based line and column of a byte offset local to this file.
+    pub fn line_col(&self, local: usize) -> (usize, usize) {
+        let local = local.min(self.text.len());
+        let before = &self.text[..local];
+        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+}
+
+/// Where something was written: a file, a line and a column, plus the local byte range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    #[serde(skip)]
+    pub offset: usize,
+    #[serde(skip)]
+    pub len: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// All files of one load, each owning a disjoint range of global offsets.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+    next_base: usize,
+}
+
+/// Index of a file in a [`SourceMap`].
+pub type FileId = usize;
+
+impl SourceMap {
+    pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        let display = display_path(&path);
+        let base = self.next_base;
+        // One byte of gap so that an empty span at the end of a file still belongs to it.
+        self.next_base += text.len() + 1;
+        self.files.push(SourceFile {
+            path,
+            display,
+            text: Arc::new(text),
+            base,
+        });
+        self.files.len() - 1
+    }
+
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id]
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    pub fn base(&self, id: FileId) -> usize {
+        self.files[id].base
+    }
+
+    /// The file a span belongs to, and the span made local to that file.
+    pub fn resolve(&self, span: Span) -> Option<(&SourceFile, usize, usize)> {
+        let file = self.files.iter().rev().find(|f| f.base <= span.start)?;
+        let start = span.start - file.base;
+        let end = span
+            .end
+            .saturating_sub(file.base)
+            .clamp(start, file.text.len());
+        Some((file, start.min(file.text.len()), end))
+    }
+
+    pub fn locate(&self, span: Span) -> Option<Location> {
+        let (file, start, end) = self.resolve(span)?;
+        let (line, column) = file.line_col(start);
+        Some(Location {
+            file: file.display.clone(),
+            line,
+            column,
+            offset: start,
+            len: end - start,
+        })
+    }
+
+    /// The folder of the file a span was written in: relative paths are relative to it.
+    pub fn dir_of(&self, span: Span) -> Option<&Path> {
+        self.resolve(span).map(|(file, _, _)| file.dir())
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A value with the span it was read from.
+///
+/// Our own type rather than `toml::Spanned`: it carries global spans (so the file is known),
+/// derives a transparent JSON Schema, and compares by value only.
+#[derive(Clone, Debug)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Spanned<U> {
+        Spanned {
+            value: f(self.value),
+            span: self.span,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: PartialEq> PartialEq for Spanned<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl<T: Eq> Eq for Spanned<T> {}
+impl<T: PartialOrd> PartialOrd for Spanned<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        self.value.partial_cmp(&other.value)
+    }
+}
+impl<T: Ord> Ord for Spanned<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+impl<T: std::hash::Hash> std::hash::Hash for Spanned<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state)
+    }
+}
+impl<T: std::borrow::Borrow<str>> std::borrow::Borrow<str> for Spanned<T> {
+    fn borrow(&self) -> &str {
+        self.value.borrow()
+    }
+}
+
+impl<T: Serialize> Serialize for Spanned<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// The struct name and fields by which [`Spanned`] asks a deserializer for its span. Only the
+/// manifest deserializer (`manifest::de`) answers; any other deserializer sees an ordinary
+/// struct and fails, which is right: spans only exist for manifest text.
+pub(crate) const SPANNED_NAME: &str = "$sandbox::Spanned";
+pub(crate) const SPANNED_START: &str = "$start";
+pub(crate) const SPANNED_END: &str = "$end";
+pub(crate) const SPANNED_VALUE: &str = "$value";
+pub(crate) const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+
+enum SpannedField {
+    Start,
+    End,
+    Value,
+}
+
+impl<'de> Deserialize<'de> for SpannedField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = SpannedField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a span field")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<SpannedField, E> {
+                match key {
+                    SPANNED_START => Ok(SpannedField::Start),
+                    SPANNED_END => Ok(SpannedField::End),
+                    SPANNED_VALUE => Ok(SpannedField::Value),
+                    other => Err(de::Error::unknown_field(other, SPANNED_FIELDS)),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SpannedVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
+            type Value = Spanned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a spanned value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut start = None;
+                let mut end = None;
+                let mut value = None;
+                while let Some(key) = map.next_key::<SpannedField>()? {
+                    match key {
+                        SpannedField::Start => start = Some(map.next_value()?),
+                        SpannedField::End => end = Some(map.next_value()?),
+                        SpannedField::Value => value = Some(map.next_value()?),
+                    }
+                }
+                match (start, end, value) {
+                    (Some(start), Some(end), Some(value)) => Ok(Spanned {
+                        value,
+                        span: Span { start, end },
+                    }),
+                    _ => Err(de::Error::custom(
+                        "a spanned value needs start, end and value",
+                    )),
+                }
+            }
+        }
+        deserializer.deserialize_struct(
+            SPANNED_NAME,
+            SPANNED_FIELDS,
+            SpannedVisitor(std::marker::PhantomData),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_resolve_to_their_file_and_line() {
+        let mut map = SourceMap::default();
+        let a = map.add("/p/a.toml".into(), "x = 1\ny = 2\n".into());
+        let b = map.add("/p/b.toml".into(), "z = 3\n".into());
+        let span_y = Span::new(map.base(a) + 6, map.base(a) + 7);
+        let loc = map.locate(span_y).unwrap();
+        assert_eq!((loc.line, loc.column), (2, 1));
+        assert!(loc.file.ends_with("a.toml"));
+        let span_z = Span::new(map.base(b) + 4, map.base(b) + 5);
+        let loc = map.locate(span_z).unwrap();
+        assert!(loc.file.ends_with("b.toml"));
+        assert_eq!((loc.line, loc.column, loc.offset, loc.len), (1, 5, 4, 1));
+    }
+
+    #[test]
+    fn an_empty_span_at_the_end_of_a_file_stays_in_that_file() {
+        let mut map = SourceMap::default();
+        let a = map.add("/p/a.toml".into(), "ab".into());
+        map.add("/p/b.toml".into(), "cd".into());
+        let end = Span::new(map.base(a) + 2, map.base(a) + 2);
+        assert!(map.locate(end).unwrap().file.ends_with("a.toml"));
+    }
+}

@@ -1,0 +1,1027 @@
+//! Typed manifest values and their parsers.
+//!
+//! Each parser is a pure `parse(&str) -> Result<T, ValueError>`; the serde impls only route TOML
+//! strings and integers to it, so the rules are unit- and property-tested here once.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::de::HELP_SEPARATOR;
+
+/// A value that did not parse: what is wrong, and how to write it instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    pub message: String,
+    pub help: String,
+}
+
+impl ValueError {
+    fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
+        ValueError {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    fn into_de<E: de::Error>(self) -> E {
+        E::custom(format!("{}{HELP_SEPARATOR}{}", self.message, self.help))
+    }
+}
+
+/// Deserialize from a string through `parse`, and from an integer through `from_int` when given.
+macro_rules! deserialize_via_parse {
+    ($ty:ty, $expecting:literal, $from_int:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$ty, E> {
+                        <$ty>::parse(s).map_err(ValueError::into_de)
+                    }
+                    fn visit_i64<E: de::Error>(self, n: i64) -> Result<$ty, E> {
+                        let from_int: Option<fn(i64) -> Result<$ty, ValueError>> = $from_int;
+                        match from_int {
+                            Some(f) => f(n).map_err(ValueError::into_de),
+                            None => Err(E::invalid_type(de::Unexpected::Signed(n), &self)),
+                        }
+                    }
+                }
+                deserializer.deserialize_any(V)
+            }
+        }
+    };
+}
+
+fn string_schema(description: &str, pattern: Option<&str>) -> Schema {
+    let mut schema = json_schema!({ "type": "string", "description": description });
+    if let Some(pattern) = pattern {
+        schema.insert("pattern".into(), pattern.into());
+    }
+    schema
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes
+
+/// A size in bytes: an integer, or a string with an optional K, M, G or T suffix (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Size(pub u64);
+
+const SIZE_HELP: &str = "write a whole number of bytes with an optional K, M, G or T suffix (powers of 1024), e.g. \"512M\"";
+
+impl Size {
+    pub fn parse(text: &str) -> Result<Size, ValueError> {
+        let bad = || ValueError::new(format!("invalid size \"{text}\""), SIZE_HELP);
+        let (digits, shift) = match text.as_bytes().last() {
+            Some(b'k' | b'K') => (&text[..text.len() - 1], 10),
+            Some(b'm' | b'M') => (&text[..text.len() - 1], 20),
+            Some(b'g' | b'G') => (&text[..text.len() - 1], 30),
+            Some(b't' | b'T') => (&text[..text.len() - 1], 40),
+            _ => (text, 0),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        number.checked_mul(1u64 << shift).map(Size).ok_or_else(|| {
+            ValueError::new(
+                format!("size \"{text}\" is too large"),
+                "use a size below 16 exabytes",
+            )
+        })
+    }
+
+    fn from_int(n: i64) -> Result<Size, ValueError> {
+        u64::try_from(n).map(Size).map_err(|_| {
+            ValueError::new(
+                format!("invalid size {n}: sizes cannot be negative"),
+                SIZE_HELP,
+            )
+        })
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+        for (shift, unit) in UNITS {
+            if self.0 != 0 && self.0 % (1u64 << shift) == 0 {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+deserialize_via_parse!(
+    Size,
+    "a size such as \"512M\" or a number of bytes",
+    Some(Size::from_int)
+);
+
+impl JsonSchema for Size {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A size: bytes as an integer, or a string with a K, M, G or T suffix (powers of 1024).",
+            "anyOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^[0-9]+[KMGTkmgt]?$" }
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations and clock offsets
+
+/// A duration such as "30s", "10m", "1h30m" or "250ms", kept in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Duration(pub u64);
+
+const DURATION_HELP: &str = "write a number followed by a unit (ms, s, m, h), optionally several: \"30s\", \"1h30m\", \"250ms\"";
+
+impl Duration {
+    pub fn parse(text: &str) -> Result<Duration, ValueError> {
+        let bad = || ValueError::new(format!("invalid duration \"{text}\""), DURATION_HELP);
+        if text == "0" {
+            return Ok(Duration(0));
+        }
+        let mut total: u64 = 0;
+        let mut rest = text;
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad());
+            }
+            let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let factor = match &rest[..unit_len] {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(bad()),
+            };
+            rest = &rest[unit_len..];
+            total = number
+                .checked_mul(factor)
+                .and_then(|ms| total.checked_add(ms))
+                .ok_or_else(|| {
+                    ValueError::new(format!("duration \"{text}\" is too long"), DURATION_HELP)
+                })?;
+        }
+        Ok(Duration(total))
+    }
+
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ms if ms % 3_600_000 == 0 && ms > 0 => write!(f, "{}h", ms / 3_600_000),
+            ms if ms % 60_000 == 0 && ms > 0 => write!(f, "{}m", ms / 60_000),
+            ms if ms % 1_000 == 0 => write!(f, "{}s", ms / 1_000),
+            ms => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+deserialize_via_parse!(Duration, "a duration such as \"30s\"", None);
+
+impl JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "A duration: numbers with units ms, s, m, h, d, e.g. \"30s\" or \"1h30m\".",
+            Some("^(0|([0-9]+(ms|s|m|h|d))+)$"),
+        )
+    }
+}
+
+/// A clock offset for the time namespace: a duration with an optional sign, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Offset(pub i64);
+
+impl Offset {
+    pub fn parse(text: &str) -> Result<Offset, ValueError> {
+        let (sign, rest) = match text.strip_prefix('-') {
+            Some(rest) => (-1i64, rest),
+            None => (1, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let duration = Duration::parse(rest).map_err(|_| {
+            ValueError::new(
+                format!("invalid clock offset \"{text}\""),
+                "write a duration with an optional sign, e.g. \"-1h\" or \"30s\"",
+            )
+        })?;
+        i64::try_from(duration.0)
+            .ok()
+            .and_then(|ms| ms.checked_mul(1_000_000))
+            .map(|ns| Offset(sign * ns))
+            .ok_or_else(|| {
+                ValueError::new(
+                    format!("clock offset \"{text}\" is too large"),
+                    "use an offset below 290 years",
+                )
+            })
+    }
+}
+
+deserialize_via_parse!(Offset, "a clock offset such as \"-1h\"", None);
+
+impl JsonSchema for Offset {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Offset".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "A signed duration, e.g. \"-1h\" or \"30s\".",
+            Some("^[+-]?(0|([0-9]+(ms|s|m|h|d))+)$"),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// File modes
+
+/// A file mode or umask, written in octal as a string: "0755", "1777", "022".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mode(pub u32);
+
+impl Mode {
+    pub fn parse(text: &str) -> Result<Mode, ValueError> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        if digits.is_empty()
+            || digits.len() > 5
+            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        {
+            return Err(ValueError::new(
+                format!("invalid mode \"{text}\""),
+                "write the mode as octal digits in a string, e.g. \"0755\" or \"1777\"",
+            ));
+        }
+        let value = u32::from_str_radix(digits, 8).expect("checked octal digits");
+        if value > 0o7777 {
+            return Err(ValueError::new(
+                format!("mode \"{text}\" is out of range"),
+                "a mode is at most \"7777\" (setuid, setgid, sticky and rwx bits)",
+            ));
+        }
+        Ok(Mode(value))
+    }
+
+    fn from_int(n: i64) -> Result<Mode, ValueError> {
+        Err(ValueError::new(
+            format!("the mode {n} is written as a number"),
+            format!("write it as an octal string, e.g. \"{n:04}\" if you meant octal"),
+        ))
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+deserialize_via_parse!(Mode, "an octal mode such as \"0755\"", Some(Mode::from_int));
+
+impl JsonSchema for Mode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Mode".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "An octal file mode, e.g. \"0755\".",
+            Some("^(0o)?[0-7]{1,5}$"),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Published ports
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A published port: `[host_address:]host_port:sandbox_port[/tcp|udp]`, or a single port that
+/// is the same on both sides. The host address defaults to 127.0.0.1: publishing to every
+/// interface has to be asked for (`0.0.0.0:8080:80`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct PortSpec {
+    pub host_address: IpAddr,
+    pub host_port: u16,
+    pub sandbox_port: u16,
+    pub protocol: Protocol,
+}
+
+const PORT_HELP: &str = "write [host_address:]host_port:sandbox_port[/tcp|/udp], e.g. \"127.0.0.1:8080:80/tcp\" or \"8080:80\"";
+
+impl PortSpec {
+    pub fn parse(text: &str) -> Result<PortSpec, ValueError> {
+        let bad = |why: &str| {
+            ValueError::new(format!("invalid port mapping \"{text}\": {why}"), PORT_HELP)
+        };
+        let (body, protocol) = match text.rsplit_once('/') {
+            Some((body, "tcp")) => (body, Protocol::Tcp),
+            Some((body, "udp")) => (body, Protocol::Udp),
+            Some((_, other)) => return Err(bad(&format!("unknown protocol `{other}`"))),
+            None => (text, Protocol::Tcp),
+        };
+        let port = |s: &str| -> Result<u16, ValueError> {
+            match s.parse::<u16>() {
+                Ok(0) => Err(bad("port 0 cannot be published")),
+                Ok(port) => Ok(port),
+                Err(_) => Err(bad(&format!("`{s}` is not a port number (1-65535)"))),
+            }
+        };
+        // An IPv6 host address is written in brackets: [::1]:8080:80
+        let (address, ports) = if let Some(rest) = body.strip_prefix('[') {
+            let (address, rest) = rest.split_once("]:").ok_or_else(|| bad("unclosed `[`"))?;
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| bad(&format!("`{address}` is not an IP address")))?;
+            (Some(address), rest)
+        } else {
+            match body.matches(':').count() {
+                2 => {
+                    let (address, rest) = body.split_once(':').expect("two colons");
+                    let address: IpAddr = address
+                        .parse()
+                        .map_err(|_| bad(&format!("`{address}` is not an IP address")))?;
+                    (Some(address), rest)
+                }
+                0 | 1 => (None, body),
+                _ => return Err(bad("too many `:`; write IPv6 addresses in brackets")),
+            }
+        };
+        let (host_port, sandbox_port) = match ports.split_once(':') {
+            Some((host, sandbox)) => (port(host)?, port(sandbox)?),
+            None => {
+                let p = port(ports)?;
+                (p, p)
+            }
+        };
+        Ok(PortSpec {
+            host_address: address.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            host_port,
+            sandbox_port,
+            protocol,
+        })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host_address {
+            IpAddr::V6(a) => write!(f, "[{a}]")?,
+            IpAddr::V4(a) => write!(f, "{a}")?,
+        }
+        write!(
+            f,
+            ":{}:{}/{}",
+            self.host_port, self.sandbox_port, self.protocol
+        )
+    }
+}
+
+deserialize_via_parse!(
+    PortSpec,
+    "a port mapping such as \"127.0.0.1:8080:80/tcp\"",
+    None
+);
+
+impl JsonSchema for PortSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortSpec".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "[host_address:]host_port:sandbox_port[/tcp|/udp], e.g. \"127.0.0.1:8080:80/tcp\".",
+            None,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+
+/// A Linux capability, written "CAP_NET_BIND_SERVICE" (case and the CAP_ prefix are optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Capability(pub caps::Capability);
+
+impl Capability {
+    /// The kernel's number for this capability, which orders them as capabilities(7) does.
+    pub fn index(self) -> u8 {
+        self.0.index()
+    }
+}
+
+impl PartialOrd for Capability {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Capability {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.index().cmp(&other.index())
+    }
+}
+
+impl Capability {
+    pub fn parse(text: &str) -> Result<Capability, ValueError> {
+        let upper = text.to_ascii_uppercase();
+        let name = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        name.parse::<caps::Capability>()
+            .map(Capability)
+            .map_err(|_| {
+                let names: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let help = match suggest_owned(&name, &refs) {
+                    Some(best) => format!("did you mean \"{best}\"? See capabilities(7)"),
+                    None => {
+                        "see capabilities(7) for the names, e.g. \"CAP_NET_BIND_SERVICE\"".into()
+                    }
+                };
+                ValueError::new(format!("unknown capability \"{text}\""), help)
+            })
+    }
+}
+
+fn suggest_owned(name: &str, candidates: &[&str]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), *c))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+deserialize_via_parse!(
+    Capability,
+    "a capability name such as \"CAP_NET_BIND_SERVICE\"",
+    None
+);
+
+impl JsonSchema for Capability {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Capability".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let mut names: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        names.sort();
+        json_schema!({
+            "description": "A capability name, see capabilities(7).",
+            "type": "string",
+            "examples": names,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// System calls
+
+/// The architectures whose syscall tables the manifest is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    /// The syscall number of `name` on this architecture, if it has that call.
+    pub fn syscall_number(self, name: &str) -> Option<i64> {
+        match self {
+            Arch::X86_64 => name
+                .parse::<syscalls::x86_64::Sysno>()
+                .ok()
+                .map(|s| s.id() as i64),
+            Arch::Aarch64 => name
+                .parse::<syscalls::aarch64::Sysno>()
+                .ok()
+                .map(|s| s.id() as i64),
+        }
+    }
+
+    pub fn syscall_names(self) -> Vec<&'static str> {
+        match self {
+            Arch::X86_64 => syscalls::x86_64::Sysno::iter().map(|s| s.name()).collect(),
+            Arch::Aarch64 => syscalls::aarch64::Sysno::iter().map(|s| s.name()).collect(),
+        }
+    }
+}
+
+/// A system call name known on x86_64 or aarch64. A name that exists on only one of them is
+/// accepted: a profile written on one machine stays valid on the other, and a call the running
+/// architecture does not have needs no rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Syscall(pub String);
+
+impl Syscall {
+    pub fn parse(text: &str) -> Result<Syscall, ValueError> {
+        if Arch::ALL
+            .iter()
+            .any(|arch| arch.syscall_number(text).is_some())
+        {
+            return Ok(Syscall(text.to_string()));
+        }
+        let names = Arch::host().syscall_names();
+        let help = match suggest_owned(text, &names) {
+            Some(best) => format!("did you mean \"{best}\"? See syscalls(2)"),
+            None => "see syscalls(2) for the names (lower case, e.g. \"ptrace\")".into(),
+        };
+        Err(ValueError::new(
+            format!("unknown system call \"{text}\""),
+            help,
+        ))
+    }
+}
+
+deserialize_via_parse!(Syscall, "a system call name such as \"ptrace\"", None);
+
+impl JsonSchema for Syscall {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Syscall".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "A system call name (x86_64 or aarch64), see syscalls(2).",
+            Some("^[a-z0-9_]+$"),
+        )
+    }
+}
+
+/// An errno name such as "EPERM" (or its number), returned by a denied system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Errno(pub i32);
+
+const ERRNOS: &[(&str, i32)] = &[
+    ("EPERM", libc::EPERM),
+    ("ENOENT", libc::ENOENT),
+    ("EINTR", libc::EINTR),
+    ("EIO", libc::EIO),
+    ("E2BIG", libc::E2BIG),
+    ("EBADF", libc::EBADF),
+    ("EAGAIN", libc::EAGAIN),
+    ("ENOMEM", libc::ENOMEM),
+    ("EACCES", libc::EACCES),
+    ("EFAULT", libc::EFAULT),
+    ("EBUSY", libc::EBUSY),
+    ("EEXIST", libc::EEXIST),
+    ("ENODEV", libc::ENODEV),
+    ("EINVAL", libc::EINVAL),
+    ("ENOSPC", libc::ENOSPC),
+    ("EROFS", libc::EROFS),
+    ("ENOSYS", libc::ENOSYS),
+    ("EOPNOTSUPP", libc::EOPNOTSUPP),
+    ("EAFNOSUPPORT", libc::EAFNOSUPPORT),
+    ("ECONNREFUSED", libc::ECONNREFUSED),
+];
+
+impl Errno {
+    pub fn parse(text: &str) -> Result<Errno, ValueError> {
+        let upper = text.to_ascii_uppercase();
+        ERRNOS
+            .iter()
+            .find(|(name, _)| *name == upper)
+            .map(|(_, n)| Errno(*n))
+            .ok_or_else(|| {
+                let names: Vec<&str> = ERRNOS.iter().map(|(n, _)| *n).collect();
+                ValueError::new(
+                    format!("unknown errno \"{text}\""),
+                    format!("use one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    pub fn name(self) -> String {
+        ERRNOS
+            .iter()
+            .find(|(_, n)| *n == self.0)
+            .map_or_else(|| self.0.to_string(), |(name, _)| name.to_string())
+    }
+
+    fn from_int(n: i64) -> Result<Errno, ValueError> {
+        match i32::try_from(n) {
+            Ok(n @ 1..=4095) => Ok(Errno(n)),
+            _ => Err(ValueError::new(
+                format!("errno {n} is out of range"),
+                "use a name such as \"EPERM\" or a number from 1 to 4095",
+            )),
+        }
+    }
+}
+
+deserialize_via_parse!(
+    Errno,
+    "an errno name such as \"EPERM\"",
+    Some(Errno::from_int)
+);
+
+impl JsonSchema for Errno {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Errno".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = ERRNOS.iter().map(|(n, _)| *n).collect();
+        json_schema!({
+            "description": "An errno name, or its number (1-4095).",
+            "anyOf": [ { "type": "string", "enum": names }, { "type": "integer", "minimum": 1, "maximum": 4095 } ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource limits
+
+/// A resource limit name as in getrlimit(2), lower case without RLIMIT_.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Rlimit {
+    As,
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl Rlimit {
+    pub fn resource(self) -> libc::__rlimit_resource_t {
+        match self {
+            Rlimit::As => libc::RLIMIT_AS,
+            Rlimit::Core => libc::RLIMIT_CORE,
+            Rlimit::Cpu => libc::RLIMIT_CPU,
+            Rlimit::Data => libc::RLIMIT_DATA,
+            Rlimit::Fsize => libc::RLIMIT_FSIZE,
+            Rlimit::Locks => libc::RLIMIT_LOCKS,
+            Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
+            Rlimit::Msgqueue => libc::RLIMIT_MSGQUEUE,
+            Rlimit::Nice => libc::RLIMIT_NICE,
+            Rlimit::Nofile => libc::RLIMIT_NOFILE,
+            Rlimit::Nproc => libc::RLIMIT_NPROC,
+            Rlimit::Rss => libc::RLIMIT_RSS,
+            Rlimit::Rtprio => libc::RLIMIT_RTPRIO,
+            Rlimit::Rttime => libc::RLIMIT_RTTIME,
+            Rlimit::Sigpending => libc::RLIMIT_SIGPENDING,
+            Rlimit::Stack => libc::RLIMIT_STACK,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rlimit::As => "as",
+            Rlimit::Core => "core",
+            Rlimit::Cpu => "cpu",
+            Rlimit::Data => "data",
+            Rlimit::Fsize => "fsize",
+            Rlimit::Locks => "locks",
+            Rlimit::Memlock => "memlock",
+            Rlimit::Msgqueue => "msgqueue",
+            Rlimit::Nice => "nice",
+            Rlimit::Nofile => "nofile",
+            Rlimit::Nproc => "nproc",
+            Rlimit::Rss => "rss",
+            Rlimit::Rtprio => "rtprio",
+            Rlimit::Rttime => "rttime",
+            Rlimit::Sigpending => "sigpending",
+            Rlimit::Stack => "stack",
+        }
+    }
+}
+
+/// A resource limit value: a number, or "unlimited". Applied as both the soft and hard limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitValue {
+    Limited(u64),
+    Unlimited,
+}
+
+impl RlimitValue {
+    pub fn parse(text: &str) -> Result<RlimitValue, ValueError> {
+        match text {
+            "unlimited" | "infinity" => Ok(RlimitValue::Unlimited),
+            _ => Size::parse(text)
+                .map(|s| RlimitValue::Limited(s.0))
+                .map_err(|_| {
+                    ValueError::new(
+                        format!("invalid limit \"{text}\""),
+                        "write a number (sizes like \"64M\" are accepted) or \"unlimited\"",
+                    )
+                }),
+        }
+    }
+
+    fn from_int(n: i64) -> Result<RlimitValue, ValueError> {
+        u64::try_from(n).map(RlimitValue::Limited).map_err(|_| {
+            ValueError::new(
+                format!("invalid limit {n}: limits cannot be negative"),
+                "write a number or \"unlimited\"",
+            )
+        })
+    }
+
+    pub fn as_raw(self) -> u64 {
+        match self {
+            RlimitValue::Limited(n) => n,
+            RlimitValue::Unlimited => libc::RLIM_INFINITY,
+        }
+    }
+}
+
+impl Serialize for RlimitValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RlimitValue::Limited(n) => s.serialize_u64(*n),
+            RlimitValue::Unlimited => s.serialize_str("unlimited"),
+        }
+    }
+}
+
+deserialize_via_parse!(
+    RlimitValue,
+    "a number or \"unlimited\"",
+    Some(RlimitValue::from_int)
+);
+
+impl JsonSchema for RlimitValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RlimitValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A limit: a number, a size like \"64M\", or \"unlimited\".",
+            "anyOf": [ { "type": "integer", "minimum": 0 }, { "type": "string" } ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("0").unwrap(), Size(0));
+        assert_eq!(Size::parse("512").unwrap(), Size(512));
+        assert_eq!(Size::parse("64K").unwrap(), Size(64 << 10));
+        assert_eq!(Size::parse("512M").unwrap(), Size(512 << 20));
+        assert_eq!(Size::parse("512m").unwrap(), Size(512 << 20));
+        assert_eq!(Size::parse("2G").unwrap(), Size(2 << 30));
+        assert_eq!(Size::parse("1T").unwrap(), Size(1 << 40));
+        for bad in [
+            "",
+            "12 MB",
+            "-1",
+            "1.5G",
+            "M",
+            "12MB",
+            "0x10",
+            " 1M",
+            "1M ",
+            "99999999999999999999",
+        ] {
+            assert!(Size::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert!(Size::parse("16777216T").is_err(), "overflow is an error");
+        assert!(Size::from_int(-1).is_err());
+        assert_eq!(Size(64 << 20).to_string(), "64M");
+        assert_eq!(Size(1000).to_string(), "1000");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Duration::parse("30s").unwrap(), Duration(30_000));
+        assert_eq!(Duration::parse("10m").unwrap(), Duration(600_000));
+        assert_eq!(Duration::parse("1h30m").unwrap(), Duration(5_400_000));
+        assert_eq!(Duration::parse("250ms").unwrap(), Duration(250));
+        assert_eq!(Duration::parse("0").unwrap(), Duration(0));
+        for bad in ["", "30", "s", "30 s", "1.5s", "-1s", "30sec", "1h30", "10x"] {
+            assert!(Duration::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert_eq!(Duration(90_000).to_string(), "90s");
+        assert_eq!(Duration(120_000).to_string(), "2m");
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(Offset::parse("-1h").unwrap(), Offset(-3_600_000_000_000));
+        assert_eq!(Offset::parse("+2s").unwrap(), Offset(2_000_000_000));
+        assert_eq!(Offset::parse("0s").unwrap(), Offset(0));
+        assert!(Offset::parse("--1s").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(Mode::parse("1777").unwrap(), Mode(0o1777));
+        assert_eq!(Mode::parse("0755").unwrap(), Mode(0o755));
+        assert_eq!(Mode::parse("022").unwrap(), Mode(0o22));
+        assert_eq!(Mode::parse("0o644").unwrap(), Mode(0o644));
+        for bad in ["", "8", "rwx", "17777", "-1", "0x1"] {
+            assert!(Mode::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert!(Mode::from_int(755).unwrap_err().help.contains("\"0755\""));
+        assert_eq!(Mode(0o1777).to_string(), "1777");
+    }
+
+    #[test]
+    fn ports() {
+        let p = PortSpec::parse("127.0.0.1:8080:80/tcp").unwrap();
+        assert_eq!(
+            (
+                p.host_address.to_string().as_str(),
+                p.host_port,
+                p.sandbox_port,
+                p.protocol
+            ),
+            ("127.0.0.1", 8080, 80, Protocol::Tcp)
+        );
+        let p = PortSpec::parse("8080:80").unwrap();
+        assert_eq!(
+            (
+                p.host_address.to_string().as_str(),
+                p.host_port,
+                p.sandbox_port
+            ),
+            ("127.0.0.1", 8080, 80)
+        );
+        let p = PortSpec::parse("53/udp").unwrap();
+        assert_eq!(
+            (p.host_port, p.sandbox_port, p.protocol),
+            (53, 53, Protocol::Udp)
+        );
+        let p = PortSpec::parse("[::1]:8080:80").unwrap();
+        assert_eq!(p.host_address.to_string(), "::1");
+        assert_eq!(
+            PortSpec::parse("0.0.0.0:1:2/udp").unwrap().to_string(),
+            "0.0.0.0:1:2/udp"
+        );
+        for bad in [
+            "",
+            "x",
+            "0:80",
+            "70000:80",
+            "1.2.3:80:80",
+            "80:80/sctp",
+            "::1:80:80",
+            "[::1:80:80",
+            "a:b:c:d",
+        ] {
+            assert!(PortSpec::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn capabilities() {
+        assert_eq!(
+            Capability::parse("CAP_NET_BIND_SERVICE").unwrap().0,
+            caps::Capability::CAP_NET_BIND_SERVICE
+        );
+        assert_eq!(
+            Capability::parse("net_admin").unwrap().0,
+            caps::Capability::CAP_NET_ADMIN
+        );
+        let err = Capability::parse("CAP_NET_BIND_SERVIC").unwrap_err();
+        assert!(err.help.contains("CAP_NET_BIND_SERVICE"), "{}", err.help);
+    }
+
+    #[test]
+    fn syscalls() {
+        assert!(Syscall::parse("ptrace").is_ok());
+        assert!(
+            Syscall::parse("open").is_ok(),
+            "x86_64 only, still accepted"
+        );
+        assert!(Arch::Aarch64.syscall_number("open").is_none());
+        assert!(Arch::X86_64.syscall_number("read") == Some(0));
+        let err = Syscall::parse("ptrac").unwrap_err();
+        assert!(err.help.contains("ptrace"), "{}", err.help);
+    }
+
+    #[test]
+    fn errnos_and_rlimits() {
+        assert_eq!(Errno::parse("eperm").unwrap(), Errno(libc::EPERM));
+        assert!(Errno::parse("EWHAT").is_err());
+        assert_eq!(Errno(libc::ENOSYS).name(), "ENOSYS");
+        assert_eq!(
+            RlimitValue::parse("unlimited").unwrap(),
+            RlimitValue::Unlimited
+        );
+        assert_eq!(
+            RlimitValue::parse("64M").unwrap(),
+            RlimitValue::Limited(64 << 20)
+        );
+        assert!(RlimitValue::parse("lots").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(text in "\\PC*") {
+            let _ = Size::parse(&text);
+            let _ = Duration::parse(&text);
+            let _ = Offset::parse(&text);
+            let _ = Mode::parse(&text);
+            let _ = PortSpec::parse(&text);
+            let _ = Capability::parse(&text);
+            let _ = Syscall::parse(&text);
+            let _ = Errno::parse(&text);
+            let _ = RlimitValue::parse(&text);
+        }
+
+        #[test]
+        fn sizes_round_trip(n in 0u64..(1u64 << 50)) {
+            prop_assert_eq!(Size::parse(&Size(n).to_string()).unwrap(), Size(n));
+        }
+
+        #[test]
+        fn durations_round_trip(ms in 0u64..(1u64 << 40)) {
+            prop_assert_eq!(Duration::parse(&Duration(ms).to_string()).unwrap(), Duration(ms));
+        }
+
+        #[test]
+        fn ports_round_trip(a in 1u16.., b in 1u16.., udp: bool) {
+            let text = format!("10.0.0.1:{a}:{b}/{}", if udp { "udp" } else { "tcp" });
+            prop_assert_eq!(PortSpec::parse(&text).unwrap().to_string(), text);
+        }
+
+        #[test]
+        fn port_text_with_digits_and_colons_never_panics(text in "[0-9:./a-z\\[\\]]{0,30}") {
+            let _ = PortSpec::parse(&text);
+        }
+    }
+}
