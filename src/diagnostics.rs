@@ -65,6 +65,12 @@ impl Problem {
         self
     }
 
+    /// The text at the span, when the span was set with [`Problem::at_span`].
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

@@ -1,1 +1,252 @@
+//! Facts about the machine and the caller that validation depends on.
+//!
+//! Validation is a pure function of the manifest and these facts. [`HostFacts::live`] probes
+//! each fact the first time a rule asks for it (a manifest without landlock never probes the
+//! landlock ABI); [`HostFacts::fixed`] takes them as given, for tests and `sandbox doctor`
+//! scenarios.
 
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::values::Arch;
+use crate::manifest::vars::Vars;
+
+/// A range of subordinate ids granted to the caller in /etc/subuid or /etc/subgid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SubIdRange {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// What one of the host's top-level system paths is, for `rootfs.host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HostEntry {
+    Dir,
+    Symlink(String),
+}
+
+/// The caller, as the kernel and the environment see them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub user: Option<String>,
+    pub home: Option<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Caller {
+    pub fn current() -> Caller {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let uid = nix::unistd::getuid().as_raw();
+        let user = env.get("USER").cloned().or_else(|| {
+            nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        });
+        Caller {
+            uid,
+            gid: nix::unistd::getgid().as_raw(),
+            euid: nix::unistd::geteuid().as_raw(),
+            home: env.get("HOME").cloned(),
+            user,
+            env,
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.euid == 0
+    }
+
+    pub fn vars(&self) -> Vars {
+        Vars {
+            project_dir: String::new(),
+            home: self.home.clone(),
+            user: self.user.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            env: self.env.clone(),
+        }
+    }
+}
+
+/// The system directories `rootfs.host` binds (or recreates as symlinks), in mount order.
+pub const HOST_ROOT_PATHS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+pub struct HostFacts {
+    pub caller: Caller,
+    pub arch: Arch,
+    subuid: OnceCell<Vec<SubIdRange>>,
+    subgid: OnceCell<Vec<SubIdRange>>,
+    newuidmap: OnceCell<Option<PathBuf>>,
+    newgidmap: OnceCell<Option<PathBuf>>,
+    host_root: OnceCell<Vec<(String, HostEntry)>>,
+    landlock_abi: OnceCell<u32>,
+}
+
+impl HostFacts {
+    /// Facts of this machine and caller, probed on first use.
+    pub fn live() -> HostFacts {
+        HostFacts::with_caller(Caller::current())
+    }
+
+    fn with_caller(caller: Caller) -> HostFacts {
+        HostFacts {
+            caller,
+            arch: Arch::host(),
+            subuid: OnceCell::new(),
+            subgid: OnceCell::new(),
+            newuidmap: OnceCell::new(),
+            newgidmap: OnceCell::new(),
+            host_root: OnceCell::new(),
+            landlock_abi: OnceCell::new(),
+        }
+    }
+
+    /// Facts given in full, for tests: nothing is probed.
+    pub fn fixed(caller: Caller, fixed: FixedFacts) -> HostFacts {
+        let facts = HostFacts::with_caller(caller);
+        let _ = facts.subuid.set(fixed.subuid);
+        let _ = facts.subgid.set(fixed.subgid);
+        let _ = facts.newuidmap.set(fixed.newuidmap);
+        let _ = facts.newgidmap.set(fixed.newgidmap);
+        let _ = facts.host_root.set(fixed.host_root);
+        let _ = facts.landlock_abi.set(fixed.landlock_abi);
+        facts
+    }
+
+    pub fn subuid(&self) -> &[SubIdRange] {
+        self.subuid
+            .get_or_init(|| read_subids(Path::new("/etc/subuid"), &self.caller))
+    }
+
+    pub fn subgid(&self) -> &[SubIdRange] {
+        self.subgid
+            .get_or_init(|| read_subids(Path::new("/etc/subgid"), &self.caller))
+    }
+
+    pub fn newuidmap(&self) -> Option<&Path> {
+        self.newuidmap
+            .get_or_init(|| find_program("newuidmap"))
+            .as_deref()
+    }
+
+    pub fn newgidmap(&self) -> Option<&Path> {
+        self.newgidmap
+            .get_or_init(|| find_program("newgidmap"))
+            .as_deref()
+    }
+
+    /// The host's /usr, /bin, /lib*, ... that exist, as directories or symlinks.
+    pub fn host_root(&self) -> &[(String, HostEntry)] {
+        self.host_root.get_or_init(|| {
+            HOST_ROOT_PATHS
+                .iter()
+                .filter_map(|path| {
+                    let meta = std::fs::symlink_metadata(path).ok()?;
+                    let entry = if meta.file_type().is_symlink() {
+                        HostEntry::Symlink(
+                            std::fs::read_link(path)
+                                .ok()?
+                                .to_string_lossy()
+                                .into_owned(),
+                        )
+                    } else if meta.is_dir() {
+                        HostEntry::Dir
+                    } else {
+                        return None;
+                    };
+                    Some((path.to_string(), entry))
+                })
+                .collect()
+        })
+    }
+
+    /// The landlock ABI version the kernel offers (0: none).
+    pub fn landlock_abi(&self) -> u32 {
+        *self
+            .landlock_abi
+            .get_or_init(crate::exec::sys::landlock_abi)
+    }
+}
+
+/// Facts that [`HostFacts::fixed`] takes instead of probing.
+#[derive(Debug, Clone, Default)]
+pub struct FixedFacts {
+    pub subuid: Vec<SubIdRange>,
+    pub subgid: Vec<SubIdRange>,
+    pub newuidmap: Option<PathBuf>,
+    pub newgidmap: Option<PathBuf>,
+    pub host_root: Vec<(String, HostEntry)>,
+    pub landlock_abi: u32,
+}
+
+/// The caller's grants in a subuid/subgid file: lines `name:start:count` or `uid:start:count`.
+pub fn parse_subids(text: &str, caller: &Caller) -> Vec<SubIdRange> {
+    let uid = caller.uid.to_string();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().split(':');
+            let owner = fields.next()?;
+            let start = fields.next()?.parse().ok()?;
+            let count = fields.next()?.parse().ok()?;
+            (owner == uid || Some(owner) == caller.user.as_deref())
+                .then_some(SubIdRange { start, count })
+        })
+        .filter(|r| r.count > 0)
+        .collect()
+}
+
+fn read_subids(path: &Path, caller: &Caller) -> Vec<SubIdRange> {
+    std::fs::read_to_string(path)
+        .map(|text| parse_subids(&text, caller))
+        .unwrap_or_default()
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_lines_match_by_name_or_uid() {
+        let caller = Caller {
+            uid: 1000,
+            gid: 1000,
+            euid: 1000,
+            user: Some("ann".into()),
+            home: None,
+            env: BTreeMap::new(),
+        };
+        let text = "bob:100000:65536\nann:165536:65536\n1000:300000:10\n# junk\nann:1:0\nann:x:1\n";
+        assert_eq!(
+            parse_subids(text, &caller),
+            [
+                SubIdRange {
+                    start: 165536,
+                    count: 65536
+                },
+                SubIdRange {
+                    start: 300000,
+                    count: 10
+                }
+            ]
+        );
+    }
+}

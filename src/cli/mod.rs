@@ -1,3 +1,169 @@
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: `sandbox up | check | plan | schema | init`.
+
+mod check;
+mod init;
+mod plan;
+mod schema;
+mod up;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diagnostics::{Problem, Report, render};
+use crate::host::HostFacts;
+use crate::manifest::{self, Loaded};
+use crate::validate::{self, Invocation, Validated};
+
+/// Exit statuses of the launcher itself (the command's own status passes through `up`).
+pub mod exit {
+    /// `check`: a manifest is invalid.
+    pub const INVALID: u8 = 1;
+    /// `up`: the launcher failed (invalid manifest included).
+    pub const LAUNCHER_FAILED: u8 = 125;
+    pub const NOT_EXECUTABLE: u8 = 126;
+    pub const NOT_FOUND: u8 = 127;
+    pub const TIMEOUT: u8 = 124;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sandbox",
+    version,
+    about = "Run commands in Linux sandboxes described by a sandbox.toml manifest"
+)]
+#[command(propagate_version = true)]
+pub struct Cli {
+    /// When to use colours: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sandbox a manifest describes.
+    #[command(
+        after_help = "Examples:\n  sandbox up\n  sandbox up ci.toml -- cargo test\n  sandbox up -v --dry-run"
+    )]
+    Up(up::UpArgs),
+    /// Validate manifests; exit 0 when all are valid, 1 otherwise.
+    #[command(
+        after_help = "Examples:\n  sandbox check\n  sandbox check manifests/*.toml --format json"
+    )]
+    Check(check::CheckArgs),
+    /// Print the steps `sandbox up` would take, without running anything.
+    #[command(
+        after_help = "Examples:\n  sandbox plan\n  sandbox plan --explain\n  sandbox plan ci.toml --json"
+    )]
+    Plan(plan::PlanArgs),
+    /// Print the manifest's JSON Schema.
+    #[command(after_help = "Example:\n  sandbox schema > schema/sandbox.schema.json")]
+    Schema,
+    /// Write a commented starter sandbox.toml in the current folder.
+    #[command(after_help = "Examples:\n  sandbox init\n  sandbox init --template ci")]
+    Init(init::InitArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = cli.color.enabled();
+    let out = Output {
+        color,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Up(args) => up::run(args, &out),
+        Command::Check(args) => check::run(args, &out),
+        Command::Plan(args) => plan::run(args, &out),
+        Command::Schema => schema::run(),
+        Command::Init(args) => init::run(args, &out),
+    }
+}
+
+/// How to print for this invocation.
+pub struct Output {
+    pub color: bool,
+    pub quiet: bool,
+}
+
+impl Output {
+    /// Print problems to stderr (warnings only when not quiet).
+    pub fn problems(&self, problems: &[Problem], loaded: &Loaded) {
+        for problem in problems {
+            if self.quiet && !problem.is_error() {
+                continue;
+            }
+            eprint!(
+                "{}",
+                render(&Report::new(problem.clone(), &loaded.sources), self.color)
+            );
+        }
+    }
+
+    pub fn error(&self, message: &str) {
+        eprintln!("error: {message}");
+    }
+}
+
+/// The manifest a command works on: the argument (a file, or a folder holding sandbox.toml), or
+/// sandbox.toml in the current folder or the nearest parent.
+pub fn find_manifest(argument: Option<&Path>) -> Result<PathBuf, String> {
+    match argument {
+        Some(path) if path.is_dir() => {
+            let candidate = path.join("sandbox.toml");
+            if candidate.is_file() {
+                Ok(candidate)
+            } else {
+                Err(format!("{} holds no sandbox.toml", path.display()))
+            }
+        }
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| format!("cannot read the current folder: {e}"))?;
+            manifest::discover(&cwd).ok_or_else(|| {
+                format!(
+                    "no sandbox.toml in {} or any parent folder; `sandbox init` writes one",
+                    cwd.display()
+                )
+            })
+        }
+    }
+}
+
+/// Load and validate a manifest for this host and caller.
+pub fn load_and_validate(
+    path: &Path,
+    host: &HostFacts,
+    invocation: &Invocation,
+) -> (Loaded, Validated) {
+    let loaded = manifest::load(path, &host.caller.vars());
+    let validated = validate::validate(&loaded, host, invocation);
+    (loaded, validated)
 }

@@ -226,7 +226,11 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
     ) -> Result<V::Value, Error> {
         let node = self.node;
         if name == SPANNED_NAME {
-            return visitor.visit_map(SpannedDeserializer { node, state: 0 });
+            return visitor.visit_map(SpannedDeserializer {
+                span: node.span,
+                value: Some(self),
+                state: 0,
+            });
         }
         match &node.kind {
             NodeKind::Table(_) => self.deserialize_any(visitor),
@@ -319,7 +323,10 @@ impl<'de> MapAccess<'de> for MapDeserializer<'de> {
             return Ok(None);
         };
         self.value = Some(&entry.value);
-        let key = KeyDeserializer { key: &entry.key };
+        let key = KeyDeserializer {
+            key: &entry.key,
+            span: entry.key_span,
+        };
         seed.deserialize(key).map(Some).map_err(|e| {
             // An unknown key: drop its whole entry, but point at the key itself.
             let mut error = e.at(&entry.value);
@@ -341,6 +348,7 @@ impl<'de> MapAccess<'de> for MapDeserializer<'de> {
 /// reported against them.
 struct KeyDeserializer<'a> {
     key: &'a str,
+    span: Span,
 }
 
 impl<'de> Deserializer<'de> for KeyDeserializer<'de> {
@@ -370,20 +378,38 @@ impl<'de> Deserializer<'de> for KeyDeserializer<'de> {
         visitor.visit_enum(UnitVariant { name: self.key })
     }
 
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        if name == SPANNED_NAME {
+            let span = self.span;
+            return visitor.visit_map(SpannedDeserializer {
+                span,
+                value: Some(self),
+                state: 0,
+            });
+        }
+        self.deserialize_any(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct seq tuple tuple_struct map struct
+        bytes byte_buf option unit unit_struct seq tuple tuple_struct map
         identifier ignored_any
     }
 }
 
-/// Answers `Spanned<T>`'s request for start, end and value.
-struct SpannedDeserializer<'a> {
-    node: &'a Node,
+/// Answers `Spanned<T>`'s request for start, end and value, for a node or a table key.
+struct SpannedDeserializer<D> {
+    span: Span,
+    value: Option<D>,
     state: u8,
 }
 
-impl<'de> MapAccess<'de> for SpannedDeserializer<'de> {
+impl<'de, D: Deserializer<'de, Error = Error>> MapAccess<'de> for SpannedDeserializer<D> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -402,9 +428,9 @@ impl<'de> MapAccess<'de> for SpannedDeserializer<'de> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         self.state += 1;
         match self.state {
-            1 => seed.deserialize(self.node.span.start.into_deserializer()),
-            2 => seed.deserialize(self.node.span.end.into_deserializer()),
-            _ => seed.deserialize(NodeDeserializer { node: self.node }),
+            1 => seed.deserialize(self.span.start.into_deserializer()),
+            2 => seed.deserialize(self.span.end.into_deserializer()),
+            _ => seed.deserialize(self.value.take().expect("the value is asked for once")),
         }
     }
 }

@@ -341,7 +341,7 @@ impl fmt::Display for Protocol {
 /// A published port: `[host_address:]host_port:sandbox_port[/tcp|udp]`, or a single port that
 /// is the same on both sides. The host address defaults to 127.0.0.1: publishing to every
 /// interface has to be asked for (`0.0.0.0:8080:80`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortSpec {
     pub host_address: IpAddr,
     pub host_port: u16,
@@ -416,6 +416,13 @@ impl fmt::Display for PortSpec {
             ":{}:{}/{}",
             self.host_port, self.sandbox_port, self.protocol
         )
+    }
+}
+
+/// Ports travel as their text form ("127.0.0.1:8080:80/tcp"), which is also how people read them.
+impl Serialize for PortSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

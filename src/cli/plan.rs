@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{Output, exit, find_manifest, load_and_validate};
+use crate::host::HostFacts;
+use crate::plan::{render_json, render_text};
+use crate::validate::Invocation;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest (default: sandbox.toml here or in a parent folder).
+    pub manifest: Option<PathBuf>,
+    /// Print JSON: {"steps": [{"step": "user", ...}, ...]}.
+    #[arg(long)]
+    pub json: bool,
+    /// Show where each setting came from (file:line, or default).
+    #[arg(long)]
+    pub explain: bool,
+    /// Replace the sandbox's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The command to plan for, instead of process.command.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: PlanArgs, out: &Output) -> ExitCode {
+    let path = match find_manifest(args.manifest.as_deref()) {
+        Ok(path) => path,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let host = HostFacts::live();
+    let invocation = Invocation {
+        command: (!args.command.is_empty()).then_some(args.command),
+        name: args.name,
+    };
+    let (loaded, validated) = load_and_validate(&path, &host, &invocation);
+    out.problems(&validated.problems, &loaded);
+    let Some(plan) = validated.plan else {
+        return ExitCode::from(exit::INVALID);
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render_json(&plan, args.explain)).expect("JSON")
+        );
+    } else {
+        print!("{}", render_text(&plan, args.explain));
+    }
+    ExitCode::SUCCESS
+}

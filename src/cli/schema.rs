@@ -1,0 +1,11 @@
+use std::process::ExitCode;
+
+pub fn run() -> ExitCode {
+    println!("{}", schema_text());
+    ExitCode::SUCCESS
+}
+
+/// The schema exactly as checked in at schema/sandbox.schema.json.
+pub fn schema_text() -> String {
+    serde_json::to_string_pretty(&crate::manifest::json_schema()).expect("schema serializes")
+}

@@ -1,0 +1,109 @@
+//! Stage 3: the [`Plan`], a plain data structure that the executor interprets.
+//!
+//! Every default is explicit here, every path absolute, every size in bytes, every id map
+//! concrete for the caller. A plan is only made by [`validate`](crate::validate::validate), so
+//! the executor never sees an unchecked manifest.
+
+mod cgroup;
+mod mount;
+mod net;
+mod process;
+mod render;
+mod security;
+mod user;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use cgroup::{CgroupLimits, CgroupPlan};
+pub use mount::{MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
+pub use net::{BridgePlan, NetPlan, PastaPlan};
+pub use process::ProcessPlan;
+pub use render::{Line, StepId, StepView, render_json, render_text, steps};
+pub use security::{DEFAULT_SECCOMP_DENY, LandlockPlan, SeccompPlan, SecurityPlan};
+pub use user::{IdMapping, MapWriter, UserPlan};
+
+use crate::manifest::Location;
+
+/// Everything `sandbox up` will do, decided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    /// The main manifest file.
+    pub manifest: PathBuf,
+    /// Every file merged into this plan (the manifest, what it extends, the local override).
+    pub sources: Vec<PathBuf>,
+    pub namespaces: Namespaces,
+    /// Id maps; `None` when the sandbox shares the host's user namespace.
+    pub user: Option<UserPlan>,
+    pub root: RootPlan,
+    /// Mounts in the order they are made, including the defaults (/proc, /dev, /tmp).
+    pub mounts: Vec<MountStep>,
+    /// Hostname and domain name, when the sandbox has its own UTS namespace.
+    pub uts: Option<UtsPlan>,
+    /// Clock offsets, when the sandbox has its own time namespace.
+    pub time: Option<TimePlan>,
+    pub net: NetPlan,
+    /// The sandbox's own cgroup, when it has limits.
+    pub cgroup: Option<CgroupPlan>,
+    pub process: ProcessPlan,
+    pub security: SecurityPlan,
+    /// Where each manifest key was set; keys not listed have their default.
+    pub provenance: BTreeMap<String, Location>,
+    /// Things that work, but not as well as asked (shown by `plan` and `up -v`).
+    pub warnings: Vec<String>,
+}
+
+/// Which namespaces are new (true) or shared with the host (false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub user: bool,
+    pub mount: bool,
+    pub pid: bool,
+    pub net: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+    pub time: bool,
+}
+
+impl Namespaces {
+    /// The new namespaces by name, in the order the kernel documents them.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.user, "user"),
+            (self.mount, "mount"),
+            (self.pid, "pid"),
+            (self.net, "net"),
+            (self.uts, "uts"),
+            (self.ipc, "ipc"),
+            (self.cgroup, "cgroup"),
+            (self.time, "time"),
+        ]
+        .into_iter()
+        .filter_map(|(new, name)| new.then_some(name))
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UtsPlan {
+    pub hostname: String,
+    pub domainname: Option<String>,
+}
+
+/// Offsets in nanoseconds for CLOCK_MONOTONIC and CLOCK_BOOTTIME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimePlan {
+    pub monotonic_ns: i64,
+    pub boottime_ns: i64,
+}
+
+impl Plan {
+    /// Where `key` was set, or `None` for a default.
+    pub fn origin(&self, key: &str) -> Option<&Location> {
+        self.provenance.get(key)
+    }
+}

@@ -1,0 +1,137 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the root file system comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RootSource {
+    /// A fresh, empty tmpfs (for `host = true`, which then binds the host's system dirs).
+    Tmpfs,
+    /// A directory on the host.
+    Dir { path: PathBuf },
+    /// A tarball, unpacked into the cache.
+    Tar {
+        path: PathBuf,
+        sha256: Option<String>,
+    },
+    /// An OCI image layout.
+    Oci {
+        path: PathBuf,
+        sha256: Option<String>,
+    },
+}
+
+/// The writable layer of an overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OverlayUpper {
+    /// Thrown away on exit.
+    Tmpfs,
+    /// Kept: `upper` holds the changes, `work` is overlayfs's scratch dir on the same fs.
+    Dir { upper: PathBuf, work: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootPlan {
+    pub source: RootSource,
+    /// Remount the root read-only once every mount is made.
+    pub readonly: bool,
+    /// A writable layer over the source.
+    pub overlay: Option<OverlayUpper>,
+}
+
+/// One mount, in the kernel's vocabulary. Targets are absolute paths inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum MountOp {
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+        idmap: bool,
+        optional: bool,
+    },
+    Tmpfs {
+        target: PathBuf,
+        size: Option<u64>,
+        mode: u32,
+        readonly: bool,
+    },
+    Proc {
+        target: PathBuf,
+    },
+    Sysfs {
+        target: PathBuf,
+    },
+    Dev {
+        target: PathBuf,
+    },
+    Devpts {
+        target: PathBuf,
+    },
+    Mqueue {
+        target: PathBuf,
+    },
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: Option<OverlayUpper>,
+        target: PathBuf,
+        readonly: bool,
+    },
+    Symlink {
+        link: String,
+        target: PathBuf,
+    },
+    File {
+        target: PathBuf,
+        content: String,
+        mode: u32,
+    },
+    Dir {
+        target: PathBuf,
+        mode: u32,
+    },
+}
+
+impl MountOp {
+    pub fn target(&self) -> &PathBuf {
+        match self {
+            MountOp::Bind { target, .. }
+            | MountOp::Tmpfs { target, .. }
+            | MountOp::Proc { target }
+            | MountOp::Sysfs { target }
+            | MountOp::Dev { target }
+            | MountOp::Devpts { target }
+            | MountOp::Mqueue { target }
+            | MountOp::Overlay { target, .. }
+            | MountOp::Symlink { target, .. }
+            | MountOp::File { target, .. }
+            | MountOp::Dir { target, .. } => target,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MountOp::Bind { .. } => "bind",
+            MountOp::Tmpfs { .. } => "tmpfs",
+            MountOp::Proc { .. } => "proc",
+            MountOp::Sysfs { .. } => "sysfs",
+            MountOp::Dev { .. } => "dev",
+            MountOp::Devpts { .. } => "devpts",
+            MountOp::Mqueue { .. } => "mqueue",
+            MountOp::Overlay { .. } => "overlay",
+            MountOp::Symlink { .. } => "symlink",
+            MountOp::File { .. } => "file",
+            MountOp::Dir { .. } => "dir",
+        }
+    }
+}
+
+/// A mount and the manifest key it came from (`mount[2]`, `rootfs.host`, `rootfs.proc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountStep {
+    #[serde(flatten)]
+    pub op: MountOp,
+    pub key: String,
+}

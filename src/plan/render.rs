@@ -1,0 +1,631 @@
+//! The plan as the ordered steps the executor takes: user -> mount -> pid -> net -> chroot ->
+//! cgroup -> security -> exec. `sandbox plan` prints these as a numbered list or as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{
+    DEFAULT_SECCOMP_DENY, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
+};
+use crate::plan::IdMapping;
+
+/// The executor's steps, in the order it takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepId {
+    User,
+    Mount,
+    Pid,
+    Net,
+    Chroot,
+    Cgroup,
+    Security,
+    Exec,
+}
+
+impl StepId {
+    pub const ORDER: [StepId; 8] = [
+        StepId::User,
+        StepId::Mount,
+        StepId::Pid,
+        StepId::Net,
+        StepId::Chroot,
+        StepId::Cgroup,
+        StepId::Security,
+        StepId::Exec,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StepId::User => "user",
+            StepId::Mount => "mount",
+            StepId::Pid => "pid",
+            StepId::Net => "net",
+            StepId::Chroot => "chroot",
+            StepId::Cgroup => "cgroup",
+            StepId::Security => "security",
+            StepId::Exec => "exec",
+        }
+    }
+}
+
+/// One line of a step, and the manifest key behind it (for `--explain`).
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub text: String,
+    pub key: Option<String>,
+}
+
+/// One step as people and machines see it.
+#[derive(Debug, Clone)]
+pub struct StepView {
+    pub id: StepId,
+    pub lines: Vec<Line>,
+    /// The step's settings, for `--json`.
+    pub detail: Value,
+}
+
+impl StepView {
+    fn new(id: StepId) -> Self {
+        StepView {
+            id,
+            lines: Vec::new(),
+            detail: json!({}),
+        }
+    }
+
+    fn line(&mut self, key: impl Into<Option<&'static str>>, text: impl Into<String>) {
+        self.lines.push(Line {
+            text: text.into(),
+            key: key.into().map(String::from),
+        });
+    }
+
+    fn line_for(&mut self, key: String, text: impl Into<String>) {
+        self.lines.push(Line {
+            text: text.into(),
+            key: Some(key),
+        });
+    }
+
+    fn set(&mut self, field: &str, value: impl Serialize) {
+        self.detail[field] = serde_json::to_value(value).expect("plan values serialize");
+    }
+}
+
+fn maps(map: &[IdMapping]) -> String {
+    map.iter()
+        .map(|m| match m.count {
+            1 => format!("{} -> {}", m.inside, m.outside),
+            _ => format!(
+                "{}..{} -> {}..{}",
+                m.inside,
+                m.inside_end() - 1,
+                m.outside,
+                m.outside_end() - 1
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn size(bytes: u64) -> String {
+    crate::manifest::values::Size(bytes).to_string()
+}
+
+/// The steps that do something, in order.
+pub fn steps(plan: &Plan) -> Vec<StepView> {
+    StepId::ORDER
+        .iter()
+        .filter_map(|id| step(plan, *id))
+        .collect()
+}
+
+fn step(plan: &Plan, id: StepId) -> Option<StepView> {
+    let mut s = StepView::new(id);
+    match id {
+        StepId::User => {
+            s.line(
+                "namespaces",
+                format!(
+                    "clone into new namespaces: {}",
+                    plan.namespaces.names().join(", ")
+                ),
+            );
+            s.set("namespaces", plan.namespaces.names());
+            if let Some(user) = &plan.user {
+                s.line("uid_map", format!("uid map {}", maps(&user.uid_map)));
+                s.line("gid_map", format!("gid map {}", maps(&user.gid_map)));
+                s.line(
+                    None,
+                    match &user.writer {
+                        MapWriter::Direct if user.deny_setgroups => {
+                            "maps written by the launcher (setgroups denied)".to_string()
+                        }
+                        MapWriter::Direct => "maps written by the launcher".to_string(),
+                        MapWriter::Helper {
+                            newuidmap,
+                            newgidmap,
+                        } => {
+                            format!(
+                                "maps written by {} and {}",
+                                newuidmap.display(),
+                                newgidmap.display()
+                            )
+                        }
+                    },
+                );
+                s.set("uid_map", &user.uid_map);
+                s.set("gid_map", &user.gid_map);
+                s.set("writer", &user.writer);
+                s.set("deny_setgroups", user.deny_setgroups);
+            }
+            if let Some(uts) = &plan.uts {
+                s.line("uts.hostname", format!("hostname {}", uts.hostname));
+                s.set("hostname", &uts.hostname);
+                if let Some(domain) = &uts.domainname {
+                    s.line("uts.domainname", format!("domain name {domain}"));
+                    s.set("domainname", domain);
+                }
+            }
+            if let Some(time) = &plan.time {
+                s.line(
+                    "time",
+                    format!(
+                        "clock offsets: monotonic {} ns, boottime {} ns",
+                        time.monotonic_ns, time.boottime_ns
+                    ),
+                );
+                s.set("time", time);
+            }
+        }
+        StepId::Mount => {
+            s.line(
+                None,
+                "make every mount private, so nothing propagates to the host",
+            );
+            let root = match &plan.root.source {
+                RootSource::Tmpfs => "a fresh tmpfs".to_string(),
+                RootSource::Dir { path } => format!("the directory {}", path.display()),
+                RootSource::Tar { path, .. } => {
+                    format!("the tarball {} (unpacked once, cached)", path.display())
+                }
+                RootSource::Oci { path, .. } => {
+                    format!("the OCI image {} (unpacked once, cached)", path.display())
+                }
+            };
+            let overlay = match &plan.root.overlay {
+                None => String::new(),
+                Some(OverlayUpper::Tmpfs) => " under a throw-away writable overlay".into(),
+                Some(OverlayUpper::Dir { upper, .. }) => {
+                    format!(" under a writable overlay kept in {}", upper.display())
+                }
+            };
+            s.line("rootfs", format!("root: {root}{overlay}"));
+            s.set("root", &plan.root);
+            for mount in &plan.mounts {
+                s.line_for(mount.key.clone(), describe_mount(&mount.op));
+            }
+            s.set("mounts", &plan.mounts);
+        }
+        StepId::Pid => {
+            if !plan.namespaces.pid {
+                return None;
+            }
+            s.line(
+                "namespaces.pid",
+                "pid 1 is the sandbox's init: it reaps zombies and forwards signals to the command",
+            );
+            s.set("init", true);
+        }
+        StepId::Net => {
+            match &plan.net {
+                NetPlan::Host => return None,
+                NetPlan::None => s.line("network.mode", "own network namespace with only lo, up"),
+                NetPlan::Bridge(bridge) => {
+                    s.line(
+                        "network.bridge",
+                        format!(
+                            "veth pair to bridge {} (gateway {}), the sandbox end named eth0",
+                            bridge.bridge, bridge.gateway
+                        ),
+                    );
+                    s.line(
+                        "network.address",
+                        match bridge.address {
+                            Some(address) => {
+                                format!("address {address}/{}", bridge.subnet.prefix_len())
+                            }
+                            None => format!("address: the next free one in {}", bridge.subnet),
+                        },
+                    );
+                    s.line(
+                        "network.subnet",
+                        format!(
+                            "default route via {}; masquerade {} to the outside",
+                            bridge.gateway, bridge.subnet
+                        ),
+                    );
+                    for port in &bridge.ports {
+                        s.line(
+                            "network.ports",
+                            format!(
+                                "forward {}:{}/{} to the sandbox's port {}",
+                                port.host_address, port.host_port, port.protocol, port.sandbox_port
+                            ),
+                        );
+                    }
+                    if bridge.isolate {
+                        s.line(
+                            "network.isolate",
+                            "isolated from other sandboxes on the bridge",
+                        );
+                    }
+                }
+                NetPlan::Pasta(pasta) => {
+                    s.line("network.mode", "user-mode networking through pasta");
+                    for port in &pasta.ports {
+                        s.line(
+                            "network.ports",
+                            format!(
+                                "forward {}:{}/{} to the sandbox's port {}",
+                                port.host_address, port.host_port, port.protocol, port.sandbox_port
+                            ),
+                        );
+                    }
+                }
+            }
+            s.detail = serde_json::to_value(&plan.net).expect("net plan serializes");
+        }
+        StepId::Chroot => {
+            s.line(None, "pivot_root into the new root; detach the old root");
+            if plan.root.readonly {
+                s.line("rootfs.readonly", "remount the root read-only");
+            }
+            s.set("method", "pivot_root");
+            s.set("readonly", plan.root.readonly);
+        }
+        StepId::Cgroup => {
+            if plan.cgroup.is_none() && !plan.namespaces.cgroup {
+                return None;
+            }
+            if let Some(cgroup) = &plan.cgroup {
+                let l = &cgroup.limits;
+                let mut limits = Vec::new();
+                if let Some(m) = l.memory {
+                    limits.push(format!("memory {}", size(m)));
+                }
+                if let Some(m) = l.memory_swap {
+                    limits.push(format!("swap {}", size(m)));
+                }
+                if let Some(q) = l.cpu_quota_us {
+                    limits.push(format!("cpu {q}/{} us", l.cpu_period_us));
+                }
+                if let Some(w) = l.cpu_weight {
+                    limits.push(format!("cpu weight {w}"));
+                }
+                if let Some(p) = l.pids {
+                    limits.push(format!("pids {p}"));
+                }
+                if let Some(w) = l.io_weight {
+                    limits.push(format!("io weight {w}"));
+                }
+                s.line(
+                    "cgroup",
+                    format!("own group under {}/: {}", cgroup.parent, limits.join(", ")),
+                );
+                s.set("parent", &cgroup.parent);
+                s.set("limits", l);
+            }
+            if plan.namespaces.cgroup {
+                s.line(
+                    "namespaces.cgroup",
+                    "new cgroup namespace: the sandbox sees its group as /",
+                );
+            }
+            s.set("namespace", plan.namespaces.cgroup);
+        }
+        StepId::Security => {
+            let sec = &plan.security;
+            s.line(
+                "security.capabilities",
+                match sec.capabilities.as_slice() {
+                    [] => "drop every capability".to_string(),
+                    kept => format!(
+                        "keep only {}",
+                        kept.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            );
+            if sec.no_new_privileges {
+                s.line(
+                    "security.no_new_privileges",
+                    "no_new_privs: setuid binaries gain nothing",
+                );
+            }
+            s.line(
+                "security.seccomp",
+                match &sec.seccomp {
+                    SeccompPlan::Off => "seccomp: off".to_string(),
+                    SeccompPlan::Default => format!(
+                        "seccomp: default profile, {} system calls denied with EPERM, plus new user namespaces, TIOCSTI/TIOCLINUX and personality changes; other ABIs killed",
+                        DEFAULT_SECCOMP_DENY.len()
+                    ),
+                    SeccompPlan::DenyList { deny, errno } => format!(
+                        "seccomp: {} system calls denied with {}",
+                        deny.len(),
+                        crate::manifest::values::Errno(*errno).name()
+                    ),
+                    SeccompPlan::AllowList { allow, errno: Some(errno) } => format!(
+                        "seccomp: only {} system calls allowed, others fail with {}",
+                        allow.len(),
+                        crate::manifest::values::Errno(*errno).name()
+                    ),
+                    SeccompPlan::AllowList { allow, errno: None } => {
+                        format!("seccomp: only {} system calls allowed, others kill the process", allow.len())
+                    }
+                },
+            );
+            if let Some(landlock) = &sec.landlock {
+                let list = |paths: &[std::path::PathBuf]| {
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                s.line(
+                    "security.landlock",
+                    format!(
+                        "landlock{}: read {}; write {}; execute {}",
+                        if landlock.required { " (required)" } else { "" },
+                        list(&landlock.read),
+                        list(&landlock.write),
+                        list(&landlock.execute)
+                    ),
+                );
+                if !landlock.bind_tcp.is_empty() || !landlock.connect_tcp.is_empty() {
+                    s.line(
+                        "security.landlock",
+                        format!(
+                            "landlock TCP: bind {:?}, connect {:?}",
+                            landlock.bind_tcp, landlock.connect_tcp
+                        ),
+                    );
+                }
+            }
+            let rlimits: Vec<String> = sec
+                .rlimits
+                .iter()
+                .map(|(name, value)| match value {
+                    crate::manifest::values::RlimitValue::Unlimited => {
+                        format!("{}=unlimited", name.name())
+                    }
+                    crate::manifest::values::RlimitValue::Limited(n) => {
+                        format!("{}={n}", name.name())
+                    }
+                })
+                .collect();
+            s.line("security.rlimits", format!("rlimits {}", rlimits.join(" ")));
+            if !sec.masked_paths.is_empty() {
+                s.line(
+                    None,
+                    format!(
+                        "mask {} kernel paths, {} read-only",
+                        sec.masked_paths.len(),
+                        sec.readonly_paths.len()
+                    ),
+                );
+            }
+            s.detail = serde_json::to_value(sec).expect("security plan serializes");
+        }
+        StepId::Exec => {
+            let p = &plan.process;
+            s.line("process.command", format!("exec {}", shell_words(&p.argv)));
+            let groups = if p.groups.is_empty() {
+                String::new()
+            } else {
+                format!(" groups {:?}", p.groups)
+            };
+            s.line(
+                "process.user",
+                format!(
+                    "as uid {} gid {}{groups} in {}",
+                    p.uid,
+                    p.gid,
+                    p.cwd.display()
+                ),
+            );
+            s.line(
+                "process.env",
+                format!(
+                    "environment: {}",
+                    p.env
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+            let mut extra = vec![
+                format!("umask {:04o}", p.umask),
+                format!("tty {}", json!(p.tty).as_str().unwrap_or("auto")),
+            ];
+            if let Some(ms) = p.timeout_ms {
+                extra.push(format!("timeout {}", crate::manifest::values::Duration(ms)));
+            }
+            s.line(None, extra.join(", "));
+            s.detail = serde_json::to_value(p).expect("process plan serializes");
+        }
+    }
+    Some(s)
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn describe_mount(op: &MountOp) -> String {
+    let ro = |readonly: bool| if readonly { " (read-only)" } else { "" };
+    match op {
+        MountOp::Bind {
+            source,
+            target,
+            readonly,
+            idmap,
+            optional,
+        } => format!(
+            "bind {} -> {}{}{}{}",
+            source.display(),
+            target.display(),
+            if *readonly {
+                " (read-only)"
+            } else {
+                " (writable)"
+            },
+            if *idmap { " (id-mapped)" } else { "" },
+            if *optional { " (if present)" } else { "" }
+        ),
+        MountOp::Tmpfs {
+            target,
+            size: bytes,
+            mode,
+            readonly,
+        } => format!(
+            "tmpfs {} mode {mode:04o}{}{}",
+            target.display(),
+            bytes
+                .map(|b| format!(" size {}", size(b)))
+                .unwrap_or_default(),
+            ro(*readonly)
+        ),
+        MountOp::Proc { target } => format!("proc {}", target.display()),
+        MountOp::Sysfs { target } => format!("sysfs {} (read-only)", target.display()),
+        MountOp::Dev { target } => format!(
+            "dev {} (null zero full random urandom tty, pts, shm)",
+            target.display()
+        ),
+        MountOp::Devpts { target } => format!("devpts {}", target.display()),
+        MountOp::Mqueue { target } => format!("mqueue {}", target.display()),
+        MountOp::Overlay {
+            lower,
+            upper,
+            target,
+            readonly,
+        } => format!(
+            "overlay {} over {}{}{}",
+            target.display(),
+            lower
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            match upper {
+                None => String::new(),
+                Some(OverlayUpper::Tmpfs) => ", writable (tmpfs upper)".into(),
+                Some(OverlayUpper::Dir { upper, .. }) =>
+                    format!(", changes kept in {}", upper.display()),
+            },
+            ro(*readonly)
+        ),
+        MountOp::Symlink { link, target } => format!("symlink {} -> {link}", target.display()),
+        MountOp::File {
+            target,
+            content,
+            mode,
+        } => format!(
+            "file {} mode {mode:04o} ({} bytes)",
+            target.display(),
+            content.len()
+        ),
+        MountOp::Dir { target, mode } => format!("dir {} mode {mode:04o}", target.display()),
+    }
+}
+
+/// The numbered list `sandbox plan` prints. With `explain`, each line says where it came from.
+pub fn render_text(plan: &Plan, explain: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan for sandbox `{}` ({})",
+        plan.name,
+        plan.manifest.display()
+    );
+    for (number, step) in steps(plan).iter().enumerate() {
+        for (i, line) in step.lines.iter().enumerate() {
+            let head = if i == 0 {
+                format!("{:>2}. {:<9}", number + 1, step.id.name())
+            } else {
+                " ".repeat(13)
+            };
+            let origin = if explain {
+                format!("   [{}]", origin_text(plan, line.key.as_deref()))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{head}{}{origin}", line.text);
+        }
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
+fn origin_text(plan: &Plan, key: Option<&str>) -> String {
+    match key {
+        None => "always".into(),
+        Some(key) => match plan.origin(key) {
+            Some(location) => format!("{key} at {location}"),
+            None => format!("{key}: default"),
+        },
+    }
+}
+
+/// `{"steps": [{"step": "user", ...}, ...]}`; with `explain`, each step lists the origin of the
+/// keys behind it.
+pub fn render_json(plan: &Plan, explain: bool) -> Value {
+    let steps: Vec<Value> = steps(plan)
+        .into_iter()
+        .map(|step| {
+            let mut object = serde_json::Map::new();
+            object.insert("step".into(), json!(step.id));
+            if let Value::Object(detail) = step.detail {
+                object.extend(detail);
+            }
+            if explain {
+                let origins: serde_json::Map<String, Value> = step
+                    .lines
+                    .iter()
+                    .filter_map(|l| l.key.clone())
+                    .map(|key| {
+                        let origin = plan
+                            .origin(&key)
+                            .map_or_else(|| json!("default"), |l| json!(l.to_string()));
+                        (key, origin)
+                    })
+                    .collect();
+                object.insert("origins".into(), Value::Object(origins));
+            }
+            Value::Object(object)
+        })
+        .collect();
+    json!({ "name": plan.name, "steps": steps, "warnings": plan.warnings })
+}

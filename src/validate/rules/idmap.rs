@@ -1,0 +1,369 @@
+//! `uid_map`, `gid_map`: concrete id maps for this caller, and who may write them.
+
+use super::super::Cx;
+use crate::diagnostics::Problem;
+use crate::host::SubIdRange;
+use crate::manifest::{IdMapSpec, IdRange, Outside, Span, Spanned};
+use crate::plan::{IdMapping, MapWriter, Namespaces, ProcessPlan, UserPlan};
+
+/// The range root's sandboxes map by default: never the host's root, and out of the way of
+/// ordinary users' ids.
+pub const ROOT_DEFAULT_OUTSIDE: u32 = 100_000;
+pub const ROOT_DEFAULT_COUNT: u32 = 65_536;
+
+/// The kernel accepts at most this many lines in a map (user_namespaces(7), since 4.15).
+const MAX_MAP_LINES: usize = 340;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Uid,
+    Gid,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Uid => "uid_map",
+            Kind::Gid => "gid_map",
+        }
+    }
+    fn file(self) -> &'static str {
+        match self {
+            Kind::Uid => "/etc/subuid",
+            Kind::Gid => "/etc/subgid",
+        }
+    }
+}
+
+/// One side's map, and whether the launcher may write it without help.
+struct Side {
+    map: Vec<IdMapping>,
+    needs_helper: bool,
+}
+
+pub(super) fn user(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    process: &ProcessPlan,
+) -> Option<UserPlan> {
+    let loaded = cx.loaded;
+    let manifest = &loaded.manifest;
+    if !namespaces.user {
+        for spec in [&manifest.uid_map, &manifest.gid_map].into_iter().flatten() {
+            cx.report(
+                Problem::error("sandbox::idmap::no-userns", "id maps need a user namespace")
+                    .at(spec.span, "map given here")
+                    .help("remove `user = false` from [namespaces], or remove the map"),
+            );
+        }
+        return None;
+    }
+    let uid = side(cx, Kind::Uid, manifest.uid_map.as_ref(), process.uid);
+    let gid = side(cx, Kind::Gid, manifest.gid_map.as_ref(), process.gid);
+
+    check_mapped(cx, &uid.map, process.uid, "process.user", "uid", Kind::Uid);
+    check_mapped(cx, &gid.map, process.gid, "process.group", "gid", Kind::Gid);
+    for group in &process.groups {
+        check_mapped(
+            cx,
+            &gid.map,
+            *group,
+            "process.groups",
+            "supplementary gid",
+            Kind::Gid,
+        );
+    }
+
+    let root = cx.host.caller.is_root();
+    let writer = if !root && (uid.needs_helper || gid.needs_helper) {
+        match (cx.host.newuidmap(), cx.host.newgidmap()) {
+            (Some(newuidmap), Some(newgidmap)) => MapWriter::Helper {
+                newuidmap: newuidmap.to_path_buf(),
+                newgidmap: newgidmap.to_path_buf(),
+            },
+            _ => {
+                let span = manifest
+                    .uid_map
+                    .as_ref()
+                    .or(manifest.gid_map.as_ref())
+                    .map(|s| s.span);
+                cx.report(
+                    Problem::error("sandbox::idmap::no-helper", "mapping ranges of ids needs newuidmap and newgidmap")
+                        .at_span(span)
+                        .help("install them (Debian/Ubuntu: `apt install uidmap`), or map only your own id"),
+                );
+                MapWriter::Direct
+            }
+        }
+    } else {
+        MapWriter::Direct
+    };
+    let deny_setgroups = !root && writer == MapWriter::Direct;
+    if deny_setgroups && !process.groups.is_empty() {
+        cx.report(
+            Problem::error(
+                "sandbox::idmap::groups-need-helper",
+                "supplementary groups cannot be set when the launcher writes the gid map itself",
+            )
+            .at_span(cx.span_of("process.groups"))
+            .help("the kernel then requires setgroups to be denied; use gid_map = \"auto\" (newgidmap) or drop `groups`"),
+        );
+    }
+    Some(UserPlan {
+        uid_map: uid.map,
+        gid_map: gid.map,
+        writer,
+        deny_setgroups,
+    })
+}
+
+fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u32) -> Side {
+    let caller = &cx.host.caller;
+    let own = match kind {
+        Kind::Uid => caller.uid,
+        Kind::Gid => caller.gid,
+    };
+    let root = caller.is_root();
+    let grants: Vec<SubIdRange> = match kind {
+        Kind::Uid => cx.host.subuid().to_vec(),
+        Kind::Gid => cx.host.subgid().to_vec(),
+    };
+    match spec.map(|s| (&s.value, s.span)) {
+        None if root => Side {
+            map: vec![IdMapping {
+                inside: 0,
+                outside: ROOT_DEFAULT_OUTSIDE,
+                count: ROOT_DEFAULT_COUNT,
+            }],
+            needs_helper: false,
+        },
+        None => Side {
+            map: vec![IdMapping {
+                inside: inside_id,
+                outside: own,
+                count: 1,
+            }],
+            needs_helper: false,
+        },
+        Some((IdMapSpec::Auto(_), span)) => {
+            let Some(grant) = grants.first() else {
+                let who = caller.user.clone().unwrap_or_else(|| own.to_string());
+                cx.report(
+                    Problem::error("sandbox::idmap::no-subid-grant", format!("{} = \"auto\" needs a grant in {}", kind.key(), kind.file()))
+                        .at(span, format!("{who} has no range in {}", kind.file()))
+                        .help(format!("add a line `{who}:100000:65536` to {} (as root), or remove `{} = \"auto\"`", kind.file(), kind.key())),
+                );
+                return Side {
+                    map: Vec::new(),
+                    needs_helper: false,
+                };
+            };
+            let count = grant.count.min(ROOT_DEFAULT_COUNT - 1);
+            if root {
+                Side {
+                    map: vec![IdMapping {
+                        inside: 0,
+                        outside: grant.start,
+                        count: count + 1,
+                    }],
+                    needs_helper: false,
+                }
+            } else {
+                Side {
+                    map: vec![
+                        IdMapping {
+                            inside: 0,
+                            outside: own,
+                            count: 1,
+                        },
+                        IdMapping {
+                            inside: 1,
+                            outside: grant.start,
+                            count,
+                        },
+                    ],
+                    needs_helper: true,
+                }
+            }
+        }
+        Some((IdMapSpec::Ranges(ranges), span)) => {
+            ranges_side(cx, kind, ranges, span, own, &grants)
+        }
+    }
+}
+
+fn ranges_side(
+    cx: &mut Cx,
+    kind: Kind,
+    ranges: &[Spanned<IdRange>],
+    span: Span,
+    own: u32,
+    grants: &[SubIdRange],
+) -> Side {
+    let root = cx.host.caller.is_root();
+    let mut map: Vec<(IdMapping, Span)> = Vec::new();
+    for range in ranges {
+        let outside = match range.value.outside.value {
+            Outside::Id(id) => id,
+            Outside::Caller => own,
+        };
+        let mapping = IdMapping {
+            inside: range.value.inside.value,
+            outside,
+            count: range.value.count.value,
+        };
+        if mapping.count == 0 {
+            cx.report(
+                Problem::error(
+                    "sandbox::idmap::zero-count",
+                    format!("a {} range maps no ids", kind.key()),
+                )
+                .at(range.value.count.span, "count is 0")
+                .help("use a count of at least 1"),
+            );
+            continue;
+        }
+        if mapping.inside_end() > u32::MAX as u64 || mapping.outside_end() > u32::MAX as u64 {
+            cx.report(
+                Problem::error(
+                    "sandbox::idmap::overflow",
+                    format!("a {} range runs past the largest id", kind.key()),
+                )
+                .at(range.value.count.span, "too many ids")
+                .help("ids end at 4294967294; lower `count`"),
+            );
+            continue;
+        }
+        for (other, other_span) in &map {
+            let side = if overlaps(
+                mapping.inside,
+                mapping.inside_end(),
+                other.inside,
+                other.inside_end(),
+            ) {
+                Some("inside")
+            } else if overlaps(
+                mapping.outside,
+                mapping.outside_end(),
+                other.outside,
+                other.outside_end(),
+            ) {
+                Some("outside")
+            } else {
+                None
+            };
+            if let Some(side) = side {
+                cx.report(
+                    Problem::error(
+                        "sandbox::idmap::overlap",
+                        format!("{} ranges overlap {side}", kind.key()),
+                    )
+                    .at(range.span, format!("overlaps {side}"))
+                    .also(*other_span, "with this range")
+                    .help("each id may be mapped once on each side; make the ranges disjoint"),
+                );
+            }
+        }
+        map.push((mapping, range.span));
+    }
+    if map.len() > MAX_MAP_LINES {
+        cx.report(
+            Problem::error(
+                "sandbox::idmap::too-many",
+                format!(
+                    "{} has {} ranges; the kernel takes at most {MAX_MAP_LINES}",
+                    kind.key(),
+                    map.len()
+                ),
+            )
+            .at(span, "too many ranges")
+            .help("merge adjacent ranges"),
+        );
+    }
+    let map: Vec<IdMapping> = map.into_iter().map(|(m, _)| m).collect();
+    if root {
+        return Side {
+            map,
+            needs_helper: false,
+        };
+    }
+    // Rootless: the kernel lets us map our own id, once; anything else goes through the setuid
+    // helper, which checks the ranges against /etc/subuid and /etc/subgid.
+    let only_own = map.len() == 1 && map[0].outside == own && map[0].count == 1;
+    if only_own {
+        return Side {
+            map,
+            needs_helper: false,
+        };
+    }
+    for mapping in &map {
+        let covered = (mapping.outside == own && mapping.count == 1)
+            || grants.iter().any(|g| {
+                mapping.outside >= g.start
+                    && mapping.outside_end() <= g.start as u64 + g.count as u64
+            });
+        if !covered {
+            let granted = match grants {
+                [] => format!("you have no range in {}", kind.file()),
+                grants => format!(
+                    "you may map your own id ({own}) and {}",
+                    grants
+                        .iter()
+                        .map(|g| format!("{}..{}", g.start, g.start as u64 + g.count as u64 - 1))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            cx.report(
+                Problem::error(
+                    "sandbox::idmap::not-permitted",
+                    format!("you cannot map outside ids {}..{}", mapping.outside, mapping.outside_end() - 1),
+                )
+                .at(span, "not yours to map")
+                .help(format!("{granted}; ask an administrator for a grant in {}, or map `outside = \"self\"` only", kind.file())),
+            );
+        }
+    }
+    Side {
+        map,
+        needs_helper: true,
+    }
+}
+
+fn overlaps(a_start: u32, a_end: u64, b_start: u32, b_end: u64) -> bool {
+    (a_start as u64) < b_end && (b_start as u64) < a_end
+}
+
+fn check_mapped(cx: &mut Cx, map: &[IdMapping], id: u32, key: &str, what: &str, kind: Kind) {
+    if map.is_empty() || map.iter().any(|m| m.map(id).is_some()) {
+        return;
+    }
+    let span = cx.span_of(key).or_else(|| cx.span_of(kind.key()));
+    cx.report(
+        Problem::error(
+            "sandbox::idmap::unmapped",
+            format!("the {what} {id} is not mapped by {}", kind.key()),
+        )
+        .at_span(span)
+        .help(format!(
+            "add a {} range whose inside ids include {id}, or change `{key}`",
+            kind.key()
+        )),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn overlap_is_symmetric_and_matches_brute_force(a in 0u32..50, al in 1u32..20, b in 0u32..50, bl in 1u32..20) {
+            let o = overlaps(a, a as u64 + al as u64, b, b as u64 + bl as u64);
+            prop_assert_eq!(o, overlaps(b, b as u64 + bl as u64, a, a as u64 + al as u64));
+            let brute = (a..a + al).any(|x| (b..b + bl).contains(&x));
+            prop_assert_eq!(o, brute);
+        }
+    }
+}

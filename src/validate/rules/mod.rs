@@ -1,0 +1,75 @@
+//! The validation rules, one file per part of the manifest. Each function checks its part,
+//! reports problems on the context, and returns its part of the plan.
+
+mod cgroup;
+mod general;
+mod idmap;
+mod mounts;
+mod namespaces;
+mod network;
+mod process;
+mod rootfs;
+mod security;
+
+use super::{Cx, Invocation};
+use crate::manifest::Spanned;
+use crate::plan::Plan;
+
+pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
+    general::version(cx);
+    let name = general::name(cx, invocation);
+    let namespaces = namespaces::namespaces(cx);
+    let process = process::process(cx, invocation);
+    let user = idmap::user(cx, &namespaces, &process);
+    let root = rootfs::root(cx);
+    let net = network::network(cx, &namespaces);
+    let mut mounts = mounts::mounts(cx, &root, &namespaces, &net);
+    let mut security = security::security(cx);
+    security::mask_kernel_paths(&mut security, &mounts.mounts);
+    let uts = namespaces::uts(cx, &namespaces, &name);
+    let time = namespaces::time(cx, &namespaces);
+    let cgroup = cgroup::cgroup(cx);
+    let mut warnings = std::mem::take(&mut mounts.warnings);
+    warnings.extend(security::warnings(cx, &security));
+
+    let loaded = cx.loaded;
+    Plan {
+        name,
+        manifest: loaded.path.clone(),
+        sources: loaded
+            .sources
+            .files()
+            .iter()
+            .map(|f| f.path.clone())
+            .collect(),
+        namespaces,
+        user,
+        root: root.plan,
+        mounts: mounts.mounts,
+        uts,
+        time,
+        net,
+        cgroup,
+        process,
+        security,
+        provenance: loaded
+            .provenance
+            .iter()
+            .filter_map(|(key, span)| Some((key.clone(), loaded.sources.locate(*span)?)))
+            .collect(),
+        warnings,
+    }
+}
+
+/// The value of an optional setting.
+fn get<T: Clone>(setting: &Option<Spanned<T>>) -> Option<T> {
+    setting.as_ref().map(|s| s.value.clone())
+}
+
+/// An optional section, or its default.
+fn section<T: Default + Clone>(section: &Option<Spanned<T>>) -> T {
+    section
+        .as_ref()
+        .map(|s| s.value.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,402 @@
+//! `[[mount]]` entries, the default mounts (/proc, /dev, /tmp) and files the network writes.
+
+use std::path::PathBuf;
+
+use super::super::Cx;
+use super::get;
+use super::rootfs::{Root, work_dir_for};
+use crate::diagnostics::Problem;
+use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
+use crate::plan::{MountOp, MountStep, Namespaces, NetPlan, OverlayUpper};
+
+pub(super) struct Mounts {
+    pub mounts: Vec<MountStep>,
+    pub warnings: Vec<String>,
+}
+
+/// The keys each mount type takes besides `type` and `target`.
+fn allowed_keys(kind: MountType) -> &'static [&'static str] {
+    match kind {
+        MountType::Bind => &["source", "readonly", "idmap", "optional"],
+        MountType::Tmpfs => &["size", "mode", "readonly"],
+        MountType::Overlay => &["source", "readonly", "upper"],
+        MountType::Symlink => &["source"],
+        MountType::File => &["content", "mode"],
+        MountType::Dir => &["mode"],
+        MountType::Proc
+        | MountType::Sysfs
+        | MountType::Dev
+        | MountType::Devpts
+        | MountType::Mqueue => &[],
+    }
+}
+
+fn present_keys(mount: &Mount) -> Vec<(&'static str, Span)> {
+    [
+        ("source", mount.source.as_ref().map(|s| s.span)),
+        ("readonly", mount.readonly.as_ref().map(|s| s.span)),
+        ("idmap", mount.idmap.as_ref().map(|s| s.span)),
+        ("optional", mount.optional.as_ref().map(|s| s.span)),
+        ("size", mount.size.as_ref().map(|s| s.span)),
+        ("mode", mount.mode.as_ref().map(|s| s.span)),
+        ("content", mount.content.as_ref().map(|s| s.span)),
+        ("upper", mount.upper.as_ref().map(|s| s.span)),
+    ]
+    .into_iter()
+    .filter_map(|(key, span)| Some((key, span?)))
+    .collect()
+}
+
+pub(super) fn mounts(cx: &mut Cx, root: &Root, namespaces: &Namespaces, net: &NetPlan) -> Mounts {
+    let loaded = cx.loaded;
+    let mut warnings = Vec::new();
+    let mut out: Vec<MountStep> = root.host_mounts.clone();
+
+    // Defaults, each one a key a manifest can turn off.
+    let default_on =
+        |setting: &Option<Spanned<bool>>, default: bool| get(setting).unwrap_or(default);
+    if default_on(&root.proc, namespaces.pid) {
+        if !namespaces.pid && namespaces.user {
+            let span = root.proc.as_ref().map(|p| p.span);
+            cx.report(
+                Problem::error("sandbox::mount::proc-needs-pidns", "a fresh /proc needs the sandbox's own pid namespace")
+                    .at_span(span)
+                    .help("the kernel only lets a user namespace mount proc for a pid namespace it owns; enable `pid` in [namespaces] or set `proc = false`"),
+            );
+        }
+        out.push(MountStep {
+            op: MountOp::Proc {
+                target: "/proc".into(),
+            },
+            key: "rootfs.proc".into(),
+        });
+    }
+    if default_on(&root.dev, true) {
+        out.push(MountStep {
+            op: MountOp::Dev {
+                target: "/dev".into(),
+            },
+            key: "rootfs.dev".into(),
+        });
+    }
+    if default_on(&root.tmp, true) {
+        out.push(MountStep {
+            op: MountOp::Tmpfs {
+                target: "/tmp".into(),
+                size: None,
+                mode: 0o1777,
+                readonly: false,
+            },
+            key: "rootfs.tmp".into(),
+        });
+    }
+
+    // The manifest's own mounts: a target already taken by a default or a host dir replaces it
+    // (so `[[mount]] target = "/tmp"` is how a manifest swaps the default /tmp).
+    let defaults_end = out.len();
+    let mut seen: Vec<(PathBuf, Span)> = Vec::new();
+    for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
+        let key = format!("mount[{index}]");
+        let Some(op) = mount_op(cx, &mount.value, mount.span) else {
+            continue;
+        };
+        if matches!(op, MountOp::Sysfs { .. }) && namespaces.user && !namespaces.net {
+            cx.report(
+                Problem::error("sandbox::mount::sysfs-needs-netns", "sysfs needs the sandbox's own network namespace")
+                    .at(mount.value.kind.span, "sysfs")
+                    .help("the kernel only lets a user namespace mount sysfs with a network namespace it owns; enable `net` in [namespaces], or bind the host's /sys instead"),
+            );
+        }
+        let target = op.target().clone();
+        if let Some((_, first)) = seen.iter().find(|(t, _)| *t == target) {
+            let (first, here) = (*first, mount.value.target.span);
+            if same_file(cx, first, here) {
+                cx.report(
+                    Problem::error(
+                        "sandbox::mount::duplicate-target",
+                        format!("two mounts target {}", target.display()),
+                    )
+                    .at(here, "second mount here")
+                    .also(first, "first mount here")
+                    .help("keep one of them; a later mount would hide the earlier one"),
+                );
+                continue;
+            }
+            // From a file this one extends: the later file wins, as for any other key.
+            out.retain(|m| !(m.key.starts_with("mount[") && *m.op.target() == target));
+        }
+        seen.push((target.clone(), mount.value.target.span));
+        if let Some(position) = out[..defaults_end.min(out.len())]
+            .iter()
+            .position(|m| *m.op.target() == target)
+        {
+            out.remove(position);
+        }
+        out.push(MountStep { op, key });
+    }
+
+    // A mount made later on a parent directory hides an earlier one below it.
+    for (i, earlier) in out.iter().enumerate() {
+        for later in &out[i + 1..] {
+            let (inner, outer) = (earlier.op.target(), later.op.target());
+            if inner != outer && inner.starts_with(outer) && later.key.starts_with("mount[") {
+                warnings.push(format!(
+                    "{} ({}) is mounted after {} ({}) and hides it; list the parent first",
+                    outer.display(),
+                    later.key,
+                    inner.display(),
+                    earlier.key
+                ));
+            }
+        }
+    }
+
+    network_files(net, &mut out);
+    Mounts {
+        mounts: out,
+        warnings,
+    }
+}
+
+fn same_file(cx: &Cx, a: Span, b: Span) -> bool {
+    let sources = &cx.loaded.sources;
+    match (sources.resolve(a), sources.resolve(b)) {
+        (Some((fa, _, _)), Some((fb, _, _))) => fa.path == fb.path,
+        _ => true,
+    }
+}
+
+fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span) -> Option<MountOp> {
+    let kind = mount.kind.value;
+    for (key, span) in present_keys(mount) {
+        if !allowed_keys(kind).contains(&key) {
+            cx.report(
+                Problem::error(
+                    "sandbox::mount::key-not-for-type",
+                    format!("`{key}` does not apply to a {} mount", kind.name()),
+                )
+                .at(span, "not used by this mount type")
+                .help(match allowed_keys(kind) {
+                    [] => format!("a {} mount takes only `type` and `target`", kind.name()),
+                    keys => format!("a {} mount takes: {}", kind.name(), keys.join(", ")),
+                }),
+            );
+        }
+    }
+    let target = cx.target_path(&mount.target, "a mount target")?;
+    if target.as_os_str() == "/" {
+        cx.report(
+            Problem::error(
+                "sandbox::mount::root-target",
+                "a mount cannot replace the root",
+            )
+            .at(mount.target.span, "the root")
+            .help("choose the root in [rootfs]; mounts go below it"),
+        );
+        return None;
+    }
+    let readonly = get(&mount.readonly);
+    let mode = |default: u32| get(&mount.mode).map_or(default, |m| m.0);
+    let op = match kind {
+        MountType::Bind => {
+            let source = single_source(
+                cx,
+                mount,
+                entry_span,
+                "a bind mount needs a `source` on the host",
+            )?;
+            let optional = get(&mount.optional).unwrap_or(false);
+            let path = cx.host_path(&source);
+            if !optional && std::fs::metadata(&path).is_err() {
+                cx.report(
+                    Problem::error("sandbox::mount::missing-source", format!("the bind source {} does not exist", path.display()))
+                        .at(source.span, "does not exist")
+                        .help("relative paths are relative to the manifest's folder; create it, fix the path, or add `optional = true`"),
+                );
+            }
+            MountOp::Bind {
+                source: path,
+                target,
+                readonly: readonly.unwrap_or(true),
+                idmap: get(&mount.idmap).unwrap_or(false),
+                optional,
+            }
+        }
+        MountType::Tmpfs => MountOp::Tmpfs {
+            target,
+            size: get(&mount.size).map(|s| s.0),
+            mode: mode(0o755),
+            readonly: readonly.unwrap_or(false),
+        },
+        MountType::Proc => MountOp::Proc { target },
+        MountType::Sysfs => MountOp::Sysfs { target },
+        MountType::Dev => MountOp::Dev { target },
+        MountType::Devpts => MountOp::Devpts { target },
+        MountType::Mqueue => MountOp::Mqueue { target },
+        MountType::Overlay => {
+            let lower: Vec<Spanned<String>> = match &mount.source {
+                Some(Spanned {
+                    value: Sources::One(one),
+                    span,
+                }) => vec![Spanned::new(one.clone(), *span)],
+                Some(Spanned {
+                    value: Sources::Many(many),
+                    ..
+                }) => many.clone(),
+                None => Vec::new(),
+            };
+            if lower.is_empty() {
+                cx.report(
+                    Problem::error(
+                        "sandbox::mount::overlay-no-lower",
+                        "an overlay mount needs at least one lower dir",
+                    )
+                    .at(
+                        mount.source.as_ref().map_or(entry_span, |s| s.span),
+                        "no lower dir",
+                    )
+                    .help("set `source = \"./base\"` or `source = [\"./top\", \"./bottom\"]`"),
+                );
+                return None;
+            }
+            let lower: Vec<PathBuf> = lower
+                .iter()
+                .map(|dir| {
+                    let path = cx.host_path(dir);
+                    if !path.is_dir() {
+                        cx.report(
+                            Problem::error(
+                                "sandbox::mount::missing-source",
+                                format!("the overlay lower dir {} does not exist", path.display()),
+                            )
+                            .at(dir.span, "not a directory")
+                            .help("relative paths are relative to the manifest's folder"),
+                        );
+                    }
+                    path
+                })
+                .collect();
+            let readonly = readonly.unwrap_or(false);
+            let upper = match (&mount.upper, readonly) {
+                (Some(upper), true) => {
+                    cx.report(
+                        Problem::error(
+                            "sandbox::mount::readonly-overlay",
+                            "a read-only overlay has no upper dir",
+                        )
+                        .at(upper.span, "would never be written")
+                        .help("remove `upper`, or `readonly = true`"),
+                    );
+                    None
+                }
+                (Some(upper), false) => {
+                    let upper = cx.host_path(upper);
+                    Some(OverlayUpper::Dir {
+                        work: work_dir_for(&upper),
+                        upper,
+                    })
+                }
+                (None, false) => Some(OverlayUpper::Tmpfs),
+                (None, true) => None,
+            };
+            MountOp::Overlay {
+                lower,
+                upper,
+                target,
+                readonly,
+            }
+        }
+        MountType::Symlink => {
+            let link = single_source(
+                cx,
+                mount,
+                entry_span,
+                "a symlink needs a `source`: the link's text",
+            )?;
+            MountOp::Symlink {
+                link: link.value,
+                target,
+            }
+        }
+        MountType::File => MountOp::File {
+            target,
+            content: get(&mount.content).unwrap_or_default(),
+            mode: mode(0o644),
+        },
+        MountType::Dir => MountOp::Dir {
+            target,
+            mode: mode(0o755),
+        },
+    };
+    Some(op)
+}
+
+fn single_source(
+    cx: &mut Cx,
+    mount: &Mount,
+    entry_span: Span,
+    message: &str,
+) -> Option<Spanned<String>> {
+    match &mount.source {
+        Some(Spanned {
+            value: Sources::One(one),
+            span,
+        }) => Some(Spanned::new(one.clone(), *span)),
+        Some(Spanned {
+            value: Sources::Many(_),
+            span,
+        }) => {
+            cx.report(
+                Problem::error(
+                    "sandbox::mount::one-source",
+                    format!("a {} mount takes one source", mount.kind.value.name()),
+                )
+                .at(*span, "several sources")
+                .help("write `source = \"path\"`; only overlay mounts take a list"),
+            );
+            None
+        }
+        None => {
+            cx.report(
+                Problem::error("sandbox::mount::no-source", message)
+                    .at(entry_span, "no `source`")
+                    .help("add `source = \"...\"` to this [[mount]]"),
+            );
+            None
+        }
+    }
+}
+
+/// /etc/resolv.conf and /etc/hosts generated from `dns` and `hosts`.
+fn network_files(net: &NetPlan, out: &mut Vec<MountStep>) {
+    let (dns, hosts) = match net {
+        NetPlan::Bridge(bridge) => (&bridge.dns, &bridge.hosts),
+        NetPlan::Pasta(pasta) => (&pasta.dns, &pasta.hosts),
+        NetPlan::Host | NetPlan::None => return,
+    };
+    if !dns.is_empty() {
+        let content: String = dns.iter().map(|ip| format!("nameserver {ip}\n")).collect();
+        out.push(MountStep {
+            op: MountOp::File {
+                target: "/etc/resolv.conf".into(),
+                content,
+                mode: 0o644,
+            },
+            key: "network.dns".into(),
+        });
+    }
+    if !hosts.is_empty() {
+        let mut content = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+        for (name, ip) in hosts {
+            content.push_str(&format!("{ip}\t{name}\n"));
+        }
+        out.push(MountStep {
+            op: MountOp::File {
+                target: "/etc/hosts".into(),
+                content,
+                mode: 0o644,
+            },
+            key: "network.hosts".into(),
+        });
+    }
+}

@@ -1,0 +1,273 @@
+//! `[network]`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+
+use super::super::Cx;
+use super::get;
+use crate::diagnostics::Problem;
+use crate::manifest::{Network, NetworkMode, Spanned};
+use crate::plan::{BridgePlan, Namespaces, NetPlan, PastaPlan};
+
+pub const DEFAULT_BRIDGE: &str = "sbx0";
+pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+
+pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
+    let loaded = cx.loaded;
+    let default = Network::default();
+    let network = loaded
+        .manifest
+        .network
+        .as_ref()
+        .map_or(&default, |n| &n.value);
+    let mode = get(&network.mode).unwrap_or(if namespaces.net {
+        NetworkMode::None
+    } else {
+        NetworkMode::Host
+    });
+    let mode_span = network.mode.as_ref().map(|m| m.span);
+    let net_span = cx.span_of("namespaces.net");
+
+    match (mode, namespaces.net) {
+        (NetworkMode::Host, true) => cx.report(
+            Problem::error("sandbox::network::mode-conflict", "network mode \"host\" shares the host's network namespace")
+                .at_span(mode_span)
+                .label("needs namespaces.net = false")
+                .help("add `net = false` to [namespaces], or choose mode \"none\", \"bridge\" or \"pasta\""),
+        ),
+        (NetworkMode::None | NetworkMode::Bridge | NetworkMode::Pasta, false) => {
+            let mode_name = serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            cx.report(
+                Problem::error("sandbox::network::mode-conflict", format!("network mode \"{mode_name}\" needs the sandbox's own network namespace"))
+                    .at_span(mode_span.or(net_span))
+                    .label("needs the sandbox's own network namespace")
+                    .help("remove `net = false` from [namespaces], or set mode = \"host\""),
+            )
+        }
+        _ => {}
+    }
+
+    let bridge_only: [(&str, Option<_>); 4] = [
+        ("bridge", network.bridge.as_ref().map(|s| s.span)),
+        ("subnet", network.subnet.as_ref().map(|s| s.span)),
+        ("address", network.address.as_ref().map(|s| s.span)),
+        ("isolate", network.isolate.as_ref().map(|s| s.span)),
+    ];
+    if mode != NetworkMode::Bridge {
+        for (key, span) in bridge_only {
+            if let Some(span) = span {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::bridge-only",
+                        format!("`{key}` only applies to mode = \"bridge\""),
+                    )
+                    .at(span, "unused in this mode")
+                    .help("set mode = \"bridge\", or remove the key"),
+                );
+            }
+        }
+    }
+    let ports: Vec<_> = network
+        .ports
+        .as_ref()
+        .map(|p| p.value.iter().map(|p| p.value).collect())
+        .unwrap_or_default();
+    if !ports.is_empty() && !matches!(mode, NetworkMode::Bridge | NetworkMode::Pasta) {
+        cx.report(
+            Problem::error("sandbox::network::ports-need-forwarding", "published ports need mode = \"bridge\" or \"pasta\"")
+                .at_span(network.ports.as_ref().map(|p| p.span))
+                .help(match mode {
+                    NetworkMode::Host => "with the host's network the sandbox's ports are the host's already; remove `ports`",
+                    _ => "a sandbox with mode \"none\" has no way in; use \"bridge\" (root) or \"pasta\" (rootless)",
+                }),
+        );
+    }
+    let dns = ip_list(cx, network.dns.as_ref());
+    let hosts = host_entries(cx, network.hosts.as_ref());
+
+    match mode {
+        NetworkMode::Host => NetPlan::Host,
+        NetworkMode::None => {
+            if !dns.is_empty() || !hosts.is_empty() {
+                // Names are harmless without a network, but a resolver that cannot be reached is
+                // surely a mistake.
+                if let Some(span) = network.dns.as_ref().map(|d| d.span) {
+                    cx.report(
+                        Problem::warning(
+                            "sandbox::network::dns-unreachable",
+                            "`dns` servers cannot be reached with mode = \"none\"",
+                        )
+                        .at(span, "no route to these"),
+                    );
+                }
+            }
+            NetPlan::None
+        }
+        NetworkMode::Pasta => NetPlan::Pasta(PastaPlan { ports, dns, hosts }),
+        NetworkMode::Bridge => {
+            if !cx.host.caller.is_root() {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::bridge-needs-root",
+                        "bridge networking needs root",
+                    )
+                    .at_span(mode_span)
+                    .label("needs root")
+                    .help("rootless sandboxes get networking from pasta: set mode = \"pasta\""),
+                );
+            }
+            let bridge = get(&network.bridge).unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+            if let Some(name) = &network.bridge
+                && !is_valid_ifname(&name.value)
+            {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::ifname",
+                        format!("invalid interface name \"{}\"", name.value),
+                    )
+                    .at(name.span, "not an interface name")
+                    .help("use 1 to 15 characters: letters, digits, `-`, `_` and `.`"),
+                );
+            }
+            let subnet = match &network.subnet {
+                Some(text) => match text.value.parse::<Ipv4Net>() {
+                    Ok(net) if net.prefix_len() <= 30 => net.trunc(),
+                    Ok(_) => {
+                        cx.report(
+                            Problem::error(
+                                "sandbox::network::subnet",
+                                format!("subnet {} is too small", text.value),
+                            )
+                            .at(text.span, "no room for a gateway and a sandbox")
+                            .help("use a prefix of /30 or shorter, e.g. \"10.88.0.0/16\""),
+                        );
+                        DEFAULT_SUBNET.parse().expect("valid default")
+                    }
+                    Err(_) => {
+                        cx.report(
+                            Problem::error(
+                                "sandbox::network::subnet",
+                                format!("invalid subnet \"{}\"", text.value),
+                            )
+                            .at(text.span, "not an IPv4 CIDR")
+                            .help("write an IPv4 network in CIDR notation, e.g. \"10.88.0.0/16\""),
+                        );
+                        DEFAULT_SUBNET.parse().expect("valid default")
+                    }
+                },
+                None => DEFAULT_SUBNET.parse().expect("valid default"),
+            };
+            let gateway = first_host(subnet);
+            let address = network.address.as_ref().and_then(|text| {
+                let problem = |why: &str, label: &str| {
+                    Problem::error("sandbox::network::address", format!("address {} {why}", text.value))
+                        .at(text.span, label.to_string())
+                        .help(format!("choose an address in {subnet} other than its network, gateway ({gateway}) and broadcast addresses, or leave `address` out"))
+                };
+                match text.value.parse::<Ipv4Addr>() {
+                    Err(_) => {
+                        cx.report(problem("is not an IPv4 address", "not an address"));
+                        None
+                    }
+                    Ok(ip) if !subnet.contains(&ip) => {
+                        cx.report(problem(&format!("is outside the subnet {subnet}"), "outside the subnet"));
+                        None
+                    }
+                    Ok(ip) if ip == subnet.network() || ip == subnet.broadcast() || ip == gateway => {
+                        cx.report(problem("is reserved", "network, gateway or broadcast address"));
+                        None
+                    }
+                    Ok(ip) => Some(ip),
+                }
+            });
+            NetPlan::Bridge(BridgePlan {
+                bridge,
+                subnet,
+                gateway,
+                address,
+                ports,
+                isolate: get(&network.isolate).unwrap_or(false),
+                dns,
+                hosts,
+            })
+        }
+    }
+}
+
+fn first_host(net: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+/// A network interface name the kernel accepts (IFNAMSIZ - 1 bytes, no `/`, `:` or space).
+pub fn is_valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name != "."
+        && name != ".."
+}
+
+fn ip_list(cx: &mut Cx, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<IpAddr> {
+    list.map(|list| list.value.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|text| match text.value.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::not-an-ip",
+                        format!("\"{}\" is not an IP address", text.value),
+                    )
+                    .at(text.span, "not an IP address")
+                    .help("write an IPv4 or IPv6 address, e.g. \"10.88.0.1\""),
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+fn host_entries(
+    cx: &mut Cx,
+    hosts: Option<&Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+) -> BTreeMap<String, IpAddr> {
+    let mut out = BTreeMap::new();
+    for (name, ip) in hosts.map(|h| &h.value).into_iter().flatten() {
+        let valid_name = !name.value.is_empty()
+            && name.value.len() <= 253
+            && name
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+        if !valid_name {
+            cx.report(
+                Problem::error(
+                    "sandbox::network::hostname",
+                    format!("\"{}\" is not a host name", name.value),
+                )
+                .at(name.span, "not a host name")
+                .help("use letters, digits, `-` and `.`"),
+            );
+            continue;
+        }
+        match ip.value.parse::<IpAddr>() {
+            Ok(addr) => {
+                out.insert(name.value.clone(), addr);
+            }
+            Err(_) => cx.report(
+                Problem::error(
+                    "sandbox::network::not-an-ip",
+                    format!("\"{}\" is not an IP address", ip.value),
+                )
+                .at(ip.span, "not an IP address")
+                .help("write an IPv4 or IPv6 address, e.g. \"10.88.0.3\""),
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! `[process]`.
+
+use std::path::PathBuf;
+
+use super::super::{Cx, Invocation};
+use super::{get, section};
+use crate::diagnostics::Problem;
+use crate::manifest::Tty;
+use crate::plan::ProcessPlan;
+
+/// PATH when the manifest sets none: the usual system directories, as Debian's login sets them.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Names `inherit_env` copies by default: a terminal type is harmless and makes tools usable.
+const DEFAULT_INHERIT: &[&str] = &["TERM"];
+
+/// What a deterministic jail pins when the manifest does not set it.
+const DETERMINISTIC_ENV: &[(&str, &str)] = &[("LANG", "C.UTF-8"), ("TZ", "UTC")];
+
+pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
+    let loaded = cx.loaded;
+    let process = section(&loaded.manifest.process);
+    let deterministic = get(&process.deterministic).unwrap_or(false);
+
+    let argv = match (&invocation.command, &process.command) {
+        (Some(command), _) => command.clone(),
+        (None, Some(command)) => {
+            if command.value.is_empty() {
+                cx.report(
+                    Problem::error("sandbox::process::empty-command", "`command` is empty")
+                        .at(command.span, "no program")
+                        .help("name the program and its arguments, e.g. command = [\"/bin/sh\"]"),
+                );
+            }
+            command.value.iter().map(|arg| arg.value.clone()).collect()
+        }
+        (None, None) => {
+            let problem = Problem::error("sandbox::process::no-command", "no command to run")
+                .at_span(cx.span_of("process"))
+                .help("set `command = [\"/bin/sh\"]` in [process], or give the command after `--`");
+            cx.report_absent("process.command", problem);
+            Vec::new()
+        }
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        cx.report(
+            Problem::error(
+                "sandbox::process::nul",
+                "a command argument contains a NUL byte",
+            )
+            .at_span(cx.span_of("process.command")),
+        );
+    }
+
+    let cwd = match &process.cwd {
+        Some(cwd) => cx
+            .target_path(cwd, "`cwd`")
+            .unwrap_or_else(|| PathBuf::from("/")),
+        None => PathBuf::from("/"),
+    };
+
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |name: &str, value: String| match env.iter_mut().find(|(n, _)| n == name) {
+        Some(entry) => entry.1 = value,
+        None => env.push((name.to_string(), value)),
+    };
+    set("PATH", DEFAULT_PATH.to_string());
+    if deterministic {
+        for (name, value) in DETERMINISTIC_ENV {
+            set(name, value.to_string());
+        }
+    }
+    let inherit: Vec<String> = match &process.inherit_env {
+        Some(names) => names.value.iter().map(|n| n.value.clone()).collect(),
+        None if deterministic => Vec::new(),
+        None => DEFAULT_INHERIT.iter().map(|n| n.to_string()).collect(),
+    };
+    for name in &inherit {
+        if let Some(value) = cx.host.caller.env.get(name) {
+            set(name, value.clone());
+        }
+    }
+    let mut bad_names = Vec::new();
+    if let Some(vars) = &process.env {
+        for (name, value) in &vars.value {
+            if name.value.is_empty()
+                || name.value.contains(['=', '\0'])
+                || value.value.contains('\0')
+            {
+                bad_names.push(name.clone());
+                continue;
+            }
+            set(&name.value, value.value.clone());
+        }
+    }
+    for name in process.inherit_env.iter().flat_map(|n| n.value.iter()) {
+        if name.value.is_empty() || name.value.contains(['=', '\0']) {
+            bad_names.push(name.clone());
+        }
+    }
+    for name in bad_names {
+        cx.report(
+            Problem::error(
+                "sandbox::process::env-name",
+                format!("invalid environment variable name \"{}\"", name.value),
+            )
+            .at(name.span, "not a variable name")
+            .help("a name cannot be empty or contain `=`"),
+        );
+    }
+
+    ProcessPlan {
+        argv,
+        cwd,
+        uid: get(&process.user).unwrap_or(0),
+        gid: get(&process.group).unwrap_or(0),
+        groups: process
+            .groups
+            .as_ref()
+            .map(|g| g.value.iter().map(|id| id.value).collect())
+            .unwrap_or_default(),
+        env,
+        tty: get(&process.tty).unwrap_or(Tty::Auto),
+        timeout_ms: get(&process.timeout).map(|d| d.0),
+        umask: get(&process.umask).map_or(0o022, |m| m.0),
+    }
+}

@@ -1,0 +1,253 @@
+//! `[rootfs]`: the root's source, read-only flag, overlay, and the host binds of `host = true`.
+
+use std::path::{Path, PathBuf};
+
+use super::super::Cx;
+use super::get;
+use crate::diagnostics::Problem;
+use crate::host::HostEntry;
+use crate::manifest::{Overlay, Rootfs, Spanned};
+use crate::plan::{MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
+
+/// The root, plus what it implies for the mount list.
+pub(super) struct Root {
+    pub plan: RootPlan,
+    /// For `host = true`: binds (or overlays) of the host's system dirs and their symlinks.
+    pub host_mounts: Vec<MountStep>,
+    pub proc: Option<Spanned<bool>>,
+    pub dev: Option<Spanned<bool>>,
+    pub tmp: Option<Spanned<bool>>,
+}
+
+pub(super) fn root(cx: &mut Cx) -> Root {
+    let loaded = cx.loaded;
+    let placeholder = Root {
+        plan: RootPlan {
+            source: RootSource::Tmpfs,
+            readonly: true,
+            overlay: None,
+        },
+        host_mounts: Vec::new(),
+        proc: None,
+        dev: None,
+        tmp: None,
+    };
+    let Some(rootfs) = &loaded.manifest.rootfs else {
+        cx.report_absent(
+            "rootfs",
+            Problem::error("sandbox::rootfs::no-source", "the manifest has no [rootfs]")
+                .help("add a root, e.g.\n[rootfs]\nhost = true   # the host's /usr, /bin, /lib and /etc, read-only"),
+        );
+        return placeholder;
+    };
+    let r: &Rootfs = &rootfs.value;
+    let sources: Vec<(&str, _)> = [
+        ("host", r.host.as_ref().filter(|h| h.value).map(|h| h.span)),
+        ("path", r.path.as_ref().map(|p| p.span)),
+        ("tar", r.tar.as_ref().map(|p| p.span)),
+        ("oci", r.oci.as_ref().map(|p| p.span)),
+    ]
+    .into_iter()
+    .filter_map(|(name, span)| Some((name, span?)))
+    .collect();
+    match sources.as_slice() {
+        [] => cx.report_absent(
+            "rootfs",
+            Problem::error("sandbox::rootfs::no-source", "[rootfs] names no source")
+                .at(rootfs.span, "no host, path, tar or oci")
+                .help("set exactly one of `host = true`, `path = \"./rootfs\"`, `tar = \"root.tar.gz\"`, `oci = \"./image\"`"),
+        ),
+        [_] => {}
+        [(first, first_span), rest @ ..] => {
+            for (name, span) in rest {
+                cx.report(
+                    Problem::error("sandbox::rootfs::several-sources", format!("[rootfs] has two sources: `{first}` and `{name}`"))
+                        .at(*span, "second source")
+                        .also(*first_span, "first source")
+                        .help("keep exactly one of host, path, tar and oci"),
+                );
+            }
+        }
+    }
+
+    let source = match sources.first().map(|(name, _)| *name) {
+        Some("path") => {
+            let path = r.path.as_ref().expect("path source");
+            let resolved = cx.host_path(path);
+            if !resolved.is_dir() {
+                let why = if resolved.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
+                cx.report(
+                    Problem::error("sandbox::rootfs::missing", format!("the root directory {} {why}", resolved.display()))
+                        .at(path.span, why)
+                        .help("relative paths are relative to the manifest's folder; create the directory or fix the path"),
+                );
+            }
+            RootSource::Dir { path: resolved }
+        }
+        Some(kind @ ("tar" | "oci")) => {
+            let path = if kind == "tar" {
+                r.tar.as_ref()
+            } else {
+                r.oci.as_ref()
+            }
+            .expect("archive source");
+            let resolved = cx.host_path(path);
+            if !resolved.exists() {
+                cx.report(
+                    Problem::error(
+                        "sandbox::rootfs::missing",
+                        format!("the root {kind} {} does not exist", resolved.display()),
+                    )
+                    .at(path.span, "does not exist")
+                    .help("relative paths are relative to the manifest's folder"),
+                );
+            }
+            let sha256 = get(&r.sha256);
+            if kind == "tar" {
+                RootSource::Tar {
+                    path: resolved,
+                    sha256,
+                }
+            } else {
+                RootSource::Oci {
+                    path: resolved,
+                    sha256,
+                }
+            }
+        }
+        _ => RootSource::Tmpfs,
+    };
+    if let Some(sha) = &r.sha256 {
+        if !matches!(source, RootSource::Tar { .. } | RootSource::Oci { .. }) {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::sha256-without-archive",
+                    "`sha256` only applies to a `tar` or `oci` root",
+                )
+                .at(sha.span, "nothing to check")
+                .help("remove `sha256`, or use it with `tar = ...` or `oci = ...`"),
+            );
+        } else if sha.value.len() != 64 || !sha.value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::sha256",
+                    "`sha256` must be 64 hexadecimal digits",
+                )
+                .at(sha.span, "not a SHA-256 digest")
+                .help("compute it with `sha256sum FILE`"),
+            );
+        }
+    }
+
+    let overlay = match &r.overlay {
+        None
+        | Some(Spanned {
+            value: Overlay::Enabled(false),
+            ..
+        }) => None,
+        Some(Spanned {
+            value: Overlay::Enabled(true),
+            ..
+        }) => Some(OverlayUpper::Tmpfs),
+        Some(Spanned {
+            value: Overlay::Kept(kept),
+            ..
+        }) => {
+            let upper = cx.host_path(&kept.upper);
+            Some(OverlayUpper::Dir {
+                work: work_dir_for(&upper),
+                upper,
+            })
+        }
+    };
+    let readonly = match (&r.readonly, &overlay) {
+        (Some(readonly), Some(_)) if readonly.value => {
+            cx.report(
+                Problem::error("sandbox::rootfs::readonly-overlay", "a read-only root cannot have a writable overlay")
+                    .at(readonly.span, "read-only")
+                    .also(r.overlay.as_ref().expect("overlay set").span, "writable layer")
+                    .help("remove `readonly = true` (an overlay makes the root writable), or remove `overlay`"),
+            );
+            true
+        }
+        (_, Some(_)) => false,
+        (readonly, None) => get(readonly).unwrap_or(true),
+    };
+
+    let host_mounts = match source {
+        RootSource::Tmpfs if !sources.is_empty() => host_mounts(cx, overlay.as_ref()),
+        _ => Vec::new(),
+    };
+    // With `host = true` the overlay applies to the host dirs, not the (already writable) tmpfs.
+    let root_overlay = if matches!(source, RootSource::Tmpfs) {
+        None
+    } else {
+        overlay
+    };
+    Root {
+        plan: RootPlan {
+            source,
+            readonly,
+            overlay: root_overlay,
+        },
+        host_mounts,
+        proc: r.proc.clone(),
+        dev: r.dev.clone(),
+        tmp: r.tmp.clone(),
+    }
+}
+
+/// overlayfs needs an empty work dir on the same file system as the upper dir: a sibling.
+pub(super) fn work_dir_for(upper: &Path) -> PathBuf {
+    let name = upper
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upper".into());
+    upper.with_file_name(format!(".{name}.work"))
+}
+
+fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>) -> Vec<MountStep> {
+    cx.host
+        .host_root()
+        .iter()
+        .map(|(path, entry)| {
+            let target = PathBuf::from(path);
+            let op = match (entry, overlay) {
+                (HostEntry::Symlink(link), _) => MountOp::Symlink {
+                    link: link.clone(),
+                    target,
+                },
+                (HostEntry::Dir, None) => MountOp::Bind {
+                    source: target.clone(),
+                    target,
+                    readonly: true,
+                    idmap: false,
+                    optional: false,
+                },
+                (HostEntry::Dir, Some(upper)) => MountOp::Overlay {
+                    lower: vec![target.clone()],
+                    upper: Some(match upper {
+                        OverlayUpper::Tmpfs => OverlayUpper::Tmpfs,
+                        OverlayUpper::Dir { upper, .. } => {
+                            let upper = upper.join(path.trim_start_matches('/'));
+                            OverlayUpper::Dir {
+                                work: work_dir_for(&upper),
+                                upper,
+                            }
+                        }
+                    }),
+                    target,
+                    readonly: false,
+                },
+            };
+            MountStep {
+                op,
+                key: "rootfs.host".into(),
+            }
+        })
+        .collect()
+}
