@@ -4,7 +4,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{Output, exit, find_manifest, load_and_validate};
+use crate::diagnostics::Problem;
+use crate::exec::{self, ExecError, StepFailure};
 use crate::host::HostFacts;
+use crate::manifest::Loaded;
 use crate::plan::render_text;
 use crate::validate::Invocation;
 
@@ -48,6 +51,59 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
         print!("{}", render_text(&plan, args.verbose));
         return ExitCode::SUCCESS;
     }
-    out.error("`sandbox up` cannot run sandboxes yet: the executor is not implemented. `sandbox plan` shows what it will do.");
-    ExitCode::from(exit::LAUNCHER_FAILED)
+    if args.verbose {
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    match exec::run(&plan) {
+        Ok((outcome, timings)) => {
+            if args.verbose {
+                for (step, duration) in &timings {
+                    eprintln!(
+                        "sandbox: {step:<14} {:>8.3} ms",
+                        duration.as_secs_f64() * 1e3
+                    );
+                }
+            }
+            if let Some(failure) = &outcome.failure {
+                out.problems(&[failure_problem(failure, &loaded)], &loaded);
+            }
+            ExitCode::from(outcome.status)
+        }
+        Err(error) => {
+            let problem = match &error {
+                ExecError::Step(failure) => failure_problem(failure, &loaded),
+                other => Problem::error("sandbox::exec::setup", other.to_string()),
+            };
+            out.problems(&[problem], &loaded);
+            ExitCode::from(exit::LAUNCHER_FAILED)
+        }
+    }
+}
+
+/// A failed step as a diagnostic, underlining the manifest key behind it when there is one.
+fn failure_problem(failure: &StepFailure, loaded: &Loaded) -> Problem {
+    let code = match failure.step {
+        crate::plan::StepId::User => "sandbox::exec::user",
+        crate::plan::StepId::Mount => "sandbox::exec::mount",
+        crate::plan::StepId::Pid => "sandbox::exec::pid",
+        crate::plan::StepId::Net => "sandbox::exec::net",
+        crate::plan::StepId::Chroot => "sandbox::exec::chroot",
+        crate::plan::StepId::Cgroup => "sandbox::exec::cgroup",
+        crate::plan::StepId::Security => "sandbox::exec::security",
+        crate::plan::StepId::Exec => "sandbox::exec::exec",
+    };
+    let mut problem = Problem::error(code, failure.to_string());
+    if let Some(span) = failure
+        .key
+        .as_ref()
+        .and_then(|key| loaded.provenance.get(key))
+    {
+        problem = problem.at(*span, format!("{} failed here", failure.step.name()));
+    }
+    if let Some(advice) = failure.advice() {
+        problem = problem.help(advice);
+    }
+    problem
 }

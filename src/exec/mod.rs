@@ -1,4 +1,275 @@
-//! Stage 4: the executor, which applies a [`Plan`](crate::plan::Plan) to the kernel.
+//! Stage 4: the executor, which applies a [`Plan`] to the kernel.
+//!
+//! One clone creates every namespace at once (as bubblewrap and nsjail do); the parent stays
+//! outside as a small supervisor. The parent halves of the steps run first (cgroup placement,
+//! id maps, network), then the parent sends `Go` and the child runs its halves in the fixed
+//! order [`CHILD_STEPS`]; the command is forked from there and the setup process stays as
+//! its pid 1. See design.md, "Parent/child handshake and ordering".
+//!
+//! The launcher must be single-threaded when it clones: unshare(CLONE_NEWUSER) fails in a
+//! multi-threaded process, and a forked child may only rely on what one thread left consistent.
 
+pub mod error;
+pub mod handshake;
+mod steps;
+mod supervise;
 #[allow(unsafe_code)]
 pub mod sys;
+
+use std::io::IsTerminal;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use error::OrFail;
+pub use error::{ExecError, StepFailure};
+use handshake::{Channel, RecvError, ToChild, ToParent};
+pub use steps::command::Terminal;
+use steps::{cgroup, chroot, command, mount, net, pid, user};
+pub use supervise::Outcome;
+
+use crate::manifest::Tty;
+use crate::plan::{Plan, StepId};
+
+/// The child's steps, in the order the plan promises (user -> mount -> pid -> net -> chroot ->
+/// cgroup -> security -> exec). `pid` is where the command is forked off; `security` and
+/// `exec` run in the command's own process.
+pub const CHILD_STEPS: [StepId; 8] = StepId::ORDER;
+
+/// How long each step took, in order; the parent's halves and the child's.
+pub type Timings = Vec<(String, Duration)>;
+
+/// Run the plan in the foreground; returns the command's outcome.
+pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
+    let started = Instant::now();
+    let terminal = match plan.process.tty {
+        Tty::Always => true,
+        Tty::Never => false,
+        Tty::Auto => std::io::stdin().is_terminal(),
+    };
+    // Blocked from before the clone, so a signal sent while the sandbox starts is forwarded,
+    // not lost; the command unblocks everything before exec.
+    pid::forwarded_set()
+        .thread_block()
+        .or_fail(StepId::User, || "blocking signals".into())?;
+
+    let (parent_end, child_end) =
+        handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
+    let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .or_fail(StepId::User, || "pipe2".into())?;
+    let flags = clone_flags(plan);
+    let (child, pidfd) = match sys::clone3(flags, None)
+        .or_fail(StepId::User, || "clone into new namespaces".into())?
+    {
+        sys::Forked::Child => {
+            drop(parent_end);
+            drop(exec_read);
+            child_main(plan, child_end, exec_write, terminal)
+        }
+        sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
+    };
+    drop(child_end);
+    drop(exec_write);
+    let mut timings: Timings = vec![("clone".into(), started.elapsed())];
+    let guard = KillOnDrop(Some(pidfd));
+
+    let step_started = Instant::now();
+    if let Some(user_plan) = &plan.user {
+        user::parent(user_plan, child.as_raw())?;
+    }
+    timings.push(("user (parent)".into(), step_started.elapsed()));
+    parent_end
+        .send(&ToChild::Go, None)
+        .or_fail(StepId::User, || "releasing the sandbox".into())?;
+
+    let master = match parent_end.recv::<ToParent>() {
+        Ok((
+            ToParent::Ready {
+                timings: child_timings,
+            },
+            master,
+        )) => {
+            timings.extend(
+                child_timings
+                    .into_iter()
+                    .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(ns))),
+            );
+            master
+        }
+        Ok((ToParent::Failed(failure), _)) => return Err(failure.into()),
+        Err(RecvError::Closed) => {
+            return Err(ExecError::SetupDied("it exited without a word".into()));
+        }
+        Err(RecvError::Io(errno)) => return Err(ExecError::SetupDied(errno.desc().into())),
+        Err(RecvError::Malformed(text)) => return Err(ExecError::SetupDied(text)),
+    };
+    timings.push(("ready".into(), started.elapsed()));
+    let pidfd = guard.release();
+    let outcome = supervise::supervise(supervise::Supervised {
+        pidfd,
+        exec_pipe: exec_read,
+        master,
+        timeout: plan.process.timeout_ms.map(Duration::from_millis),
+    })?;
+    Ok((outcome, timings))
+}
+
+/// The namespaces the clone creates. The cgroup namespace is left to the child's cgroup step,
+/// so that it is rooted at the sandbox's own group; the time namespace to the user step, which
+/// must write its offsets before any process enters it.
+pub fn clone_flags(plan: &Plan) -> u64 {
+    let ns = &plan.namespaces;
+    [
+        (ns.user, libc::CLONE_NEWUSER),
+        (ns.mount, libc::CLONE_NEWNS),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.ipc, libc::CLONE_NEWIPC),
+    ]
+    .into_iter()
+    .filter(|(new, _)| *new)
+    .fold(0u64, |flags, (_, flag)| flags | flag as u64)
+}
+
+/// Kills the child (and so the whole sandbox) if the parent gives up before supervising it.
+struct KillOnDrop(Option<OwnedFd>);
+
+impl KillOnDrop {
+    fn release(mut self) -> OwnedFd {
+        self.0.take().expect("released once")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pidfd) = self.0.take() {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitid(
+                nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
+                nix::sys::wait::WaitPidFlag::WEXITED,
+            );
+        }
+    }
+}
+
+/// The sandbox's setup process: wait for `Go`, run the child halves, report, then fork the
+/// command and stay as its init. Never returns.
+fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool) -> ! {
+    // If the supervisor died before this, the Go below reads end-of-file instead.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    match channel.recv::<ToChild>() {
+        Ok((ToChild::Go, _)) => {}
+        _ => sys::exit_now(125),
+    }
+    let (timings, master, terminal) = match setup(plan, terminal) {
+        Ok(done) => done,
+        Err(failure) => {
+            let _ = channel.send(&ToParent::Failed(failure), None);
+            sys::exit_now(125)
+        }
+    };
+    let master_fd = master.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    if channel
+        .send(&ToParent::Ready { timings }, master_fd)
+        .is_err()
+    {
+        sys::exit_now(125);
+    }
+    drop(master);
+    if !plan.namespaces.pid {
+        drop(channel);
+        command::exec(plan, exec_pipe, terminal.as_ref());
+    }
+    match sys::fork() {
+        Ok(None) => {
+            drop(channel);
+            command::exec(plan, exec_pipe, terminal.as_ref())
+        }
+        Ok(Some(command)) => pid::init(Pid::from_raw(command)),
+        Err(errno) => {
+            let failure = StepFailure::new(StepId::Pid, "forking the command", errno);
+            let _ = nix::unistd::write(
+                exec_pipe.as_fd(),
+                &serde_json::to_vec(&failure).expect("serializes"),
+            );
+            sys::exit_now(125)
+        }
+    }
+}
+
+type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
+
+/// The child halves of the steps, timed.
+fn setup(plan: &Plan, terminal: bool) -> Result<Setup, StepFailure> {
+    let mut timings = Vec::with_capacity(CHILD_STEPS.len());
+    let mut clock = Instant::now();
+    let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
+        let now = Instant::now();
+        timings.push((step, now.duration_since(clock).as_nanos() as u64));
+        clock = now;
+    };
+
+    user::child(plan)?;
+    // Credentials changed, which clears the parent-death signal (prctl(2)): set it again.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
+    lap(StepId::User, &mut timings);
+    let new_root = mount::child(plan)?;
+    lap(StepId::Mount, &mut timings);
+    if plan.namespaces.pid {
+        pid::install_handlers()?;
+    }
+    lap(StepId::Pid, &mut timings);
+    net::child(plan)?;
+    lap(StepId::Net, &mut timings);
+    chroot::child(plan, new_root)?;
+    lap(StepId::Chroot, &mut timings);
+    cgroup::child(plan)?;
+    lap(StepId::Cgroup, &mut timings);
+    let (master, terminal) = if terminal {
+        open_pty().map(|(m, t)| (Some(m), Some(t)))?
+    } else {
+        (None, None)
+    };
+    Ok((timings, master, terminal))
+}
+
+/// A new pty in the sandbox's own devpts instance: the master goes to the supervisor, which
+/// relays the caller's terminal; the command gets the slave.
+fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
+    use nix::fcntl::OFlag;
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .or_fail(StepId::Exec, || {
+        "opening /dev/ptmx (a terminal needs the sandbox's /dev)".into()
+    })
+    .map_err(|f| f.with_key("process.tty"))?;
+    sys::unlock_pty(master.as_fd()).or_fail(StepId::Exec, || "unlocking the pty".into())?;
+    let number = sys::pty_number(master.as_fd()).or_fail(StepId::Exec, || "TIOCGPTN".into())?;
+    Ok((
+        master,
+        Terminal {
+            slave: PathBuf::from(format!("/dev/pts/{number}")),
+        },
+    ))
+}
+
+/// write(2) until every byte is written.
+pub(crate) fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
+}

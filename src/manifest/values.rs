@@ -728,24 +728,25 @@ pub enum Rlimit {
 }
 
 impl Rlimit {
-    pub fn resource(self) -> libc::__rlimit_resource_t {
+    pub fn resource(self) -> nix::sys::resource::Resource {
+        use nix::sys::resource::Resource;
         match self {
-            Rlimit::As => libc::RLIMIT_AS,
-            Rlimit::Core => libc::RLIMIT_CORE,
-            Rlimit::Cpu => libc::RLIMIT_CPU,
-            Rlimit::Data => libc::RLIMIT_DATA,
-            Rlimit::Fsize => libc::RLIMIT_FSIZE,
-            Rlimit::Locks => libc::RLIMIT_LOCKS,
-            Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
-            Rlimit::Msgqueue => libc::RLIMIT_MSGQUEUE,
-            Rlimit::Nice => libc::RLIMIT_NICE,
-            Rlimit::Nofile => libc::RLIMIT_NOFILE,
-            Rlimit::Nproc => libc::RLIMIT_NPROC,
-            Rlimit::Rss => libc::RLIMIT_RSS,
-            Rlimit::Rtprio => libc::RLIMIT_RTPRIO,
-            Rlimit::Rttime => libc::RLIMIT_RTTIME,
-            Rlimit::Sigpending => libc::RLIMIT_SIGPENDING,
-            Rlimit::Stack => libc::RLIMIT_STACK,
+            Rlimit::As => Resource::RLIMIT_AS,
+            Rlimit::Core => Resource::RLIMIT_CORE,
+            Rlimit::Cpu => Resource::RLIMIT_CPU,
+            Rlimit::Data => Resource::RLIMIT_DATA,
+            Rlimit::Fsize => Resource::RLIMIT_FSIZE,
+            Rlimit::Locks => Resource::RLIMIT_LOCKS,
+            Rlimit::Memlock => Resource::RLIMIT_MEMLOCK,
+            Rlimit::Msgqueue => Resource::RLIMIT_MSGQUEUE,
+            Rlimit::Nice => Resource::RLIMIT_NICE,
+            Rlimit::Nofile => Resource::RLIMIT_NOFILE,
+            Rlimit::Nproc => Resource::RLIMIT_NPROC,
+            Rlimit::Rss => Resource::RLIMIT_RSS,
+            Rlimit::Rtprio => Resource::RLIMIT_RTPRIO,
+            Rlimit::Rttime => Resource::RLIMIT_RTTIME,
+            Rlimit::Sigpending => Resource::RLIMIT_SIGPENDING,
+            Rlimit::Stack => Resource::RLIMIT_STACK,
         }
     }
 

@@ -12,7 +12,7 @@ use super::{
 use crate::plan::IdMapping;
 
 /// The executor's steps, in the order it takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepId {
     User,

@@ -1,5 +1,32 @@
 //! The only place that makes raw system calls. Everything else goes through these wrappers or
 //! through nix, caps, landlock and seccompiler.
+//!
+//! Mounts use the file-descriptor mount API (open_tree, fsopen/fsmount, move_mount,
+//! mount_setattr; Linux 5.12+): a mount is built detached, given its flags, and only then
+//! attached to a target that was itself opened with openat2(RESOLVE_IN_ROOT). Nothing is ever
+//! resolved by path twice, so a symlink swapped into the new root cannot redirect a mount.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+pub type Result<T> = std::result::Result<T, Errno>;
+
+fn check(ret: libc::c_long) -> Result<libc::c_long> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+/// Take ownership of a descriptor passed to us with SCM_RIGHTS.
+pub fn adopt_received(fd: RawFd) -> OwnedFd {
+    owned(fd as libc::c_long)
+}
+
+/// Wrap a descriptor the kernel just returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this descriptor to us and nothing else refers to it.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
 
 /// The landlock ABI version of the running kernel; 0 when landlock is unavailable.
 pub fn landlock_abi() -> u32 {
@@ -15,4 +42,419 @@ pub fn landlock_abi() -> u32 {
         )
     };
     u32::try_from(version).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+pub enum Forked {
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+    Child,
+}
+
+/// clone3 with fork semantics (no new stack): the child continues from here with a copy of the
+/// address space, in the namespaces `flags` asks for. The parent also gets a pidfd, so it can
+/// wait and signal without racing pid reuse.
+///
+/// Only call this while the process is single-threaded: the child has one thread, and anything
+/// another thread held locked stays locked in it.
+pub fn clone3(flags: u64, into_cgroup: Option<BorrowedFd<'_>>) -> Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = libc::clone_args {
+        flags: flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    if let Some(cgroup) = into_cgroup {
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cgroup.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid clone_args that outlives the call, and `pidfd` points to an int
+    // the kernel fills in. With stack 0 the child runs on a copy of this stack, like fork(2).
+    let ret = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    })?;
+    if ret == 0 {
+        Ok(Forked::Child)
+    } else {
+        Ok(Forked::Parent {
+            pid: ret as libc::pid_t,
+            pidfd: owned(pidfd as libc::c_long),
+        })
+    }
+}
+
+/// fork(2) through glibc, which keeps its own view of the thread id right in the child.
+pub fn fork() -> Result<Option<libc::pid_t>> {
+    // SAFETY: the callers are the sandbox's setup process and init, both single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo and no flags.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Mark every descriptor from `first` up close-on-exec, so the command inherits only 0, 1, 2.
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range only changes descriptor flags.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
+}
+
+/// Close every descriptor from `first` up.
+pub fn close_from(first: u32) -> Result<()> {
+    // SAFETY: close_range only closes descriptors; the callers own every descriptor >= first.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(drop)
+}
+
+/// execve; returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
+    let argv: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: both arrays are NULL-terminated and their strings outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// _exit(2): leave without running destructors or flushing anything shared with the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no user-space state.
+    unsafe { libc::_exit(code) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file-descriptor mount API (linux/mount.h)
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached copy of the mount tree at `path` (recursively, like `mount --rbind`); `path` is
+/// relative to `dir`, or with an empty path, `dir` itself.
+pub fn open_tree_clone(dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd> {
+    let empty = if path.is_empty() {
+        libc::AT_EMPTY_PATH as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: a NUL-terminated path relative to a valid descriptor (or the cwd), and flags; the
+    // kernel returns a new descriptor.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd()),
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE | empty,
+        )
+    })
+    .map(owned)
+}
+
+/// Set and clear mount attributes on a mount (and, with `recursive`, everything below it).
+/// `userns` makes it an id-mapped mount with that user namespace's mapping.
+pub fn mount_setattr(
+    mount: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    let mut attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
+    };
+    if userns.is_some() {
+        attr.attr_set |= MOUNT_ATTR_IDMAP;
+    }
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: an empty path with AT_EMPTY_PATH acts on `mount`; `attr` is a valid mount_attr
+    // whose size we pass.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Attach the detached mount `mount` on top of the file or directory `target`.
+pub fn move_mount(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: empty paths with the EMPTY_PATH flags act on the two descriptors.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// A file system being configured (fsopen), to become a detached mount with [`FsContext::mount`].
+pub struct FsContext(OwnedFd);
+
+impl FsContext {
+    pub fn open(fstype: &CStr) -> Result<FsContext> {
+        // SAFETY: a NUL-terminated file system name.
+        check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+            .map(|fd| FsContext(owned(fd)))
+    }
+
+    pub fn set(&self, key: &CStr, value: &CStr) -> Result<()> {
+        // SAFETY: NUL-terminated key and value on a valid fs context.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn flag(&self, key: &CStr) -> Result<()> {
+        // SAFETY: a NUL-terminated key on a valid fs context; flags take no value.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_FLAG,
+                key.as_ptr(),
+                std::ptr::null::<u8>(),
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Create the superblock and return it as a detached mount with `attrs` (MOUNT_ATTR_*).
+    pub fn mount(self, attrs: u64) -> Result<OwnedFd> {
+        // SAFETY: a valid fs context; CMD_CREATE takes no key or value.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            )
+        })?;
+        // SAFETY: a created fs context; attrs are MOUNT_ATTR_* bits.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                self.0.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                attrs,
+            )
+        })
+        .map(owned)
+    }
+}
+
+/// openat2: open `path` below `dir`, resolving it as if `dir` were the root: `..` and absolute
+/// symlinks cannot leave it.
+pub fn open_in_root(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
+    // SAFETY: open_how is plain data; all zeroes is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `how` is a valid open_how whose size we pass; `path` is NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &mut how as *mut libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })
+    .map(owned)
+}
+
+/// pivot_root(".", "."): the new root is the current directory, and the old root ends up on
+/// top of it, to be detached with umount2(".", MNT_DETACH) (pivot_root(2), NOTES).
+pub fn pivot_root_here() -> Result<()> {
+    // SAFETY: two NUL-terminated paths.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) }).map(drop)
+}
+
+pub fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: a pointer and length of a valid byte slice.
+    check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long)
+        .map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+
+/// Install a handler that does nothing. pid 1 of a pid namespace only receives signals it has a
+/// handler for (the kernel drops the rest), even when it blocks them and reads them from a
+/// signalfd.
+pub fn install_noop_handler(signal: i32) -> Result<()> {
+    extern "C" fn noop(_: libc::c_int) {}
+    // SAFETY: a zeroed sigaction with a valid handler function and an empty mask.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = noop as *const () as usize;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `action` is fully initialised; the old action is not needed.
+    check(unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } as libc::c_long)
+        .map(drop)
+}
+
+/// Restore every signal's default disposition and unblock them all: the command must not
+/// inherit the launcher's signal setup.
+pub fn reset_signals() {
+    for signal in 1..libc::SIGRTMAX() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: setting SIG_DFL is always valid; failures for reserved signals are harmless.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty set and a null old set.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminals
+
+pub fn ioctl_set_ctty(fd: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
+}
+
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize> {
+    // SAFETY: TIOCGWINSZ fills a winsize struct.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } as libc::c_long)
+        .map(|_| size)
+}
+
+pub fn set_winsize(fd: BorrowedFd<'_>, size: &libc::winsize) -> Result<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize struct.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size) } as libc::c_long).map(drop)
+}
+
+/// The number of the pty slave behind a master (TIOCGPTN), in the devpts instance it belongs to.
+pub fn pty_number(master: BorrowedFd<'_>) -> Result<u32> {
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN fills an unsigned int.
+    check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) } as libc::c_long)?;
+    Ok(number)
+}
+
+pub fn unlock_pty(master: BorrowedFd<'_>) -> Result<()> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int (0: unlock).
+    check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } as libc::c_long)
+        .map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+/// Bring `lo` up: a fresh network namespace has it down.
+pub fn loopback_up() -> Result<()> {
+    // SAFETY: a datagram socket is only used for the interface ioctls below.
+    let socket =
+        check(
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+                as libc::c_long,
+        )
+        .map(owned)?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills ifr_flags of a named ifreq.
+    check(
+        unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) }
+            as libc::c_long,
+    )?;
+    // SAFETY: the union field just filled by the kernel.
+    unsafe { request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the named ifreq.
+    check(unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } as libc::c_long)
+        .map(drop)
 }

@@ -1,0 +1,115 @@
+//! Failures of the executor: which step, doing what, on which manifest key, with which errno.
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::StepId;
+
+/// A step that failed. It travels from the sandbox's setup process to the supervisor, so it is
+/// plain data; `key` names the manifest key behind the failing operation (`mount[2]`), which
+/// the CLI turns back into a span in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub step: StepId,
+    /// What was being done, e.g. "bind /home/x -> /work".
+    pub action: String,
+    pub errno: i32,
+    pub key: Option<String>,
+}
+
+impl StepFailure {
+    pub fn new(step: StepId, action: impl Into<String>, errno: Errno) -> Self {
+        StepFailure {
+            step,
+            action: action.into(),
+            errno: errno as i32,
+            key: None,
+        }
+    }
+
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn errno(&self) -> Errno {
+        Errno::from_raw(self.errno)
+    }
+
+    /// What to do about it, where the errno says enough to tell.
+    pub fn advice(&self) -> Option<String> {
+        let errno = self.errno();
+        Some(match (self.step, errno) {
+            (StepId::User, Errno::EPERM | Errno::ENOSPC | Errno::EUSERS | Errno::EACCES) if self.action.starts_with("clone") => {
+                "this host does not let this user create namespaces. Check `sysctl kernel.unprivileged_userns_clone` \
+                 (must be 1), `sysctl user.max_user_namespaces` (must be > 0) and, on Ubuntu 24.04+, \
+                 `sysctl kernel.apparmor_restrict_unprivileged_userns` (0, or an AppArmor profile for sandbox); \
+                 `sandbox doctor` checks all of these"
+                    .into()
+            }
+            (StepId::User, Errno::EPERM) => {
+                "the kernel refused the id map: a process without root may only map its own uid and gid \
+                 (more needs newuidmap/newgidmap and a grant in /etc/subuid and /etc/subgid)"
+                    .into()
+            }
+            (StepId::Mount, Errno::ENOENT) => "a path the mount needs does not exist".into(),
+            (StepId::Mount, Errno::EPERM) => {
+                "the kernel refused the mount in the sandbox's user namespace (a fresh proc or sysfs needs the \
+                 sandbox's own pid or network namespace, and a fully visible host /proc and /sys)"
+                    .into()
+            }
+            (StepId::Mount, Errno::EINVAL) if self.action.starts_with("overlay") => {
+                "overlayfs rejected the layers: the upper and work dirs must be on the same file system, \
+                 and an unprivileged overlay needs Linux 5.11+"
+                    .into()
+            }
+            (StepId::Chroot, _) => "pivot_root needs the new root to be a mount point not shared with the host".into(),
+            (StepId::Exec, Errno::ENOENT) => "the program was not found in the sandbox (check PATH and the root)".into(),
+            (StepId::Exec, Errno::EACCES | Errno::ENOEXEC) => "the file is not executable in the sandbox".into(),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step `{}` failed: {}: {} ({})",
+            self.step.name(),
+            self.action,
+            self.errno().desc(),
+            self.errno()
+        )
+    }
+}
+
+impl std::error::Error for StepFailure {}
+
+/// Why `sandbox up` could not run the command.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Step(StepFailure),
+    #[error("the sandbox's setup process died before it was ready ({0})")]
+    SetupDied(String),
+    #[error("supervising the sandbox failed: {action}: {}", errno.desc())]
+    Supervisor { action: String, errno: Errno },
+}
+
+impl From<StepFailure> for ExecError {
+    fn from(failure: StepFailure) -> Self {
+        ExecError::Step(failure)
+    }
+}
+
+/// Shorthand for mapping a syscall error to a failure of `step`.
+pub trait OrFail<T> {
+    fn or_fail(self, step: StepId, action: impl FnOnce() -> String) -> Result<T, StepFailure>;
+}
+
+impl<T> OrFail<T> for Result<T, Errno> {
+    fn or_fail(self, step: StepId, action: impl FnOnce() -> String) -> Result<T, StepFailure> {
+        self.map_err(|errno| StepFailure::new(step, action(), errno))
+    }
+}

@@ -1,0 +1,141 @@
+//! The exec step, in the command's own process: session and terminal, signals, umask, working
+//! directory, security, descriptors, then execve.
+//!
+//! Any failure is written to the exec pipe as a [`StepFailure`] and the process exits; a
+//! successful execve closes the pipe (O_CLOEXEC), which the supervisor reads as "running".
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, umask};
+
+use super::security;
+use crate::cli::exit;
+use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::sys;
+use crate::plan::{Plan, StepId};
+
+/// The slave side of the sandbox's pty, by path inside the sandbox's devpts.
+pub struct Terminal {
+    pub slave: std::path::PathBuf,
+}
+
+pub fn exec(plan: &Plan, exec_pipe: OwnedFd, terminal: Option<&Terminal>) -> ! {
+    let failure = match prepare(plan, terminal) {
+        Ok((path_list, argv, envp)) => {
+            search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp)
+        }
+        Err(failure) => failure,
+    };
+    let bytes = serde_json::to_vec(&failure).expect("failures serialize");
+    let _ = nix::unistd::write(exec_pipe.as_fd(), &bytes);
+    let code = match (failure.step, failure.errno()) {
+        (StepId::Exec, Errno::ENOENT) => exit::NOT_FOUND,
+        (StepId::Exec, _) => exit::NOT_EXECUTABLE,
+        _ => exit::LAUNCHER_FAILED,
+    };
+    sys::exit_now(code.into())
+}
+
+type Prepared = (String, Vec<CString>, Vec<CString>);
+
+fn prepare(plan: &Plan, terminal: Option<&Terminal>) -> Result<Prepared, StepFailure> {
+    let process = &plan.process;
+    nix::unistd::setsid().or_fail(StepId::Exec, || "setsid".into())?;
+    if let Some(terminal) = terminal {
+        let slave = nix::fcntl::open(
+            &terminal.slave,
+            OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .or_fail(StepId::Exec, || {
+            format!("opening {}", terminal.slave.display())
+        })?;
+        nix::unistd::dup2_stdin(&slave)
+            .and_then(|()| nix::unistd::dup2_stdout(&slave))
+            .and_then(|()| nix::unistd::dup2_stderr(&slave))
+            .or_fail(StepId::Exec, || "attaching the terminal".into())?;
+        sys::ioctl_set_ctty(slave.as_fd()).or_fail(StepId::Exec, || "TIOCSCTTY".into())?;
+    }
+    sys::reset_signals();
+    umask(Mode::from_bits_truncate(process.umask));
+    nix::unistd::chdir(&process.cwd)
+        .or_fail(StepId::Exec, || format!("chdir({})", process.cwd.display()))
+        .map_err(|f| f.with_key("process.cwd"))?;
+    let cstrings = |items: &mut dyn Iterator<Item = String>| -> Result<Vec<CString>, StepFailure> {
+        items
+            .map(|s| {
+                CString::new(s).map_err(|_| {
+                    StepFailure::new(StepId::Exec, "an argument holds a NUL byte", Errno::EINVAL)
+                })
+            })
+            .collect()
+    };
+    let argv = cstrings(&mut process.argv.iter().cloned())?;
+    let envp = cstrings(&mut process.env.iter().map(|(k, v)| format!("{k}={v}")))?;
+    let path_list = process
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+
+    security::apply(plan)?;
+    // Only 0, 1 and 2 reach the command; the exec pipe closes itself on success.
+    sys::cloexec_from(3).or_fail(StepId::Exec, || "close_range(3..)".into())?;
+    Ok((path_list, argv, envp))
+}
+
+/// execve the program, searching the sandbox's PATH (not the launcher's) when its name has no
+/// slash, as execvp does. The error is the most telling one: not found, unless some candidate
+/// existed but could not be executed.
+fn search_and_exec(
+    program: &str,
+    path_list: &str,
+    argv: &[CString],
+    envp: &[CString],
+) -> StepFailure {
+    let fail = |errno: Errno| {
+        StepFailure::new(StepId::Exec, format!("executing {program}"), errno)
+            .with_key("process.command")
+    };
+    if program.contains('/') {
+        let path = CString::new(program).expect("checked for NUL");
+        return fail(sys::execve(&path, argv, envp));
+    }
+    let mut found_but_failed = None;
+    for dir in path_list.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        let path = CString::new(candidate.as_os_str().as_bytes()).expect("checked for NUL");
+        match sys::execve(&path, argv, envp) {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            errno @ (Errno::EACCES | Errno::EPERM) => found_but_failed = Some(errno),
+            errno => return fail(errno),
+        }
+    }
+    fail(found_but_failed.unwrap_or(Errno::ENOENT))
+}
+
+/// The exec pipe's read end reports this on EOF without data: the command is running.
+pub fn read_failure(pipe: &OwnedFd) -> Option<StepFailure> {
+    let mut buffer = [0u8; 4096];
+    let mut filled = 0;
+    loop {
+        match nix::unistd::read(pipe.as_fd(), &mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+        if filled == buffer.len() {
+            break;
+        }
+    }
+    (filled > 0)
+        .then(|| serde_json::from_slice(&buffer[..filled]).ok())
+        .flatten()
+}

@@ -1,0 +1,572 @@
+//! Mount namespace: the new root and every mount of the plan.
+//!
+//! Preconditions: the process is in its own mount namespace (CLONE_NEWNS), owned by the
+//! sandbox's user namespace, with root inside (the user step). Order (as bubblewrap):
+//! 1. make every mount private (MS_REC|MS_PRIVATE on /): nothing propagates to the host;
+//! 2. mount a staging tmpfs on /tmp and pivot into it: the host's root stays reachable at
+//!    /oldroot, and host paths are read from there;
+//! 3. build the sandbox's root at /newroot (a fresh tmpfs, a bind of a directory, or an overlay);
+//! 4. make each mount of the plan, in order. Every target is opened with
+//!    openat2(RESOLVE_IN_ROOT) below /newroot, so a symlink in the sandbox's root (`/tmp -> /etc`)
+//!    resolves inside that root and can never send a mount onto the host; the mount itself is
+//!    built detached (fsmount or open_tree) and attached to that descriptor with move_mount;
+//! 5. mask the kernel's sensitive /proc and /sys entries (OCI defaults).
+//!
+//! The chroot step then pivots into /newroot and detaches the staging root with the host's.
+//! A fresh proc or sysfs can only be mounted by a user namespace that owns the pid (net)
+//! namespace, while a fully visible proc (sysfs) is mounted in the mount namespace: the host's,
+//! under /oldroot, until the chroot step.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
+
+use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::sys::{
+    self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
+use crate::exec::write_all;
+use crate::plan::{MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId};
+
+const STAGING: &str = "/tmp";
+const OLD_ROOT: &str = "/oldroot";
+
+/// Device nodes a minimal /dev gets, bound from the host's (an unprivileged user namespace
+/// cannot mknod).
+pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// Symlinks of a minimal /dev.
+pub const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// Scratch space for mounts that need a backing store (files, tmpfs overlay layers).
+struct Staging {
+    dir: OwnedFd,
+    counter: usize,
+    /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
+    userns: bool,
+}
+
+impl Staging {
+    fn next_name(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}", self.counter)
+    }
+}
+
+fn cstring(path: impl AsRef<OsStr>) -> CString {
+    CString::new(path.as_ref().as_bytes()).expect("plan paths hold no NUL byte (validated)")
+}
+
+/// A host path, as reachable from the staging root.
+fn host(path: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// A sandbox path, relative to the new root (for openat2 below it).
+fn inside(path: &Path) -> CString {
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    cstring(if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    })
+}
+
+fn open_dir(path: &str) -> Result<OwnedFd, Errno> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn mode_string(mode: u32) -> CString {
+    cstring(format!("{mode:o}"))
+}
+
+/// Build the new root and make every mount; returns a descriptor of the new root.
+pub fn child(plan: &Plan) -> Result<OwnedFd, StepFailure> {
+    let fail = |action: &str| {
+        let action = action.to_string();
+        move || action
+    };
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .or_fail(StepId::Mount, fail("making / private"))?;
+
+    // Staging root, with the host's root below it at /oldroot.
+    let staging = FsContext::open(c"tmpfs")
+        .and_then(|fs| {
+            fs.set(c"mode", c"755")?;
+            fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+        })
+        .or_fail(StepId::Mount, fail("creating the staging tmpfs"))?;
+    let staging_target =
+        open_dir(STAGING).or_fail(StepId::Mount, fail("opening /tmp for the staging root"))?;
+    sys::move_mount(staging.as_fd(), staging_target.as_fd())
+        .or_fail(StepId::Mount, fail("mounting the staging root on /tmp"))?;
+    drop(staging_target);
+    for dir in ["newroot", "oldroot", "files"] {
+        nix::sys::stat::mkdirat(staging.as_fd(), dir, Mode::from_bits_truncate(0o755))
+            .or_fail(StepId::Mount, || format!("creating {STAGING}/{dir}"))?;
+    }
+    nix::unistd::fchdir(staging.as_fd())
+        .or_fail(StepId::Mount, fail("entering the staging root"))?;
+    nix::unistd::pivot_root(".", "oldroot")
+        .or_fail(StepId::Mount, fail("pivot_root into the staging root"))?;
+    nix::unistd::chdir("/").or_fail(StepId::Mount, fail("chdir(/)"))?;
+    let mut staging = Staging {
+        dir: open_dir("/").or_fail(StepId::Mount, fail("opening the staging root"))?,
+        counter: 0,
+        userns: plan.namespaces.user,
+    };
+
+    let new_root = root(plan, &mut staging)?;
+    for step in &plan.mounts {
+        apply(step, new_root.as_fd(), &mut staging).map_err(|errno| {
+            StepFailure::new(StepId::Mount, describe(&step.op), errno).with_key(step.key.clone())
+        })?;
+    }
+    for path in &plan.security.masked_paths {
+        mask(path, new_root.as_fd())
+            .or_fail(StepId::Mount, || format!("masking {}", path.display()))?;
+    }
+    for path in &plan.security.readonly_paths {
+        make_readonly(path, new_root.as_fd()).or_fail(StepId::Mount, || {
+            format!("making {} read-only", path.display())
+        })?;
+    }
+    Ok(new_root)
+}
+
+fn root(plan: &Plan, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
+    let target = open_dir("/newroot").or_fail(StepId::Mount, || "opening /newroot".into())?;
+    let key = |f: StepFailure| f.with_key("rootfs");
+    let mount = match (&plan.root.source, &plan.root.overlay) {
+        (RootSource::Tmpfs, _) => FsContext::open(c"tmpfs")
+            .and_then(|fs| {
+                fs.set(c"mode", c"755")?;
+                fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+            })
+            .or_fail(StepId::Mount, || "creating the root tmpfs".into())
+            .map_err(key)?,
+        (RootSource::Dir { path }, None) => sys::open_tree_clone(None, &cstring(host(path)))
+            .and_then(|tree| {
+                sys::mount_setattr(
+                    tree.as_fd(),
+                    true,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    0,
+                    None,
+                )
+                .map(|_| tree)
+            })
+            .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
+            .map_err(key)?,
+        (RootSource::Dir { path }, Some(upper)) => {
+            overlay(std::slice::from_ref(path), Some(upper), false, staging)
+                .or_fail(StepId::Mount, || {
+                    format!("overlay / over {}", path.display())
+                })
+                .map_err(key)?
+        }
+        (RootSource::Tar { path, .. } | RootSource::Oci { path, .. }, _) => {
+            return Err(StepFailure::new(
+                StepId::Mount,
+                format!(
+                    "unpacking {}: tar and OCI roots are not supported yet",
+                    path.display()
+                ),
+                Errno::ENOSYS,
+            )
+            .with_key("rootfs"));
+        }
+    };
+    sys::move_mount(mount.as_fd(), target.as_fd())
+        .or_fail(StepId::Mount, || "mounting the root on /newroot".into())
+        .map_err(key)?;
+    Ok(mount)
+}
+
+/// What a mount op does, for error messages.
+fn describe(op: &MountOp) -> String {
+    match op {
+        MountOp::Bind { source, target, .. } => {
+            format!("bind {} -> {}", source.display(), target.display())
+        }
+        MountOp::Overlay { target, .. } => format!("overlay on {}", target.display()),
+        MountOp::Symlink { link, target } => format!("symlink {} -> {link}", target.display()),
+        other => format!("{} on {}", other.kind(), other.target().display()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leaf {
+    Dir,
+    File,
+}
+
+/// Open `target` below `root` as an O_PATH descriptor, creating it (and missing parents) when
+/// absent. Every lookup is RESOLVE_IN_ROOT, so symlinks cannot lead outside the new root.
+fn ensure(root: BorrowedFd<'_>, target: &Path, leaf: Leaf) -> Result<OwnedFd, Errno> {
+    match sys::open_in_root(root, &inside(target), libc::O_PATH) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let parent_path = target.parent().ok_or(Errno::ENOENT)?;
+    let name = target.file_name().ok_or(Errno::EINVAL)?;
+    let parent = sys::open_in_root(
+        root,
+        &inside(parent_path),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+    )
+    .or_else(|errno| {
+        if errno != Errno::ENOENT {
+            return Err(errno);
+        }
+        drop(ensure(root, parent_path, Leaf::Dir)?);
+        sys::open_in_root(
+            root,
+            &inside(parent_path),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+        )
+    })?;
+    let created = match leaf {
+        Leaf::Dir => nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)),
+        Leaf::File => nix::fcntl::openat(
+            parent.as_fd(),
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop),
+    };
+    match created {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(errno),
+    }
+    // A name that existed but could not be resolved is a dangling symlink: refuse it rather
+    // than follow it.
+    sys::open_in_root(root, &inside(target), libc::O_PATH)
+}
+
+fn is_dir(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    Ok(SFlag::from_bits_truncate(fstat(fd)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+fn fs_mount(
+    fstype: &std::ffi::CStr,
+    options: &[(&std::ffi::CStr, CString)],
+    attrs: u64,
+) -> Result<OwnedFd, Errno> {
+    let fs = FsContext::open(fstype)?;
+    for (key, value) in options {
+        fs.set(key, value)?;
+    }
+    fs.mount(attrs)
+}
+
+fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Result<(), Errno> {
+    const FS: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    let ro = |readonly: bool| if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+    match &step.op {
+        MountOp::Bind {
+            source,
+            target,
+            readonly,
+            idmap: _,
+            optional,
+        } => {
+            let tree = match sys::open_tree_clone(None, &cstring(host(source))) {
+                Err(Errno::ENOENT) if *optional => return Ok(()),
+                other => other?,
+            };
+            let leaf = if is_dir(tree.as_fd())? {
+                Leaf::Dir
+            } else {
+                Leaf::File
+            };
+            sys::mount_setattr(tree.as_fd(), true, FS | ro(*readonly), 0, None)?;
+            let target = ensure(root, target, leaf)?;
+            sys::move_mount(tree.as_fd(), target.as_fd())
+        }
+        MountOp::Tmpfs {
+            target,
+            size,
+            mode,
+            readonly,
+        } => {
+            let mut options = vec![(c"mode", mode_string(*mode))];
+            if let Some(size) = size {
+                options.push((c"size", cstring(size.to_string())));
+            }
+            let mount = fs_mount(c"tmpfs", &options, FS | ro(*readonly))?;
+            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+        }
+        MountOp::Proc { target } => {
+            let mount = fs_mount(c"proc", &[], FS | MOUNT_ATTR_NOEXEC)?;
+            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+        }
+        MountOp::Sysfs { target } => {
+            let mount = fs_mount(c"sysfs", &[], FS | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY)?;
+            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+        }
+        MountOp::Mqueue { target } => {
+            let mount = fs_mount(c"mqueue", &[], FS | MOUNT_ATTR_NOEXEC)?;
+            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+        }
+        MountOp::Devpts { target } => devpts(ensure(root, target, Leaf::Dir)?.as_fd()),
+        MountOp::Dev { target } => dev(ensure(root, target, Leaf::Dir)?.as_fd()),
+        MountOp::Overlay {
+            lower,
+            upper,
+            target,
+            readonly,
+        } => {
+            let mount = overlay(lower, upper.as_ref(), *readonly, staging)?;
+            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+        }
+        MountOp::Symlink { link, target } => {
+            let parent = ensure(root, target.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
+            let name = target.file_name().ok_or(Errno::EINVAL)?;
+            match nix::unistd::symlinkat(link.as_str(), parent.as_fd(), name) {
+                Err(Errno::EEXIST) => {
+                    let existing = nix::fcntl::readlinkat(parent.as_fd(), name)?;
+                    if existing.as_os_str() == OsStr::new(link) {
+                        Ok(())
+                    } else {
+                        Err(Errno::EEXIST)
+                    }
+                }
+                other => other,
+            }
+        }
+        MountOp::File {
+            target,
+            content,
+            mode,
+        } => {
+            // The content lives in the staging tmpfs and is bound over the target, so a file in
+            // a root directory from the host is never overwritten.
+            let name = staging.next_name("files/");
+            let file = nix::fcntl::openat(
+                staging.dir.as_fd(),
+                name.as_str(),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )?;
+            write_all(file.as_fd(), content.as_bytes())?;
+            fchmod(file.as_fd(), Mode::from_bits_truncate(*mode))?;
+            drop(file);
+            let tree = sys::open_tree_clone(Some(staging.dir.as_fd()), &cstring(&name))?;
+            sys::move_mount(tree.as_fd(), ensure(root, target, Leaf::File)?.as_fd())
+        }
+        MountOp::Dir { target, mode } => {
+            let dir = ensure(root, target, Leaf::Dir)?;
+            let dir = sys::open_in_root(dir.as_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY)?;
+            fchmod(dir.as_fd(), Mode::from_bits_truncate(*mode))
+        }
+    }
+}
+
+fn devpts(target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let mount = fs_mount(
+        c"devpts",
+        &[(c"ptmxmode", cstring("0666")), (c"mode", cstring("0620"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )?;
+    sys::move_mount(mount.as_fd(), target)
+}
+
+/// A minimal /dev, as bubblewrap's --dev: a tmpfs with the harmless device nodes bound from the
+/// host, a private devpts instance, a /dev/shm tmpfs and the usual symlinks.
+fn dev(target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let dev = fs_mount(
+        c"tmpfs",
+        &[(c"mode", cstring("755"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )?;
+    sys::move_mount(dev.as_fd(), target)?;
+    for node in DEV_NODES {
+        nix::fcntl::openat(
+            dev.as_fd(),
+            *node,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )?;
+        let tree = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/{node}")))?;
+        sys::mount_setattr(
+            tree.as_fd(),
+            false,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            0,
+            None,
+        )?;
+        let file = nix::fcntl::openat(
+            dev.as_fd(),
+            *node,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        sys::move_mount(tree.as_fd(), file.as_fd())?;
+    }
+    for dir in ["pts", "shm"] {
+        nix::sys::stat::mkdirat(dev.as_fd(), dir, Mode::from_bits_truncate(0o755))?;
+    }
+    let pts = nix::fcntl::openat(
+        dev.as_fd(),
+        "pts",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    devpts(pts.as_fd())?;
+    let shm = fs_mount(
+        c"tmpfs",
+        &[(c"mode", cstring("1777"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )?;
+    let shm_dir = nix::fcntl::openat(
+        dev.as_fd(),
+        "shm",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    sys::move_mount(shm.as_fd(), shm_dir.as_fd())?;
+    for (name, link) in DEV_LINKS {
+        nix::unistd::symlinkat(*link, dev.as_fd(), *name)?;
+    }
+    Ok(())
+}
+
+/// An overlay of host `lower` dirs (top first), with a tmpfs or kept upper layer.
+fn overlay(
+    lower: &[PathBuf],
+    upper: Option<&OverlayUpper>,
+    readonly: bool,
+    staging: &mut Staging,
+) -> Result<OwnedFd, Errno> {
+    let lowerdir = lower
+        .iter()
+        .map(|l| host(l).display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let fs = FsContext::open(c"overlay")?;
+    fs.set(c"lowerdir", &cstring(lowerdir))?;
+    let (upper_dir, work_dir) = match upper {
+        None => (None, None),
+        Some(OverlayUpper::Tmpfs) => {
+            let name = staging.next_name("layer");
+            nix::sys::stat::mkdirat(
+                staging.dir.as_fd(),
+                name.as_str(),
+                Mode::from_bits_truncate(0o755),
+            )?;
+            let layer = fs_mount(
+                c"tmpfs",
+                &[(c"mode", cstring("755"))],
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )?;
+            let at = nix::fcntl::openat(
+                staging.dir.as_fd(),
+                name.as_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            sys::move_mount(layer.as_fd(), at.as_fd())?;
+            for dir in ["upper", "work"] {
+                nix::sys::stat::mkdirat(layer.as_fd(), dir, Mode::from_bits_truncate(0o755))?;
+            }
+            (
+                Some(PathBuf::from(format!("/{name}/upper"))),
+                Some(PathBuf::from(format!("/{name}/work"))),
+            )
+        }
+        Some(OverlayUpper::Dir { upper, work }) => {
+            for dir in [upper, work] {
+                std::fs::create_dir_all(host(dir))
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            }
+            (Some(host(upper)), Some(host(work)))
+        }
+    };
+    if let (Some(upper), Some(work)) = (upper_dir, work_dir) {
+        fs.set(c"upperdir", &cstring(upper))?;
+        fs.set(c"workdir", &cstring(work))?;
+    }
+    if staging.userns {
+        fs.flag(c"userxattr")?;
+    }
+    fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 })
+}
+
+/// Hide a path: an empty read-only tmpfs over a directory, /dev/null over a file.
+fn mask(path: &Path, root: BorrowedFd<'_>) -> Result<(), Errno> {
+    let target = match sys::open_in_root(root, &inside(path), libc::O_PATH | libc::O_NOFOLLOW) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    let mount = if is_dir(target.as_fd())? {
+        fs_mount(
+            c"tmpfs",
+            &[(c"size", cstring("0")), (c"nr_inodes", cstring("1"))],
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        )?
+    } else {
+        let null = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
+        sys::mount_setattr(
+            null.as_fd(),
+            false,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            0,
+            None,
+        )?;
+        null
+    };
+    sys::move_mount(mount.as_fd(), target.as_fd())
+}
+
+/// Bind a path over itself, read-only.
+fn make_readonly(path: &Path, root: BorrowedFd<'_>) -> Result<(), Errno> {
+    let target = match sys::open_in_root(root, &inside(path), libc::O_PATH | libc::O_NOFOLLOW) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    let tree = sys::open_tree_clone(Some(target.as_fd()), c"")?;
+    sys::mount_setattr(
+        tree.as_fd(),
+        true,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        0,
+        None,
+    )?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_the_right_side() {
+        assert_eq!(host(Path::new("/home/x")), PathBuf::from("/oldroot/home/x"));
+        assert_eq!(inside(Path::new("/usr/bin")).to_str().unwrap(), "usr/bin");
+        assert_eq!(inside(Path::new("/")).to_str().unwrap(), ".");
+        assert_eq!(mode_string(0o1777).to_str().unwrap(), "1777");
+    }
+}

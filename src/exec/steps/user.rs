@@ -1,0 +1,240 @@
+//! User namespace and id maps, plus the other identity namespaces (UTS, time).
+//!
+//! Kernel rules (user_namespaces(7)): each map is written once, by a process with CAP_SETUID
+//! (CAP_SETGID) over the parent namespace, or by an unprivileged process mapping only its own
+//! id, which for gid_map requires "deny" in /proc/PID/setgroups first. Ranges from
+//! /etc/subuid and /etc/subgid go through the setuid helpers newuidmap/newgidmap. The parent
+//! always writes the maps, so the child's first action stays "wait for Go".
+//!
+//! Time namespace offsets (time_namespaces(7)) can only be written before any process lives in
+//! the namespace: the child unshares CLONE_NEWTIME, writes /proc/self/timens_offsets, then
+//! joins its own time_for_children namespace.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+
+use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::sys;
+use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
+
+fn map_text(map: &[IdMapping]) -> String {
+    map.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect()
+}
+
+/// The files the launcher writes for a direct mapping, in the order the kernel requires.
+pub fn map_files(plan: &UserPlan, pid: i32) -> Vec<(PathBuf, String)> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let mut files = Vec::with_capacity(3);
+    if plan.deny_setgroups {
+        files.push((proc.join("setgroups"), "deny".to_string()));
+    }
+    files.push((proc.join("uid_map"), map_text(&plan.uid_map)));
+    files.push((proc.join("gid_map"), map_text(&plan.gid_map)));
+    files
+}
+
+/// The arguments of newuidmap (or newgidmap): `PID inside outside count ...`.
+pub fn helper_args(map: &[IdMapping], pid: i32) -> Vec<String> {
+    std::iter::once(pid.to_string())
+        .chain(map.iter().flat_map(|m| {
+            [
+                m.inside.to_string(),
+                m.outside.to_string(),
+                m.count.to_string(),
+            ]
+        }))
+        .collect()
+}
+
+pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
+    match &plan.writer {
+        MapWriter::Direct => {
+            for (path, text) in map_files(plan, pid) {
+                std::fs::write(&path, &text).map_err(|e| {
+                    StepFailure::new(
+                        StepId::User,
+                        format!(
+                            "writing {} ({})",
+                            path.display(),
+                            text.trim().replace('\n', ", ")
+                        ),
+                        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    )
+                    .with_key(if path.ends_with("gid_map") {
+                        "gid_map"
+                    } else {
+                        "uid_map"
+                    })
+                })?;
+            }
+            Ok(())
+        }
+        MapWriter::Helper {
+            newuidmap,
+            newgidmap,
+        } => {
+            for (helper, map, key) in [
+                (newuidmap, &plan.uid_map, "uid_map"),
+                (newgidmap, &plan.gid_map, "gid_map"),
+            ] {
+                let args = helper_args(map, pid);
+                let action = || format!("{} {}", helper.display(), args.join(" "));
+                let status = Command::new(helper).args(&args).status().map_err(|e| {
+                    StepFailure::new(
+                        StepId::User,
+                        action(),
+                        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    )
+                    .with_key(key)
+                })?;
+                if !status.success() {
+                    return Err(StepFailure::new(
+                        StepId::User,
+                        format!("{} (exit status {status})", action()),
+                        Errno::EPERM,
+                    )
+                    .with_key(key));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// In the child, once the maps exist: become root inside when root is mapped (the setup
+/// creates files and mounts, and an unmapped fsuid cannot create anything), drop the host's
+/// supplementary groups when allowed, then set the hostname and clock offsets.
+pub fn child(plan: &Plan) -> Result<(), StepFailure> {
+    if let Some(user) = &plan.user {
+        if user.gid_map.iter().any(|m| m.map(0).is_some()) {
+            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+                .or_fail(StepId::User, || "setresgid(0)".into())?;
+        }
+        if !user.deny_setgroups {
+            setgroups(&[]).or_fail(StepId::User, || "setgroups([])".into())?;
+        }
+        if user.uid_map.iter().any(|m| m.map(0).is_some()) {
+            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+                .or_fail(StepId::User, || "setresuid(0)".into())?;
+        }
+    }
+    if let Some(uts) = &plan.uts {
+        nix::unistd::sethostname(&uts.hostname)
+            .or_fail(StepId::User, || format!("sethostname({})", uts.hostname))
+            .map_err(|f| f.with_key("uts.hostname"))?;
+        if let Some(domain) = &uts.domainname {
+            sys::set_domainname(domain)
+                .or_fail(StepId::User, || format!("setdomainname({domain})"))
+                .map_err(|f| f.with_key("uts.domainname"))?;
+        }
+    }
+    if let Some(time) = &plan.time {
+        enter_time_namespace(time)?;
+    }
+    Ok(())
+}
+
+/// `monotonic SECS NANOS` lines with the nanoseconds always positive, as the kernel wants them.
+pub fn timens_offsets(time: &TimePlan) -> String {
+    let line = |clock: &str, ns: i64| {
+        let secs = ns.div_euclid(1_000_000_000);
+        let nanos = ns.rem_euclid(1_000_000_000);
+        format!("{clock} {secs} {nanos}\n")
+    };
+    line("monotonic", time.monotonic_ns) + &line("boottime", time.boottime_ns)
+}
+
+fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
+    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .or_fail(StepId::User, || "unshare(CLONE_NEWTIME)".into())?;
+    std::fs::write("/proc/self/timens_offsets", timens_offsets(time)).map_err(|e| {
+        StepFailure::new(
+            StepId::User,
+            "writing /proc/self/timens_offsets",
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+        .with_key("time")
+    })?;
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(|e| {
+        StepFailure::new(
+            StepId::User,
+            "opening time_for_children",
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    setns(ns, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .or_fail(StepId::User, || "setns(time_for_children)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_maps_deny_setgroups_first() {
+        let plan = UserPlan {
+            uid_map: vec![IdMapping {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            }],
+            gid_map: vec![IdMapping {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            }],
+            writer: MapWriter::Direct,
+            deny_setgroups: true,
+        };
+        let files = map_files(&plan, 42);
+        assert_eq!(
+            files[0],
+            (PathBuf::from("/proc/42/setgroups"), "deny".into())
+        );
+        assert_eq!(
+            files[1],
+            (PathBuf::from("/proc/42/uid_map"), "0 1000 1\n".into())
+        );
+        assert_eq!(files[2].0, PathBuf::from("/proc/42/gid_map"));
+        let root = UserPlan {
+            deny_setgroups: false,
+            ..plan
+        };
+        assert_eq!(map_files(&root, 42).len(), 2);
+    }
+
+    #[test]
+    fn helper_arguments_list_every_range() {
+        let map = [
+            IdMapping {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            },
+            IdMapping {
+                inside: 1,
+                outside: 100000,
+                count: 65535,
+            },
+        ];
+        assert_eq!(
+            helper_args(&map, 7),
+            ["7", "0", "1000", "1", "1", "100000", "65535"]
+        );
+    }
+
+    #[test]
+    fn negative_offsets_keep_nanoseconds_positive() {
+        let text = timens_offsets(&TimePlan {
+            monotonic_ns: -1_500_000_000,
+            boottime_ns: 86_400_000_000_000,
+        });
+        assert_eq!(text, "monotonic -2 500000000\nboottime 86400 0\n");
+    }
+}

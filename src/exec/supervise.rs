@@ -1,0 +1,260 @@
+//! The supervisor: waits for the sandbox without polling on a timer. One poll(2) over the
+//! child's pidfd, a signalfd for the signals it forwards, the exec pipe, an optional timerfd for
+//! `timeout`, and the terminal relay.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios::{self, SetArg, Termios};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+
+use super::error::{ExecError, StepFailure};
+use super::steps::{command, pid};
+use super::{sys, write_all};
+use crate::cli::exit;
+
+/// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
+const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+
+pub struct Supervised {
+    pub pidfd: OwnedFd,
+    pub exec_pipe: OwnedFd,
+    pub master: Option<OwnedFd>,
+    pub timeout: Option<Duration>,
+}
+
+/// How the sandbox ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The exit status `sandbox up` passes on: the command's, 128+N for a signal, 124 on
+    /// timeout, 126/127 when the command could not be executed.
+    pub status: u8,
+    pub timed_out: bool,
+    /// Set when the command never started (exec or security step failed).
+    pub failure: Option<StepFailure>,
+}
+
+fn fail(action: &str) -> impl FnOnce(Errno) -> ExecError + '_ {
+    move |errno| ExecError::Supervisor {
+        action: action.to_string(),
+        errno,
+    }
+}
+
+pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
+    let signals = SignalFd::with_flags(
+        &pid::forwarded_set(),
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(fail("signalfd"))?;
+    let timer = match s.timeout {
+        Some(timeout) => {
+            let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
+                .map_err(fail("timerfd"))?;
+            timer
+                .set(
+                    Expiration::OneShot(TimeSpec::from_duration(timeout)),
+                    TimerSetTimeFlags::empty(),
+                )
+                .map_err(fail("arming the timeout"))?;
+            Some(timer)
+        }
+        None => None,
+    };
+    let mut relay = s.master.map(Relay::start).transpose()?;
+    let mut exec_pipe = Some(s.exec_pipe);
+    let mut failure = None;
+    let mut timed_out = false;
+    let mut killed = false;
+
+    let status = loop {
+        let mut fds = vec![
+            PollFd::new(s.pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        let exec_index = exec_pipe.as_ref().map(|p| {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let timer_index = timer.as_ref().map(|t| {
+            fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let (stdin_index, master_index) = relay
+            .as_ref()
+            .map_or((None, None), |r| r.poll_fds(&mut fds));
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(fail("poll")(errno)),
+            Ok(_) => {}
+        }
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let (pid_ready, signal_ready) = (ready(0), ready(1));
+        let exec_ready = exec_index.is_some_and(ready);
+        let timer_ready = timer_index.is_some_and(ready);
+        let (stdin_ready, master_ready) = (
+            stdin_index.is_some_and(ready),
+            master_index.is_some_and(ready),
+        );
+        drop(fds);
+
+        if exec_ready && let Some(pipe) = exec_pipe.take() {
+            failure = command::read_failure(&pipe);
+        }
+        if signal_ready {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let signal = info.ssi_signo as i32;
+                match relay.as_mut() {
+                    Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
+                    _ => {
+                        let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), signal);
+                    }
+                }
+            }
+        }
+        if timer_ready && let Some(timer) = &timer {
+            let _ = timer.wait();
+            if !timed_out {
+                timed_out = true;
+                let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), libc::SIGTERM);
+                let _ = timer.set(
+                    Expiration::OneShot(TimeSpec::from_duration(TIMEOUT_GRACE)),
+                    TimerSetTimeFlags::empty(),
+                );
+            } else if !killed {
+                killed = true;
+                let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), libc::SIGKILL);
+            }
+        }
+        if let Some(relay) = relay.as_mut() {
+            relay.pump(stdin_ready, master_ready);
+        }
+        if pid_ready {
+            let status =
+                waitid(Id::PIDFd(s.pidfd.as_fd()), WaitPidFlag::WEXITED).map_err(fail("waitid"))?;
+            break status;
+        }
+    };
+    if let Some(relay) = relay.as_mut() {
+        relay.drain();
+    }
+    if let Some(pipe) = exec_pipe.take() {
+        failure = command::read_failure(&pipe);
+    }
+    let status = match (timed_out, status) {
+        (true, _) => exit::TIMEOUT,
+        (false, WaitStatus::Exited(_, code)) => code as u8,
+        (false, WaitStatus::Signaled(_, signal, _)) => 128 + signal as u8,
+        (false, _) => exit::LAUNCHER_FAILED,
+    };
+    Ok(Outcome {
+        status,
+        timed_out,
+        failure,
+    })
+}
+
+/// Relays the caller's terminal to the sandbox's pty: raw mode while it runs, window size kept
+/// in sync (the kernel then sends SIGWINCH to the command itself).
+struct Relay {
+    stdin: std::io::Stdin,
+    master: OwnedFd,
+    saved: Option<Termios>,
+    stdin_open: bool,
+    master_open: bool,
+}
+
+impl Relay {
+    fn start(master: OwnedFd) -> Result<Relay, ExecError> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            termios::cfmakeraw(&mut raw);
+            termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).map_err(fail("raw mode"))?;
+        }
+        let relay = Relay {
+            stdin,
+            master,
+            saved,
+            stdin_open: true,
+            master_open: true,
+        };
+        relay.resize();
+        Ok(relay)
+    }
+
+    fn resize(&self) {
+        if let Ok(size) = sys::get_winsize(self.stdin.as_fd()) {
+            let _ = sys::set_winsize(self.master.as_fd(), &size);
+        }
+    }
+
+    /// Adds stdin and the master to the poll set, while they are open; returns their indices.
+    fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) -> (Option<usize>, Option<usize>) {
+        let mut add = |fd: BorrowedFd<'a>, open: bool| {
+            open.then(|| {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.len() - 1
+            })
+        };
+        (
+            add(self.stdin.as_fd(), self.stdin_open),
+            add(self.master.as_fd(), self.master_open),
+        )
+    }
+
+    fn pump(&mut self, stdin_ready: bool, master_ready: bool) {
+        let mut buffer = [0u8; 8192];
+        if stdin_ready {
+            match nix::unistd::read(self.stdin.as_fd(), &mut buffer) {
+                Ok(0) | Err(_) => {
+                    self.stdin_open = false;
+                    // End of input: the pty's EOF character, as a terminal would send.
+                    let _ = write_all(self.master.as_fd(), &[4]);
+                }
+                Ok(n) => {
+                    let _ = write_all(self.master.as_fd(), &buffer[..n]);
+                }
+            }
+        }
+        if master_ready && !self.copy_out(&mut buffer) {
+            self.master_open = false;
+        }
+    }
+
+    /// Copy what the command wrote; false once the slave side is closed (EIO).
+    fn copy_out(&self, buffer: &mut [u8]) -> bool {
+        match nix::unistd::read(self.master.as_fd(), buffer) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => write_all(std::io::stdout().as_fd(), &buffer[..n]).is_ok(),
+        }
+    }
+
+    /// After the command exited: what it wrote last is still in the pty.
+    fn drain(&mut self) {
+        if !self.master_open {
+            return;
+        }
+        let _ = nix::fcntl::fcntl(
+            self.master.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let mut buffer = [0u8; 8192];
+        while self.copy_out(&mut buffer) {}
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = termios::tcsetattr(self.stdin.as_fd(), SetArg::TCSADRAIN, saved);
+        }
+    }
+}
