@@ -24,6 +24,8 @@ pub struct Error {
     pub node: Option<NodeId>,
     pub span: Option<Span>,
     pub code: &'static str,
+    /// For `missing-key`: the key that is missing.
+    pub missing: Option<&'static str>,
 }
 
 impl Error {
@@ -75,6 +77,7 @@ impl de::Error for Error {
             node: None,
             span: None,
             code: "sandbox::manifest::invalid-value",
+            missing: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl de::Error for Error {
             node: None,
             span: None,
             code: "sandbox::manifest::wrong-type",
+            missing: None,
         }
     }
 
@@ -118,6 +122,7 @@ impl de::Error for Error {
             node: None,
             span: None,
             code: "sandbox::manifest::unknown-key",
+            missing: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl de::Error for Error {
             node: None,
             span: None,
             code: "sandbox::manifest::unknown-value",
+            missing: None,
         }
     }
 
@@ -147,6 +153,7 @@ impl de::Error for Error {
             node: None,
             span: None,
             code: "sandbox::manifest::missing-key",
+            missing: Some(field),
         }
     }
 }
@@ -179,6 +186,7 @@ impl<'a> NodeDeserializer<'a> {
             node: None,
             span: None,
             code: "sandbox::manifest::wrong-type",
+            missing: None,
         }
         .at(self.node)
     }

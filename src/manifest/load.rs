@@ -8,7 +8,7 @@ use toml::de::DeTable;
 
 use super::Manifest;
 use super::de::NodeDeserializer;
-use super::node::{self, IdGen, Node, NodeKind};
+use super::node::{self, IdGen, Node, NodeId, NodeKind};
 use super::source::{SourceMap, Span};
 use super::vars::Vars;
 use crate::diagnostics::Problem;
@@ -86,6 +86,7 @@ pub fn load(path: &Path, vars: &Vars) -> Loaded {
                 )
                 .help("check the path; `sandbox init` writes a starter sandbox.toml"),
             );
+            loader.incomplete = true;
             None
         }
     };
@@ -124,6 +125,9 @@ struct Loader {
     problems: Vec<Problem>,
     extends: Vec<(PathBuf, Span)>,
     incomplete: bool,
+    /// Nodes whose value was reported as an error (a variable that does not expand, an integer
+    /// that does not fit): dropped before deserializing, so no rule checks the unusable value.
+    bad_nodes: Vec<NodeId>,
 }
 
 impl Loader {
@@ -135,6 +139,7 @@ impl Loader {
             problems: Vec::new(),
             extends: Vec::new(),
             incomplete: false,
+            bad_nodes: Vec::new(),
         }
     }
 
@@ -162,6 +167,7 @@ impl Loader {
         let mut convert_errors = Vec::new();
         let mut tree = node::from_toml(table, base, &mut self.ids, &mut convert_errors);
         for error in convert_errors {
+            self.bad_nodes.push(error.node);
             self.problems.push(
                 Problem::error("sandbox::manifest::invalid-value", error.message)
                     .at(error.span, "too large")
@@ -176,7 +182,8 @@ impl Loader {
 
         let mut var_errors = Vec::new();
         self.vars.expand_tree(&mut tree, &mut var_errors);
-        for (span, error) in var_errors {
+        for (id, span, error) in var_errors {
+            self.bad_nodes.push(id);
             self.problems.push(
                 Problem::error("sandbox::manifest::undefined-variable", error.to_string())
                     .at(span, "in this string")
@@ -255,9 +262,11 @@ impl Loader {
             .help("write extends = [\"../base.toml\"]")
         };
         match &value.kind {
+            _ if self.bad_nodes.contains(&value.id) => Vec::new(),
             NodeKind::String(s) => vec![(s.clone(), value.span)],
             NodeKind::Array(items) => items
                 .iter()
+                .filter(|item| !self.bad_nodes.contains(&item.id))
                 .filter_map(|item| match &item.kind {
                     NodeKind::String(s) => Some((s.clone(), item.span)),
                     _ => {
@@ -277,19 +286,34 @@ impl Loader {
         let mut dropped = Vec::new();
         let (manifest, provenance) = match tree {
             Some(mut tree) => {
+                // Table entries dropped for an error, by (table, key): a required key that is
+                // missing only because of that is not reported a second time.
+                let mut entries: Vec<(NodeId, String)> = Vec::new();
+                for id in std::mem::take(&mut self.bad_nodes) {
+                    // Not found when a later file replaced the value: nothing left to drop.
+                    drop_node(&mut tree, id, &mut dropped, &mut entries);
+                }
                 let manifest = loop {
                     match Manifest::deserialize(NodeDeserializer::new(&tree)) {
                         Ok(manifest) => break manifest,
                         Err(error) => {
-                            if let Some(id) = error.node {
-                                dropped.push(key_path_of(&tree, id));
+                            let consequence = matches!(
+                                (error.node, error.missing),
+                                (Some(id), Some(missing))
+                                    if entries.iter().any(|(t, k)| *t == id && k == missing)
+                            );
+                            // A key missing because its value was dropped for an error already
+                            // reported: drop the table too, without a second report.
+                            if !consequence {
+                                let mut problem = Problem::error(error.code, error.message.clone())
+                                    .at_span(error.span);
+                                problem.label = Some(label_for(error.code).into());
+                                problem.help = error.help.clone();
+                                self.problems.push(problem);
                             }
-                            let mut problem = Problem::error(error.code, error.message.clone())
-                                .at_span(error.span);
-                            problem.label = Some(label_for(error.code).into());
-                            problem.help = error.help.clone();
-                            self.problems.push(problem);
-                            if !error.node.is_some_and(|id| tree.remove(id)) {
+                            if !error.node.is_some_and(|id| {
+                                drop_node(&mut tree, id, &mut dropped, &mut entries)
+                            }) {
                                 break Manifest::default();
                             }
                         }
@@ -320,6 +344,24 @@ impl Loader {
             incomplete: self.incomplete,
         }
     }
+}
+
+/// Remove node `id` from the tree, noting its key path in `dropped` and its (table, key) in
+/// `entries`. False when the node is not in the tree.
+fn drop_node(
+    tree: &mut Node,
+    id: NodeId,
+    dropped: &mut Vec<String>,
+    entries: &mut Vec<(NodeId, String)>,
+) -> bool {
+    let key = key_path_of(tree, id);
+    let parent = tree.parent_entry(id).map(|(t, k)| (t, k.to_string()));
+    if !tree.remove(id) {
+        return false;
+    }
+    dropped.push(key);
+    entries.extend(parent);
+    true
 }
 
 fn is_table(node: &Node) -> bool {
@@ -424,6 +466,57 @@ mod tests {
         let span = loaded.problems[0].span.unwrap();
         let location = loaded.sources.locate(span).unwrap();
         assert_eq!((location.line, location.column), (2, 10));
+    }
+
+    #[test]
+    fn a_value_reported_once_is_not_checked_again() {
+        // An undefined variable and a too-large integer drop their value: `cwd` is not also
+        // "relative", `pids` is not also 0, and a required key whose value was dropped is not
+        // also "missing".
+        let loaded = load_text(
+            "[process]\ncwd = '${NOPE}'\n[cgroup]\npids = 99999999999999999999\n[[mount]]\ntype = 'tmpfs'\ntarget = '${NOPE}/x'\n[[uid_map]]\ninside = 0\noutside = -1\ncount = 1\n[[gid_map]]\ninside = 0\ncount = 1\n",
+        );
+        let mut found = codes(&loaded);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "sandbox::manifest::invalid-value",
+                "sandbox::manifest::invalid-value",
+                "sandbox::manifest::missing-key",
+                "sandbox::manifest::undefined-variable",
+                "sandbox::manifest::undefined-variable",
+            ],
+            "{:#?}",
+            loaded.problems
+        );
+        let missing = loaded
+            .problems
+            .iter()
+            .find(|p| p.code.ends_with("missing-key"))
+            .unwrap();
+        assert_eq!(missing.message, "missing key `outside`");
+        // The [[gid_map]] table that really lacks `outside`, not the [[uid_map]] whose
+        // `outside` was dropped.
+        assert_eq!(
+            loaded.sources.locate(missing.span.unwrap()).unwrap().line,
+            12
+        );
+        let manifest = &loaded.manifest;
+        assert!(manifest.process.as_ref().unwrap().cwd.is_none());
+        assert!(manifest.cgroup.as_ref().unwrap().pids.is_none());
+        assert!(manifest.mount.as_ref().unwrap().is_empty());
+        assert!(loaded.was_dropped("process.cwd"));
+        assert!(loaded.was_dropped("cgroup.pids"));
+        assert!(loaded.was_dropped("mount"));
+    }
+
+    #[test]
+    fn an_unreadable_manifest_is_one_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(&dir.path().join("sandbox.toml"), &vars());
+        assert_eq!(codes(&loaded), ["sandbox::manifest::unreadable"]);
+        assert!(loaded.incomplete);
     }
 
     #[test]

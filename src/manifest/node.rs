@@ -72,6 +72,8 @@ impl IdGen {
 pub struct ConvertError {
     pub message: String,
     pub span: Span,
+    /// The node that holds a placeholder instead of the value: the loader drops it.
+    pub node: NodeId,
 }
 
 /// Convert a parsed file into a node tree whose spans are shifted by `base`.
@@ -98,6 +100,7 @@ fn convert(
 ) -> Node {
     let range = value.span();
     let span = Span::new(base + range.start, base + range.end);
+    let id = ids.next();
     let kind = match value.into_inner() {
         DeValue::String(s) => NodeKind::String(s.into_owned()),
         DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
@@ -106,6 +109,7 @@ fn convert(
                 errors.push(ConvertError {
                     message: format!("integer {} does not fit in 64 bits", i.as_str()),
                     span,
+                    node: id,
                 });
                 NodeKind::Integer(0)
             }
@@ -134,11 +138,7 @@ fn convert(
                 .collect(),
         ),
     };
-    Node {
-        id: ids.next(),
-        span,
-        kind,
-    }
+    Node { id, span, kind }
 }
 
 fn parse_toml_float(text: &str) -> f64 {
@@ -196,6 +196,21 @@ impl Node {
                 items.iter_mut().any(|n| n.remove(id))
             }
             _ => false,
+        }
+    }
+
+    /// The table that holds node `id` as the value of one of its keys, and that key.
+    pub fn parent_entry(&self, id: NodeId) -> Option<(NodeId, &str)> {
+        match &self.kind {
+            NodeKind::Table(entries) => entries.iter().find_map(|e| {
+                if e.value.id == id {
+                    Some((self.id, e.key.as_str()))
+                } else {
+                    e.value.parent_entry(id)
+                }
+            }),
+            NodeKind::Array(items) => items.iter().find_map(|n| n.parent_entry(id)),
+            _ => None,
         }
     }
 
@@ -387,7 +402,11 @@ mod tests {
         assert!(root.remove(id));
         assert_eq!(to_json(&root), serde_json::json!({"a": {"b": 1, "c": [2]}}));
         let b = root.get("a").unwrap().get("b").unwrap().id;
+        let a = root.get("a").unwrap().id;
+        assert_eq!(root.parent_entry(b), Some((a, "b")));
+        assert_eq!(root.parent_entry(a), Some((root.id, "a")));
         assert!(root.remove(b));
+        assert_eq!(root.parent_entry(b), None);
         assert!(!root.remove(b));
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::node::{Node, NodeKind};
+use super::node::{Node, NodeId, NodeKind};
 use super::source::Span;
 
 /// The values variables expand to, gathered once per load.
@@ -124,12 +124,14 @@ impl Vars {
         Ok(out)
     }
 
-    /// Expand every string value of a tree in place; keys are never expanded.
-    pub fn expand_tree(&self, node: &mut Node, errors: &mut Vec<(Span, VarError)>) {
+    /// Expand every string value of a tree in place; keys are never expanded. A string that
+    /// cannot be expanded is left as it is and named in `errors`, with its node, for the loader
+    /// to drop.
+    pub fn expand_tree(&self, node: &mut Node, errors: &mut Vec<(NodeId, Span, VarError)>) {
         match &mut node.kind {
             NodeKind::String(text) => match self.expand(text) {
                 Ok(expanded) => *text = expanded,
-                Err(error) => errors.push((node.span, error)),
+                Err(error) => errors.push((node.id, node.span, error)),
             },
             NodeKind::Array(items) => items
                 .iter_mut()

@@ -280,6 +280,7 @@ fn ranges_side(
             .help("merge adjacent ranges"),
         );
     }
+    let spans: Vec<Span> = map.iter().map(|(_, span)| *span).collect();
     let map: Vec<IdMapping> = map.into_iter().map(|(m, _)| m).collect();
     if root {
         return Side {
@@ -296,7 +297,7 @@ fn ranges_side(
             needs_helper: false,
         };
     }
-    for mapping in &map {
+    for (mapping, range_span) in map.iter().zip(spans) {
         let covered = (mapping.outside == own && mapping.count == 1)
             || grants.iter().any(|g| {
                 mapping.outside >= g.start
@@ -319,7 +320,7 @@ fn ranges_side(
                     "sandbox::idmap::not-permitted",
                     format!("you cannot map outside ids {}..{}", mapping.outside, mapping.outside_end() - 1),
                 )
-                .at(span, "not yours to map")
+                .at(range_span, "not yours to map")
                 .help(format!("{granted}; ask an administrator for a grant in {}, or map `outside = \"self\"` only", kind.file())),
             );
         }
