@@ -1,0 +1,250 @@
+//! Shared by the integration tests: host facts that do not depend on the machine, and the
+//! header comments of the fixture manifests in tests/manifests/.
+
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sandbox::host::{Caller, FixedFacts, HostEntry, HostFacts, SubIdRange};
+
+/// Who runs the sandbox in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Root,
+    /// uid and gid 1000, user "ann".
+    Rootless,
+}
+
+/// The caller: root, or the unprivileged user ann (uid 1000), with a small fixed environment.
+pub fn caller(who: Who) -> Caller {
+    let (id, user, home) = match who {
+        Who::Root => (0, "root", "/root"),
+        Who::Rootless => (1000, "ann", "/home/ann"),
+    };
+    let env: BTreeMap<String, String> = [
+        ("HOME", home),
+        ("USER", user),
+        ("TERM", "xterm-256color"),
+        ("LANG", "C.UTF-8"),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Caller {
+        uid: id,
+        gid: id,
+        euid: id,
+        user: Some(user.to_string()),
+        home: Some(home.to_string()),
+        env,
+    }
+}
+
+/// What a fixture's header says about the host; the defaults describe a common modern distro
+/// with merged /usr, the uidmap package, no subuid grant for the caller, and landlock ABI 5.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub who: Who,
+    pub subids: Vec<SubIdRange>,
+    pub helpers: bool,
+    pub landlock_abi: u32,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            who: Who::Rootless,
+            subids: Vec::new(),
+            helpers: true,
+            landlock_abi: 5,
+        }
+    }
+}
+
+impl Facts {
+    pub fn host(&self) -> HostFacts {
+        let helper = |name: &str| {
+            self.helpers
+                .then(|| PathBuf::from(format!("/usr/bin/{name}")))
+        };
+        HostFacts::fixed(
+            caller(self.who),
+            FixedFacts {
+                subuid: self.subids.clone(),
+                subgid: self.subids.clone(),
+                newuidmap: helper("newuidmap"),
+                newgidmap: helper("newgidmap"),
+                host_root: vec![
+                    ("/usr".into(), HostEntry::Dir),
+                    ("/bin".into(), HostEntry::Symlink("usr/bin".into())),
+                    ("/sbin".into(), HostEntry::Symlink("usr/sbin".into())),
+                    ("/lib".into(), HostEntry::Symlink("usr/lib".into())),
+                    ("/lib64".into(), HostEntry::Symlink("usr/lib64".into())),
+                    ("/etc".into(), HostEntry::Dir),
+                ],
+                landlock_abi: self.landlock_abi,
+            },
+        )
+    }
+}
+
+/// The diagnostic a bad fixture must produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub code: String,
+    /// 1-based line; `None` for a problem that points at no key.
+    pub line: Option<usize>,
+    /// The file the line is in, relative to the fixture's folder; `None` for the fixture itself.
+    pub file: Option<String>,
+    /// Text the help line must contain.
+    pub help: Option<String>,
+}
+
+/// A fixture's header: the comment lines at the top of the file.
+///
+/// ```toml
+/// # Free text saying what the fixture shows.
+/// # expect: sandbox::idmap::overlap line 12            (or `line 2 of extends/x.toml`)
+/// # help: disjoint                                     (optional: text the help must contain)
+/// # caller: root                                       (default: rootless, uid 1000)
+/// # subids: 100000:65536                               (default: no grant)
+/// # helpers: none                                      (default: newuidmap/newgidmap present)
+/// # landlock-abi: 3                                    (default: 5)
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub facts: Facts,
+    pub expect: Option<Expect>,
+}
+
+const KEYS: &[&str] = &[
+    "expect",
+    "help",
+    "caller",
+    "subids",
+    "helpers",
+    "landlock-abi",
+];
+
+pub fn parse_header(path: &Path, text: &str) -> Header {
+    let mut header = Header::default();
+    let mut help = None;
+    for line in text.lines() {
+        let Some(comment) = line.strip_prefix('#') else {
+            break;
+        };
+        let comment = comment.trim();
+        let Some((key, value)) = comment.split_once(": ") else {
+            continue;
+        };
+        let looks_like_key =
+            !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        if !looks_like_key {
+            continue;
+        }
+        assert!(
+            KEYS.contains(&key),
+            "{}: unknown header key `{key}` (known: {})",
+            path.display(),
+            KEYS.join(", ")
+        );
+        let value = value.trim();
+        match key {
+            "expect" => header.expect = Some(parse_expect(path, value)),
+            "help" => help = Some(value.to_string()),
+            "caller" => {
+                header.facts.who = match value {
+                    "root" => Who::Root,
+                    "rootless" => Who::Rootless,
+                    other => panic!(
+                        "{}: caller is root or rootless, not {other}",
+                        path.display()
+                    ),
+                }
+            }
+            "subids" => {
+                header.facts.subids = value
+                    .split(',')
+                    .map(|range| {
+                        let (start, count) = range
+                            .trim()
+                            .split_once(':')
+                            .unwrap_or_else(|| panic!("{}: subids START:COUNT", path.display()));
+                        SubIdRange {
+                            start: start.parse().expect("subid start"),
+                            count: count.parse().expect("subid count"),
+                        }
+                    })
+                    .collect()
+            }
+            "helpers" => {
+                header.facts.helpers = match value {
+                    "none" => false,
+                    "newuidmap" => true,
+                    other => panic!(
+                        "{}: helpers is none or newuidmap, not {other}",
+                        path.display()
+                    ),
+                }
+            }
+            "landlock-abi" => header.facts.landlock_abi = value.parse().expect("landlock ABI"),
+            _ => unreachable!(),
+        }
+    }
+    if let Some(help) = help {
+        header
+            .expect
+            .as_mut()
+            .unwrap_or_else(|| panic!("{}: `help` without `expect`", path.display()))
+            .help = Some(help);
+    }
+    header
+}
+
+/// `CODE`, `CODE line N` or `CODE line N of FILE`.
+fn parse_expect(path: &Path, value: &str) -> Expect {
+    let mut words = value.split_whitespace();
+    let code = words.next().expect("a code").to_string();
+    assert!(
+        code.starts_with("sandbox::"),
+        "{}: `{code}` is not an error code",
+        path.display()
+    );
+    let rest: Vec<&str> = words.collect();
+    let (line, file) = match rest.as_slice() {
+        [] => (None, None),
+        ["line", n] => (Some(n.parse().expect("a line number")), None),
+        ["line", n, "of", file] => (
+            Some(n.parse().expect("a line number")),
+            Some(file.to_string()),
+        ),
+        _ => panic!(
+            "{}: write `expect: CODE line N [of FILE]`, not `{value}`",
+            path.display()
+        ),
+    };
+    Expect {
+        code,
+        line,
+        file,
+        help: None,
+    }
+}
+
+/// The fixtures of one folder (not its subfolders), sorted; `*.local.toml` files are overrides
+/// merged into their neighbour, not fixtures of their own.
+pub fn fixtures(folder: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "toml")
+                && !path.to_string_lossy().ends_with(".local.toml")
+        })
+        .collect();
+    paths.sort();
+    paths
+}

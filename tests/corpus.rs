@@ -1,0 +1,431 @@
+//! The fixture corpus: every manifest in tests/manifests/bad/ produces exactly the one diagnostic
+//! its header names (code, file and line), and every manifest in tests/manifests/good/ validates
+//! without a single problem. Host facts are fixed, so results do not depend on this machine.
+//!
+//! Header format: see `common::parse_header`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::{Expect, Facts, fixtures, parse_header};
+use sandbox::diagnostics::Problem;
+use sandbox::manifest::{self, Loaded};
+use sandbox::validate::{Invocation, Validated, validate};
+
+fn check(path: &Path, facts: &Facts) -> (Loaded, Validated) {
+    let host = facts.host();
+    let loaded = manifest::load(path, &host.caller.vars());
+    let validated = validate(&loaded, &host, &Invocation::default());
+    (loaded, validated)
+}
+
+/// `file:line: code: message` for failure messages.
+fn describe(loaded: &Loaded, problem: &Problem) -> String {
+    let place = problem
+        .span
+        .and_then(|span| loaded.sources.locate(span))
+        .map_or_else(|| "(no location)".to_string(), |l| l.to_string());
+    format!("{place}: {}: {}", problem.code, problem.message)
+}
+
+/// The file and 1-based line a problem points at.
+fn place(loaded: &Loaded, problem: &Problem) -> Option<(PathBuf, usize)> {
+    let (file, start, _) = loaded.sources.resolve(problem.span?)?;
+    Some((file.path.clone(), file.line_col(start).0))
+}
+
+fn check_bad(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let header = parse_header(path, &text);
+    let expect: Expect = header
+        .expect
+        .ok_or("no `# expect: CODE line N` header".to_string())?;
+    let (loaded, validated) = check(path, &header.facts);
+    let all: Vec<String> = validated
+        .problems
+        .iter()
+        .map(|p| describe(&loaded, p))
+        .collect();
+    let [problem] = validated.problems.as_slice() else {
+        return Err(format!(
+            "expected exactly one problem ({}), found {}:\n    {}",
+            expect.code,
+            all.len(),
+            all.join("\n    ")
+        ));
+    };
+    if problem.code != expect.code {
+        return Err(format!("expected {}, found {}", expect.code, all[0]));
+    }
+    let found = place(&loaded, problem);
+    let wanted = expect.line.map(|line| {
+        let dir = path.parent().expect("a fixture folder");
+        let file = match &expect.file {
+            Some(file) => dir.join(file),
+            None => path.to_path_buf(),
+        };
+        (file.canonicalize().unwrap_or(file), line)
+    });
+    let found_canonical = found
+        .clone()
+        .map(|(file, line)| (file.canonicalize().unwrap_or(file), line));
+    if found_canonical != wanted {
+        return Err(format!(
+            "expected {} at {}, found {}",
+            expect.code,
+            wanted.map_or("no location".into(), |(f, l)| format!(
+                "{}:{l}",
+                f.display()
+            )),
+            all[0]
+        ));
+    }
+    if let Some(help) = &expect.help {
+        let actual = problem.help.as_deref().unwrap_or("");
+        if !actual.contains(help.as_str()) {
+            return Err(format!(
+                "the help of {} should contain {help:?}; it is {actual:?}",
+                expect.code
+            ));
+        }
+    }
+    // A warning leaves the manifest valid; an error does not.
+    if problem.is_error() == validated.plan.is_some() {
+        return Err(format!(
+            "{} is {}, but a plan was {}made",
+            expect.code,
+            if problem.is_error() {
+                "an error"
+            } else {
+                "a warning"
+            },
+            if validated.plan.is_some() { "" } else { "not " }
+        ));
+    }
+    Ok(expect.code)
+}
+
+#[test]
+fn every_bad_manifest_has_exactly_its_diagnostic() {
+    let paths = fixtures("tests/manifests/bad");
+    assert!(paths.len() >= 35, "only {} bad fixtures", paths.len());
+    let mut failures = Vec::new();
+    for path in &paths {
+        if let Err(why) = check_bad(path) {
+            failures.push(format!("{}: {why}", path.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad fixtures failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_good_manifest_validates_without_problems() {
+    let paths = fixtures("tests/manifests/good");
+    assert!(paths.len() >= 10, "only {} good fixtures", paths.len());
+    let mut failures = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        let header = parse_header(path, &text);
+        assert!(
+            header.expect.is_none(),
+            "{}: good fixtures expect nothing",
+            path.display()
+        );
+        let (loaded, validated) = check(path, &header.facts);
+        if !validated.problems.is_empty() || validated.plan.is_none() {
+            failures.push(format!(
+                "{}:\n    {}",
+                path.display(),
+                validated
+                    .problems
+                    .iter()
+                    .map(|p| describe(&loaded, p))
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every code the manifest, validation and plan stages can emit, found in their source.
+fn codes_in_source() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("diagnostics.rs")];
+    let mut dirs = vec![
+        root.join("manifest"),
+        root.join("validate"),
+        root.join("plan"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut codes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for piece in text.split("\"sandbox::").skip(1) {
+            let code: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ":-".contains(*c))
+                .collect();
+            if piece[code.len()..].starts_with('"') && code.contains("::") {
+                codes.insert(format!("sandbox::{code}"));
+            }
+        }
+    }
+    codes
+}
+
+/// Codes that no fixture can show, each with the test that covers it instead.
+const COVERED_ELSEWHERE: &[(&str, &str)] = &[(
+    "sandbox::manifest::unreadable",
+    "a_manifest_that_cannot_be_read_is_reported (a fixture file always exists)",
+)];
+
+#[test]
+fn every_error_code_has_a_bad_fixture() {
+    let mut covered = BTreeSet::new();
+    for path in fixtures("tests/manifests/bad") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Some(expect) = parse_header(&path, &text).expect {
+            covered.insert(expect.code);
+        }
+    }
+    let elsewhere: BTreeSet<String> = COVERED_ELSEWHERE
+        .iter()
+        .map(|(code, _)| code.to_string())
+        .collect();
+    let source = codes_in_source();
+    assert!(source.len() > 40, "found only {source:?} in src/");
+    let missing: Vec<&String> = source
+        .iter()
+        .filter(|c| !covered.contains(*c) && !elsewhere.contains(*c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a fixture in tests/manifests/bad/: {missing:?}"
+    );
+    let unknown: Vec<&String> = covered.iter().filter(|c| !source.contains(*c)).collect();
+    assert!(
+        unknown.is_empty(),
+        "fixtures expect codes that src/ never emits: {unknown:?}"
+    );
+}
+
+#[test]
+fn a_manifest_that_cannot_be_read_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, validated) = check(&dir.path().join("sandbox.toml"), &Facts::default());
+    let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
+    assert_eq!(codes, ["sandbox::manifest::unreadable"]);
+    assert!(validated.plan.is_none());
+}
+
+// -------------------------------------------------------------------------------------------
+// What the good fixtures resolve to: the decisions docs/manifest.md describes.
+
+use common::Who;
+use sandbox::plan::{MapWriter, MountOp, NetPlan, Plan, RootSource};
+
+fn plan_of(name: &str, who: Who) -> Plan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests/good")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut facts = parse_header(&path, &text).facts;
+    facts.who = who;
+    let (loaded, validated) = check(&path, &facts);
+    validated.plan.unwrap_or_else(|| {
+        panic!(
+            "{name} is invalid for {who:?}: {:?}",
+            validated
+                .problems
+                .iter()
+                .map(|p| describe(&loaded, p))
+                .collect::<Vec<_>>()
+        )
+    })
+}
+
+fn fixture_dir(folder: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests")
+        .join(folder)
+}
+
+fn mount_at<'a>(plan: &'a Plan, target: &str) -> Vec<&'a MountOp> {
+    plan.mounts
+        .iter()
+        .map(|m| &m.op)
+        .filter(|op| op.target() == Path::new(target))
+        .collect()
+}
+
+#[test]
+fn extends_merges_tables_replaces_same_target_mounts_and_the_root_source() {
+    let plan = plan_of("extends.toml", Who::Rootless);
+    // A rootfs source in the extending file replaces the base's `host = true`.
+    assert_eq!(
+        plan.root.source,
+        RootSource::Dir {
+            path: fixture_dir("good")
+        }
+    );
+    // Tables merge key by key: command and env from the base, cwd from this file.
+    assert_eq!(plan.process.argv, ["/bin/sh"]);
+    assert_eq!(plan.process.cwd, Path::new("/fixtures"));
+    assert!(plan.process.env.contains(&("EDITOR".into(), "vi".into())));
+    let project = fixture_dir("good").display().to_string();
+    assert!(plan.process.env.contains(&("PROJECT".into(), project)));
+    let limits = plan.cgroup.as_ref().unwrap().limits;
+    assert_eq!((limits.memory, limits.pids), (Some(1 << 30), Some(512)));
+    // The [[mount]] on /shared is replaced (not a duplicate), and its relative source is
+    // relative to the file that wrote it; the base's /cache stays.
+    let shared = mount_at(&plan, "/shared");
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert!(
+        matches!(shared[0], MountOp::Bind { source, .. } if *source == fixture_dir("good")),
+        "{shared:?}"
+    );
+    assert_eq!(mount_at(&plan, "/cache").len(), 1);
+    assert_eq!(plan.sources.len(), 2);
+}
+
+#[test]
+fn relative_paths_in_an_extended_file_are_relative_to_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("sandbox.toml");
+    let base = fixture_dir("shared").join("base.toml");
+    std::fs::write(&main, format!("extends = [{:?}]\n", base.to_str().unwrap())).unwrap();
+    let facts = Facts::default();
+    let (_, validated) = check(&main, &facts);
+    let plan = validated.plan.expect("valid");
+    assert!(
+        matches!(mount_at(&plan, "/shared")[0], MountOp::Bind { source, .. } if *source == fixture_dir("shared")),
+        "{:?}",
+        plan.mounts
+    );
+    // ${PROJECT_DIR} is the main manifest's folder, wherever the string was written.
+    let project = dir.path().canonicalize().unwrap();
+    let written: Vec<&String> = plan
+        .process
+        .env
+        .iter()
+        .filter(|(k, _)| k == "PROJECT")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(written.len(), 1);
+    assert_eq!(Path::new(written[0]).canonicalize().unwrap(), project);
+}
+
+#[test]
+fn the_local_override_is_merged_last() {
+    let plan = plan_of("with-local.toml", Who::Rootless);
+    assert_eq!(plan.process.argv, ["/bin/true"]);
+    assert_eq!(plan.process.cwd, Path::new("/tmp"));
+    assert!(
+        plan.sources
+            .iter()
+            .any(|s| s.ends_with("with-local.local.toml"))
+    );
+}
+
+#[test]
+fn id_maps_default_to_the_callers_id_rootless_and_to_a_high_range_as_root() {
+    let rootless = plan_of("minimal.toml", Who::Rootless).user.unwrap();
+    assert_eq!(
+        (
+            rootless.uid_map[0].inside,
+            rootless.uid_map[0].outside,
+            rootless.uid_map[0].count
+        ),
+        (0, 1000, 1)
+    );
+    assert_eq!(rootless.writer, MapWriter::Direct);
+    assert!(rootless.deny_setgroups);
+    let root = plan_of("minimal.toml", Who::Root).user.unwrap();
+    assert_eq!(
+        (
+            root.uid_map[0].inside,
+            root.uid_map[0].outside,
+            root.uid_map[0].count
+        ),
+        (0, 100_000, 65_536)
+    );
+    assert!(!root.deny_setgroups);
+    let auto = plan_of("rootless-subid-auto.toml", Who::Rootless)
+        .user
+        .unwrap();
+    let auto_map: Vec<(u32, u32, u32)> = auto
+        .uid_map
+        .iter()
+        .map(|m| (m.inside, m.outside, m.count))
+        .collect();
+    assert_eq!(auto_map, [(0, 1000, 1), (1, 100_000, 65_535)]);
+    assert!(matches!(auto.writer, MapWriter::Helper { .. }));
+}
+
+#[test]
+fn defaults_are_explicit_in_the_plan() {
+    let plan = plan_of("minimal.toml", Who::Rootless);
+    let targets: Vec<String> = plan
+        .mounts
+        .iter()
+        .map(|m| m.op.target().display().to_string())
+        .collect();
+    // host = true: /usr and /etc bound read-only, the merged-/usr symlinks recreated; then the
+    // default /proc, /dev and /tmp.
+    assert_eq!(
+        targets,
+        [
+            "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev", "/tmp"
+        ]
+    );
+    assert!(plan.root.readonly);
+    assert_eq!(plan.process.cwd, Path::new("/"));
+    assert_eq!(
+        (plan.process.uid, plan.process.gid, plan.process.umask),
+        (0, 0, 0o022)
+    );
+    // Only PATH and the inherited TERM: nothing else leaks in from the caller.
+    let names: Vec<&str> = plan.process.env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["PATH", "TERM"]);
+    assert_eq!(plan.net, NetPlan::None);
+    assert!(plan.security.capabilities.is_empty());
+    assert!(plan.security.no_new_privileges);
+    assert_eq!(plan.security.seccomp, sandbox::plan::SeccompPlan::Default);
+    assert_eq!(
+        plan.security.rlimits,
+        [(
+            sandbox::manifest::values::Rlimit::Core,
+            sandbox::manifest::values::RlimitValue::Limited(0)
+        )]
+    );
+    assert_eq!(plan.uts.as_ref().unwrap().hostname, "good");
+    assert!(plan.cgroup.is_none() && plan.time.is_none());
+}
+
+#[test]
+fn published_ports_default_to_the_loopback_address() {
+    let plan = plan_of("pasta-network.toml", Who::Rootless);
+    let NetPlan::Pasta(pasta) = &plan.net else {
+        panic!("{:?}", plan.net)
+    };
+    let ports: Vec<String> = pasta.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(ports, ["127.0.0.1:8080:80/tcp", "127.0.0.1:53:53/udp"]);
+}
