@@ -25,19 +25,17 @@ pub struct Terminal {
 }
 
 pub fn exec(plan: &Plan, exec_pipe: OwnedFd, terminal: Option<&Terminal>) -> ! {
-    let failure = match prepare(plan, terminal) {
+    // Only the execve itself fails with 126/127; anything before it is the launcher's failure.
+    let (failure, code) = match prepare(plan, terminal) {
         Ok((path_list, argv, envp)) => {
-            search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp)
+            let failure = search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp);
+            let code = if failure.errno() == Errno::ENOENT { exit::NOT_FOUND } else { exit::NOT_EXECUTABLE };
+            (failure, code)
         }
-        Err(failure) => failure,
+        Err(failure) => (failure, exit::LAUNCHER_FAILED),
     };
     let bytes = serde_json::to_vec(&failure).expect("failures serialize");
     let _ = nix::unistd::write(exec_pipe.as_fd(), &bytes);
-    let code = match (failure.step, failure.errno()) {
-        (StepId::Exec, Errno::ENOENT) => exit::NOT_FOUND,
-        (StepId::Exec, _) => exit::NOT_EXECUTABLE,
-        _ => exit::LAUNCHER_FAILED,
-    };
     sys::exit_now(code.into())
 }
 
