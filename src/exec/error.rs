@@ -64,8 +64,15 @@ impl StepFailure {
                     .into()
             }
             (StepId::Chroot, _) => "pivot_root needs the new root to be a mount point not shared with the host".into(),
-            (StepId::Exec, Errno::ENOENT) => "the program was not found in the sandbox (check PATH and the root)".into(),
-            (StepId::Exec, Errno::EACCES | Errno::ENOEXEC) => "the file is not executable in the sandbox".into(),
+            (StepId::Exec, Errno::ENOENT) if self.action.starts_with("executing") => {
+                "the program was not found in the sandbox (check PATH and the root)".into()
+            }
+            (StepId::Exec, Errno::EACCES | Errno::ENOEXEC) if self.action.starts_with("executing") => {
+                "the file is not executable in the sandbox".into()
+            }
+            (StepId::Exec, Errno::ENOENT) if self.action.starts_with("chdir") => {
+                "the working directory does not exist in the sandbox; create it with a [[mount]] of type \"dir\" or fix `cwd`".into()
+            }
             _ => return None,
         })
     }

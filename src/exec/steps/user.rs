@@ -107,22 +107,20 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
     }
 }
 
-/// In the child, once the maps exist: become root inside when root is mapped (the setup
-/// creates files and mounts, and an unmapped fsuid cannot create anything), drop the host's
-/// supplementary groups when allowed, then set the hostname and clock offsets.
+/// In the child, once the maps exist: take a mapped identity for the setup (root inside when
+/// root is mapped, else the command's ids; an unmapped fsuid cannot create a file), drop the
+/// host's supplementary groups when allowed, then set the hostname and clock offsets. The
+/// capabilities of the namespace's creator survive these changes (capabilities(7)).
 pub fn child(plan: &Plan) -> Result<(), StepFailure> {
     if let Some(user) = &plan.user {
-        if user.gid_map.iter().any(|m| m.map(0).is_some()) {
-            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-                .or_fail(StepId::User, || "setresgid(0)".into())?;
-        }
+        let mapped = |map: &[IdMapping], preferred: u32| if map.iter().any(|m| m.map(0).is_some()) { 0 } else { preferred };
+        let gid = Gid::from_raw(mapped(&user.gid_map, plan.process.gid));
+        setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
         if !user.deny_setgroups {
             setgroups(&[]).or_fail(StepId::User, || "setgroups([])".into())?;
         }
-        if user.uid_map.iter().any(|m| m.map(0).is_some()) {
-            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-                .or_fail(StepId::User, || "setresuid(0)".into())?;
-        }
+        let uid = Uid::from_raw(mapped(&user.uid_map, plan.process.uid));
+        setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))?;
     }
     if let Some(uts) = &plan.uts {
         nix::unistd::sethostname(&uts.hostname)
