@@ -47,6 +47,7 @@ pub struct Manifest {
     pub name: Option<Spanned<String>>,
     /// Manifests merged first; this file wins. Tables merge key by key, arrays of tables append,
     /// plain arrays replace.
+    #[schemars(with = "Option<ExtendsPaths>")]
     pub extends: Option<Spanned<Vec<Spanned<String>>>>,
     /// The root file system.
     pub rootfs: Option<Spanned<Rootfs>>,
@@ -70,6 +71,26 @@ pub struct Manifest {
     pub network: Option<Spanned<Network>>,
     /// Capabilities, no_new_privs, seccomp, landlock, rlimits.
     pub security: Option<Spanned<Security>>,
+}
+
+/// The schema of `extends`: one path or a list (the loader reads it before the typed manifest,
+/// and takes both).
+struct ExtendsPaths;
+
+impl JsonSchema for ExtendsPaths {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ExtendsPaths".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // `items` only constrains arrays: this is "a string, or an array of strings".
+        schemars::json_schema!({
+            "type": ["string", "array"],
+            "items": { "type": "string" }
+        })
+    }
 }
 
 /// The JSON Schema of the manifest (draft-07, for editors such as taplo).

@@ -63,9 +63,15 @@ macro_rules! deserialize_via_parse {
 fn string_schema(description: &str, pattern: Option<&str>) -> Schema {
     let mut schema = json_schema!({ "type": "string", "description": description });
     if let Some(pattern) = pattern {
-        schema.insert("pattern".into(), pattern.into());
+        schema.insert("pattern".into(), or_variable(pattern).into());
     }
     schema
+}
+
+/// A schema pattern that also lets through strings holding a `${...}` variable: they are only
+/// checked once expanded, and "${env:MEMORY:-512M}" is a valid size.
+fn or_variable(pattern: &str) -> String {
+    format!("{pattern}|\\$\\{{")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ impl JsonSchema for Size {
             "description": "A size: bytes as an integer, or a string with a K, M, G or T suffix (powers of 1024).",
             "anyOf": [
                 { "type": "integer", "minimum": 0 },
-                { "type": "string", "pattern": "^[0-9]+[KMGTkmgt]?$" }
+                { "type": "string", "pattern": or_variable("^[0-9]+[KMGTkmgt]?$") }
             ]
         })
     }
@@ -692,7 +698,12 @@ impl JsonSchema for Errno {
         "Errno".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let names: Vec<&str> = ERRNOS.iter().map(|(n, _)| *n).collect();
+        // Names are matched without regard to case.
+        let names: Vec<String> = ERRNOS
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .chain(ERRNOS.iter().map(|(n, _)| n.to_ascii_lowercase()))
+            .collect();
         json_schema!({
             "description": "An errno name, or its number (1-4095).",
             "anyOf": [ { "type": "string", "enum": names }, { "type": "integer", "minimum": 1, "maximum": 4095 } ]
