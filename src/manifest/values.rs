@@ -155,7 +155,7 @@ impl JsonSchema for Size {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Duration(pub u64);
 
-const DURATION_HELP: &str = "write a number followed by a unit (ms, s, m, h), optionally several: \"30s\", \"1h30m\", \"250ms\"";
+const DURATION_HELP: &str = "write a number followed by a unit (ms, s, m, h, d), optionally several: \"30s\", \"1h30m\", \"250ms\"";
 
 impl Duration {
     pub fn parse(text: &str) -> Result<Duration, ValueError> {
