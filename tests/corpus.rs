@@ -429,3 +429,41 @@ fn published_ports_default_to_the_loopback_address() {
     let ports: Vec<String> = pasta.ports.iter().map(ToString::to_string).collect();
     assert_eq!(ports, ["127.0.0.1:8080:80/tcp", "127.0.0.1:53:53/udp"]);
 }
+
+#[test]
+fn auto_maps_never_run_past_the_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("sandbox.toml");
+    std::fs::write(
+        &main,
+        "uid_map = \"auto\"\ngid_map = \"auto\"\n[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\"]\n",
+    )
+    .unwrap();
+    let maps = |who: Who, count: u32| {
+        let facts = Facts {
+            who,
+            subids: vec![sandbox::host::SubIdRange {
+                start: 100_000,
+                count,
+            }],
+            ..Facts::default()
+        };
+        let (_, validated) = check(&main, &facts);
+        let user = validated
+            .plan
+            .expect("valid")
+            .user
+            .expect("a user namespace");
+        user.uid_map
+            .iter()
+            .map(|m| (m.inside, m.outside, m.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(maps(Who::Root, 10), [(0, 100_000, 10)]);
+    assert_eq!(maps(Who::Root, 1 << 20), [(0, 100_000, 65_536)]);
+    assert_eq!(maps(Who::Rootless, 10), [(0, 1000, 1), (1, 100_000, 10)]);
+    assert_eq!(
+        maps(Who::Rootless, 1 << 20),
+        [(0, 1000, 1), (1, 100_000, 65_535)]
+    );
+}

@@ -158,17 +158,19 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
                     needs_helper: false,
                 };
             };
-            let count = grant.count.min(ROOT_DEFAULT_COUNT - 1);
             if root {
+                // Root maps ids 0.. onto the grant itself, never past its end.
                 Side {
                     map: vec![IdMapping {
                         inside: 0,
                         outside: grant.start,
-                        count: count + 1,
+                        count: grant.count.min(ROOT_DEFAULT_COUNT),
                     }],
                     needs_helper: false,
                 }
             } else {
+                // 0 is the caller's own id; 1.. come from the grant.
+                let count = grant.count.min(ROOT_DEFAULT_COUNT - 1);
                 Side {
                     map: vec![
                         IdMapping {
