@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use super::super::Cx;
 use super::get;
 use crate::diagnostics::Problem;
+use crate::manifest::values::PortSpec;
 use crate::manifest::{Network, NetworkMode, Spanned};
 use crate::plan::{BridgePlan, Namespaces, NetPlan, PastaPlan};
 
@@ -84,6 +85,7 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                 }),
         );
     }
+    duplicate_ports(cx, network.ports.as_ref());
     let dns = ip_list(cx, network.dns.as_ref());
     let hosts = host_entries(cx, network.hosts.as_ref());
 
@@ -192,6 +194,36 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                 dns,
                 hosts,
             })
+        }
+    }
+}
+
+/// Two published ports that would bind the same host port and protocol (on the same address,
+/// or one of them on every address) cannot both be forwarded.
+fn duplicate_ports(cx: &mut Cx, ports: Option<&Spanned<Vec<Spanned<PortSpec>>>>) {
+    let ports = ports.map(|p| p.value.as_slice()).unwrap_or_default();
+    for (index, port) in ports.iter().enumerate() {
+        let clash = ports[..index].iter().find(|earlier| {
+            let (a, b) = (earlier.value, port.value);
+            a.host_port == b.host_port
+                && a.protocol == b.protocol
+                && (a.host_address == b.host_address
+                    || a.host_address.is_unspecified()
+                    || b.host_address.is_unspecified())
+        });
+        if let Some(earlier) = clash {
+            cx.report(
+                Problem::error(
+                    "sandbox::network::duplicate-port",
+                    format!(
+                        "host port {}/{} is published twice",
+                        port.value.host_port, port.value.protocol
+                    ),
+                )
+                .at(port.span, "second use")
+                .also(earlier.span, "first use")
+                .help("publish each host port once; forward a second sandbox port from another host port"),
+            );
         }
     }
 }
