@@ -21,7 +21,9 @@ use crate::plan::StepId;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    Go,
+    /// Start. The message carries one descriptor per id-mapped bind of the plan whose source
+    /// exists (`present`, in plan order): detached mounts that only the host's root could make.
+    Go { present: Vec<bool> },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -38,6 +40,8 @@ pub struct Channel(OwnedFd);
 
 /// Large enough for any message (a failure's context is a path or two).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// The most descriptors one message carries (SCM_MAX_FD is 253).
+const MAX_FDS: usize = 64;
 
 pub fn pair() -> nix::Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -58,14 +62,13 @@ pub enum RecvError {
 }
 
 impl Channel {
-    pub fn send<T: Serialize>(&self, message: &T, fd: Option<RawFd>) -> nix::Result<()> {
+    pub fn send<T: Serialize>(&self, message: &T, fds: &[RawFd]) -> nix::Result<()> {
         let bytes = serde_json::to_vec(message).expect("handshake messages serialize");
         let iov = [IoSlice::new(&bytes)];
-        let fds: Vec<RawFd> = fd.into_iter().collect();
         let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
             Vec::new()
         } else {
-            vec![ControlMessage::ScmRights(&fds)]
+            vec![ControlMessage::ScmRights(fds)]
         };
         loop {
             match sendmsg::<()>(
@@ -81,39 +84,32 @@ impl Channel {
         }
     }
 
-    /// Receive one message, and the descriptor sent with it, if any.
-    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<(T, Option<OwnedFd>), RecvError> {
+    /// Receive one message, and the descriptors sent with it.
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<(T, Vec<OwnedFd>), RecvError> {
         let mut buffer = vec![0u8; MAX_MESSAGE];
-        let mut space = nix::cmsg_space!(RawFd);
-        let (len, fd) =
-            loop {
-                let mut iov = [IoSliceMut::new(&mut buffer)];
-                match recvmsg::<()>(
-                    self.0.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut space),
-                    MsgFlags::MSG_CMSG_CLOEXEC,
-                ) {
-                    Err(Errno::EINTR) => continue,
-                    Err(errno) => return Err(RecvError::Io(errno)),
-                    Ok(message) => {
-                        let fd =
-                            message.cmsgs().ok().into_iter().flatten().find_map(
-                                |cmsg| match cmsg {
-                                    ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-                                    _ => None,
-                                },
-                            );
-                        break (message.bytes, fd);
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (len, fds) = loop {
+            let mut iov = [IoSliceMut::new(&mut buffer)];
+            let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+            match recvmsg::<()>(self.0.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(RecvError::Io(errno)),
+                Ok(message) => {
+                    let mut fds = Vec::new();
+                    for cmsg in message.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::ScmRights(received) = cmsg {
+                            fds.extend(received.into_iter().map(super::sys::adopt_received));
+                        }
                     }
+                    break (message.bytes, fds);
                 }
-            };
-        let fd = fd.map(super::sys::adopt_received);
+            }
+        };
         if len == 0 {
             return Err(RecvError::Closed);
         }
         serde_json::from_slice(&buffer[..len])
-            .map(|m| (m, fd))
+            .map(|m| (m, fds))
             .map_err(|e| RecvError::Malformed(e.to_string()))
     }
 
@@ -129,20 +125,24 @@ mod tests {
     #[test]
     fn messages_and_descriptors_cross_the_pair() {
         let (parent, child) = pair().unwrap();
-        parent.send(&ToChild::Go, None).unwrap();
-        let (go, fd): (ToChild, _) = child.recv().unwrap();
-        assert_eq!(go, ToChild::Go);
-        assert!(fd.is_none());
+        parent.send(&ToChild::Go { present: vec![] }, &[]).unwrap();
+        let (go, fds): (ToChild, _) = child.recv().unwrap();
+        assert_eq!(go, ToChild::Go { present: vec![] });
+        assert!(fds.is_empty());
 
         let file = std::fs::File::open("/dev/null").unwrap();
         let failure = StepFailure::new(StepId::Mount, "mount tmpfs on /tmp", Errno::EPERM)
             .with_key("mount[0]");
+        let other = std::fs::File::open("/dev/zero").unwrap();
         child
-            .send(&ToParent::Failed(failure.clone()), Some(file.as_raw_fd()))
+            .send(
+                &ToParent::Failed(failure.clone()),
+                &[file.as_raw_fd(), other.as_raw_fd()],
+            )
             .unwrap();
-        let (message, fd): (ToParent, _) = parent.recv().unwrap();
+        let (message, fds): (ToParent, _) = parent.recv().unwrap();
         assert_eq!(message, ToParent::Failed(failure));
-        assert!(fd.is_some(), "the descriptor arrives with the message");
+        assert_eq!(fds.len(), 2, "the descriptors arrive with the message");
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod supervise;
 pub mod sys;
 
 use std::io::IsTerminal;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -82,23 +82,29 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
         user::parent(user_plan, child.as_raw())?;
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
+    let step_started = Instant::now();
+    let idmapped = mount::parent(plan)?;
+    timings.push(("mount (parent)".into(), step_started.elapsed()));
+    let present = idmapped.iter().map(Option::is_some).collect();
+    let fds: Vec<_> = idmapped.iter().flatten().map(AsRawFd::as_raw_fd).collect();
     parent_end
-        .send(&ToChild::Go, None)
+        .send(&ToChild::Go { present }, &fds)
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
+    drop(idmapped);
 
     let master = match parent_end.recv::<ToParent>() {
         Ok((
             ToParent::Ready {
                 timings: child_timings,
             },
-            master,
+            mut fds,
         )) => {
             timings.extend(
                 child_timings
                     .into_iter()
                     .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(ns))),
             );
-            master
+            fds.pop()
         }
         Ok((ToParent::Failed(failure), _)) => return Err(failure.into()),
         Err(RecvError::Closed) => {
@@ -162,20 +168,26 @@ impl Drop for KillOnDrop {
 fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    match channel.recv::<ToChild>() {
-        Ok((ToChild::Go, _)) => {}
+    let idmapped = match channel.recv::<ToChild>() {
+        Ok((ToChild::Go { present }, fds)) => {
+            let mut fds = fds.into_iter();
+            present
+                .into_iter()
+                .map(|made| if made { fds.next() } else { None })
+                .collect()
+        }
         _ => sys::exit_now(125),
-    }
-    let (timings, master, terminal) = match setup(plan, terminal) {
+    };
+    let (timings, master, terminal) = match setup(plan, terminal, idmapped) {
         Ok(done) => done,
         Err(failure) => {
-            let _ = channel.send(&ToParent::Failed(failure), None);
+            let _ = channel.send(&ToParent::Failed(failure), &[]);
             sys::exit_now(125)
         }
     };
-    let master_fd = master.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let master_fd: Vec<_> = master.iter().map(AsRawFd::as_raw_fd).collect();
     if channel
-        .send(&ToParent::Ready { timings }, master_fd)
+        .send(&ToParent::Ready { timings }, &master_fd)
         .is_err()
     {
         sys::exit_now(125);
@@ -205,7 +217,11 @@ fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool)
 type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
 
 /// The child halves of the steps, timed.
-fn setup(plan: &Plan, terminal: bool) -> Result<Setup, StepFailure> {
+fn setup(
+    plan: &Plan,
+    terminal: bool,
+    idmapped: Vec<Option<OwnedFd>>,
+) -> Result<Setup, StepFailure> {
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -219,7 +235,7 @@ fn setup(plan: &Plan, terminal: bool) -> Result<Setup, StepFailure> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
-    let new_root = mount::child(plan)?;
+    let new_root = mount::child(plan, idmapped)?;
     lap(StepId::Mount, &mut timings);
     if plan.namespaces.pid {
         pid::install_handlers()?;

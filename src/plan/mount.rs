@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::IdMapping;
+
 /// Where the root file system comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -41,6 +43,14 @@ pub struct RootPlan {
     pub overlay: Option<OverlayUpper>,
 }
 
+/// The mapping of an id-mapped bind: on-disk ids `inside` appear as the sandbox's ids
+/// `outside` (so the caller's files appear owned by the command's user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idmap {
+    pub uid: IdMapping,
+    pub gid: IdMapping,
+}
+
 /// One mount, in the kernel's vocabulary. Targets are absolute paths inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -49,7 +59,7 @@ pub enum MountOp {
         source: PathBuf,
         target: PathBuf,
         readonly: bool,
-        idmap: bool,
+        idmap: Option<Idmap>,
         optional: bool,
     },
     Tmpfs {

@@ -500,7 +500,13 @@ fn describe_mount(op: &MountOp) -> String {
             } else {
                 " (writable)"
             },
-            if *idmap { " (id-mapped)" } else { "" },
+            match idmap {
+                Some(map) => format!(
+                    " (id-mapped: {} -> {}, gid {} -> {})",
+                    map.uid.inside, map.uid.outside, map.gid.inside, map.gid.outside
+                ),
+                None => String::new(),
+            },
             if *optional { " (if present)" } else { "" }
         ),
         MountOp::Tmpfs {

@@ -29,7 +29,11 @@ pub fn exec(plan: &Plan, exec_pipe: OwnedFd, terminal: Option<&Terminal>) -> ! {
     let (failure, code) = match prepare(plan, terminal) {
         Ok((path_list, argv, envp)) => {
             let failure = search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp);
-            let code = if failure.errno() == Errno::ENOENT { exit::NOT_FOUND } else { exit::NOT_EXECUTABLE };
+            let code = if failure.errno() == Errno::ENOENT {
+                exit::NOT_FOUND
+            } else {
+                exit::NOT_EXECUTABLE
+            };
             (failure, code)
         }
         Err(failure) => (failure, exit::LAUNCHER_FAILED),

@@ -53,6 +53,8 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
 struct Staging {
     dir: OwnedFd,
     counter: usize,
+    /// The id-mapped binds the supervisor made, in plan order (`None`: optional and absent).
+    idmapped: std::vec::IntoIter<Option<OwnedFd>>,
     /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
     userns: bool,
 }
@@ -95,8 +97,51 @@ fn mode_string(mode: u32) -> CString {
     cstring(format!("{mode:o}"))
 }
 
+/// Parent half: the id-mapped binds, which only the host's root may make (the kernel wants
+/// CAP_SYS_ADMIN over the file system's own user namespace). One per such bind, in plan order;
+/// `None` for an optional bind whose source is absent.
+pub fn parent(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, StepFailure> {
+    let binds: Vec<_> = plan
+        .mounts
+        .iter()
+        .filter_map(|step| match &step.op {
+            MountOp::Bind {
+                source,
+                readonly,
+                idmap: Some(idmap),
+                optional,
+                ..
+            } => Some((step, source, *readonly, idmap, *optional)),
+            _ => None,
+        })
+        .collect();
+    let Some((_, _, _, first, _)) = binds.first() else {
+        return Ok(Vec::new());
+    };
+    let userns = super::user::idmapped_userns(first)?;
+    binds
+        .iter()
+        .map(|(step, source, readonly, _, optional)| {
+            let made = sys::open_tree_clone(None, &cstring(source)).and_then(|tree| {
+                let attrs = MOUNT_ATTR_NOSUID
+                    | MOUNT_ATTR_NODEV
+                    | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+                sys::mount_setattr(tree.as_fd(), true, attrs, 0, Some(userns.as_fd()))
+                    .map(|()| tree)
+            });
+            match made {
+                Ok(tree) => Ok(Some(tree)),
+                Err(Errno::ENOENT) if *optional => Ok(None),
+                Err(errno) => Err(StepFailure::new(StepId::Mount, describe(&step.op), errno)
+                    .with_key(step.key.clone())),
+            }
+        })
+        .collect()
+}
+
 /// Build the new root and make every mount; returns a descriptor of the new root.
-pub fn child(plan: &Plan) -> Result<OwnedFd, StepFailure> {
+/// `idmapped` holds what [`parent`] made.
+pub fn child(plan: &Plan, idmapped: Vec<Option<OwnedFd>>) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move || action
@@ -134,6 +179,7 @@ pub fn child(plan: &Plan) -> Result<OwnedFd, StepFailure> {
     let mut staging = Staging {
         dir: open_dir("/").or_fail(StepId::Mount, fail("opening the staging root"))?,
         counter: 0,
+        idmapped: idmapped.into_iter(),
         userns: plan.namespaces.user,
     };
 
@@ -290,19 +336,28 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             source,
             target,
             readonly,
-            idmap: _,
+            idmap,
             optional,
         } => {
-            let tree = match sys::open_tree_clone(None, &cstring(host(source))) {
-                Err(Errno::ENOENT) if *optional => return Ok(()),
-                other => other?,
+            let tree = match idmap {
+                // Made by the supervisor, attributes included; `None` when the source is absent.
+                Some(_) => match staging.idmapped.next().flatten() {
+                    Some(tree) => tree,
+                    None => return Ok(()),
+                },
+                None => match sys::open_tree_clone(None, &cstring(host(source))) {
+                    Err(Errno::ENOENT) if *optional => return Ok(()),
+                    other => other?,
+                },
             };
             let leaf = if is_dir(tree.as_fd())? {
                 Leaf::Dir
             } else {
                 Leaf::File
             };
-            sys::mount_setattr(tree.as_fd(), true, FS | ro(*readonly), 0, None)?;
+            if idmap.is_none() {
+                sys::mount_setattr(tree.as_fd(), true, FS | ro(*readonly), 0, None)?;
+            }
             let target = ensure(root, target, leaf)?;
             sys::move_mount(tree.as_fd(), target.as_fd())
         }

@@ -10,6 +10,7 @@
 //! the namespace: the child unshares CLONE_NEWTIME, writes /proc/self/timens_offsets, then
 //! joins its own time_for_children namespace.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -19,7 +20,7 @@ use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys;
-use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
+use crate::plan::{IdMapping, Idmap, MapWriter, Plan, StepId, TimePlan, UserPlan};
 
 fn map_text(map: &[IdMapping]) -> String {
     map.iter()
@@ -113,7 +114,13 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
 /// capabilities of the namespace's creator survive these changes (capabilities(7)).
 pub fn child(plan: &Plan) -> Result<(), StepFailure> {
     if let Some(user) = &plan.user {
-        let mapped = |map: &[IdMapping], preferred: u32| if map.iter().any(|m| m.map(0).is_some()) { 0 } else { preferred };
+        let mapped = |map: &[IdMapping], preferred: u32| {
+            if map.iter().any(|m| m.map(0).is_some()) {
+                0
+            } else {
+                preferred
+            }
+        };
         let gid = Gid::from_raw(mapped(&user.gid_map, plan.process.gid));
         setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
         if !user.deny_setgroups {
@@ -168,6 +175,44 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
     })?;
     setns(ns, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         .or_fail(StepId::User, || "setns(time_for_children)".into())
+}
+
+/// A user namespace whose only mapping is `idmap`, for id-mapped binds (mount_setattr(2),
+/// MOUNT_ATTR_IDMAP). Made by the supervisor, as the host's root: a helper is cloned into a new
+/// user namespace where it only waits, the maps are written from here, and the namespace is
+/// kept as a descriptor. The helper exits when the pipe it waits on closes.
+pub fn idmapped_userns(idmap: &Idmap) -> Result<OwnedFd, StepFailure> {
+    let fail = |action: &str| {
+        let action = action.to_string();
+        move |errno| StepFailure::new(StepId::Mount, action, errno)
+    };
+    let (hold_read, hold_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail("pipe2"))?;
+    let (pid, pidfd) = match sys::clone3(libc::CLONE_NEWUSER as u64, None)
+        .map_err(fail("clone for an id-mapped bind"))?
+    {
+        sys::Forked::Child => {
+            drop(hold_write);
+            let _ = nix::unistd::read(&hold_read, &mut [0u8; 1]);
+            sys::exit_now(0)
+        }
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(hold_read);
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let line = |m: &IdMapping| format!("{} {} 1\n", m.inside, m.outside);
+    let made = std::fs::write(proc.join("uid_map"), line(&idmap.uid))
+        .and_then(|()| std::fs::write(proc.join("gid_map"), line(&idmap.gid)))
+        .and_then(|()| std::fs::File::open(proc.join("ns/user")))
+        .map(OwnedFd::from)
+        .map_err(io);
+    drop(hold_write);
+    let _ = nix::sys::wait::waitid(
+        nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
+        nix::sys::wait::WaitPidFlag::WEXITED,
+    );
+    made.map_err(fail("writing the maps of an id-mapped bind"))
 }
 
 #[cfg(test)]

@@ -23,7 +23,12 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let user = idmap::user(cx, &namespaces, &process);
     let root = rootfs::root(cx);
     let net = network::network(cx, &namespaces);
-    let mut mounts = mounts::mounts(cx, &root, &namespaces, &net);
+    let inside = mounts::Inside {
+        namespaces: &namespaces,
+        process: &process,
+        user: user.as_ref(),
+    };
+    let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let uts = namespaces::uts(cx, &namespaces, &name);

@@ -7,11 +7,68 @@ use super::get;
 use super::rootfs::{Root, work_dir_for};
 use crate::diagnostics::Problem;
 use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
-use crate::plan::{MountOp, MountStep, Namespaces, NetPlan, OverlayUpper};
+use crate::plan::{
+    IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, UserPlan,
+};
 
 pub(super) struct Mounts {
     pub mounts: Vec<MountStep>,
     pub warnings: Vec<String>,
+}
+
+/// Who the command is inside the sandbox: what id-mapped binds map the caller's files to.
+pub(super) struct Inside<'a> {
+    pub namespaces: &'a Namespaces,
+    pub process: &'a ProcessPlan,
+    pub user: Option<&'a UserPlan>,
+}
+
+/// The mapping of an id-mapped bind: the caller's on-disk ids to the host ids the command's
+/// uid and gid map to. The kernel only lets a caller privileged over the file system's own user
+/// namespace id-map it, so as root the supervisor prepares these mounts; rootless, the
+/// sandbox's own map already shows the caller's files as the command's.
+fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
+    let Some(user) = who.user.filter(|_| who.namespaces.user) else {
+        cx.report(
+            Problem::error(
+                "sandbox::mount::idmap-needs-userns",
+                "an id-mapped bind needs the sandbox's own user namespace",
+            )
+            .at(span, "id-mapped")
+            .help("remove `user = false` from [namespaces], or `idmap = true`"),
+        );
+        return None;
+    };
+    let caller = &cx.host.caller;
+    let host_uid = user.uid_map.iter().find_map(|m| m.map(who.process.uid));
+    let host_gid = user.gid_map.iter().find_map(|m| m.map(who.process.gid));
+    if !caller.is_root() {
+        if host_uid == Some(caller.uid) && host_gid == Some(caller.gid) {
+            return None;
+        }
+        cx.report(
+            Problem::error("sandbox::mount::idmap-needs-root", "id-mapped binds need root")
+                .at(span, "id-mapped")
+                .help(format!(
+                    "the kernel lets only root id-map the host's file systems; map your own ids to the command's \
+                     (uid {} and gid {} inside) in uid_map/gid_map and your files appear as theirs without idmap",
+                    who.process.uid, who.process.gid
+                )),
+        );
+        return None;
+    }
+    Some(Idmap {
+        uid: IdMapping {
+            inside: caller.uid,
+            outside: host_uid?,
+            count: 1,
+        },
+        gid: IdMapping {
+            inside: caller.gid,
+            outside: host_gid?,
+            count: 1,
+        },
+    })
 }
 
 /// The keys each mount type takes besides `type` and `target`.
@@ -47,7 +104,8 @@ fn present_keys(mount: &Mount) -> Vec<(&'static str, Span)> {
     .collect()
 }
 
-pub(super) fn mounts(cx: &mut Cx, root: &Root, namespaces: &Namespaces, net: &NetPlan) -> Mounts {
+pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> Mounts {
+    let namespaces = who.namespaces;
     let loaded = cx.loaded;
     let mut warnings = Vec::new();
     let mut out: Vec<MountStep> = root.host_mounts.clone();
@@ -97,7 +155,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, namespaces: &Namespaces, net: &Ne
     let mut seen: Vec<(PathBuf, Span)> = Vec::new();
     for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
         let key = format!("mount[{index}]");
-        let Some(op) = mount_op(cx, &mount.value, mount.span) else {
+        let Some(op) = mount_op(cx, &mount.value, mount.span, who) else {
             continue;
         };
         if matches!(op, MountOp::Sysfs { .. }) && namespaces.user && !namespaces.net {
@@ -166,7 +224,7 @@ fn same_file(cx: &Cx, a: Span, b: Span) -> bool {
     }
 }
 
-fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span) -> Option<MountOp> {
+fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Option<MountOp> {
     let kind = mount.kind.value;
     for (key, span) in present_keys(mount) {
         if !allowed_keys(kind).contains(&key) {
@@ -214,11 +272,15 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span) -> Option<MountOp> {
                         .help("relative paths are relative to the manifest's folder; create it, fix the path, or add `optional = true`"),
                 );
             }
+            let idmap = match &mount.idmap {
+                Some(setting) if setting.value => bind_idmap(cx, setting.span, who),
+                _ => None,
+            };
             MountOp::Bind {
                 source: path,
                 target,
                 readonly: readonly.unwrap_or(true),
-                idmap: get(&mount.idmap).unwrap_or(false),
+                idmap,
                 optional,
             }
         }

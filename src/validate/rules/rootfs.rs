@@ -225,7 +225,7 @@ fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>) -> Vec<MountStep> {
                     source: target.clone(),
                     target,
                     readonly: true,
-                    idmap: false,
+                    idmap: None,
                     optional: false,
                 },
                 (HostEntry::Dir, Some(upper)) => MountOp::Overlay {

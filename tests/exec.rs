@@ -1,0 +1,328 @@
+//! `sandbox up` for real: every namespace, mount and process rule checked from inside the
+//! sandbox, as root and as an unprivileged user.
+
+mod live;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use live::{Project, Who, stderr, stdout};
+
+const HOST_ROOT: &str = "[rootfs]\nhost = true\n";
+
+fn project(who: Who, extra: &str) -> Project {
+    Project::new(who, &format!("{HOST_ROOT}{extra}"))
+}
+
+/// Wait (bounded) for `done`; the bound only keeps a broken test from hanging.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+as_root_and_rootless! {
+    fn id_maps_are_the_planned_ones(who) {
+        let p = project(who, "");
+        let out = p.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g");
+        let lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        assert_eq!(lines[0], live::default_map(who, 0));
+        assert_eq!(lines[1], live::default_map(who, 1));
+        assert_eq!(&lines[2..], ["0", "0"]);
+    }
+
+    fn explicit_maps_and_identity(who) {
+        let (outside_uid, outside_gid) = match who {
+            Who::Root => ("200000".to_string(), "200000".to_string()),
+            Who::Rootless => ("\"self\"".to_string(), "\"self\"".to_string()),
+        };
+        let p = project(who, &format!(
+            "[process]\nuser = 1000\ngroup = 1000\n[[uid_map]]\ninside = 1000\noutside = {outside_uid}\ncount = 1\n[[gid_map]]\ninside = 1000\noutside = {outside_gid}\ncount = 1\n"
+        ));
+        let out = p.sh("id -u; id -g; cat /proc/self/uid_map");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], ["1000", "1000"]);
+        let map: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(map[0], "1000");
+        assert_eq!(map[2], "1");
+    }
+
+    fn hostname_and_domainname_are_the_planned_ones(who) {
+        let p = project(who, "[uts]\nhostname = \"jail-host\"\ndomainname = \"jail.example\"\n");
+        assert_eq!(p.sh("hostname; cat /proc/sys/kernel/domainname"), "jail-host\njail.example\n");
+        let default = Project::new(who, &format!("name = \"named-box\"\n{HOST_ROOT}"));
+        assert_eq!(default.sh("hostname"), "named-box\n");
+    }
+
+    fn the_command_is_the_child_of_init_and_sees_only_the_sandbox(who) {
+        let p = project(who, "");
+        let out = p.sh("echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "2", "the command is pid 2, the child of the sandbox's init");
+        assert!(lines[1].contains("sandbox"), "pid 1 is the sandbox's init: {}", lines[1]);
+        let pids: Vec<i32> = lines[2].split_whitespace().map(|p| p.parse().unwrap()).collect();
+        // init, the shell, and the pipeline's four processes
+        assert!(pids.len() <= 6 && pids[0] == 1 && pids[1] == 2, "only the sandbox's processes: {pids:?}");
+    }
+
+    fn the_mount_table_holds_only_planned_mounts(who) {
+        let p = project(who, "[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\n");
+        p.mkdir("data");
+        let plan = p.command(&["plan", "--json", "--", "true"]).output().unwrap();
+        assert!(plan.status.success(), "{}", stderr(&plan));
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let steps = plan["steps"].as_array().unwrap();
+        let mount_step = steps.iter().find(|s| s["step"] == "mount").unwrap();
+        let security = steps.iter().find(|s| s["step"] == "security").unwrap();
+        let mut allowed: BTreeSet<String> = BTreeSet::from(["/".to_string()]);
+        for m in mount_step["mounts"].as_array().unwrap() {
+            let target = m["target"].as_str().unwrap().to_string();
+            if m["type"] == "dev" {
+                for sub in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm"] {
+                    allowed.insert(format!("{target}/{sub}"));
+                }
+            }
+            if m["type"] != "symlink" {
+                allowed.insert(target);
+            }
+        }
+        for list in ["masked_paths", "readonly_paths"] {
+            for path in security[list].as_array().unwrap() {
+                allowed.insert(path.as_str().unwrap().to_string());
+            }
+        }
+        let mountinfo = p.sh("cat /proc/self/mountinfo");
+        let project_dir = p.path().to_str().unwrap().to_string();
+        for line in mountinfo.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (root, mount_point) = (fields[3], fields[4]);
+            assert!(allowed.contains(mount_point), "unplanned mount {mount_point} in\n{mountinfo}");
+            for private in ["/root", "/home"] {
+                assert!(!mount_point.starts_with(private) && !root.starts_with(private), "host path {private} leaked: {line}");
+            }
+            if mount_point != "/data" {
+                assert!(!root.starts_with(&project_dir), "the project leaked at {mount_point}: {line}");
+            }
+        }
+        assert!(mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/data")));
+    }
+
+    fn the_root_is_read_only_and_writable_when_asked(who) {
+        let p = project(who, "");
+        let out = p.up(&["/bin/sh", "-c", "touch /newfile"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+        let rw = Project::new(who, "[rootfs]\nhost = true\nreadonly = false\n");
+        assert_eq!(rw.sh("touch /newfile && echo ok"), "ok\n");
+    }
+
+    fn a_read_only_bind_refuses_writes_with_erofs(who) {
+        // idmap: as root, the sandbox's root is an unprivileged host id that could not write
+        // the root-owned folder; the id-mapped bind shows the caller's files as its own.
+        let p = project(who, "[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\n[[mount]]\ntype = \"bind\"\nsource = \"out\"\ntarget = \"/out\"\nreadonly = false\nidmap = true\n");
+        p.mkdir("data");
+        p.mkdir("out");
+        let out = p.up(&["/bin/sh", "-c", "echo x > /data/f"]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+        assert_eq!(p.sh("echo hello > /out/f && cat /out/f && stat -c %u /out/f"), "hello\n0\n");
+        let written = p.path().join("out/f");
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), "hello\n");
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&written).unwrap());
+        let caller = if who == Who::Root { 0 } else { live::rootless_ids().unwrap().0 };
+        assert_eq!(owner, caller, "written as the caller on the host");
+    }
+
+    fn a_tmpfs_size_limit_holds(who) {
+        let p = project(who, "[[mount]]\ntype = \"tmpfs\"\ntarget = \"/scratch\"\nsize = \"1M\"\n");
+        let out = p.up(&["/bin/sh", "-c", "dd if=/dev/zero of=/scratch/big bs=64k count=32 2>&1; echo status=$?"]);
+        let text = stdout(&out);
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(text.contains("status=1"), "{text}");
+        assert_eq!(p.sh("dd if=/dev/zero of=/scratch/small bs=64k count=8 2>/dev/null && echo fits"), "fits\n");
+    }
+
+    fn the_network_namespace_has_only_lo_and_it_is_up(who) {
+        let p = project(who, "");
+        let out = p.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+        assert_eq!(out, "lo\n");
+        // With lo down, connecting to 127.0.0.1 fails with "Network is unreachable".
+        let out = p.up(&["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9"]);
+        assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    }
+
+    fn the_ipc_namespace_has_no_host_objects(who) {
+        let created = std::process::Command::new("ipcmk").args(["-M", "4096"]).output().unwrap();
+        let id = stdout(&created).split_whitespace().last().unwrap_or_default().to_string();
+        let p = project(who, "");
+        let inside = p.sh("tail -n +2 /proc/sysvipc/shm | wc -l");
+        let _ = std::process::Command::new("ipcrm").args(["-m", &id]).status();
+        assert!(created.status.success() && !id.is_empty());
+        assert_eq!(inside.trim(), "0");
+    }
+
+    fn exit_statuses_propagate(who) {
+        let p = project(who, "");
+        for (script, expected) in [("exit 0", 0), ("exit 1", 1), ("exit 42", 42), ("kill -9 $$", 137)] {
+            let out = p.up(&["/bin/sh", "-c", script]);
+            assert_eq!(out.status.code(), Some(expected), "{script}: {}", stderr(&out));
+        }
+        let missing = p.up(&["no-such-program"]);
+        assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
+        assert!(stderr(&missing).contains("no-such-program"), "{}", stderr(&missing));
+        let not_executable = p.up(&["/etc/hostname"]);
+        assert_eq!(not_executable.status.code(), Some(126), "{}", stderr(&not_executable));
+        let timeout = project(who, "[process]\ntimeout = \"300ms\"\n");
+        let started = Instant::now();
+        let out = timeout.up(&["sleep", "30"]);
+        assert_eq!(out.status.code(), Some(124));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let stubborn = timeout.up(&["/bin/sh", "-c", "trap '' TERM; sleep 30"]);
+        assert_eq!(stubborn.status.code(), Some(124), "SIGKILL after the grace");
+    }
+
+    fn a_launcher_failure_is_125_with_a_diagnostic(who) {
+        let invalid = project(who, "[cgroup]\nmemory = \"12 MB\"\n");
+        let out = invalid.up(&["true"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(stderr(&out).contains("invalid size"), "{}", stderr(&out));
+        let missing_cwd = project(who, "[process]\ncwd = \"/no/such/dir\"\n");
+        let out = missing_cwd.up(&["true"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(stderr(&out).contains("chdir(/no/such/dir)"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("sandbox.toml"), "points at the manifest: {}", stderr(&out));
+    }
+
+    fn a_failing_setup_step_is_named_and_leaves_nothing_behind(who) {
+        // mqueue needs the sandbox's own IPC namespace: the kernel refuses it at the mount step.
+        let p = project(who, "[namespaces]\nipc = false\n[[mount]]\ntype = \"mqueue\"\ntarget = \"/dev/mqueue\"\n");
+        let marker = p.path().to_str().unwrap().to_string();
+        let out = p.up(&["true"]);
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("step `mount` failed") && err.contains("mqueue on /dev/mqueue"), "{err}");
+        assert!(err.contains("sandbox.toml:5"), "underlines the [[mount]] entry: {err}");
+        assert!(live::processes_with(&marker).is_empty(), "no process left");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&marker), "no mount left on the host");
+    }
+
+    fn zombies_are_reaped(who) {
+        let p = project(who, "");
+        let out = p.sh("sh -c 'sleep 0.1 &'; sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status; echo done");
+        assert_eq!(out, "done\n", "a zombie was left: {out}");
+    }
+
+    fn no_descriptor_beyond_stdio_reaches_the_command(who) {
+        let p = project(who, "");
+        // fd 7 is open (without CLOEXEC) in the launcher's caller.
+        let script = format!("exec 7</dev/null; exec {} up {} -- /bin/sh -c 'ls /proc/self/fd'", live::binary().display(), p.manifest().display());
+        let out = p.as_user(std::path::Path::new("/bin/sh")).args(["-c", &script]).output().unwrap();
+        // `ls` itself holds one descriptor on the directory it lists.
+        let fds: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().split_whitespace().collect();
+        assert_eq!(fds, ["0", "1", "2", "3"], "{}", stderr(&out));
+    }
+
+    fn sigterm_to_the_launcher_reaches_the_command(who) {
+        let p = project(who, "");
+        let mut child = p
+            .command(&["up", p.manifest().to_str().unwrap(), "--", "/bin/sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        assert_eq!(lines.next().unwrap().unwrap(), "got-term");
+        assert_eq!(child.wait().unwrap().code(), Some(7));
+    }
+
+    fn sigkill_of_the_launcher_leaves_no_process(who) {
+        let p = project(who, "");
+        let marker = format!("{}.{}", 1000 + std::process::id() % 1000, p.path().file_name().unwrap().len());
+        let mut child = p.command(&["up", p.manifest().to_str().unwrap(), "--", "sleep", &marker]).spawn().unwrap();
+        assert!(eventually(|| !live::processes_with(&marker).is_empty()), "the command started");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        let dir = p.path().to_str().unwrap().to_string();
+        assert!(eventually(|| live::processes_with(&marker).is_empty() && live::processes_with(&dir).is_empty()), "processes left: {:?}", live::processes_with(&dir));
+    }
+
+    fn a_hostile_symlink_cannot_send_a_mount_onto_the_host(who) {
+        // A root directory whose /evil and /evil2 point at a host folder, absolutely and through
+        // `..`. Inside the sandbox both resolve below its own root: where that path exists there,
+        // the mounts land there; where it does not, the mount step refuses. Either way nothing
+        // reaches the host folder.
+        // Not under /tmp: the sandbox has its own /tmp, which would hide the path inside.
+        let canary = tempfile::Builder::new().prefix("sandbox-canary-").tempdir_in("/var/tmp").unwrap();
+        let mounts = "[[mount]]\ntype = \"bind\"\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\ntype = \"dir\"\ntarget = \"/evil/made-by-sandbox\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/evil2/tmpfs-by-sandbox\"\n[[mount]]\ntype = \"file\"\ntarget = \"/evil/file-by-sandbox\"\ncontent = \"x\"\n";
+        let p = Project::new(who, &format!("[rootfs]\npath = \"root\"\nreadonly = false\n{mounts}"));
+        let root = p.mkdir("root");
+        for dir in ["usr", "proc", "dev", "tmp"] {
+            p.mkdir(&format!("root/{dir}"));
+        }
+        for (link, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        std::os::unix::fs::symlink(canary.path(), root.join("evil")).unwrap();
+        std::os::unix::fs::symlink(format!("../../../../../../..{}", canary.path().display()), root.join("evil2")).unwrap();
+        for entry in ["bin", "lib", "lib64", "evil", "evil2"] {
+            p.give(&root.join(entry));
+        }
+
+        let refused = p.up(&["true"]);
+        assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("step `mount` failed"), "{}", stderr(&refused));
+
+        // The same path inside the root: the mounts land there.
+        let inside = p.mkdir(&format!("root{}", canary.path().display()));
+        // As root, the sandbox's root is an unprivileged host id.
+        std::fs::set_permissions(&inside, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let out = p.sh("ls -d /evil/made-by-sandbox /evil2/tmpfs-by-sandbox /evil/file-by-sandbox");
+        assert_eq!(out.lines().count(), 3, "{out}");
+        assert!(root.join(canary.path().strip_prefix("/").unwrap()).join("made-by-sandbox").is_dir());
+        let leaked: Vec<_> = std::fs::read_dir(canary.path()).unwrap().collect();
+        assert!(leaked.is_empty(), "the sandbox wrote into the host folder: {leaked:?}");
+    }
+
+    fn verbose_prints_each_step_with_its_duration(who) {
+        let p = project(who, "");
+        let out = p.command(&["up", "-v", p.manifest().to_str().unwrap(), "--", "true"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        for step in ["user", "mount", "pid", "net", "chroot", "cgroup"] {
+            assert!(err.lines().any(|l| l.contains(step) && l.trim_end().ends_with(" ms")), "no timing for {step}: {err}");
+        }
+    }
+
+    fn environment_cwd_and_umask_are_the_planned_ones(who) {
+        let p = project(who, "[process]\ncwd = \"/tmp\"\numask = \"077\"\nenv = { GREETING = \"hi\" }\ninherit_env = []\n");
+        let out = p.sh("pwd; umask; env | sort");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "/tmp");
+        assert_eq!(lines[1], "0077");
+        let env: Vec<&str> = lines[2..].iter().copied().filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_=")).collect();
+        assert_eq!(env, ["GREETING=hi", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+    }
+
+    fn capabilities_are_dropped_and_no_new_privs_is_set(who) {
+        let p = project(who, "");
+        let out = p.sh("grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status");
+        for line in out.lines() {
+            let value = line.split_whitespace().nth(1).unwrap();
+            if line.starts_with("NoNewPrivs") {
+                assert_eq!(value, "1");
+            } else {
+                assert_eq!(value, "0000000000000000", "{line}");
+            }
+        }
+    }
+}

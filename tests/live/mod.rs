@@ -1,0 +1,267 @@
+//! The harness for tests that run `sandbox` for real: as root, and as an unprivileged user the
+//! harness creates. Tests start the built binary; they never run the executor in this
+//! (multi-threaded) test process.
+//!
+//! A test that cannot run here (not root, no user namespaces) is skipped with a message, except
+//! under CI=true, where it fails: CI must exercise every kernel feature.
+
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Who runs `sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Root,
+    Rootless,
+}
+
+/// The unprivileged account the harness creates when it runs as root.
+pub const TEST_USER: &str = "sandbox-test";
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Skip the calling test (return false) when `who` cannot run here; under CI, fail instead.
+pub fn available(who: Who) -> bool {
+    let why = match who {
+        Who::Root if euid() != 0 => Some("needs root".to_string()),
+        Who::Rootless if euid() == 0 && rootless_ids().is_none() => {
+            Some(format!("cannot create the user {TEST_USER}"))
+        }
+        _ => None,
+    };
+    match why {
+        None => true,
+        Some(why) if in_ci() => panic!("this test must run under CI=true but {why}"),
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// uid and gid of the unprivileged test user (created on first use when running as root), or
+/// of the current user when the tests themselves run unprivileged.
+pub fn rootless_ids() -> Option<(u32, u32)> {
+    static IDS: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        if euid() != 0 {
+            return Some((euid(), nix::unistd::getegid().as_raw()));
+        }
+        let lookup = || {
+            nix::unistd::User::from_name(TEST_USER)
+                .ok()
+                .flatten()
+                .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+        };
+        if lookup().is_none() {
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    TEST_USER,
+                ])
+                .status();
+        }
+        lookup()
+    })
+}
+
+/// A copy of the binary in a world-readable place: the checkout may sit in a 0700 folder the
+/// test user cannot enter.
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("sandbox-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let target = dir.join("sandbox");
+        std::fs::copy(env!("CARGO_BIN_EXE_sandbox"), &target).expect("copy the binary");
+        target
+    })
+}
+
+/// A project folder holding a sandbox.toml, readable (and writable) by the user that runs it.
+pub struct Project {
+    dir: tempfile::TempDir,
+    pub who: Who,
+}
+
+impl Project {
+    pub fn new(who: Who, manifest: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbox-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let project = Project { dir, who };
+        project.write("sandbox.toml", manifest);
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.path().join("sandbox.toml")
+    }
+
+    /// Write a file in the project, owned by the user that runs the sandbox.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+        self.give(&path);
+        path
+    }
+
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        self.give(&path);
+        path
+    }
+
+    /// Hand a path (and the project folder) to the rootless user.
+    pub fn give(&self, path: &Path) {
+        if self.who == Who::Rootless && euid() == 0 {
+            let (uid, gid) = rootless_ids().expect("rootless user");
+            for p in [self.path(), path] {
+                std::os::unix::fs::lchown(p, Some(uid), Some(gid)).expect("chown");
+            }
+        }
+    }
+
+    /// `PROGRAM` as the project's user, in the project folder, with a minimal environment.
+    pub fn as_user(&self, program: &Path) -> Command {
+        let mut command = match (self.who, euid()) {
+            (Who::Rootless, 0) => {
+                let (uid, gid) = rootless_ids().expect("rootless user");
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--reuid",
+                    &uid.to_string(),
+                    "--regid",
+                    &gid.to_string(),
+                    "--clear-groups",
+                    "--",
+                ]);
+                c.arg(program);
+                c
+            }
+            _ => Command::new(program),
+        };
+        command
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// `sandbox ARGS...` as the project's user, in the project folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.as_user(binary());
+        command.args(args);
+        command
+    }
+
+    /// `sandbox up` on the project's manifest, with `command` after `--`.
+    pub fn up(&self, command: &[&str]) -> Output {
+        let manifest = self.manifest();
+        let mut args = vec!["up", manifest.to_str().unwrap(), "--"];
+        args.extend_from_slice(command);
+        self.command(&args).output().expect("run sandbox")
+    }
+
+    /// `sh -c SCRIPT` in the sandbox; panics with the output unless it exits 0.
+    pub fn sh(&self, script: &str) -> String {
+        let output = self.up(&["/bin/sh", "-c", script]);
+        assert!(
+            output.status.success(),
+            "sandbox up failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The uid map (`which` 0) or gid map (1) a caller gets by default, as /proc shows it with
+/// the spaces squeezed.
+pub fn default_map(who: Who, which: usize) -> String {
+    match who {
+        Who::Root => "0 100000 65536".into(),
+        Who::Rootless => {
+            let ids = rootless_ids().expect("rootless user");
+            format!("0 {} 1", if which == 0 { ids.0 } else { ids.1 })
+        }
+    }
+}
+
+/// Processes whose command line contains `marker`, as seen from the host.
+pub fn processes_with(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Run the test body once as root and once rootless: `as_root_and_rootless! { fn name(who) { ... } }`.
+#[macro_export]
+macro_rules! as_root_and_rootless {
+    ($(fn $name:ident($who:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn body($who: live::Who) $body
+
+                #[test]
+                fn root() {
+                    if live::available(live::Who::Root) {
+                        body(live::Who::Root)
+                    }
+                }
+
+                #[test]
+                fn rootless() {
+                    if live::available(live::Who::Rootless) {
+                        body(live::Who::Rootless)
+                    }
+                }
+            }
+        )*
+    };
+}
