@@ -467,3 +467,18 @@ fn auto_maps_never_run_past_the_grant() {
         [(0, 1000, 1), (1, 100_000, 65_535)]
     );
 }
+
+#[test]
+fn every_error_code_is_documented() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/manifest.md"))
+            .expect("docs/manifest.md");
+    let undocumented: Vec<String> = codes_in_source()
+        .into_iter()
+        .filter(|code| !docs.contains(&format!("| `{code}` |")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "add these codes to the table in docs/manifest.md: {undocumented:?}"
+    );
+}
