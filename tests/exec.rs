@@ -326,3 +326,109 @@ as_root_and_rootless! {
         }
     }
 }
+
+as_root_and_rootless! {
+    fn every_mount_type_is_made(who) {
+        let p = project(who, r#"
+[[mount]]
+type = "sysfs"
+target = "/sys"
+[[mount]]
+type = "mqueue"
+target = "/dev/mqueue"
+[[mount]]
+type = "devpts"
+target = "/mnt/pts"
+[[mount]]
+type = "symlink"
+source = "/etc/hostname"
+target = "/mnt/link"
+[[mount]]
+type = "file"
+target = "/etc/motd"
+content = "hello from the manifest\n"
+mode = "0600"
+[[mount]]
+type = "dir"
+target = "/srv/data"
+mode = "0700"
+[[mount]]
+type = "bind"
+source = "no-such-dir"
+target = "/maybe"
+optional = true
+[[mount]]
+type = "overlay"
+source = ["upper-layer", "lower-layer"]
+target = "/layers"
+"#);
+        p.write("lower-layer/a", "from lower\n");
+        p.write("lower-layer/b", "lower b\n");
+        p.write("upper-layer/b", "upper b\n");
+        let out = p.sh(concat!(
+            "awk '$2 == \"/sys\" || $2 == \"/dev/mqueue\" || $2 == \"/mnt/pts\" || $2 == \"/layers\" {print $2, $3, substr($4, 1, 2)}' /proc/mounts; ",
+            "readlink /mnt/link; cat /etc/motd; stat -c %a /etc/motd /srv/data; test -e /maybe || echo no-maybe; ",
+            "cat /layers/a /layers/b; echo new > /layers/c && cat /layers/c"
+        ));
+        assert_eq!(out, "/sys sysfs ro\n/dev/mqueue mqueue rw\n/mnt/pts devpts rw\n/layers overlay rw\n/etc/hostname\nhello from the manifest\n600\n700\nno-maybe\nfrom lower\nupper b\nnew\n");
+        assert!(!p.path().join("lower-layer/c").exists() && !p.path().join("upper-layer/c").exists(), "the overlay's writes stay in its tmpfs layer");
+    }
+
+    fn an_overlay_root_is_thrown_away_or_kept(who) {
+        let root = |upper: &str| format!("[rootfs]\npath = \"root\"\noverlay = {upper}\n[[mount]]\ntype = \"bind\"\nsource = \"/usr\"\ntarget = \"/usr\"\n");
+        for (overlay, kept) in [("true", false), ("{ upper = \"changes\" }", true)] {
+            let p = Project::new(who, &root(overlay));
+            for dir in ["root/usr", "root/proc", "root/dev", "root/tmp", "root/etc"] {
+                p.mkdir(dir);
+            }
+            // As root, the sandbox's root is an unprivileged host id: root-owned dirs show as
+            // nobody's inside.
+            std::fs::set_permissions(p.path().join("root/etc"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+            let base = p.path().join("root");
+            for (link, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+                std::os::unix::fs::symlink(target, base.join(link)).unwrap();
+                p.give(&base.join(link));
+            }
+            assert_eq!(p.sh("echo written > /etc/new-file && cat /etc/new-file"), "written\n");
+            assert!(!base.join("etc/new-file").exists(), "the source stays untouched");
+            assert_eq!(p.path().join("changes/etc/new-file").exists(), kept, "overlay = {overlay}");
+        }
+    }
+
+    fn a_terminal_is_a_new_pty_in_the_sandbox(who) {
+        let p = project(who, "[process]\ntty = \"always\"\n");
+        let out = p.up(&["/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out).replace('\r', "");
+        assert_eq!(text, "/dev/pts/0\nstdin-is-a-tty\n");
+    }
+
+    fn without_a_terminal_the_command_has_no_controlling_tty(who) {
+        let p = project(who, "");
+        let out = p.up(&["/bin/sh", "-c", "tty; cat /proc/self/stat | cut -d' ' -f6,7"]);
+        // tty(1) fails without one; session id = own pid; tty_nr = 0
+        let text = stdout(&out);
+        assert!(text.starts_with("not a tty\n"), "{text}");
+        assert!(text.ends_with(" 0\n"), "no controlling terminal: {text}");
+    }
+}
+
+#[test]
+fn a_map_the_caller_may_not_write_is_refused_before_anything_starts() {
+    if !live::available(Who::Rootless) {
+        return;
+    }
+    let p = project(
+        Who::Rootless,
+        "[[uid_map]]\ninside = 0\noutside = 0\ncount = 1\n",
+    );
+    let marker = p.path().to_str().unwrap().to_string();
+    let out = p.up(&["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("sandbox::idmap::not-permitted") && err.contains("sandbox.toml:3"),
+        "{err}"
+    );
+    assert!(live::processes_with(&marker).is_empty());
+}
