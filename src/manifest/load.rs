@@ -28,6 +28,9 @@ pub struct Loaded {
     /// Key paths whose values were dropped because of an error: later rules stay quiet about
     /// them (a bad `rootfs.path` is not also "no rootfs source").
     pub dropped: Vec<String>,
+    /// Keys whose values were dropped because of an error, by the span of the table that held
+    /// them: a rule that would complain the key is absent stays quiet (see [`Loaded::dropped_from`]).
+    pub dropped_entries: Vec<(Span, String)>,
     /// The `extends` entries, resolved, with the span that named each.
     pub extends: Vec<(PathBuf, Span)>,
     /// A file could not be read or parsed, so the merged manifest is missing parts: rules about
@@ -38,6 +41,14 @@ pub struct Loaded {
 impl Loaded {
     pub fn has_errors(&self) -> bool {
         self.problems.iter().any(Problem::is_error)
+    }
+
+    /// True when `key` of the table written at `table` was dropped for an error (so its
+    /// absence is no news).
+    pub fn dropped_from(&self, table: Span, key: &str) -> bool {
+        self.dropped_entries
+            .iter()
+            .any(|(span, k)| *span == table && k == key)
     }
 
     /// True when `key` or a key inside it was dropped for an error.
@@ -284,11 +295,11 @@ impl Loader {
 
     fn finish(mut self, tree: Option<Node>, path: PathBuf, project_dir: PathBuf) -> Loaded {
         let mut dropped = Vec::new();
+        // Table entries dropped for an error, by (table, key): a required key that is missing
+        // only because of that is not reported a second time.
+        let mut entries: Vec<(NodeId, Span, String)> = Vec::new();
         let (manifest, provenance) = match tree {
             Some(mut tree) => {
-                // Table entries dropped for an error, by (table, key): a required key that is
-                // missing only because of that is not reported a second time.
-                let mut entries: Vec<(NodeId, String)> = Vec::new();
                 for id in std::mem::take(&mut self.bad_nodes) {
                     // Not found when a later file replaced the value: nothing left to drop.
                     drop_node(&mut tree, id, &mut dropped, &mut entries);
@@ -300,7 +311,7 @@ impl Loader {
                             let consequence = matches!(
                                 (error.node, error.missing),
                                 (Some(id), Some(missing))
-                                    if entries.iter().any(|(t, k)| *t == id && k == missing)
+                                    if entries.iter().any(|(t, _, k)| *t == id && k == missing)
                             );
                             // A key missing because its value was dropped for an error already
                             // reported: drop the table too, without a second report.
@@ -332,6 +343,10 @@ impl Loader {
             }
             None => (Manifest::default(), BTreeMap::new()),
         };
+        let dropped_entries = entries
+            .into_iter()
+            .map(|(_, span, key)| (span, key))
+            .collect();
         Loaded {
             sources: self.sources,
             manifest,
@@ -340,27 +355,41 @@ impl Loader {
             project_dir,
             provenance,
             dropped,
+            dropped_entries,
             extends: self.extends,
             incomplete: self.incomplete,
         }
     }
 }
 
-/// Remove node `id` from the tree, noting its key path in `dropped` and its (table, key) in
-/// `entries`. False when the node is not in the tree.
+/// Remove node `id` from the tree, noting its key path in `dropped` and its (table id, table
+/// span, key) in `entries`. False when the node is not in the tree.
+///
+/// A bad element of a plain array drops the whole array: a shorter `command` or `dns` would be
+/// a different value, not a missing one. Tables in an array (`[[mount]]`) are dropped alone.
 fn drop_node(
     tree: &mut Node,
     id: NodeId,
     dropped: &mut Vec<String>,
-    entries: &mut Vec<(NodeId, String)>,
+    entries: &mut Vec<(NodeId, Span, String)>,
 ) -> bool {
+    let mut id = id;
+    while let Some(parent) = tree.parent_of(id)
+        && let NodeKind::Array(items) = &parent.kind
+        && items.iter().any(|n| n.id == id && !is_table(n))
+    {
+        id = parent.id;
+    }
     let key = key_path_of(tree, id);
-    let parent = tree.parent_entry(id).map(|(t, k)| (t, k.to_string()));
+    let entry = tree.parent_of(id).and_then(|table| {
+        let entry = table.entries()?.iter().find(|e| e.value.id == id)?;
+        Some((table.id, table.span, entry.key.clone()))
+    });
     if !tree.remove(id) {
         return false;
     }
     dropped.push(key);
-    entries.extend(parent);
+    entries.extend(entry);
     true
 }
 
@@ -509,6 +538,27 @@ mod tests {
         assert!(loaded.was_dropped("process.cwd"));
         assert!(loaded.was_dropped("cgroup.pids"));
         assert!(loaded.was_dropped("mount"));
+    }
+
+    #[test]
+    fn a_bad_element_drops_its_whole_array_and_is_remembered() {
+        let loaded = load_text(
+            "[process]\ncommand = ['${NOPE}', '-c']\n[[mount]]\ntype = 'bind'\nsource = 5\ntarget = '/x'\n",
+        );
+        assert_eq!(
+            codes(&loaded),
+            [
+                "sandbox::manifest::undefined-variable",
+                "sandbox::manifest::wrong-type"
+            ]
+        );
+        // Not a shorter command: no command at all, and known to be dropped.
+        assert!(loaded.manifest.process.as_ref().unwrap().command.is_none());
+        assert!(loaded.was_dropped("process.command"));
+        let mounts = loaded.manifest.mount.as_ref().unwrap();
+        assert!(mounts[0].source.is_none());
+        assert!(loaded.dropped_from(mounts[0].span, "source"));
+        assert!(!loaded.dropped_from(mounts[0].span, "target"));
     }
 
     #[test]

@@ -199,19 +199,17 @@ impl Node {
         }
     }
 
-    /// The table that holds node `id` as the value of one of its keys, and that key.
-    pub fn parent_entry(&self, id: NodeId) -> Option<(NodeId, &str)> {
-        match &self.kind {
-            NodeKind::Table(entries) => entries.iter().find_map(|e| {
-                if e.value.id == id {
-                    Some((self.id, e.key.as_str()))
-                } else {
-                    e.value.parent_entry(id)
-                }
-            }),
-            NodeKind::Array(items) => items.iter().find_map(|n| n.parent_entry(id)),
-            _ => None,
+    /// The table or array that holds node `id` directly.
+    pub fn parent_of(&self, id: NodeId) -> Option<&Node> {
+        let children: Vec<&Node> = match &self.kind {
+            NodeKind::Table(entries) => entries.iter().map(|e| &e.value).collect(),
+            NodeKind::Array(items) => items.iter().collect(),
+            _ => return None,
+        };
+        if children.iter().any(|child| child.id == id) {
+            return Some(self);
         }
+        children.into_iter().find_map(|child| child.parent_of(id))
     }
 
     /// Visit every node with the dotted key path that leads to it (`mount[2].target`).
@@ -403,10 +401,16 @@ mod tests {
         assert_eq!(to_json(&root), serde_json::json!({"a": {"b": 1, "c": [2]}}));
         let b = root.get("a").unwrap().get("b").unwrap().id;
         let a = root.get("a").unwrap().id;
-        assert_eq!(root.parent_entry(b), Some((a, "b")));
-        assert_eq!(root.parent_entry(a), Some((root.id, "a")));
+        let c = root.get("a").unwrap().get("c").unwrap().id;
+        let NodeKind::Array(items) = &root.get("a").unwrap().get("c").unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(root.parent_of(items[0].id).map(|n| n.id), Some(c));
+        assert_eq!(root.parent_of(b).map(|n| n.id), Some(a));
+        assert_eq!(root.parent_of(a).map(|n| n.id), Some(root.id));
+        assert!(root.parent_of(root.id).is_none());
         assert!(root.remove(b));
-        assert_eq!(root.parent_entry(b), None);
+        assert!(root.parent_of(b).is_none());
         assert!(!root.remove(b));
     }
 

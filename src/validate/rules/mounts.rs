@@ -307,7 +307,8 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                 }) => many.clone(),
                 None => Vec::new(),
             };
-            if lower.is_empty() {
+            // A `source` dropped for an error is reported already.
+            if lower.is_empty() && !cx.loaded.dropped_from(entry_span, "source") {
                 cx.report(
                     Problem::error(
                         "sandbox::mount::overlay-no-lower",
@@ -319,6 +320,8 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                     )
                     .help("set `source = \"./base\"` or `source = [\"./top\", \"./bottom\"]`"),
                 );
+            }
+            if lower.is_empty() {
                 return None;
             }
             let lower: Vec<PathBuf> = lower
@@ -418,6 +421,8 @@ fn single_source(
             );
             None
         }
+        // A `source` dropped for an error is reported already.
+        None if cx.loaded.dropped_from(entry_span, "source") => None,
         None => {
             cx.report(
                 Problem::error("sandbox::mount::no-source", message)
