@@ -283,9 +283,7 @@ as_root_and_rootless! {
         assert!(stderr(&refused).contains("step `mount` failed"), "{}", stderr(&refused));
 
         // The same path inside the root: the mounts land there.
-        let inside = p.mkdir(&format!("root{}", canary.path().display()));
-        // As root, the sandbox's root is an unprivileged host id.
-        std::fs::set_permissions(&inside, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        p.mkdir(&format!("root{}", canary.path().display()));
         let out = p.sh("ls -d /evil/made-by-sandbox /evil2/tmpfs-by-sandbox /evil/file-by-sandbox");
         assert_eq!(out.lines().count(), 3, "{out}");
         assert!(root.join(canary.path().strip_prefix("/").unwrap()).join("made-by-sandbox").is_dir());
@@ -381,15 +379,13 @@ target = "/layers"
             for dir in ["root/usr", "root/proc", "root/dev", "root/tmp", "root/etc"] {
                 p.mkdir(dir);
             }
-            // As root, the sandbox's root is an unprivileged host id: root-owned dirs show as
-            // nobody's inside.
-            std::fs::set_permissions(p.path().join("root/etc"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+            // As root, the directory is id-mapped: root-owned files are root's inside.
             let base = p.path().join("root");
             for (link, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
                 std::os::unix::fs::symlink(target, base.join(link)).unwrap();
                 p.give(&base.join(link));
             }
-            assert_eq!(p.sh("echo written > /etc/new-file && cat /etc/new-file"), "written\n");
+            assert_eq!(p.sh("echo written > /etc/new-file && cat /etc/new-file && stat -c %u /etc"), "written\n0\n");
             assert!(!base.join("etc/new-file").exists(), "the source stays untouched");
             assert_eq!(p.path().join("changes/etc/new-file").exists(), kept, "overlay = {overlay}");
         }
@@ -431,4 +427,13 @@ fn a_map_the_caller_may_not_write_is_refused_before_anything_starts() {
         "{err}"
     );
     assert!(live::processes_with(&marker).is_empty());
+}
+
+as_root_and_rootless! {
+    fn the_hosts_root_only_files_stay_unreadable(who) {
+        let p = project(who, "");
+        let out = p.up(&["/bin/cat", "/etc/shadow"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    }
 }

@@ -21,9 +21,9 @@ use crate::plan::StepId;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    /// Start. The message carries one descriptor per id-mapped bind of the plan whose source
-    /// exists (`present`, in plan order): detached mounts that only the host's root could make.
-    Go { present: Vec<bool> },
+    /// Start. The message carries the mounts the supervisor prepared (see
+    /// `steps::mount::Prepared`): one per slot whose flag in `prepared` is true.
+    Go { prepared: Vec<bool> },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -125,9 +125,9 @@ mod tests {
     #[test]
     fn messages_and_descriptors_cross_the_pair() {
         let (parent, child) = pair().unwrap();
-        parent.send(&ToChild::Go { present: vec![] }, &[]).unwrap();
+        parent.send(&ToChild::Go { prepared: vec![] }, &[]).unwrap();
         let (go, fds): (ToChild, _) = child.recv().unwrap();
-        assert_eq!(go, ToChild::Go { present: vec![] });
+        assert_eq!(go, ToChild::Go { prepared: vec![] });
         assert!(fds.is_empty());
 
         let file = std::fs::File::open("/dev/null").unwrap();

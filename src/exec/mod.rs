@@ -83,14 +83,16 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
     let step_started = Instant::now();
-    let idmapped = mount::parent(plan)?;
+    let prepared = mount::parent(plan, child.as_raw())?;
     timings.push(("mount (parent)".into(), step_started.elapsed()));
-    let present = idmapped.iter().map(Option::is_some).collect();
-    let fds: Vec<_> = idmapped.iter().flatten().map(AsRawFd::as_raw_fd).collect();
+    let go = ToChild::Go {
+        prepared: prepared.iter().map(Option::is_some).collect(),
+    };
+    let fds: Vec<_> = prepared.iter().flatten().map(AsRawFd::as_raw_fd).collect();
     parent_end
-        .send(&ToChild::Go { present }, &fds)
+        .send(&go, &fds)
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
-    drop(idmapped);
+    drop(prepared);
 
     let master = match parent_end.recv::<ToParent>() {
         Ok((
@@ -168,17 +170,17 @@ impl Drop for KillOnDrop {
 fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let idmapped = match channel.recv::<ToChild>() {
-        Ok((ToChild::Go { present }, fds)) => {
+    let prepared = match channel.recv::<ToChild>() {
+        Ok((ToChild::Go { prepared }, fds)) => {
             let mut fds = fds.into_iter();
-            present
+            prepared
                 .into_iter()
                 .map(|made| if made { fds.next() } else { None })
                 .collect()
         }
         _ => sys::exit_now(125),
     };
-    let (timings, master, terminal) = match setup(plan, terminal, idmapped) {
+    let (timings, master, terminal) = match setup(plan, terminal, prepared) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -217,11 +219,7 @@ fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool)
 type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
 
 /// The child halves of the steps, timed.
-fn setup(
-    plan: &Plan,
-    terminal: bool,
-    idmapped: Vec<Option<OwnedFd>>,
-) -> Result<Setup, StepFailure> {
+fn setup(plan: &Plan, terminal: bool, prepared: mount::Prepared) -> Result<Setup, StepFailure> {
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -235,7 +233,7 @@ fn setup(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
-    let new_root = mount::child(plan, idmapped)?;
+    let new_root = mount::child(plan, prepared)?;
     lap(StepId::Mount, &mut timings);
     if plan.namespaces.pid {
         pid::install_handlers()?;

@@ -41,14 +41,23 @@ pub struct RootPlan {
     pub readonly: bool,
     /// A writable layer over the source.
     pub overlay: Option<OverlayUpper>,
+    /// The source directory is id-mapped through the sandbox's own user map, so that files the
+    /// host's root owns appear owned by root inside (as root, whose sandboxes run in an
+    /// unprivileged id range, root-owned files would otherwise be nobody's and read-only).
+    pub idmapped: bool,
 }
 
-/// The mapping of an id-mapped bind: on-disk ids `inside` appear as the sandbox's ids
-/// `outside` (so the caller's files appear owned by the command's user).
+/// How host files are id-mapped (mount_setattr(2), MOUNT_ATTR_IDMAP). Only the host's root may
+/// id-map a host file system, so the supervisor makes these mounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Idmap {
-    pub uid: IdMapping,
-    pub gid: IdMapping,
+#[serde(tag = "through", rename_all = "lowercase")]
+pub enum Idmap {
+    /// The sandbox's own user map: files appear owned as the sandbox sees their owners, the
+    /// host's root as root (for root's sandboxes, which run in an unprivileged id range).
+    Sandbox,
+    /// Only the caller's ids, to the host ids of the command's user: the caller's files appear
+    /// owned by the command's user. `inside` is the id on disk, `outside` the host id.
+    Caller { uid: IdMapping, gid: IdMapping },
 }
 
 /// One mount, in the kernel's vocabulary. Targets are absolute paths inside the sandbox.
@@ -88,6 +97,8 @@ pub enum MountOp {
         upper: Option<OverlayUpper>,
         target: PathBuf,
         readonly: bool,
+        /// The lower layers are id-mapped (copy-up keeps owners, which must be mapped inside).
+        idmap: Option<Idmap>,
     },
     Symlink {
         link: String,

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    DEFAULT_SECCOMP_DENY, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
+    DEFAULT_SECCOMP_DENY, Idmap, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource,
+    SeccompPlan,
 };
 use crate::plan::IdMapping;
 
@@ -203,7 +204,12 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     format!(" under a writable overlay kept in {}", upper.display())
                 }
             };
-            s.line("rootfs", format!("root: {root}{overlay}"));
+            let idmapped = if plan.root.idmapped {
+                ", id-mapped so the host's root owns it as root inside"
+            } else {
+                ""
+            };
+            s.line("rootfs", format!("root: {root}{idmapped}{overlay}"));
             s.set("root", &plan.root);
             for mount in &plan.mounts {
                 s.line_for(mount.key.clone(), describe_mount(&mount.op));
@@ -482,6 +488,17 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+fn idmap_text(idmap: Option<&Idmap>) -> String {
+    match idmap {
+        None => String::new(),
+        Some(Idmap::Sandbox) => " (id-mapped through the sandbox's map)".into(),
+        Some(Idmap::Caller { uid, gid }) => format!(
+            " (id-mapped: uid {} -> {}, gid {} -> {})",
+            uid.inside, uid.outside, gid.inside, gid.outside
+        ),
+    }
+}
+
 fn describe_mount(op: &MountOp) -> String {
     let ro = |readonly: bool| if readonly { " (read-only)" } else { "" };
     match op {
@@ -500,13 +517,7 @@ fn describe_mount(op: &MountOp) -> String {
             } else {
                 " (writable)"
             },
-            match idmap {
-                Some(map) => format!(
-                    " (id-mapped: {} -> {}, gid {} -> {})",
-                    map.uid.inside, map.uid.outside, map.gid.inside, map.gid.outside
-                ),
-                None => String::new(),
-            },
+            idmap_text(idmap.as_ref()),
             if *optional { " (if present)" } else { "" }
         ),
         MountOp::Tmpfs {
@@ -535,8 +546,9 @@ fn describe_mount(op: &MountOp) -> String {
             upper,
             target,
             readonly,
+            idmap,
         } => format!(
-            "overlay {} over {}{}{}",
+            "overlay {} over {}{}{}{}",
             target.display(),
             lower
                 .iter()
@@ -549,6 +561,7 @@ fn describe_mount(op: &MountOp) -> String {
                 Some(OverlayUpper::Dir { upper, .. }) =>
                     format!(", changes kept in {}", upper.display()),
             },
+            idmap_text(idmap.as_ref()),
             ro(*readonly)
         ),
         MountOp::Symlink { link, target } => format!("symlink {} -> {link}", target.display()),

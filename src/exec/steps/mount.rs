@@ -32,7 +32,7 @@ use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use crate::exec::write_all;
-use crate::plan::{MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId};
+use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId};
 
 const STAGING: &str = "/tmp";
 const OLD_ROOT: &str = "/oldroot";
@@ -53,8 +53,8 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
 struct Staging {
     dir: OwnedFd,
     counter: usize,
-    /// The id-mapped binds the supervisor made, in plan order (`None`: optional and absent).
-    idmapped: std::vec::IntoIter<Option<OwnedFd>>,
+    /// What the supervisor made, in [`prepared_slots`] order.
+    prepared: std::vec::IntoIter<Option<OwnedFd>>,
     /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
     userns: bool,
 }
@@ -63,6 +63,25 @@ impl Staging {
     fn next_name(&mut self, prefix: &str) -> String {
         self.counter += 1;
         format!("{prefix}{}", self.counter)
+    }
+
+    /// Attach a detached mount in the staging root and return its path there (overlayfs takes
+    /// its layers by path).
+    fn attach(&mut self, tree: OwnedFd) -> Result<PathBuf, Errno> {
+        let name = self.next_name("layer");
+        nix::sys::stat::mkdirat(
+            self.dir.as_fd(),
+            name.as_str(),
+            Mode::from_bits_truncate(0o755),
+        )?;
+        let at = nix::fcntl::openat(
+            self.dir.as_fd(),
+            name.as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        sys::move_mount(tree.as_fd(), at.as_fd())?;
+        Ok(PathBuf::from(format!("/{name}")))
     }
 }
 
@@ -97,51 +116,134 @@ fn mode_string(mode: u32) -> CString {
     cstring(format!("{mode:o}"))
 }
 
-/// Parent half: the id-mapped binds, which only the host's root may make (the kernel wants
-/// CAP_SYS_ADMIN over the file system's own user namespace). One per such bind, in plan order;
-/// `None` for an optional bind whose source is absent.
-pub fn parent(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, StepFailure> {
-    let binds: Vec<_> = plan
-        .mounts
-        .iter()
-        .filter_map(|step| match &step.op {
+/// Mounts only the host's root may make (the kernel wants CAP_SYS_ADMIN over a file system's
+/// own user namespace to id-map it): the supervisor makes them, the child attaches them. One
+/// per [`prepared_slots`] entry, in that order; `None` for an optional bind whose source is
+/// absent.
+pub type Prepared = Vec<Option<OwnedFd>>;
+
+/// The host directories the supervisor id-maps, in the order the child consumes them: the
+/// root, then each id-mapped bind, and each lower layer of each id-mapped overlay. The flag
+/// says whether the source may be absent, and whether the mount is read-only.
+fn prepared_slots(plan: &Plan) -> Vec<(&Path, Idmap, bool, bool)> {
+    let mut slots = Vec::new();
+    if plan.root.idmapped
+        && let RootSource::Dir { path } = &plan.root.source
+    {
+        slots.push((path.as_path(), Idmap::Sandbox, false, false));
+    }
+    for step in &plan.mounts {
+        match &step.op {
             MountOp::Bind {
                 source,
-                readonly,
                 idmap: Some(idmap),
                 optional,
+                readonly,
                 ..
-            } => Some((step, source, *readonly, idmap, *optional)),
-            _ => None,
-        })
-        .collect();
-    let Some((_, _, _, first, _)) = binds.first() else {
-        return Ok(Vec::new());
-    };
-    let userns = super::user::idmapped_userns(first)?;
-    binds
-        .iter()
-        .map(|(step, source, readonly, _, optional)| {
-            let made = sys::open_tree_clone(None, &cstring(source)).and_then(|tree| {
-                let attrs = MOUNT_ATTR_NOSUID
-                    | MOUNT_ATTR_NODEV
-                    | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
-                sys::mount_setattr(tree.as_fd(), true, attrs, 0, Some(userns.as_fd()))
-                    .map(|()| tree)
-            });
-            match made {
-                Ok(tree) => Ok(Some(tree)),
-                Err(Errno::ENOENT) if *optional => Ok(None),
-                Err(errno) => Err(StepFailure::new(StepId::Mount, describe(&step.op), errno)
-                    .with_key(step.key.clone())),
+            } => slots.push((source.as_path(), *idmap, *optional, *readonly)),
+            MountOp::Overlay {
+                lower,
+                idmap: Some(idmap),
+                ..
+            } => slots.extend(lower.iter().map(|l| (l.as_path(), *idmap, false, true))),
+            _ => {}
+        }
+    }
+    slots
+}
+
+/// Parent half: make the [`Prepared`] mounts, and the kept overlay layers as root. `child` is
+/// the sandbox's setup process, whose user namespace (maps written) is the sandbox's map.
+pub fn parent(plan: &Plan, child: i32) -> Result<Prepared, StepFailure> {
+    if nix::unistd::geteuid().is_root()
+        && let Some(owner) = sandbox_root_on_host(plan)
+    {
+        for (upper, work) in kept_layers(plan) {
+            for dir in [upper, work] {
+                make_owned_dir(dir, owner)
+                    .or_fail(StepId::Mount, || format!("creating {}", dir.display()))?;
             }
+        }
+    }
+    let slots = prepared_slots(plan);
+    let mut sandbox_userns = None;
+    let mut caller_userns = None;
+    let mut prepared = Vec::with_capacity(slots.len());
+    for (source, idmap, optional, readonly) in slots {
+        let action = || format!("id-mapping {}", source.display());
+        let userns = match idmap {
+            Idmap::Sandbox => match &sandbox_userns {
+                Some(ns) => ns,
+                None => sandbox_userns.insert(
+                    std::fs::File::open(format!("/proc/{child}/ns/user"))
+                        .map(OwnedFd::from)
+                        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                        .or_fail(StepId::Mount, action)?,
+                ),
+            },
+            Idmap::Caller { uid, gid } => match &caller_userns {
+                Some(ns) => ns,
+                None => caller_userns.insert(super::user::idmapped_userns(&uid, &gid)?),
+            },
+        };
+        let attrs =
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+        let made = sys::open_tree_clone(None, &cstring(source)).and_then(|tree| {
+            sys::mount_setattr(tree.as_fd(), true, attrs, 0, Some(userns.as_fd())).map(|()| tree)
+        });
+        prepared.push(match made {
+            Ok(tree) => Some(tree),
+            Err(Errno::ENOENT) if optional => None,
+            Err(errno) => return Err(StepFailure::new(StepId::Mount, action(), errno)),
+        });
+    }
+    Ok(prepared)
+}
+
+/// The host ids of the sandbox's root (or of its command, when root is not mapped inside):
+/// what kept overlay layers are owned by, so the sandbox can write them.
+fn sandbox_root_on_host(plan: &Plan) -> Option<(u32, u32)> {
+    let user = plan.user.as_ref()?;
+    let host = |map: &[crate::plan::IdMapping], fallback: u32| {
+        map.iter()
+            .find_map(|m| m.map(0))
+            .or_else(|| map.iter().find_map(|m| m.map(fallback)))
+    };
+    Some((
+        host(&user.uid_map, plan.process.uid)?,
+        host(&user.gid_map, plan.process.gid)?,
+    ))
+}
+
+/// The kept (upper, work) directories of every overlay in the plan.
+fn kept_layers(plan: &Plan) -> Vec<(&PathBuf, &PathBuf)> {
+    let root = plan.root.overlay.as_ref();
+    let mounts = plan.mounts.iter().filter_map(|m| match &m.op {
+        MountOp::Overlay { upper, .. } => upper.as_ref(),
+        _ => None,
+    });
+    root.into_iter()
+        .chain(mounts)
+        .filter_map(|upper| match upper {
+            OverlayUpper::Dir { upper, work } => Some((upper, work)),
+            OverlayUpper::Tmpfs => None,
         })
         .collect()
 }
 
+/// Create `dir` (and its missing parents) owned by `owner`, unless it exists already.
+fn make_owned_dir(dir: &Path, (uid, gid): (u32, u32)) -> Result<(), Errno> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io)
+}
+
 /// Build the new root and make every mount; returns a descriptor of the new root.
-/// `idmapped` holds what [`parent`] made.
-pub fn child(plan: &Plan, idmapped: Vec<Option<OwnedFd>>) -> Result<OwnedFd, StepFailure> {
+/// `prepared` holds what [`parent`] made.
+pub fn child(plan: &Plan, prepared: Prepared) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move || action
@@ -179,7 +281,7 @@ pub fn child(plan: &Plan, idmapped: Vec<Option<OwnedFd>>) -> Result<OwnedFd, Ste
     let mut staging = Staging {
         dir: open_dir("/").or_fail(StepId::Mount, fail("opening the staging root"))?,
         counter: 0,
-        idmapped: idmapped.into_iter(),
+        prepared: prepared.into_iter(),
         userns: plan.namespaces.user,
     };
 
@@ -212,24 +314,39 @@ fn root(plan: &Plan, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
             })
             .or_fail(StepId::Mount, || "creating the root tmpfs".into())
             .map_err(key)?,
-        (RootSource::Dir { path }, None) => sys::open_tree_clone(None, &cstring(host(path)))
-            .and_then(|tree| {
-                sys::mount_setattr(
-                    tree.as_fd(),
-                    true,
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                    0,
-                    None,
-                )
-                .map(|_| tree)
-            })
-            .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
-            .map_err(key)?,
-        (RootSource::Dir { path }, Some(upper)) => {
-            overlay(std::slice::from_ref(path), Some(upper), false, staging)
-                .or_fail(StepId::Mount, || {
-                    format!("overlay / over {}", path.display())
+        (RootSource::Dir { path }, None) => match plan
+            .root
+            .idmapped
+            .then(|| staging.prepared.next().flatten())
+            .flatten()
+        {
+            Some(tree) => tree,
+            None => sys::open_tree_clone(None, &cstring(host(path)))
+                .and_then(|tree| {
+                    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                    sys::mount_setattr(tree.as_fd(), true, attrs, 0, None).map(|_| tree)
                 })
+                .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
+                .map_err(key)?,
+        },
+        (RootSource::Dir { path }, Some(upper)) => {
+            let action = || format!("overlay / over {}", path.display());
+            // An id-mapped source is attached in the staging root first: overlayfs takes its
+            // layers by path.
+            let prepared = plan
+                .root
+                .idmapped
+                .then(|| staging.prepared.next().flatten())
+                .flatten();
+            let lower = match prepared {
+                Some(tree) => staging
+                    .attach(tree)
+                    .or_fail(StepId::Mount, action)
+                    .map_err(key)?,
+                None => host(path),
+            };
+            overlay(&[lower], Some(upper), false, staging)
+                .or_fail(StepId::Mount, action)
                 .map_err(key)?
         }
         (RootSource::Tar { path, .. } | RootSource::Oci { path, .. }, _) => {
@@ -341,7 +458,7 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
         } => {
             let tree = match idmap {
                 // Made by the supervisor, attributes included; `None` when the source is absent.
-                Some(_) => match staging.idmapped.next().flatten() {
+                Some(_) => match staging.prepared.next().flatten() {
                     Some(tree) => tree,
                     None => return Ok(()),
                 },
@@ -393,8 +510,21 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             upper,
             target,
             readonly,
+            idmap,
         } => {
-            let mount = overlay(lower, upper.as_ref(), *readonly, staging)?;
+            let lower = lower
+                .iter()
+                .map(|l| match idmap {
+                    Some(_) => staging
+                        .prepared
+                        .next()
+                        .flatten()
+                        .ok_or(Errno::ENOENT)
+                        .and_then(|tree| staging.attach(tree)),
+                    None => Ok(host(l)),
+                })
+                .collect::<Result<Vec<PathBuf>, Errno>>()?;
+            let mount = overlay(&lower, upper.as_ref(), *readonly, staging)?;
             sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
         }
         MountOp::Symlink { link, target } => {
@@ -509,7 +639,8 @@ fn dev(target: BorrowedFd<'_>) -> Result<(), Errno> {
     Ok(())
 }
 
-/// An overlay of host `lower` dirs (top first), with a tmpfs or kept upper layer.
+/// An overlay of `lower` dirs (paths in the staging root, top first), with a tmpfs or kept
+/// upper layer.
 fn overlay(
     lower: &[PathBuf],
     upper: Option<&OverlayUpper>,
@@ -518,7 +649,7 @@ fn overlay(
 ) -> Result<OwnedFd, Errno> {
     let lowerdir = lower
         .iter()
-        .map(|l| host(l).display().to_string())
+        .map(|l| l.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
     let fs = FsContext::open(c"overlay")?;

@@ -20,7 +20,7 @@ use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys;
-use crate::plan::{IdMapping, Idmap, MapWriter, Plan, StepId, TimePlan, UserPlan};
+use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
 
 fn map_text(map: &[IdMapping]) -> String {
     map.iter()
@@ -181,7 +181,7 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
 /// MOUNT_ATTR_IDMAP). Made by the supervisor, as the host's root: a helper is cloned into a new
 /// user namespace where it only waits, the maps are written from here, and the namespace is
 /// kept as a descriptor. The helper exits when the pipe it waits on closes.
-pub fn idmapped_userns(idmap: &Idmap) -> Result<OwnedFd, StepFailure> {
+pub fn idmapped_userns(uid: &IdMapping, gid: &IdMapping) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move |errno| StepFailure::new(StepId::Mount, action, errno)
@@ -202,8 +202,8 @@ pub fn idmapped_userns(idmap: &Idmap) -> Result<OwnedFd, StepFailure> {
     let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let line = |m: &IdMapping| format!("{} {} 1\n", m.inside, m.outside);
-    let made = std::fs::write(proc.join("uid_map"), line(&idmap.uid))
-        .and_then(|()| std::fs::write(proc.join("gid_map"), line(&idmap.gid)))
+    let made = std::fs::write(proc.join("uid_map"), line(uid))
+        .and_then(|()| std::fs::write(proc.join("gid_map"), line(gid)))
         .and_then(|()| std::fs::File::open(proc.join("ns/user")))
         .map(OwnedFd::from)
         .map_err(io);

@@ -21,7 +21,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let namespaces = namespaces::namespaces(cx);
     let process = process::process(cx, invocation);
     let user = idmap::user(cx, &namespaces, &process);
-    let root = rootfs::root(cx);
+    let root = rootfs::root(cx, &namespaces);
     let net = network::network(cx, &namespaces);
     let inside = mounts::Inside {
         namespaces: &namespaces,
@@ -35,6 +35,17 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let time = namespaces::time(cx, &namespaces);
     let cgroup = cgroup::cgroup(cx);
     let mut warnings = std::mem::take(&mut mounts.warnings);
+    let host_overlay = root
+        .host_mounts
+        .iter()
+        .any(|m| matches!(m.op, crate::plan::MountOp::Overlay { .. }));
+    if host_overlay && !cx.host.caller.is_root() {
+        warnings.push(
+            "overlay: rootless, files the host's root owns cannot be copied up, so writes under \
+             the host's system dirs fail with EACCES (as root, they are id-mapped and writable)"
+                .into(),
+        );
+    }
     warnings.extend(security::warnings(cx, &security));
 
     let loaded = cx.loaded;

@@ -57,7 +57,7 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
         );
         return None;
     }
-    Some(Idmap {
+    Some(Idmap::Caller {
         uid: IdMapping {
             inside: caller.uid,
             outside: host_uid?,
@@ -69,6 +69,13 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
             count: 1,
         },
     })
+}
+
+/// As root with a user namespace, host directories the sandbox writes through (its root, the
+/// lower layers of overlays) are id-mapped through its own map: copy-up keeps each file's
+/// owner, and the host's root is not mapped in root's unprivileged id range.
+pub(super) fn sandbox_idmap(cx: &Cx, namespaces: &Namespaces) -> Option<Idmap> {
+    (cx.host.caller.is_root() && namespaces.user).then_some(Idmap::Sandbox)
 }
 
 /// The keys each mount type takes besides `type` and `target`.
@@ -369,6 +376,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                 upper,
                 target,
                 readonly,
+                idmap: sandbox_idmap(cx, who.namespaces),
             }
         }
         MountType::Symlink => {

@@ -7,7 +7,7 @@ use super::get;
 use crate::diagnostics::Problem;
 use crate::host::HostEntry;
 use crate::manifest::{Overlay, Rootfs, Spanned};
-use crate::plan::{MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
+use crate::plan::{Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan, RootSource};
 
 /// The root, plus what it implies for the mount list.
 pub(super) struct Root {
@@ -19,13 +19,14 @@ pub(super) struct Root {
     pub tmp: Option<Spanned<bool>>,
 }
 
-pub(super) fn root(cx: &mut Cx) -> Root {
+pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
     let loaded = cx.loaded;
     let placeholder = Root {
         plan: RootPlan {
             source: RootSource::Tmpfs,
             readonly: true,
             overlay: None,
+            idmapped: false,
         },
         host_mounts: Vec::new(),
         proc: None,
@@ -179,7 +180,11 @@ pub(super) fn root(cx: &mut Cx) -> Root {
     };
 
     let host_mounts = match source {
-        RootSource::Tmpfs if !sources.is_empty() => host_mounts(cx, overlay.as_ref()),
+        RootSource::Tmpfs if !sources.is_empty() => host_mounts(
+            cx,
+            overlay.as_ref(),
+            super::mounts::sandbox_idmap(cx, namespaces),
+        ),
         _ => Vec::new(),
     };
     // With `host = true` the overlay applies to the host dirs, not the (already writable) tmpfs.
@@ -190,6 +195,8 @@ pub(super) fn root(cx: &mut Cx) -> Root {
     };
     Root {
         plan: RootPlan {
+            idmapped: super::mounts::sandbox_idmap(cx, namespaces).is_some()
+                && !matches!(source, RootSource::Tmpfs),
             source,
             readonly,
             overlay: root_overlay,
@@ -210,7 +217,7 @@ pub(super) fn work_dir_for(upper: &Path) -> PathBuf {
     upper.with_file_name(format!(".{name}.work"))
 }
 
-fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>) -> Vec<MountStep> {
+fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>, idmap: Option<Idmap>) -> Vec<MountStep> {
     cx.host
         .host_root()
         .iter()
@@ -221,6 +228,8 @@ fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>) -> Vec<MountStep> {
                     link: link.clone(),
                     target,
                 },
+                // Not id-mapped: the host's root-only files (/etc/shadow) must stay unreadable
+                // to the sandbox's root.
                 (HostEntry::Dir, None) => MountOp::Bind {
                     source: target.clone(),
                     target,
@@ -242,6 +251,7 @@ fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>) -> Vec<MountStep> {
                     }),
                     target,
                     readonly: false,
+                    idmap,
                 },
             };
             MountStep {
