@@ -4,6 +4,7 @@ mod check;
 mod init;
 mod plan;
 mod schema;
+mod trust;
 mod up;
 
 use std::io::IsTerminal;
@@ -88,6 +89,12 @@ pub enum Command {
     /// Write a commented starter sandbox.toml in the current folder.
     #[command(after_help = "Examples:\n  sandbox init\n  sandbox init --template ci")]
     Init(init::InitArgs),
+    /// Allow a manifest that asks for more than the default jail (records its exact content).
+    #[command(after_help = "Examples:\n  sandbox allow\n  sandbox allow ci/sandbox.toml")]
+    Allow(trust::TrustArgs),
+    /// Forget that a manifest was allowed.
+    #[command(after_help = "Example:\n  sandbox deny")]
+    Deny(trust::TrustArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +110,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args, &out),
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(args, &out),
+        Command::Allow(args) => trust::allow(args, &out),
+        Command::Deny(args) => trust::deny(args, &out),
     }
 }
 

@@ -24,6 +24,10 @@ pub struct UpArgs {
     /// Print the plan instead of running it (same as `sandbox plan`).
     #[arg(long)]
     pub dry_run: bool,
+    /// Run a manifest that asks for more than the default jail this once, without recording it
+    /// (for CI scripts that run their own checked-in manifest).
+    #[arg(long)]
+    pub trust: bool,
     /// The command to run, instead of process.command.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -50,6 +54,9 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
     if args.dry_run {
         print!("{}", render_text(&plan, args.verbose));
         return ExitCode::SUCCESS;
+    }
+    if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
+        return ExitCode::from(exit::LAUNCHER_FAILED);
     }
     if args.verbose {
         for warning in &plan.warnings {
