@@ -24,6 +24,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let root = rootfs::root(cx, &namespaces);
     let net = network::network(cx, &namespaces);
     let inside = mounts::Inside {
+        name: &name,
         namespaces: &namespaces,
         process: &process,
         user: user.as_ref(),
@@ -31,8 +32,8 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
-    let uts = namespaces::uts(cx, &namespaces, &name);
-    let time = namespaces::time(cx, &namespaces);
+    let uts = namespaces::uts(cx, &namespaces, &name, &process);
+    let time = namespaces::time(cx, &namespaces, &process);
     let cgroup = cgroup::cgroup(cx);
     let mut warnings = std::mem::take(&mut mounts.warnings);
     let host_overlay = root
