@@ -64,14 +64,14 @@ pub fn run(args: CheckArgs, out: &Output) -> ExitCode {
                         );
                     }
                 }
-                if !valid {
+                if !valid && !out.quiet {
                     eprintln!(
                         "{}: {errors} error{}, {warnings} warning{}",
                         path.display(),
                         plural(errors),
                         plural(warnings)
                     );
-                } else if !out.quiet {
+                } else if valid && !out.quiet {
                     eprintln!(
                         "{}: valid{}",
                         path.display(),

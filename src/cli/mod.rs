@@ -1,6 +1,7 @@
 //! The command line: `sandbox up | check | plan | schema | init`.
 
 mod check;
+mod docs;
 mod init;
 mod plan;
 mod schema;
@@ -95,6 +96,14 @@ pub enum Command {
     /// Forget that a manifest was allowed.
     #[command(after_help = "Example:\n  sandbox deny")]
     Deny(trust::TrustArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  sandbox completions bash > /etc/bash_completion.d/sandbox\n  sandbox completions zsh > ~/.zfunc/_sandbox\n  sandbox completions fish > ~/.config/fish/completions/sandbox.fish"
+    )]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), as checked in at docs/sandbox.1.
+    #[command(hide = true)]
+    Manpage,
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +121,8 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args, &out),
         Command::Allow(args) => trust::allow(args, &out),
         Command::Deny(args) => trust::deny(args, &out),
+        Command::Completions(args) => docs::completions(args),
+        Command::Manpage => docs::manpage(),
     }
 }
 
