@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod diagnostics;
+pub mod doctor;
 pub mod exec;
 pub mod host;
 pub mod manifest;

@@ -2,6 +2,7 @@
 
 mod check;
 mod docs;
+mod doctor;
 mod init;
 mod plan;
 mod schema;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Forget that a manifest was allowed.
     #[command(after_help = "Example:\n  sandbox deny")]
     Deny(trust::TrustArgs),
+    /// Check what this host offers sandboxes, and whether a manifest can run here.
+    #[command(after_help = "Examples:\n  sandbox doctor\n  sandbox doctor ci.toml --json")]
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  sandbox completions bash > /etc/bash_completion.d/sandbox\n  sandbox completions zsh > ~/.zfunc/_sandbox\n  sandbox completions fish > ~/.config/fish/completions/sandbox.fish"
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Allow(args) => trust::allow(args, &out),
         Command::Deny(args) => trust::deny(args, &out),
         Command::Completions(args) => docs::completions(args),
+        Command::Doctor(args) => doctor::run(args, &out),
         Command::Manpage => docs::manpage(),
     }
 }
