@@ -11,5 +11,6 @@ pub mod exec;
 pub mod host;
 pub mod manifest;
 pub mod plan;
+pub mod state;
 pub mod trust;
 pub mod validate;
