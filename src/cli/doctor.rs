@@ -59,17 +59,11 @@ pub fn run(args: DoctorArgs, out: &Output) -> ExitCode {
     let plan = match &args.manifest {
         None => None,
         Some(path) => {
-            let path = match super::find_manifest(Some(path)) {
+            let path = match super::locate(Some(path), out, exit::INVALID) {
                 Ok(path) => path,
-                Err(message) => {
-                    out.error(&message);
-                    return ExitCode::from(exit::INVALID);
-                }
+                Err(code) => return code,
             };
-            let with_command = Invocation {
-                command: Some(vec!["/bin/true".into()]),
-                name: None,
-            };
+            let with_command = Invocation::inspecting();
             let (loaded, validated) = load_and_validate(&path, &facts, &with_command);
             manifest_ok = validated.plan.is_some();
             if !args.json {

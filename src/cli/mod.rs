@@ -182,6 +182,39 @@ pub fn find_manifest(argument: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
+/// [`find_manifest`], printing the error; `failure` is the exit status then.
+pub fn locate(argument: Option<&Path>, out: &Output, failure: u8) -> Result<PathBuf, ExitCode> {
+    find_manifest(argument).map_err(|message| {
+        out.error(&message);
+        ExitCode::from(failure)
+    })
+}
+
+/// A manifest found, loaded and validated for this caller, its problems printed.
+pub struct Prepared {
+    pub host: HostFacts,
+    pub loaded: Loaded,
+    pub plan: crate::plan::Plan,
+}
+
+/// Find, load and validate a manifest and print its problems; `failure` is the exit status
+/// when there is no plan.
+pub fn prepare(
+    argument: Option<&Path>,
+    invocation: &Invocation,
+    out: &Output,
+    failure: u8,
+) -> Result<Prepared, ExitCode> {
+    let path = locate(argument, out, failure)?;
+    let host = HostFacts::live();
+    let (loaded, validated) = load_and_validate(&path, &host, invocation);
+    out.problems(&validated.problems, &loaded);
+    match validated.plan {
+        Some(plan) => Ok(Prepared { host, loaded, plan }),
+        None => Err(ExitCode::from(failure)),
+    }
+}
+
 /// Load and validate a manifest for this host and caller.
 pub fn load_and_validate(
     path: &Path,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{Output, exit, find_manifest, load_and_validate};
+use super::{Output, exit};
 use crate::host::HostFacts;
 use crate::manifest::Loaded;
 use crate::plan::Plan;
@@ -104,77 +104,58 @@ pub fn may_run(
 }
 
 pub fn allow(args: TrustArgs, out: &Output) -> ExitCode {
-    decide(args, out, true)
-}
-
-pub fn deny(args: TrustArgs, out: &Output) -> ExitCode {
-    decide(args, out, false)
-}
-
-fn decide(args: TrustArgs, out: &Output, allow: bool) -> ExitCode {
-    let path = match find_manifest(args.manifest.as_deref()) {
-        Ok(path) => path,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(exit::INVALID);
-        }
+    let prepared = match super::prepare(
+        args.manifest.as_deref(),
+        &Invocation::inspecting(),
+        out,
+        exit::INVALID,
+    ) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
-    let host = HostFacts::live();
-    let (loaded, validated) = load_and_validate(&path, &host, &Invocation::default());
+    let super::Prepared { host, loaded, plan } = prepared;
     let Some(store) = store(&host, out) else {
         return ExitCode::from(exit::INVALID);
     };
-    if !allow {
-        return match store.deny(&loaded.path) {
-            Ok(known) => {
-                if !out.quiet {
-                    let what = if known {
-                        "no longer allowed"
-                    } else {
-                        "was not allowed"
-                    };
-                    eprintln!("{}: {what}", loaded.path.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                out.error(&format!("cannot forget {}: {e}", loaded.path.display()));
-                ExitCode::from(exit::INVALID)
-            }
-        };
-    }
-    // A command is not needed to decide what a manifest may do.
-    let validated = match validated.plan {
-        Some(_) => validated,
-        None => {
-            let with_command = Invocation {
-                command: Some(vec!["/bin/true".into()]),
-                name: None,
-            };
-            crate::validate::validate(&loaded, &host, &with_command)
-        }
-    };
-    out.problems(&validated.problems, &loaded);
-    let Some(plan) = validated.plan else {
-        return ExitCode::from(exit::INVALID);
-    };
-    let asked = requests_of(&plan, &loaded, &host);
     if let Err(e) = store.allow(&loaded.path, &content_hash(&loaded)) {
         out.error(&format!("cannot record the decision: {e}"));
         return ExitCode::from(exit::INVALID);
     }
     if !out.quiet {
-        match asked.as_slice() {
-            [] => eprintln!(
-                "{}: allowed (it asks for nothing beyond the default jail)",
-                loaded.path.display()
-            ),
-            _ => eprintln!(
-                "{}: allowed, with:\n{}",
-                loaded.path.display(),
-                describe(&asked, &loaded)
-            ),
+        let path = loaded.path.display();
+        match requests_of(&plan, &loaded, &host).as_slice() {
+            [] => eprintln!("{path}: allowed (it asks for nothing beyond the default jail)"),
+            asked => eprintln!("{path}: allowed, with:\n{}", describe(asked, &loaded)),
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Forget a decision; the manifest need not be valid (nor even exist any more).
+pub fn deny(args: TrustArgs, out: &Output) -> ExitCode {
+    let path = match super::locate(args.manifest.as_deref(), out, exit::INVALID) {
+        Ok(path) => std::path::absolute(&path).unwrap_or(path),
+        Err(code) => return code,
+    };
+    let host = HostFacts::live();
+    let Some(store) = store(&host, out) else {
+        return ExitCode::from(exit::INVALID);
+    };
+    match store.deny(&path) {
+        Ok(known) => {
+            if !out.quiet {
+                let what = if known {
+                    "no longer allowed"
+                } else {
+                    "was not allowed"
+                };
+                eprintln!("{}: {what}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            out.error(&format!("cannot forget {}: {e}", path.display()));
+            ExitCode::from(exit::INVALID)
+        }
+    }
 }
