@@ -407,8 +407,9 @@ mod tests {
 
     #[test]
     fn an_auto_map_stops_at_the_largest_id() {
-        // Found by fuzzing: a grant running past 4294967294 made the map run past it too, and
-        // checking that `process.user` is mapped overflowed.
+        // Found while writing the fuzz target's host facts (fuzz/): a grant running past
+        // 4294967294 made the map run past it too, and checking that `process.user` is mapped
+        // overflowed.
         let grant = SubIdRange {
             start: u32::MAX - 10,
             count: 65_536,
