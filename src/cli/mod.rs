@@ -4,6 +4,7 @@ mod check;
 mod docs;
 mod doctor;
 mod init;
+mod lifecycle;
 mod plan;
 mod schema;
 mod trust;
@@ -97,6 +98,15 @@ pub enum Command {
     /// Forget that a manifest was allowed.
     #[command(after_help = "Example:\n  sandbox deny")]
     Deny(trust::TrustArgs),
+    /// List the running sandboxes.
+    #[command(after_help = "Examples:\n  sandbox ps\n  sandbox ps --json")]
+    Ps(lifecycle::PsArgs),
+    /// Print what a detached sandbox's command wrote.
+    #[command(after_help = "Examples:\n  sandbox logs api\n  sandbox logs -f api")]
+    Logs(lifecycle::LogsArgs),
+    /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up.
+    #[command(after_help = "Examples:\n  sandbox down api\n  sandbox down --all --timeout 2s")]
+    Down(lifecycle::DownArgs),
     /// Check what this host offers sandboxes, and whether a manifest can run here.
     #[command(after_help = "Examples:\n  sandbox doctor\n  sandbox doctor ci.toml --json")]
     Doctor(doctor::DoctorArgs),
@@ -127,6 +137,9 @@ pub fn main() -> ExitCode {
         Command::Deny(args) => trust::deny(args, &out),
         Command::Completions(args) => docs::completions(args),
         Command::Doctor(args) => doctor::run(args, &out),
+        Command::Ps(args) => lifecycle::ps(args),
+        Command::Logs(args) => lifecycle::logs(args, &out),
+        Command::Down(args) => lifecycle::down(args, &out),
         Command::Manpage => docs::manpage(),
     }
 }
