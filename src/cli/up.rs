@@ -41,6 +41,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
+        stats: false,
     };
     let (loaded, validated) = load_and_validate(&path, &host, &invocation);
     out.problems(&validated.problems, &loaded);

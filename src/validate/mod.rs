@@ -23,6 +23,8 @@ pub struct Invocation {
     pub command: Option<Vec<String>>,
     /// `--name`, which replaces `name`.
     pub name: Option<String>,
+    /// `up --stats`: the sandbox gets its own cgroup for the accounting, even without limits.
+    pub stats: bool,
 }
 
 /// The outcome of validation: a plan when there is no error, and every problem found
