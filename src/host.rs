@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::cgroup::CgroupHost;
 use crate::manifest::values::Arch;
 use crate::manifest::vars::Vars;
 
@@ -91,6 +92,7 @@ pub struct HostFacts {
     newgidmap: OnceCell<Option<PathBuf>>,
     host_root: OnceCell<Vec<(String, HostEntry)>>,
     landlock_abi: OnceCell<u32>,
+    cgroup: OnceCell<CgroupHost>,
 }
 
 impl HostFacts {
@@ -109,6 +111,7 @@ impl HostFacts {
             newgidmap: OnceCell::new(),
             host_root: OnceCell::new(),
             landlock_abi: OnceCell::new(),
+            cgroup: OnceCell::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl HostFacts {
         let _ = facts.newgidmap.set(fixed.newgidmap);
         let _ = facts.host_root.set(fixed.host_root);
         let _ = facts.landlock_abi.set(fixed.landlock_abi);
+        let _ = facts.cgroup.set(fixed.cgroup);
         facts
     }
 
@@ -177,6 +181,11 @@ impl HostFacts {
             .landlock_abi
             .get_or_init(crate::exec::sys::landlock_abi)
     }
+
+    /// The cgroup controllers this caller can use, and where.
+    pub fn cgroup(&self) -> &CgroupHost {
+        self.cgroup.get_or_init(crate::cgroup::probe)
+    }
 }
 
 /// Facts that [`HostFacts::fixed`] takes instead of probing.
@@ -188,6 +197,7 @@ pub struct FixedFacts {
     pub newgidmap: Option<PathBuf>,
     pub host_root: Vec<(String, HostEntry)>,
     pub landlock_abi: u32,
+    pub cgroup: CgroupHost,
 }
 
 /// The caller's grants in a subuid/subgid file: lines `name:start:count` or `uid:start:count`.

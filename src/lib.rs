@@ -4,6 +4,7 @@
 //! [`validate`] (manifest + host facts -> [`plan::Plan`]) -> `exec` (the plan, applied to the
 //! kernel) -> [`cli`].
 
+pub mod cgroup;
 pub mod cli;
 pub mod diagnostics;
 pub mod doctor;

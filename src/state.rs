@@ -335,10 +335,7 @@ mod tests {
             env: Default::default(),
         };
         let host = HostFacts::fixed(caller, FixedFacts::default());
-        let invocation = crate::validate::Invocation {
-            command: Some(vec!["true".into()]),
-            name: None,
-        };
+        let invocation = crate::validate::Invocation::inspecting();
         crate::validate::validate(&loaded, &host, &invocation)
             .plan
             .expect("valid")
@@ -355,7 +352,7 @@ mod tests {
         claim.write(&record("web")).unwrap();
         let running = store.running("web").unwrap();
         assert_eq!(running.name, "web");
-        assert_eq!(running.plan.process.argv, ["true"]);
+        assert_eq!(running.plan.process.argv, ["/bin/true"]);
         drop(claim);
         assert!(
             !store.dir().join("web").exists(),

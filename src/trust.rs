@@ -433,14 +433,7 @@ mod tests {
                 ..FixedFacts::default()
             },
         );
-        let validated = validate(
-            &loaded,
-            &host,
-            &Invocation {
-                command: Some(vec!["true".into()]),
-                name: None,
-            },
-        );
+        let validated = validate(&loaded, &host, &Invocation::inspecting());
         let plan = validated
             .plan
             .unwrap_or_else(|| panic!("{:?}", validated.problems));

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{Expect, Facts, fixtures, parse_header};
+use common::{Cgroups, Expect, Facts, fixtures, parse_header};
 use sandbox::diagnostics::Problem;
 use sandbox::manifest::{self, Loaded};
 use sandbox::validate::{Invocation, Validated, validate};
@@ -240,7 +240,9 @@ fn a_manifest_that_cannot_be_read_is_reported() {
 // What the good fixtures resolve to: the decisions docs/manifest.md describes.
 
 use common::Who;
-use sandbox::plan::{MapWriter, MountOp, NetPlan, Plan, RootSource};
+use sandbox::plan::{
+    CgroupHierarchy, CgroupVersion, MapWriter, MountOp, NetPlan, Plan, RootSource,
+};
 
 fn plan_of(name: &str, who: Who) -> Plan {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -481,4 +483,107 @@ fn every_error_code_is_documented() {
         undocumented.is_empty(),
         "add these codes to the table in docs/manifest.md: {undocumented:?}"
     );
+}
+
+/// Validate `text` (written to a temporary sandbox.toml) on a host with `layout`.
+fn plan_with_cgroups(text: &str, who: Who, layout: Cgroups, stats: bool) -> Validated {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbox.toml");
+    std::fs::write(&path, text).unwrap();
+    let facts = Facts {
+        who,
+        cgroup: layout,
+        ..Facts::default()
+    };
+    let host = facts.host();
+    let loaded = manifest::load(&path, &host.caller.vars());
+    let invocation = Invocation {
+        stats,
+        ..Invocation::default()
+    };
+    validate(&loaded, &host, &invocation)
+}
+
+#[test]
+fn the_cgroup_plan_follows_the_host_layout() {
+    let limits = "[rootfs]\nhost = true\n[process]\ncommand = [\"true\"]\n[cgroup]\nmemory = \"64M\"\ncpus = 0.5\npids = 9\n";
+    let v2 = plan_with_cgroups(limits, Who::Rootless, Cgroups::V2, false);
+    let cgroup = v2.plan.unwrap().cgroup.unwrap();
+    assert_eq!(cgroup.version, CgroupVersion::V2);
+    assert_eq!(
+        cgroup.hierarchies,
+        [CgroupHierarchy {
+            base: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service".into(),
+            controllers: vec!["memory".into(), "cpu".into(), "pids".into()],
+        }]
+    );
+    assert!(!cgroup.stats && !cgroup.view);
+
+    let v1 = plan_with_cgroups(limits, Who::Root, Cgroups::V1, false);
+    let bases: Vec<_> = v1
+        .plan
+        .unwrap()
+        .cgroup
+        .unwrap()
+        .hierarchies
+        .into_iter()
+        .map(|h| h.base)
+        .collect();
+    assert_eq!(
+        bases,
+        [
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/cpu",
+            "/sys/fs/cgroup/pids"
+        ]
+        .map(PathBuf::from)
+    );
+
+    // Rootless on v1: each limit is refused at its own key.
+    let refused = plan_with_cgroups(limits, Who::Rootless, Cgroups::V1, false);
+    assert!(refused.plan.is_none());
+    let codes: Vec<&str> = refused.problems.iter().map(|p| p.code).collect();
+    assert_eq!(codes, ["sandbox::cgroup::unavailable"; 3]);
+}
+
+#[test]
+fn stats_alone_make_a_group_and_a_sysfs_shows_it() {
+    let bare = "[rootfs]\nhost = true\n[process]\ncommand = [\"true\"]\n[[mount]]\ntype = \"sysfs\"\ntarget = \"/sys\"\n";
+    assert!(
+        plan_with_cgroups(bare, Who::Root, Cgroups::V1, false)
+            .plan
+            .unwrap()
+            .cgroup
+            .is_none()
+    );
+    let cgroup = plan_with_cgroups(bare, Who::Root, Cgroups::V1, true)
+        .plan
+        .unwrap()
+        .cgroup
+        .unwrap();
+    assert!(cgroup.stats && cgroup.view && cgroup.limits.is_empty());
+    assert_eq!(cgroup.parent, "sandbox");
+    let controllers: Vec<String> = cgroup
+        .hierarchies
+        .into_iter()
+        .flat_map(|h| h.controllers)
+        .collect();
+    assert_eq!(controllers, ["memory", "cpuacct", "pids"]);
+
+    // A mount over /sys/fs/cgroup, or no cgroup namespace, and the group is not shown.
+    let covered = format!("{bare}[[mount]]\ntype = \"tmpfs\"\ntarget = \"/sys/fs/cgroup\"\n");
+    let plan = plan_with_cgroups(&covered, Who::Root, Cgroups::V1, true)
+        .plan
+        .unwrap();
+    assert!(!plan.cgroup.unwrap().view);
+    let no_ns = format!("{bare}[namespaces]\ncgroup = false\n");
+    let plan = plan_with_cgroups(&no_ns, Who::Root, Cgroups::V1, true)
+        .plan
+        .unwrap();
+    assert!(!plan.cgroup.unwrap().view);
+
+    // Nothing usable at all: --stats cannot be honoured, and says why.
+    let none = plan_with_cgroups(bare, Who::Root, Cgroups::None, true);
+    assert!(none.plan.is_none());
+    assert_eq!(none.problems[0].code, "sandbox::cgroup::unavailable");
 }

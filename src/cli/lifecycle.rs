@@ -48,7 +48,9 @@ pub struct Row {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Memory in use from the sandbox's own accounting (v2 memory.current, v1 usage_in_bytes).
@@ -56,7 +58,13 @@ fn memory_in_use(record: &Record) -> Option<u64> {
     record.cgroups.iter().find_map(|group| {
         ["memory.current", "memory.usage_in_bytes"]
             .iter()
-            .find_map(|file| std::fs::read_to_string(group.join(file)).ok()?.trim().parse().ok())
+            .find_map(|file| {
+                std::fs::read_to_string(group.join(file))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
     })
 }
 
@@ -102,12 +110,21 @@ fn human_duration(seconds: u64) -> String {
 pub fn ps(args: PsArgs) -> ExitCode {
     let rows: Vec<Row> = running(&store()).iter().map(row).collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
         return ExitCode::SUCCESS;
     }
-    println!("{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} MANIFEST", "NAME", "STATUS", "PID", "UPTIME", "MEMORY", "ADDRESS");
+    println!(
+        "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} MANIFEST",
+        "NAME", "STATUS", "PID", "UPTIME", "MEMORY", "ADDRESS"
+    );
     for row in rows {
-        let memory = row.memory_bytes.map_or_else(|| "-".into(), |m| crate::manifest::values::Size(m).to_string());
+        let memory = row.memory_bytes.map_or_else(
+            || "-".into(),
+            |m| crate::manifest::values::Size(m).to_string(),
+        );
         let address = row.addresses.first().cloned().unwrap_or_else(|| "-".into());
         println!(
             "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} {}",
@@ -142,7 +159,10 @@ pub fn logs(args: LogsArgs, out: &Output) -> ExitCode {
         }
     };
     let Some(log) = &record.log else {
-        out.error(&format!("`{}` runs in the foreground; its output goes to the terminal that started it", args.name));
+        out.error(&format!(
+            "`{}` runs in the foreground; its output goes to the terminal that started it",
+            args.name
+        ));
         return ExitCode::from(exit::INVALID);
     };
     let mut file = match std::fs::File::open(log) {
@@ -158,13 +178,19 @@ pub fn logs(args: LogsArgs, out: &Output) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Follow: inotify says when the log grows; the supervisor's pidfd when the sandbox ends.
-    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else { return ExitCode::SUCCESS };
-    let Ok(inotify) = nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_CLOEXEC) else {
+    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else {
+        return ExitCode::SUCCESS;
+    };
+    let Ok(inotify) = nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_CLOEXEC)
+    else {
         return ExitCode::SUCCESS;
     };
     let _ = inotify.add_watch(log, nix::sys::inotify::AddWatchFlags::IN_MODIFY);
     loop {
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN), PollFd::new(supervisor.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(supervisor.as_fd(), PollFlags::POLLIN),
+        ];
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             break;
         }
@@ -208,7 +234,9 @@ fn wait_exit(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
 /// SIGTERM to the command (through its supervisor, which forwards it), SIGKILL after the grace;
 /// the supervisor then cleans up everything (cgroup, network, record) as for any exit.
 fn stop(record: &Record, grace: Duration, out: &Output) -> bool {
-    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else { return true };
+    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else {
+        return true;
+    };
     let _ = sys::pidfd_send_signal(supervisor.as_fd(), libc::SIGTERM);
     if wait_exit(&supervisor, grace) {
         return true;
@@ -219,7 +247,10 @@ fn stop(record: &Record, grace: Duration, out: &Output) -> bool {
     if wait_exit(&supervisor, Duration::from_secs(10)) {
         return true;
     }
-    out.error(&format!("`{}` did not stop: its supervisor (pid {}) is stuck", record.name, record.supervisor_pid));
+    out.error(&format!(
+        "`{}` did not stop: its supervisor (pid {}) is stuck",
+        record.name, record.supervisor_pid
+    ));
     false
 }
 
@@ -228,7 +259,10 @@ pub fn down(args: DownArgs, out: &Output) -> ExitCode {
     let records = if args.all {
         running(&store)
     } else {
-        let name = args.name.as_deref().expect("clap requires a name without --all");
+        let name = args
+            .name
+            .as_deref()
+            .expect("clap requires a name without --all");
         match store.running(name) {
             Ok(record) => vec![record],
             Err(e) => {
@@ -248,5 +282,9 @@ pub fn down(args: DownArgs, out: &Output) -> ExitCode {
             }
         }
     }
-    if stopped == records.len() { ExitCode::SUCCESS } else { ExitCode::from(exit::INVALID) }
+    if stopped == records.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::INVALID)
+    }
 }

@@ -29,6 +29,7 @@ pub fn run(args: PlanArgs, out: &Output) -> ExitCode {
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
+        stats: false,
     };
     let plan = match super::prepare(args.manifest.as_deref(), &invocation, out, exit::INVALID) {
         Ok(prepared) => prepared.plan,

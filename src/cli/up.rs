@@ -4,10 +4,12 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{Output, exit};
+use crate::cgroup::Usage;
 use crate::diagnostics::Problem;
-use crate::exec::{self, ExecError, StepFailure};
+use crate::exec::{self, ExecError, Outcome, StepFailure};
 use crate::manifest::Loaded;
-use crate::plan::render_text;
+use crate::manifest::values::Size;
+use crate::plan::{Plan, render_text};
 use crate::validate::Invocation;
 
 #[derive(Debug, Args)]
@@ -27,6 +29,13 @@ pub struct UpArgs {
     /// (for CI scripts that run their own checked-in manifest).
     #[arg(long)]
     pub trust: bool,
+    /// At exit, print peak memory, CPU time and the task peak, from the sandbox's own cgroup
+    /// (on stderr, after the command's output).
+    #[arg(long)]
+    pub stats: bool,
+    /// With --stats: print them as one JSON object.
+    #[arg(long, requires = "stats")]
+    pub json: bool,
     /// The command to run, instead of process.command.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -36,6 +45,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
+        stats: args.stats,
     };
     let prepared = match super::prepare(
         args.manifest.as_deref(),
@@ -71,6 +81,14 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             }
             if let Some(failure) = &outcome.failure {
                 out.problems(&[failure_problem(failure, &loaded)], &loaded);
+            }
+            if let Some(usage) = &outcome.usage {
+                report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
+            }
+            if let Some(error) = &outcome.cleanup {
+                eprintln!(
+                    "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it"
+                );
             }
             ExitCode::from(outcome.status)
         }
@@ -109,4 +127,48 @@ fn failure_problem(failure: &StepFailure, loaded: &Loaded) -> Problem {
         problem = problem.help(advice);
     }
     problem
+}
+
+/// The out-of-memory verdict, and `--stats` (`Some(json)`).
+fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<bool>) {
+    let limit = plan.cgroup.as_ref().and_then(|c| c.limits.memory);
+    if let Some(limit) = limit
+        && usage.oom_kills > 0
+    {
+        let limit = Size(limit);
+        if outcome.status == 128 + libc::SIGKILL as u8 {
+            eprintln!("sandbox: killed: out of memory (limit {limit})");
+        } else {
+            let n = usage.oom_kills;
+            let processes = if n == 1 { "process" } else { "processes" };
+            eprintln!("sandbox: {n} {processes} killed: out of memory (limit {limit})");
+        }
+    }
+    let Some(json) = stats else {
+        return;
+    };
+    if json {
+        let json = serde_json::json!({
+            "status": outcome.status,
+            "oom_kills": usage.oom_kills,
+            "peak_memory_bytes": usage.peak_memory,
+            "cpu_usec": usage.cpu_usec,
+            "task_peak": usage.task_peak,
+        });
+        eprintln!("{json}");
+        return;
+    }
+    let unknown = || "unknown".to_string();
+    eprintln!(
+        "sandbox: peak memory {}, cpu time {}, task peak {}",
+        usage.peak_memory.map_or_else(unknown, mebibytes),
+        usage
+            .cpu_usec
+            .map_or_else(unknown, |us| format!("{:.3} s", us as f64 / 1e6)),
+        usage.task_peak.map_or_else(unknown, |n| n.to_string()),
+    );
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1}M", bytes as f64 / f64::from(1u32 << 20))
 }

@@ -63,6 +63,26 @@ impl StepFailure {
                  and an unprivileged overlay needs Linux 5.11+"
                     .into()
             }
+            (StepId::Cgroup, Errno::EBUSY) if self.action.starts_with("handing") => {
+                "cgroup v2 lets a group hand controllers to child groups only while it holds no \
+                 processes itself: move them to a leaf group first"
+                    .into()
+            }
+            (StepId::Cgroup, Errno::EACCES | Errno::EPERM | Errno::EROFS) => {
+                "this user may not change that cgroup; `sandbox plan` tells which limits this \
+                 host lets it apply, and why not"
+                    .into()
+            }
+            (StepId::Cgroup, Errno::ENOENT) if self.action.starts_with("writing") => {
+                "the group has no such file: its controller was not handed down to it, or this \
+                 kernel lacks the feature"
+                    .into()
+            }
+            (StepId::Cgroup, Errno::EINVAL) if self.action.starts_with("writing") => {
+                "the kernel refused the value for this group (on cgroup v1, a group's CPU quota \
+                 may not exceed one set on its parent)"
+                    .into()
+            }
             (StepId::Chroot, _) => "pivot_root needs the new root to be a mount point not shared with the host".into(),
             (StepId::Exec, Errno::ENOENT) if self.action.starts_with("executing") => {
                 "the program was not found in the sandbox (check PATH and the root)".into()

@@ -32,6 +32,7 @@ pub use steps::command::Terminal;
 use steps::{cgroup, chroot, command, mount, net, pid, user};
 pub use supervise::Outcome;
 
+use crate::cgroup::Group;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
 
@@ -61,11 +62,21 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
         handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
     let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .or_fail(StepId::User, || "pipe2".into())?;
+    // Declared before the child's guard, so it is dropped (emptied and removed) after the
+    // child was killed on an early return.
+    let group = cgroup::create(plan)?;
+    let mut cgroup_time = started.elapsed();
+    let clone_started = Instant::now();
     let flags = clone_flags(plan);
-    let (child, pidfd) = match sys::clone3(flags, None)
-        .or_fail(StepId::User, || "clone into new namespaces".into())?
-    {
+    let into = group.as_ref().and_then(Group::clone_into);
+    let (child, pidfd) = match sys::clone3(flags, into).or_fail(StepId::User, || match into {
+        Some(_) => "clone into new namespaces and the sandbox's cgroup".into(),
+        None => "clone into new namespaces".into(),
+    })? {
         sys::Forked::Child => {
+            // The supervisor owns the group: nothing in the child may remove it, not even
+            // the unwinding of a panic.
+            std::mem::forget(group);
             drop(parent_end);
             drop(exec_read);
             child_main(plan, child_end, exec_write, terminal)
@@ -74,9 +85,15 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
     };
     drop(child_end);
     drop(exec_write);
-    let mut timings: Timings = vec![("clone".into(), started.elapsed())];
+    let mut timings: Timings = vec![("clone".into(), clone_started.elapsed())];
     let guard = KillOnDrop(Some(pidfd));
 
+    if let Some(group) = &group {
+        let step_started = Instant::now();
+        cgroup::parent(group, child.as_raw())?;
+        cgroup_time += step_started.elapsed();
+        timings.push(("cgroup (parent)".into(), cgroup_time));
+    }
     let step_started = Instant::now();
     if let Some(user_plan) = &plan.user {
         user::parent(user_plan, child.as_raw())?;
@@ -117,12 +134,17 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
     };
     timings.push(("ready".into(), started.elapsed()));
     let pidfd = guard.release();
-    let outcome = supervise::supervise(supervise::Supervised {
+    let mut outcome = supervise::supervise(supervise::Supervised {
         pidfd,
         exec_pipe: exec_read,
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
     })?;
+    if let Some(group) = group {
+        let (usage, removed) = group.finish();
+        outcome.usage = Some(usage);
+        outcome.cleanup = removed.err();
+    }
     Ok((outcome, timings))
 }
 

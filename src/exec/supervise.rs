@@ -17,6 +17,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
 use super::{sys, write_all};
+use crate::cgroup::{CgroupError, Usage};
 use crate::cli::exit;
 
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
@@ -38,6 +39,10 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Set when the command never started (exec or security step failed).
     pub failure: Option<StepFailure>,
+    /// What the sandbox's own cgroup accounted, when it had one.
+    pub usage: Option<Usage>,
+    /// The sandbox's cgroup could not be removed (the next run's sweep removes it).
+    pub cleanup: Option<CgroupError>,
 }
 
 fn fail(action: &str) -> impl FnOnce(Errno) -> ExecError + '_ {
@@ -157,6 +162,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         status,
         timed_out,
         failure,
+        usage: None,
+        cleanup: None,
     })
 }
 

@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// Limits in kernel units. Each is `None` when the manifest does not ask for it.
@@ -28,9 +30,44 @@ impl CgroupLimits {
     }
 }
 
+/// Which cgroup interface the host offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+impl CgroupVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        }
+    }
+}
+
+/// A hierarchy the sandbox's group is made in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupHierarchy {
+    /// The directory below which `<parent>/<name>-<pid>-<start>` is made.
+    pub base: PathBuf,
+    /// The kernel's names of the controllers: on v1 all those mounted in this hierarchy
+    /// ("cpu", "cpuacct"); on v2 those handed down to the group.
+    pub controllers: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CgroupPlan {
-    /// The group under which this sandbox's own group is made (relative to the hierarchy root).
+    /// The group under which this sandbox's own group is made, relative to each base.
     pub parent: String,
     pub limits: CgroupLimits,
+    pub version: CgroupVersion,
+    /// One per v1 hierarchy the limits need; the one v2 hierarchy.
+    pub hierarchies: Vec<CgroupHierarchy>,
+    /// Read peak memory, CPU time and the task peak at the end (`up --stats`).
+    pub stats: bool,
+    /// Mount the group's own cgroup file system read-only on /sys/fs/cgroup (the sandbox
+    /// mounts a sysfs on /sys and has its own cgroup namespace).
+    pub view: bool,
 }

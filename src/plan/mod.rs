@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroup::{CgroupLimits, CgroupPlan};
+pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
 pub use mount::{Idmap, MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
 pub use net::{BridgePlan, NetPlan, PastaPlan};
 pub use process::ProcessPlan;

@@ -325,10 +325,51 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 }
                 s.line(
                     "cgroup",
-                    format!("own group under {}/: {}", cgroup.parent, limits.join(", ")),
+                    format!(
+                        "own group {}/{}-<pid>-<start> (cgroup {}), made by the launcher in {}",
+                        cgroup.parent,
+                        plan.name,
+                        cgroup.version.name(),
+                        cgroup
+                            .hierarchies
+                            .iter()
+                            .map(|h| match cgroup.version {
+                                super::CgroupVersion::V1 => format!("{}", h.base.display()),
+                                super::CgroupVersion::V2 => format!(
+                                    "{} (handing down {})",
+                                    h.base.display(),
+                                    h.controllers.join(" ")
+                                ),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 );
+                if !limits.is_empty() {
+                    s.line("cgroup", format!("limits: {}", limits.join(", ")));
+                }
+                if cgroup.stats {
+                    s.line(
+                        None,
+                        "at exit: peak memory, cpu time and task peak from the group's accounting",
+                    );
+                }
+                s.line(
+                    None,
+                    "at exit: kill what is left in the group, remove it; groups of dead supervisors under the parent are removed first",
+                );
+                if cgroup.view {
+                    s.line(
+                        "cgroup",
+                        "the group's cgroup file system mounted read-only on /sys/fs/cgroup",
+                    );
+                }
                 s.set("parent", &cgroup.parent);
                 s.set("limits", l);
+                s.set("version", cgroup.version);
+                s.set("hierarchies", &cgroup.hierarchies);
+                s.set("stats", cgroup.stats);
+                s.set("view", cgroup.view);
             }
             if plan.namespaces.cgroup {
                 s.line(

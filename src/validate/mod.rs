@@ -23,6 +23,8 @@ pub struct Invocation {
     pub command: Option<Vec<String>>,
     /// `--name`, which replaces `name`.
     pub name: Option<String>,
+    /// `up --stats`: the sandbox gets its own cgroup for the accounting, even without limits.
+    pub stats: bool,
 }
 
 impl Invocation {
@@ -31,7 +33,7 @@ impl Invocation {
     pub fn inspecting() -> Invocation {
         Invocation {
             command: Some(vec!["/bin/true".into()]),
-            name: None,
+            ..Invocation::default()
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sandbox::cgroup::{Access, CgroupHost, Controller};
 use sandbox::host::{Caller, FixedFacts, HostEntry, HostFacts, SubIdRange};
+use sandbox::plan::CgroupVersion;
 
 /// Who runs the sandbox in a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +45,74 @@ pub fn caller(who: Who) -> Caller {
 }
 
 /// What a fixture's header says about the host; the defaults describe a common modern distro
-/// with merged /usr, the uidmap package, no subuid grant for the caller, and landlock ABI 5.
+/// with merged /usr, the uidmap package, no subuid grant for the caller, landlock ABI 5 and
+/// cgroup v2 with every controller delegated to the caller.
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub who: Who,
     pub subids: Vec<SubIdRange>,
     pub helpers: bool,
     pub landlock_abi: u32,
+    pub cgroup: Cgroups,
+}
+
+/// The cgroup layouts a fixture can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cgroups {
+    /// Pure v2; root's groups go under the root, a user's under its systemd delegation.
+    V2,
+    /// A hybrid host like the project's VM: v1 controllers only root can write.
+    V1,
+    /// Nothing mounted.
+    None,
+}
+
+impl Cgroups {
+    fn host(self, who: Who) -> CgroupHost {
+        let root = who == Who::Root;
+        match self {
+            Cgroups::None => CgroupHost::default(),
+            Cgroups::V2 => {
+                let base = if root {
+                    "/sys/fs/cgroup".to_string()
+                } else {
+                    "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service".to_string()
+                };
+                CgroupHost {
+                    version: Some(CgroupVersion::V2),
+                    controllers: Controller::ALL
+                        .iter()
+                        .map(|&c| {
+                            let access = Access::Usable {
+                                base: base.clone().into(),
+                                hierarchy: Vec::new(),
+                            };
+                            (c, access)
+                        })
+                        .collect(),
+                }
+            }
+            Cgroups::V1 => CgroupHost {
+                version: Some(CgroupVersion::V1),
+                controllers: Controller::ALL
+                    .iter()
+                    .map(|&c| {
+                        let name = c.kernel_name(CgroupVersion::V1).unwrap();
+                        let dir = format!("/sys/fs/cgroup/{name}").into();
+                        let access = if root {
+                            Access::Usable {
+                                base: dir,
+                                hierarchy: vec![name.to_string()],
+                            }
+                        } else {
+                            Access::NotWritable { dir }
+                        };
+                        (c, access)
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 impl Default for Facts {
@@ -59,6 +122,7 @@ impl Default for Facts {
             subids: Vec::new(),
             helpers: true,
             landlock_abi: 5,
+            cgroup: Cgroups::V2,
         }
     }
 }
@@ -85,6 +149,7 @@ impl Facts {
                     ("/etc".into(), HostEntry::Dir),
                 ],
                 landlock_abi: self.landlock_abi,
+                cgroup: self.cgroup.host(self.who),
             },
         )
     }
@@ -112,6 +177,7 @@ pub struct Expect {
 /// # subids: 100000:65536                               (default: no grant)
 /// # helpers: none                                      (default: newuidmap/newgidmap present)
 /// # landlock-abi: 3                                    (default: 5)
+/// # cgroup: v1                                         (default: v2, delegated; or none)
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Header {
@@ -126,6 +192,7 @@ const KEYS: &[&str] = &[
     "subids",
     "helpers",
     "landlock-abi",
+    "cgroup",
 ];
 
 pub fn parse_header(path: &Path, text: &str) -> Header {
@@ -190,6 +257,14 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                 }
             }
             "landlock-abi" => header.facts.landlock_abi = value.parse().expect("landlock ABI"),
+            "cgroup" => {
+                header.facts.cgroup = match value {
+                    "v1" => Cgroups::V1,
+                    "v2" => Cgroups::V2,
+                    "none" => Cgroups::None,
+                    other => panic!("{}: cgroup is v1, v2 or none, not {other}", path.display()),
+                }
+            }
             _ => unreachable!(),
         }
     }

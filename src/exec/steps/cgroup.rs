@@ -1,19 +1,108 @@
-//! Cgroup namespace.
+//! The sandbox's own cgroup, and the cgroup namespace.
 //!
-//! The child unshares CLONE_NEWCGROUP after the supervisor has placed it in its own group, so
-//! the namespace is rooted there and the sandbox sees its group as `/` (cgroup_namespaces(7)).
-//! That is why this step comes after chroot in the child's order, and why the namespace is not
-//! part of the initial clone.
+//! Parent half, in the supervisor: [`create`] makes the group with its limits before the clone,
+//! and [`parent`] moves the setup process into it before `Go`, so the limits cover everything
+//! the sandbox does, its own setup included (youki applies cgroups before the user namespace
+//! for the same reason). The setup process is blocked waiting for `Go` until then, so nothing
+//! of the sandbox runs outside the group. Without limits (and without `--stats`) the plan has
+//! no group and none of this runs.
+//!
+//! Child half: unshare CLONE_NEWCGROUP after placement, so the namespace is rooted at the
+//! sandbox's group and the sandbox sees it as `/` (cgroup_namespaces(7)). That is why this
+//! step comes after chroot in the child's order, and why the namespace is not part of the
+//! initial clone. When the sandbox mounts a sysfs on /sys, the group's own cgroup file system
+//! is then mounted read-only on /sys/fs/cgroup, so the limits can be read from inside; a
+//! mount made in the new namespace shows the group as its root.
 
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::Mode;
 
+use crate::cgroup::{CgroupError, Group, Kernel, Owner, errno_of};
 use crate::exec::error::{OrFail, StepFailure};
-use crate::plan::{Plan, StepId};
+use crate::exec::sys::{self, FsContext};
+use crate::plan::{CgroupPlan, CgroupVersion, Plan, StepId};
+
+static KERNEL: Kernel = Kernel;
+
+/// Before the clone: the sandbox's group, with its limits.
+pub fn create(plan: &Plan) -> Result<Option<Group<'static>>, StepFailure> {
+    let Some(cgroup) = &plan.cgroup else {
+        return Ok(None);
+    };
+    let owner = Owner::current().map_err(|error| {
+        StepFailure::new(StepId::Cgroup, "reading /proc/self/stat", errno_of(&error))
+    })?;
+    Group::create(&KERNEL, cgroup, &plan.name, owner)
+        .map(Some)
+        .map_err(failure)
+}
+
+/// After the clone, before `Go`: the setup process joins the group.
+pub fn parent(group: &Group, child: i32) -> Result<(), StepFailure> {
+    group.place(child).map_err(failure)
+}
+
+fn failure(error: CgroupError) -> StepFailure {
+    StepFailure::new(StepId::Cgroup, error.what(), error.errno).with_key(error.key)
+}
 
 pub fn child(plan: &Plan) -> Result<(), StepFailure> {
     if !plan.namespaces.cgroup {
         return Ok(());
     }
     unshare(CloneFlags::CLONE_NEWCGROUP)
-        .or_fail(StepId::Cgroup, || "unshare(CLONE_NEWCGROUP)".into())
+        .or_fail(StepId::Cgroup, || "unshare(CLONE_NEWCGROUP)".into())?;
+    match &plan.cgroup {
+        Some(cgroup) if cgroup.view => mount_view(cgroup)
+            .or_fail(StepId::Cgroup, || {
+                "mounting the group's cgroup file system on /sys/fs/cgroup".into()
+            })
+            .map_err(|f| f.with_key("cgroup")),
+        _ => Ok(()),
+    }
+}
+
+/// The group's cgroup file system, read-only, on /sys/fs/cgroup: cgroup2 itself, or on v1 a
+/// tmpfs with one directory per hierarchy the group is in, named as the host names them.
+fn mount_view(cgroup: &CgroupPlan) -> Result<(), Errno> {
+    let read_only = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let target = sys::open_in_root(root.as_fd(), c"sys/fs/cgroup", libc::O_PATH)?;
+    if cgroup.version == CgroupVersion::V2 {
+        let mount = FsContext::open(c"cgroup2")?.mount(read_only)?;
+        return sys::move_mount(mount.as_fd(), target.as_fd());
+    }
+    let tmpfs = FsContext::open(c"tmpfs").and_then(|fs| {
+        fs.set(c"mode", c"755")?;
+        fs.mount(sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC)
+    })?;
+    sys::move_mount(tmpfs.as_fd(), target.as_fd())?;
+    for hierarchy in &cgroup.hierarchies {
+        let name = CString::new(hierarchy.controllers.join(",")).map_err(|_| Errno::EINVAL)?;
+        nix::sys::stat::mkdirat(
+            tmpfs.as_fd(),
+            name.as_c_str(),
+            Mode::from_bits_truncate(0o755),
+        )?;
+        let fs = FsContext::open(c"cgroup")?;
+        for controller in &hierarchy.controllers {
+            fs.flag(&CString::new(controller.as_str()).map_err(|_| Errno::EINVAL)?)?;
+        }
+        let mount = fs.mount(read_only)?;
+        let dir = sys::open_in_root(tmpfs.as_fd(), &name, libc::O_PATH)?;
+        sys::move_mount(mount.as_fd(), dir.as_fd())?;
+    }
+    sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
 }

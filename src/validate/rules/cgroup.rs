@@ -1,10 +1,19 @@
-//! `[cgroup]`: limits in kernel units.
+//! `[cgroup]`: limits in kernel units, and where the host lets this caller apply them.
+//!
+//! Each limit needs a controller this caller can use; one it cannot (rootless on cgroup v1,
+//! a controller not delegated, a read-only mount) is an error at the limit's key, decided here
+//! from the host's facts rather than found out half-way through starting the sandbox.
+
+use std::path::Path;
 
 use super::super::Cx;
 use super::get;
+use crate::cgroup::{Access, Controller};
 use crate::diagnostics::Problem;
-use crate::manifest::{Span, Spanned};
-use crate::plan::{CgroupLimits, CgroupPlan};
+use crate::manifest::{Cgroup, Span, Spanned};
+use crate::plan::{
+    CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion, MountOp, MountStep, Namespaces,
+};
 
 pub const DEFAULT_PARENT: &str = "sandbox";
 /// The CFS period the quota is expressed in (the kernel's default, 100 ms).
@@ -12,9 +21,17 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// Below this the sandbox could not even start its init.
 const MIN_MEMORY: u64 = 1 << 20;
 
-pub(super) fn cgroup(cx: &mut Cx) -> Option<CgroupPlan> {
+/// The sandbox's own group: when the manifest sets a limit, or `stats` (`up --stats`) asks for
+/// its accounting.
+pub(super) fn cgroup(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    mounts: &[MountStep],
+    stats: bool,
+) -> Option<CgroupPlan> {
     let loaded = cx.loaded;
-    let cgroup = &loaded.manifest.cgroup.as_ref()?.value;
+    let none = Cgroup::default();
+    let cgroup = loaded.manifest.cgroup.as_ref().map_or(&none, |c| &c.value);
     let mut limits = CgroupLimits {
         cpu_period_us: CPU_PERIOD_US,
         ..CgroupLimits::default()
@@ -93,7 +110,166 @@ pub(super) fn cgroup(cx: &mut Cx) -> Option<CgroupPlan> {
         }
         None => DEFAULT_PARENT.to_string(),
     };
-    (!limits.is_empty()).then_some(CgroupPlan { parent, limits })
+    if limits.is_empty() && !stats {
+        return None;
+    }
+    let host = cx.host.cgroup();
+    let version = host.version;
+    let root = cx.host.caller.is_root();
+    let mut hierarchies: Vec<CgroupHierarchy> = Vec::new();
+    let mut join = |controller: Controller| {
+        let Access::Usable { base, hierarchy } = host.access(controller) else {
+            return false;
+        };
+        match version {
+            Some(CgroupVersion::V2) => {
+                if hierarchies.is_empty() {
+                    hierarchies.push(CgroupHierarchy {
+                        base: base.clone(),
+                        controllers: Vec::new(),
+                    });
+                }
+                let handed = &mut hierarchies[0].controllers;
+                if let Some(name) = controller.kernel_name(CgroupVersion::V2)
+                    && !handed.iter().any(|c| c == name)
+                {
+                    handed.push(name.to_string());
+                }
+            }
+            _ => {
+                if !hierarchies.iter().any(|h| &h.base == base) {
+                    hierarchies.push(CgroupHierarchy {
+                        base: base.clone(),
+                        controllers: hierarchy.clone(),
+                    });
+                }
+            }
+        }
+        true
+    };
+
+    // The limits that survived their own checks, each with the span to point at.
+    let span = |value: Option<Span>, set: bool| value.filter(|_| set);
+    let needed = [
+        (
+            span(
+                cgroup.memory.as_ref().map(|s| s.span),
+                limits.memory.is_some(),
+            ),
+            "memory",
+            Controller::Memory,
+        ),
+        (
+            span(
+                cgroup.memory_swap.as_ref().map(|s| s.span),
+                limits.memory_swap.is_some(),
+            ),
+            "memory_swap",
+            Controller::Memory,
+        ),
+        (
+            span(
+                cgroup.cpus.as_ref().map(|s| s.span),
+                limits.cpu_quota_us.is_some(),
+            ),
+            "cpus",
+            Controller::Cpu,
+        ),
+        (
+            span(
+                cgroup.cpu_weight.as_ref().map(|s| s.span),
+                limits.cpu_weight.is_some(),
+            ),
+            "cpu_weight",
+            Controller::Cpu,
+        ),
+        (
+            span(cgroup.pids.as_ref().map(|s| s.span), limits.pids.is_some()),
+            "pids",
+            Controller::Pids,
+        ),
+        (
+            span(
+                cgroup.io_weight.as_ref().map(|s| s.span),
+                limits.io_weight.is_some(),
+            ),
+            "io_weight",
+            Controller::Io,
+        ),
+    ];
+    let mut unusable = Vec::new();
+    for (span, key, controller) in needed {
+        if let Some(span) = span
+            && !join(controller)
+        {
+            unusable.push((span, key, controller));
+        }
+    }
+    // Accounting for --stats, and v1's freezer, which only matters when no pid namespace
+    // ends every process with the sandbox: used where usable, not required.
+    let mut optional = Vec::new();
+    if stats {
+        optional.extend([Controller::Memory, Controller::Cpuacct, Controller::Pids]);
+    }
+    if version == Some(CgroupVersion::V1) && !namespaces.pid {
+        optional.push(Controller::Freezer);
+    }
+    for controller in optional {
+        join(controller);
+    }
+
+    for (span, key, controller) in unusable {
+        if let Some((message, help)) = host.access(controller).problem(controller, version, root) {
+            cx.report(
+                Problem::error(
+                    "sandbox::cgroup::unavailable",
+                    format!(
+                        "`{key}` needs the {} controller: {message}",
+                        controller.name()
+                    ),
+                )
+                .at(span, format!("needs the {} controller", controller.name()))
+                .help(help),
+            );
+        }
+    }
+    if hierarchies.is_empty() {
+        // With limits, each unusable one was reported at its key; without, only --stats asked.
+        if limits.is_empty()
+            && let Some((message, help)) =
+                host.access(Controller::Cpuacct)
+                    .problem(Controller::Cpuacct, version, root)
+        {
+            cx.report(
+                Problem::error(
+                    "sandbox::cgroup::unavailable",
+                    format!("`--stats` needs the sandbox's own cgroup: {message}"),
+                )
+                .help(help),
+            );
+        }
+        return None;
+    }
+    Some(CgroupPlan {
+        parent,
+        limits,
+        version: version.expect("a usable controller means a mounted hierarchy"),
+        hierarchies,
+        stats,
+        view: namespaces.cgroup && sysfs_holds_cgroup_dir(mounts),
+    })
+}
+
+/// Whether the sandbox's /sys/fs/cgroup is the empty directory of a sysfs on /sys: the last
+/// mount covering it is that sysfs, and nothing is mounted below it.
+fn sysfs_holds_cgroup_dir(mounts: &[MountStep]) -> bool {
+    let dir = Path::new("/sys/fs/cgroup");
+    let covering = mounts.iter().rev().find(|m| {
+        let target = m.op.target();
+        dir.starts_with(target) && target != Path::new("/")
+    });
+    matches!(covering.map(|m| &m.op), Some(MountOp::Sysfs { target }) if target == Path::new("/sys"))
+        && !mounts.iter().any(|m| m.op.target().starts_with(dir))
 }
 
 fn weight(cx: &mut Cx, value: &Option<Spanned<u32>>, key: &str) -> Option<u32> {

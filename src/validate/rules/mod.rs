@@ -34,7 +34,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let time = namespaces::time(cx, &namespaces, &process);
-    let cgroup = cgroup::cgroup(cx);
+    let cgroup = cgroup::cgroup(cx, &namespaces, &mounts.mounts, invocation.stats);
     let mut warnings = std::mem::take(&mut mounts.warnings);
     let host_overlay = root
         .host_mounts

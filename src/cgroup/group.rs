@@ -1,0 +1,596 @@
+//! A sandbox's group: made, filled with limits, read and removed, through [`Cgroupfs`] and
+//! the version's [`Backend`].
+
+use std::io::{self, Write as _};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::{errno_of, v1, v2};
+use crate::plan::{CgroupLimits, CgroupPlan, CgroupVersion};
+
+/// How long the end of a sandbox waits for the processes left in its group to die. A task
+/// stuck in the kernel can outlast SIGKILL; its group is then left for the next run's sweep.
+pub(super) const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The supervisor that made a group: its pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub fn current() -> io::Result<Owner> {
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        Ok(Owner {
+            pid: std::process::id(),
+            start: start_time(&stat).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?,
+        })
+    }
+
+    fn group_name(self, name: &str) -> String {
+        format!("{name}-{}-{}", self.pid, self.start)
+    }
+
+    /// The owner a group's directory name records; `None` for names `sandbox` does not make.
+    fn of_group(dir_name: &str) -> Option<Owner> {
+        let mut parts = dir_name.rsplitn(3, '-');
+        let start = parts.next()?.parse().ok()?;
+        let pid = parts.next()?.parse().ok()?;
+        parts.next().filter(|name| !name.is_empty())?;
+        Some(Owner { pid, start })
+    }
+}
+
+/// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and parentheses,
+/// so fields are counted from the last `)`.
+fn start_time(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// What a group's accounting said when the sandbox ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Processes the kernel killed for running out of memory in the group.
+    pub oom_kills: u64,
+    /// Highest memory use, in bytes.
+    pub peak_memory: Option<u64>,
+    /// CPU time of every process in the group, in microseconds.
+    pub cpu_usec: Option<u64>,
+    /// Highest number of tasks at once.
+    pub task_peak: Option<u64>,
+}
+
+/// The cgroup file system, as the backends use it.
+pub trait Cgroupfs {
+    fn mkdir(&self, dir: &Path) -> io::Result<()>;
+    fn rmdir(&self, dir: &Path) -> io::Result<()>;
+    /// Write `value` to an existing interface file, in one write(2) as the kernel wants.
+    fn write(&self, file: &Path, value: &str) -> io::Result<()>;
+    fn read(&self, file: &Path) -> io::Result<String>;
+    fn exists(&self, file: &Path) -> bool;
+    /// The names of the groups directly below `dir`.
+    fn children(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Whether the supervisor that made a group still runs.
+    fn alive(&self, owner: Owner) -> bool;
+    /// Wait until `done` holds for the content of `file`, woken by the kernel's change
+    /// notification (poll(2) POLLPRI on cgroup.events); `false` on timeout.
+    fn wait_for(
+        &self,
+        file: &Path,
+        done: &dyn Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> io::Result<bool>;
+}
+
+/// The real cgroup file system.
+pub struct Kernel;
+
+impl Cgroupfs for Kernel {
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)
+    }
+
+    fn rmdir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
+    }
+
+    fn write(&self, file: &Path, value: &str) -> io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).open(file)?;
+        match file.write(value.as_bytes())? {
+            n if n == value.len() => Ok(()),
+            _ => Err(io::Error::from(io::ErrorKind::WriteZero)),
+        }
+    }
+
+    fn read(&self, file: &Path) -> io::Result<String> {
+        std::fs::read_to_string(file)
+    }
+
+    fn exists(&self, file: &Path) -> bool {
+        file.exists()
+    }
+
+    fn children(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn alive(&self, owner: Owner) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", owner.pid))
+            .ok()
+            .and_then(|stat| start_time(&stat))
+            == Some(owner.start)
+    }
+
+    fn wait_for(
+        &self,
+        file: &Path,
+        done: &dyn Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> io::Result<bool> {
+        use std::io::{Read, Seek};
+        let deadline = Instant::now() + timeout;
+        let mut events = std::fs::File::open(file)?;
+        loop {
+            // Reading re-arms the notification, so a change after this read wakes the poll.
+            let mut text = String::new();
+            events.rewind()?;
+            events.read_to_string(&mut text)?;
+            if done(&text) {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLPRI)];
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+}
+
+/// One directory of a group: one per hierarchy on v1, the only one on v2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub dir: PathBuf,
+    /// The kernel's names of the controllers this directory carries (see
+    /// [`crate::plan::CgroupHierarchy`]).
+    pub controllers: Vec<String>,
+}
+
+/// A write that sets a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitWrite {
+    /// The hierarchy's controller (v1), for finding the directory.
+    pub controller: &'static str,
+    pub file: &'static str,
+    pub value: String,
+    /// The manifest key asking for it.
+    pub key: &'static str,
+}
+
+/// A limit the host's kernel cannot apply although the controller is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub key: &'static str,
+    pub why: &'static str,
+}
+
+/// What differs between cgroup v1 and v2.
+pub(crate) trait Backend: Sync {
+    /// Let `dir` hand `controllers` down to the groups made below it.
+    fn pass_down(&self, fs: &dyn Cgroupfs, dir: &Path, controllers: &[String]) -> io::Result<()>;
+    /// The writes that set `limits`, in the order the kernel accepts them; `has(controller,
+    /// file)` says whether the group has an interface file.
+    fn limit_writes(
+        &self,
+        limits: &CgroupLimits,
+        has: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Vec<LimitWrite>, Unsupported>;
+    /// Whether the sandbox is cloned straight into the group (clone3's CLONE_INTO_CGROUP, v2
+    /// only) rather than moved in afterwards: a move takes the kernel's threadgroup lock for
+    /// writing, an RCU grace period (some 15 ms) on every launch.
+    fn joins_at_clone(&self) -> bool;
+    /// The directory holding `controller`'s files.
+    fn dir_for<'a>(&self, joined: &'a [Joined], controller: &str) -> Option<&'a Path>;
+    /// Kill every process in these directories (and the groups below them) and wait until
+    /// they are gone.
+    fn kill(&self, fs: &dyn Cgroupfs, joined: &[&Joined]) -> io::Result<()>;
+    /// The processes killed for lack of memory.
+    fn oom_kills(&self, fs: &dyn Cgroupfs, joined: &[Joined]) -> u64;
+    /// Peak memory, CPU time and task peak, from the group's own accounting.
+    fn stats(&self, fs: &dyn Cgroupfs, joined: &[Joined], usage: &mut Usage);
+}
+
+pub(super) fn backend(version: CgroupVersion) -> &'static dyn Backend {
+    match version {
+        CgroupVersion::V1 => &v1::V1,
+        CgroupVersion::V2 => &v2::V2,
+    }
+}
+
+/// A cgroup operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", self.what(), errno.desc())]
+pub struct CgroupError {
+    pub action: String,
+    /// The file or directory acted on; empty when the action says it all.
+    pub path: PathBuf,
+    pub errno: Errno,
+    /// The manifest key behind it.
+    pub key: &'static str,
+}
+
+impl CgroupError {
+    /// What was being done, on which path.
+    pub fn what(&self) -> String {
+        if self.path.as_os_str().is_empty() {
+            self.action.clone()
+        } else {
+            format!("{} {}", self.action, self.path.display())
+        }
+    }
+}
+
+fn failed(
+    action: impl Into<String>,
+    path: &Path,
+    key: &'static str,
+) -> impl FnOnce(io::Error) -> CgroupError {
+    let (action, path) = (action.into(), path.to_path_buf());
+    move |error| CgroupError {
+        action,
+        path,
+        errno: errno_of(&error),
+        key,
+    }
+}
+/// A sandbox's own group, removed (with anything still running in it) when dropped.
+pub struct Group<'fs> {
+    fs: &'fs dyn Cgroupfs,
+    backend: &'static dyn Backend,
+    joined: Vec<Joined>,
+    /// Levels of `parent` this run made, deepest first: removed at the end when empty.
+    made_parents: Vec<PathBuf>,
+    limits: CgroupLimits,
+    stats: bool,
+    /// The group's directory, for clone3's CLONE_INTO_CGROUP.
+    clone_into: Option<std::fs::File>,
+}
+
+impl<'fs> Group<'fs> {
+    /// Make the group `<base>/<parent>/<name>-<owner>` in each hierarchy the plan names and
+    /// write its limits. Groups under `parent` whose supervisor is gone are removed first.
+    pub fn create(
+        fs: &'fs dyn Cgroupfs,
+        plan: &CgroupPlan,
+        name: &str,
+        owner: Owner,
+    ) -> Result<Group<'fs>, CgroupError> {
+        let mut group = Group {
+            fs,
+            backend: backend(plan.version),
+            joined: Vec::with_capacity(plan.hierarchies.len()),
+            made_parents: Vec::new(),
+            limits: plan.limits,
+            stats: plan.stats,
+            clone_into: None,
+        };
+        let group_name = owner.group_name(name);
+        for hierarchy in &plan.hierarchies {
+            let parent = hierarchy.base.join(&plan.parent);
+            sweep(fs, group.backend, &parent);
+            let dir = parent.join(&group_name);
+            group.make_parents(&hierarchy.base, &plan.parent, &hierarchy.controllers)?;
+            let made = match fs.mkdir(&dir) {
+                // A concurrent run removed a parent it had made, between our two mkdirs.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    group.make_parents(&hierarchy.base, &plan.parent, &hierarchy.controllers)?;
+                    fs.mkdir(&dir)
+                }
+                other => other,
+            };
+            made.map_err(failed("creating the group", &dir, "cgroup"))?;
+            group.joined.push(Joined {
+                dir,
+                controllers: hierarchy.controllers.clone(),
+            });
+        }
+        group.apply()?;
+        if group.backend.joins_at_clone()
+            && let Some(joined) = group.joined.first()
+        {
+            let dir = std::fs::File::open(&joined.dir).map_err(failed(
+                "opening the group",
+                &joined.dir,
+                "cgroup",
+            ))?;
+            group.clone_into = Some(dir);
+        }
+        Ok(group)
+    }
+
+    /// The directory to clone the sandbox into, when the backend does that.
+    pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.clone_into.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Make each missing level of `parent` below `base`, each handing the controllers down.
+    fn make_parents(
+        &mut self,
+        base: &Path,
+        parent: &str,
+        controllers: &[String],
+    ) -> Result<(), CgroupError> {
+        let mut dir = base.to_path_buf();
+        let pass_down = |dir: &Path, key| {
+            self.backend
+                .pass_down(self.fs, dir, controllers)
+                .map_err(failed(
+                    "handing the controllers down to child groups in",
+                    dir,
+                    key,
+                ))
+        };
+        pass_down(&dir, "cgroup")?;
+        for level in parent.split('/') {
+            dir.push(level);
+            match self.fs.mkdir(&dir) {
+                Ok(()) => self.made_parents.insert(0, dir.clone()),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    return Err(failed("creating the parent group", &dir, "cgroup.parent")(
+                        error,
+                    ));
+                }
+            }
+            pass_down(&dir, "cgroup.parent")?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self) -> Result<(), CgroupError> {
+        let dir_for = |controller: &str| {
+            self.backend
+                .dir_for(&self.joined, controller)
+                .ok_or_else(|| CgroupError {
+                    action: format!("finding the {controller} hierarchy of the group"),
+                    path: PathBuf::new(),
+                    errno: Errno::ENOENT,
+                    key: "cgroup",
+                })
+        };
+        let has = |controller: &str, file: &str| {
+            dir_for(controller).is_ok_and(|dir| self.fs.exists(&dir.join(file)))
+        };
+        let writes = self
+            .backend
+            .limit_writes(&self.limits, &has)
+            .map_err(|unsupported| CgroupError {
+                action: unsupported.why.to_string(),
+                path: PathBuf::new(),
+                errno: Errno::EOPNOTSUPP,
+                key: unsupported.key,
+            })?;
+        for write in writes {
+            let file = dir_for(write.controller)?.join(write.file);
+            self.fs.write(&file, &write.value).map_err(failed(
+                format!("writing {} to", write.value),
+                &file,
+                write.key,
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Move a process (the sandbox's setup process, before it runs anything) into the group,
+    /// unless it was cloned into it.
+    pub fn place(&self, pid: i32) -> Result<(), CgroupError> {
+        if self.clone_into.is_some() {
+            return Ok(());
+        }
+        for joined in &self.joined {
+            let procs = joined.dir.join("cgroup.procs");
+            self.fs.write(&procs, &pid.to_string()).map_err(failed(
+                "moving the sandbox into",
+                &procs,
+                "cgroup",
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Read the accounting the plan asked for, then remove the group; the error says what
+    /// could not be removed (the next run's sweep removes it).
+    pub fn finish(mut self) -> (Usage, Result<(), CgroupError>) {
+        let mut usage = Usage::default();
+        if self.limits.memory.is_some() {
+            usage.oom_kills = self.backend.oom_kills(self.fs, &self.joined);
+        }
+        if self.stats {
+            self.backend.stats(self.fs, &self.joined, &mut usage);
+        }
+        (usage, self.destroy())
+    }
+
+    fn destroy(&mut self) -> Result<(), CgroupError> {
+        let joined = std::mem::take(&mut self.joined);
+        let removed = remove(self.fs, self.backend, &joined);
+        // Only empty parents go; another sandbox's group keeps its parent in place.
+        for dir in std::mem::take(&mut self.made_parents) {
+            let _ = self.fs.rmdir(&dir);
+        }
+        removed
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        let _ = self.destroy();
+    }
+}
+
+/// Remove the groups of supervisors that are gone (SIGKILLed, or a crashed host process).
+fn sweep(fs: &dyn Cgroupfs, backend: &dyn Backend, parent: &Path) {
+    let Ok(names) = fs.children(parent) else {
+        return;
+    };
+    for name in names {
+        if let Some(owner) = Owner::of_group(&name)
+            && !fs.alive(owner)
+        {
+            let stale = Joined {
+                dir: parent.join(&name),
+                controllers: Vec::new(),
+            };
+            let _ = remove(fs, backend, std::slice::from_ref(&stale));
+        }
+    }
+}
+
+/// Remove a group's directories. An empty group (the common case: the pid namespace's end
+/// killed everything) just goes; otherwise what is left is killed first, and groups the
+/// sandbox made inside its own are removed before it.
+fn remove(fs: &dyn Cgroupfs, backend: &dyn Backend, joined: &[Joined]) -> Result<(), CgroupError> {
+    let mut busy = Vec::new();
+    for j in joined {
+        match fs.rmdir(&j.dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) if error.raw_os_error() == Some(libc::EBUSY) => busy.push(j),
+            Err(error) => return Err(failed("removing the group", &j.dir, "cgroup")(error)),
+        }
+    }
+    if busy.is_empty() {
+        return Ok(());
+    }
+    backend
+        .kill(fs, &busy)
+        .map_err(failed("killing what is left in", &busy[0].dir, "cgroup"))?;
+    busy.iter().try_for_each(|j| remove_tree(fs, &j.dir))
+}
+
+fn remove_tree(fs: &dyn Cgroupfs, dir: &Path) -> Result<(), CgroupError> {
+    for child in fs.children(dir).unwrap_or_default() {
+        remove_tree(fs, &dir.join(child))?;
+    }
+    match fs.rmdir(dir) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(failed("removing the group", dir, "cgroup")(error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The processes in these directories and the groups below them.
+fn processes(fs: &dyn Cgroupfs, dirs: &[&Path]) -> io::Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    let mut pending: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(dir) = pending.pop() {
+        match fs.read(&dir.join("cgroup.procs")) {
+            Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        }
+        pending.extend(fs.children(&dir)?.into_iter().map(|c| dir.join(c)));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+/// The value after `key` on a `key value` line of a flat-keyed file (memory.events, cpu.stat).
+pub(super) fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+pub(super) fn read_number(fs: &dyn Cgroupfs, file: &Path) -> Option<u64> {
+    fs.read(file).ok()?.trim().parse().ok()
+}
+
+/// Kill the processes listed in `dirs` (and below) until none is left: each is pinned with a
+/// pidfd, checked to be still listed (its pid cannot have been reused while it lives), then
+/// sent SIGKILL through the pidfd. `freezer` files, when given, hold the group still while
+/// the signals go out, so nothing forks in between (v1's freeze, kill, thaw).
+pub(super) fn kill_listed(
+    fs: &dyn Cgroupfs,
+    dirs: &[&Path],
+    freezer: &[PathBuf],
+) -> io::Result<()> {
+    use crate::exec::sys;
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    loop {
+        let listed = processes(fs, dirs)?;
+        if listed.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
+        for state in freezer {
+            let _ = fs.write(state, "FROZEN");
+        }
+        let pinned: Vec<_> = listed
+            .iter()
+            .filter_map(|&pid| sys::pidfd_open(pid).ok().map(|fd| (pid, fd)))
+            .collect();
+        let still = processes(fs, dirs)?;
+        let targets: Vec<_> = pinned
+            .into_iter()
+            .filter(|(pid, _)| still.binary_search(pid).is_ok())
+            .map(|(_, fd)| fd)
+            .collect();
+        for fd in &targets {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        }
+        for state in freezer {
+            let _ = fs.write(state, "THAWED");
+        }
+        // A pidfd polls readable once its process has exited.
+        let mut waiting = targets;
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds: Vec<_> = waiting
+                .iter()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+            let exited: Vec<bool> = fds
+                .iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            let mut exited = exited.into_iter();
+            waiting.retain(|_| !exited.next().unwrap_or(false));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
