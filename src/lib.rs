@@ -10,4 +10,5 @@ pub mod exec;
 pub mod host;
 pub mod manifest;
 pub mod plan;
+pub mod rootfs;
 pub mod validate;
