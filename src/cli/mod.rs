@@ -1,5 +1,6 @@
-//! The command line: `sandbox up | check | plan | schema | init`.
+//! The command line: `sandbox up | check | plan | schema | init | cache`.
 
+mod cache;
 mod check;
 mod init;
 mod plan;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Write a commented starter sandbox.toml in the current folder.
     #[command(after_help = "Examples:\n  sandbox init\n  sandbox init --template ci")]
     Init(init::InitArgs),
+    /// List or prune the roots unpacked from tarballs and OCI images.
+    #[command(after_help = "Examples:\n  sandbox cache ls\n  sandbox cache prune")]
+    Cache(cache::CacheArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args, &out),
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(args, &out),
+        Command::Cache(args) => cache::run(args, &out),
     }
 }
 
