@@ -689,3 +689,18 @@ fn an_interactive_shell_runs_in_a_busybox_root_under_tmux() {
         );
     }
 }
+
+as_root_and_rootless! {
+    fn the_alpine_example_builds_its_root_and_runs(who) {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alpine");
+        let p = Rooted::new(who, &std::fs::read_to_string(example.join("sandbox.toml")).unwrap());
+        let script = p.write_bytes("make-rootfs.sh", &std::fs::read(example.join("make-rootfs.sh")).unwrap());
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let built = p.project.as_user(&script).output().unwrap();
+        assert!(built.status.success(), "{}", stderr(&built));
+        let out = p.sh("head -1 /etc/os-release; pwd; id -u; echo note > /root/note && cat /root/note; ls /bin | grep -c .");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..4], ["NAME=\"busybox root\"", "/root", "0", "note"], "{out}");
+        assert!(lines[4].parse::<u32>().unwrap() > 50, "busybox's applets are linked: {out}");
+    }
+}
