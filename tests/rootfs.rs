@@ -138,6 +138,27 @@ impl Archive {
         self
     }
 
+    /// A pax header for the next entry (extended attributes are `SCHILY.xattr.NAME` records).
+    fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            // "LEN KEY=VALUE\n", where LEN counts itself.
+            let rest = key.len() + value.len() + 3;
+            let mut len = rest + 1;
+            while len.to_string().len() + rest != len {
+                len = len.to_string().len() + rest;
+            }
+            data.extend(format!("{len} {key}=").as_bytes());
+            data.extend(*value);
+            data.push(b'\n');
+        }
+        let mut header = Self::header(tar::EntryType::XHeader, 0o644, data.len() as u64);
+        self.0
+            .append_data(&mut header, "PaxHeader", &data[..])
+            .unwrap();
+        self
+    }
+
     fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }
@@ -702,5 +723,32 @@ as_root_and_rootless! {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(&lines[..4], ["NAME=\"busybox root\"", "/root", "0", "note"], "{out}");
         assert!(lines[4].parse::<u32>().unwrap() > 50, "busybox's applets are linked: {out}");
+    }
+}
+
+as_root_and_rootless! {
+    fn extended_attributes_and_file_capabilities_are_kept_where_allowed(who) {
+        // vfs_cap_data revision 2: effective, CAP_NET_RAW (13) permitted.
+        let mut capability = Vec::new();
+        for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            capability.extend(word.to_le_bytes());
+        }
+        let mut archive = Archive::busybox();
+        archive
+            .pax(&[("SCHILY.xattr.user.origin", b"the archive"), ("SCHILY.xattr.security.capability", &capability)])
+            .file("bin/pinger", b"#!/bin/sh\n", 0o755);
+        let p = tar_root(who, "root.tar", "");
+        p.write_bytes("root.tar", &archive.bytes());
+        assert_eq!(p.sh("echo ran"), "ran\n");
+        let [root] = p.roots().try_into().expect("one root");
+        let file = root.join("bin/pinger");
+        assert_eq!(xattr::get(&file, "user.origin").unwrap().as_deref(), Some(&b"the archive"[..]));
+        // Only root may set file capabilities; rootless they are dropped, not an error.
+        let kept = xattr::get(&file, "security.capability").unwrap();
+        if who == Who::Root {
+            assert_eq!(kept.as_deref(), Some(&capability[..]));
+        } else {
+            assert_eq!(kept, None);
+        }
     }
 }

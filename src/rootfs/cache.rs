@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -133,6 +133,11 @@ impl Cache {
                 path: dir,
                 mode: meta.mode() & 0o7777,
             });
+        }
+        // Roots may hold set-id files of the archive's owners: nobody else may reach them.
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_error("restricting", &dir))?;
         }
         for sub in ["roots", "sources", "locks", "tmp"] {
             let path = dir.join(sub);
@@ -431,13 +436,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_others_can_write_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
+    fn a_cache_others_can_write_is_refused_and_one_they_can_read_is_closed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(
             Cache::open(dir.path().to_path_buf()),
             Err(CacheError::Shared { .. })
         ));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Cache::open(dir.path().to_path_buf()).unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 }

@@ -122,8 +122,7 @@ fn prepared(
 }
 
 /// A tarball's identity: a changed file has a new ctime, whatever its mtime says.
-fn identity(path: &Path, file: &File) -> io::Result<String> {
-    let meta = file.metadata()?;
+fn identity(meta: &std::fs::Metadata, path: &Path) -> String {
     let key = format!(
         "{}:{}:{}:{}.{}:{}.{}:{}",
         meta.dev(),
@@ -135,7 +134,7 @@ fn identity(path: &Path, file: &File) -> io::Result<String> {
         meta.ctime_nsec(),
         path.display()
     );
-    Ok(oci::hex(&Sha256::digest(key.as_bytes())))
+    oci::hex(&Sha256::digest(key.as_bytes()))
 }
 
 fn tarball(
@@ -149,11 +148,11 @@ fn tarball(
         source,
     };
     let expected = sha256.map(str::to_ascii_lowercase);
-    // Without a pinned digest, the tarball is hashed once and then known by its identity.
-    let file = File::open(path).map_err(read)?;
+    // A pinned root is looked up by its digest (the tarball is not even opened); otherwise the
+    // tarball is hashed once and then known by its identity.
     let identity = match &expected {
         Some(_) => None,
-        None => Some(identity(path, &file).map_err(read)?),
+        None => Some(identity(&std::fs::metadata(path).map_err(read)?, path)),
     };
     let known = || {
         expected
@@ -177,6 +176,12 @@ fn tarball(
         return Ok(root);
     }
 
+    let file = File::open(path).map_err(read)?;
+    // The identity of what is hashed, should the file have been replaced meanwhile.
+    let identity = identity
+        .map(|_| file.metadata().map(|meta| self::identity(&meta, path)))
+        .transpose()
+        .map_err(read)?;
     let started = Instant::now();
     let scratch = cache.scratch()?;
     let options = unpack::Options {
