@@ -559,6 +559,7 @@ as_root_and_rootless! {
             ("hard link to /etc/shadow", { let mut a = Archive::busybox(); a.hardlink("shadow", "/etc/shadow"); a }, Some("shadow".into())),
             ("hard link up to /etc/shadow", { let mut a = Archive::busybox(); a.hardlink("shadow", &format!("{depth}etc/shadow")); a }, Some("shadow".into())),
             ("device node", { let mut a = Archive::busybox(); a.device("mem", 1, 1); a }, None),
+            ("a NUL byte in a pax path", { let mut a = Archive::busybox(); a.pax(&[("path", b"nul\0name")]).file("placeholder", b"x", 0o644); a }, Some("nul\\0name".into())),
             ("huge sparse file", { let mut a = Archive::busybox(); a.sparse("sparse", 1 << 50); a }, Some("sparse".into())),
         ];
         for (case, archive, refused) in cases {

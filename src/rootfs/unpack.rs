@@ -42,7 +42,7 @@ const OPAQUE: &str = ".wh..wh..opq";
 const CHUNK: usize = 128 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-#[error("entry \"{entry}\": {why}")]
+#[error("entry {entry:?}: {why}")]
 pub struct UnpackError {
     pub entry: String,
     pub why: Why,
@@ -52,6 +52,8 @@ pub struct UnpackError {
 pub enum Why {
     #[error("its path leaves the root (`..`)")]
     Traversal,
+    #[error("its path holds a NUL byte")]
+    Nul,
     #[error("it is a hard link to \"{0}\", which leaves the root")]
     LinkTraversal(String),
     #[error("it is a hard link without a target")]
@@ -108,8 +110,12 @@ fn cpath(path: &Path) -> CString {
     CString::new(if bytes.is_empty() { b"." } else { bytes }).expect("tar paths hold no NUL")
 }
 
-/// The entry's path, relative, without `.` and empty components; `..` is refused.
+/// The entry's path, relative, without `.` and empty components; `..` is refused, and so is a
+/// NUL byte (a pax `path` record may hold one).
 pub fn clean(raw: &[u8]) -> Result<PathBuf, Why> {
+    if raw.contains(&0) {
+        return Err(Why::Nul);
+    }
     let mut path = PathBuf::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
@@ -639,6 +645,7 @@ mod tests {
         assert_eq!(clean(b"./").unwrap(), PathBuf::new());
         assert!(matches!(clean(b"a/../../etc"), Err(Why::Traversal)));
         assert!(matches!(clean(b".."), Err(Why::Traversal)));
+        assert!(matches!(clean(b"a\0/b"), Err(Why::Nul)));
         assert_eq!(clean(b"a/..b/c..").unwrap(), PathBuf::from("a/..b/c.."));
     }
 }
