@@ -12,6 +12,7 @@ pub mod exec;
 pub mod host;
 pub mod manifest;
 pub mod plan;
+pub mod rootfs;
 pub mod state;
 pub mod trust;
 pub mod validate;

@@ -1,5 +1,6 @@
-//! The command line: `sandbox up | check | plan | schema | init`.
+//! The command line: `sandbox up | check | plan | schema | init | cache`.
 
+mod cache;
 mod check;
 mod docs;
 mod doctor;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Print the man page (roff), as checked in at docs/sandbox.1.
     #[command(hide = true)]
     Manpage,
+    /// List or prune the roots unpacked from tarballs and OCI images.
+    #[command(after_help = "Examples:\n  sandbox cache ls\n  sandbox cache prune")]
+    Cache(cache::CacheArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => lifecycle::logs(args, &out),
         Command::Down(args) => lifecycle::down(args, &out),
         Command::Manpage => docs::manpage(),
+        Command::Cache(args) => cache::run(args, &out),
     }
 }
 

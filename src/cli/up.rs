@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,9 +8,11 @@ use super::{Output, exit};
 use crate::cgroup::Usage;
 use crate::diagnostics::Problem;
 use crate::exec::{self, ExecError, Outcome, StepFailure};
+use crate::host::HostFacts;
 use crate::manifest::Loaded;
 use crate::manifest::values::Size;
-use crate::plan::{Plan, render_text};
+use crate::plan::{Plan, RootSource, render_text};
+use crate::rootfs::{self, Cache, PreparedRoot, Progress, RootfsError};
 use crate::validate::Invocation;
 
 #[derive(Debug, Args)]
@@ -69,7 +72,27 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             eprintln!("warning: {warning}");
         }
     }
-    match exec::run(&plan) {
+    let root = match prepare_root(&plan, &host, out, &loaded) {
+        Ok(root) => root,
+        Err(problem) => {
+            out.problems(&[*problem], &loaded);
+            return ExitCode::from(exit::LAUNCHER_FAILED);
+        }
+    };
+    if args.verbose
+        && let Some(root) = &root
+    {
+        match root.unpacked {
+            Some(took) => eprintln!(
+                "sandbox: rootfs         unpacked {} in {:.3} ms",
+                root.digest,
+                took.as_secs_f64() * 1e3
+            ),
+            None => eprintln!("sandbox: rootfs         cached {}", root.digest),
+        }
+    }
+    // `root` stays alive (its cache entry locked in use) until the sandbox is gone.
+    match exec::run(&plan, root.as_ref().map(|r| r.dir.as_path())) {
         Ok((outcome, timings)) => {
             if args.verbose {
                 for (step, duration) in &timings {
@@ -101,6 +124,42 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             ExitCode::from(exit::LAUNCHER_FAILED)
         }
     }
+}
+
+/// Unpack a tar or OCI root, or find it in the cache. Progress bars only on a terminal; they
+/// are finished (and leave no thread) before the sandbox is cloned.
+fn prepare_root(
+    plan: &Plan,
+    host: &HostFacts,
+    out: &Output,
+    loaded: &Loaded,
+) -> Result<Option<PreparedRoot>, Box<Problem>> {
+    if !matches!(
+        plan.root.source,
+        RootSource::Tar { .. } | RootSource::Oci { .. }
+    ) {
+        return Ok(None);
+    }
+    let progress = Progress {
+        visible: !out.quiet && std::io::stderr().is_terminal(),
+    };
+    let prepared = rootfs::cache::locate(&host.caller.env, host.caller.is_root())
+        .and_then(Cache::open)
+        .map_err(RootfsError::from)
+        .and_then(|cache| rootfs::prepare(&plan.root.source, &cache, progress));
+    prepared.map_err(|error| {
+        let key = error.key(&plan.root.source);
+        let code = match error {
+            RootfsError::Sha256 { .. } => "sandbox::rootfs::sha256-mismatch",
+            RootfsError::Cache(_) => "sandbox::rootfs::cache",
+            _ => "sandbox::rootfs::unpack",
+        };
+        let mut problem = Problem::error(code, error.to_string());
+        if let Some(span) = loaded.provenance.get(key) {
+            problem = problem.at(*span, "this root");
+        }
+        Box::new(problem)
+    })
 }
 
 /// A failed step as a diagnostic, underlining the manifest key behind it when there is one.

@@ -18,7 +18,7 @@ pub mod sys;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -44,8 +44,9 @@ pub const CHILD_STEPS: [StepId; 8] = StepId::ORDER;
 /// How long each step took, in order; the parent's halves and the child's.
 pub type Timings = Vec<(String, Duration)>;
 
-/// Run the plan in the foreground; returns the command's outcome.
-pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
+/// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
+/// of a tar or OCI root ([`crate::rootfs::prepare`]).
+pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecError> {
     let started = Instant::now();
     let terminal = match plan.process.tty {
         Tty::Always => true,
@@ -79,7 +80,7 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
             std::mem::forget(group);
             drop(parent_end);
             drop(exec_read);
-            child_main(plan, child_end, exec_write, terminal)
+            child_main(plan, root, child_end, exec_write, terminal)
         }
         sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
     };
@@ -100,7 +101,7 @@ pub fn run(plan: &Plan) -> Result<(Outcome, Timings), ExecError> {
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
     let step_started = Instant::now();
-    let prepared = mount::parent(plan, child.as_raw())?;
+    let prepared = mount::parent(plan, root, child.as_raw())?;
     timings.push(("mount (parent)".into(), step_started.elapsed()));
     let go = ToChild::Go {
         prepared: prepared.iter().map(Option::is_some).collect(),
@@ -205,7 +206,13 @@ impl Drop for KillOnDrop {
 
 /// The sandbox's setup process: wait for `Go`, run the child halves, report, then fork the
 /// command and stay as its init. Never returns.
-fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool) -> ! {
+fn child_main(
+    plan: &Plan,
+    root: Option<&Path>,
+    channel: Channel,
+    exec_pipe: OwnedFd,
+    terminal: bool,
+) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let prepared = match channel.recv::<ToChild>() {
@@ -218,7 +225,7 @@ fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool)
         }
         _ => sys::exit_now(125),
     };
-    let (timings, master, terminal) = match setup(plan, terminal, prepared) {
+    let (timings, master, terminal) = match setup(plan, root, terminal, prepared) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -257,7 +264,12 @@ fn child_main(plan: &Plan, channel: Channel, exec_pipe: OwnedFd, terminal: bool)
 type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
 
 /// The child halves of the steps, timed.
-fn setup(plan: &Plan, terminal: bool, prepared: mount::Prepared) -> Result<Setup, StepFailure> {
+fn setup(
+    plan: &Plan,
+    root: Option<&Path>,
+    terminal: bool,
+    prepared: mount::Prepared,
+) -> Result<Setup, StepFailure> {
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -271,7 +283,7 @@ fn setup(plan: &Plan, terminal: bool, prepared: mount::Prepared) -> Result<Setup
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
-    let new_root = mount::child(plan, prepared)?;
+    let new_root = mount::child(plan, root, prepared)?;
     lap(StepId::Mount, &mut timings);
     if plan.namespaces.pid {
         pid::install_handlers()?;

@@ -16,11 +16,14 @@ pub struct Rootfs {
     pub host: Option<Spanned<bool>>,
     /// A directory to use as the root (relative to the manifest's folder).
     pub path: Option<Spanned<String>>,
-    /// A tarball (.tar, .tar.gz, .tar.zst, .tar.xz), unpacked once into a cache.
+    /// A tarball (.tar, .tar.gz, .tar.zst, .tar.xz), unpacked once into a cache and shared
+    /// read-only.
     pub tar: Option<Spanned<String>>,
-    /// An OCI image layout (a directory or a .tar).
+    /// An OCI image layout (a directory or a .tar): its layers, unpacked once into a cache, and
+    /// its config's Entrypoint, Cmd, Env, WorkingDir and User as [process] defaults.
     pub oci: Option<Spanned<String>>,
-    /// The expected SHA-256 of the tar or OCI source, checked before use.
+    /// The expected SHA-256, checked before use: of the tarball for `tar`, of the image's
+    /// manifest for `oci`.
     pub sha256: Option<Spanned<String>>,
     /// Mount the root read-only (default true).
     pub readonly: Option<Spanned<bool>>,

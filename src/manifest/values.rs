@@ -127,7 +127,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
         for (shift, unit) in UNITS {
-            if self.0 != 0 && self.0 % (1u64 << shift) == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(1u64 << shift) {
                 return write!(f, "{}{unit}", self.0 >> shift);
             }
         }
@@ -569,6 +569,14 @@ impl Arch {
             Arch::Aarch64
         } else {
             Arch::X86_64
+        }
+    }
+
+    /// The architecture's name in OCI image indexes (Go's GOARCH).
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
         }
     }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
-pub use mount::{Idmap, MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
+pub use mount::{Idmap, Layer, MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
 pub use net::{BridgePlan, NetPlan, PastaPlan};
 pub use process::ProcessPlan;
 pub use render::{Line, StepId, StepView, render_json, render_text, steps};

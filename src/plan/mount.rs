@@ -17,11 +17,21 @@ pub enum RootSource {
         path: PathBuf,
         sha256: Option<String>,
     },
-    /// An OCI image layout.
+    /// An OCI image layout: the manifest chosen for this architecture (its digest, `sha256:<hex>`)
+    /// and its layers, bottom first.
     Oci {
         path: PathBuf,
         sha256: Option<String>,
+        manifest: String,
+        layers: Vec<Layer>,
     },
+}
+
+/// A layer of an OCI image: a (compressed) tar blob, named by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    pub size: u64,
 }
 
 /// The writable layer of an overlay.

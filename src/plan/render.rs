@@ -195,14 +195,31 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             let root = match &plan.root.source {
                 RootSource::Tmpfs => "a fresh tmpfs".to_string(),
                 RootSource::Dir { path } => format!("the directory {}", path.display()),
-                RootSource::Tar { path, .. } => {
-                    format!("the tarball {} (unpacked once, cached)", path.display())
-                }
-                RootSource::Oci { path, .. } => {
-                    format!("the OCI image {} (unpacked once, cached)", path.display())
-                }
+                RootSource::Tar { path, sha256 } => format!(
+                    "the tarball {}{} (unpacked once into the cache, shared read-only)",
+                    path.display(),
+                    sha256
+                        .as_ref()
+                        .map_or(String::new(), |sha| format!(", sha256 {sha}"))
+                ),
+                RootSource::Oci {
+                    path,
+                    manifest,
+                    layers,
+                    ..
+                } => format!(
+                    "the OCI image {} (manifest {manifest}, {} layer{}; unpacked once into the cache, shared read-only)",
+                    path.display(),
+                    layers.len(),
+                    if layers.len() == 1 { "" } else { "s" }
+                ),
             };
+            let shared = matches!(
+                plan.root.source,
+                RootSource::Tar { .. } | RootSource::Oci { .. }
+            );
             let overlay = match &plan.root.overlay {
+                None if shared => " under the sandbox's own layer for its mount points".into(),
                 None => String::new(),
                 Some(OverlayUpper::Tmpfs) => " under a throw-away writable overlay".into(),
                 Some(OverlayUpper::Dir { upper, .. }) => {

@@ -122,15 +122,28 @@ fn mode_string(mode: u32) -> CString {
 /// absent.
 pub type Prepared = Vec<Option<OwnedFd>>;
 
+/// The directory the root is made from: the plan's own, or for a tar or OCI root, the tree
+/// [`crate::rootfs::prepare`] unpacked (`cached`).
+fn root_dir<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Option<&'a Path> {
+    match &plan.root.source {
+        RootSource::Tmpfs => None,
+        RootSource::Dir { path } => Some(path),
+        RootSource::Tar { .. } | RootSource::Oci { .. } => cached,
+    }
+}
+
 /// The host directories the supervisor id-maps, in the order the child consumes them: the
 /// root, then each id-mapped bind, and each lower layer of each id-mapped overlay. The flag
 /// says whether the source may be absent, and whether the mount is read-only.
-fn prepared_slots(plan: &Plan) -> Vec<(&Path, Idmap, bool, bool)> {
+fn prepared_slots<'a>(
+    plan: &'a Plan,
+    cached: Option<&'a Path>,
+) -> Vec<(&'a Path, Idmap, bool, bool)> {
     let mut slots = Vec::new();
     if plan.root.idmapped
-        && let RootSource::Dir { path } = &plan.root.source
+        && let Some(path) = root_dir(plan, cached)
     {
-        slots.push((path.as_path(), Idmap::Sandbox, false, false));
+        slots.push((path, Idmap::Sandbox, false, false));
     }
     for step in &plan.mounts {
         match &step.op {
@@ -153,8 +166,9 @@ fn prepared_slots(plan: &Plan) -> Vec<(&Path, Idmap, bool, bool)> {
 }
 
 /// Parent half: make the [`Prepared`] mounts, and the kept overlay layers as root. `child` is
-/// the sandbox's setup process, whose user namespace (maps written) is the sandbox's map.
-pub fn parent(plan: &Plan, child: i32) -> Result<Prepared, StepFailure> {
+/// the sandbox's setup process, whose user namespace (maps written) is the sandbox's map;
+/// `cached` the unpacked tree of a tar or OCI root.
+pub fn parent(plan: &Plan, cached: Option<&Path>, child: i32) -> Result<Prepared, StepFailure> {
     if nix::unistd::geteuid().is_root()
         && let Some(owner) = sandbox_root_on_host(plan)
     {
@@ -165,7 +179,7 @@ pub fn parent(plan: &Plan, child: i32) -> Result<Prepared, StepFailure> {
             }
         }
     }
-    let slots = prepared_slots(plan);
+    let slots = prepared_slots(plan, cached);
     let mut sandbox_userns = None;
     let mut caller_userns = None;
     let mut prepared = Vec::with_capacity(slots.len());
@@ -242,8 +256,12 @@ fn make_owned_dir(dir: &Path, (uid, gid): (u32, u32)) -> Result<(), Errno> {
 }
 
 /// Build the new root and make every mount; returns a descriptor of the new root.
-/// `prepared` holds what [`parent`] made.
-pub fn child(plan: &Plan, prepared: Prepared) -> Result<OwnedFd, StepFailure> {
+/// `prepared` holds what [`parent`] made, `cached` the unpacked tree of a tar or OCI root.
+pub fn child(
+    plan: &Plan,
+    cached: Option<&Path>,
+    prepared: Prepared,
+) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move || action
@@ -285,7 +303,7 @@ pub fn child(plan: &Plan, prepared: Prepared) -> Result<OwnedFd, StepFailure> {
         userns: plan.namespaces.user,
     };
 
-    let new_root = root(plan, &mut staging)?;
+    let new_root = root(plan, cached, &mut staging)?;
     for step in &plan.mounts {
         apply(step, new_root.as_fd(), &mut staging).map_err(|errno| {
             StepFailure::new(StepId::Mount, describe(&step.op), errno).with_key(step.key.clone())
@@ -303,18 +321,37 @@ pub fn child(plan: &Plan, prepared: Prepared) -> Result<OwnedFd, StepFailure> {
     Ok(new_root)
 }
 
-fn root(plan: &Plan, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
+fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
     let target = open_dir("/newroot").or_fail(StepId::Mount, || "opening /newroot".into())?;
     let key = |f: StepFailure| f.with_key("rootfs");
-    let mount = match (&plan.root.source, &plan.root.overlay) {
-        (RootSource::Tmpfs, _) => FsContext::open(c"tmpfs")
+    // An unpacked archive is shared by every sandbox using it: it is only ever a lower layer,
+    // and the mount points this sandbox needs are made in its own upper layer.
+    let shared = matches!(
+        plan.root.source,
+        RootSource::Tar { .. } | RootSource::Oci { .. }
+    );
+    let upper = match (&plan.root.overlay, shared) {
+        (Some(upper), _) => Some(upper),
+        (None, true) => Some(&OverlayUpper::Tmpfs),
+        (None, false) => None,
+    };
+    let mount = match (root_dir(plan, cached), upper) {
+        (None, _) if matches!(plan.root.source, RootSource::Tmpfs) => FsContext::open(c"tmpfs")
             .and_then(|fs| {
                 fs.set(c"mode", c"755")?;
                 fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
             })
             .or_fail(StepId::Mount, || "creating the root tmpfs".into())
             .map_err(key)?,
-        (RootSource::Dir { path }, None) => match plan
+        (None, _) => {
+            return Err(StepFailure::new(
+                StepId::Mount,
+                "the root was not unpacked",
+                Errno::ENOENT,
+            )
+            .with_key("rootfs"));
+        }
+        (Some(path), None) => match plan
             .root
             .idmapped
             .then(|| staging.prepared.next().flatten())
@@ -329,7 +366,7 @@ fn root(plan: &Plan, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
                 .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
                 .map_err(key)?,
         },
-        (RootSource::Dir { path }, Some(upper)) => {
+        (Some(path), Some(upper)) => {
             let action = || format!("overlay / over {}", path.display());
             // An id-mapped source is attached in the staging root first: overlayfs takes its
             // layers by path.
@@ -348,17 +385,6 @@ fn root(plan: &Plan, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
             overlay(&[lower], Some(upper), false, staging)
                 .or_fail(StepId::Mount, action)
                 .map_err(key)?
-        }
-        (RootSource::Tar { path, .. } | RootSource::Oci { path, .. }, _) => {
-            return Err(StepFailure::new(
-                StepId::Mount,
-                format!(
-                    "unpacking {}: tar and OCI roots are not supported yet",
-                    path.display()
-                ),
-                Errno::ENOSYS,
-            )
-            .with_key("rootfs"));
         }
     };
     sys::move_mount(mount.as_fd(), target.as_fd())

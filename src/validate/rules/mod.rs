@@ -19,9 +19,9 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     general::version(cx);
     let name = general::name(cx, invocation);
     let namespaces = namespaces::namespaces(cx);
-    let process = process::process(cx, invocation);
-    let user = idmap::user(cx, &namespaces, &process);
     let root = rootfs::root(cx, &namespaces);
+    let process = process::process(cx, invocation, root.image.as_ref());
+    let user = idmap::user(cx, &namespaces, &process);
     let net = network::network(cx, &namespaces);
     let inside = mounts::Inside {
         name: &name,

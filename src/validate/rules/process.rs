@@ -7,6 +7,7 @@ use super::{get, section};
 use crate::diagnostics::Problem;
 use crate::manifest::Tty;
 use crate::plan::ProcessPlan;
+use crate::rootfs::ImageConfig;
 
 /// PATH when the manifest sets none: the usual system directories, as Debian's login sets them.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -20,8 +21,17 @@ const DETERMINISTIC_INHERIT: &str = "SOURCE_DATE_EPOCH";
 /// What a deterministic jail pins when the manifest does not set it.
 const DETERMINISTIC_ENV: &[(&str, &str)] = &[("LANG", "C.UTF-8"), ("TZ", "UTC")];
 
-pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
+/// `image`: an OCI image's config, whose Entrypoint + Cmd, WorkingDir, Env and User are the
+/// defaults the manifest overrides.
+pub(super) fn process(
+    cx: &mut Cx,
+    invocation: &Invocation,
+    image: Option<&ImageConfig>,
+) -> ProcessPlan {
     let loaded = cx.loaded;
+    let image_argv: Vec<String> = image
+        .map(|i| i.entrypoint.iter().chain(&i.cmd).cloned().collect())
+        .unwrap_or_default();
     let process = section(&loaded.manifest.process);
     let deterministic = get(&process.deterministic).unwrap_or(false);
 
@@ -37,6 +47,7 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
             }
             command.value.iter().map(|arg| arg.value.clone()).collect()
         }
+        (None, None) if !image_argv.is_empty() => image_argv,
         (None, None) => {
             let problem = Problem::error("sandbox::process::no-command", "no command to run")
                 .at_span(cx.span_of("process"))
@@ -55,11 +66,25 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
         );
     }
 
-    let cwd = match &process.cwd {
-        Some(cwd) => cx
+    let image_cwd = image
+        .and_then(|i| i.working_dir.as_deref())
+        .filter(|dir| !dir.is_empty());
+    let cwd = match (&process.cwd, image_cwd) {
+        (Some(cwd), _) => cx
             .target_path(cwd, "`cwd`")
             .unwrap_or_else(|| PathBuf::from("/")),
-        None => PathBuf::from("/"),
+        (None, Some(dir)) => crate::validate::normalize_target(dir).unwrap_or_else(|_| {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::image",
+                    format!("the image's WorkingDir \"{dir}\" is not an absolute path"),
+                )
+                .at_span(cx.span_of("rootfs.oci"))
+                .help("set `cwd` in [process] to override it"),
+            );
+            PathBuf::from("/")
+        }),
+        (None, None) => PathBuf::from("/"),
     };
 
     let mut env: Vec<(String, String)> = Vec::new();
@@ -68,6 +93,14 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
         None => env.push((name.to_string(), value)),
     };
     set("PATH", DEFAULT_PATH.to_string());
+    for entry in image.iter().flat_map(|i| &i.env) {
+        if let Some((name, value)) = entry.split_once('=')
+            && !name.is_empty()
+            && !entry.contains('\0')
+        {
+            set(name, value.to_string());
+        }
+    }
     if deterministic {
         for (name, value) in DETERMINISTIC_ENV {
             set(name, value.to_string());
@@ -112,11 +145,15 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
         );
     }
 
+    let (image_uid, image_gid) = match image.and_then(|i| i.user.as_deref()) {
+        Some(user) if !user.is_empty() && process.user.is_none() => image_user(cx, user),
+        _ => (None, None),
+    };
     ProcessPlan {
         argv,
         cwd,
-        uid: get(&process.user).unwrap_or(0),
-        gid: get(&process.group).unwrap_or(0),
+        uid: get(&process.user).or(image_uid).unwrap_or(0),
+        gid: get(&process.group).or(image_gid).unwrap_or(0),
         groups: process
             .groups
             .as_ref()
@@ -127,5 +164,29 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
         timeout_ms: get(&process.timeout).map(|d| d.0),
         umask: get(&process.umask).map_or(0o022, |m| m.0),
         deterministic,
+    }
+}
+
+/// The image config's User: `uid` or `uid:gid`. A name would have to be looked up in the
+/// image's /etc/passwd, which is not unpacked before the plan is made.
+fn image_user(cx: &mut Cx, user: &str) -> (Option<u32>, Option<u32>) {
+    let (uid, gid) = match user.split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (user, None),
+    };
+    match (uid.parse::<u32>(), gid.map(str::parse::<u32>)) {
+        (Ok(uid), None) => (Some(uid), None),
+        (Ok(uid), Some(Ok(gid))) => (Some(uid), Some(gid)),
+        _ => {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::image-user",
+                    format!("the image runs as \"{user}\", a name this launcher cannot resolve before the image is unpacked"),
+                )
+                .at_span(cx.span_of("rootfs.oci"))
+                .help("set `user` (and `group`) in [process] to the numeric ids, as the image's /etc/passwd gives them"),
+            );
+            (None, None)
+        }
     }
 }

@@ -8,6 +8,8 @@ use crate::diagnostics::Problem;
 use crate::host::HostEntry;
 use crate::manifest::{Overlay, Rootfs, Spanned};
 use crate::plan::{Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan, RootSource};
+use crate::rootfs::ImageConfig;
+use crate::rootfs::oci::{self, Image};
 
 /// The root, plus what it implies for the mount list.
 pub(super) struct Root {
@@ -17,6 +19,8 @@ pub(super) struct Root {
     pub proc: Option<Spanned<bool>>,
     pub dev: Option<Spanned<bool>>,
     pub tmp: Option<Spanned<bool>>,
+    /// An OCI image's config: defaults for [process].
+    pub image: Option<ImageConfig>,
 }
 
 pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
@@ -32,6 +36,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         proc: None,
         dev: None,
         tmp: None,
+        image: None,
     };
     let Some(rootfs) = &loaded.manifest.rootfs else {
         cx.report_absent(
@@ -72,6 +77,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         }
     }
 
+    let mut image_config = None;
     let source = match sources.first().map(|(name, _)| *name) {
         Some("path") => {
             let path = r.path.as_ref().expect("path source");
@@ -115,9 +121,27 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                     sha256,
                 }
             } else {
+                let image = if resolved.exists() {
+                    image(cx, &resolved, path.span, r.sha256.as_ref())
+                } else {
+                    None
+                };
+                let (manifest, layers) = match image {
+                    Some(Image {
+                        manifest,
+                        layers,
+                        config,
+                    }) => {
+                        image_config = Some(config);
+                        (manifest, layers)
+                    }
+                    None => (String::new(), Vec::new()),
+                };
                 RootSource::Oci {
                     path: resolved,
                     sha256,
+                    manifest,
+                    layers,
                 }
             }
         }
@@ -189,10 +213,14 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         _ => Vec::new(),
     };
     // With `host = true` the overlay applies to the host dirs, not the (already writable) tmpfs.
-    let root_overlay = if matches!(source, RootSource::Tmpfs) {
-        None
-    } else {
-        overlay
+    // An unpacked archive is shared by every sandbox and never written: a writable one gets a
+    // throw-away layer.
+    let root_overlay = match &source {
+        RootSource::Tmpfs => None,
+        RootSource::Tar { .. } | RootSource::Oci { .. } if !readonly => {
+            overlay.or(Some(OverlayUpper::Tmpfs))
+        }
+        _ => overlay,
     };
     Root {
         plan: RootPlan {
@@ -206,7 +234,43 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         proc: r.proc.clone(),
         dev: r.dev.clone(),
         tmp: r.tmp.clone(),
+        image: image_config,
     }
+}
+
+/// Read an OCI image's index, manifest and config (verified against their digests), and check
+/// the manifest's digest against `sha256`.
+fn image(
+    cx: &mut Cx,
+    path: &Path,
+    span: crate::manifest::Span,
+    sha256: Option<&Spanned<String>>,
+) -> Option<Image> {
+    let image = match oci::read_image(path, cx.host.arch.oci_name()) {
+        Ok(image) => image,
+        Err(error) => {
+            cx.report(
+                Problem::error("sandbox::rootfs::image", format!("the OCI image {} cannot be used: {error}", path.display()))
+                    .at(span, "this image")
+                    .help("an OCI image layout holds index.json and blobs/sha256/ (`skopeo copy docker://IMAGE oci:DIR` writes one)"),
+            );
+            return None;
+        }
+    };
+    if let Some(sha) = sha256
+        && oci::is_sha256_hex(&sha.value.to_ascii_lowercase())
+        && oci::digest_hex(&image.manifest).ok() != Some(sha.value.to_ascii_lowercase().as_str())
+    {
+        cx.report(
+            Problem::error(
+                "sandbox::rootfs::sha256-mismatch",
+                format!("the image's manifest is {}, not the pinned one", image.manifest),
+            )
+            .at(sha.span, "pinned here")
+            .help("for an OCI image, `sha256` pins the digest of its manifest (`skopeo inspect oci:DIR` shows it as Digest); update it only if you trust the new image"),
+        );
+    }
+    Some(image)
 }
 
 /// overlayfs needs an empty work dir on the same file system as the upper dir: a sibling.

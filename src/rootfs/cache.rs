@@ -1,0 +1,451 @@
+//! The content-addressed cache of unpacked roots.
+//!
+//! ```text
+//! CACHE/roots/HEX/        an unpacked root, named by the archive's (or image manifest's) sha256
+//! CACHE/roots/HEX.json    what it was unpacked from, when, how big (for `sandbox cache ls`)
+//! CACHE/roots/HEX.lock    shared-locked by every sandbox using the root; prune locks it
+//!                         exclusively, so a root in use is never removed
+//! CACHE/sources/KEY       the sha256 of a tarball without `rootfs.sha256`, by its identity
+//!                         (device, inode, size, mtime, ctime, path): it is hashed only once
+//! CACHE/locks/KEY.lock    held while a root is unpacked: concurrent first runs unpack once
+//! CACHE/tmp/NAME/         roots being unpacked (NAME.lock held meanwhile); renamed into
+//!                         roots/ when complete, so a root in roots/ is always whole
+//! ```
+//!
+//! The cache is the caller's own (0700): an unpacked root may hold set-id files of the image's
+//! owners, which must not be reachable by other users of the host.
+
+use std::collections::BTreeMap;
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+
+use super::unpack;
+
+/// Overrides where the cache is (tests, CI, or a cache on another disk).
+pub const CACHE_ENV: &str = "SANDBOX_CACHE_DIR";
+/// Root's cache.
+pub const SYSTEM_CACHE: &str = "/var/cache/sandbox";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("no cache folder: set {CACHE_ENV}, XDG_CACHE_HOME or HOME")]
+    NoFolder,
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("the cache {} belongs to uid {owner}, not to this user (uid {uid})", path.display())]
+    Foreign { path: PathBuf, owner: u32, uid: u32 },
+    #[error("the cache {} can be written by other users (mode {mode:o})", path.display())]
+    Shared { path: PathBuf, mode: u32 },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
+    let path = path.to_path_buf();
+    move |source| CacheError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// What an unpacked root was made from (`roots/HEX.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// `tar` or `oci`.
+    pub kind: String,
+    pub source: PathBuf,
+    /// Seconds since the epoch.
+    pub unpacked: u64,
+    /// Size of the archive (or of the image's layers), compressed.
+    pub bytes: u64,
+}
+
+/// One root in the cache, for `sandbox cache ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub digest: String,
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub meta: Option<EntryMeta>,
+    pub in_use: bool,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Default, Serialize)]
+pub struct Pruned {
+    pub roots: Vec<String>,
+    pub kept_in_use: Vec<String>,
+    pub partial: usize,
+}
+
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// The cache folder for this caller: `SANDBOX_CACHE_DIR`, else /var/cache/sandbox for root,
+/// else `$XDG_CACHE_HOME/sandbox` or `~/.cache/sandbox`.
+pub fn locate(env: &BTreeMap<String, String>, root: bool) -> Result<PathBuf, CacheError> {
+    let set = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set(CACHE_ENV) {
+        return Ok(dir);
+    }
+    if root {
+        return Ok(PathBuf::from(SYSTEM_CACHE));
+    }
+    set("XDG_CACHE_HOME")
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join("sandbox"))
+        .or_else(|| set("HOME").map(|home| home.join(".cache/sandbox")))
+        .ok_or(CacheError::NoFolder)
+}
+
+impl Cache {
+    /// Open the cache at `dir`, creating it (0700) when missing. It must be this user's and
+    /// not writable by others: whoever can write it can choose what a sandbox runs.
+    pub fn open(dir: PathBuf) -> Result<Cache, CacheError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_error("creating", &dir))?;
+        let meta = std::fs::metadata(&dir).map_err(io_error("reading", &dir))?;
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(CacheError::Foreign {
+                path: dir,
+                owner: meta.uid(),
+                uid,
+            });
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(CacheError::Shared {
+                path: dir,
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        // Roots may hold set-id files of the archive's owners: nobody else may reach them.
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_error("restricting", &dir))?;
+        }
+        for sub in ["roots", "sources", "locks", "tmp"] {
+            let path = dir.join(sub);
+            match DirBuilder::new().mode(0o700).create(&path) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(io_error("creating", &path)(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(Cache { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn root_dir(&self, hex: &str) -> PathBuf {
+        self.dir.join("roots").join(hex)
+    }
+
+    fn lock_file(&self, path: &Path) -> Result<File, CacheError> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_error("opening", path))
+    }
+
+    /// The root `hex`, locked shared for as long as the returned file is open; `None` when the
+    /// cache does not hold it.
+    pub fn use_root(&self, hex: &str) -> Result<Option<(PathBuf, File)>, CacheError> {
+        let root = self.root_dir(hex);
+        let lock_path = root.with_extension("lock");
+        if !root.is_dir() {
+            return Ok(None);
+        }
+        let lock = self.lock_file(&lock_path)?;
+        lock.lock_shared()
+            .map_err(io_error("locking", &lock_path))?;
+        // Checked again under the lock: prune may have removed it in between.
+        Ok(root.is_dir().then_some((root, lock)))
+    }
+
+    /// An exclusive lock for unpacking what `key` names; blocks while another process holds it.
+    pub fn unpack_lock(&self, key: &str) -> Result<File, CacheError> {
+        let path = self.dir.join("locks").join(format!("{key}.lock"));
+        let lock = self.lock_file(&path)?;
+        match lock.try_lock() {
+            Ok(()) => Ok(lock),
+            Err(TryLockError::WouldBlock) => {
+                lock.lock().map_err(io_error("locking", &path))?;
+                Ok(lock)
+            }
+            Err(TryLockError::Error(e)) => Err(io_error("locking", &path)(e)),
+        }
+    }
+
+    /// The sha256 recorded for a tarball's identity, if any.
+    pub fn source_digest(&self, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join("sources").join(key)).ok()?;
+        let hex = text.trim();
+        super::oci::is_sha256_hex(hex).then(|| hex.to_string())
+    }
+
+    pub fn record_source(&self, key: &str, hex: &str) -> Result<(), CacheError> {
+        let path = self.dir.join("sources").join(key);
+        write_atomically(&path, hex.as_bytes())
+    }
+
+    /// A fresh folder to unpack into, removed again unless published.
+    pub fn scratch(&self) -> Result<Scratch, CacheError> {
+        let tmp = self.dir.join("tmp");
+        let name = format!(
+            "{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let lock = self.lock_file(&tmp.join(format!("{name}.lock")))?;
+        lock.try_lock().map_err(|e| match e {
+            TryLockError::Error(e) => io_error("locking", &tmp)(e),
+            TryLockError::WouldBlock => io_error("locking", &tmp)(io::ErrorKind::WouldBlock.into()),
+        })?;
+        let path = tmp.join(&name);
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(io_error("creating", &path))?;
+        let fd = nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error("opening", &path)(errno.into()))?;
+        Ok(Scratch {
+            tmp: tmp.clone(),
+            name,
+            fd: Some(fd),
+            _lock: lock,
+            published: false,
+        })
+    }
+
+    /// Move a complete root into place as `hex`, with its description. When another process
+    /// published the same content first, the scratch copy is dropped.
+    pub fn publish(
+        &self,
+        mut scratch: Scratch,
+        hex: &str,
+        meta: &EntryMeta,
+    ) -> Result<(), CacheError> {
+        let root = self.root_dir(hex);
+        let description = root.with_extension("json");
+        write_atomically(
+            &description,
+            &serde_json::to_vec_pretty(meta).expect("metadata serializes"),
+        )?;
+        drop(scratch.fd.take());
+        match std::fs::rename(scratch.path(), &root) {
+            Ok(()) => {
+                scratch.published = true;
+                Ok(())
+            }
+            Err(_) if root.is_dir() => Ok(()),
+            Err(e) => Err(io_error("publishing", &root)(e)),
+        }
+    }
+
+    /// Every root in the cache.
+    pub fn entries(&self) -> Result<Vec<Entry>, CacheError> {
+        let roots = self.dir.join("roots");
+        let mut entries = Vec::new();
+        for item in std::fs::read_dir(&roots).map_err(io_error("reading", &roots))? {
+            let item = item.map_err(io_error("reading", &roots))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if !super::oci::is_sha256_hex(&name) || !item.path().is_dir() {
+                continue;
+            }
+            let path = item.path();
+            let meta = std::fs::read(path.with_extension("json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let lock = self.lock_file(&path.with_extension("lock"))?;
+            let in_use = matches!(lock.try_lock(), Err(TryLockError::WouldBlock));
+            entries.push(Entry {
+                digest: format!("sha256:{name}"),
+                path,
+                meta,
+                in_use,
+            });
+        }
+        entries.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(entries)
+    }
+
+    /// Remove every root no sandbox uses, partial unpacks left by a killed launcher, and
+    /// records of tarballs whose root is gone.
+    pub fn prune(&self) -> Result<Pruned, CacheError> {
+        let mut pruned = Pruned::default();
+        let tmp = self.dir.join("tmp");
+        for entry in self.entries()? {
+            let hex = entry.digest.trim_start_matches("sha256:").to_string();
+            let lock_path = entry.path.with_extension("lock");
+            let lock = self.lock_file(&lock_path)?;
+            if let Err(TryLockError::WouldBlock) = lock.try_lock() {
+                pruned.kept_in_use.push(entry.digest);
+                continue;
+            }
+            // Out of roots/ first, so no one finds a half-removed root.
+            let doomed = tmp.join(format!("prune-{hex}-{}", std::process::id()));
+            std::fs::rename(&entry.path, &doomed).map_err(io_error("removing", &entry.path))?;
+            remove_path(&doomed)?;
+            let _ = std::fs::remove_file(entry.path.with_extension("json"));
+            let _ = std::fs::remove_file(&lock_path);
+            pruned.roots.push(entry.digest);
+        }
+        for item in std::fs::read_dir(&tmp).map_err(io_error("reading", &tmp))? {
+            let path = item.map_err(io_error("reading", &tmp))?.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let lock_path = path.with_extension("lock");
+            let lock = self.lock_file(&lock_path)?;
+            if lock.try_lock().is_ok() {
+                remove_path(&path)?;
+                let _ = std::fs::remove_file(&lock_path);
+                pruned.partial += 1;
+            }
+        }
+        let sources = self.dir.join("sources");
+        for item in std::fs::read_dir(&sources).map_err(io_error("reading", &sources))? {
+            let item = item.map_err(io_error("reading", &sources))?;
+            let key = item.file_name().to_string_lossy().into_owned();
+            if self
+                .source_digest(&key)
+                .is_none_or(|hex| !self.root_dir(&hex).is_dir())
+            {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// A folder being unpacked into, removed when dropped unless [`Cache::publish`] moved it.
+pub struct Scratch {
+    tmp: PathBuf,
+    name: String,
+    fd: Option<OwnedFd>,
+    _lock: File,
+    published: bool,
+}
+
+impl Scratch {
+    pub fn path(&self) -> PathBuf {
+        self.tmp.join(&self.name)
+    }
+
+    /// A descriptor of the folder, for [`unpack::Tree`].
+    pub fn fd(&self) -> Result<OwnedFd, CacheError> {
+        self.fd
+            .as_ref()
+            .expect("open until published")
+            .try_clone()
+            .map_err(io_error("opening", &self.path()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = remove_path(&self.path());
+        }
+        let _ = std::fs::remove_file(self.tmp.join(format!("{}.lock", self.name)));
+    }
+}
+
+/// Remove a folder tree without following any symlink in it.
+fn remove_path(path: &Path) -> Result<(), CacheError> {
+    let parent = path.parent().expect("a cache path has a parent");
+    let dir = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| io_error("opening", parent)(errno.into()))?;
+    let name = path.file_name().expect("a cache path has a name");
+    match unpack::remove(dir.as_fd(), name, true) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(io_error("removing", path)(errno.into())),
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io_error("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error("writing", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_cache_folder_follows_the_environment() {
+        let all = env(&[
+            (CACHE_ENV, "/x"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/a"),
+        ]);
+        assert_eq!(locate(&all, true).unwrap(), PathBuf::from("/x"));
+        let user = env(&[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/a")]);
+        assert_eq!(locate(&user, false).unwrap(), PathBuf::from("/xdg/sandbox"));
+        assert_eq!(locate(&user, true).unwrap(), PathBuf::from(SYSTEM_CACHE));
+        let relative = env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/home/a")]);
+        assert_eq!(
+            locate(&relative, false).unwrap(),
+            PathBuf::from("/home/a/.cache/sandbox")
+        );
+        assert!(matches!(
+            locate(&env(&[]), false),
+            Err(CacheError::NoFolder)
+        ));
+    }
+
+    #[test]
+    fn a_cache_others_can_write_is_refused_and_one_they_can_read_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            Cache::open(dir.path().to_path_buf()),
+            Err(CacheError::Shared { .. })
+        ));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Cache::open(dir.path().to_path_buf()).unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}

@@ -1,0 +1,651 @@
+//! Unpacking archives into a directory that nothing in them can leave.
+//!
+//! Every entry is made relative to a descriptor of the tree's root: its parent directory is
+//! opened with openat2(RESOLVE_IN_ROOT), so a symlink met on the way (`etc -> /etc`, then
+//! `etc/passwd`) resolves inside the tree, never on the host; the entry itself is made with the
+//! *at() calls on that parent, which never follow a symlink in the last component. A `..`
+//! component is refused, a leading `/` ignored (as GNU tar does), a hard link may only name a
+//! file already in the tree. Sizes are checked before any data is written, so a header that
+//! claims a petabyte (a sparse file, or a bomb) is refused, and runs of zeros become holes.
+//!
+//! As root, entries keep their owners (the executor id-maps the tree, so they appear as the
+//! same ids inside), device nodes are made (inert: the root is mounted nodev) and file
+//! capabilities are kept. Rootless, every file is the caller's, which the sandbox's map shows as
+//! its own user (root by default); device nodes are skipped and set-id bits dropped, since the
+//! ids they would grant are not the archive's.
+//!
+//! Directory modes and times are applied last, deepest first: a read-only directory must still
+//! take its entries, and adding entries changes a directory's mtime.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use tar::EntryType;
+
+use crate::exec::sys;
+
+/// OCI whiteouts: `.wh.NAME` deletes NAME from the layers below; this name in a directory makes
+/// it opaque (its lower contents are gone). Other `.wh..wh.` names are aufs bookkeeping.
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+const CHUNK: usize = 128 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("entry {entry:?}: {why}")]
+pub struct UnpackError {
+    pub entry: String,
+    pub why: Why,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Why {
+    #[error("its path leaves the root (`..`)")]
+    Traversal,
+    #[error("its path holds a NUL byte")]
+    Nul,
+    #[error("it is a hard link to \"{0}\", which leaves the root")]
+    LinkTraversal(String),
+    #[error("it is a hard link without a target")]
+    NoLinkTarget,
+    #[error(
+        "it claims {size} bytes, more than the {left} bytes left for this root in the cache's file system"
+    )]
+    TooLarge { size: u64, left: u64 },
+    #[error("it holds {actual} bytes of data where its header says {size}")]
+    Truncated { size: u64, actual: u64 },
+    #[error("{action}: {errno}")]
+    Sys { action: &'static str, errno: Errno },
+    #[error("the archive is malformed: {0}")]
+    Malformed(io::Error),
+}
+
+/// Who unpacks: root keeps owners and device nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub as_root: bool,
+    /// Bytes that the entries' declared sizes may add up to (the file system's free space).
+    pub budget: u64,
+}
+
+/// Mode and times of a directory, applied by [`Tree::finish`].
+#[derive(Debug, Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime: i64,
+}
+
+/// A directory being filled from archives, one after another (the layers of an image).
+pub struct Tree {
+    root: OwnedFd,
+    options: Options,
+    dirs: HashMap<PathBuf, DirMeta>,
+    /// The paths the current layer made: whiteouts only hide what lower layers made.
+    layer: HashSet<PathBuf>,
+    buffer: Vec<u8>,
+}
+
+trait OrWhy<T> {
+    fn or_why(self, action: &'static str) -> Result<T, Why>;
+}
+
+impl<T> OrWhy<T> for Result<T, Errno> {
+    fn or_why(self, action: &'static str) -> Result<T, Why> {
+        self.map_err(|errno| Why::Sys { action, errno })
+    }
+}
+
+fn cpath(path: &Path) -> CString {
+    let bytes = path.as_os_str().as_bytes();
+    CString::new(if bytes.is_empty() { b"." } else { bytes }).expect("tar paths hold no NUL")
+}
+
+/// The entry's path, relative, without `.` and empty components; `..` is refused, and so is a
+/// NUL byte (a pax `path` record may hold one).
+pub fn clean(raw: &[u8]) -> Result<PathBuf, Why> {
+    if raw.contains(&0) {
+        return Err(Why::Nul);
+    }
+    let mut path = PathBuf::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(Why::Traversal),
+            name => path.push(OsStr::from_bytes(name)),
+        }
+    }
+    Ok(path)
+}
+
+fn split(path: &Path) -> (&Path, &OsStr) {
+    (
+        path.parent().unwrap_or(Path::new("")),
+        path.file_name().expect("a cleaned, non-empty path"),
+    )
+}
+
+impl Tree {
+    pub fn new(root: OwnedFd, options: Options) -> Tree {
+        Tree {
+            root,
+            options,
+            dirs: HashMap::new(),
+            layer: HashSet::new(),
+            buffer: vec![0; CHUNK],
+        }
+    }
+
+    /// Unpack one archive over what the tree holds; `whiteouts` for an OCI layer.
+    pub fn apply(&mut self, archive: impl Read, whiteouts: bool) -> Result<(), UnpackError> {
+        self.layer.clear();
+        let mut archive = tar::Archive::new(archive);
+        let mut last = String::from("(the first entry)");
+        let entries = archive.entries().map_err(|e| UnpackError {
+            entry: last.clone(),
+            why: Why::Malformed(e),
+        })?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| UnpackError {
+                entry: format!("after {last}"),
+                why: Why::Malformed(e),
+            })?;
+            last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            self.entry(&mut entry, whiteouts)
+                .map_err(|why| UnpackError {
+                    entry: last.clone(),
+                    why,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        whiteouts: bool,
+    ) -> Result<(), Why> {
+        let path = clean(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        if path.as_os_str().is_empty() {
+            // The archive's "./": the tree's root itself.
+            if kind.is_dir() {
+                let meta = self.meta(entry)?;
+                self.dirs.insert(path, meta);
+            }
+            return Ok(());
+        }
+        let (parent_path, name) = split(&path);
+        if whiteouts && let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT.as_bytes()) {
+            return self.whiteout(parent_path, name, hidden);
+        }
+        let parent = self
+            .open_dir(parent_path, true)
+            .or_why("opening its parent directory")?;
+        let parent = parent.as_fd();
+        let existing = nix::sys::stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW);
+        let existing_dir = existing.as_ref().is_ok_and(|st| {
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+        });
+        if kind.is_dir() && existing_dir {
+            let meta = self.meta(entry)?;
+            self.chown(parent, name, entry)?;
+            self.dirs.insert(path.clone(), meta);
+            self.layer.insert(path);
+            return Ok(());
+        }
+        if existing.is_ok() {
+            remove(parent, name, existing_dir).or_why("replacing what the path held")?;
+        }
+        match kind {
+            EntryType::Directory => {
+                // Writable by its owner until [`finish`] gives it its mode.
+                nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o700))
+                    .or_why("mkdir")?;
+                self.chown(parent, name, entry)?;
+                self.xattrs(parent, name, entry, true)?;
+                let meta = self.meta(entry)?;
+                self.dirs.insert(path.clone(), meta);
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.file(parent, name, entry)?;
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&target), parent, name)
+                    .or_why("symlink")?;
+                self.chown(parent, name, entry)?;
+                let mtime = self.mtime(entry)?;
+                nix::sys::stat::utimensat(
+                    parent,
+                    name,
+                    &TimeSpec::UTIME_OMIT,
+                    &TimeSpec::new(mtime, 0),
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .or_why("setting the symlink's time")?;
+            }
+            EntryType::Link => {
+                let raw = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
+                let target = clean(&raw)
+                    .map_err(|_| Why::LinkTraversal(String::from_utf8_lossy(&raw).into_owned()))?;
+                if target.as_os_str().is_empty() {
+                    return Err(Why::NoLinkTarget);
+                }
+                let (target_parent, target_name) = split(&target);
+                let from = self
+                    .open_dir(target_parent, false)
+                    .or_why("opening the hard link's target directory")?;
+                // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink, as tar does.
+                nix::unistd::linkat(from.as_fd(), target_name, parent, name, AtFlags::empty())
+                    .or_why("hard link (its target must be an earlier file of the archive)")?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (kind_flag, device) = match kind {
+                    EntryType::Char => (SFlag::S_IFCHR, true),
+                    EntryType::Block => (SFlag::S_IFBLK, true),
+                    _ => (SFlag::S_IFIFO, false),
+                };
+                // Rootless, the kernel refuses mknod of a device.
+                if device && !self.options.as_root {
+                    return Ok(());
+                }
+                let header = entry.header();
+                let dev = if device {
+                    let major = header.device_major().ok().flatten().unwrap_or(0);
+                    let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                    nix::sys::stat::makedev(major.into(), minor.into())
+                } else {
+                    0
+                };
+                nix::sys::stat::mknodat(
+                    parent,
+                    name,
+                    kind_flag,
+                    Mode::from_bits_truncate(0o600),
+                    dev,
+                )
+                .or_why("mknod")?;
+                self.chown(parent, name, entry)?;
+                let mode = self.mode(entry)?;
+                nix::sys::stat::fchmodat(
+                    parent,
+                    name,
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .or_why("chmod")?;
+            }
+            // Global pax headers and unknown types carry nothing to make.
+            _ => return Ok(()),
+        }
+        self.layer.insert(path);
+        Ok(())
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), Why> {
+        let size = entry.size();
+        if size > self.options.budget {
+            return Err(Why::TooLarge {
+                size,
+                left: self.options.budget,
+            });
+        }
+        self.options.budget -= size;
+        let xattrs = xattrs_of(entry)?;
+        let mode = self.mode(entry)?;
+        let mtime = self.mtime(entry)?;
+        let fd = nix::fcntl::openat(
+            parent,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .or_why("creating the file")?;
+        let file = File::from(fd);
+        let mut written = 0u64;
+        loop {
+            let n = read_full(entry, &mut self.buffer).map_err(Why::Malformed)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &self.buffer[..n];
+            // Zeros become a hole: a sparse file stays sparse, and so does a bomb of zeros.
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_all_at(chunk, written)
+                    .map_err(|e| errno_of(&e))
+                    .or_why("writing the file")?;
+            }
+            written += n as u64;
+        }
+        if written != size {
+            return Err(Why::Truncated {
+                size,
+                actual: written,
+            });
+        }
+        file.set_len(size)
+            .map_err(|e| errno_of(&e))
+            .or_why("setting the file's size")?;
+        // chown before chmod and the xattrs: it clears set-id bits and file capabilities.
+        if self.options.as_root {
+            let header = entry.header();
+            let (uid, gid) = ids(header)?;
+            nix::unistd::fchown(file.as_fd(), Some(uid), Some(gid)).or_why("chown")?;
+        }
+        nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).or_why("chmod")?;
+        set_xattrs(&file, &xattrs)?;
+        nix::sys::stat::futimens(
+            file.as_fd(),
+            &TimeSpec::UTIME_OMIT,
+            &TimeSpec::new(mtime, 0),
+        )
+        .or_why("setting the file's time")?;
+        Ok(())
+    }
+
+    fn whiteout(&mut self, parent_path: &Path, name: &OsStr, hidden: &[u8]) -> Result<(), Why> {
+        if name == OPAQUE {
+            let dir = self
+                .open_dir(parent_path, true)
+                .or_why("opening the opaque directory")?;
+            let children = list(dir.as_fd()).or_why("listing the opaque directory")?;
+            for child in children {
+                if self.layer.contains(&parent_path.join(&child)) {
+                    continue;
+                }
+                let is_dir = is_dir_at(dir.as_fd(), child.as_os_str());
+                remove(dir.as_fd(), child.as_os_str(), is_dir)
+                    .or_why("emptying the opaque directory")?;
+            }
+            return Ok(());
+        }
+        if hidden.starts_with(WHITEOUT.as_bytes()) || hidden.is_empty() {
+            return Ok(());
+        }
+        let hidden = OsStr::from_bytes(hidden);
+        if self.layer.contains(&parent_path.join(hidden)) {
+            return Ok(());
+        }
+        let parent = match self.open_dir(parent_path, false) {
+            Ok(parent) => parent,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(()),
+            Err(errno) => {
+                return Err(Why::Sys {
+                    action: "opening the whiteout's directory",
+                    errno,
+                });
+            }
+        };
+        match nix::sys::stat::fstatat(parent.as_fd(), hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(_) => {
+                let is_dir = is_dir_at(parent.as_fd(), hidden);
+                remove(parent.as_fd(), hidden, is_dir).or_why("removing the whited-out path")
+            }
+            Err(Errno::ENOENT) => Ok(()),
+            Err(errno) => Err(Why::Sys {
+                action: "looking up the whited-out path",
+                errno,
+            }),
+        }
+    }
+
+    /// A directory of the tree, resolved inside it; missing ones are made when `create`.
+    fn open_dir(&self, path: &Path, create: bool) -> Result<OwnedFd, Errno> {
+        let flags = libc::O_DIRECTORY | libc::O_RDONLY;
+        match sys::open_in_root(self.root.as_fd(), &cpath(path), flags) {
+            Err(Errno::ENOENT) if create && !path.as_os_str().is_empty() => {
+                let (parent_path, name) = split(path);
+                let parent = self.open_dir(parent_path, true)?;
+                match nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755))
+                {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => return Err(errno),
+                }
+                // A name that exists but does not resolve is a dangling symlink: refused below.
+                sys::open_in_root(self.root.as_fd(), &cpath(path), flags)
+            }
+            other => other,
+        }
+    }
+
+    fn mode<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<u32, Why> {
+        let mode = entry.header().mode().map_err(Why::Malformed)? & 0o7777;
+        Ok(if self.options.as_root {
+            mode
+        } else {
+            mode & 0o1777
+        })
+    }
+
+    fn mtime<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<i64, Why> {
+        let mtime = entry.header().mtime().map_err(Why::Malformed)?;
+        Ok(i64::try_from(mtime).unwrap_or(i64::MAX))
+    }
+
+    fn meta<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<DirMeta, Why> {
+        Ok(DirMeta {
+            mode: self.mode(entry)?,
+            mtime: self.mtime(entry)?,
+        })
+    }
+
+    fn chown<R: Read>(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(), Why> {
+        if !self.options.as_root {
+            return Ok(());
+        }
+        let (uid, gid) = ids(entry.header())?;
+        nix::unistd::fchownat(
+            parent,
+            name,
+            Some(uid),
+            Some(gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .or_why("chown")
+    }
+
+    fn xattrs<R: Read>(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        entry: &mut tar::Entry<'_, R>,
+        dir: bool,
+    ) -> Result<(), Why> {
+        let xattrs = xattrs_of(entry)?;
+        if xattrs.is_empty() {
+            return Ok(());
+        }
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | if dir {
+                OFlag::O_DIRECTORY
+            } else {
+                OFlag::empty()
+            };
+        let fd = nix::fcntl::openat(parent, name, flags, Mode::empty())
+            .or_why("opening it for its xattrs")?;
+        set_xattrs(&File::from(fd), &xattrs)
+    }
+
+    /// Give every directory its mode and time, deepest first.
+    pub fn finish(self) -> Result<(), UnpackError> {
+        let mut dirs: Vec<_> = self.dirs.into_iter().collect();
+        dirs.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+        for (path, meta) in dirs {
+            let fail = |errno| UnpackError {
+                entry: path.display().to_string(),
+                why: Why::Sys {
+                    action: "setting the directory's mode and time",
+                    errno,
+                },
+            };
+            let dir = match sys::open_in_root(
+                self.root.as_fd(),
+                &cpath(&path),
+                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
+            ) {
+                Ok(dir) => dir,
+                // Replaced by a later entry or layer.
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
+                Err(errno) => return Err(fail(errno)),
+            };
+            nix::sys::stat::fchmod(dir.as_fd(), Mode::from_bits_truncate(meta.mode))
+                .map_err(fail)?;
+            nix::sys::stat::futimens(
+                dir.as_fd(),
+                &TimeSpec::UTIME_OMIT,
+                &TimeSpec::new(meta.mtime, 0),
+            )
+            .map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+fn ids(header: &tar::Header) -> Result<(Uid, Gid), Why> {
+    let uid = header.uid().map_err(Why::Malformed)?;
+    let gid = header.gid().map_err(Why::Malformed)?;
+    let id = |id: u64| {
+        u32::try_from(id)
+            .map_err(|_| Why::Malformed(io::Error::other(format!("id {id} out of range"))))
+    };
+    Ok((Uid::from_raw(id(uid)?), Gid::from_raw(id(gid)?)))
+}
+
+/// The entry's extended attributes (pax `SCHILY.xattr.NAME` records).
+fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, Why> {
+    let Some(extensions) = entry.pax_extensions().map_err(Why::Malformed)? else {
+        return Ok(Vec::new());
+    };
+    let mut xattrs = Vec::new();
+    for extension in extensions {
+        let extension = extension.map_err(Why::Malformed)?;
+        if let Ok(key) = extension.key()
+            && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+        {
+            xattrs.push((name.to_string(), extension.value_bytes().to_vec()));
+        }
+    }
+    Ok(xattrs)
+}
+
+/// Set what the kernel allows: rootless, `security.capability` and `trusted.*` are refused
+/// (EPERM) and skipped; so is a name the file system does not support.
+fn set_xattrs(file: &File, xattrs: &[(String, Vec<u8>)]) -> Result<(), Why> {
+    use xattr::FileExt as _;
+    for (name, value) in xattrs {
+        match file.set_xattr(name, value) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    errno_of(&e),
+                    Errno::EPERM | Errno::EOPNOTSUPP | Errno::EACCES
+                ) => {}
+            Err(e) => {
+                return Err(Why::Sys {
+                    action: "setting an extended attribute",
+                    errno: errno_of(&e),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn errno_of(error: &io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn is_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+/// The names in a directory, without `.` and `..`.
+fn list(dir: BorrowedFd<'_>) -> Result<Vec<PathBuf>, Errno> {
+    let fd = nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut listing = nix::dir::Dir::from_fd(fd)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(PathBuf::from(OsStr::from_bytes(&name)));
+        }
+    }
+    Ok(names)
+}
+
+/// Remove `name` in `parent`, a whole directory tree included, without following a symlink.
+/// Directories are made writable first: a rootless tree may hold read-only ones.
+pub fn remove(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<(), Errno> {
+    if !is_dir {
+        return nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+    }
+    let dir = nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let _ = nix::sys::stat::fchmod(dir.as_fd(), Mode::from_bits_truncate(0o700));
+    for child in list(dir.as_fd())? {
+        let child_is_dir = is_dir_at(dir.as_fd(), child.as_os_str());
+        remove(dir.as_fd(), child.as_os_str(), child_is_dir)?;
+    }
+    nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_and_traversal_refused() {
+        assert_eq!(clean(b"./a//b/./c").unwrap(), PathBuf::from("a/b/c"));
+        assert_eq!(clean(b"/etc/passwd").unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(clean(b"./").unwrap(), PathBuf::new());
+        assert!(matches!(clean(b"a/../../etc"), Err(Why::Traversal)));
+        assert!(matches!(clean(b".."), Err(Why::Traversal)));
+        assert!(matches!(clean(b"a\0/b"), Err(Why::Nul)));
+        assert_eq!(clean(b"a/..b/c..").unwrap(), PathBuf::from("a/..b/c.."));
+    }
+}
