@@ -59,6 +59,9 @@ pub struct Host {
     pub userns_probe: Option<Result<(), String>>,
     /// Programs found on PATH.
     pub programs: Vec<(String, PathBuf)>,
+    /// The cgroup layout in words ("hybrid: ..."), and what this caller can use.
+    pub cgroup_layout: String,
+    pub cgroups: crate::cgroup::CgroupHost,
 }
 
 impl Host {
@@ -74,6 +77,8 @@ impl Host {
             landlock_abi: crate::exec::sys::landlock_abi(),
             userns_probe: Some(crate::exec::probe_user_namespace()),
             programs,
+            cgroup_layout: crate::cgroup::describe_layout(),
+            cgroups: crate::cgroup::probe(),
         }
     }
 
@@ -110,6 +115,7 @@ pub fn checks(host: &Host) -> Vec<Check> {
             .fix("sandbox builds mounts with open_tree, fsmount and mount_setattr (Linux 5.12+): upgrade the kernel"),
         None => Check::new("kernel", Status::Warn, "the kernel version is unknown"),
     });
+    out.push(cgroups(host));
     out.push(match host.landlock_abi {
         0 => Check::new("landlock", Status::Warn, "not available: [security.landlock] rules cannot be enforced")
             .fix("boot with landlock enabled: CONFIG_SECURITY_LANDLOCK=y and `lsm=landlock,...` on the kernel command line"),
@@ -198,6 +204,48 @@ pub fn checks(host: &Host) -> Vec<Check> {
     out
 }
 
+fn cgroups(host: &Host) -> Check {
+    use crate::cgroup::{Access, Controller};
+    let name = "cgroups";
+    let usable: Vec<&str> = host
+        .cgroups
+        .controllers
+        .iter()
+        .filter(|(_, access)| matches!(access, Access::Usable { .. }))
+        .map(|(c, _)| c.name())
+        .collect();
+    let usable_text = if usable.is_empty() {
+        "none".to_string()
+    } else {
+        usable.join(", ")
+    };
+    let detail = format!(
+        "{}; usable by this caller: {usable_text}",
+        host.cgroup_layout
+    );
+    let limits = [Controller::Memory, Controller::Cpu, Controller::Pids];
+    let blocked = limits.iter().find_map(|c| {
+        host.cgroups
+            .access(*c)
+            .problem(*c, host.cgroups.version, host.uid == 0)
+            .map(|(why, fix)| (*c, why, fix))
+    });
+    match blocked {
+        None => Check::new(name, Status::Ok, detail),
+        Some((controller, why, fix)) => Check::new(
+            name,
+            Status::Warn,
+            format!(
+                "{detail}; {} limits cannot be applied: {why}",
+                controller.name()
+            ),
+        )
+        .fix(format!(
+            "{fix}; or set `required = false` in [cgroup] to fall back to rlimits"
+        )),
+    }
+}
+
 fn user_namespaces(host: &Host, rootless: bool) -> Check {
     let name = "user namespaces";
     if host.read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
@@ -283,8 +331,61 @@ mod tests {
                 ("newuidmap".into(), "/usr/bin/newuidmap".into()),
                 ("newgidmap".into(), "/usr/bin/newgidmap".into()),
             ],
+            cgroup_layout: "v2".into(),
+            cgroups: delegated_v2(),
         };
         (dir, host)
+    }
+
+    fn delegated_v2() -> crate::cgroup::CgroupHost {
+        use crate::cgroup::{Access, CgroupHost, Controller};
+        let base = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        CgroupHost {
+            version: Some(crate::plan::CgroupVersion::V2),
+            controllers: Controller::ALL
+                .iter()
+                .map(|c| {
+                    (
+                        *c,
+                        Access::Usable {
+                            base: base.clone(),
+                            hierarchy: vec![],
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pure_v2_with_and_without_delegation() {
+        use crate::cgroup::{Access, Controller};
+        let (_dir, mut host) = fake(HEALTHY, 1000);
+        let check = find(&checks(&host), "cgroups").clone();
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(
+            check.detail.contains("usable by this caller: memory, cpu"),
+            "{}",
+            check.detail
+        );
+        let base = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        for (controller, access) in host.cgroups.controllers.iter_mut() {
+            if matches!(controller, Controller::Memory | Controller::Pids) {
+                *access = Access::NotDelegated { base: base.clone() };
+            }
+        }
+        let check = find(&checks(&host), "cgroups").clone();
+        assert_eq!(check.status, Status::Warn);
+        assert!(
+            check.detail.contains("memory limits cannot be applied"),
+            "{}",
+            check.detail
+        );
+        let fix = check.fix.unwrap();
+        assert!(
+            fix.to_lowercase().contains("delegat"),
+            "the fix says how to delegate: {fix}"
+        );
     }
 
     const HEALTHY: &[(&str, &str)] = &[

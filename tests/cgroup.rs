@@ -516,3 +516,37 @@ fn no_limits_no_cgroup() {
     );
     idle.assert_clean();
 }
+
+/// Rootless on this hybrid v1 host no controller is usable: with `required = false` the limits
+/// fall back to rlimits, stated as such, instead of refusing the sandbox.
+#[test]
+fn without_a_usable_controller_required_false_falls_back_to_rlimits() {
+    if !live::available(live::Who::Rootless) {
+        return;
+    }
+    let p = live::Project::new(
+        live::Who::Rootless,
+        "[rootfs]\nhost = true\n[cgroup]\nmemory = \"64M\"\npids = 64\ncpus = 0.5\nrequired = false\n",
+    );
+    // cgroup v1 has no delegation, so an unprivileged user never has a usable controller; on a
+    // v2 host the user may have a delegated subtree and nothing to fall back from.
+    if sandbox::cgroup::probe().version != Some(CgroupVersion::V1) {
+        assert!(!live::in_ci(), "CI runs on a cgroup v1 (hybrid) host");
+        eprintln!("skipped: not a cgroup v1 host");
+        return;
+    }
+    let output = p.up(&["/bin/bash", "-c", "ulimit -d; ulimit -u"]);
+    assert_eq!(output.status.code(), Some(0), "{}", live::stderr(&output));
+    assert_eq!(
+        live::stdout(&output),
+        "65536\n64\n",
+        "RLIMIT_DATA in KiB, then RLIMIT_NPROC"
+    );
+    let plan = p.command(&["plan", "--", "true"]).output().unwrap();
+    let text = live::stdout(&plan);
+    assert!(
+        text.contains("`memory` falls back to RLIMIT_DATA"),
+        "{text}"
+    );
+    assert!(text.contains("`cpus` is not applied"), "{text}");
+}

@@ -83,6 +83,18 @@ impl Controller {
 /// cpu.weight (1..10000, default 100) as v1's cpu.shares (2..262144, default 1024): the
 /// inverse of crun's shares-to-weight conversion, weight = 10^((l² + 125 l) / 612 - 7/34) with
 /// l = log2(shares), which maps 2, 1024 and 262144 to 1, 100 and 10000, so the defaults
+/// This host's layout in words, for `sandbox doctor`.
+pub fn describe_layout() -> String {
+    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+    let layout = detect(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+    match (layout.v1.is_empty(), &layout.v2) {
+        (true, None) => "no cgroup file system mounted".into(),
+        (true, Some(_)) => "cgroup v2".into(),
+        (false, None) => "cgroup v1".into(),
+        (false, Some(_)) => "hybrid: v1 controllers beside a cgroup2 mount".into(),
+    }
+}
+
 /// meet.
 pub fn cpu_shares(weight: u32) -> u64 {
     let exponent = f64::from(weight.clamp(1, 10_000)).log10() + 7.0 / 34.0;

@@ -42,6 +42,7 @@ fn mark_needed(checks: &mut [Check], plan: Option<&Plan>) {
             }
             ("pasta", Some(p)) => matches!(p.net, NetPlan::Pasta(_)),
             ("nftables", Some(p)) => matches!(p.net, NetPlan::Bridge(_)),
+            ("cgroups", Some(p)) => p.cgroup.as_ref().is_some_and(|c| !c.limits.is_empty()),
             ("idmapped mounts", Some(p)) => p
                 .mounts
                 .iter()

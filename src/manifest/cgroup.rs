@@ -24,4 +24,8 @@ pub struct Cgroup {
     pub io_weight: Option<Spanned<u32>>,
     /// The cgroup under which each sandbox gets its own group (default "sandbox").
     pub parent: Option<Spanned<String>>,
+    /// Refuse to start when a limit cannot be applied (default true). false: a limit whose
+    /// controller is unusable falls back to an rlimit where one exists (memory: RLIMIT_DATA per
+    /// process; pids: RLIMIT_NPROC per user), or is dropped, with a warning.
+    pub required: Option<Spanned<bool>>,
 }

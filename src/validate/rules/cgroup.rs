@@ -10,6 +10,7 @@ use super::super::Cx;
 use super::get;
 use crate::cgroup::{Access, Controller};
 use crate::diagnostics::Problem;
+use crate::manifest::values::{Rlimit, RlimitValue};
 use crate::manifest::{Cgroup, Span, Spanned};
 use crate::plan::{
     CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion, MountOp, MountStep, Namespaces,
@@ -23,11 +24,28 @@ const MIN_MEMORY: u64 = 1 << 20;
 
 /// The sandbox's own group: when the manifest sets a limit, or `stats` (`up --stats`) asks for
 /// its accounting.
+/// What stands in for limits a host cannot apply, with `required = false`.
+#[derive(Default)]
+pub(super) struct Fallback {
+    pub rlimits: Vec<(Rlimit, RlimitValue)>,
+    pub warnings: Vec<String>,
+}
+
+/// The rlimit that approximates a cgroup limit, when there is one, and what it really limits.
+fn rlimit_for(key: &str, limits: &CgroupLimits) -> Option<(Rlimit, u64, &'static str)> {
+    match key {
+        "memory" => limits.memory.map(|m| (Rlimit::Data, m, "RLIMIT_DATA, the heap and private mappings of each process, not the sandbox's total")),
+        "pids" => limits.pids.map(|p| (Rlimit::Nproc, p as u64, "RLIMIT_NPROC, which counts every process of your user on this host, not only the sandbox's")),
+        _ => None,
+    }
+}
+
 pub(super) fn cgroup(
     cx: &mut Cx,
     namespaces: &Namespaces,
     mounts: &[MountStep],
     stats: bool,
+    fallback: &mut Fallback,
 ) -> Option<CgroupPlan> {
     let loaded = cx.loaded;
     let none = Cgroup::default();
@@ -218,20 +236,40 @@ pub(super) fn cgroup(
         join(controller);
     }
 
+    let required = cgroup.required.as_ref().is_none_or(|r| r.value);
     for (span, key, controller) in unusable {
-        if let Some((message, help)) = host.access(controller).problem(controller, version, root) {
+        let Some((message, help)) = host.access(controller).problem(controller, version, root)
+        else {
+            continue;
+        };
+        if required {
             cx.report(
                 Problem::error(
                     "sandbox::cgroup::unavailable",
-                    format!(
-                        "`{key}` needs the {} controller: {message}",
-                        controller.name()
-                    ),
+                    format!("`{key}` needs the {} controller: {message}", controller.name()),
                 )
                 .at(span, format!("needs the {} controller", controller.name()))
-                .help(help),
+                .help(format!("{help}; or set `required = false` in [cgroup] to fall back to rlimits where they exist")),
             );
+            continue;
         }
+        let instead = match rlimit_for(key, &limits) {
+            Some((rlimit, value, what)) => {
+                fallback.rlimits.push((rlimit, RlimitValue::Limited(value)));
+                format!("falls back to {what}")
+            }
+            None => "is not applied".to_string(),
+        };
+        let warning = format!(
+            "cgroup: `{key}` {instead} ({} controller: {message})",
+            controller.name()
+        );
+        cx.report(
+            Problem::warning("sandbox::cgroup::fallback", warning.clone())
+                .at(span, format!("needs the {} controller", controller.name()))
+                .help(help),
+        );
+        fallback.warnings.push(warning);
     }
     if hierarchies.is_empty() {
         // With limits, each unusable one was reported at its key; without, only --stats asked.

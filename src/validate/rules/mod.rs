@@ -34,7 +34,15 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let time = namespaces::time(cx, &namespaces, &process);
-    let cgroup = cgroup::cgroup(cx, &namespaces, &mounts.mounts, invocation.stats);
+    let mut fallback = cgroup::Fallback::default();
+    let cgroup = cgroup::cgroup(
+        cx,
+        &namespaces,
+        &mounts.mounts,
+        invocation.stats,
+        &mut fallback,
+    );
+    security::add_fallback_rlimits(&mut security, fallback.rlimits);
     let mut warnings = std::mem::take(&mut mounts.warnings);
     let host_overlay = root
         .host_mounts
@@ -48,6 +56,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         );
     }
     warnings.extend(security::warnings(cx, &security));
+    warnings.extend(fallback.warnings);
 
     let loaded = cx.loaded;
     Plan {

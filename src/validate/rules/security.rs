@@ -172,6 +172,20 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
     }
 }
 
+/// Rlimits standing in for cgroup limits the host cannot apply; one the manifest sets itself
+/// wins.
+pub(super) fn add_fallback_rlimits(
+    security: &mut SecurityPlan,
+    rlimits: Vec<(Rlimit, RlimitValue)>,
+) {
+    for (name, value) in rlimits {
+        if !security.rlimits.iter().any(|(set, _)| *set == name) {
+            security.rlimits.push((name, value));
+        }
+    }
+    security.rlimits.sort_by_key(|(name, _)| *name);
+}
+
 /// Hide the kernel's sensitive /proc and /sys entries when the sandbox mounts those.
 pub(super) fn mask_kernel_paths(security: &mut SecurityPlan, mounts: &[MountStep]) {
     let mounted = |want: fn(&MountOp) -> bool| {
