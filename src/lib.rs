@@ -9,5 +9,6 @@ pub mod diagnostics;
 pub mod exec;
 pub mod host;
 pub mod manifest;
+pub mod netlink;
 pub mod plan;
 pub mod validate;
