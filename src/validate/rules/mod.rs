@@ -23,15 +23,16 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let user = idmap::user(cx, &namespaces, &process);
     let root = rootfs::root(cx, &namespaces);
     let net = network::network(cx, &namespaces);
+    let uts = namespaces::uts(cx, &namespaces, &name);
     let inside = mounts::Inside {
         namespaces: &namespaces,
         process: &process,
         user: user.as_ref(),
+        hostname: uts.as_ref().map(|u| u.hostname.as_str()),
     };
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
-    let uts = namespaces::uts(cx, &namespaces, &name);
     let time = namespaces::time(cx, &namespaces);
     let cgroup = cgroup::cgroup(cx);
     let mut warnings = std::mem::take(&mut mounts.warnings);
