@@ -470,16 +470,13 @@ fn pasta_children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-#[test]
-fn pasta_reaches_the_hosts_loopback_and_publishes_ports() {
-    if !live::available(Who::Rootless) {
-        return;
-    }
+as_root_and_rootless! {
+fn pasta_reaches_the_hosts_loopback_and_publishes_ports(who) {
     let host_port = free_port();
     let _host = HostServer::start(host_port, "hello-from-host");
     let published = free_port();
     let p = Project::new(
-        Who::Rootless,
+        who,
         &format!(
             "[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\nports = [\"127.0.0.1:{published}:8080/tcp\"]\n"
         ),
@@ -512,13 +509,9 @@ fn pasta_reaches_the_hosts_loopback_and_publishes_ports() {
     assert_eq!(fetch_from_host(published), None);
 }
 
-#[test]
-fn pasta_ends_when_its_supervisor_is_killed() {
-    if !live::available(Who::Rootless) {
-        return;
-    }
+fn pasta_ends_when_its_supervisor_is_killed(who) {
     let p = Project::new(
-        Who::Rootless,
+        who,
         "[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\n",
     );
     let mut sandbox = Running::start(&p, "echo ready; read -r _ || true");
@@ -535,6 +528,7 @@ fn pasta_ends_when_its_supervisor_is_killed() {
         eventually(|| !Path::new(&format!("/proc/{}", pasta[0])).exists()),
         "pasta ended"
     );
+}
 }
 
 #[test]

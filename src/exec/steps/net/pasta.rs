@@ -30,11 +30,16 @@ fn port_spec(port: &PortSpec) -> String {
     }
 }
 
-/// pasta's arguments for the sandbox whose setup process is `pid`.
-pub fn args(plan: &PastaPlan, pid: i32) -> Vec<String> {
+/// pasta's arguments for the sandbox whose setup process is `pid`. `as_root`: run by root,
+/// pasta would switch to nobody before joining the sandbox's user namespace, which root owns;
+/// it keeps root's uid instead (and has capabilities only in that namespace once it joined).
+pub fn args(plan: &PastaPlan, pid: i32, as_root: bool) -> Vec<String> {
     let mut args: Vec<String> = ["--foreground", "--quiet", "--config-net"]
         .map(String::from)
         .to_vec();
+    if as_root {
+        args.extend(["--runas".to_string(), "0:0".to_string()]);
+    }
     for (flag, protocol) in [("-t", Protocol::Tcp), ("-u", Protocol::Udp)] {
         let specs: Vec<String> = plan
             .ports
@@ -78,7 +83,7 @@ pub fn start(plan: &PastaPlan, pid: i32) -> Result<Running, StepFailure> {
     };
     let mut command = Command::new(&plan.pasta);
     command
-        .args(args(plan, pid))
+        .args(args(plan, pid, nix::unistd::geteuid().is_root()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -143,6 +148,7 @@ mod tests {
                 "[::1]:18443:8443",
             ]),
             42,
+            false,
         );
         let joined = args.join(" ");
         assert_eq!(
@@ -154,11 +160,17 @@ mod tests {
 
     #[test]
     fn no_ports_means_none_not_auto() {
-        let joined = args(&plan(&[]), 7).join(" ");
+        let joined = args(&plan(&[]), 7, false).join(" ");
         assert!(
             joined.contains("-t none -u none -T none -U none"),
             "{joined}"
         );
         assert!(joined.ends_with(" 7"));
+        assert!(!joined.contains("--runas"));
+        let as_root = args(&plan(&[]), 7, true).join(" ");
+        assert!(
+            as_root.contains("--config-net --runas 0:0 -t none"),
+            "{as_root}"
+        );
     }
 }
