@@ -383,6 +383,49 @@ fn a_taken_address_fails_with_the_net_step_and_leaves_nothing() {
 }
 
 #[test]
+fn a_failure_after_the_veth_removes_it_and_leaves_a_bridge_found_there() {
+    if !root_only() {
+        return;
+    }
+    // A link of the bridge's name that is no bridge: attaching the veth to it fails, after the
+    // lease, the bridge's rules and the veth were made.
+    let (bridge, net) = network(7);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{bridge}p"),
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let p = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    let out = p.up(&["/bin/true"]);
+    let text = stderr(&out);
+    let left_alone = link_exists(&bridge);
+    let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+    assert!(
+        left_alone,
+        "a link found there is not the launcher's to remove"
+    );
+    assert_eq!(out.status.code(), Some(125), "{text}");
+    assert!(
+        text.contains("step `net` failed") && text.contains(&format!("to {bridge}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("bridge = "),
+        "the diagnostic points at the key: {text}"
+    );
+    assert_clean(&bridge, &[address(net, 2)]);
+}
+
+#[test]
 fn a_sigkilled_supervisors_veth_rules_and_lease_go_with_the_next_run() {
     if !root_only() {
         return;

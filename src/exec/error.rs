@@ -69,6 +69,9 @@ impl StepFailure {
             (StepId::Net, Errno::EADDRINUSE) => {
                 "the sandboxes on one bridge share its subnet: use the same `subnet`, or another `bridge`".into()
             }
+            (StepId::Net, Errno::EOPNOTSUPP) if self.action.starts_with("attaching") => {
+                "a link of this name exists and is not a bridge: choose another `bridge`".into()
+            }
             (StepId::Net, Errno::EADDRNOTAVAIL) => {
                 "every address of the subnet is leased: choose a larger `subnet`".into()
             }

@@ -227,12 +227,24 @@ pub fn sandbox(plan: &BridgePlan, address: Ipv4Addr) -> Option<Nftables<'static>
     let mut batch = Batch::new();
     batch.add(table(ip, &name));
     if !plan.ports.is_empty() {
-        for (chain, hook) in [
-            ("prerouting", NfHook::Prerouting),
-            ("output", NfHook::Output),
-        ] {
-            batch.add(base_chain(ip, &name, chain, NfChainType::NAT, hook, DSTNAT));
-        }
+        batch.add(base_chain(
+            ip,
+            &name,
+            "output",
+            NfChainType::NAT,
+            NfHook::Output,
+            DSTNAT,
+        ));
+    }
+    if plan.ports.iter().any(|p| !p.host_address.is_loopback()) {
+        batch.add(base_chain(
+            ip,
+            &name,
+            "prerouting",
+            NfChainType::NAT,
+            NfHook::Prerouting,
+            DSTNAT,
+        ));
     }
     for port in &plan.ports {
         let IpAddr::V4(host) = port.host_address else {
