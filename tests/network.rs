@@ -262,17 +262,20 @@ fn isolated_sandboxes_cannot_reach_each_other() {
         &format!("{}read -r _ || true", serve(7000, "hello-from-a")),
     );
     assert_eq!(a.line(), "ready");
-    let client = Project::new(Who::Root, &bridge_manifest(&bridge, net, isolated));
-    let out = client.sh(&format!(
-        "{}{}",
-        fetch(&server_address.to_string(), 7000),
-        // The gateway (the host) is still reachable: a server there answers.
-        "(timeout 3 bash -c \"exec 3<>/dev/tcp/$(ip route | awk '/default/{print $3}')/9\" 2>&1 || true) | grep -q refused && echo refused"
-    ));
-    assert_eq!(
-        out, "failed\nrefused\n",
-        "isolated, but the gateway answers"
-    );
+    // Isolated or not, another sandbox cannot reach an isolated one.
+    for client in [isolated, ""] {
+        let client = Project::new(Who::Root, &bridge_manifest(&bridge, net, client));
+        let out = client.sh(&format!(
+            "{}{}",
+            fetch(&server_address.to_string(), 7000),
+            // The host still answers at the gateway (here: refuses a closed port).
+            "(timeout 3 bash -c \"exec 3<>/dev/tcp/$(ip route | awk '/default/{print $3}')/9\" 2>&1 || true) | grep -q refused && echo refused"
+        ));
+        assert_eq!(
+            out, "failed\nrefused\n",
+            "isolated, but the gateway answers"
+        );
+    }
     assert_eq!(a.finish(), 0);
     assert_clean(&bridge, &[server_address, address(net, 2)]);
 }
