@@ -230,7 +230,7 @@ fn read_subids(path: &Path, caller: &Caller) -> Vec<SubIdRange> {
         .unwrap_or_default()
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])

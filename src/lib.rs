@@ -6,9 +6,12 @@
 
 pub mod cli;
 pub mod diagnostics;
+pub mod doctor;
 pub mod exec;
 pub mod host;
 pub mod manifest;
 pub mod netlink;
 pub mod plan;
+pub mod state;
+pub mod trust;
 pub mod validate;

@@ -437,3 +437,19 @@ as_root_and_rootless! {
         assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
     }
 }
+
+as_root_and_rootless! {
+    fn a_deterministic_jail_prints_the_same_twice(who) {
+        let p = project(who, "[process]\ndeterministic = true\n");
+        let script = "hostname; domainname; cat /etc/machine-id; env | sort; cat /proc/uptime | cut -d. -f1";
+        let first = p.sh(script);
+        std::thread::sleep(Duration::from_millis(1100));
+        let second = p.sh(script);
+        assert_eq!(first, second);
+        let lines: Vec<&str> = first.lines().collect();
+        assert_eq!(lines[1], "(none)");
+        assert_eq!(lines[2].len(), 32);
+        assert!(lines.contains(&"TZ=UTC") && lines.contains(&"LANG=C.UTF-8"), "{first}");
+        assert_eq!(*lines.last().unwrap(), "0", "uptime starts at zero: {first}");
+    }
+}

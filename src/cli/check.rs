@@ -54,14 +54,24 @@ pub fn run(args: CheckArgs, out: &Output) -> ExitCode {
                 out.problems(&validated.problems, &loaded);
                 let errors = validated.problems.iter().filter(|p| p.is_error()).count();
                 let warnings = validated.problems.len() - errors;
-                if !valid {
+                if let Some(plan) = &validated.plan {
+                    let asked = super::trust::requests_of(plan, &loaded, &host);
+                    if !asked.is_empty() && !out.quiet {
+                        eprintln!(
+                            "note: {} asks for more than the default jail; `sandbox up` runs it once allowed (`sandbox allow`):\n{}",
+                            path.display(),
+                            super::trust::describe(&asked, &loaded)
+                        );
+                    }
+                }
+                if !valid && !out.quiet {
                     eprintln!(
                         "{}: {errors} error{}, {warnings} warning{}",
                         path.display(),
                         plural(errors),
                         plural(warnings)
                     );
-                } else if !out.quiet {
+                } else if valid && !out.quiet {
                     eprintln!(
                         "{}: valid{}",
                         path.display(),

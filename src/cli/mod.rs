@@ -1,9 +1,13 @@
 //! The command line: `sandbox up | check | plan | schema | init`.
 
 mod check;
+mod docs;
+mod doctor;
 mod init;
+mod lifecycle;
 mod plan;
 mod schema;
+mod trust;
 mod up;
 
 use std::io::IsTerminal;
@@ -88,6 +92,32 @@ pub enum Command {
     /// Write a commented starter sandbox.toml in the current folder.
     #[command(after_help = "Examples:\n  sandbox init\n  sandbox init --template ci")]
     Init(init::InitArgs),
+    /// Allow a manifest that asks for more than the default jail (records its exact content).
+    #[command(after_help = "Examples:\n  sandbox allow\n  sandbox allow ci/sandbox.toml")]
+    Allow(trust::TrustArgs),
+    /// Forget that a manifest was allowed.
+    #[command(after_help = "Example:\n  sandbox deny")]
+    Deny(trust::TrustArgs),
+    /// List the running sandboxes.
+    #[command(after_help = "Examples:\n  sandbox ps\n  sandbox ps --json")]
+    Ps(lifecycle::PsArgs),
+    /// Print what a detached sandbox's command wrote.
+    #[command(after_help = "Examples:\n  sandbox logs api\n  sandbox logs -f api")]
+    Logs(lifecycle::LogsArgs),
+    /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up.
+    #[command(after_help = "Examples:\n  sandbox down api\n  sandbox down --all --timeout 2s")]
+    Down(lifecycle::DownArgs),
+    /// Check what this host offers sandboxes, and whether a manifest can run here.
+    #[command(after_help = "Examples:\n  sandbox doctor\n  sandbox doctor ci.toml --json")]
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  sandbox completions bash > /etc/bash_completion.d/sandbox\n  sandbox completions zsh > ~/.zfunc/_sandbox\n  sandbox completions fish > ~/.config/fish/completions/sandbox.fish"
+    )]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), as checked in at docs/sandbox.1.
+    #[command(hide = true)]
+    Manpage,
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +133,14 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args, &out),
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(args, &out),
+        Command::Allow(args) => trust::allow(args, &out),
+        Command::Deny(args) => trust::deny(args, &out),
+        Command::Completions(args) => docs::completions(args),
+        Command::Doctor(args) => doctor::run(args, &out),
+        Command::Ps(args) => lifecycle::ps(args),
+        Command::Logs(args) => lifecycle::logs(args, &out),
+        Command::Down(args) => lifecycle::down(args, &out),
+        Command::Manpage => docs::manpage(),
     }
 }
 
@@ -154,6 +192,39 @@ pub fn find_manifest(argument: Option<&Path>) -> Result<PathBuf, String> {
                 )
             })
         }
+    }
+}
+
+/// [`find_manifest`], printing the error; `failure` is the exit status then.
+pub fn locate(argument: Option<&Path>, out: &Output, failure: u8) -> Result<PathBuf, ExitCode> {
+    find_manifest(argument).map_err(|message| {
+        out.error(&message);
+        ExitCode::from(failure)
+    })
+}
+
+/// A manifest found, loaded and validated for this caller, its problems printed.
+pub struct Prepared {
+    pub host: HostFacts,
+    pub loaded: Loaded,
+    pub plan: crate::plan::Plan,
+}
+
+/// Find, load and validate a manifest and print its problems; `failure` is the exit status
+/// when there is no plan.
+pub fn prepare(
+    argument: Option<&Path>,
+    invocation: &Invocation,
+    out: &Output,
+    failure: u8,
+) -> Result<Prepared, ExitCode> {
+    let path = locate(argument, out, failure)?;
+    let host = HostFacts::live();
+    let (loaded, validated) = load_and_validate(&path, &host, invocation);
+    out.problems(&validated.problems, &loaded);
+    match validated.plan {
+        Some(plan) => Ok(Prepared { host, loaded, plan }),
+        None => Err(ExitCode::from(failure)),
     }
 }
 

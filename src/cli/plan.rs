@@ -3,8 +3,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{Output, exit, find_manifest, load_and_validate};
-use crate::host::HostFacts;
+use super::{Output, exit};
 use crate::plan::{render_json, render_text};
 use crate::validate::Invocation;
 
@@ -27,22 +26,13 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, out: &Output) -> ExitCode {
-    let path = match find_manifest(args.manifest.as_deref()) {
-        Ok(path) => path,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let host = HostFacts::live();
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
     };
-    let (loaded, validated) = load_and_validate(&path, &host, &invocation);
-    out.problems(&validated.problems, &loaded);
-    let Some(plan) = validated.plan else {
-        return ExitCode::from(exit::INVALID);
+    let plan = match super::prepare(args.manifest.as_deref(), &invocation, out, exit::INVALID) {
+        Ok(prepared) => prepared.plan,
+        Err(code) => return code,
     };
     if args.json {
         println!(

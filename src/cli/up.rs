@@ -3,10 +3,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{Output, exit, find_manifest, load_and_validate};
+use super::{Output, exit};
 use crate::diagnostics::Problem;
 use crate::exec::{self, ExecError, StepFailure};
-use crate::host::HostFacts;
 use crate::manifest::Loaded;
 use crate::plan::render_text;
 use crate::validate::Invocation;
@@ -24,32 +23,36 @@ pub struct UpArgs {
     /// Print the plan instead of running it (same as `sandbox plan`).
     #[arg(long)]
     pub dry_run: bool,
+    /// Run a manifest that asks for more than the default jail this once, without recording it
+    /// (for CI scripts that run their own checked-in manifest).
+    #[arg(long)]
+    pub trust: bool,
     /// The command to run, instead of process.command.
     #[arg(last = true)]
     pub command: Vec<String>,
 }
 
 pub fn run(args: UpArgs, out: &Output) -> ExitCode {
-    let path = match find_manifest(args.manifest.as_deref()) {
-        Ok(path) => path,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(exit::LAUNCHER_FAILED);
-        }
-    };
-    let host = HostFacts::live();
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
     };
-    let (loaded, validated) = load_and_validate(&path, &host, &invocation);
-    out.problems(&validated.problems, &loaded);
-    let Some(plan) = validated.plan else {
-        return ExitCode::from(exit::LAUNCHER_FAILED);
+    let prepared = match super::prepare(
+        args.manifest.as_deref(),
+        &invocation,
+        out,
+        exit::LAUNCHER_FAILED,
+    ) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
+    let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
         print!("{}", render_text(&plan, args.verbose));
         return ExitCode::SUCCESS;
+    }
+    if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
+        return ExitCode::from(exit::LAUNCHER_FAILED);
     }
     if args.verbose {
         for warning in &plan.warnings {

@@ -151,6 +151,22 @@ pub fn clone_flags(plan: &Plan) -> u64 {
     .fold(0u64, |flags, (_, flag)| flags | flag as u64)
 }
 
+/// Try to create a user namespace, as `sandbox doctor` does: a child cloned into one exits at
+/// once. The error says why the kernel refused.
+pub fn probe_user_namespace() -> Result<(), String> {
+    match sys::clone3(libc::CLONE_NEWUSER as u64, None) {
+        Ok(sys::Forked::Child) => sys::exit_now(0),
+        Ok(sys::Forked::Parent { pidfd, .. }) => {
+            let _ = nix::sys::wait::waitid(
+                nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
+                nix::sys::wait::WaitPidFlag::WEXITED,
+            );
+            Ok(())
+        }
+        Err(errno) => Err(format!("clone(CLONE_NEWUSER): {}", errno.desc())),
+    }
+}
+
 /// Kills the child (and so the whole sandbox) if the parent gives up before supervising it.
 struct KillOnDrop(Option<OwnedFd>);
 

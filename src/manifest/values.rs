@@ -46,6 +46,14 @@ macro_rules! deserialize_via_parse {
                     fn visit_str<E: de::Error>(self, s: &str) -> Result<$ty, E> {
                         <$ty>::parse(s).map_err(ValueError::into_de)
                     }
+                    // Formats other than TOML (the JSON of a stored plan) hand over
+                    // non-negative integers as u64.
+                    fn visit_u64<E: de::Error>(self, n: u64) -> Result<$ty, E> {
+                        match i64::try_from(n) {
+                            Ok(n) => self.visit_i64(n),
+                            Err(_) => Err(E::invalid_type(de::Unexpected::Unsigned(n), &self)),
+                        }
+                    }
                     fn visit_i64<E: de::Error>(self, n: i64) -> Result<$ty, E> {
                         let from_int: Option<fn(i64) -> Result<$ty, ValueError>> = $from_int;
                         match from_int {

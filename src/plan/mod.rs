@@ -101,6 +101,8 @@ pub struct UtsPlan {
 pub struct TimePlan {
     pub monotonic_ns: i64,
     pub boottime_ns: i64,
+    /// Start both clocks at zero (plus the offsets): a deterministic jail's uptime is 0.
+    pub zero_at_start: bool,
 }
 
 impl Plan {

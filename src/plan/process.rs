@@ -17,4 +17,6 @@ pub struct ProcessPlan {
     /// Milliseconds of wall-clock time before SIGTERM.
     pub timeout_ms: Option<u64>,
     pub umask: u32,
+    /// Pin what a test jail can pin: see `process.deterministic` in docs/manifest.md.
+    pub deterministic: bool,
 }

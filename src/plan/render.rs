@@ -172,10 +172,15 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 }
             }
             if let Some(time) = &plan.time {
+                let start = if time.zero_at_start {
+                    "clocks start at zero; "
+                } else {
+                    ""
+                };
                 s.line(
                     "time",
                     format!(
-                        "clock offsets: monotonic {} ns, boottime {} ns",
+                        "{start}clock offsets: monotonic {} ns, boottime {} ns",
                         time.monotonic_ns, time.boottime_ns
                     ),
                 );

@@ -25,6 +25,17 @@ pub struct Invocation {
     pub name: Option<String>,
 }
 
+impl Invocation {
+    /// For looking at what a manifest asks for (`allow`, `doctor`): the command does not matter,
+    /// so a manifest meant to take its command from `--` is not refused for lacking one.
+    pub fn inspecting() -> Invocation {
+        Invocation {
+            command: Some(vec!["/bin/true".into()]),
+            name: None,
+        }
+    }
+}
+
 /// The outcome of validation: a plan when there is no error, and every problem found
 /// (warnings included, also alongside a plan).
 #[derive(Debug)]

@@ -146,19 +146,36 @@ pub fn child(plan: &Plan) -> Result<(), StepFailure> {
 }
 
 /// `monotonic SECS NANOS` lines with the nanoseconds always positive, as the kernel wants them.
-pub fn timens_offsets(time: &TimePlan) -> String {
+/// `now` holds the clocks' current values (monotonic, boottime) when they start at zero.
+pub fn timens_offsets(time: &TimePlan, now: Option<(i64, i64)>) -> String {
+    let (monotonic_now, boottime_now) = now.unwrap_or((0, 0));
     let line = |clock: &str, ns: i64| {
         let secs = ns.div_euclid(1_000_000_000);
         let nanos = ns.rem_euclid(1_000_000_000);
         format!("{clock} {secs} {nanos}\n")
     };
-    line("monotonic", time.monotonic_ns) + &line("boottime", time.boottime_ns)
+    line("monotonic", time.monotonic_ns - monotonic_now)
+        + &line("boottime", time.boottime_ns - boottime_now)
 }
 
 fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
     unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         .or_fail(StepId::User, || "unshare(CLONE_NEWTIME)".into())?;
-    std::fs::write("/proc/self/timens_offsets", timens_offsets(time)).map_err(|e| {
+    let now = time.zero_at_start.then(|| {
+        let read = |clock| {
+            nix::time::clock_gettime(clock).map_or(0, |t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
+        };
+        (
+            read(nix::time::ClockId::CLOCK_MONOTONIC),
+            read(nix::time::ClockId::CLOCK_BOOTTIME),
+        )
+    });
+    // The uid change of this step made the process non-dumpable, which hands its /proc files to
+    // the host's root; dumpable just for this write, so init is not ptrace-able later.
+    nix::sys::prctl::set_dumpable(true).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    let written = std::fs::write("/proc/self/timens_offsets", timens_offsets(time, now));
+    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    written.map_err(|e| {
         StepFailure::new(
             StepId::User,
             "writing /proc/self/timens_offsets",
@@ -274,10 +291,23 @@ mod tests {
 
     #[test]
     fn negative_offsets_keep_nanoseconds_positive() {
-        let text = timens_offsets(&TimePlan {
+        let time = TimePlan {
             monotonic_ns: -1_500_000_000,
             boottime_ns: 86_400_000_000_000,
-        });
-        assert_eq!(text, "monotonic -2 500000000\nboottime 86400 0\n");
+            zero_at_start: false,
+        };
+        assert_eq!(
+            timens_offsets(&time, None),
+            "monotonic -2 500000000\nboottime 86400 0\n"
+        );
+        let zeroed = TimePlan {
+            monotonic_ns: 0,
+            boottime_ns: 0,
+            zero_at_start: true,
+        };
+        assert_eq!(
+            timens_offsets(&zeroed, Some((5_000_000_000, 7_250_000_000))),
+            "monotonic -5 0\nboottime -8 750000000\n"
+        );
     }
 }

@@ -107,6 +107,12 @@ pub fn fork() -> Result<Option<libc::pid_t>> {
     }
 }
 
+/// A pidfd for an existing process, to wait for it or signal it without racing pid reuse.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd> {
+    // SAFETY: a pid and no flags; the kernel returns a new descriptor.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
     // SAFETY: a valid pidfd, a signal number, no siginfo and no flags.
     check(unsafe {

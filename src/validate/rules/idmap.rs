@@ -146,7 +146,10 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
             needs_helper: false,
         },
         Some((IdMapSpec::Auto(_), span)) => {
-            let Some(grant) = grants.first() else {
+            // Ids end at 4294967294 (u32::MAX means "no id"). /etc/subuid is written by hand
+            // and may grant past that end: such a grant is used up to the end, and one that
+            // starts there has no ids to give.
+            let Some(grant) = grants.iter().find(|g| g.count > 0 && g.start < u32::MAX) else {
                 let who = caller.user.clone().unwrap_or_else(|| own.to_string());
                 cx.report(
                     Problem::error("sandbox::idmap::no-subid-grant", format!("{} = \"auto\" needs a grant in {}", kind.key(), kind.file()))
@@ -158,19 +161,20 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
                     needs_helper: false,
                 };
             };
+            let usable = grant.count.min(u32::MAX - grant.start);
             if root {
                 // Root maps ids 0.. onto the grant itself, never past its end.
                 Side {
                     map: vec![IdMapping {
                         inside: 0,
                         outside: grant.start,
-                        count: grant.count.min(ROOT_DEFAULT_COUNT),
+                        count: usable.min(ROOT_DEFAULT_COUNT),
                     }],
                     needs_helper: false,
                 }
             } else {
                 // 0 is the caller's own id; 1.. come from the grant.
-                let count = grant.count.min(ROOT_DEFAULT_COUNT - 1);
+                let count = usable.min(ROOT_DEFAULT_COUNT - 1);
                 Side {
                     map: vec![
                         IdMapping {
@@ -358,7 +362,76 @@ fn check_mapped(cx: &mut Cx, map: &[IdMapping], id: u32, key: &str, what: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{Caller, FixedFacts, HostFacts};
+    use crate::manifest::load_str;
+    use crate::validate::{Invocation, validate};
     use proptest::prelude::*;
+
+    /// The uid map `uid_map = "auto"` gives a caller with this one /etc/subuid grant, and the
+    /// problem codes.
+    fn auto_map(euid: u32, grant: SubIdRange, user: u32) -> (Vec<IdMapping>, Vec<&'static str>) {
+        let caller = Caller {
+            uid: euid,
+            gid: euid,
+            euid,
+            user: Some("ann".into()),
+            home: None,
+            env: Default::default(),
+        };
+        let host = HostFacts::fixed(
+            caller.clone(),
+            FixedFacts {
+                subuid: vec![grant],
+                subgid: vec![grant],
+                newuidmap: Some("/usr/bin/newuidmap".into()),
+                newgidmap: Some("/usr/bin/newgidmap".into()),
+                ..FixedFacts::default()
+            },
+        );
+        let text = format!(
+            "uid_map = \"auto\"\n[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\"]\nuser = {user}\n"
+        );
+        let loaded = load_str(
+            std::path::Path::new("/project/sandbox.toml"),
+            &text,
+            &caller.vars(),
+        );
+        let validated = validate(&loaded, &host, &Invocation::default());
+        let codes = validated.problems.iter().map(|p| p.code).collect();
+        let map = validated
+            .plan
+            .map(|p| p.user.unwrap().uid_map)
+            .unwrap_or_default();
+        (map, codes)
+    }
+
+    #[test]
+    fn an_auto_map_stops_at_the_largest_id() {
+        // Found while writing the fuzz target's host facts (fuzz/): a grant running past
+        // 4294967294 made the map run past it too, and checking that `process.user` is mapped
+        // overflowed.
+        let grant = SubIdRange {
+            start: u32::MAX - 10,
+            count: 65_536,
+        };
+        for euid in [0, 1000] {
+            let (map, codes) = auto_map(euid, grant, 5);
+            assert!(codes.is_empty(), "{codes:?}");
+            assert!(!map.is_empty());
+            assert!(
+                map.iter().all(|m| m.outside_end() <= u64::from(u32::MAX)),
+                "{map:?}"
+            );
+            let (_, codes) = auto_map(euid, grant, 1000);
+            assert_eq!(codes, ["sandbox::idmap::unmapped"]);
+        }
+        let top = SubIdRange {
+            start: u32::MAX,
+            count: 1,
+        };
+        let (_, codes) = auto_map(1000, top, 0);
+        assert_eq!(codes, ["sandbox::idmap::no-subid-grant"]);
+    }
 
     proptest! {
         #[test]

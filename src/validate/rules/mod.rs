@@ -23,8 +23,9 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let user = idmap::user(cx, &namespaces, &process);
     let root = rootfs::root(cx, &namespaces);
     let net = network::network(cx, &namespaces);
-    let uts = namespaces::uts(cx, &namespaces, &name);
+    let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let inside = mounts::Inside {
+        name: &name,
         namespaces: &namespaces,
         process: &process,
         user: user.as_ref(),
@@ -33,7 +34,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
-    let time = namespaces::time(cx, &namespaces);
+    let time = namespaces::time(cx, &namespaces, &process);
     let cgroup = cgroup::cgroup(cx);
     let mut warnings = std::mem::take(&mut mounts.warnings);
     let host_overlay = root

@@ -18,6 +18,7 @@ pub(super) struct Mounts {
 
 /// Who the command is inside the sandbox: what id-mapped binds map the caller's files to.
 pub(super) struct Inside<'a> {
+    pub name: &'a str,
     pub namespaces: &'a Namespaces,
     pub process: &'a ProcessPlan,
     pub user: Option<&'a UserPlan>,
@@ -78,6 +79,15 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
 /// owner, and the host's root is not mapped in root's unprivileged id range.
 pub(super) fn sandbox_idmap(cx: &Cx, namespaces: &Namespaces) -> Option<Idmap> {
     (cx.host.caller.is_root() && namespaces.user).then_some(Idmap::Sandbox)
+}
+
+/// A deterministic jail's machine-id(5): 32 hex digits derived from the sandbox's name, so two
+/// runs of one manifest see the same id and two sandboxes different ones.
+fn machine_id(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("sandbox machine-id {name}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{hex}\n")
 }
 
 /// The keys each mount type takes besides `type` and `target`.
@@ -219,6 +229,16 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     }
 
     network_files(net, who.hostname, &mut out);
+    if who.process.deterministic {
+        out.push(MountStep {
+            op: MountOp::File {
+                target: "/etc/machine-id".into(),
+                content: machine_id(who.name),
+                mode: 0o444,
+            },
+            key: "process.deterministic".into(),
+        });
+    }
     Mounts {
         mounts: out,
         warnings,

@@ -3,11 +3,25 @@
 use super::super::Cx;
 use super::{get, section};
 use crate::diagnostics::Problem;
-use crate::plan::{Namespaces, TimePlan, UtsPlan};
+use crate::plan::{Namespaces, ProcessPlan, TimePlan, UtsPlan};
+
+/// The domain name of a deterministic jail: Linux's own "unset" value, whatever the host's is.
+pub const DETERMINISTIC_DOMAINNAME: &str = "(none)";
 
 pub(super) fn namespaces(cx: &mut Cx) -> Namespaces {
     let loaded = cx.loaded;
     let ns = section(&loaded.manifest.namespaces);
+    let deterministic = get(&section(&loaded.manifest.process).deterministic).unwrap_or(false);
+    if deterministic && let Some(time) = ns.time.as_ref().filter(|t| !t.value) {
+        cx.report(
+            Problem::error(
+                "sandbox::process::deterministic-needs-time",
+                "a deterministic jail needs its own time namespace",
+            )
+            .at(time.span, "shared with the host")
+            .help("remove `time = false`: the time namespace is what starts the jail's clocks at zero"),
+        );
+    }
     let namespaces = Namespaces {
         user: get(&ns.user).unwrap_or(true),
         mount: get(&ns.mount).unwrap_or(true),
@@ -16,7 +30,7 @@ pub(super) fn namespaces(cx: &mut Cx) -> Namespaces {
         uts: get(&ns.uts).unwrap_or(true),
         ipc: get(&ns.ipc).unwrap_or(true),
         cgroup: get(&ns.cgroup).unwrap_or(true),
-        time: get(&ns.time).unwrap_or(false),
+        time: get(&ns.time).unwrap_or(deterministic),
     };
     if let Some(mount) = ns.mount.as_ref().filter(|m| !m.value) {
         cx.report(
@@ -54,12 +68,20 @@ fn is_valid_hostname(name: &str) -> bool {
         && !name.starts_with(['-', '.'])
 }
 
-pub(super) fn uts(cx: &mut Cx, namespaces: &Namespaces, name: &str) -> Option<UtsPlan> {
+pub(super) fn uts(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    name: &str,
+    process: &ProcessPlan,
+) -> Option<UtsPlan> {
+    let pinned_domain = process
+        .deterministic
+        .then(|| DETERMINISTIC_DOMAINNAME.to_string());
     let loaded = cx.loaded;
     let Some(uts) = &loaded.manifest.uts else {
         return namespaces.uts.then(|| UtsPlan {
             hostname: hostname_from_name(name),
-            domainname: None,
+            domainname: pinned_domain,
         });
     };
     if !namespaces.uts {
@@ -90,7 +112,7 @@ pub(super) fn uts(cx: &mut Cx, namespaces: &Namespaces, name: &str) -> Option<Ut
     }
     Some(UtsPlan {
         hostname: get(&uts.value.hostname).unwrap_or_else(|| hostname_from_name(name)),
-        domainname: get(&uts.value.domainname),
+        domainname: get(&uts.value.domainname).or(pinned_domain),
     })
 }
 
@@ -98,7 +120,11 @@ fn hostname_from_name(name: &str) -> String {
     name.replace('_', "-")
 }
 
-pub(super) fn time(cx: &mut Cx, namespaces: &Namespaces) -> Option<TimePlan> {
+pub(super) fn time(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    process: &ProcessPlan,
+) -> Option<TimePlan> {
     let loaded = cx.loaded;
     let time = &loaded.manifest.time;
     if let Some(time) = time
@@ -119,6 +145,7 @@ pub(super) fn time(cx: &mut Cx, namespaces: &Namespaces) -> Option<TimePlan> {
         TimePlan {
             monotonic_ns: get(&time.monotonic_offset).map_or(0, |o| o.0),
             boottime_ns: get(&time.boottime_offset).map_or(0, |o| o.0),
+            zero_at_start: process.deterministic,
         }
     })
 }

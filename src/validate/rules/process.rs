@@ -14,6 +14,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Names `inherit_env` copies by default: a terminal type is harmless and makes tools usable.
 const DEFAULT_INHERIT: &[&str] = &["TERM"];
 
+/// Passed through to a deterministic jail: it exists to pin time stamps (reproducible-builds.org).
+const DETERMINISTIC_INHERIT: &str = "SOURCE_DATE_EPOCH";
+
 /// What a deterministic jail pins when the manifest does not set it.
 const DETERMINISTIC_ENV: &[(&str, &str)] = &[("LANG", "C.UTF-8"), ("TZ", "UTC")];
 
@@ -72,7 +75,7 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
     }
     let inherit: Vec<String> = match &process.inherit_env {
         Some(names) => names.value.iter().map(|n| n.value.clone()).collect(),
-        None if deterministic => Vec::new(),
+        None if deterministic => vec![DETERMINISTIC_INHERIT.to_string()],
         None => DEFAULT_INHERIT.iter().map(|n| n.to_string()).collect(),
     };
     for name in &inherit {
@@ -123,5 +126,6 @@ pub(super) fn process(cx: &mut Cx, invocation: &Invocation) -> ProcessPlan {
         tty: get(&process.tty).unwrap_or(Tty::Auto),
         timeout_ms: get(&process.timeout).map(|d| d.0),
         umask: get(&process.umask).map_or(0o022, |m| m.0),
+        deterministic,
     }
 }

@@ -37,6 +37,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         cx.report_absent(
             "rootfs",
             Problem::error("sandbox::rootfs::no-source", "the manifest has no [rootfs]")
+                .at(crate::manifest::Span::new(0, 0), "this manifest has no root")
                 .help("add a root, e.g.\n[rootfs]\nhost = true   # the host's /usr, /bin, /lib and /etc, read-only"),
         );
         return placeholder;

@@ -1,0 +1,594 @@
+//! Trust for manifests that ask for more than the default jail.
+//!
+//! A manifest arrives with `git clone`; running it must not hand a stranger the caller's files.
+//! [`requests`] lists what a plan asks for beyond the default jail (its own folder, the host's
+//! read-only system directories, no network beyond its own namespace, no capabilities, default
+//! security). Such a plan runs only once the caller allowed exactly that content: the store
+//! keeps the SHA-256 of every merged file, so a change to any of them asks again.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::Loaded;
+use crate::plan::{
+    DEFAULT_SECCOMP_DENY, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
+};
+
+/// Host directories a sandbox may bind read-only without asking: the system's own.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+];
+
+/// Environment variables harmless to copy in: terminal and locale settings.
+const HARMLESS_ENV: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
+
+/// One thing a manifest asks for beyond the default jail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    /// What it asks for, in words.
+    pub what: String,
+    /// Said loudly: writable access outside the project, anything under $HOME, the host's root.
+    pub loud: bool,
+    /// The manifest key behind it.
+    pub key: String,
+}
+
+impl Request {
+    fn new(key: impl Into<String>, what: impl Into<String>, loud: bool) -> Request {
+        Request {
+            what: what.into(),
+            loud,
+            key: key.into(),
+        }
+    }
+}
+
+/// What the plan asks for beyond the default jail. `home` is the caller's home folder.
+pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Request> {
+    let project = loaded.project_dir.as_path();
+    let mut out = Vec::new();
+    let outside = |path: &Path| !path.starts_with(project);
+    let under_home = |path: &Path| home.is_some_and(|home| path.starts_with(home));
+    let system = |path: &Path| SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir));
+    let describe = |path: &Path, writable: bool, what: &str| {
+        let mut text = format!("{what} {}", path.display());
+        if writable {
+            text.push_str(" WRITABLE");
+        }
+        if under_home(path) {
+            text.push_str(" (in your home folder)");
+        }
+        text
+    };
+
+    match &plan.root.source {
+        RootSource::Dir { path } | RootSource::Tar { path, .. } | RootSource::Oci { path, .. }
+            if outside(path) =>
+        {
+            out.push(Request::new(
+                "rootfs",
+                describe(path, false, "uses as its root"),
+                under_home(path),
+            ));
+        }
+        _ => {}
+    }
+    for (upper, key) in plan
+        .root
+        .overlay
+        .iter()
+        .map(|u| (u, "rootfs.overlay".to_string()))
+        .chain(plan.mounts.iter().filter_map(|m| match &m.op {
+            MountOp::Overlay { upper: Some(u), .. } => Some((u, m.key.clone())),
+            _ => None,
+        }))
+    {
+        if let OverlayUpper::Dir { upper, .. } = upper
+            && outside(upper)
+        {
+            out.push(Request::new(
+                key,
+                describe(upper, true, "keeps changes in"),
+                true,
+            ));
+        }
+    }
+    for step in &plan.mounts {
+        match &step.op {
+            MountOp::Bind {
+                source, readonly, ..
+            } if step.key != "rootfs.host" => {
+                let device = source.starts_with("/dev");
+                let harmless = *readonly && system(source);
+                if device {
+                    out.push(Request::new(
+                        &step.key,
+                        describe(source, !readonly, "gives the device"),
+                        true,
+                    ));
+                } else if outside(source) && !harmless {
+                    let loud = !readonly || under_home(source);
+                    out.push(Request::new(
+                        &step.key,
+                        describe(source, !readonly, "binds"),
+                        loud,
+                    ));
+                }
+            }
+            MountOp::Overlay { lower, .. } => {
+                for dir in lower.iter().filter(|d| outside(d) && !system(d)) {
+                    out.push(Request::new(
+                        &step.key,
+                        describe(dir, false, "layers"),
+                        under_home(dir),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    match &plan.net {
+        NetPlan::Host => out.push(Request::new(
+            "network.mode",
+            "shares the host's network",
+            true,
+        )),
+        NetPlan::Bridge(bridge) => {
+            out.push(Request::new(
+                "network.mode",
+                format!("reaches the network through bridge {}", bridge.bridge),
+                false,
+            ));
+        }
+        NetPlan::Pasta(_) => out.push(Request::new(
+            "network.mode",
+            "reaches the network through pasta",
+            false,
+        )),
+        NetPlan::None => {}
+    }
+    let ports = match &plan.net {
+        NetPlan::Bridge(bridge) => bridge.ports.as_slice(),
+        NetPlan::Pasta(pasta) => pasta.ports.as_slice(),
+        _ => &[],
+    };
+    for port in ports {
+        let everywhere = port.host_address.is_unspecified();
+        out.push(Request::new(
+            "network.ports",
+            format!("publishes port {port}"),
+            everywhere,
+        ));
+    }
+
+    let ns = &plan.namespaces;
+    let shared: Vec<&str> = [
+        (ns.user, "user"),
+        (ns.mount, "mount"),
+        (ns.pid, "pid"),
+        (ns.net, "net"),
+        (ns.uts, "uts"),
+        (ns.ipc, "ipc"),
+        (ns.cgroup, "cgroup"),
+    ]
+    .into_iter()
+    .filter_map(|(own, name)| (!own).then_some(name))
+    .collect();
+    if !shared.is_empty() {
+        out.push(Request::new(
+            "namespaces",
+            format!("shares the host's {} namespaces", shared.join(", ")),
+            shared.contains(&"user"),
+        ));
+    }
+    if let Some(user) = &plan.user
+        && user
+            .uid_map
+            .iter()
+            .chain(&user.gid_map)
+            .any(|m| m.outside == 0)
+    {
+        out.push(Request::new(
+            "uid_map",
+            "maps the host's root into the sandbox",
+            true,
+        ));
+    }
+
+    let security = &plan.security;
+    if !security.capabilities.is_empty() {
+        let names: Vec<String> = security
+            .capabilities
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        out.push(Request::new(
+            "security.capabilities",
+            format!("keeps capabilities {}", names.join(", ")),
+            false,
+        ));
+    }
+    if !security.no_new_privileges {
+        out.push(Request::new(
+            "security.no_new_privileges",
+            "lets setuid programs gain privileges (no_new_privileges = false)",
+            false,
+        ));
+    }
+    match &security.seccomp {
+        SeccompPlan::Off => out.push(Request::new("security.seccomp", "turns seccomp off", true)),
+        SeccompPlan::DenyList { deny, .. } => {
+            let missing: Vec<&str> = DEFAULT_SECCOMP_DENY
+                .iter()
+                .copied()
+                .filter(|call| !deny.iter().any(|d| d == call))
+                .collect();
+            if !missing.is_empty() {
+                out.push(Request::new(
+                    "security.seccomp",
+                    format!(
+                        "allows system calls the default profile denies ({} of them, e.g. {})",
+                        missing.len(),
+                        missing[0]
+                    ),
+                    false,
+                ));
+            }
+        }
+        SeccompPlan::AllowList { allow, .. } => {
+            let risky: Vec<&String> = allow
+                .iter()
+                .filter(|call| DEFAULT_SECCOMP_DENY.contains(&call.as_str()))
+                .collect();
+            if !risky.is_empty() {
+                let names: Vec<&str> = risky.iter().map(|s| s.as_str()).collect();
+                out.push(Request::new(
+                    "security.seccomp",
+                    format!(
+                        "allows system calls the default profile denies: {}",
+                        names.join(", ")
+                    ),
+                    false,
+                ));
+            }
+        }
+        SeccompPlan::Default => {}
+    }
+
+    for (path, _) in &loaded.extends {
+        if outside(path) {
+            out.push(Request::new(
+                "extends",
+                describe(path, false, "extends"),
+                under_home(path),
+            ));
+        }
+    }
+    let copied: Vec<&str> = plan
+        .process
+        .env
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| {
+            loaded
+                .manifest
+                .process
+                .as_ref()
+                .is_some_and(|p| inherits(p, name))
+        })
+        .filter(|name| !HARMLESS_ENV.contains(name) && !name.starts_with("LC_"))
+        .collect();
+    if !copied.is_empty() {
+        out.push(Request::new(
+            "process.inherit_env",
+            format!("copies your environment variables {}", copied.join(", ")),
+            false,
+        ));
+    }
+    let read: Vec<String> = env_variables_read(loaded);
+    if !read.is_empty() {
+        out.push(Request::new(
+            "process.env",
+            format!("reads your environment variables {}", read.join(", ")),
+            false,
+        ));
+    }
+    out
+}
+
+fn inherits(process: &crate::manifest::Process, name: &str) -> bool {
+    process
+        .inherit_env
+        .as_ref()
+        .is_some_and(|names| names.value.iter().any(|n| n.value == name))
+}
+
+/// Names read with `${env:NAME}` anywhere in the merged files (HOME and USER are not secret).
+fn env_variables_read(loaded: &Loaded) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for file in loaded.sources.files() {
+        let mut rest = file.text.as_str();
+        while let Some(index) = rest.find("${env:") {
+            rest = &rest[index + 6..];
+            let end = rest.find(['}', ':']).unwrap_or(rest.len());
+            let name = rest[..end].to_string();
+            if !name.is_empty() && !HARMLESS_ENV.contains(&name.as_str()) && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The content a decision covers: every merged file, by path and bytes, in load order.
+pub fn content_hash(loaded: &Loaded) -> String {
+    let mut hasher = Sha256::new();
+    for file in loaded.sources.files() {
+        hasher.update(file.path.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update((file.text.len() as u64).to_le_bytes());
+        hasher.update(file.text.as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where allowed manifests are recorded: one file per manifest, named by its path's hash and
+/// holding the allowed content hash and the path.
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// `$XDG_DATA_HOME/sandbox/trust`, or `~/.local/share/sandbox/trust`.
+    pub fn for_caller(
+        env: &std::collections::BTreeMap<String, String>,
+        home: Option<&str>,
+    ) -> Option<Store> {
+        let data = env
+            .get("XDG_DATA_HOME")
+            .filter(|d| Path::new(d).is_absolute())
+            .map(PathBuf::from)
+            .or_else(|| home.map(|h| Path::new(h).join(".local/share")))?;
+        Some(Store {
+            dir: data.join("sandbox/trust"),
+        })
+    }
+
+    fn entry(&self, manifest: &Path) -> PathBuf {
+        self.dir.join(hex(&Sha256::digest(
+            manifest.as_os_str().as_encoded_bytes(),
+        )))
+    }
+
+    pub fn is_allowed(&self, manifest: &Path, hash: &str) -> bool {
+        std::fs::read_to_string(self.entry(manifest))
+            .is_ok_and(|text| text.lines().next() == Some(hash))
+    }
+
+    pub fn allow(&self, manifest: &Path, hash: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let entry = self.entry(manifest);
+        let temporary = entry.with_extension("tmp");
+        std::fs::write(&temporary, format!("{hash}\n{}\n", manifest.display()))?;
+        std::fs::rename(&temporary, &entry)
+    }
+
+    /// Forget a manifest; true when it had been allowed.
+    pub fn deny(&self, manifest: &Path) -> std::io::Result<bool> {
+        match std::fs::remove_file(self.entry(manifest)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Caller, FixedFacts, HostEntry, HostFacts};
+    use crate::manifest::{load_str, vars::Vars};
+    use crate::validate::{Invocation, validate};
+
+    fn caller() -> Caller {
+        Caller {
+            uid: 1000,
+            gid: 1000,
+            euid: 1000,
+            user: Some("ann".into()),
+            home: Some("/home/ann".into()),
+            env: [
+                ("TERM".to_string(), "xterm".to_string()),
+                ("SECRET".to_string(), "s".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn asks(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let path = dir.path().join("sandbox.toml");
+        let vars = Vars {
+            home: Some("/home/ann".into()),
+            uid: 1000,
+            gid: 1000,
+            ..Vars::default()
+        };
+        let loaded = load_str(&path, text, &vars);
+        let host = HostFacts::fixed(
+            caller(),
+            FixedFacts {
+                host_root: vec![("/usr".into(), HostEntry::Dir)],
+                landlock_abi: 5,
+                nft: Some("/usr/sbin/nft".into()),
+                pasta: Some("/usr/bin/pasta".into()),
+                ..FixedFacts::default()
+            },
+        );
+        let validated = validate(
+            &loaded,
+            &host,
+            &Invocation {
+                command: Some(vec!["true".into()]),
+                name: None,
+            },
+        );
+        let plan = validated
+            .plan
+            .unwrap_or_else(|| panic!("{:?}", validated.problems));
+        requests(&plan, &loaded, Some(Path::new("/home/ann")))
+            .into_iter()
+            .map(|r| format!("{}{}", if r.loud { "!" } else { "" }, r.what))
+            .collect()
+    }
+
+    const ROOT: &str = "[rootfs]\nhost = true\n";
+
+    #[test]
+    fn the_default_jail_asks_for_nothing() {
+        assert!(asks(ROOT).is_empty());
+        let project = format!(
+            "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\nreadonly = false\n[[mount]]\ntype = \"bind\"\nsource = \"/usr/share\"\ntarget = \"/share\"\n"
+        );
+        assert!(
+            asks(&project).is_empty(),
+            "the project's own folder and read-only system dirs"
+        );
+    }
+
+    #[test]
+    fn binds_outside_the_project_are_named_and_writable_or_home_ones_loudly() {
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"/var\"\ntarget = \"/var\"\n"
+            )),
+            ["binds /var"]
+        );
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"/var\"\ntarget = \"/var\"\nreadonly = false\n"
+            )),
+            ["!binds /var WRITABLE"]
+        );
+        let home = asks(&format!(
+            "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"${{HOME}}\"\ntarget = \"/h\"\noptional = true\n"
+        ));
+        assert_eq!(home, ["!binds /home/ann (in your home folder)"]);
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"/dev/null\"\ntarget = \"/x\"\n"
+            )),
+            ["!gives the device /dev/null"]
+        );
+    }
+
+    #[test]
+    fn network_capabilities_and_weaker_security_are_named() {
+        assert_eq!(
+            asks(&format!("{ROOT}[namespaces]\nnet = false\n")),
+            [
+                "!shares the host's network",
+                "shares the host's net namespaces"
+            ]
+        );
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[network]\nmode = \"pasta\"\nports = [\"8080:80\"]\n"
+            )),
+            [
+                "reaches the network through pasta",
+                "publishes port 127.0.0.1:8080:80/tcp"
+            ]
+        );
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[security]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n"
+            )),
+            ["keeps capabilities CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(
+            asks(&format!("{ROOT}[security]\nseccomp = \"off\"\n")),
+            ["!turns seccomp off"]
+        );
+        assert_eq!(
+            asks(&format!("{ROOT}[security]\nno_new_privileges = false\n")),
+            ["lets setuid programs gain privileges (no_new_privileges = false)"]
+        );
+        let weaker = asks(&format!(
+            "{ROOT}[security]\nseccomp = {{ default_action = \"allow\", deny = [\"ptrace\"] }}\n"
+        ));
+        assert!(
+            weaker[0].starts_with("allows system calls the default profile denies"),
+            "{weaker:?}"
+        );
+    }
+
+    #[test]
+    fn environment_reads_are_named() {
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[process]\ninherit_env = [\"TERM\", \"SECRET\"]\n"
+            )),
+            ["copies your environment variables SECRET"]
+        );
+        assert_eq!(
+            asks(&format!(
+                "{ROOT}[process]\nenv = {{ T = \"${{env:SECRET:-x}}\" }}\n"
+            )),
+            ["reads your environment variables SECRET"]
+        );
+    }
+
+    #[test]
+    fn the_hash_covers_every_byte_of_every_file() {
+        let vars = Vars::default();
+        let a = content_hash(&load_str(
+            Path::new("/p/sandbox.toml"),
+            "[rootfs]\nhost = true\n",
+            &vars,
+        ));
+        let b = content_hash(&load_str(
+            Path::new("/p/sandbox.toml"),
+            "[rootfs]\nhost = true \n",
+            &vars,
+        ));
+        let c = content_hash(&load_str(
+            Path::new("/q/sandbox.toml"),
+            "[rootfs]\nhost = true\n",
+            &vars,
+        ));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn the_store_records_and_forgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = [(
+            "XDG_DATA_HOME".to_string(),
+            dir.path().display().to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let store = Store::for_caller(&env, None).unwrap();
+        let manifest = Path::new("/p/sandbox.toml");
+        assert!(!store.is_allowed(manifest, "abc"));
+        store.allow(manifest, "abc").unwrap();
+        assert!(store.is_allowed(manifest, "abc"));
+        assert!(!store.is_allowed(manifest, "abd"));
+        assert!(store.deny(manifest).unwrap());
+        assert!(!store.is_allowed(manifest, "abc"));
+        assert!(!store.deny(manifest).unwrap());
+    }
+}

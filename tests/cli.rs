@@ -1,0 +1,104 @@
+//! The command line as people meet it: help, completions, man page, colours.
+
+use std::process::Command;
+
+use clap::CommandFactory;
+use sandbox::cli::Cli;
+
+fn sandbox(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(args)
+        .output()
+        .expect("run sandbox")
+}
+
+fn subcommands() -> Vec<String> {
+    Cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_string())
+        .collect()
+}
+
+#[test]
+fn the_checked_in_man_page_is_current() {
+    let generated = sandbox(&["manpage"]);
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sandbox.1")).unwrap();
+    assert!(
+        generated.stdout == checked_in.as_bytes(),
+        "docs/sandbox.1 is stale: regenerate it with `cargo run -q -- manpage > docs/sandbox.1`"
+    );
+}
+
+#[test]
+fn man_page_and_completions_mention_every_subcommand() {
+    let man = String::from_utf8(sandbox(&["manpage"]).stdout).unwrap();
+    let names = subcommands();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in &names {
+        assert!(
+            man.contains(&format!("sandbox {name}")),
+            "the man page misses {name}"
+        );
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = sandbox(&["completions", shell]);
+        assert!(script.status.success());
+        let script = String::from_utf8(script.stdout).unwrap();
+        for name in &names {
+            assert!(
+                script.contains(name.as_str()),
+                "{shell} completions miss {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for name in subcommands() {
+        let help = sandbox(&[&name, "--help"]);
+        assert!(help.status.success(), "{name} --help");
+        let text = String::from_utf8(help.stdout).unwrap();
+        assert!(
+            text.contains("Example"),
+            "`sandbox {name} --help` shows no example:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn colours_follow_color_and_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("sandbox.toml");
+    std::fs::write(&manifest, "[rootfs]\nhost = 1\n").unwrap();
+    let manifest = manifest.to_str().unwrap();
+    let run = |args: &[&str], no_color: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+        command.args(args).arg(manifest);
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        String::from_utf8(command.output().unwrap().stderr).unwrap()
+    };
+    assert!(
+        run(&["--color", "always", "check"], false).contains('\u{1b}'),
+        "colours when asked"
+    );
+    assert!(!run(&["--color", "never", "check"], false).contains('\u{1b}'));
+    assert!(
+        !run(&["check"], true).contains('\u{1b}'),
+        "NO_COLOR, and stderr is not a terminal"
+    );
+    let quiet = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["--quiet", "check", manifest])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("errors,"),
+        "quiet drops the summary line"
+    );
+}

@@ -1,0 +1,62 @@
+//! `sandbox doctor` reports the real state of this host, as root and rootless.
+
+#![allow(unsafe_code)] // asks the kernel for the landlock ABI itself, to compare
+
+mod live;
+
+use live::{Project, Who};
+
+fn doctor(p: &Project, args: &[&str]) -> (serde_json::Value, Option<i32>) {
+    let mut all = vec!["doctor", "--json"];
+    all.extend_from_slice(args);
+    let out = p.command(&all).output().unwrap();
+    (
+        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON"),
+        out.status.code(),
+    )
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+as_root_and_rootless! {
+    fn doctor_reports_what_the_kernel_files_say(who) {
+        let p = Project::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n");
+        let (report, status) = doctor(&p, &[]);
+        assert_eq!(status, Some(0), "{report:#}");
+        assert_eq!(report["can_run"], true);
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let major_minor: String = release.split('.').take(2).collect::<Vec<_>>().join(".");
+        assert!(check(&report, "kernel")["detail"].as_str().unwrap().contains(&major_minor));
+        let actions = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").unwrap();
+        assert!(check(&report, "seccomp")["detail"].as_str().unwrap().contains(actions.trim()));
+        // SAFETY: the VERSION query reads and writes no memory.
+        let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+        let landlock = check(&report, "landlock")["detail"].as_str().unwrap();
+        if abi > 0 {
+            assert!(landlock.starts_with(&format!("ABI {abi}:")), "{landlock}");
+        } else {
+            assert!(landlock.starts_with("not available"), "{landlock}");
+        }
+        assert_eq!(check(&report, "user namespaces")["status"], "ok");
+        let idmap = &check(&report, "idmapped mounts")["status"];
+        assert_eq!(idmap == "ok", who == Who::Root);
+
+        let (manifest, status) = doctor(&p, &[p.manifest().to_str().unwrap()]);
+        assert_eq!((manifest["can_run"].as_bool(), status), (Some(true), Some(0)));
+    }
+
+    fn doctor_says_when_a_manifest_cannot_run_here(who) {
+        let p = Project::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n[cgroup]\nmemory = \"1K\"\n");
+        let (report, status) = doctor(&p, &[p.manifest().to_str().unwrap()]);
+        assert_eq!(status, Some(1));
+        assert_eq!(report["can_run"], false);
+        assert!(report["manifest_problems"][0].as_str().unwrap().contains("memory"), "{report:#}");
+    }
+}
