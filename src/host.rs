@@ -90,6 +90,8 @@ pub struct HostFacts {
     subgid: OnceCell<Vec<SubIdRange>>,
     newuidmap: OnceCell<Option<PathBuf>>,
     newgidmap: OnceCell<Option<PathBuf>>,
+    nft: OnceCell<Option<PathBuf>>,
+    pasta: OnceCell<Option<PathBuf>>,
     host_root: OnceCell<Vec<(String, HostEntry)>>,
     landlock_abi: OnceCell<u32>,
     cgroup: OnceCell<CgroupHost>,
@@ -109,6 +111,8 @@ impl HostFacts {
             subgid: OnceCell::new(),
             newuidmap: OnceCell::new(),
             newgidmap: OnceCell::new(),
+            nft: OnceCell::new(),
+            pasta: OnceCell::new(),
             host_root: OnceCell::new(),
             landlock_abi: OnceCell::new(),
             cgroup: OnceCell::new(),
@@ -122,6 +126,8 @@ impl HostFacts {
         let _ = facts.subgid.set(fixed.subgid);
         let _ = facts.newuidmap.set(fixed.newuidmap);
         let _ = facts.newgidmap.set(fixed.newgidmap);
+        let _ = facts.nft.set(fixed.nft);
+        let _ = facts.pasta.set(fixed.pasta);
         let _ = facts.host_root.set(fixed.host_root);
         let _ = facts.landlock_abi.set(fixed.landlock_abi);
         let _ = facts.cgroup.set(fixed.cgroup);
@@ -148,6 +154,16 @@ impl HostFacts {
         self.newgidmap
             .get_or_init(|| find_program("newgidmap"))
             .as_deref()
+    }
+
+    /// `nft` (Debian's nftables), which bridge networking drives for NAT and published ports.
+    pub fn nft(&self) -> Option<&Path> {
+        self.nft.get_or_init(|| find_program("nft")).as_deref()
+    }
+
+    /// `pasta` (Debian's passt), the user-mode network of rootless sandboxes.
+    pub fn pasta(&self) -> Option<&Path> {
+        self.pasta.get_or_init(|| find_program("pasta")).as_deref()
     }
 
     /// The host's /usr, /bin, /lib*, ... that exist, as directories or symlinks.
@@ -195,6 +211,8 @@ pub struct FixedFacts {
     pub subgid: Vec<SubIdRange>,
     pub newuidmap: Option<PathBuf>,
     pub newgidmap: Option<PathBuf>,
+    pub nft: Option<PathBuf>,
+    pub pasta: Option<PathBuf>,
     pub host_root: Vec<(String, HostEntry)>,
     pub landlock_abi: u32,
     pub cgroup: CgroupHost,

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod exec;
 pub mod host;
 pub mod manifest;
+pub mod netlink;
 pub mod plan;
 pub mod rootfs;
 pub mod state;

@@ -430,6 +430,8 @@ mod tests {
             FixedFacts {
                 host_root: vec![("/usr".into(), HostEntry::Dir)],
                 landlock_abi: 5,
+                nft: Some("/usr/sbin/nft".into()),
+                pasta: Some("/usr/bin/pasta".into()),
                 ..FixedFacts::default()
             },
         );

@@ -42,6 +42,8 @@ pub fn fixed_facts() -> FixedFacts {
         subgid: grant,
         newuidmap: Some("/usr/bin/newuidmap".into()),
         newgidmap: Some("/usr/bin/newgidmap".into()),
+        nft: Some("/usr/sbin/nft".into()),
+        pasta: Some("/usr/bin/pasta".into()),
         host_root: vec![
             ("/usr".into(), HostEntry::Dir),
             ("/bin".into(), HostEntry::Symlink("usr/bin".into())),

@@ -445,6 +445,8 @@ impl Input {
                 subgid: ranges(&f.subgid),
                 newuidmap: f.helpers.then(|| "/usr/bin/newuidmap".into()),
                 newgidmap: f.helpers.then(|| "/usr/bin/newgidmap".into()),
+                nft: f.helpers.then(|| "/usr/sbin/nft".into()),
+                pasta: f.helpers.then(|| "/usr/bin/pasta".into()),
                 host_root,
                 landlock_abi: u32::from(f.landlock_abi % 8),
             },

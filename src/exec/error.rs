@@ -83,6 +83,23 @@ impl StepFailure {
                  may not exceed one set on its parent)"
                     .into()
             }
+            (StepId::Net, Errno::EADDRINUSE) if self.action.starts_with("leasing") => {
+                "a running sandbox has this address; leave `address` out to lease the next free one".into()
+            }
+            (StepId::Net, Errno::EADDRINUSE) => {
+                "the sandboxes on one bridge share its subnet: use the same `subnet`, or another `bridge`".into()
+            }
+            (StepId::Net, Errno::EOPNOTSUPP) if self.action.starts_with("attaching") => {
+                "a link of this name exists and is not a bridge: choose another `bridge`".into()
+            }
+            (StepId::Net, Errno::EADDRNOTAVAIL) => {
+                "every address of the subnet is leased: choose a larger `subnet`".into()
+            }
+            (StepId::Net, Errno::ENETDOWN) if self.action.starts_with("pasta") => {
+                "pasta's own message is above; it needs /dev/net/tun readable and writable by you \
+                 (udev makes it so; on a bare VM: chmod 0666 /dev/net/tun)"
+                    .into()
+            }
             (StepId::Chroot, _) => "pivot_root needs the new root to be a mount point not shared with the host".into(),
             (StepId::Exec, Errno::ENOENT) if self.action.starts_with("executing") => {
                 "the program was not found in the sandbox (check PATH and the root)".into()

@@ -7,6 +7,7 @@
 //! notices a supervisor killed before it could set PR_SET_PDEATHSIG.
 
 use std::io::{IoSlice, IoSliceMut};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -22,8 +23,12 @@ use crate::plan::StepId;
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
     /// Start. The message carries the mounts the supervisor prepared (see
-    /// `steps::mount::Prepared`): one per slot whose flag in `prepared` is true.
-    Go { prepared: Vec<bool> },
+    /// `steps::mount::Prepared`): one per slot whose flag in `prepared` is true; and the
+    /// sandbox's address on its bridge.
+    Go {
+        prepared: Vec<bool>,
+        address: Option<Ipv4Addr>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -125,9 +130,19 @@ mod tests {
     #[test]
     fn messages_and_descriptors_cross_the_pair() {
         let (parent, child) = pair().unwrap();
-        parent.send(&ToChild::Go { prepared: vec![] }, &[]).unwrap();
+        let go = ToChild::Go {
+            prepared: vec![],
+            address: Some(Ipv4Addr::new(10, 88, 0, 2)),
+        };
+        parent.send(&go, &[]).unwrap();
         let (go, fds): (ToChild, _) = child.recv().unwrap();
-        assert_eq!(go, ToChild::Go { prepared: vec![] });
+        assert_eq!(
+            go,
+            ToChild::Go {
+                prepared: vec![],
+                address: Some(Ipv4Addr::new(10, 88, 0, 2))
+            }
+        );
         assert!(fds.is_empty());
 
         let file = std::fs::File::open("/dev/null").unwrap();

@@ -17,6 +17,7 @@ mod supervise;
 pub mod sys;
 
 use std::io::IsTerminal;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,8 +104,13 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
     let step_started = Instant::now();
     let prepared = mount::parent(plan, root, child.as_raw())?;
     timings.push(("mount (parent)".into(), step_started.elapsed()));
+    let step_started = Instant::now();
+    // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
+    let network = net::parent(&plan.net, child.as_raw())?;
+    timings.push(("net (parent)".into(), step_started.elapsed()));
     let go = ToChild::Go {
         prepared: prepared.iter().map(Option::is_some).collect(),
+        address: network.address(),
     };
     let fds: Vec<_> = prepared.iter().flatten().map(AsRawFd::as_raw_fd).collect();
     parent_end
@@ -146,6 +152,7 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
         outcome.usage = Some(usage);
         outcome.cleanup = removed.err();
     }
+    drop(network);
     Ok((outcome, timings))
 }
 
@@ -215,17 +222,18 @@ fn child_main(
 ) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let prepared = match channel.recv::<ToChild>() {
-        Ok((ToChild::Go { prepared }, fds)) => {
+    let (prepared, address) = match channel.recv::<ToChild>() {
+        Ok((ToChild::Go { prepared, address }, fds)) => {
             let mut fds = fds.into_iter();
-            prepared
+            let prepared = prepared
                 .into_iter()
                 .map(|made| if made { fds.next() } else { None })
-                .collect()
+                .collect();
+            (prepared, address)
         }
         _ => sys::exit_now(125),
     };
-    let (timings, master, terminal) = match setup(plan, root, terminal, prepared) {
+    let (timings, master, terminal) = match setup(plan, root, terminal, prepared, address) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -269,6 +277,7 @@ fn setup(
     root: Option<&Path>,
     terminal: bool,
     prepared: mount::Prepared,
+    address: Option<Ipv4Addr>,
 ) -> Result<Setup, StepFailure> {
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
@@ -283,13 +292,13 @@ fn setup(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
-    let new_root = mount::child(plan, root, prepared)?;
+    let new_root = mount::child(plan, root, prepared, address)?;
     lap(StepId::Mount, &mut timings);
     if plan.namespaces.pid {
         pid::install_handlers()?;
     }
     lap(StepId::Pid, &mut timings);
-    net::child(plan)?;
+    net::child(plan, address)?;
     lap(StepId::Net, &mut timings);
     chroot::child(plan, new_root)?;
     lap(StepId::Chroot, &mut timings);

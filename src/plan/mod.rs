@@ -18,8 +18,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
-pub use mount::{Idmap, Layer, MountOp, MountStep, OverlayUpper, RootPlan, RootSource};
-pub use net::{BridgePlan, NetPlan, PastaPlan};
+pub use mount::{
+    Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan, RootSource,
+    hosts_file,
+};
+pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;
 pub use render::{Line, StepId, StepView, render_json, render_text, steps};
 pub use security::{DEFAULT_SECCOMP_DENY, LandlockPlan, SeccompPlan, SecurityPlan};

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +125,35 @@ pub enum MountOp {
         target: PathBuf,
         mode: u32,
     },
+    /// /etc/hosts of a sandbox with a network: localhost, the sandbox's own name on its
+    /// address (a bridge sandbox's is leased as it starts, so the file is written then), and
+    /// the manifest's names.
+    Hosts {
+        target: PathBuf,
+        hostname: Option<String>,
+        names: BTreeMap<String, IpAddr>,
+    },
+}
+
+/// Where the sandbox's own name points when it has no address of its own (pasta shares the
+/// host's): the loopback address Debian gives the host name.
+pub const OWN_NAME_FALLBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 1, 1);
+
+/// The text of a [`MountOp::Hosts`] file, once the sandbox's address is known.
+pub fn hosts_file(
+    hostname: Option<&str>,
+    address: Option<Ipv4Addr>,
+    names: &BTreeMap<String, IpAddr>,
+) -> String {
+    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    if let Some(hostname) = hostname {
+        let own = address.unwrap_or(OWN_NAME_FALLBACK);
+        text.push_str(&format!("{own}\t{hostname}\n"));
+    }
+    for (name, ip) in names {
+        text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    text
 }
 
 impl MountOp {
@@ -138,7 +169,8 @@ impl MountOp {
             | MountOp::Overlay { target, .. }
             | MountOp::Symlink { target, .. }
             | MountOp::File { target, .. }
-            | MountOp::Dir { target, .. } => target,
+            | MountOp::Dir { target, .. }
+            | MountOp::Hosts { target, .. } => target,
         }
     }
 
@@ -155,6 +187,7 @@ impl MountOp {
             MountOp::Symlink { .. } => "symlink",
             MountOp::File { .. } => "file",
             MountOp::Dir { .. } => "dir",
+            MountOp::Hosts { .. } => "hosts",
         }
     }
 }

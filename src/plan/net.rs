@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,8 @@ pub struct BridgePlan {
     pub isolate: bool,
     pub dns: Vec<IpAddr>,
     pub hosts: BTreeMap<String, IpAddr>,
+    /// The `nft` program that installs the NAT and forwarding rules.
+    pub nft: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,4 +38,26 @@ pub struct PastaPlan {
     pub ports: Vec<PortSpec>,
     pub dns: Vec<IpAddr>,
     pub hosts: BTreeMap<String, IpAddr>,
+    /// The `pasta` program (Debian's passt package).
+    pub pasta: PathBuf,
+}
+
+/// Where bridge leases live: one folder per bridge, one file per leased address.
+pub const LEASE_DIR: &str = "/run/sandbox/net";
+
+/// The host end of a bridge sandbox's veth pair: named after its address, so a run that finds
+/// a stale lease knows which link to remove (an interface name has at most 15 bytes).
+pub fn veth_name(address: Ipv4Addr) -> String {
+    format!("sbx{:08x}", u32::from(address))
+}
+
+/// The nftables table of a bridge: masquerade for its subnet.
+pub fn bridge_table(bridge: &str) -> String {
+    format!("sandbox-{bridge}")
+}
+
+/// The nftables tables (ip and bridge families) of one sandbox: its published ports and
+/// isolation. Removing a sandbox's rules is deleting its tables.
+pub fn sandbox_table(bridge: &str, address: Ipv4Addr) -> String {
+    format!("sandbox-{bridge}-{address}")
 }

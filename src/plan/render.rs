@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    DEFAULT_SECCOMP_DENY, Idmap, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource,
-    SeccompPlan,
+    DEFAULT_SECCOMP_DENY, Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan,
+    RootSource, SeccompPlan, bridge_table, sandbox_table, veth_name,
 };
 use crate::plan::IdMapping;
 
@@ -253,34 +253,56 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 NetPlan::Host => return None,
                 NetPlan::None => s.line("network.mode", "own network namespace with only lo, up"),
                 NetPlan::Bridge(bridge) => {
+                    let prefix = bridge.subnet.prefix_len();
+                    let table = bridge_table(&bridge.bridge);
                     s.line(
                         "network.bridge",
                         format!(
-                            "veth pair to bridge {} (gateway {}), the sandbox end named eth0",
+                            "bridge {} with {}/{prefix}, created on first use; IPv4 forwarding on; nft table ip {table}: masquerade {} to the outside",
+                            bridge.bridge, bridge.gateway, bridge.subnet
+                        ),
+                    );
+                    // The names that depend on a leased address are shown with a placeholder.
+                    let (address, veth, own) = match bridge.address {
+                        Some(address) => (
+                            address.to_string(),
+                            veth_name(address),
+                            sandbox_table(&bridge.bridge, address),
+                        ),
+                        None => (
+                            "ADDRESS".to_string(),
+                            "sbx<ADDRESS in hex>".to_string(),
+                            format!("sandbox-{}-ADDRESS", bridge.bridge),
+                        ),
+                    };
+                    s.line(
+                        "network.address",
+                        format!(
+                            "lease {} in {LEASE_DIR}/{}/",
+                            match bridge.address {
+                                Some(address) => address.to_string(),
+                                None => format!("ADDRESS, the next free one in {}", bridge.subnet),
+                            },
+                            bridge.bridge
+                        ),
+                    );
+                    s.line(
+                        "network.bridge",
+                        format!(
+                            "veth pair {veth} (on {}) / eth0 (inside): {address}/{prefix}, up, default route via {}",
                             bridge.bridge, bridge.gateway
                         ),
                     );
-                    s.line(
-                        "network.address",
-                        match bridge.address {
-                            Some(address) => {
-                                format!("address {address}/{}", bridge.subnet.prefix_len())
-                            }
-                            None => format!("address: the next free one in {}", bridge.subnet),
-                        },
-                    );
-                    s.line(
-                        "network.subnet",
-                        format!(
-                            "default route via {}; masquerade {} to the outside",
-                            bridge.gateway, bridge.subnet
-                        ),
-                    );
                     for port in &bridge.ports {
+                        let from = if port.host_address.is_loopback() {
+                            "the host's own connections"
+                        } else {
+                            "connections to the host"
+                        };
                         s.line(
                             "network.ports",
                             format!(
-                                "forward {}:{}/{} to the sandbox's port {}",
+                                "nft table ip {own}: dnat {}:{}/{} to {address}:{} ({from})",
                                 port.host_address, port.host_port, port.protocol, port.sandbox_port
                             ),
                         );
@@ -288,12 +310,18 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     if bridge.isolate {
                         s.line(
                             "network.isolate",
-                            "isolated from other sandboxes on the bridge",
+                            format!("nft table bridge {own}: drop frames between {veth} and the other ports of {}", bridge.bridge),
                         );
                     }
                 }
                 NetPlan::Pasta(pasta) => {
-                    s.line("network.mode", "user-mode networking through pasta");
+                    s.line(
+                        "network.mode",
+                        format!(
+                            "user-mode networking: {} joins the sandbox's namespaces; the host's loopback is at the gateway's address",
+                            pasta.pasta.display()
+                        ),
+                    );
                     for port in &pasta.ports {
                         s.line(
                             "network.ports",
@@ -638,6 +666,20 @@ fn describe_mount(op: &MountOp) -> String {
             content.len()
         ),
         MountOp::Dir { target, mode } => format!("dir {} mode {mode:04o}", target.display()),
+        MountOp::Hosts {
+            target,
+            hostname,
+            names,
+        } => {
+            let mut entries = vec!["localhost".to_string()];
+            entries.extend(
+                hostname
+                    .iter()
+                    .map(|name| format!("{name} (the sandbox's address)")),
+            );
+            entries.extend(names.iter().map(|(name, ip)| format!("{name} {ip}")));
+            format!("hosts {}: {}", target.display(), entries.join(", "))
+        }
     }
 }
 

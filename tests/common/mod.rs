@@ -140,6 +140,8 @@ impl Facts {
                 subgid: self.subids.clone(),
                 newuidmap: helper("newuidmap"),
                 newgidmap: helper("newgidmap"),
+                nft: helper("nft"),
+                pasta: helper("pasta"),
                 host_root: vec![
                     ("/usr".into(), HostEntry::Dir),
                     ("/bin".into(), HostEntry::Symlink("usr/bin".into())),
@@ -175,7 +177,7 @@ pub struct Expect {
 /// # help: disjoint                                     (optional: text the help must contain)
 /// # caller: root                                       (default: rootless, uid 1000)
 /// # subids: 100000:65536                               (default: no grant)
-/// # helpers: none                                      (default: newuidmap/newgidmap present)
+/// # helpers: none                                      (default: newuidmap/newgidmap, nft, pasta present)
 /// # landlock-abi: 3                                    (default: 5)
 /// # cgroup: v1                                         (default: v2, delegated; or none)
 /// ```
@@ -249,11 +251,8 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
             "helpers" => {
                 header.facts.helpers = match value {
                     "none" => false,
-                    "newuidmap" => true,
-                    other => panic!(
-                        "{}: helpers is none or newuidmap, not {other}",
-                        path.display()
-                    ),
+                    "all" => true,
+                    other => panic!("{}: helpers is none or all, not {other}", path.display()),
                 }
             }
             "landlock-abi" => header.facts.landlock_abi = value.parse().expect("landlock ABI"),

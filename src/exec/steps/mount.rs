@@ -18,6 +18,7 @@
 //! under /oldroot, until the chroot step.
 
 use std::ffi::{CString, OsStr};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use crate::exec::write_all;
-use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId};
+use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file};
 
 const STAGING: &str = "/tmp";
 const OLD_ROOT: &str = "/oldroot";
@@ -57,6 +58,8 @@ struct Staging {
     prepared: std::vec::IntoIter<Option<OwnedFd>>,
     /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
     userns: bool,
+    /// The sandbox's address on a bridge, leased by the supervisor, for /etc/hosts.
+    address: Option<Ipv4Addr>,
 }
 
 impl Staging {
@@ -256,11 +259,13 @@ fn make_owned_dir(dir: &Path, (uid, gid): (u32, u32)) -> Result<(), Errno> {
 }
 
 /// Build the new root and make every mount; returns a descriptor of the new root.
-/// `prepared` holds what [`parent`] made, `cached` the unpacked tree of a tar or OCI root.
+/// `prepared` holds what [`parent`] made, `cached` the unpacked tree of a tar or OCI root,
+/// `address` the sandbox's leased address.
 pub fn child(
     plan: &Plan,
     cached: Option<&Path>,
     prepared: Prepared,
+    address: Option<Ipv4Addr>,
 ) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
@@ -301,6 +306,7 @@ pub fn child(
         counter: 0,
         prepared: prepared.into_iter(),
         userns: plan.namespaces.user,
+        address,
     };
 
     let new_root = root(plan, cached, &mut staging)?;
@@ -572,21 +578,14 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             target,
             content,
             mode,
+        } => bind_file(root, staging, target, content, *mode),
+        MountOp::Hosts {
+            target,
+            hostname,
+            names,
         } => {
-            // The content lives in the staging tmpfs and is bound over the target, so a file in
-            // a root directory from the host is never overwritten.
-            let name = staging.next_name("files/");
-            let file = nix::fcntl::openat(
-                staging.dir.as_fd(),
-                name.as_str(),
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )?;
-            write_all(file.as_fd(), content.as_bytes())?;
-            fchmod(file.as_fd(), Mode::from_bits_truncate(*mode))?;
-            drop(file);
-            let tree = sys::open_tree_clone(Some(staging.dir.as_fd()), &cstring(&name))?;
-            sys::move_mount(tree.as_fd(), ensure(root, target, Leaf::File)?.as_fd())
+            let content = hosts_file(hostname.as_deref(), staging.address, names);
+            bind_file(root, staging, target, &content, 0o644)
         }
         MountOp::Dir { target, mode } => {
             let dir = ensure(root, target, Leaf::Dir)?;
@@ -594,6 +593,29 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             fchmod(dir.as_fd(), Mode::from_bits_truncate(*mode))
         }
     }
+}
+
+/// A file with `content` over `target`. The content lives in the staging tmpfs and is bound
+/// over the target, so a file in a root directory from the host is never overwritten.
+fn bind_file(
+    root: BorrowedFd<'_>,
+    staging: &mut Staging,
+    target: &Path,
+    content: &str,
+    mode: u32,
+) -> Result<(), Errno> {
+    let name = staging.next_name("files/");
+    let file = nix::fcntl::openat(
+        staging.dir.as_fd(),
+        name.as_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    write_all(file.as_fd(), content.as_bytes())?;
+    fchmod(file.as_fd(), Mode::from_bits_truncate(mode))?;
+    drop(file);
+    let tree = sys::open_tree_clone(Some(staging.dir.as_fd()), &cstring(&name))?;
+    sys::move_mount(tree.as_fd(), ensure(root, target, Leaf::File)?.as_fd())
 }
 
 fn devpts(target: BorrowedFd<'_>) -> Result<(), Errno> {

@@ -438,30 +438,21 @@ pub fn unlock_pty(master: BorrowedFd<'_>) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Network
+// Helpers
 
-/// Bring `lo` up: a fresh network namespace has it down.
-pub fn loopback_up() -> Result<()> {
-    // SAFETY: a datagram socket is only used for the interface ioctls below.
-    let socket =
-        check(
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
-                as libc::c_long,
-        )
-        .map(owned)?;
-    // SAFETY: ifreq is plain data; zeroed is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+/// Have the kernel kill the program `command` starts when the supervisor dies (a SIGKILLed
+/// supervisor cannot end it itself). The setting survives execve(2).
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before execve and only calls prctl(2),
+    // which is async-signal-safe and touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
     }
-    // SAFETY: SIOCGIFFLAGS fills ifr_flags of a named ifreq.
-    check(
-        unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) }
-            as libc::c_long,
-    )?;
-    // SAFETY: the union field just filled by the kernel.
-    unsafe { request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-    // SAFETY: SIOCSIFFLAGS reads the named ifreq.
-    check(unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } as libc::c_long)
-        .map(drop)
 }

@@ -23,16 +23,17 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let process = process::process(cx, invocation, root.image.as_ref());
     let user = idmap::user(cx, &namespaces, &process);
     let net = network::network(cx, &namespaces);
+    let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let inside = mounts::Inside {
         name: &name,
         namespaces: &namespaces,
         process: &process,
         user: user.as_ref(),
+        hostname: uts.as_ref().map(|u| u.hostname.as_str()),
     };
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
-    let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let time = namespaces::time(cx, &namespaces, &process);
     let mut fallback = cgroup::Fallback::default();
     let cgroup = cgroup::cgroup(

@@ -22,6 +22,8 @@ pub(super) struct Inside<'a> {
     pub namespaces: &'a Namespaces,
     pub process: &'a ProcessPlan,
     pub user: Option<&'a UserPlan>,
+    /// The sandbox's own host name, when it has its own UTS namespace.
+    pub hostname: Option<&'a str>,
 }
 
 /// The mapping of an id-mapped bind: the caller's on-disk ids to the host ids the command's
@@ -226,7 +228,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
         }
     }
 
-    network_files(net, &mut out);
+    network_files(net, who.hostname, &mut out);
     if who.process.deterministic {
         out.push(MountStep {
             op: MountOp::File {
@@ -462,8 +464,8 @@ fn single_source(
     }
 }
 
-/// /etc/resolv.conf and /etc/hosts generated from `dns` and `hosts`.
-fn network_files(net: &NetPlan, out: &mut Vec<MountStep>) {
+/// /etc/resolv.conf from `dns`, and /etc/hosts naming the sandbox itself and `hosts`.
+fn network_files(net: &NetPlan, hostname: Option<&str>, out: &mut Vec<MountStep>) {
     let (dns, hosts) = match net {
         NetPlan::Bridge(bridge) => (&bridge.dns, &bridge.hosts),
         NetPlan::Pasta(pasta) => (&pasta.dns, &pasta.hosts),
@@ -480,18 +482,12 @@ fn network_files(net: &NetPlan, out: &mut Vec<MountStep>) {
             key: "network.dns".into(),
         });
     }
-    if !hosts.is_empty() {
-        let mut content = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
-        for (name, ip) in hosts {
-            content.push_str(&format!("{ip}\t{name}\n"));
-        }
-        out.push(MountStep {
-            op: MountOp::File {
-                target: "/etc/hosts".into(),
-                content,
-                mode: 0o644,
-            },
-            key: "network.hosts".into(),
-        });
-    }
+    out.push(MountStep {
+        op: MountOp::Hosts {
+            target: "/etc/hosts".into(),
+            hostname: hostname.map(String::from),
+            names: hosts.clone(),
+        },
+        key: "network.hosts".into(),
+    });
 }

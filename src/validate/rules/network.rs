@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
@@ -9,7 +10,7 @@ use super::super::Cx;
 use super::get;
 use crate::diagnostics::Problem;
 use crate::manifest::values::PortSpec;
-use crate::manifest::{Network, NetworkMode, Spanned};
+use crate::manifest::{Network, NetworkMode, Span, Spanned};
 use crate::plan::{BridgePlan, Namespaces, NetPlan, PastaPlan};
 
 pub const DEFAULT_BRIDGE: &str = "sbx0";
@@ -107,7 +108,22 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
             }
             NetPlan::None
         }
-        NetworkMode::Pasta => NetPlan::Pasta(PastaPlan { ports, dns, hosts }),
+        NetworkMode::Pasta => {
+            let pasta = helper(
+                cx,
+                cx.host.pasta().map(Path::to_path_buf),
+                mode_span,
+                "sandbox::network::pasta-missing",
+                "pasta",
+                "passt",
+            );
+            NetPlan::Pasta(PastaPlan {
+                ports,
+                dns,
+                hosts,
+                pasta,
+            })
+        }
         NetworkMode::Bridge => {
             if !cx.host.caller.is_root() {
                 cx.report(
@@ -184,6 +200,26 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                     Ok(ip) => Some(ip),
                 }
             });
+            for port in network.ports.iter().flat_map(|p| &p.value) {
+                if port.value.host_address.is_ipv6() {
+                    cx.report(
+                        Problem::error(
+                            "sandbox::network::ipv6-port",
+                            format!("{} cannot be forwarded to a bridge sandbox", port.value),
+                        )
+                        .at(port.span, "an IPv6 host address")
+                        .help("a bridge sandbox has an IPv4 address only, and NAT does not translate IPv6 to IPv4: publish on an IPv4 host address, or use mode = \"pasta\""),
+                    );
+                }
+            }
+            let nft = helper(
+                cx,
+                cx.host.nft().map(Path::to_path_buf),
+                mode_span,
+                "sandbox::network::nft-missing",
+                "nft",
+                "nftables",
+            );
             NetPlan::Bridge(BridgePlan {
                 bridge,
                 subnet,
@@ -193,9 +229,35 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                 isolate: get(&network.isolate).unwrap_or(false),
                 dns,
                 hosts,
+                nft,
             })
         }
     }
+}
+
+/// The path of a helper program the mode needs; a problem when the host has none.
+fn helper(
+    cx: &mut Cx,
+    found: Option<PathBuf>,
+    mode_span: Option<Span>,
+    code: &'static str,
+    program: &str,
+    package: &str,
+) -> PathBuf {
+    found.unwrap_or_else(|| {
+        cx.report(
+            Problem::error(
+                code,
+                format!("this network mode needs `{program}`, which is not installed"),
+            )
+            .at_span(mode_span)
+            .label(format!("needs {program}"))
+            .help(format!(
+                "install the {package} package (Debian, Ubuntu: `apt install {package}`); it is looked up in PATH, /usr/sbin and /sbin"
+            )),
+        );
+        PathBuf::from(program)
+    })
 }
 
 /// Two published ports that would bind the same host port and protocol (on the same address,

@@ -1,0 +1,395 @@
+//! Network namespace.
+//!
+//! A fresh network namespace has only `lo`, and it starts down (network_namespaces(7)); the
+//! child half brings it up in every mode but `host`.
+//!
+//! Bridge mode (root) splits the work by namespace. The supervisor's half works in the host's
+//! namespace: it leases an address (see [`lease`]), sets the bridge up on first use, makes a
+//! veth pair whose peer is created straight in the sandbox's namespace as `eth0`, puts the host
+//! end on the bridge, and installs the nftables rules. The child's half configures `eth0` from
+//! inside, where it is root of the namespace's owning user namespace: address, up, default
+//! route. That keeps the supervisor out of the sandbox's namespace (entering it with setns
+//! and leaving again would have every later call of the supervisor depend on getting back),
+//! and the address travels to the child in the `Go` message, which /etc/hosts needs anyway.
+//!
+//! Pasta mode (rootless) starts pasta (see [`pasta`]) once the id maps are written, since it
+//! joins the sandbox's user namespace.
+//!
+//! Everything the supervisor makes is undone when the [`Network`] it returns is dropped: after
+//! the sandbox ends, or as soon as a later step fails. A supervisor killed by SIGKILL leaves a
+//! stale lease (its sandbox's veth goes with the sandbox's namespace); the next launch on the
+//! bridge removes what the lease names.
+
+mod lease;
+mod pasta;
+mod rules;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nftables::schema::Nftables;
+use nix::errno::Errno;
+
+use crate::exec::error::{OrFail, StepFailure};
+use crate::netlink::Netlink;
+use crate::plan::{BridgePlan, LEASE_DIR, NetPlan, Plan, StepId, veth_name};
+use lease::{BridgeState, Lease, Locked, Store};
+
+/// The loopback interface's index, the same in every network namespace.
+const LOOPBACK: u32 = 1;
+
+/// What the supervisor set up for the sandbox's network; undone on drop.
+pub enum Network<'a> {
+    /// `host` and `none`: nothing outside the sandbox.
+    Nothing,
+    Bridge(Bridged<'a>),
+    /// Held for its drop, which ends pasta.
+    Pasta {
+        _running: pasta::Running,
+    },
+}
+
+impl Network<'_> {
+    /// The sandbox's address on its bridge.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        match self {
+            Network::Bridge(bridged) => bridged.lease.as_ref().map(|l| l.address),
+            Network::Nothing | Network::Pasta { .. } => None,
+        }
+    }
+}
+
+/// Parent half: runs once the id maps are written; `child` is the sandbox's setup process.
+pub fn parent(plan: &NetPlan, child: i32) -> Result<Network<'_>, StepFailure> {
+    match plan {
+        NetPlan::Host | NetPlan::None => Ok(Network::Nothing),
+        NetPlan::Bridge(bridge) => {
+            attach(bridge, child, Store::new(LEASE_DIR)).map(Network::Bridge)
+        }
+        NetPlan::Pasta(pasta) => {
+            pasta::start(pasta, child).map(|running| Network::Pasta { _running: running })
+        }
+    }
+}
+
+/// Child half: `lo` up, and on a bridge `eth0` with the leased `address` and the default route.
+pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
+    if plan.net == NetPlan::Host {
+        return Ok(());
+    }
+    let mut netlink = Netlink::open()
+        .or_fail(StepId::Net, || "opening a netlink socket".into())
+        .map_err(|f| f.with_key("network.mode"))?;
+    netlink
+        .set_up(LOOPBACK, None)
+        .or_fail(StepId::Net, || "bringing lo up".into())
+        .map_err(|f| f.with_key("network.mode"))?;
+    let (NetPlan::Bridge(bridge), Some(address)) = (&plan.net, address) else {
+        return Ok(());
+    };
+    let fail = |action: String| {
+        move |errno| StepFailure::new(StepId::Net, action, errno).with_key("network.address")
+    };
+    let eth0 = netlink
+        .index("eth0")
+        .and_then(|index| index.ok_or(Errno::ENODEV))
+        .map_err(fail("finding eth0".into()))?;
+    netlink
+        .add_address(eth0, address, bridge.subnet.prefix_len())
+        .map_err(fail(format!(
+            "adding {address}/{} to eth0",
+            bridge.subnet.prefix_len()
+        )))?;
+    netlink
+        .set_up(eth0, None)
+        .map_err(fail("bringing eth0 up".into()))?;
+    netlink
+        .add_default_route(eth0, bridge.gateway)
+        .map_err(fail(format!(
+            "adding the default route via {}",
+            bridge.gateway
+        )))
+}
+
+/// A sandbox on a bridge, as far as it got; what it made goes when this is dropped.
+pub struct Bridged<'a> {
+    plan: &'a BridgePlan,
+    store: Store,
+    netlink: Netlink,
+    lease: Option<Lease>,
+    /// The sandbox's own nftables tables were made.
+    rules: bool,
+}
+
+fn net_failure(key: &'static str) -> impl Fn(String, Errno) -> StepFailure {
+    move |action, errno| StepFailure::new(StepId::Net, action, errno).with_key(key)
+}
+
+fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, StepFailure> {
+    let fail = net_failure("network.bridge");
+    let netlink = Netlink::open().map_err(|e| fail("opening a netlink socket".into(), e))?;
+    let mut made = Bridged {
+        plan,
+        store,
+        netlink,
+        lease: None,
+        rules: false,
+    };
+    {
+        let locked = made
+            .store
+            .lock()
+            .map_err(|e| fail(format!("locking {LEASE_DIR}/.lock"), e))?;
+        let live = sweep(plan, &locked, &mut made.netlink)?;
+        let state = locked.bridge_state(&plan.bridge);
+        if let Some(state) = state
+            && state.subnet != plan.subnet
+            && !live.is_empty()
+        {
+            return Err(net_failure("network.subnet")(
+                format!(
+                    "bridge {} is in use with the subnet {}, not {}",
+                    plan.bridge, state.subnet, plan.subnet
+                ),
+                Errno::EADDRINUSE,
+            ));
+        }
+        let lease = locked
+            .take(&plan.bridge, plan.subnet, plan.gateway, plan.address, &live)
+            .map_err(|e| {
+                net_failure("network.address")(
+                    match plan.address {
+                        Some(address) => format!("leasing {address} on {}", plan.bridge),
+                        None => format!("leasing an address in {}", plan.subnet),
+                    },
+                    e,
+                )
+            })?;
+        made.lease = Some(lease);
+        if live.is_empty() {
+            set_up_bridge(plan, &locked, state, &mut made.netlink)?;
+        }
+    }
+    let address = made.address();
+    let veth = veth_name(address);
+    let netns = std::fs::File::open(format!("/proc/{child}/ns/net")).map_err(|e| {
+        fail(
+            "opening the sandbox's network namespace".into(),
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    made.netlink
+        .create_veth(&veth, "eth0", netns.as_fd())
+        .map_err(|e| fail(format!("creating the veth pair {veth} / eth0"), e))?;
+    let host_end = made
+        .netlink
+        .index(&veth)
+        .and_then(|i| i.ok_or(Errno::ENODEV))
+        .map_err(|e| fail(format!("finding {veth}"), e))?;
+    let bridge = made
+        .netlink
+        .index(&plan.bridge)
+        .and_then(|i| i.ok_or(Errno::ENODEV))
+        .map_err(|e| fail(format!("finding the bridge {}", plan.bridge), e))?;
+    made.netlink
+        .set_up(host_end, Some(bridge))
+        .map_err(|e| fail(format!("attaching {veth} to {}", plan.bridge), e))?;
+    if let Some(document) = rules::sandbox(plan, address) {
+        made.rules = true;
+        nft(
+            &plan.nft,
+            &document,
+            "installing the sandbox's rules",
+            if plan.ports.is_empty() {
+                "network.isolate"
+            } else {
+                "network.ports"
+            },
+        )?;
+    }
+    Ok(made)
+}
+
+impl Bridged<'_> {
+    fn address(&self) -> Ipv4Addr {
+        self.lease.as_ref().expect("leased").address
+    }
+}
+
+/// The first sandbox on a bridge: create it (unless it exists), give it the gateway address,
+/// bring it up, turn on forwarding, and install the bridge's rules.
+fn set_up_bridge(
+    plan: &BridgePlan,
+    locked: &Locked<'_>,
+    before: Option<BridgeState>,
+    netlink: &mut Netlink,
+) -> Result<(), StepFailure> {
+    let fail = net_failure("network.bridge");
+    let name = &plan.bridge;
+    let created = netlink
+        .create_bridge(name)
+        .map_err(|e| fail(format!("creating the bridge {name}"), e))?;
+    // Recorded first, so that a failure below still removes a bridge made here.
+    let state = BridgeState {
+        subnet: plan.subnet,
+        created: created || before.is_some_and(|b| b.created),
+    };
+    locked
+        .set_bridge_state(name, state)
+        .map_err(|e| fail(format!("recording the bridge {name}"), e))?;
+    let index = netlink
+        .index(name)
+        .and_then(|i| i.ok_or(Errno::ENODEV))
+        .map_err(|e| fail(format!("finding the bridge {name}"), e))?;
+    if state.created {
+        netlink
+            .add_address(index, plan.gateway, plan.subnet.prefix_len())
+            .map_err(|e| {
+                fail(
+                    format!(
+                        "adding {}/{} to {name}",
+                        plan.gateway,
+                        plan.subnet.prefix_len()
+                    ),
+                    e,
+                )
+            })?;
+    }
+    netlink
+        .set_up(index, None)
+        .map_err(|e| fail(format!("bringing {name} up"), e))?;
+    // Forwarding is the host's setting, shared with everything else routing there; it is
+    // turned on and left on, as Docker and Podman do.
+    // route_localnet lets the host's own connections to a port published on 127.0.0.1 be
+    // routed to the bridge (rules::bridge guards what it would otherwise open).
+    for path in [
+        "/proc/sys/net/ipv4/ip_forward".to_string(),
+        format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+    ] {
+        enable(Path::new(&path)).map_err(|e| fail(format!("writing 1 to {path}"), e))?;
+    }
+    nft(
+        &plan.nft,
+        &rules::bridge(plan),
+        "installing the bridge's rules",
+        "network.bridge",
+    )
+}
+
+fn enable(path: &Path) -> Result<(), Errno> {
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    if std::fs::read(path).map_err(io)?.starts_with(b"1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").map_err(io)
+}
+
+/// Remove what the sandboxes of stale leases made, then the leases; returns the live ones.
+fn sweep(
+    plan: &BridgePlan,
+    locked: &Locked<'_>,
+    netlink: &mut Netlink,
+) -> Result<BTreeSet<Ipv4Addr>, StepFailure> {
+    let fail = net_failure("network.bridge");
+    let (live, stale) = locked
+        .leases(&plan.bridge)
+        .map_err(|e| fail(format!("reading the leases of {}", plan.bridge), e))?;
+    if stale.is_empty() {
+        return Ok(live);
+    }
+    let mut tables = Vec::new();
+    for &address in &stale {
+        let veth = veth_name(address);
+        netlink
+            .delete(&veth)
+            .map_err(|e| fail(format!("removing the stale veth {veth}"), e))?;
+        tables.extend(rules::sandbox_tables(plan, address));
+    }
+    nft(
+        &plan.nft,
+        &rules::remove(&tables),
+        "removing stale rules",
+        "network.bridge",
+    )?;
+    for address in stale {
+        locked
+            .forget(&plan.bridge, address)
+            .map_err(|e| fail(format!("removing the stale lease of {address}"), e))?;
+    }
+    Ok(live)
+}
+
+impl Drop for Bridged<'_> {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let plan = self.plan;
+        let address = lease.address;
+        let removed = self.netlink.delete(&veth_name(address)).is_ok()
+            && (!self.rules
+                || nft(
+                    &plan.nft,
+                    &rules::remove(&rules::sandbox_tables(plan, address)),
+                    "removing the sandbox's rules",
+                    "network.ports",
+                )
+                .is_ok());
+        let Ok(locked) = self.store.lock() else {
+            return;
+        };
+        // What could not be removed stays leased, without an owner: the next launch on the
+        // bridge sweeps it.
+        if removed {
+            let _ = lease.release(&locked);
+        } else {
+            drop(lease);
+        }
+        let Ok(live) = sweep(plan, &locked, &mut self.netlink) else {
+            return;
+        };
+        if live.is_empty() {
+            let created = locked.bridge_state(&plan.bridge).is_some_and(|s| s.created);
+            let gone = nft(
+                &plan.nft,
+                &rules::remove(&[(
+                    nftables::types::NfFamily::IP,
+                    crate::plan::bridge_table(&plan.bridge),
+                )]),
+                "removing the bridge's rules",
+                "network.bridge",
+            )
+            .is_ok()
+                && (!created || self.netlink.delete(&plan.bridge).is_ok());
+            if gone {
+                let _ = locked.forget_bridge(&plan.bridge);
+            }
+        }
+    }
+}
+
+/// Apply `document` with `nft -j -f -`.
+fn nft(
+    program: &Path,
+    document: &Nftables<'_>,
+    action: &str,
+    key: &'static str,
+) -> Result<(), StepFailure> {
+    use nftables::helper::{DEFAULT_ARGS, NftablesError, apply_ruleset_with_args};
+    apply_ruleset_with_args(document, Some(program), DEFAULT_ARGS).map_err(|error| {
+        let (detail, errno) = match &error {
+            NftablesError::NftExecution { inner, .. } => (
+                format!("running {}", program.display()),
+                Errno::from_raw(inner.raw_os_error().unwrap_or(libc::EIO)),
+            ),
+            NftablesError::NftFailed { stderr, .. } => (
+                format!("nft refused them: {}", stderr.trim()),
+                Errno::EINVAL,
+            ),
+            other => (other.to_string(), Errno::EIO),
+        };
+        net_failure(key)(format!("{action}: {detail}"), errno)
+    })
+}

@@ -1,0 +1,630 @@
+//! Networking for real: `none`, `bridge` (root) and `pasta` (rootless), checked with TCP
+//! traffic between sandboxes the tests start and the host's loopback, and nothing else. Each
+//! bridge test uses its own bridge and subnet, and checks afterwards that no veth, bridge,
+//! nftables table or lease of its sandboxes is left, also after a supervisor was SIGKILLed.
+//!
+//! The servers are socat (from the host's /usr; .ci/run installs it); the clients are bash's
+//! /dev/tcp.
+
+mod live;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use live::{Project, Who, stderr, stdout};
+
+/// A port nothing listens on right now, on the host's loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A bridge name and /24 subnet of this test alone (test `index` in this file, and the test
+/// process's pid, so parallel runs of the suite do not collide).
+fn network(index: u8) -> (String, [u8; 3]) {
+    let pid = std::process::id();
+    let bridge = format!("sbt{:x}x{index}", pid & 0xffff);
+    assert!(bridge.len() <= 15);
+    (bridge, [10, 200 + index, (pid % 250) as u8])
+}
+
+fn address(net: [u8; 3], host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(net[0], net[1], net[2], host)
+}
+
+fn bridge_manifest(bridge: &str, net: [u8; 3], extra: &str) -> String {
+    format!(
+        "[rootfs]\nhost = true\n[network]\nmode = \"bridge\"\nbridge = \"{bridge}\"\nsubnet = \"{}.{}.{}.0/24\"\n{extra}",
+        net[0], net[1], net[2]
+    )
+}
+
+/// A sandbox running `script` under bash, with pipes to talk to it; killed if the test fails.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    fn start(p: &Project, script: &str) -> Running {
+        let manifest = p.manifest();
+        // --trust: what these manifests ask for is the point of the tests (trust has its own).
+        let mut command = p.command(&[
+            "up",
+            "--trust",
+            manifest.to_str().unwrap(),
+            "--",
+            "/bin/bash",
+            "-c",
+            script,
+        ]);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("start sandbox");
+        Running {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// The next line the sandbox prints.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// Close its stdin (the scripts wait for that) and wait for it.
+    fn finish(mut self) -> i32 {
+        drop(self.stdin.take());
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+/// A failed test stops its sandboxes with SIGTERM, which the supervisor forwards and then
+/// cleans up after; SIGKILL would leave their leases for a next run on a bridge no run uses.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid()),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A script fragment: a socat server on `port` answering `reply`, and `ready` once it listens.
+fn serve(port: u16, reply: &str) -> String {
+    format!(
+        "socat TCP-LISTEN:{port},reuseaddr,fork SYSTEM:'echo {reply}' & \
+         until ss -ltn | grep -q ':{port} '; do sleep 0.02; done; echo ready; "
+    )
+}
+
+/// What a server at `host:port` says, from inside a sandbox; "failed" when it cannot be reached.
+fn fetch(host: &str, port: u16) -> String {
+    format!(
+        "(timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}; head -n1 <&3' 2>/dev/null || echo failed); "
+    )
+}
+
+/// What the host reads from 127.0.0.1:port.
+fn fetch_from_host(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text.trim().to_string())
+}
+
+fn run(command: &str, args: &[&str]) -> String {
+    let out = Command::new(command).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Wait (bounded) for `done`; a netns, and the veth in it, goes shortly after its last process.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Nothing of the bridge's sandboxes is left: veths of `addresses`, the bridge, its tables and
+/// its leases.
+fn assert_clean(bridge: &str, addresses: &[Ipv4Addr]) {
+    for address in addresses {
+        let veth = format!("sbx{:08x}", u32::from(*address));
+        assert!(eventually(|| !link_exists(&veth)), "veth {veth} left");
+    }
+    assert!(!link_exists(bridge), "bridge {bridge} left");
+    let tables = run("nft", &["list", "tables"]);
+    assert!(
+        !tables.contains(&format!("sandbox-{bridge}")),
+        "tables left:\n{tables}"
+    );
+    let leases = Path::new("/run/sandbox/net").join(bridge);
+    assert!(!leases.exists(), "leases left in {}", leases.display());
+}
+
+fn root_only() -> bool {
+    live::available(Who::Root)
+}
+
+as_root_and_rootless! {
+    fn none_has_only_lo_and_its_loopback_is_its_own(who) {
+        let port = free_port();
+        let p = Project::new(who, "[rootfs]\nhost = true\n[network]\nmode = \"none\"\n");
+        let mut sandbox = Running::start(&p, &format!(
+            "ip -o link | awk '{{print $2, $3}}'; {}{}read -r _ || true",
+            serve(port, "inside"),
+            fetch("127.0.0.1", port)
+        ));
+        assert_eq!(sandbox.line(), "lo: <LOOPBACK,UP,LOWER_UP>", "only lo, up");
+        assert_eq!(sandbox.line(), "ready");
+        assert_eq!(sandbox.line(), "inside", "reachable from inside");
+        assert_eq!(fetch_from_host(port), None, "not from the host");
+        assert_eq!(sandbox.finish(), 0);
+    }
+}
+
+#[test]
+fn bridge_sandboxes_talk_by_address_and_by_name() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(0);
+    let server_address = address(net, 10);
+    let server = Project::new(
+        Who::Root,
+        &bridge_manifest(&bridge, net, &format!("address = \"{server_address}\"\n")),
+    );
+    let mut a = Running::start(
+        &server,
+        &format!("{}read -r _ || true", serve(7000, "hello-from-a")),
+    );
+    assert_eq!(a.line(), "ready");
+    let client = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("hosts = {{ server = \"{server_address}\" }}\n"),
+        ),
+    );
+    let out = client.sh(&format!(
+        "{}{}ip -4 -o addr show eth0 | awk '{{print $4}}'; ip route | head -n1; grep -w \"$(hostname)\" /etc/hosts | cut -f1",
+        fetch(&server_address.to_string(), 7000),
+        fetch("server", 7000)
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hello-from-a", "by address");
+    assert_eq!(lines[1], "hello-from-a", "by name");
+    let client_address = address(net, 2);
+    assert_eq!(
+        lines[2],
+        format!("{client_address}/24"),
+        "the first free address"
+    );
+    assert_eq!(
+        lines[3].trim_end(),
+        format!("default via {} dev eth0", address(net, 1))
+    );
+    assert_eq!(
+        lines[4],
+        client_address.to_string(),
+        "/etc/hosts names the sandbox itself"
+    );
+    assert_eq!(a.finish(), 0);
+    assert_clean(&bridge, &[server_address, client_address]);
+}
+
+#[test]
+fn isolated_sandboxes_cannot_reach_each_other() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(1);
+    let server_address = address(net, 10);
+    let isolated = "isolate = true\n";
+    let server = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("address = \"{server_address}\"\n{isolated}"),
+        ),
+    );
+    let mut a = Running::start(
+        &server,
+        &format!("{}read -r _ || true", serve(7000, "hello-from-a")),
+    );
+    assert_eq!(a.line(), "ready");
+    // Isolated or not, another sandbox cannot reach an isolated one.
+    for client in [isolated, ""] {
+        let client = Project::new(Who::Root, &bridge_manifest(&bridge, net, client));
+        let out = client.sh(&format!(
+            "{}{}",
+            fetch(&server_address.to_string(), 7000),
+            // The host still answers at the gateway (here: refuses a closed port).
+            "(timeout 3 bash -c \"exec 3<>/dev/tcp/$(ip route | awk '/default/{print $3}')/9\" 2>&1 || true) | grep -q refused && echo refused"
+        ));
+        assert_eq!(
+            out, "failed\nrefused\n",
+            "isolated, but the gateway answers"
+        );
+    }
+    assert_eq!(a.finish(), 0);
+    assert_clean(&bridge, &[server_address, address(net, 2)]);
+}
+
+#[test]
+fn a_published_loopback_port_reaches_the_sandbox_from_the_host() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(2);
+    let port = free_port();
+    let p = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\n"),
+        ),
+    );
+    let mut sandbox = Running::start(
+        &p,
+        &format!("{}read -r _ || true", serve(8080, "hello-from-inside")),
+    );
+    assert_eq!(sandbox.line(), "ready");
+    assert_eq!(fetch_from_host(port).as_deref(), Some("hello-from-inside"));
+    let tables = run(
+        "nft",
+        &[
+            "list",
+            "table",
+            "ip",
+            &format!("sandbox-{bridge}-{}", address(net, 2)),
+        ],
+    );
+    assert!(
+        tables.contains(&format!(
+            "ip daddr 127.0.0.1 tcp dport {port} dnat to {}:8080",
+            address(net, 2)
+        )),
+        "{tables}"
+    );
+    assert_eq!(sandbox.finish(), 0);
+    assert_eq!(
+        fetch_from_host(port),
+        None,
+        "the forward went with the sandbox"
+    );
+    assert_clean(&bridge, &[address(net, 2)]);
+}
+
+#[test]
+fn twenty_concurrent_sandboxes_get_twenty_addresses() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(3);
+    let p = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    let mut sandboxes: Vec<Running> = (0..20)
+        .map(|_| {
+            Running::start(
+                &p,
+                "ip -4 -o addr show eth0 | awk '{print $4}'; read -r _ || true",
+            )
+        })
+        .collect();
+    let mut addresses: Vec<String> = sandboxes.iter_mut().map(Running::line).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 20, "{addresses:?}");
+    for sandbox in sandboxes {
+        assert_eq!(sandbox.finish(), 0);
+    }
+    let used: Vec<Ipv4Addr> = (2..22).map(|host| address(net, host)).collect();
+    assert!(
+        addresses
+            .iter()
+            .all(|a| used.iter().any(|u| *a == format!("{u}/24"))),
+        "the lowest free addresses: {addresses:?}"
+    );
+    assert_clean(&bridge, &used);
+}
+
+#[test]
+fn a_taken_address_fails_with_the_net_step_and_leaves_nothing() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(4);
+    let fixed = address(net, 7);
+    let manifest = bridge_manifest(&bridge, net, &format!("address = \"{fixed}\"\n"));
+    let first = Project::new(Who::Root, &manifest);
+    let mut holder = Running::start(&first, "echo ready; read -r _ || true");
+    assert_eq!(holder.line(), "ready");
+    let second = Project::new(Who::Root, &manifest);
+    let out = second.up(&["/bin/true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("step `net` failed") && text.contains(&format!("leasing {fixed}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("address = "),
+        "the diagnostic points at the key: {text}"
+    );
+    assert_eq!(holder.finish(), 0);
+    assert_clean(&bridge, &[fixed]);
+}
+
+#[test]
+fn a_failure_after_the_veth_removes_it_and_leaves_a_bridge_found_there() {
+    if !root_only() {
+        return;
+    }
+    // A link of the bridge's name that is no bridge: attaching the veth to it fails, after the
+    // lease, the bridge's rules and the veth were made.
+    let (bridge, net) = network(7);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{bridge}p"),
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let p = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    let out = p.up(&["/bin/true"]);
+    let text = stderr(&out);
+    let left_alone = link_exists(&bridge);
+    let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+    assert!(
+        left_alone,
+        "a link found there is not the launcher's to remove"
+    );
+    assert_eq!(out.status.code(), Some(125), "{text}");
+    assert!(
+        text.contains("step `net` failed") && text.contains(&format!("to {bridge}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("bridge = "),
+        "the diagnostic points at the key: {text}"
+    );
+    assert_clean(&bridge, &[address(net, 2)]);
+}
+
+#[test]
+fn a_sigkilled_supervisors_veth_rules_and_lease_go_with_the_next_run() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(5);
+    let port = free_port();
+    let manifest = bridge_manifest(
+        &bridge,
+        net,
+        &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\n"),
+    );
+    let p = Project::new(Who::Root, &manifest);
+    let mut killed = Running::start(&p, &format!("{}read -r _ || true", serve(8080, "x")));
+    assert_eq!(killed.line(), "ready");
+    let stale = address(net, 2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    killed.child.wait().unwrap();
+    let lease = Path::new("/run/sandbox/net")
+        .join(&bridge)
+        .join(stale.to_string());
+    assert!(lease.exists(), "the killed supervisor's lease stays");
+    assert!(
+        run("nft", &["list", "tables"]).contains(&format!("sandbox-{bridge}-{stale}")),
+        "and its rules"
+    );
+    // The next run on the bridge finds the lease unlocked, and takes the address back.
+    let next = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    assert_eq!(
+        next.sh("ip -4 -o addr show eth0 | awk '{print $4}'"),
+        format!("{stale}/24\n")
+    );
+    assert_eq!(fetch_from_host(port), None);
+    assert_clean(&bridge, &[stale]);
+}
+
+/// A server on the host's loopback, started by the test; killed at the end.
+struct HostServer(Child);
+
+impl HostServer {
+    fn start(port: u16, reply: &str) -> HostServer {
+        let child = Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+                format!("SYSTEM:echo {reply}"),
+            ])
+            .spawn()
+            .expect("socat");
+        assert!(eventually(
+            || TcpStream::connect(("127.0.0.1", port)).is_ok()
+        ));
+        HostServer(child)
+    }
+}
+
+impl Drop for HostServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// pasta processes whose parent is `pid` (Debian's pasta re-executes itself as passt.avx2,
+/// so they are known by their command line).
+fn pasta_children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, tail)| tail.split(' ').nth(1)?.parse::<i32>().ok());
+            cmdline
+                .split(|b| *b == 0)
+                .next()
+                .is_some_and(|arg0| arg0.ends_with(b"pasta"))
+                && ppid == Some(pid)
+        })
+        .collect()
+}
+
+as_root_and_rootless! {
+fn pasta_reaches_the_hosts_loopback_and_publishes_ports(who) {
+    let host_port = free_port();
+    let _host = HostServer::start(host_port, "hello-from-host");
+    let published = free_port();
+    let p = Project::new(
+        who,
+        &format!(
+            "[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\nports = [\"127.0.0.1:{published}:8080/tcp\"]\n"
+        ),
+    );
+    let mut sandbox = Running::start(
+        &p,
+        &format!(
+            "export gw=$(ip route | awk '/default/ {{print $3}}'); {}{}read -r _ || true",
+            fetch("$gw", host_port),
+            serve(8080, "hello-from-inside")
+        ),
+    );
+    assert_eq!(
+        sandbox.line(),
+        "hello-from-host",
+        "the gateway is the host's loopback"
+    );
+    assert_eq!(sandbox.line(), "ready");
+    assert_eq!(
+        fetch_from_host(published).as_deref(),
+        Some("hello-from-inside")
+    );
+    let pasta = pasta_children(sandbox.pid());
+    assert_eq!(pasta.len(), 1, "pasta runs as the supervisor's child");
+    assert_eq!(sandbox.finish(), 0);
+    assert!(
+        eventually(|| !Path::new(&format!("/proc/{}", pasta[0])).exists()),
+        "pasta ended"
+    );
+    assert_eq!(fetch_from_host(published), None);
+}
+
+fn pasta_ends_when_its_supervisor_is_killed(who) {
+    let p = Project::new(
+        who,
+        "[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\n",
+    );
+    let mut sandbox = Running::start(&p, "echo ready; read -r _ || true");
+    assert_eq!(sandbox.line(), "ready");
+    let pasta = pasta_children(sandbox.pid());
+    assert_eq!(pasta.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sandbox.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    sandbox.child.wait().unwrap();
+    assert!(
+        eventually(|| !Path::new(&format!("/proc/{}", pasta[0])).exists()),
+        "pasta ended"
+    );
+}
+}
+
+#[test]
+fn plan_shows_the_lease_the_veth_and_the_rules() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(6);
+    let p = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            "address = \"10.1.1.1\"\nports = [\"8080:80\"]\n",
+        ),
+    );
+    // An address outside the subnet is refused before anything is made.
+    let out = p.command(&["plan", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("sandbox::network::address"),
+        "{}",
+        stderr(&out)
+    );
+    let fixed = address(net, 9);
+    let p = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("address = \"{fixed}\"\nports = [\"8080:80\"]\n"),
+        ),
+    );
+    let out = p.command(&["plan", "--", "true"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("lease {fixed} in /run/sandbox/net/{bridge}/")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("veth pair sbx{:08x}", u32::from(fixed))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "nft table ip sandbox-{bridge}-{fixed}: dnat 127.0.0.1:8080/tcp to {fixed}:80"
+        )),
+        "{text}"
+    );
+    assert_clean(&bridge, &[]);
+}
