@@ -9,6 +9,7 @@ mod mount;
 mod net;
 mod process;
 mod render;
+pub mod seccomp;
 mod security;
 mod user;
 
@@ -22,7 +23,7 @@ pub use mount::{Idmap, Layer, MountOp, MountStep, OverlayUpper, RootPlan, RootSo
 pub use net::{BridgePlan, NetPlan, PastaPlan};
 pub use process::ProcessPlan;
 pub use render::{Line, StepId, StepView, render_json, render_text, steps};
-pub use security::{DEFAULT_SECCOMP_DENY, LandlockPlan, SeccompPlan, SecurityPlan};
+pub use security::{LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan};
 pub use user::{IdMapping, MapWriter, UserPlan};
 
 use crate::manifest::Location;

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::seccomp::{Filter, Verdict, filters};
 use super::{
-    DEFAULT_SECCOMP_DENY, Idmap, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource,
-    SeccompPlan,
+    Idmap, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan, SecurityPlan,
 };
+use crate::manifest::values::Arch;
 use crate::plan::IdMapping;
 
 /// The executor's steps, in the order it takes them.
@@ -417,36 +418,17 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     "no_new_privs: setuid binaries gain nothing",
                 );
             }
-            s.line(
-                "security.seccomp",
-                match &sec.seccomp {
-                    SeccompPlan::Off => "seccomp: off".to_string(),
-                    SeccompPlan::Default => format!(
-                        "seccomp: default profile, {} system calls denied with EPERM, plus new user namespaces, TIOCSTI/TIOCLINUX and personality changes; other ABIs killed",
-                        DEFAULT_SECCOMP_DENY.len()
-                    ),
-                    SeccompPlan::DenyList { deny, errno } => format!(
-                        "seccomp: {} system calls denied with {}",
-                        deny.len(),
-                        crate::manifest::values::Errno(*errno).name()
-                    ),
-                    SeccompPlan::AllowList { allow, errno: Some(errno) } => format!(
-                        "seccomp: only {} system calls allowed, others fail with {}",
-                        allow.len(),
-                        crate::manifest::values::Errno(*errno).name()
-                    ),
-                    SeccompPlan::AllowList { allow, errno: None } => {
-                        format!("seccomp: only {} system calls allowed, others kill the process", allow.len())
-                    }
-                },
-            );
+            for line in seccomp_lines(sec) {
+                s.line("security.seccomp", line);
+            }
             if let Some(landlock) = &sec.landlock {
-                let list = |paths: &[std::path::PathBuf]| {
-                    paths
+                let list = |paths: &[std::path::PathBuf]| match paths {
+                    [] => "nothing".to_string(),
+                    paths => paths
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(" "),
                 };
                 s.line(
                     "security.landlock",
@@ -458,12 +440,22 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                         list(&landlock.execute)
                     ),
                 );
-                if !landlock.bind_tcp.is_empty() || !landlock.connect_tcp.is_empty() {
+                let ports = |ports: &Option<Vec<u16>>| match ports.as_deref() {
+                    None => "any port".to_string(),
+                    Some([]) => "no port".to_string(),
+                    Some(ports) => ports
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                };
+                if landlock.bind_tcp.is_some() || landlock.connect_tcp.is_some() {
                     s.line(
                         "security.landlock",
                         format!(
-                            "landlock TCP: bind {:?}, connect {:?}",
-                            landlock.bind_tcp, landlock.connect_tcp
+                            "landlock TCP: bind {}; connect {}",
+                            ports(&landlock.bind_tcp),
+                            ports(&landlock.connect_tcp)
                         ),
                     );
                 }
@@ -710,4 +702,73 @@ pub fn render_json(plan: &Plan, explain: bool) -> Value {
         })
         .collect();
     json!({ "name": plan.name, "steps": steps, "warnings": plan.warnings })
+}
+
+/// The seccomp profile as the host's architecture will get it: the counts are those of the
+/// filters the executor compiles.
+fn seccomp_lines(security: &SecurityPlan) -> Vec<String> {
+    let arch = Arch::host();
+    let profile = match security.seccomp {
+        SeccompPlan::Off => return vec!["seccomp: off".into()],
+        SeccompPlan::Default => "default profile",
+        SeccompPlan::DenyList { .. } | SeccompPlan::AllowList { .. } => "custom profile",
+    };
+    let filters = filters(security, arch);
+    let mut lines: Vec<String> = filters
+        .iter()
+        .enumerate()
+        .map(|(i, filter)| {
+            let prefix = if i == 0 {
+                format!("seccomp ({profile}, {}): ", arch.name())
+            } else {
+                "seccomp: ".into()
+            };
+            format!("{prefix}{}", describe_filter(filter))
+        })
+        .collect();
+    lines.push("seccomp: a call through another ABI (32-bit, x32) kills the process".into());
+    lines
+}
+
+fn describe_filter(filter: &Filter<'_>) -> String {
+    let verdict = |v: Verdict, one: bool| match (v, one) {
+        (Verdict::Allow, _) => "allowed".to_string(),
+        (Verdict::Errno(e), one) => format!(
+            "fail{} with {}",
+            if one { "s" } else { "" },
+            crate::manifest::values::Errno(e).name()
+        ),
+        (Verdict::KillProcess, one) => format!("kill{} the process", if one { "s" } else { "" }),
+    };
+    let always: Vec<&str> = filter.unconditional().map(|r| r.name).collect();
+    let some: Vec<&str> = filter.conditional().map(|r| r.name).collect();
+    let mut parts = Vec::new();
+    match always.as_slice() {
+        [] => {}
+        [one] => parts.push(format!("{one} {}", verdict(filter.matched, true))),
+        few @ ([_, _] | [_, _, _]) => parts.push(format!(
+            "{} {}",
+            few.join(", "),
+            verdict(filter.matched, false)
+        )),
+        many => parts.push(format!(
+            "{} system calls {}",
+            many.len(),
+            verdict(filter.matched, false)
+        )),
+    }
+    if !some.is_empty() {
+        parts.push(format!(
+            "{} {} for some arguments",
+            some.join(", "),
+            verdict(filter.matched, some.len() == 1)
+        ));
+    }
+    if filter.otherwise != Verdict::Allow {
+        parts.push(format!(
+            "any other call {}",
+            verdict(filter.otherwise, true)
+        ));
+    }
+    parts.join("; ")
 }
