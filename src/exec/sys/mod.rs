@@ -65,21 +65,6 @@ pub fn seccomp_set_filter(program: &[libc::sock_filter]) -> Result<()> {
     .map(drop)
 }
 
-/// Whether the kernel knows the seccomp return action `action` (e.g. SECCOMP_RET_KILL_PROCESS,
-/// Linux 4.14); false without seccomp filters at all.
-pub fn seccomp_action_available(action: u32) -> bool {
-    // SAFETY: the kernel reads one u32 from the pointer, which points to `action`.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_GET_ACTION_AVAIL,
-            0,
-            &action as *const u32,
-        )
-    };
-    ret == 0
-}
-
 /// Words of memory shared by this process and every process forked from it afterwards (an
 /// anonymous MAP_SHARED mapping): a child writes, the parent reads, with no system call.
 pub struct SharedWords {
