@@ -149,13 +149,16 @@ fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), Ste
 const LANDLOCK_ABI: ABI = ABI::V5;
 
 fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
+    let fail_at = |key: &str, action: String, error: &(dyn std::error::Error + 'static)| {
+        // The errno says it all when there is one; otherwise the crate's words do.
+        let (action, errno) = match errno_of(error) {
+            Some(errno) => (action, errno),
+            None => (format!("{action}: {error}"), Errno::EOPNOTSUPP),
+        };
+        StepFailure::new(StepId::Security, action, errno).with_key(key)
+    };
     let fail = |action: String, error: &(dyn std::error::Error + 'static)| {
-        StepFailure::new(
-            StepId::Security,
-            format!("{action}: {error}"),
-            errno_of(error),
-        )
-        .with_key("security.landlock")
+        fail_at("security.landlock", action, error)
     };
     let missing = || rules.unenforceable(sys::landlock_abi()).join(", ");
     let level = if rules.required {
@@ -189,14 +192,16 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
         .create()
         .map_err(|e| fail("creating the landlock ruleset".into(), &e))?
         .no_new_privs(false);
-    for (paths, access) in [
-        (&rules.read, read),
-        (&rules.write, all & !AccessFs::Execute),
-        (&rules.execute, read | AccessFs::Execute),
+    for (list, paths, access) in [
+        ("read", &rules.read, read),
+        ("write", &rules.write, all & !AccessFs::Execute),
+        ("execute", &rules.execute, read | AccessFs::Execute),
     ] {
         for path in paths {
-            let fd = PathFd::new(path)
-                .map_err(|e| fail(format!("landlock: opening {}", path.display()), &e))?;
+            let fd = PathFd::new(path).map_err(|e| {
+                let key = format!("security.landlock.{list}");
+                fail_at(&key, format!("landlock: opening {}", path.display()), &e)
+            })?;
             // Directory rights on a file are an error (EINVAL): a file gets the file ones.
             let is_dir = nix::sys::stat::fstat(fd.as_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
@@ -239,17 +244,18 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
     Ok(())
 }
 
-/// The errno deepest in a landlock error's chain; EOPNOTSUPP for "the kernel lacks this".
-fn errno_of(error: &(dyn std::error::Error + 'static)) -> Errno {
+/// The first errno in a landlock error's chain; none when the crate refused on its own (a
+/// right the kernel lacks, with required = true).
+fn errno_of(error: &(dyn std::error::Error + 'static)) -> Option<Errno> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(code) = e
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::raw_os_error)
         {
-            return Errno::from_raw(code);
+            return Some(Errno::from_raw(code));
         }
         current = e.source();
     }
-    Errno::EOPNOTSUPP
+    None
 }
