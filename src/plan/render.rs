@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::seccomp::{Filter, Verdict, filters};
+use super::seccomp::{Verdict, filter};
 use super::{
     Idmap, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan, SecurityPlan,
 };
@@ -705,70 +705,67 @@ pub fn render_json(plan: &Plan, explain: bool) -> Value {
 }
 
 /// The seccomp profile as the host's architecture will get it: the counts are those of the
-/// filters the executor compiles.
+/// filter the executor compiles.
 fn seccomp_lines(security: &SecurityPlan) -> Vec<String> {
     let arch = Arch::host();
     let profile = match security.seccomp {
-        SeccompPlan::Off => return vec!["seccomp: off".into()],
         SeccompPlan::Default => "default profile",
         SeccompPlan::DenyList { .. } | SeccompPlan::AllowList { .. } => "custom profile",
+        SeccompPlan::Off => "off",
     };
-    let filters = filters(security, arch);
-    let mut lines: Vec<String> = filters
-        .iter()
-        .enumerate()
-        .map(|(i, filter)| {
-            let prefix = if i == 0 {
-                format!("seccomp ({profile}, {}): ", arch.name())
-            } else {
-                "seccomp: ".into()
-            };
-            format!("{prefix}{}", describe_filter(filter))
-        })
-        .collect();
-    lines.push("seccomp: a call through another ABI (32-bit, x32) kills the process".into());
-    lines
-}
-
-fn describe_filter(filter: &Filter<'_>) -> String {
-    let verdict = |v: Verdict, one: bool| match (v, one) {
-        (Verdict::Allow, _) => "allowed".to_string(),
-        (Verdict::Errno(e), one) => format!(
+    let Some(filter) = filter(security, arch) else {
+        return vec!["seccomp: off".into()];
+    };
+    let verdict = |v: Verdict, one: bool| match v {
+        Verdict::Allow => "allowed".to_string(),
+        Verdict::Errno(e) => format!(
             "fail{} with {}",
             if one { "s" } else { "" },
             crate::manifest::values::Errno(e).name()
         ),
-        (Verdict::KillProcess, one) => format!("kill{} the process", if one { "s" } else { "" }),
+        Verdict::KillProcess => format!("kill{} the process", if one { "s" } else { "" }),
     };
-    let always: Vec<&str> = filter.unconditional().map(|r| r.name).collect();
-    let some: Vec<&str> = filter.conditional().map(|r| r.name).collect();
-    let mut parts = Vec::new();
-    match always.as_slice() {
-        [] => {}
-        [one] => parts.push(format!("{one} {}", verdict(filter.matched, true))),
-        few @ ([_, _] | [_, _, _]) => parts.push(format!(
-            "{} {}",
-            few.join(", "),
-            verdict(filter.matched, false)
-        )),
-        many => parts.push(format!(
-            "{} system calls {}",
-            many.len(),
-            verdict(filter.matched, false)
-        )),
+    // Rules grouped by verdict (in order of first appearance), unconditional ones first.
+    let mut groups: Vec<(bool, Verdict)> = Vec::new();
+    for rule in filter.unconditional().chain(filter.conditional()) {
+        let group = (!rule.when.is_empty(), rule.verdict);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
     }
-    if !some.is_empty() {
-        parts.push(format!(
-            "{} {} for some arguments",
-            some.join(", "),
-            verdict(filter.matched, some.len() == 1)
-        ));
-    }
-    if filter.otherwise != Verdict::Allow {
-        parts.push(format!(
-            "any other call {}",
-            verdict(filter.otherwise, true)
-        ));
-    }
-    parts.join("; ")
+    let mut parts: Vec<String> = groups
+        .iter()
+        .map(|&(conditional, v)| {
+            let names: Vec<&str> = filter
+                .rules
+                .iter()
+                .filter(|r| r.when.is_empty() != conditional && r.verdict == v)
+                .map(|r| r.name)
+                .collect();
+            let some = if conditional {
+                " for some arguments"
+            } else {
+                ""
+            };
+            match names.as_slice() {
+                [one] => format!("{one} {}{some}", verdict(v, true)),
+                few if few.len() <= 3 || conditional => {
+                    format!("{} {}{some}", few.join(", "), verdict(v, false))
+                }
+                many => format!("{} system calls {}", many.len(), verdict(v, false)),
+            }
+        })
+        .collect();
+    parts.push(format!(
+        "any other call {}",
+        verdict(filter.otherwise, true)
+    ));
+    let mut lines = vec![format!(
+        "seccomp ({profile}, {}): {}",
+        arch.name(),
+        parts.remove(0)
+    )];
+    lines.extend(parts.into_iter().map(|part| format!("seccomp: {part}")));
+    lines.push("seccomp: a call through another ABI (32-bit, x32) kills the process".into());
+    lines
 }

@@ -216,7 +216,7 @@ pub struct ArgCheck {
     pub test: ArgTest,
 }
 
-/// A system call the filter matches.
+/// A system call the filter matches, and what a matching call gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule<'a> {
     pub name: &'a str,
@@ -224,56 +224,63 @@ pub struct Rule<'a> {
     /// Empty: every call matches. Otherwise a call matches when all checks of any one entry
     /// hold.
     pub when: Vec<Vec<ArgCheck>>,
+    pub verdict: Verdict,
 }
 
-/// One BPF program: calls matching a rule get `matched`, all others `otherwise`. Calls from
+/// The filter: calls matching a rule get its verdict, all others `otherwise`. Calls from
 /// another ABI (32-bit, x32) are killed before any rule is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter<'a> {
-    pub matched: Verdict,
     pub otherwise: Verdict,
+    /// In number order, one rule per number.
     pub rules: Vec<Rule<'a>>,
 }
 
 impl Filter<'_> {
-    /// Calls refused whatever their arguments.
+    /// Rules that hold whatever the arguments.
     pub fn unconditional(&self) -> impl Iterator<Item = &Rule<'_>> {
         self.rules.iter().filter(|r| r.when.is_empty())
     }
 
-    /// Calls refused only for some arguments.
+    /// Rules that hold only for some arguments.
     pub fn conditional(&self) -> impl Iterator<Item = &Rule<'_>> {
         self.rules.iter().filter(|r| !r.when.is_empty())
     }
 }
 
-/// The filters the kernel gets for this plan on `arch`, to be stacked (the most severe verdict
-/// of all wins); empty when seccomp is off.
-pub fn filters(security: &SecurityPlan, arch: Arch) -> Vec<Filter<'_>> {
-    match &security.seccomp {
-        SeccompPlan::Off => Vec::new(),
-        SeccompPlan::DenyList { deny, errno } => vec![Filter {
-            matched: Verdict::Errno(*errno),
+/// The filter the kernel gets for this plan on `arch`; none when seccomp is off.
+pub fn filter(security: &SecurityPlan, arch: Arch) -> Option<Filter<'_>> {
+    Some(match &security.seccomp {
+        SeccompPlan::Off => return None,
+        SeccompPlan::DenyList { deny, errno } => Filter {
             otherwise: Verdict::Allow,
-            rules: numbered(deny.iter().map(String::as_str), arch),
-        }],
-        SeccompPlan::AllowList { allow, errno } => vec![Filter {
-            matched: Verdict::Allow,
+            rules: numbered(
+                deny.iter().map(String::as_str),
+                arch,
+                Verdict::Errno(*errno),
+            ),
+        },
+        SeccompPlan::AllowList { allow, errno } => Filter {
             otherwise: errno.map_or(Verdict::KillProcess, Verdict::Errno),
-            rules: numbered(allow.iter().map(String::as_str), arch),
-        }],
-        SeccompPlan::Default => default_filters(security, arch),
-    }
+            rules: numbered(allow.iter().map(String::as_str), arch, Verdict::Allow),
+        },
+        SeccompPlan::Default => default_filter(security, arch),
+    })
 }
 
 /// Unconditional rules for the names `arch` has, in number order, each number once.
-fn numbered<'a>(names: impl Iterator<Item = &'a str>, arch: Arch) -> Vec<Rule<'a>> {
+fn numbered<'a>(
+    names: impl Iterator<Item = &'a str>,
+    arch: Arch,
+    verdict: Verdict,
+) -> Vec<Rule<'a>> {
     let mut rules: Vec<Rule<'a>> = names
         .filter_map(|name| {
             arch.syscall_number(name).map(|nr| Rule {
                 name,
                 nr,
                 when: Vec::new(),
+                verdict,
             })
         })
         .collect();
@@ -282,23 +289,30 @@ fn numbered<'a>(names: impl Iterator<Item = &'a str>, arch: Arch) -> Vec<Rule<'a
     rules
 }
 
-fn default_filters(security: &SecurityPlan, arch: Arch) -> Vec<Filter<'_>> {
+fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
     let keeps = |caps: &[Cap]| {
         security
             .capabilities
             .iter()
             .any(|kept| caps.contains(&kept.0))
     };
-    let mut denied = numbered(
+    let eperm = Verdict::Errno(libc::EPERM);
+    let mut rules = numbered(
         DEFAULT_SECCOMP_DENY
             .iter()
             .filter(|group| !keeps(group.lifted_by))
             .flat_map(|group| group.syscalls.iter().copied()),
         arch,
+        eperm,
     );
-    let mut conditional = |name: &'static str, when: Vec<Vec<ArgCheck>>| {
+    let mut add = |name: &'static str, when: Vec<Vec<ArgCheck>>, verdict: Verdict| {
         if let Some(nr) = arch.syscall_number(name) {
-            denied.push(Rule { name, nr, when });
+            rules.push(Rule {
+                name,
+                nr,
+                when,
+                verdict,
+            });
         }
     };
     let any_bit = |index: u8, mask: u32| -> Vec<Vec<ArgCheck>> {
@@ -313,12 +327,18 @@ fn default_filters(security: &SecurityPlan, arch: Arch) -> Vec<Filter<'_>> {
             })
             .collect()
     };
-    let sys_admin = keeps(&[Cap::CAP_SYS_ADMIN]);
-    if !sys_admin {
-        conditional("clone", any_bit(0, CLONE_NAMESPACES));
-        conditional("unshare", any_bit(0, CLONE_NAMESPACES | CLONE_NEWTIME));
+    if !keeps(&[Cap::CAP_SYS_ADMIN]) {
+        add("clone", any_bit(0, CLONE_NAMESPACES), eperm);
+        add(
+            "unshare",
+            any_bit(0, CLONE_NAMESPACES | CLONE_NEWTIME),
+            eperm,
+        );
+        // clone3 passes its flags in memory, out of a filter's reach: refuse it as if the
+        // kernel were older, so libc falls back to clone, whose flags the rule above sees.
+        add("clone3", Vec::new(), Verdict::Errno(libc::ENOSYS));
     }
-    conditional(
+    add(
         "personality",
         vec![
             PLAIN_PERSONALITIES
@@ -329,8 +349,9 @@ fn default_filters(security: &SecurityPlan, arch: Arch) -> Vec<Filter<'_>> {
                 })
                 .collect(),
         ],
+        eperm,
     );
-    conditional(
+    add(
         "ioctl",
         [libc::TIOCSTI, libc::TIOCLINUX]
             .iter()
@@ -341,34 +362,21 @@ fn default_filters(security: &SecurityPlan, arch: Arch) -> Vec<Filter<'_>> {
                 }]
             })
             .collect(),
+        eperm,
     );
-    conditional(
+    add(
         "socket",
         vec![vec![ArgCheck {
             index: 0,
             test: ArgTest::Eq(libc::AF_VSOCK as u32),
         }]],
+        eperm,
     );
-    denied.sort_by_key(|r| r.nr);
-    let mut filters = vec![Filter {
-        matched: Verdict::Errno(libc::EPERM),
+    rules.sort_by_key(|r| r.nr);
+    Filter {
         otherwise: Verdict::Allow,
-        rules: denied,
-    }];
-    // clone3 passes its flags in memory, out of a filter's reach: refuse it as if the kernel
-    // were older, so libc falls back to clone, whose flags the rule above sees.
-    if !sys_admin && let Some(nr) = arch.syscall_number("clone3") {
-        filters.push(Filter {
-            matched: Verdict::Errno(libc::ENOSYS),
-            otherwise: Verdict::Allow,
-            rules: vec![Rule {
-                name: "clone3",
-                nr,
-                when: Vec::new(),
-            }],
-        });
+        rules,
     }
-    filters
 }
 
 #[cfg(test)]
@@ -401,8 +409,13 @@ mod tests {
     #[test]
     fn the_default_profile_denies_what_docker_denies_and_the_issue_lists() {
         let plan = security(SeccompPlan::Default, &[]);
-        let filters = filters(&plan, Arch::X86_64);
-        let denied: Vec<&str> = filters[0].unconditional().map(|r| r.name).collect();
+        let filter = filter(&plan, Arch::X86_64).unwrap();
+        let eperm = Verdict::Errno(libc::EPERM);
+        let denied: Vec<&str> = filter
+            .unconditional()
+            .filter(|r| r.verdict == eperm)
+            .map(|r| r.name)
+            .collect();
         for name in [
             "kexec_load",
             "init_module",
@@ -436,13 +449,15 @@ mod tests {
         ] {
             assert!(denied.contains(&name), "{name} is not denied");
         }
-        let conditional: Vec<&str> = filters[0].conditional().map(|r| r.name).collect();
+        let conditional: Vec<&str> = filter.conditional().map(|r| r.name).collect();
         assert_eq!(
             conditional,
             ["ioctl", "socket", "clone", "personality", "unshare"]
         );
-        assert_eq!(filters[1].matched, Verdict::Errno(libc::ENOSYS));
-        assert_eq!(filters[1].rules[0].name, "clone3");
+        assert!(filter.conditional().all(|r| r.verdict == eperm));
+        let clone3 = filter.rules.iter().find(|r| r.name == "clone3").unwrap();
+        assert_eq!(clone3.verdict, Verdict::Errno(libc::ENOSYS));
+        assert_eq!(filter.otherwise, Verdict::Allow);
     }
 
     #[test]
@@ -451,7 +466,8 @@ mod tests {
         let ptrace = security(SeccompPlan::Default, &[Cap::CAP_SYS_PTRACE]);
         let admin = security(SeccompPlan::Default, &[Cap::CAP_SYS_ADMIN]);
         let names = |plan| -> Vec<&str> {
-            filters(plan, Arch::X86_64)[0]
+            filter(plan, Arch::X86_64)
+                .unwrap()
                 .rules
                 .iter()
                 .map(|r| r.name)
@@ -465,7 +481,7 @@ mod tests {
         assert!(!names(&admin).contains(&"clone"));
         assert!(!names(&admin).contains(&"bpf"));
         assert!(names(&admin).contains(&"keyctl"), "never lifted");
-        assert_eq!(filters(&admin, Arch::X86_64).len(), 1, "clone3 allowed");
+        assert!(!names(&admin).contains(&"clone3"));
     }
 
     #[test]
@@ -477,20 +493,23 @@ mod tests {
             },
             &[],
         );
-        let x86: Vec<&str> = filters(&plan, Arch::X86_64)[0]
+        let x86: Vec<&str> = filter(&plan, Arch::X86_64)
+            .unwrap()
             .rules
             .iter()
             .map(|r| r.name)
             .collect();
         assert_eq!(x86, ["open", "openat"]);
-        let arm: Vec<&str> = filters(&plan, Arch::Aarch64)[0]
+        let arm: Vec<&str> = filter(&plan, Arch::Aarch64)
+            .unwrap()
             .rules
             .iter()
             .map(|r| r.name)
             .collect();
         assert_eq!(arm, ["openat"]);
         assert!(
-            filters(&security(SeccompPlan::Default, &[]), Arch::Aarch64)[0]
+            filter(&security(SeccompPlan::Default, &[]), Arch::Aarch64)
+                .unwrap()
                 .rules
                 .iter()
                 .all(|r| r.name != "iopl")
@@ -500,11 +519,8 @@ mod tests {
     #[test]
     fn the_default_profile_lets_the_launcher_finish() {
         let plan = security(SeccompPlan::Default, &[]);
-        let filters = filters(&plan, Arch::X86_64);
-        let denied: Vec<&str> = filters
-            .iter()
-            .flat_map(|f| f.unconditional().map(|r| r.name).collect::<Vec<_>>())
-            .collect();
+        let filter = filter(&plan, Arch::X86_64).unwrap();
+        let denied: Vec<&str> = filter.unconditional().map(|r| r.name).collect();
         for call in launcher_calls(false).iter().chain(&["clock_gettime"]) {
             assert!(!denied.contains(call), "{call}");
         }
@@ -530,12 +546,12 @@ mod tests {
             },
             &[],
         );
-        let f = &filters(&kill, Arch::X86_64)[0];
+        let f = filter(&kill, Arch::X86_64).unwrap();
         assert_eq!(
-            (f.matched, f.otherwise),
+            (f.rules[0].verdict, f.otherwise),
             (Verdict::Allow, Verdict::KillProcess)
         );
         let off = security(SeccompPlan::Off, &[]);
-        assert!(filters(&off, Arch::X86_64).is_empty());
+        assert!(filter(&off, Arch::X86_64).is_none());
     }
 }

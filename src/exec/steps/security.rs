@@ -38,8 +38,8 @@ use crate::plan::{LandlockPlan, Plan, StepId};
 
 /// What the supervisor prepares for this step before the clone.
 pub struct Prepared {
-    /// The compiled seccomp filters (empty when seccomp is off).
-    pub seccomp: Vec<Program>,
+    /// The compiled seccomp filter (none when seccomp is off).
+    pub seccomp: Option<Program>,
     /// Durations in nanoseconds, written here because once its filter is in, the command's
     /// process has no reliable way left to report anything: [`TIMING_SECURITY`] (everything
     /// before the filter) and [`TIMING_SECCOMP_LOAD`].
@@ -131,7 +131,7 @@ fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), Ste
     };
     record(TIMING_SECURITY, started.elapsed().as_nanos());
     let loading = Instant::now();
-    for program in &prepared.seccomp {
+    if let Some(program) = &prepared.seccomp {
         sys::seccomp_set_filter(program.instructions())
             .or_fail(StepId::Security, || "loading the seccomp filter".into())
             .map_err(|f| f.with_key("security.seccomp"))?;
