@@ -198,7 +198,7 @@ as_root_and_rootless! {
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             stdout(&out).trim(),
-            "ids uid=1000 euid=1000 capeff=0000000000000000"
+            "ids uid=1000 euid=1000 capeff=0000000000000000 nnp=1 seccomp=2"
         );
     }
 
@@ -239,6 +239,28 @@ required = true
             ("bind=9090", "EACCES"),
             ("connect=9091", "EACCES"),
         ]);
+    }
+
+    fn without_no_new_privs_the_filter_and_landlock_still_hold(who) {
+        // The kernel then takes them only from a process with CAP_SYS_ADMIN: they go in before
+        // the capabilities are dropped.
+        let p = project(who, r#"
+[security]
+no_new_privileges = false
+capabilities = ["CAP_NET_BIND_SERVICE"]
+
+[security.landlock]
+read = ["/etc", "/proc"]
+execute = ["/opt/probe"]
+"#);
+        expect(&p, &[
+            ("ptrace", "EPERM"),
+            ("read=/etc/passwd", "ok"),
+            ("read=/usr/lib/os-release", "EACCES"),
+            ("ids", "uid=0 euid=0 capeff=0000000000000400 nnp=0 seccomp=2"),
+        ]);
+        let out = p.up(&["/bin/sh", "-c", "true"]);
+        assert_eq!(out.status.code(), Some(126), "/bin/sh is outside the execute rules");
     }
 
     fn rlimits_are_the_manifests(who) {

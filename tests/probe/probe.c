@@ -272,8 +272,11 @@ int main(int argc, char **argv) {
             read(fd, status, sizeof status - 1);
             close(fd);
             char *capeff = strstr(status, "CapEff:\t");
-            printf("ids uid=%d euid=%d capeff=%.16s\n", getuid(), geteuid(),
-                   capeff ? capeff + 8 : "?");
+            char *nnp = strstr(status, "NoNewPrivs:\t");
+            char *mode = strstr(status, "Seccomp:\t");
+            printf("ids uid=%d euid=%d capeff=%.16s nnp=%.1s seccomp=%.1s\n", getuid(),
+                   geteuid(), capeff ? capeff + 8 : "?", nnp ? nnp + 12 : "?",
+                   mode ? mode + 9 : "?");
             continue;
         } else if (!strcmp(action, "bind")) {
             ret = tcp("bind", atoi(arg));
