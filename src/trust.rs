@@ -12,9 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::Loaded;
-use crate::plan::{
-    DEFAULT_SECCOMP_DENY, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
-};
+use crate::plan::seccomp::default_denied;
+use crate::plan::{MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan};
 
 /// Host directories a sandbox may bind read-only without asking: the system's own.
 const SYSTEM_DIRS: &[&str] = &[
@@ -221,9 +220,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
     match &security.seccomp {
         SeccompPlan::Off => out.push(Request::new("security.seccomp", "turns seccomp off", true)),
         SeccompPlan::DenyList { deny, .. } => {
-            let missing: Vec<&str> = DEFAULT_SECCOMP_DENY
-                .iter()
-                .copied()
+            let missing: Vec<&str> = default_denied()
                 .filter(|call| !deny.iter().any(|d| d == call))
                 .collect();
             if !missing.is_empty() {
@@ -241,7 +238,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
         SeccompPlan::AllowList { allow, .. } => {
             let risky: Vec<&String> = allow
                 .iter()
-                .filter(|call| DEFAULT_SECCOMP_DENY.contains(&call.as_str()))
+                .filter(|call| default_denied().any(|denied| denied == call.as_str()))
                 .collect();
             if !risky.is_empty() {
                 let names: Vec<&str> = risky.iter().map(|s| s.as_str()).collect();

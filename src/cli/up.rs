@@ -11,7 +11,7 @@ use crate::exec::{self, ExecError, Outcome, StepFailure};
 use crate::host::HostFacts;
 use crate::manifest::Loaded;
 use crate::manifest::values::Size;
-use crate::plan::{Plan, RootSource, render_text};
+use crate::plan::{Plan, RootSource, SeccompPlan, render_text};
 use crate::rootfs::{self, Cache, PreparedRoot, Progress, RootfsError};
 use crate::validate::Invocation;
 
@@ -113,6 +113,9 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
                     "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it"
                 );
             }
+            if outcome.signal == Some(libc::SIGSYS) && plan.security.seccomp != SeccompPlan::Off {
+                out.problems(&[seccomp_kill_problem(&loaded)], &loaded);
+            }
             ExitCode::from(outcome.status)
         }
         Err(error) => {
@@ -160,6 +163,25 @@ fn prepare_root(
         }
         Box::new(problem)
     })
+}
+
+/// SIGSYS is what the kernel sends when a seccomp filter kills a process.
+fn seccomp_kill_problem(loaded: &Loaded) -> Problem {
+    let mut problem = Problem::error(
+        "sandbox::exec::seccomp-kill",
+        format!(
+            "the command was killed by seccomp (SIGSYS, exit status {}): it made a system call \
+             that the seccomp profile forbids",
+            128 + libc::SIGSYS
+        ),
+    );
+    if let Some(span) = loaded.provenance.get("security.seccomp") {
+        problem = problem.at(*span, "this profile");
+    }
+    problem.help(
+        "find the call with `strace -f` (and seccomp = \"off\"), then allow it; with \
+         default_action = \"errno\" a forbidden call fails instead of killing",
+    )
 }
 
 /// A failed step as a diagnostic, underlining the manifest key behind it when there is one.

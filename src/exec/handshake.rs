@@ -38,6 +38,11 @@ pub enum ToParent {
         timings: Vec<(StepId, u64)>,
     },
     Failed(StepFailure),
+    /// From the sandbox's init, just before it exits with 128+N: the command was killed by
+    /// signal N (an exit status alone cannot tell that from `exit(128+N)`).
+    CommandKilled {
+        signal: i32,
+    },
 }
 
 /// One end of the socketpair.
@@ -158,6 +163,18 @@ mod tests {
         let (message, fds): (ToParent, _) = parent.recv().unwrap();
         assert_eq!(message, ToParent::Failed(failure));
         assert_eq!(fds.len(), 2, "the descriptors arrive with the message");
+    }
+
+    #[test]
+    fn a_message_sent_before_closing_is_still_read() {
+        let (parent, child) = pair().unwrap();
+        child
+            .send(&ToParent::CommandKilled { signal: 31 }, &[])
+            .unwrap();
+        drop(child);
+        let (message, _): (ToParent, _) = parent.recv().unwrap();
+        assert_eq!(message, ToParent::CommandKilled { signal: 31 });
+        assert!(matches!(parent.recv::<ToParent>(), Err(RecvError::Closed)));
     }
 
     #[test]

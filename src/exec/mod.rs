@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod handshake;
+pub mod seccomp;
 mod steps;
 mod supervise;
 #[allow(unsafe_code)]
@@ -30,7 +31,7 @@ use error::OrFail;
 pub use error::{ExecError, StepFailure};
 use handshake::{Channel, RecvError, ToChild, ToParent};
 pub use steps::command::Terminal;
-use steps::{cgroup, chroot, command, mount, net, pid, user};
+use steps::{cgroup, chroot, command, mount, net, pid, security, user};
 pub use supervise::Outcome;
 
 use crate::cgroup::Group;
@@ -60,14 +61,22 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
         .thread_block()
         .or_fail(StepId::User, || "blocking signals".into())?;
 
+    let build_started = Instant::now();
+    let security = security::Prepared {
+        seccomp: seccomp::compile(&plan.security)?,
+        timings: sys::SharedWords::new(security::TIMINGS)
+            .or_fail(StepId::Security, || "mapping a shared page".into())?,
+    };
+    let seccomp_build = build_started.elapsed();
     let (parent_end, child_end) =
         handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
     let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .or_fail(StepId::User, || "pipe2".into())?;
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
     // child was killed on an early return.
+    let cgroup_started = Instant::now();
     let group = cgroup::create(plan)?;
-    let mut cgroup_time = started.elapsed();
+    let mut cgroup_time = cgroup_started.elapsed();
     let clone_started = Instant::now();
     let flags = clone_flags(plan);
     let into = group.as_ref().and_then(Group::clone_into);
@@ -81,13 +90,16 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
             std::mem::forget(group);
             drop(parent_end);
             drop(exec_read);
-            child_main(plan, root, child_end, exec_write, terminal)
+            child_main(plan, root, child_end, exec_write, terminal, &security)
         }
         sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
     };
     drop(child_end);
     drop(exec_write);
-    let mut timings: Timings = vec![("clone".into(), clone_started.elapsed())];
+    let mut timings: Timings = vec![
+        ("seccomp build".into(), seccomp_build),
+        ("clone".into(), clone_started.elapsed()),
+    ];
     let guard = KillOnDrop(Some(pidfd));
 
     if let Some(group) = &group {
@@ -133,6 +145,11 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
             fds.pop()
         }
         Ok((ToParent::Failed(failure), _)) => return Err(failure.into()),
+        Ok((ToParent::CommandKilled { .. }, _)) => {
+            return Err(ExecError::SetupDied(
+                "it ran the command before it was ready".into(),
+            ));
+        }
         Err(RecvError::Closed) => {
             return Err(ExecError::SetupDied("it exited without a word".into()));
         }
@@ -153,6 +170,21 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
         outcome.cleanup = removed.err();
     }
     drop(network);
+    // init has exited, so this reads what it sent or end-of-file; it cannot block.
+    if let Ok((ToParent::CommandKilled { signal }, _)) = parent_end.recv::<ToParent>() {
+        outcome.signal = Some(signal);
+    }
+    // Written by the command's process right before its execve; zero if it never got there.
+    let words = security.timings.words();
+    for (name, slot) in [
+        ("security", security::TIMING_SECURITY),
+        ("seccomp load", security::TIMING_SECCOMP_LOAD),
+    ] {
+        let nanos = words[slot].load(std::sync::atomic::Ordering::Relaxed);
+        if nanos > 0 {
+            timings.push((name.into(), Duration::from_nanos(nanos)));
+        }
+    }
     Ok((outcome, timings))
 }
 
@@ -219,6 +251,7 @@ fn child_main(
     channel: Channel,
     exec_pipe: OwnedFd,
     terminal: bool,
+    security: &security::Prepared,
 ) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -250,14 +283,14 @@ fn child_main(
     drop(master);
     if !plan.namespaces.pid {
         drop(channel);
-        command::exec(plan, exec_pipe, terminal.as_ref());
+        command::exec(plan, exec_pipe, terminal.as_ref(), security);
     }
     match sys::fork() {
         Ok(None) => {
             drop(channel);
-            command::exec(plan, exec_pipe, terminal.as_ref())
+            command::exec(plan, exec_pipe, terminal.as_ref(), security)
         }
-        Ok(Some(command)) => pid::init(Pid::from_raw(command)),
+        Ok(Some(command)) => pid::init(Pid::from_raw(command), channel),
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, "forking the command", errno);
             let _ = nix::unistd::write(

@@ -43,6 +43,8 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     /// The sandbox's cgroup could not be removed (the next run's sweep removes it).
     pub cleanup: Option<CgroupError>,
+    /// The signal that killed the command, if one did.
+    pub signal: Option<i32>,
 }
 
 fn fail(action: &str) -> impl FnOnce(Errno) -> ExecError + '_ {
@@ -152,6 +154,10 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     if let Some(pipe) = exec_pipe.take() {
         failure = command::read_failure(&pipe);
     }
+    let signal = match status {
+        WaitStatus::Signaled(_, signal, _) => Some(signal as i32),
+        _ => None,
+    };
     let status = match (timed_out, status) {
         (true, _) => exit::TIMEOUT,
         (false, WaitStatus::Exited(_, code)) => code as u8,
@@ -164,6 +170,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         failure,
         usage: None,
         cleanup: None,
+        signal,
     })
 }
 

@@ -99,9 +99,11 @@ pub struct Landlock {
     pub write: Option<Spanned<Vec<Spanned<String>>>>,
     /// Paths from which programs may be executed (and read).
     pub execute: Option<Spanned<Vec<Spanned<String>>>>,
-    /// TCP ports that may be bound (landlock ABI 4 or later).
+    /// TCP ports that may be bound (landlock ABI 4 or later); absent: binding is not
+    /// restricted, `[]`: no port may be bound.
     pub bind_tcp: Option<Spanned<Vec<Spanned<u16>>>>,
-    /// TCP ports that may be connected to (landlock ABI 4 or later).
+    /// TCP ports that may be connected to (landlock ABI 4 or later); absent: not restricted,
+    /// `[]`: no connection.
     pub connect_tcp: Option<Spanned<Vec<Spanned<u16>>>>,
     /// Refuse to start when the kernel cannot enforce every rule (default false).
     pub required: Option<Spanned<bool>>,

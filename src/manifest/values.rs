@@ -580,6 +580,14 @@ impl Arch {
         }
     }
 
+    /// The kernel's name for the architecture (uname -m).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
     /// The syscall number of `name` on this architecture, if it has that call.
     pub fn syscall_number(self, name: &str) -> Option<i64> {
         match self {

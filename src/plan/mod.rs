@@ -9,6 +9,7 @@ mod mount;
 mod net;
 mod process;
 mod render;
+pub mod seccomp;
 mod security;
 mod user;
 
@@ -25,7 +26,7 @@ pub use mount::{
 pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;
 pub use render::{Line, StepId, StepView, render_json, render_text, steps};
-pub use security::{DEFAULT_SECCOMP_DENY, LandlockPlan, SeccompPlan, SecurityPlan};
+pub use security::{LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan};
 pub use user::{IdMapping, MapWriter, UserPlan};
 
 use crate::manifest::Location;

@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::seccomp::{Verdict, filter};
 use super::{
-    DEFAULT_SECCOMP_DENY, Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan,
-    RootSource, SeccompPlan, bridge_table, sandbox_table, veth_name,
+    Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
+    SecurityPlan, bridge_table, sandbox_table, veth_name,
 };
+use crate::manifest::values::Arch;
 use crate::plan::IdMapping;
 
 /// The executor's steps, in the order it takes them.
@@ -445,36 +447,17 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     "no_new_privs: setuid binaries gain nothing",
                 );
             }
-            s.line(
-                "security.seccomp",
-                match &sec.seccomp {
-                    SeccompPlan::Off => "seccomp: off".to_string(),
-                    SeccompPlan::Default => format!(
-                        "seccomp: default profile, {} system calls denied with EPERM, plus new user namespaces, TIOCSTI/TIOCLINUX and personality changes; other ABIs killed",
-                        DEFAULT_SECCOMP_DENY.len()
-                    ),
-                    SeccompPlan::DenyList { deny, errno } => format!(
-                        "seccomp: {} system calls denied with {}",
-                        deny.len(),
-                        crate::manifest::values::Errno(*errno).name()
-                    ),
-                    SeccompPlan::AllowList { allow, errno: Some(errno) } => format!(
-                        "seccomp: only {} system calls allowed, others fail with {}",
-                        allow.len(),
-                        crate::manifest::values::Errno(*errno).name()
-                    ),
-                    SeccompPlan::AllowList { allow, errno: None } => {
-                        format!("seccomp: only {} system calls allowed, others kill the process", allow.len())
-                    }
-                },
-            );
+            for line in seccomp_lines(sec) {
+                s.line("security.seccomp", line);
+            }
             if let Some(landlock) = &sec.landlock {
-                let list = |paths: &[std::path::PathBuf]| {
-                    paths
+                let list = |paths: &[std::path::PathBuf]| match paths {
+                    [] => "nothing".to_string(),
+                    paths => paths
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(" "),
                 };
                 s.line(
                     "security.landlock",
@@ -486,12 +469,22 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                         list(&landlock.execute)
                     ),
                 );
-                if !landlock.bind_tcp.is_empty() || !landlock.connect_tcp.is_empty() {
+                let ports = |ports: &Option<Vec<u16>>| match ports.as_deref() {
+                    None => "any port".to_string(),
+                    Some([]) => "no port".to_string(),
+                    Some(ports) => ports
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                };
+                if landlock.bind_tcp.is_some() || landlock.connect_tcp.is_some() {
                     s.line(
                         "security.landlock",
                         format!(
-                            "landlock TCP: bind {:?}, connect {:?}",
-                            landlock.bind_tcp, landlock.connect_tcp
+                            "landlock TCP: bind {}; connect {}",
+                            ports(&landlock.bind_tcp),
+                            ports(&landlock.connect_tcp)
                         ),
                     );
                 }
@@ -752,4 +745,70 @@ pub fn render_json(plan: &Plan, explain: bool) -> Value {
         })
         .collect();
     json!({ "name": plan.name, "steps": steps, "warnings": plan.warnings })
+}
+
+/// The seccomp profile as the host's architecture will get it: the counts are those of the
+/// filter the executor compiles.
+fn seccomp_lines(security: &SecurityPlan) -> Vec<String> {
+    let arch = Arch::host();
+    let profile = match security.seccomp {
+        SeccompPlan::Default => "default profile",
+        SeccompPlan::DenyList { .. } | SeccompPlan::AllowList { .. } => "custom profile",
+        SeccompPlan::Off => "off",
+    };
+    let Some(filter) = filter(security, arch) else {
+        return vec!["seccomp: off".into()];
+    };
+    let verdict = |v: Verdict, one: bool| match v {
+        Verdict::Allow => "allowed".to_string(),
+        Verdict::Errno(e) => format!(
+            "fail{} with {}",
+            if one { "s" } else { "" },
+            crate::manifest::values::Errno(e).name()
+        ),
+        Verdict::KillProcess => format!("kill{} the process", if one { "s" } else { "" }),
+    };
+    // Rules grouped by verdict (in order of first appearance), unconditional ones first.
+    let mut groups: Vec<(bool, Verdict)> = Vec::new();
+    for rule in filter.unconditional().chain(filter.conditional()) {
+        let group = (!rule.when.is_empty(), rule.verdict);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .iter()
+        .map(|&(conditional, v)| {
+            let names: Vec<&str> = filter
+                .rules
+                .iter()
+                .filter(|r| r.when.is_empty() != conditional && r.verdict == v)
+                .map(|r| r.name)
+                .collect();
+            let some = if conditional {
+                " for some arguments"
+            } else {
+                ""
+            };
+            match names.as_slice() {
+                [one] => format!("{one} {}{some}", verdict(v, true)),
+                few if few.len() <= 3 || conditional => {
+                    format!("{} {}{some}", few.join(", "), verdict(v, false))
+                }
+                many => format!("{} system calls {}", many.len(), verdict(v, false)),
+            }
+        })
+        .collect();
+    parts.push(format!(
+        "any other call {}",
+        verdict(filter.otherwise, true)
+    ));
+    let mut lines = vec![format!(
+        "seccomp ({profile}, {}): {}",
+        arch.name(),
+        parts.remove(0)
+    )];
+    lines.extend(parts.into_iter().map(|part| format!("seccomp: {part}")));
+    lines.push("seccomp: a call through another ABI (32-bit, x32) kills the process".into());
+    lines
 }

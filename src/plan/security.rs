@@ -8,8 +8,8 @@ use crate::manifest::values::{Capability, Rlimit, RlimitValue};
 #[serde(tag = "profile", rename_all = "lowercase")]
 pub enum SeccompPlan {
     Off,
-    /// [`DEFAULT_SECCOMP_DENY`] plus argument rules (clone/unshare of user namespaces, TIOCSTI,
-    /// personality), each denied with EPERM.
+    /// [`DEFAULT_SECCOMP_DENY`](super::seccomp::DEFAULT_SECCOMP_DENY) plus argument rules
+    /// (new namespaces through clone/unshare, clone3, TIOCSTI/TIOCLINUX, personality, vsock).
     Default,
     /// Everything allowed except `deny`, which fails with `errno`.
     DenyList {
@@ -24,83 +24,66 @@ pub enum SeccompPlan {
     },
 }
 
-/// System calls the default profile denies outright: the kernel-wide or privileged operations
-/// Docker's default profile blocks, plus what bubblewrap and nsjail add.
-pub const DEFAULT_SECCOMP_DENY: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "pivot_root",
-    "process_madvise",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "quotactl_fd",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "stime",
-    "swapoff",
-    "swapon",
-    "sysfs",
-    "syslog",
-    "umount",
-    "umount2",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-    "_sysctl",
-    "fanotify_init",
-    "lsm_set_self_attr",
-];
+impl SeccompPlan {
+    /// Whether the profile lets clock_gettime through (the default profile never denies it).
+    pub fn allows_clock(&self) -> bool {
+        const CLOCK: &str = "clock_gettime";
+        match self {
+            SeccompPlan::Off | SeccompPlan::Default => true,
+            SeccompPlan::DenyList { deny, .. } => !deny.iter().any(|d| d == CLOCK),
+            SeccompPlan::AllowList { allow, .. } => allow.iter().any(|a| a == CLOCK),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockPlan {
     pub read: Vec<PathBuf>,
     pub write: Vec<PathBuf>,
     pub execute: Vec<PathBuf>,
-    pub bind_tcp: Vec<u16>,
-    pub connect_tcp: Vec<u16>,
+    /// TCP ports that may be bound; `None`: binding is not restricted.
+    pub bind_tcp: Option<Vec<u16>>,
+    /// TCP ports that may be connected to; `None`: connecting is not restricted.
+    pub connect_tcp: Option<Vec<u16>>,
     /// Refuse to start when the kernel cannot enforce every rule.
     pub required: bool,
+}
+
+/// Landlock gained TCP bind/connect rules in ABI 4 (Linux 6.7).
+pub const LANDLOCK_NET_ABI: u32 = 4;
+
+impl LandlockPlan {
+    /// What a kernel with landlock ABI `abi` cannot enforce of these rules, one phrase each;
+    /// empty when it enforces them all. A right the kernel does not know is a right it leaves
+    /// unrestricted, so each missing one weakens the rules (except `refer`, whose absence in ABI
+    /// 1 makes the kernel refuse every cross-directory rename: stricter, not weaker).
+    pub fn unenforceable(&self, abi: u32) -> Vec<&'static str> {
+        if abi == 0 {
+            return vec!["any landlock rule"];
+        }
+        let tcp = self.bind_tcp.is_some() || self.connect_tcp.is_some();
+        [
+            (
+                3,
+                true,
+                "truncating files outside `write` (ABI 3, Linux 6.2)",
+            ),
+            (
+                LANDLOCK_NET_ABI,
+                tcp,
+                "TCP bind/connect rules (ABI 4, Linux 6.7)",
+            ),
+            (
+                5,
+                true,
+                "ioctl on devices outside `write` (ABI 5, Linux 6.10)",
+            ),
+        ]
+        .into_iter()
+        .filter(|(needs, wanted, _)| *wanted && abi < *needs)
+        .map(|(_, _, what)| what)
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,4 +98,31 @@ pub struct SecurityPlan {
     pub masked_paths: Vec<PathBuf>,
     /// Paths remounted read-only.
     pub readonly_paths: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn landlock(tcp: bool) -> LandlockPlan {
+        LandlockPlan {
+            read: vec!["/usr".into()],
+            write: Vec::new(),
+            execute: Vec::new(),
+            bind_tcp: None,
+            connect_tcp: tcp.then(Vec::new),
+            required: true,
+        }
+    }
+
+    #[test]
+    fn each_abi_lacks_what_came_after_it() {
+        assert_eq!(landlock(false).unenforceable(0), ["any landlock rule"]);
+        assert_eq!(landlock(false).unenforceable(2).len(), 2);
+        assert_eq!(landlock(true).unenforceable(3).len(), 2);
+        assert!(landlock(true).unenforceable(3)[0].starts_with("TCP"));
+        assert!(landlock(false).unenforceable(4)[0].starts_with("ioctl"));
+        assert!(landlock(true).unenforceable(5).is_empty());
+        assert!(landlock(true).unenforceable(7).is_empty());
+    }
 }

@@ -24,9 +24,14 @@ pub struct Terminal {
     pub slave: std::path::PathBuf,
 }
 
-pub fn exec(plan: &Plan, exec_pipe: OwnedFd, terminal: Option<&Terminal>) -> ! {
+pub fn exec(
+    plan: &Plan,
+    exec_pipe: OwnedFd,
+    terminal: Option<&Terminal>,
+    security: &security::Prepared,
+) -> ! {
     // Only the execve itself fails with 126/127; anything before it is the launcher's failure.
-    let (failure, code) = match prepare(plan, terminal) {
+    let (failure, code) = match prepare(plan, terminal, security) {
         Ok((path_list, argv, envp)) => {
             let failure = search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp);
             let code = if failure.errno() == Errno::ENOENT {
@@ -45,7 +50,11 @@ pub fn exec(plan: &Plan, exec_pipe: OwnedFd, terminal: Option<&Terminal>) -> ! {
 
 type Prepared = (String, Vec<CString>, Vec<CString>);
 
-fn prepare(plan: &Plan, terminal: Option<&Terminal>) -> Result<Prepared, StepFailure> {
+fn prepare(
+    plan: &Plan,
+    terminal: Option<&Terminal>,
+    security: &security::Prepared,
+) -> Result<Prepared, StepFailure> {
     let process = &plan.process;
     nix::unistd::setsid().or_fail(StepId::Exec, || "setsid".into())?;
     if let Some(terminal) = terminal {
@@ -86,9 +95,10 @@ fn prepare(plan: &Plan, terminal: Option<&Terminal>) -> Result<Prepared, StepFai
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
 
-    security::apply(plan)?;
-    // Only 0, 1 and 2 reach the command; the exec pipe closes itself on success.
+    // Only 0, 1 and 2 reach the command; the exec pipe closes itself on success. Before the
+    // security step, whose seccomp filter leaves nothing but execve to the launcher.
     sys::cloexec_from(3).or_fail(StepId::Exec, || "close_range(3..)".into())?;
+    security::apply(plan, security)?;
     Ok((path_list, argv, envp))
 }
 

@@ -14,7 +14,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use std::os::fd::AsRawFd;
+
 use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::handshake::{Channel, ToParent};
 use crate::exec::sys;
 use crate::plan::StepId;
 
@@ -51,10 +54,12 @@ pub fn install_handlers() -> Result<(), StepFailure> {
     Ok(())
 }
 
-/// Run as init until the command exits; never returns.
-pub fn init(command: Pid) -> ! {
-    // Nothing of the launcher stays open in init, and it keeps no privilege it does not need.
-    let _ = sys::close_from(3);
+/// Run as init until the command exits; never returns. The channel to the supervisor is the
+/// one descriptor kept: it carries how the command ended when a signal ended it.
+pub fn init(command: Pid, channel: Channel) -> ! {
+    // Nothing else of the launcher stays open in init, and it keeps no privilege it does not
+    // need.
+    let _ = sys::close_from_except(3, channel.as_fd().as_raw_fd());
     for set in [
         caps::CapSet::Effective,
         caps::CapSet::Permitted,
@@ -73,6 +78,12 @@ pub fn init(command: Pid) -> ! {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == command => sys::exit_now(code),
                 Ok(WaitStatus::Signaled(pid, signal, _)) if pid == command => {
+                    let _ = channel.send(
+                        &ToParent::CommandKilled {
+                            signal: signal as i32,
+                        },
+                        &[],
+                    );
                     sys::exit_now(128 + signal as i32)
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,

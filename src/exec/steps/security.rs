@@ -1,6 +1,7 @@
-//! Security, the last step before exec, in the command's own process.
+//! Security, the last step before exec, in the command's own process, after pivot_root (so
+//! landlock paths are paths inside the sandbox).
 //!
-//! Order matters (capabilities(7), prctl(2)):
+//! Order matters (capabilities(7), prctl(2), seccomp(2), landlock(7)):
 //! 1. rlimits, while we may still raise hard limits;
 //! 2. drop every capability not kept from the bounding set (needs CAP_SETPCAP, so before the
 //!    effective set shrinks);
@@ -8,23 +9,53 @@
 //!    uid change;
 //! 4. permitted = effective = inheritable = kept, and the kept ones raised in the ambient set so
 //!    a non-root uid keeps them across execve;
-//! 5. no_new_privs, then landlock and seccomp, which must be last: the filter would otherwise
-//!    forbid the calls above.
+//! 5. no_new_privs, then landlock, then seccomp last of all: the filter would otherwise forbid
+//!    the calls above, and the only call after it is execve.
+//!
+//! The kernel takes a landlock domain or a seccomp filter only from a process with no_new_privs
+//! or CAP_SYS_ADMIN. With `no_new_privileges = false` both therefore go in first, while the
+//! process still has every capability in its user namespace, and the filter must let steps 2-4
+//! through (validation checks custom profiles for that; see plan::seccomp::launcher_calls).
 
 use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use caps::{CapSet, Capability};
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+};
+use nix::errno::Errno;
 use nix::sys::resource::setrlimit;
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{OrFail, StepFailure};
-use crate::plan::{Plan, StepId};
+use crate::exec::seccomp::Program;
+use crate::exec::sys;
+use crate::plan::{LandlockPlan, Plan, StepId};
 
-fn caps_error(step: StepId, action: String) -> impl FnOnce(caps::errors::CapsError) -> StepFailure {
-    move |e| StepFailure::new(step, format!("{action}: {e}"), nix::errno::Errno::last())
+/// What the supervisor prepares for this step before the clone.
+pub struct Prepared {
+    /// The compiled seccomp filter (none when seccomp is off).
+    pub seccomp: Option<Program>,
+    /// Durations in nanoseconds, written here because once its filter is in, the command's
+    /// process has no reliable way left to report anything: [`TIMING_SECURITY`] (everything
+    /// before the filter) and [`TIMING_SECCOMP_LOAD`].
+    pub timings: sys::SharedWords,
 }
 
-pub fn apply(plan: &Plan) -> Result<(), StepFailure> {
+pub const TIMING_SECURITY: usize = 0;
+pub const TIMING_SECCOMP_LOAD: usize = 1;
+pub const TIMINGS: usize = 2;
+
+fn caps_error(action: String) -> impl FnOnce(caps::errors::CapsError) -> StepFailure {
+    move |e| StepFailure::new(StepId::Security, format!("{action}: {e}"), Errno::last())
+}
+
+pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
+    let started = Instant::now();
     let security = &plan.security;
     for (name, value) in &security.rlimits {
         setrlimit(name.resource(), value.as_raw(), value.as_raw())
@@ -33,14 +64,16 @@ pub fn apply(plan: &Plan) -> Result<(), StepFailure> {
             })
             .map_err(|f| f.with_key(format!("security.rlimits.{}", name.name())))?;
     }
+    if !security.no_new_privileges {
+        confine(plan, prepared, started)?;
+    }
 
     let kept: HashSet<Capability> = security.capabilities.iter().map(|c| c.0).collect();
     for capability in caps::all() {
         if !kept.contains(&capability) {
-            caps::drop(None, CapSet::Bounding, capability).map_err(caps_error(
-                StepId::Security,
-                format!("dropping {capability} from the bounding set"),
-            ))?;
+            caps::drop(None, CapSet::Bounding, capability).map_err(caps_error(format!(
+                "dropping {capability} from the bounding set"
+            )))?;
         }
     }
 
@@ -66,32 +99,163 @@ pub fn apply(plan: &Plan) -> Result<(), StepFailure> {
     nix::sys::prctl::set_keepcaps(false).or_fail(StepId::Security, || "PR_SET_KEEPCAPS".into())?;
 
     let kept_set: caps::CapsHashSet = kept.iter().copied().collect();
-    for set in [CapSet::Effective, CapSet::Inheritable] {
-        caps::set(None, set, &kept_set).map_err(caps_error(
-            StepId::Security,
-            format!("setting the {set:?} capabilities"),
-        ))?;
+    for set in [CapSet::Effective, CapSet::Inheritable, CapSet::Permitted] {
+        caps::set(None, set, &kept_set)
+            .map_err(caps_error(format!("setting the {set:?} capabilities")))?;
     }
-    caps::set(None, CapSet::Permitted, &kept_set).map_err(caps_error(
-        StepId::Security,
-        "setting the permitted capabilities".into(),
-    ))?;
-    caps::clear(None, CapSet::Ambient).map_err(caps_error(
-        StepId::Security,
-        "clearing the ambient capabilities".into(),
-    ))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(caps_error("clearing the ambient capabilities".into()))?;
     if process.uid != 0 {
         for capability in &kept {
-            caps::raise(None, CapSet::Ambient, *capability).map_err(caps_error(
-                StepId::Security,
-                format!("raising {capability} in the ambient set"),
-            ))?;
+            caps::raise(None, CapSet::Ambient, *capability).map_err(caps_error(format!(
+                "raising {capability} in the ambient set"
+            )))?;
         }
     }
 
     if security.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
             .or_fail(StepId::Security, || "PR_SET_NO_NEW_PRIVS".into())?;
+        confine(plan, prepared, started)?;
     }
     Ok(())
+}
+
+/// Landlock, then the seccomp filters; records the step's durations.
+fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), StepFailure> {
+    if let Some(rules) = &plan.security.landlock {
+        landlock(rules)?;
+    }
+    let record = |slot: usize, nanos: u128| {
+        prepared.timings.words()[slot].store(nanos as u64, Ordering::Relaxed);
+    };
+    record(TIMING_SECURITY, started.elapsed().as_nanos());
+    let loading = Instant::now();
+    if let Some(program) = &prepared.seccomp {
+        sys::seccomp_set_filter(program.instructions())
+            .or_fail(StepId::Security, || "loading the seccomp filter".into())
+            .map_err(|f| f.with_key("security.seccomp"))?;
+    }
+    // Reading the clock is a system call on hosts whose clock source has no vDSO, which a
+    // strict allow list would punish: only time the load when the profile lets the clock be read.
+    if plan.security.seccomp.allows_clock() {
+        record(TIMING_SECCOMP_LOAD, loading.elapsed().as_nanos());
+    }
+    Ok(())
+}
+
+/// The access rights the rules are written for: those of ABI 5 (Linux 6.10). A kernel with
+/// less gets what it knows (`required = false`) or refuses (`required = true`).
+const LANDLOCK_ABI: ABI = ABI::V5;
+
+fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
+    let fail_at = |key: &str, action: String, error: &(dyn std::error::Error + 'static)| {
+        // The errno says it all when there is one; otherwise the crate's words do.
+        let (action, errno) = match errno_of(error) {
+            Some(errno) => (action, errno),
+            None => (format!("{action}: {error}"), Errno::EOPNOTSUPP),
+        };
+        StepFailure::new(StepId::Security, action, errno).with_key(key)
+    };
+    let fail = |action: String, error: &(dyn std::error::Error + 'static)| {
+        fail_at("security.landlock", action, error)
+    };
+    let missing = || rules.unenforceable(sys::landlock_abi()).join(", ");
+    let level = if rules.required {
+        CompatLevel::HardRequirement
+    } else {
+        CompatLevel::BestEffort
+    };
+    let all = AccessFs::from_all(LANDLOCK_ABI);
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    let mut net = BitFlags::<AccessNet>::EMPTY;
+    if rules.bind_tcp.is_some() {
+        net |= AccessNet::BindTcp;
+    }
+    if rules.connect_tcp.is_some() {
+        net |= AccessNet::ConnectTcp;
+    }
+    let unsupported = |e: &(dyn std::error::Error + 'static)| {
+        fail(
+            format!("this kernel's landlock cannot enforce {}", missing()),
+            e,
+        )
+    };
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(level)
+        .handle_access(all)
+        .map_err(|e| unsupported(&e))?;
+    if !net.is_empty() {
+        ruleset = ruleset.handle_access(net).map_err(|e| unsupported(&e))?;
+    }
+    let mut created = ruleset
+        .create()
+        .map_err(|e| fail("creating the landlock ruleset".into(), &e))?
+        .no_new_privs(false);
+    for (list, paths, access) in [
+        ("read", &rules.read, read),
+        ("write", &rules.write, all & !AccessFs::Execute),
+        ("execute", &rules.execute, read | AccessFs::Execute),
+    ] {
+        for path in paths {
+            let fd = PathFd::new(path).map_err(|e| {
+                let key = format!("security.landlock.{list}");
+                fail_at(&key, format!("landlock: opening {}", path.display()), &e)
+            })?;
+            // Directory rights on a file are an error (EINVAL): a file gets the file ones.
+            let is_dir = nix::sys::stat::fstat(fd.as_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .unwrap_or(true);
+            let access = if is_dir {
+                access
+            } else {
+                access & AccessFs::from_file(LANDLOCK_ABI)
+            };
+            created = created
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| fail(format!("landlock rule for {}", path.display()), &e))?;
+        }
+    }
+    let ports = [
+        (&rules.bind_tcp, AccessNet::BindTcp),
+        (&rules.connect_tcp, AccessNet::ConnectTcp),
+    ];
+    for (list, access) in ports {
+        for port in list.iter().flatten() {
+            created = created
+                .add_rule(NetPort::new(*port, access))
+                .map_err(|e| fail(format!("landlock rule for TCP port {port}"), &e))?;
+        }
+    }
+    let status = created
+        .restrict_self()
+        .map_err(|e| fail("landlock_restrict_self".into(), &e))?;
+    if rules.required && status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(StepFailure::new(
+            StepId::Security,
+            format!(
+                "the kernel enforces only part of the landlock rules (missing: {})",
+                missing()
+            ),
+            Errno::EOPNOTSUPP,
+        )
+        .with_key("security.landlock"));
+    }
+    Ok(())
+}
+
+/// The first errno in a landlock error's chain; none when the crate refused on its own (a
+/// right the kernel lacks, with required = true).
+fn errno_of(error: &(dyn std::error::Error + 'static)) -> Option<Errno> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(Errno::from_raw(code));
+        }
+        current = e.source();
+    }
+    None
 }

@@ -44,6 +44,65 @@ pub fn landlock_abi() -> u32 {
     u32::try_from(version).unwrap_or(0)
 }
 
+/// Install a seccomp filter on the calling thread; it stays across execve. The kernel takes it
+/// only with no_new_privs set or CAP_SYS_ADMIN in the user namespace.
+pub fn seccomp_set_filter(program: &[libc::sock_filter]) -> Result<()> {
+    let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points to `len` instructions in `program`, which outlives the call; the
+    // kernel copies the program and does not write through the pointer.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    })
+    .map(drop)
+}
+
+/// Words of memory shared by this process and every process forked from it afterwards (an
+/// anonymous MAP_SHARED mapping): a child writes, the parent reads, with no system call.
+pub struct SharedWords {
+    map: std::ptr::NonNull<libc::c_void>,
+    count: usize,
+}
+
+impl SharedWords {
+    pub fn new(count: usize) -> Result<SharedWords> {
+        let size = std::num::NonZeroUsize::new(count.max(1) * 8).expect("non-zero");
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let map = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                size,
+                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+            )
+        }?;
+        Ok(SharedWords { map, count })
+    }
+
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the mapping is page-aligned, zero-filled, at least `count` words long and
+        // lives as long as `self`; AtomicU64 has u64's layout and allows shared mutation, also
+        // across processes sharing the page.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast(), self.count) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` with this size and nothing borrows it anymore
+        // (`words` borrows `self`).
+        let _ = unsafe { nix::sys::mman::munmap(self.map, self.count.max(1) * 8) };
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 
@@ -146,6 +205,18 @@ pub fn cloexec_from(first: u32) -> Result<()> {
 pub fn close_from(first: u32) -> Result<()> {
     // SAFETY: close_range only closes descriptors; the callers own every descriptor >= first.
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(drop)
+}
+
+/// Close every descriptor from `first` up, except `keep`.
+pub fn close_from_except(first: u32, keep: RawFd) -> Result<()> {
+    let Ok(keep) = u32::try_from(keep) else {
+        return close_from(first);
+    };
+    if keep > first {
+        // SAFETY: as in close_from, for the descriptors first..keep-1.
+        check(unsafe { libc::syscall(libc::SYS_close_range, first, keep - 1, 0) })?;
+    }
+    close_from(first.max(keep + 1))
 }
 
 /// execve; returns only on failure.

@@ -7,10 +7,7 @@ use super::get;
 use crate::diagnostics::Problem;
 use crate::manifest::values::{Rlimit, RlimitValue};
 use crate::manifest::{Seccomp, SeccompAction, SeccompPreset, Security, Spanned};
-use crate::plan::{LandlockPlan, MountOp, MountStep, SeccompPlan, SecurityPlan};
-
-/// Landlock gained TCP bind/connect rules in ABI 4 (Linux 6.7).
-const LANDLOCK_NET_ABI: u32 = 4;
+use crate::plan::{LANDLOCK_NET_ABI, LandlockPlan, MountOp, MountStep, SeccompPlan, SecurityPlan};
 
 /// Hidden when /proc is mounted: kernel memory, keys and scheduler internals (OCI defaults).
 const MASKED_PROC: &[&str] = &[
@@ -110,6 +107,37 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
         }
     };
 
+    let no_new_privileges = get(&security.no_new_privileges).unwrap_or(true);
+    if let Some(Seccomp::Custom(table)) = security.seccomp.as_ref().map(|s| &s.value) {
+        let blocked = crate::plan::seccomp::blocks_launcher(&seccomp, no_new_privileges);
+        let (list, wrong) = match table.default_action.value {
+            SeccompAction::Allow => (&table.deny, &table.allow),
+            SeccompAction::Errno | SeccompAction::Kill => (&table.allow, &table.deny),
+        };
+        // A misnamed list is already reported; what it lacks would only repeat that.
+        if !blocked.is_empty() && wrong.is_none() {
+            let span = list.as_ref().map_or(table.default_action.span, |l| l.span);
+            let why = if no_new_privileges {
+                "the command is started with execve after the filter is in place".to_string()
+            } else {
+                "with no_new_privileges = false the filter goes in before the launcher drops \
+                 capabilities and changes uid, then execs the command"
+                    .to_string()
+            };
+            cx.report(
+                Problem::error(
+                    "sandbox::seccomp::blocks-launcher",
+                    format!(
+                        "this profile refuses {}, which the sandbox needs to start the command",
+                        blocked.join(", ")
+                    ),
+                )
+                .at(span, "here")
+                .help(format!("{why}: allow {}", blocked.join(", "))),
+            );
+        }
+    }
+
     let landlock = security.landlock.as_ref().map(|landlock| {
         let l = &landlock.value;
         let mut paths = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<PathBuf> {
@@ -119,8 +147,8 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
                 .collect()
         };
         let (read, write, execute) = (paths(&l.read), paths(&l.write), paths(&l.execute));
-        let ports = |list: &Option<Spanned<Vec<Spanned<u16>>>>| -> Vec<u16> {
-            list.iter().flat_map(|l| l.value.iter().map(|p| p.value)).collect()
+        let ports = |list: &Option<Spanned<Vec<Spanned<u16>>>>| -> Option<Vec<u16>> {
+            list.as_ref().map(|l| l.value.iter().map(|p| p.value).collect())
         };
         let plan = LandlockPlan {
             read,
@@ -132,20 +160,36 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
         };
         if plan.required {
             let abi = cx.host.landlock_abi();
+            let missing = plan.unenforceable(abi);
+            let required_span = l.required.as_ref().map(|r| r.span);
             if abi == 0 {
                 cx.report(
                     Problem::error("sandbox::landlock::unsupported", "landlock is required but this kernel does not offer it")
-                        .at_span(l.required.as_ref().map(|r| r.span))
+                        .at_span(required_span)
                         .help("boot a kernel with landlock enabled (CONFIG_SECURITY_LANDLOCK, lsm=...,landlock), or set `required = false`; `sandbox doctor` shows the details"),
                 );
-            } else if abi < LANDLOCK_NET_ABI {
-                for list in [&l.bind_tcp, &l.connect_tcp].into_iter().flatten() {
-                    cx.report(
-                        Problem::error("sandbox::landlock::abi", format!("landlock TCP rules need ABI {LANDLOCK_NET_ABI} (Linux 6.7); this kernel has ABI {abi}"))
-                            .at(list.span, "cannot be enforced here")
-                            .help("run on a newer kernel, or set `required = false` to apply what the kernel supports"),
-                    );
-                }
+            } else if !missing.is_empty() {
+                // Point at the TCP rules when they are what the kernel lacks, else at `required`.
+                let tcp = [&l.bind_tcp, &l.connect_tcp]
+                    .into_iter()
+                    .flatten()
+                    .map(|list| list.span)
+                    .filter(|_| abi < LANDLOCK_NET_ABI)
+                    .collect::<Vec<_>>();
+                let mut problem = Problem::error(
+                    "sandbox::landlock::abi",
+                    format!("this kernel's landlock (ABI {abi}) cannot enforce {}", missing.join(", ")),
+                );
+                problem = match tcp.split_first() {
+                    Some((first, rest)) => rest.iter().fold(
+                        problem.at(*first, "cannot be enforced here"),
+                        |p, span| p.also(*span, "nor this"),
+                    ),
+                    None => problem.at_span(required_span),
+                };
+                cx.report(problem.help(
+                    "run on a newer kernel, or set `required = false` to apply what the kernel supports",
+                ));
             }
         }
         plan
@@ -163,7 +207,7 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
 
     SecurityPlan {
         capabilities,
-        no_new_privileges: get(&security.no_new_privileges).unwrap_or(true),
+        no_new_privileges,
         seccomp,
         landlock,
         rlimits,
@@ -223,12 +267,14 @@ pub(super) fn warnings(cx: &Cx, security: &SecurityPlan) -> Vec<String> {
         && !landlock.required
     {
         let abi = cx.host.landlock_abi();
+        let missing = landlock.unenforceable(abi);
         if abi == 0 {
             warnings.push("landlock: this kernel has no landlock; the rules are not enforced (required = false)".into());
-        } else if abi < LANDLOCK_NET_ABI
-            && !(landlock.bind_tcp.is_empty() && landlock.connect_tcp.is_empty())
-        {
-            warnings.push(format!("landlock: TCP rules need ABI {LANDLOCK_NET_ABI}; this kernel has ABI {abi}, so they are not enforced"));
+        } else if !missing.is_empty() {
+            warnings.push(format!(
+                "landlock: this kernel (ABI {abi}) cannot enforce {}; the rest is applied (required = false)",
+                missing.join(", ")
+            ));
         }
     }
     warnings

@@ -1,0 +1,557 @@
+//! The seccomp profile, resolved to system call numbers for one architecture.
+//!
+//! Pure data: which calls a profile denies or allows, under which argument conditions, and with
+//! which outcome. The executor compiles these [`Filter`]s to BPF (exec::seccomp); `sandbox plan`
+//! counts them, so the numbers it prints are the numbers the kernel gets.
+
+use caps::Capability as Cap;
+
+use super::security::{SeccompPlan, SecurityPlan};
+use crate::manifest::values::Arch;
+
+/// The default profile's denied calls, in groups. A group is lifted when the sandbox keeps one
+/// of `lifted_by`, as in Docker's default profile: a kept CAP_SYS_PTRACE is meant to allow
+/// ptrace. Names that an architecture does not have are skipped there.
+pub struct DenyGroup {
+    pub lifted_by: &'static [Cap],
+    pub syscalls: &'static [&'static str],
+}
+
+/// Docker's default profile denies every call outside its allow list; these are the calls of
+/// x86_64 and aarch64 that it leaves out (mount API, kernel modules, kexec, keyrings, bpf,
+/// perf, ptrace and friends, clock setting, swap, quotas, NUMA policy, obsolete calls), plus
+/// what it allows and we do not: io_uring (a second system call interface that seccomp cannot
+/// see into) and name_to_handle_at (the first half of open_by_handle_at).
+pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
+    DenyGroup {
+        lifted_by: &[],
+        syscalls: &[
+            "add_key",
+            "keyctl",
+            "request_key",
+            "kexec_load",
+            "kexec_file_load",
+            "swapon",
+            "swapoff",
+            "userfaultfd",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "move_pages",
+            "migrate_pages",
+            "pivot_root",
+            "nfsservctl",
+            "create_module",
+            "get_kernel_syms",
+            "query_module",
+            "uselib",
+            "ustat",
+            "sysfs",
+            "_sysctl",
+            "lsm_set_self_attr",
+        ],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_ADMIN],
+        syscalls: &[
+            "mount",
+            "umount2",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "setns",
+            "sethostname",
+            "setdomainname",
+            "quotactl",
+            "quotactl_fd",
+            "lookup_dcookie",
+            "fanotify_init",
+        ],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_BPF],
+        syscalls: &["bpf"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_PERFMON],
+        syscalls: &["perf_event_open"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_SYSLOG],
+        syscalls: &["syslog"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_PTRACE],
+        syscalls: &[
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "process_madvise",
+            "kcmp",
+            "pidfd_getfd",
+        ],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_MODULE],
+        syscalls: &["init_module", "finit_module", "delete_module"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_BOOT],
+        syscalls: &["reboot"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_CHROOT],
+        syscalls: &["chroot"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_PACCT],
+        syscalls: &["acct"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_RAWIO],
+        syscalls: &["iopl", "ioperm"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_TIME],
+        syscalls: &["settimeofday", "clock_settime"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_TTY_CONFIG],
+        syscalls: &["vhangup"],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_SYS_NICE],
+        syscalls: &[
+            "get_mempolicy",
+            "set_mempolicy",
+            "set_mempolicy_home_node",
+            "mbind",
+        ],
+    },
+    DenyGroup {
+        lifted_by: &[Cap::CAP_DAC_READ_SEARCH],
+        syscalls: &["open_by_handle_at", "name_to_handle_at"],
+    },
+];
+
+/// Every call the default profile denies outright when no capability is kept.
+pub fn default_denied() -> impl Iterator<Item = &'static str> {
+    DEFAULT_SECCOMP_DENY
+        .iter()
+        .flat_map(|group| group.syscalls.iter().copied())
+}
+
+/// The namespaces clone(2) can create (Docker's mask). CLONE_NEWTIME shares its bit with the
+/// exit signal in clone's flags, so it only counts for unshare.
+const CLONE_NAMESPACES: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+const CLONE_NEWTIME: u32 = 0x80;
+
+/// personality(2) values Docker allows: PER_LINUX, PER_LINUX32, UNAME26 with either, and the
+/// query 0xffffffff. Anything else (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, other personas)
+/// weakens the process's own hardening.
+const PLAIN_PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// The calls the launcher itself makes once the filter is in place: execve always. With
+/// no_new_privileges off, the kernel only takes a filter from a process with CAP_SYS_ADMIN, so
+/// the filter goes in before the uid and capability changes, and those calls follow it.
+pub fn launcher_calls(no_new_privileges: bool) -> &'static [&'static str] {
+    const EXEC: &[&str] = &["execve"];
+    const PRIVILEGED: &[&str] = &[
+        "execve",
+        "capget",
+        "capset",
+        "prctl",
+        "setgroups",
+        "setresgid",
+        "setresuid",
+    ];
+    if no_new_privileges { EXEC } else { PRIVILEGED }
+}
+
+/// The launcher's own calls (see [`launcher_calls`]) that a custom profile would refuse.
+pub fn blocks_launcher(seccomp: &SeccompPlan, no_new_privileges: bool) -> Vec<&'static str> {
+    let needed = launcher_calls(no_new_privileges).iter().copied();
+    match seccomp {
+        SeccompPlan::AllowList { allow, .. } => {
+            needed.filter(|n| !allow.iter().any(|a| a == n)).collect()
+        }
+        SeccompPlan::DenyList { deny, .. } => {
+            needed.filter(|n| deny.iter().any(|d| d == n)).collect()
+        }
+        SeccompPlan::Default | SeccompPlan::Off => Vec::new(),
+    }
+}
+
+/// What a filter does with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Errno(i32),
+    KillProcess,
+}
+
+/// A test on the low 32 bits of one argument (flags, ioctl requests, personas and address
+/// families are all 32-bit values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgTest {
+    Eq(u32),
+    Ne(u32),
+    /// Every bit of the mask is set.
+    BitsSet(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgCheck {
+    pub index: u8,
+    pub test: ArgTest,
+}
+
+/// A system call the filter matches, and what a matching call gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<'a> {
+    pub name: &'a str,
+    pub nr: i64,
+    /// Empty: every call matches. Otherwise a call matches when all checks of any one entry
+    /// hold.
+    pub when: Vec<Vec<ArgCheck>>,
+    pub verdict: Verdict,
+}
+
+/// The filter: calls matching a rule get its verdict, all others `otherwise`. Calls from
+/// another ABI (32-bit, x32) are killed before any rule is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter<'a> {
+    pub otherwise: Verdict,
+    /// In number order, one rule per number.
+    pub rules: Vec<Rule<'a>>,
+}
+
+impl Filter<'_> {
+    /// Rules that hold whatever the arguments.
+    pub fn unconditional(&self) -> impl Iterator<Item = &Rule<'_>> {
+        self.rules.iter().filter(|r| r.when.is_empty())
+    }
+
+    /// Rules that hold only for some arguments.
+    pub fn conditional(&self) -> impl Iterator<Item = &Rule<'_>> {
+        self.rules.iter().filter(|r| !r.when.is_empty())
+    }
+}
+
+/// The filter the kernel gets for this plan on `arch`; none when seccomp is off.
+pub fn filter(security: &SecurityPlan, arch: Arch) -> Option<Filter<'_>> {
+    Some(match &security.seccomp {
+        SeccompPlan::Off => return None,
+        SeccompPlan::DenyList { deny, errno } => Filter {
+            otherwise: Verdict::Allow,
+            rules: numbered(
+                deny.iter().map(String::as_str),
+                arch,
+                Verdict::Errno(*errno),
+            ),
+        },
+        SeccompPlan::AllowList { allow, errno } => Filter {
+            otherwise: errno.map_or(Verdict::KillProcess, Verdict::Errno),
+            rules: numbered(allow.iter().map(String::as_str), arch, Verdict::Allow),
+        },
+        SeccompPlan::Default => default_filter(security, arch),
+    })
+}
+
+/// Unconditional rules for the names `arch` has, in number order, each number once.
+fn numbered<'a>(
+    names: impl Iterator<Item = &'a str>,
+    arch: Arch,
+    verdict: Verdict,
+) -> Vec<Rule<'a>> {
+    let mut rules: Vec<Rule<'a>> = names
+        .filter_map(|name| {
+            arch.syscall_number(name).map(|nr| Rule {
+                name,
+                nr,
+                when: Vec::new(),
+                verdict,
+            })
+        })
+        .collect();
+    rules.sort_by_key(|r| r.nr);
+    rules.dedup_by_key(|r| r.nr);
+    rules
+}
+
+fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
+    let keeps = |caps: &[Cap]| {
+        security
+            .capabilities
+            .iter()
+            .any(|kept| caps.contains(&kept.0))
+    };
+    let eperm = Verdict::Errno(libc::EPERM);
+    let mut rules = numbered(
+        DEFAULT_SECCOMP_DENY
+            .iter()
+            .filter(|group| !keeps(group.lifted_by))
+            .flat_map(|group| group.syscalls.iter().copied()),
+        arch,
+        eperm,
+    );
+    let mut add = |name: &'static str, when: Vec<Vec<ArgCheck>>, verdict: Verdict| {
+        if let Some(nr) = arch.syscall_number(name) {
+            rules.push(Rule {
+                name,
+                nr,
+                when,
+                verdict,
+            });
+        }
+    };
+    let any_bit = |index: u8, mask: u32| -> Vec<Vec<ArgCheck>> {
+        (0..32)
+            .map(|bit| 1u32 << bit)
+            .filter(|bit| mask & bit != 0)
+            .map(|bit| {
+                vec![ArgCheck {
+                    index,
+                    test: ArgTest::BitsSet(bit),
+                }]
+            })
+            .collect()
+    };
+    if !keeps(&[Cap::CAP_SYS_ADMIN]) {
+        add("clone", any_bit(0, CLONE_NAMESPACES), eperm);
+        add(
+            "unshare",
+            any_bit(0, CLONE_NAMESPACES | CLONE_NEWTIME),
+            eperm,
+        );
+        // clone3 passes its flags in memory, out of a filter's reach: refuse it as if the
+        // kernel were older, so libc falls back to clone, whose flags the rule above sees.
+        add("clone3", Vec::new(), Verdict::Errno(libc::ENOSYS));
+    }
+    add(
+        "personality",
+        vec![
+            PLAIN_PERSONALITIES
+                .iter()
+                .map(|p| ArgCheck {
+                    index: 0,
+                    test: ArgTest::Ne(*p),
+                })
+                .collect(),
+        ],
+        eperm,
+    );
+    add(
+        "ioctl",
+        [libc::TIOCSTI, libc::TIOCLINUX]
+            .iter()
+            .map(|request| {
+                vec![ArgCheck {
+                    index: 1,
+                    test: ArgTest::Eq(*request as u32),
+                }]
+            })
+            .collect(),
+        eperm,
+    );
+    add(
+        "socket",
+        vec![vec![ArgCheck {
+            index: 0,
+            test: ArgTest::Eq(libc::AF_VSOCK as u32),
+        }]],
+        eperm,
+    );
+    rules.sort_by_key(|r| r.nr);
+    Filter {
+        otherwise: Verdict::Allow,
+        rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::values::Capability;
+
+    fn security(seccomp: SeccompPlan, caps: &[Cap]) -> SecurityPlan {
+        SecurityPlan {
+            capabilities: caps.iter().map(|c| Capability(*c)).collect(),
+            no_new_privileges: true,
+            seccomp,
+            landlock: None,
+            rlimits: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_default_name_is_a_system_call_somewhere() {
+        for name in default_denied() {
+            assert!(
+                Arch::ALL.iter().any(|a| a.syscall_number(name).is_some()),
+                "{name} is no system call on x86_64 or aarch64"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_profile_denies_what_docker_denies_and_the_issue_lists() {
+        let plan = security(SeccompPlan::Default, &[]);
+        let filter = filter(&plan, Arch::X86_64).unwrap();
+        let eperm = Verdict::Errno(libc::EPERM);
+        let denied: Vec<&str> = filter
+            .unconditional()
+            .filter(|r| r.verdict == eperm)
+            .map(|r| r.name)
+            .collect();
+        for name in [
+            "kexec_load",
+            "init_module",
+            "finit_module",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "open_by_handle_at",
+            "name_to_handle_at",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "mount",
+            "fsopen",
+            "move_mount",
+            "open_tree",
+            "reboot",
+            "swapon",
+            "settimeofday",
+            "acct",
+            "quotactl",
+            "lookup_dcookie",
+            "nfsservctl",
+            "umount2",
+            "io_uring_setup",
+            "setns",
+            "chroot",
+        ] {
+            assert!(denied.contains(&name), "{name} is not denied");
+        }
+        let conditional: Vec<&str> = filter.conditional().map(|r| r.name).collect();
+        assert_eq!(
+            conditional,
+            ["ioctl", "socket", "clone", "personality", "unshare"]
+        );
+        assert!(filter.conditional().all(|r| r.verdict == eperm));
+        let clone3 = filter.rules.iter().find(|r| r.name == "clone3").unwrap();
+        assert_eq!(clone3.verdict, Verdict::Errno(libc::ENOSYS));
+        assert_eq!(filter.otherwise, Verdict::Allow);
+    }
+
+    #[test]
+    fn a_kept_capability_lifts_its_group() {
+        let none = security(SeccompPlan::Default, &[]);
+        let ptrace = security(SeccompPlan::Default, &[Cap::CAP_SYS_PTRACE]);
+        let admin = security(SeccompPlan::Default, &[Cap::CAP_SYS_ADMIN]);
+        let names = |plan| -> Vec<&str> {
+            filter(plan, Arch::X86_64)
+                .unwrap()
+                .rules
+                .iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        assert!(names(&none).contains(&"ptrace"));
+        assert!(!names(&ptrace).contains(&"ptrace"));
+        assert!(!names(&ptrace).contains(&"process_vm_readv"));
+        assert!(names(&ptrace).contains(&"mount"));
+        assert!(!names(&admin).contains(&"mount"));
+        assert!(!names(&admin).contains(&"clone"));
+        assert!(!names(&admin).contains(&"bpf"));
+        assert!(names(&admin).contains(&"keyctl"), "never lifted");
+        assert!(!names(&admin).contains(&"clone3"));
+    }
+
+    #[test]
+    fn names_an_architecture_lacks_are_skipped() {
+        let plan = security(
+            SeccompPlan::DenyList {
+                deny: vec!["open".into(), "openat".into(), "openat".into()],
+                errno: libc::EACCES,
+            },
+            &[],
+        );
+        let x86: Vec<&str> = filter(&plan, Arch::X86_64)
+            .unwrap()
+            .rules
+            .iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(x86, ["open", "openat"]);
+        let arm: Vec<&str> = filter(&plan, Arch::Aarch64)
+            .unwrap()
+            .rules
+            .iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(arm, ["openat"]);
+        assert!(
+            filter(&security(SeccompPlan::Default, &[]), Arch::Aarch64)
+                .unwrap()
+                .rules
+                .iter()
+                .all(|r| r.name != "iopl")
+        );
+    }
+
+    #[test]
+    fn the_default_profile_lets_the_launcher_finish() {
+        let plan = security(SeccompPlan::Default, &[]);
+        let filter = filter(&plan, Arch::X86_64).unwrap();
+        let denied: Vec<&str> = filter.unconditional().map(|r| r.name).collect();
+        for call in launcher_calls(false).iter().chain(&["clock_gettime"]) {
+            assert!(!denied.contains(call), "{call}");
+        }
+        let allow = SeccompPlan::AllowList {
+            allow: vec!["execve".into(), "prctl".into()],
+            errno: None,
+        };
+        assert!(blocks_launcher(&allow, true).is_empty());
+        assert_eq!(blocks_launcher(&allow, false).len(), 5);
+        let deny = SeccompPlan::DenyList {
+            deny: vec!["execve".into()],
+            errno: 1,
+        };
+        assert_eq!(blocks_launcher(&deny, true), ["execve"]);
+    }
+
+    #[test]
+    fn allow_lists_kill_or_fail_the_rest() {
+        let kill = security(
+            SeccompPlan::AllowList {
+                allow: vec!["read".into()],
+                errno: None,
+            },
+            &[],
+        );
+        let f = filter(&kill, Arch::X86_64).unwrap();
+        assert_eq!(
+            (f.rules[0].verdict, f.otherwise),
+            (Verdict::Allow, Verdict::KillProcess)
+        );
+        let off = security(SeccompPlan::Off, &[]);
+        assert!(filter(&off, Arch::X86_64).is_none());
+    }
+}

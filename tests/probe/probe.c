@@ -1,0 +1,310 @@
+/*
+ * probe: makes raw system calls from inside a sandbox and prints what happened, one line per
+ * action: "ACTION ok" or "ACTION ERRNO-NAME" (or "ACTION killed SIGNAME" for an action run in a
+ * child process). tests/security.rs compiles it with the host's gcc, statically, so it runs in
+ * any root the sandbox has.
+ *
+ * Usage: probe ACTION[=ARG]...
+ *
+ * Where the kernel itself would refuse with another errno than the filter, the arguments are
+ * chosen so that it would let the call through: EPERM then means the seccomp filter refused.
+ *
+ * It only runs in a user namespace other than the host's: these calls succeed for the host's
+ * root (an i386 mount over /tmp included), so it must never run there by accident.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/io_uring.h>
+#include <linux/keyctl.h>
+#include <linux/perf_event.h>
+#include <linux/userfaultfd.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+static void report(const char *action, long ret) {
+    if (ret < 0)
+        printf("%s %s\n", action, strerrorname_np(errno));
+    else
+        printf("%s ok\n", action);
+    fflush(stdout);
+}
+
+/* A child that waits to be looked at; killed by the caller. */
+static pid_t sleeper(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (;;) pause();
+    }
+    return pid;
+}
+
+static void finish(pid_t pid) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Run fn in a child and report how the child ended: a filter may kill it. */
+static void in_child(const char *action, long (*fn)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        long ret = fn();
+        _exit(ret < 0 ? 100 + (errno & 0x7f) : 0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status))
+        printf("%s killed %s\n", action, sigabbrev_np(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) == 0)
+        printf("%s ok\n", action);
+    else
+        printf("%s %s\n", action, strerrorname_np(WEXITSTATUS(status) - 100));
+    fflush(stdout);
+}
+
+/* mount(2) through the i386 ABI: its number, 21, is access(2) on x86_64, which every profile
+ * allows; only the filter's architecture check stands between this and a mount. */
+static long i386_mount(void) {
+#if defined(__x86_64__)
+    static char source[] = "none", target[] = "/tmp", fstype[] = "tmpfs";
+    long ret;
+    __asm__ volatile("int $0x80"
+                     : "=a"(ret)
+                     : "0"(21L), "b"(source), "c"(target), "d"(fstype), "S"(0L), "D"(0L)
+                     : "memory");
+    if (ret < 0) {
+        errno = -ret;
+        return -1;
+    }
+    return ret;
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* getpid(2) through the x32 ABI (number | 0x40000000). */
+static long x32_getpid(void) {
+    return syscall(0x40000000L | SYS_getpid);
+}
+
+static long tcp(const char *how, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    long ret;
+    if (strcmp(how, "bind") == 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        ret = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    } else {
+        ret = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return ret;
+}
+
+static long serve_and_connect(int port) {
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(server, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(server, 1) < 0)
+        return -1;
+    long ret = tcp("connect", port);
+    close(server);
+    return ret;
+}
+
+static long read_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    char buffer[64];
+    long ret = read(fd, buffer, sizeof buffer);
+    close(fd);
+    return ret;
+}
+
+/* The initial user namespace maps the whole id range onto itself. */
+static int in_initial_user_namespace(void) {
+    char map[128] = {0};
+    int fd = open("/proc/self/uid_map", O_RDONLY);
+    if (fd < 0) return 1;
+    read(fd, map, sizeof map - 1);
+    close(fd);
+    return strstr(map, "4294967295") != NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: probe ACTION[=ARG]...\n");
+        return 2;
+    }
+    if (in_initial_user_namespace()) {
+        fprintf(stderr, "probe: refusing to run in the host's user namespace\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        char *action = argv[i];
+        char *arg = strchr(action, '=');
+        if (arg) *arg++ = '\0';
+        long ret;
+        if (!strcmp(action, "mount")) {
+            ret = mount("none", "/tmp", "tmpfs", 0, NULL);
+        } else if (!strcmp(action, "remount")) {
+            ret = mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL);
+        } else if (!strcmp(action, "umount")) {
+            ret = umount2("/proc", MNT_DETACH);
+        } else if (!strcmp(action, "fsopen")) {
+            ret = syscall(SYS_fsopen, "tmpfs", 0);
+        } else if (!strcmp(action, "open_tree")) {
+            ret = syscall(SYS_open_tree, AT_FDCWD, "/tmp", 1 /* OPEN_TREE_CLONE */);
+        } else if (!strcmp(action, "write")) {
+            ret = open(arg, O_WRONLY);
+        } else if (!strcmp(action, "read")) {
+            ret = read_file(arg);
+        } else if (!strcmp(action, "mknod")) {
+            ret = mknod(arg, S_IFCHR | 0600, makedev(1, 1));
+        } else if (!strcmp(action, "ptrace")) {
+            pid_t pid = sleeper();
+            ret = ptrace(PTRACE_ATTACH, pid, 0, 0);
+            finish(pid);
+        } else if (!strcmp(action, "process_vm_readv")) {
+            pid_t pid = sleeper();
+            char here[8], there[8];
+            struct iovec local = {here, sizeof here}, remote = {there, sizeof there};
+            ret = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+            finish(pid);
+        } else if (!strcmp(action, "name_to_handle_at")) {
+            struct {
+                struct file_handle handle;
+                unsigned char bytes[MAX_HANDLE_SZ];
+            } h = {.handle.handle_bytes = MAX_HANDLE_SZ};
+            int mount_id;
+            ret = name_to_handle_at(AT_FDCWD, "/", &h.handle, &mount_id, 0);
+        } else if (!strcmp(action, "open_by_handle_at")) {
+            struct {
+                struct file_handle handle;
+                unsigned char bytes[8];
+            } h = {.handle.handle_bytes = 8};
+            ret = open_by_handle_at(AT_FDCWD, &h.handle, O_RDONLY);
+        } else if (!strcmp(action, "keyctl")) {
+            ret = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+        } else if (!strcmp(action, "add_key")) {
+            ret = syscall(SYS_add_key, "user", "probe", "x", 1, KEY_SPEC_PROCESS_KEYRING);
+        } else if (!strcmp(action, "unshare-user")) {
+            ret = unshare(CLONE_NEWUSER);
+        } else if (!strcmp(action, "clone-user")) {
+            ret = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+            if (ret == 0) _exit(0);
+            if (ret > 0) waitpid(ret, NULL, 0);
+        } else if (!strcmp(action, "clone3")) {
+            struct clone_args {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+            } args = {.exit_signal = SIGCHLD};
+            ret = syscall(SYS_clone3, &args, sizeof args);
+            if (ret == 0) _exit(0);
+            if (ret > 0) waitpid(ret, NULL, 0);
+        } else if (!strcmp(action, "fork")) {
+            /* glibc's fork: clone3 first, clone when clone3 says ENOSYS */
+            ret = fork();
+            if (ret == 0) _exit(0);
+            if (ret > 0) waitpid(ret, NULL, 0);
+        } else if (!strcmp(action, "bpf")) {
+            union bpf_attr attr = {.map_type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
+                                   .value_size = 4, .max_entries = 1};
+            ret = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof attr);
+        } else if (!strcmp(action, "perf_event_open")) {
+            struct perf_event_attr attr = {.type = PERF_TYPE_SOFTWARE, .size = sizeof attr,
+                                           .config = PERF_COUNT_SW_TASK_CLOCK,
+                                           .exclude_kernel = 1, .exclude_hv = 1};
+            ret = syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
+        } else if (!strcmp(action, "userfaultfd")) {
+            ret = syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+        } else if (!strcmp(action, "io_uring_setup")) {
+            struct io_uring_params params;
+            memset(&params, 0, sizeof params);
+            ret = syscall(SYS_io_uring_setup, 1, &params);
+        } else if (!strcmp(action, "tiocsti")) {
+            char c = '\n';
+            ret = ioctl(0, TIOCSTI, &c);
+        } else if (!strcmp(action, "personality")) {
+            ret = personality(ADDR_NO_RANDOMIZE);
+        } else if (!strcmp(action, "raw-socket")) {
+            ret = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+        } else if (!strcmp(action, "packet-socket")) {
+            ret = socket(AF_PACKET, SOCK_RAW, htons(0x0003 /* ETH_P_ALL */));
+        } else if (!strcmp(action, "i386-mount")) {
+            in_child(action, i386_mount);
+            continue;
+        } else if (!strcmp(action, "x32-getpid")) {
+            in_child(action, x32_getpid);
+            continue;
+        } else if (!strcmp(action, "getpid")) {
+            ret = syscall(SYS_getpid);
+        } else if (!strcmp(action, "ids")) {
+            char status[4096] = {0};
+            int fd = open("/proc/self/status", O_RDONLY);
+            read(fd, status, sizeof status - 1);
+            close(fd);
+            char *capeff = strstr(status, "CapEff:\t");
+            char *nnp = strstr(status, "NoNewPrivs:\t");
+            char *mode = strstr(status, "Seccomp:\t");
+            printf("ids uid=%d euid=%d capeff=%.16s nnp=%.1s seccomp=%.1s\n", getuid(),
+                   geteuid(), capeff ? capeff + 8 : "?", nnp ? nnp + 12 : "?",
+                   mode ? mode + 9 : "?");
+            continue;
+        } else if (!strcmp(action, "bind")) {
+            ret = tcp("bind", atoi(arg));
+        } else if (!strcmp(action, "connect")) {
+            ret = tcp("connect", atoi(arg));
+        } else if (!strcmp(action, "serve")) {
+            ret = serve_and_connect(atoi(arg));
+        } else if (!strcmp(action, "rlimits")) {
+            int resources[] = {RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE, RLIMIT_FSIZE};
+            const char *names[] = {"nofile", "nproc", "core", "fsize"};
+            for (int r = 0; r < 4; r++) {
+                struct rlimit limit;
+                getrlimit(resources[r], &limit);
+                printf("rlimit %s %lld %lld\n", names[r], (long long)limit.rlim_cur,
+                       (long long)limit.rlim_max);
+            }
+            continue;
+        } else if (!strcmp(action, "create")) {
+            ret = open(arg, O_WRONLY | O_CREAT, 0600);
+        } else if (!strcmp(action, "say")) {
+            printf("%s\n", arg);
+            fflush(stdout);
+            continue;
+        } else {
+            fprintf(stderr, "probe: unknown action %s\n", action);
+            return 2;
+        }
+        report(action, ret);
+    }
+    return 0;
+}
