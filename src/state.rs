@@ -17,9 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 
-/// The folder of all records: /run/sandbox as root, $XDG_RUNTIME_DIR/sandbox rootless, or
-/// /tmp/sandbox-UID (owned by the user, mode 0700) when there is no runtime dir.
+/// The folder of all records: $SANDBOX_STATE_DIR when set, /run/sandbox as root,
+/// $XDG_RUNTIME_DIR/sandbox rootless, or /tmp/sandbox-UID (owned by the user, mode 0700) when
+/// there is no runtime dir.
 pub fn state_dir(uid: u32, env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+    if let Some(dir) = env
+        .get("SANDBOX_STATE_DIR")
+        .filter(|d| Path::new(d).is_absolute())
+    {
+        return PathBuf::from(dir);
+    }
     if uid == 0 {
         return PathBuf::from("/run/sandbox");
     }
@@ -64,6 +71,7 @@ pub struct Store {
 
 /// Held while a sandbox runs; dropping it releases the name.
 pub struct Claim {
+    name: String,
     dir: PathBuf,
     _lock: Flock<File>,
 }
@@ -162,11 +170,34 @@ impl Store {
         let _ = std::fs::remove_file(folder.join("state.json"));
         Ok((
             Claim {
+                name: name.to_string(),
                 dir: folder,
                 _lock: lock,
             },
             stale,
         ))
+    }
+
+    /// Claim `name`; when `exact` is false and it runs already, the first free one of
+    /// `name-2`, `name-3`, ... instead (the default name of a manifest run twice).
+    pub fn claim_free(
+        &self,
+        name: &str,
+        exact: bool,
+    ) -> Result<(Claim, Option<Record>), StateError> {
+        match self.claim(name) {
+            Err(StateError::Running(_)) if !exact => {}
+            other => return other,
+        }
+        for n in 2..1000 {
+            let suffix = format!("-{n}");
+            let base: String = name.chars().take(63 - suffix.len()).collect();
+            match self.claim(&format!("{base}{suffix}")) {
+                Err(StateError::Running(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(StateError::Running(name.to_string()))
     }
 
     /// Every record, running or stale, by name.
@@ -223,6 +254,11 @@ impl Store {
 }
 
 impl Claim {
+    /// The name claimed (see [`Store::claim_free`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn folder(&self) -> &Path {
         &self.dir
     }
@@ -382,6 +418,36 @@ mod tests {
     }
 
     #[test]
+    fn a_default_name_taken_gets_a_suffix_and_a_given_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_path_buf());
+        let (first, _) = store.claim_free("proj", false).unwrap();
+        let (second, _) = store.claim_free("proj", false).unwrap();
+        let (third, _) = store.claim_free("proj", false).unwrap();
+        assert_eq!(
+            (first.name(), second.name(), third.name()),
+            ("proj", "proj-2", "proj-3")
+        );
+        assert!(matches!(
+            store.claim_free("proj", true),
+            Err(StateError::Running(_))
+        ));
+        drop(second);
+        assert_eq!(
+            store.claim_free("proj", false).unwrap().0.name(),
+            "proj-2",
+            "freed names are reused"
+        );
+        let long = "a".repeat(63);
+        let _held = store.claim_free(&long, false).unwrap();
+        assert_eq!(
+            store.claim_free(&long, false).unwrap().0.name().len(),
+            63,
+            "still a valid name"
+        );
+    }
+
+    #[test]
     fn stale_records_are_removed_only_when_free() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_path_buf());
@@ -414,5 +480,8 @@ mod tests {
             state_dir(1000, &Default::default()),
             Path::new("/tmp/sandbox-1000")
         );
+        let mut custom = env.clone();
+        custom.insert("SANDBOX_STATE_DIR".into(), "/srv/state".into());
+        assert_eq!(state_dir(0, &custom), Path::new("/srv/state"));
     }
 }

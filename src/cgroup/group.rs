@@ -328,6 +328,11 @@ impl<'fs> Group<'fs> {
     }
 
     /// The directory to clone the sandbox into, when the backend does that.
+    /// The group's directory in each hierarchy.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.joined.iter().map(|j| j.dir.clone()).collect()
+    }
+
     pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.clone_into.as_ref().map(AsFd::as_fd)
     }

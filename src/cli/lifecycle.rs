@@ -288,3 +288,45 @@ pub fn down(args: DownArgs, out: &Output) -> ExitCode {
         ExitCode::from(exit::INVALID)
     }
 }
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The sandbox's name.
+    pub name: String,
+    /// Give the command a terminal (a new pty in the sandbox).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Run a command in a running sandbox, as confined as its own command; exits with its status.
+pub fn exec(args: ExecArgs, out: &Output) -> ExitCode {
+    let record = match store().running(&args.name) {
+        Ok(record) => record,
+        Err(e) => {
+            out.error(&e.to_string());
+            return ExitCode::from(exit::LAUNCHER_FAILED);
+        }
+    };
+    let mut plan = record.plan.clone();
+    plan.process.argv = args.command;
+    plan.process.tty = if args.tty {
+        crate::manifest::Tty::Always
+    } else {
+        crate::manifest::Tty::Never
+    };
+    match crate::exec::join::join(&record, &plan, args.tty) {
+        Ok(outcome) => {
+            if let Some(failure) = &outcome.failure {
+                out.error(&failure.to_string());
+            }
+            ExitCode::from(outcome.status)
+        }
+        Err(error) => {
+            out.error(&error.to_string());
+            ExitCode::from(exit::LAUNCHER_FAILED)
+        }
+    }
+}

@@ -105,6 +105,11 @@ pub enum Command {
     /// Print what a detached sandbox's command wrote.
     #[command(after_help = "Examples:\n  sandbox logs api\n  sandbox logs -f api")]
     Logs(lifecycle::LogsArgs),
+    /// Run a command inside a running sandbox, as confined as its own command.
+    #[command(
+        after_help = "Examples:\n  sandbox exec api -- ps\n  sandbox exec -t api -- /bin/bash"
+    )]
+    Exec(lifecycle::ExecArgs),
     /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up.
     #[command(after_help = "Examples:\n  sandbox down api\n  sandbox down --all --timeout 2s")]
     Down(lifecycle::DownArgs),
@@ -143,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args, &out),
         Command::Ps(args) => lifecycle::ps(args),
         Command::Logs(args) => lifecycle::logs(args, &out),
+        Command::Exec(args) => lifecycle::exec(args, &out),
         Command::Down(args) => lifecycle::down(args, &out),
         Command::Manpage => docs::manpage(),
         Command::Cache(args) => cache::run(args, &out),

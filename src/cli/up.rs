@@ -2,6 +2,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+
 use clap::Args;
 
 use super::{Output, exit};
@@ -13,6 +16,7 @@ use crate::manifest::Loaded;
 use crate::manifest::values::Size;
 use crate::plan::{Plan, RootSource, SeccompPlan, render_text};
 use crate::rootfs::{self, Cache, PreparedRoot, Progress, RootfsError};
+use crate::state::{self, Record, StateError};
 use crate::validate::Invocation;
 
 #[derive(Debug, Args)]
@@ -28,6 +32,10 @@ pub struct UpArgs {
     /// Print the plan instead of running it (same as `sandbox plan`).
     #[arg(long)]
     pub dry_run: bool,
+    /// Start the sandbox in the background and return once its command runs, printing its
+    /// name; its output goes to a log (`sandbox logs NAME`).
+    #[arg(short, long)]
+    pub detach: bool,
     /// Run a manifest that asks for more than the default jail this once, without recording it
     /// (for CI scripts that run their own checked-in manifest).
     #[arg(long)]
@@ -91,8 +99,59 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             None => eprintln!("sandbox: rootfs         cached {}", root.digest),
         }
     }
+    let store = super::lifecycle::store();
+    let claim = match store.claim_free(&plan.name, plan.name_given) {
+        Ok((claim, _stale)) => claim,
+        Err(StateError::Running(name)) => {
+            out.error(&format!(
+                "a sandbox named `{name}` is already running: stop it with `sandbox down {name}`, or run this one under another name with --name"
+            ));
+            return ExitCode::from(exit::LAUNCHER_FAILED);
+        }
+        Err(error) => {
+            out.error(&format!("cannot record the sandbox: {error}"));
+            return ExitCode::from(exit::LAUNCHER_FAILED);
+        }
+    };
+    let started = if args.detach {
+        match detach(&plan, &claim, out) {
+            Detached::Supervisor(started) => Some(started),
+            Detached::Caller(code) => {
+                // The supervisor holds the name now; this process only reports.
+                std::mem::forget(claim);
+                return code;
+            }
+        }
+    } else {
+        None
+    };
+    let log = args.detach.then(|| claim.log_path());
+    let mut write_record = |running: &exec::Running| {
+        let record = Record {
+            name: claim.name().to_string(),
+            id: state::new_id(),
+            supervisor_pid: std::process::id() as i32,
+            init_pid: running.init_pid,
+            manifest: plan.manifest.clone(),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            cgroups: running.cgroups.clone(),
+            addresses: running.address.iter().map(ToString::to_string).collect(),
+            namespaces: state::namespaces_of(running.init_pid),
+            log: log.clone(),
+            plan: plan.clone(),
+        };
+        if let Err(error) = claim.write(&record) {
+            eprintln!("sandbox: warning: {error}; `sandbox ps` will not list it");
+        }
+    };
+    let hooks = exec::Hooks {
+        on_ready: Some(&mut write_record),
+        started,
+    };
     // `root` stays alive (its cache entry locked in use) until the sandbox is gone.
-    match exec::run(&plan, root.as_ref().map(|r| r.dir.as_path())) {
+    match exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), hooks) {
         Ok((outcome, timings)) => {
             if args.verbose {
                 for (step, duration) in &timings {
@@ -252,4 +311,64 @@ fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<boo
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1}M", bytes as f64 / f64::from(1u32 << 20))
+}
+
+enum Detached {
+    /// This process supervises the sandbox; the descriptor tells the caller the command runs.
+    Supervisor(OwnedFd),
+    /// This process started the supervisor and has its answer.
+    Caller(ExitCode),
+}
+
+/// Split into the caller, which waits until the command runs (or fails to) and then returns,
+/// and a supervisor in its own session whose output (and the command's) goes to the log.
+fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
+    let fail = |what: &str, error: &dyn std::fmt::Display| {
+        out.error(&format!("cannot detach: {what}: {error}"));
+        Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED))
+    };
+    if plan.process.tty == crate::manifest::Tty::Always {
+        out.error("a detached sandbox has no terminal: set `tty = \"never\"` or \"auto\"");
+        return Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED));
+    }
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(claim.log_path())
+    {
+        Ok(log) => log,
+        Err(e) => return fail("opening the log", &e),
+    };
+    let (word_read, word_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => return fail("pipe2", &e),
+    };
+    match crate::exec::sys::fork() {
+        Err(e) => fail("fork", &e),
+        Ok(Some(_supervisor)) => {
+            drop(word_write);
+            let mut word = [0u8; 1];
+            if matches!(nix::unistd::read(&word_read, &mut word), Ok(1)) {
+                println!("{}", claim.name());
+                return Detached::Caller(ExitCode::SUCCESS);
+            }
+            // The supervisor wrote why into the log.
+            if let Ok(text) = std::fs::read_to_string(claim.log_path()) {
+                eprint!("{text}");
+            }
+            Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED))
+        }
+        Ok(None) => {
+            drop(word_read);
+            let _ = nix::unistd::setsid();
+            let null = std::fs::File::open("/dev/null");
+            if let Ok(null) = &null {
+                let _ = nix::unistd::dup2_stdin(null);
+            }
+            let _ = nix::unistd::dup2_stdout(&log);
+            let _ = nix::unistd::dup2_stderr(&log);
+            Detached::Supervisor(word_write)
+        }
+    }
 }

@@ -137,6 +137,8 @@ pub enum ExecError {
     Step(StepFailure),
     #[error("the sandbox's setup process died before it was ready ({0})")]
     SetupDied(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("supervising the sandbox failed: {action}: {}", errno.desc())]
     Supervisor { action: String, errno: Errno },
 }

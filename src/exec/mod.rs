@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod handshake;
+pub mod join;
 pub mod seccomp;
 mod steps;
 mod supervise;
@@ -48,7 +49,30 @@ pub type Timings = Vec<(String, Duration)>;
 
 /// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
 /// of a tar or OCI root ([`crate::rootfs::prepare`]).
-pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecError> {
+/// What the caller learns once the sandbox is set up, right before its command starts.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The sandbox's pid 1 (the command itself without a pid namespace), as the host sees it.
+    pub init_pid: i32,
+    pub cgroups: Vec<PathBuf>,
+    pub address: Option<std::net::Ipv4Addr>,
+}
+
+/// How the caller follows a run.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Called once the sandbox is set up (`sandbox up` writes its record then).
+    pub on_ready: Option<&'a mut dyn FnMut(&Running)>,
+    /// Gets one byte once the command runs (its execve succeeded), and is closed without one
+    /// if it never does: `sandbox up -d` returns at that moment.
+    pub started: Option<OwnedFd>,
+}
+
+pub fn run(
+    plan: &Plan,
+    root: Option<&Path>,
+    hooks: Hooks,
+) -> Result<(Outcome, Timings), ExecError> {
     let started = Instant::now();
     let terminal = match plan.process.tty {
         Tty::Always => true,
@@ -157,12 +181,20 @@ pub fn run(plan: &Plan, root: Option<&Path>) -> Result<(Outcome, Timings), ExecE
         Err(RecvError::Malformed(text)) => return Err(ExecError::SetupDied(text)),
     };
     timings.push(("ready".into(), started.elapsed()));
+    if let Some(on_ready) = hooks.on_ready {
+        on_ready(&Running {
+            init_pid: child.as_raw(),
+            cgroups: group.as_ref().map(Group::dirs).unwrap_or_default(),
+            address: network.address(),
+        });
+    }
     let pidfd = guard.release();
     let mut outcome = supervise::supervise(supervise::Supervised {
         pidfd,
         exec_pipe: exec_read,
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
+        started: hooks.started,
     })?;
     if let Some(group) = group {
         let (usage, removed) = group.finish();
@@ -347,7 +379,7 @@ fn setup(
 
 /// A new pty in the sandbox's own devpts instance: the master goes to the supervisor, which
 /// relays the caller's terminal; the command gets the slave.
-fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
+pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
     use nix::fcntl::OFlag;
     let master = nix::fcntl::open(
         "/dev/ptmx",

@@ -28,6 +28,8 @@ pub struct Supervised {
     pub exec_pipe: OwnedFd,
     pub master: Option<OwnedFd>,
     pub timeout: Option<Duration>,
+    /// Gets one byte once the command runs; closed without one if it never does.
+    pub started: Option<OwnedFd>,
 }
 
 /// How the sandbox ended.
@@ -75,6 +77,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         None => None,
     };
     let mut relay = s.master.map(Relay::start).transpose()?;
+    let mut started = s.started;
     let mut exec_pipe = Some(s.exec_pipe);
     let mut failure = None;
     let mut timed_out = false;
@@ -113,6 +116,11 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
 
         if exec_ready && let Some(pipe) = exec_pipe.take() {
             failure = command::read_failure(&pipe);
+            if let Some(started) = started.take()
+                && failure.is_none()
+            {
+                let _ = write_all(started.as_fd(), b"1");
+            }
         }
         if signal_ready {
             while let Ok(Some(info)) = signals.read_signal() {

@@ -35,6 +35,9 @@ use crate::manifest::Location;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
+    /// The name was given (`name`, `--name`) rather than taken from the manifest's folder: a
+    /// given name runs once at a time; a default one gets a `-2`, `-3`... suffix when taken.
+    pub name_given: bool,
     /// The main manifest file.
     pub manifest: PathBuf,
     /// Every file merged into this plan (the manifest, what it extends, the local override).

@@ -61,6 +61,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
 
     let loaded = cx.loaded;
     Plan {
+        name_given: invocation.name.is_some() || loaded.manifest.name.is_some(),
         name,
         manifest: loaded.path.clone(),
         sources: loaded

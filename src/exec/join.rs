@@ -1,0 +1,148 @@
+//! `sandbox exec`: a command inside a running sandbox, exactly as confined as its own command.
+//!
+//! The joining process enters the sandbox's cgroup while its host credentials can still write
+//! it, then its namespaces with setns(2), the user namespace first (as nsenter does: the caller
+//! owns it, so it holds every capability there to join the others), then its root: after
+//! joining the mount namespace, /proc/PID/root (opened before) is the sandbox's pivoted root.
+//! The pid namespace only applies to children, so it forks; the child takes the same steps as
+//! the sandbox's command (session, terminal, environment, cwd, capabilities, no_new_privs,
+//! landlock, seccomp), and this process supervises it as `sandbox up` does.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::{CloneFlags, setns};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid, setresgid, setresuid};
+
+use super::error::{ExecError, OrFail, StepFailure};
+use super::steps::{command, pid, security};
+use super::supervise::{self, Outcome, Supervised};
+use super::{open_pty, seccomp, sys};
+use crate::plan::{Plan, StepId};
+use crate::state::{Record, namespaces_of};
+
+/// Namespaces in the order they are joined, with their /proc name and clone flag.
+const ORDER: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("pid", libc::CLONE_NEWPID),
+    ("net", libc::CLONE_NEWNET),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+];
+
+fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
+    move |e| {
+        StepFailure::new(
+            step,
+            action,
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    }
+}
+
+/// Run `plan` (the sandbox's plan, with the new command) inside the sandbox of `record`.
+pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, ExecError> {
+    let pid = record.init_pid;
+    // The namespaces written down when the sandbox started: a process with another set under
+    // this pid is not the sandbox (and with the supervisor's lock held, it cannot be gone).
+    let theirs = namespaces_of(pid);
+    if theirs != record.namespaces {
+        return Err(ExecError::Gone(format!(
+            "the sandbox's init (pid {pid}) is gone"
+        )));
+    }
+    let own = namespaces_of(std::process::id() as i32);
+    let mut joins = Vec::new();
+    for (name, flag) in ORDER {
+        let same = own
+            .iter()
+            .any(|o| theirs.iter().any(|t| t == o && t.0 == name));
+        if !same && theirs.iter().any(|(n, _)| n == name) {
+            let file = File::open(format!("/proc/{pid}/ns/{name}")).map_err(io(
+                StepId::User,
+                format!("opening {name} namespace of pid {pid}"),
+            ))?;
+            joins.push((name, flag, file));
+        }
+    }
+    let root = nix::fcntl::open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .or_fail(StepId::Chroot, || format!("opening the root of pid {pid}"))?;
+
+    // The cgroup, with the host credentials that may write it.
+    let me = std::process::id().to_string();
+    for dir in &record.cgroups {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, &me)
+            .map_err(io(StepId::Cgroup, format!("writing {}", procs.display())))?;
+    }
+
+    pid::forwarded_set()
+        .thread_block()
+        .or_fail(StepId::User, || "blocking signals".into())?;
+    for (name, flag, file) in &joins {
+        setns(file.as_fd(), CloneFlags::from_bits_retain(*flag))
+            .or_fail(StepId::User, || format!("setns into the {name} namespace"))?;
+    }
+    if let Some(user) = &plan.user {
+        // As in the user step: a mapped identity (root inside when root is mapped).
+        let mapped = |map: &[crate::plan::IdMapping], preferred: u32| {
+            if map.iter().any(|m| m.map(0).is_some()) {
+                0
+            } else {
+                preferred
+            }
+        };
+        let gid = Gid::from_raw(mapped(&user.gid_map, plan.process.gid));
+        setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
+        let uid = Uid::from_raw(mapped(&user.uid_map, plan.process.uid));
+        setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))?;
+    }
+    nix::unistd::fchdir(root.as_fd())
+        .or_fail(StepId::Chroot, || "entering the sandbox's root".into())?;
+    nix::unistd::chroot(".").or_fail(StepId::Chroot, || "chroot into the sandbox's root".into())?;
+    nix::unistd::chdir("/").or_fail(StepId::Chroot, || "chdir(/)".into())?;
+    drop(root);
+
+    let (master, terminal) = if terminal {
+        open_pty().map(|(m, t)| (Some(m), Some(t)))?
+    } else {
+        (None, None)
+    };
+    let prepared = security::Prepared {
+        seccomp: seccomp::compile(&plan.security)?,
+        timings: sys::SharedWords::new(security::TIMINGS)
+            .or_fail(StepId::Security, || "mapping a shared page".into())?,
+    };
+    let (exec_read, exec_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Exec, || "pipe2".into())?;
+    let child = match sys::fork().or_fail(StepId::Pid, || {
+        "forking into the sandbox's pid namespace".into()
+    })? {
+        None => {
+            drop(exec_read);
+            drop(master);
+            command::exec(plan, exec_write, terminal.as_ref(), &prepared)
+        }
+        Some(child) => child,
+    };
+    drop(exec_write);
+    let pidfd: OwnedFd = sys::pidfd_open(child).or_fail(StepId::Exec, || "pidfd_open".into())?;
+    supervise::supervise(Supervised {
+        pidfd,
+        exec_pipe: exec_read,
+        master,
+        timeout: plan.process.timeout_ms.map(Duration::from_millis),
+        started: None,
+    })
+}

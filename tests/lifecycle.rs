@@ -1,0 +1,171 @@
+//! Named sandboxes: `up -d`, `ps`, `exec`, `logs`, `down`, as root and rootless.
+
+mod live;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use live::{Project, Who, stderr, stdout};
+
+/// A project whose sandboxes keep their records in their own state folder.
+struct Named {
+    project: Project,
+    state: PathBuf,
+}
+
+impl Named {
+    fn new(who: Who, manifest: &str) -> Named {
+        let project = Project::new(who, manifest);
+        let state = project.mkdir("state");
+        Named { project, state }
+    }
+
+    fn sandbox(&self, args: &[&str]) -> Output {
+        self.project
+            .command(args)
+            .env("SANDBOX_STATE_DIR", &self.state)
+            .output()
+            .expect("run sandbox")
+    }
+
+    fn up_detached(&self, name: &str) -> Output {
+        let manifest = self.project.manifest();
+        self.sandbox(&[
+            "up",
+            "-d",
+            "--trust",
+            "--name",
+            name,
+            manifest.to_str().unwrap(),
+        ])
+    }
+
+    fn ps(&self) -> Vec<serde_json::Value> {
+        let out = self.sandbox(&["ps", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    }
+
+    fn exec(&self, name: &str, script: &str) -> String {
+        let out = self.sandbox(&["exec", name, "--", "/bin/sh", "-c", script]);
+        assert!(out.status.success(), "exec failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    fn record(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read(self.state.join(name).join("state.json")).unwrap();
+        serde_json::from_slice(&text).unwrap()
+    }
+}
+
+/// Wait (bounded) for `done`; the bound only keeps a broken test from hanging.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The sandbox's command prints its own view, then waits.
+const VIEW: &str = "cat /proc/self/uid_map; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; cut -d' ' -f5 /proc/self/mountinfo | sort | tr '\\n' ' '; echo; echo view-done";
+
+fn manifest(extra: &str) -> String {
+    format!(
+        "[rootfs]\nhost = true\n[uts]\nhostname = \"jailed\"\n[process]\ncommand = [\"/bin/sh\", \"-c\", \"{}; exec sleep 1000\"]\n{extra}",
+        VIEW.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}
+
+as_root_and_rootless! {
+    fn exec_joins_everything_and_is_as_confined(who) {
+        let extra = if who == Who::Root { "[cgroup]\nmemory = \"256M\"\npids = 64\n" } else { "" };
+        let n = Named::new(who, &manifest(extra));
+        let up = n.up_detached("joined");
+        assert!(up.status.success(), "{}", stderr(&up));
+        assert_eq!(stdout(&up), "joined\n");
+
+        let listed = n.ps();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["name"], "joined");
+        assert_eq!(listed[0]["status"], "running");
+        assert!(listed[0]["memory_bytes"].is_null() == (who == Who::Rootless), "{:?}", listed[0]);
+
+        assert!(eventually(|| stdout(&n.sandbox(&["logs", "joined"])).contains("view-done")));
+        let original = stdout(&n.sandbox(&["logs", "joined"]));
+        let joined = n.exec("joined", VIEW);
+        assert_eq!(joined, original, "exec sees what the sandbox's command sees");
+        assert_eq!(n.exec("joined", "hostname"), "jailed\n");
+        let pids = n.exec("joined", "cat /proc/2/cmdline | tr '\\0' ' '");
+        assert!(pids.starts_with("sleep 1000"), "the same pid namespace: {pids}");
+        let status = n.sandbox(&["exec", "joined", "--", "/bin/sh", "-c", "exit 9"]);
+        assert_eq!(status.status.code(), Some(9));
+
+        let record = n.record("joined");
+        let cgroups: Vec<PathBuf> = record["cgroups"].as_array().unwrap().iter().map(|c| PathBuf::from(c.as_str().unwrap())).collect();
+        assert_eq!(cgroups.is_empty(), who == Who::Rootless);
+        let marker = n.project.path().to_str().unwrap().to_string();
+
+        let started = Instant::now();
+        let down = n.sandbox(&["down", "joined", "--timeout", "5s"]);
+        assert!(down.status.success(), "{}", stderr(&down));
+        assert!(started.elapsed() < Duration::from_secs(5), "sleep dies of SIGTERM at once");
+        assert!(n.ps().is_empty());
+        assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "no record left");
+        assert!(live::processes_with(&marker).is_empty(), "no process left");
+        for group in cgroups {
+            assert!(!group.exists(), "cgroup {} left", group.display());
+        }
+    }
+
+    fn a_running_name_is_refused_and_a_killed_supervisor_is_cleaned(who) {
+        let n = Named::new(who, &manifest(""));
+        assert!(n.up_detached("once").status.success());
+        let again = n.up_detached("once");
+        assert_eq!(again.status.code(), Some(125));
+        assert!(stderr(&again).contains("already running"), "{}", stderr(&again));
+
+        let supervisor = n.record("once")["supervisor_pid"].as_i64().unwrap() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let marker = n.project.path().to_str().unwrap().to_string();
+        assert!(eventually(|| live::processes_with(&marker).is_empty()), "the sandbox died with its supervisor");
+        assert!(n.ps().is_empty(), "ps lists nothing");
+        assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "and cleaned the stale record");
+        assert!(n.up_detached("once").status.success(), "the name is free again");
+        assert!(n.sandbox(&["down", "once"]).status.success());
+    }
+
+    fn ten_sandboxes_started_in_parallel_get_ten_records(who) {
+        let n = Named::new(who, &manifest(""));
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let manifest = n.project.manifest();
+                let mut command = n.project.command(&["up", "-d", "--trust", "--name", &format!("par{i}"), manifest.to_str().unwrap()]);
+                command.env("SANDBOX_STATE_DIR", &n.state);
+                command.spawn().unwrap()
+            })
+            .collect();
+        for mut handle in handles {
+            assert!(handle.wait().unwrap().success());
+        }
+        let listed = n.ps();
+        let mut ids: Vec<&str> = listed.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 10, "{listed:?}");
+        let down = n.sandbox(&["down", "--all", "--timeout", "5s"]);
+        assert!(down.status.success(), "{}", stderr(&down));
+        assert!(n.ps().is_empty());
+    }
+
+    fn logs_follow_until_the_sandbox_ends(who) {
+        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\", \"-c\", \"echo one; sleep 0.3; echo two\"]\n");
+        assert!(n.up_detached("brief").status.success());
+        let followed = n.sandbox(&["logs", "-f", "brief"]);
+        assert_eq!(stdout(&followed), "one\ntwo\n", "{}", stderr(&followed));
+    }
+}
