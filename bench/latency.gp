@@ -1,10 +1,10 @@
 # The launch-latency chart of bench/run.sh: median per launcher (bars), the interquartile
-# range (whiskers) and the floor program's median (dashed line).
+# range (whiskers), p10 (black ticks) and the floor program's median (dashed line).
 #     gnuplot -e "datafile='...'; floor='2.0'; output='docs/performance.svg'" bench/latency.gp
-# datafile rows: "name" median p25 p75 (milliseconds).
+# datafile rows: "name" median p25 p75 p10 (milliseconds).
 set terminal svg size 900,560 dynamic font "sans,12" background rgb "white"
 set output output
-set title "Launch latency to exec /usr/bin/true (median, whiskers: p25–p75; lower is better)"
+set title "Launch latency to exec /usr/bin/true: median (bar), p25–p75 (whiskers), p10 (black tick); lower is better"
 set xlabel "milliseconds"
 set yrange [] reverse
 set offsets 0, 0, 0.9, 0.6
@@ -21,4 +21,5 @@ color(name) = strstrt(name, "sandbox") == 1 ? 0x2a7ab0 : strstrt(name, "floor") 
 plot datafile using 2:0:(0):2:($0 - 0.35):($0 + 0.35):(color(strcol(1))):ytic(1) \
        with boxxyerror fs solid 0.8 noborder lc rgb variable, \
      "" using 2:0:3:4 with xerrorbars pt -1 lc rgb "#333333", \
+     "" using 5:($0 - 0.35):(0):(0.7) with vectors nohead lw 3 lc rgb "#111111", \
      "" using 4:0:(sprintf(" %.2f", $2)) with labels left font ",10"

@@ -9,7 +9,7 @@
 #     bench/run.sh --profile   # the same, then perf stat, strace -c -f and `up -v` of case (a)
 #                              # into bench/results/profile/
 #
-# Tunables (environment): RUNS (timed launches per launcher, default 500), ROUNDS (25: the
+# Tunables (environment): RUNS (timed launches per launcher, default 500), ROUNDS (50: the
 # runs are split in interleaved rounds), WARMUP (30), RSS_RUNS (peak RSS samples per
 # launcher, 11), BATCH_RUNS (timed runs of each 50-launch batch, 10).
 #
@@ -31,7 +31,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 RUNS="${RUNS:-500}"
-ROUNDS="${ROUNDS:-25}"
+ROUNDS="${ROUNDS:-50}"
 WARMUP="${WARMUP:-30}"
 RSS_RUNS="${RSS_RUNS:-11}"
 BATCH_RUNS="${BATCH_RUNS:-10}"
@@ -131,12 +131,16 @@ oci_bundle limits '{ "memory": { "limit": 536870912 }, "pids": { "limit": 256 } 
 
 # crun 1.8 refuses a hybrid cgroup layout (v1 controllers and a cgroup2 at
 # /sys/fs/cgroup/unified): it runs in a private mount namespace where that cgroup2 is
-# unmounted. The wrapper is outside what is measured: the timer (hyperfine, time, the batch's
-# xargs) itself runs inside that namespace.
+# unmounted. A private tmpfs takes its place, because crun then treats `unified` as one more
+# v1 hierarchy and makes a directory per container there, which would otherwise land in the
+# host's /sys/fs/cgroup tmpfs, hidden under the cgroup2 mount, and stay. The wrapper is outside
+# what is measured: the timer (hyperfine, time, the batch's xargs) runs inside the namespace.
 in_crun_ns() {
   unshare --mount --propagation private -- sh -c \
-    'if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec "$@"' \
-    in-crun-ns "$@"
+    'if mountpoint -q /sys/fs/cgroup/unified; then
+       umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=1M,mode=755 crun-ns /sys/fs/cgroup/unified
+     fi
+     exec "$@"' in-crun-ns "$@"
 }
 
 # name -> command line (split on spaces: no path here has one), and which namespace it runs in.
@@ -234,7 +238,7 @@ hyperfine_named() { # json warmup runs names...
   shift 3
   [ "$#" -gt 0 ] || return 0
   for name in "$@"; do args+=(--command-name "$name" "${cmd[$name]}"); done
-  [ -z "${crun_ns[$1]}" ] || runner=(in_crun_ns)
+  [ -z "${crun_ns[$1]:-}" ] || runner=(in_crun_ns)
   "${runner[@]}" hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
     --export-json "$json" "${args[@]}"
 }
@@ -244,7 +248,7 @@ hyperfine_named() { # json warmup runs names...
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "kernel: $(uname -srmv)"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, hypervisor: $(lscpu | sed -n 's/^Hypervisor vendor: *//p')"
   echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "sandbox: $(git describe --always --dirty 2>/dev/null || echo unknown)"
   echo "bwrap: $(bwrap --version)"
@@ -252,7 +256,7 @@ hyperfine_named() { # json warmup runs names...
   echo "runc: $(runc --version | head -1)"
   echo "unshare: $(unshare --version)"
   echo "hyperfine: $(hyperfine --version)"
-  echo "latency: $ROUNDS rounds of $((RUNS / ROUNDS)) runs each after $WARMUP warm-up runs; RSS: median of $RSS_RUNS; 50-launch batches: $BATCH_RUNS runs"
+  echo "latency: $ROUNDS rounds of $((RUNS / ROUNDS)) runs each (warm-up: $WARMUP runs in the first round, 2 in the others); RSS: median of $RSS_RUNS; 50-launch batches: $BATCH_RUNS runs"
   echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.txt"
 
@@ -260,7 +264,7 @@ log "launch latency: $ROUNDS rounds of $((RUNS / ROUNDS)) runs"
 mapfile -t host_names < <(ok_names "")
 mapfile -t ns_names < <(ok_names yes)
 for round in $(seq "$ROUNDS"); do
-  warmup=$((round == 1 ? WARMUP : 3))
+  warmup=$((round == 1 ? WARMUP : 2))
   hyperfine_named "$OUT/json/latency-$round.json" "$warmup" "$((RUNS / ROUNDS))" "${host_names[@]}"
   hyperfine_named "$OUT/json/latency-crun-$round.json" "$warmup" "$((RUNS / ROUNDS))" "${ns_names[@]}"
 done
@@ -308,11 +312,13 @@ P="$OUT/profile"
 mkdir -p "$P"
 case_a="$SANDBOX up --trust $MANIFESTS/full.toml"
 log "profile: start-up and planning alone (no sandbox made)"
-hyperfine -N --style basic --warmup 20 --runs 300 --export-json "$P/startup.json" \
-  --command-name "true" "/usr/bin/true" \
-  --command-name "sandbox --version" "$SANDBOX --version" \
-  --command-name "sandbox check (a)" "$SANDBOX check $MANIFESTS/full.toml" \
-  --command-name "sandbox up --dry-run (a)" "$case_a --dry-run"
+cmd[true]=/usr/bin/true
+cmd[version]="$SANDBOX --version"
+cmd[check]="$SANDBOX check $MANIFESTS/full.toml"
+cmd[dry-run]="$case_a --dry-run"
+for round in $(seq 10); do
+  hyperfine_named "$P/startup-$round.json" 3 30 true version check dry-run
+done
 for args in "--version" "check $MANIFESTS/full.toml" "up --trust --dry-run $MANIFESTS/full.toml"; do
   for _ in $(seq "$RSS_RUNS"); do
     /usr/bin/time -a -o "$P/rss-$(echo "$args" | cut -d' ' -f1)" -f %M "$SANDBOX" $args >/dev/null
@@ -328,6 +334,15 @@ strace -c -f -w -o "$P/strace-c-wall-a.txt" sh -c "for i in \$(seq 100); do $cas
 strace -c -f -o "$P/strace-c-a.txt" sh -c "for i in \$(seq 100); do $case_a; done"
 strace -f -tt -T -o "$P/strace-a.txt" $case_a
 for _ in $(seq 200); do $case_a -v 2>&1 >/dev/null; done >"$P/up-v-a.txt"
+for _ in $(seq 100); do ${cmd[sandbox-c-limits]} -v 2>&1 >/dev/null; done >"$P/up-v-c.txt"
+# Off-CPU time: every context switch on the machine (-a: the switch back in happens in other
+# tasks' context) with the stack the launcher's processes slept in.
+perf record -q -a -e sched:sched_switch -g -o "$P/sched-a.data" -- \
+  sh -c "for i in \$(seq 100); do $case_a; done" 2>/dev/null
+perf script -i "$P/sched-a.data" >"$P/sched-a.txt" 2>/dev/null
+perf record -q -a -e sched:sched_switch -g -o "$P/sched-c.data" -- \
+  sh -c "for i in \$(seq 50); do ${cmd[sandbox-c-limits]}; done" 2>/dev/null
+perf script -i "$P/sched-c.data" >"$P/sched-c.txt" 2>/dev/null
 perf record -q -e cpu-clock -F 20000 -g -o "$P/perf-a.data" -- \
   sh -c "for i in \$(seq 300); do $case_a; done" 2>/dev/null
 perf report -i "$P/perf-a.data" --stdio --no-children --sort comm,dso -g none \

@@ -113,7 +113,10 @@ def summarize(out):
             f"| {ratio(p10(r['times']), bwrap_p10)} "
             f"| {f'{kib / 1024:.1f}' if kib else '–'} |"
         )
-        dat.append(f'"{name}" {r["median"] * 1e3:.4f} {p25 * 1e3:.4f} {p75 * 1e3:.4f}')
+        dat.append(
+            f'"{name}" {r["median"] * 1e3:.4f} {p25 * 1e3:.4f} {p75 * 1e3:.4f} '
+            f"{p10(r['times']) * 1e3:.4f}"
+        )
     lines += [
         "",
         "× bwrap and × floor compare rows without a network namespace with `bwrap --share-net` "
@@ -194,23 +197,78 @@ def summarize(out):
     print(summary)
 
 
-def summarize_profile(profile):
+def step_medians(path):
     steps = {}
-    for line in (profile / "up-v-a.txt").read_text().splitlines():
+    for line in path.read_text().splitlines():
         m = re.match(r"sandbox: (.+?)\s+([0-9.]+) ms$", line)
         if m:
             steps.setdefault(m.group(1), []).append(float(m.group(2)))
     launches = max((len(v) for v in steps.values()), default=0)
-    text = f"step (sandbox up -v, case a): median ms over {launches} launches\n"
-    text += "".join(f"{step:16} {statistics.median(v):8.3f}\n" for step, v in steps.items())
-    startup = load_results([profile / "startup.json"])
-    text += "\nstart-up and planning alone: median ms\n"
-    text += "".join(f"{name:26} {r['median'] * 1e3:8.3f}\n" for name, r in startup.items())
+    text = f"{'step':16} {'p10':>8} {'median':>8} {'p90':>8}  (ms, {launches} launches)\n"
+    for step, v in steps.items():
+        q = statistics.quantiles(v, n=10)
+        text += f"{step:16} {q[0]:8.3f} {statistics.median(v):8.3f} {q[8]:8.3f}\n"
+    return text
+
+
+# Frames that say how a task slept, not why: skipped to find the call that slept.
+HOW = (
+    "schedule", "__schedule", "preempt", "exit_to_user", "irqentry", "asm_", "entry_SYSCALL",
+    "do_syscall_64", "schedule_timeout", "schedule_hrtimeout", "rcu_sync", "__wait_",
+    "wait_for_completion", "__synchronize", "synchronize", "percpu_down", "do_nanosleep",
+    "__cond_resched", "__mutex_lock", "mutex_lock", "exp_funnel_lock", "poll_schedule",
+)
+SWITCH = re.compile(
+    r"\s(\d+\.\d+):\s+sched:sched_switch:\s+prev_comm=(.*?) prev_pid=(\d+) "
+    r"prev_prio=\d+ prev_state=(\S+) ==> next_comm=(.*?) next_pid=(\d+)"
+)
+
+
+def off_cpu(path, launches, comms=("sandbox", "true")):
+    """Time the launcher's processes spent switched out, per launch, by where they slept."""
+    asleep, spent = {}, {}
+    for block in path.read_text().split("\n\n"):
+        lines = block.strip().split("\n")
+        m = SWITCH.search(lines[0]) if lines else None
+        if not m:
+            continue
+        t = float(m.group(1))
+        prev_comm, prev_pid, state, next_pid = m.group(2), int(m.group(3)), m.group(4), int(m.group(6))
+        if next_pid in asleep:
+            t0, key = asleep.pop(next_pid)
+            spent.setdefault(key, []).append(t - t0)
+        if prev_comm in comms:
+            frames = [line.split()[1].split("+")[0] for line in lines[1:] if len(line.split()) > 1]
+            why = " < ".join([f for f in frames if not f.startswith(HOW)][:3])
+            key = f"{prev_comm}: runnable, waiting for a CPU" if state.startswith("R") else f"{prev_comm}: {why}"
+            asleep[prev_pid] = (t, key)
+    rows = sorted(spent.items(), key=lambda kv: -sum(kv[1]))
+    text = f"{'ms/launch':>9} {'count':>6}  where the process slept ({launches} launches)\n"
+    text += "".join(
+        f"{sum(v) * 1e3 / launches:9.3f} {len(v):6}  {key}\n"
+        for key, v in rows
+        if sum(v) * 1e3 / launches >= 0.01
+    )
+    return text
+
+
+def summarize_profile(profile):
+    text = "case (a): sandbox up -v\n" + step_medians(profile / "up-v-a.txt")
+    text += "\ncase (c): sandbox up -v\n" + step_medians(profile / "up-v-c.txt")
+    startup = load_results(profile.glob("startup-*.json"))
+    text += "\nstart-up and planning alone, no sandbox made (ms)\n"
+    text += f"{'':26} {'p10':>8} {'median':>8}\n"
+    text += "".join(
+        f"{name:26} {p10(r['times']) * 1e3:8.3f} {r['median'] * 1e3:8.3f}\n"
+        for name, r in startup.items()
+    )
     text += "\npeak RSS without making a sandbox: median KiB\n"
     text += "".join(
         f"sandbox {path.name[4:]:18} {median_rss(path):8.0f}\n"
         for path in sorted(profile.glob("rss-*"))
     )
+    text += "\ncase (a), off the CPU:\n" + off_cpu(profile / "sched-a.txt", 100)
+    text += "\ncase (c), off the CPU:\n" + off_cpu(profile / "sched-c.txt", 50)
     (profile / "summary.txt").write_text(text)
     print(text)
 
