@@ -6,8 +6,9 @@
 #     bench/run.sh             # as root: prints the table; writes bench/results/ (hyperfine's
 #                              # JSON, summary.md), docs/performance.svg and the table in
 #                              # docs/performance.md
-#     bench/run.sh --profile   # the same, then perf stat, strace -c -f and `up -v` of case (a)
-#                              # into bench/results/profile/
+#     bench/run.sh --profile   # the same, then where case (a)'s time goes: start-up alone,
+#                              # perf stat, strace -c -f, `up -v` steps, a cpu-clock profile
+#                              # and where the processes sleep (bench/results/profile/)
 #
 # Tunables (environment): RUNS (timed launches per launcher, default 500), ROUNDS (50: the
 # runs are split in interleaved rounds), WARMUP (30), RSS_RUNS (peak RSS samples per
