@@ -56,7 +56,8 @@ pub struct Record {
     pub cgroups: Vec<PathBuf>,
     /// Addresses inside the sandbox's network namespace, when it has some beyond lo.
     pub addresses: Vec<String>,
-    /// `ns:[inode]` of each namespace of init, by name: `exec` checks it joins these.
+    /// `ns:[inode]` of init's namespaces made by the clone (the cgroup and time namespaces
+    /// come later in setup), by name: `exec` checks the pid still names this sandbox.
     pub namespaces: Vec<(String, String)>,
     /// Where the command's output goes when detached.
     pub log: Option<PathBuf>,
@@ -307,10 +308,14 @@ fn read_record(folder: &Path) -> Result<Record, StateError> {
         .map_err(|e| StateError::Corrupt(folder.display().to_string(), e.to_string()))
 }
 
+/// The namespaces made by the sandbox's clone, which identify it from its start.
+pub const CLONE_NAMESPACES: [&str; 6] = ["user", "mnt", "pid", "net", "uts", "ipc"];
+
 /// The namespaces of a process, `ns:[inode]` by name, as /proc shows them.
-pub fn namespaces_of(pid: i32) -> Vec<(String, String)> {
-    ["user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time"]
-        .into_iter()
+pub fn namespaces_of(pid: i32, kinds: &[&str]) -> Vec<(String, String)> {
+    kinds
+        .iter()
+        .copied()
         .filter_map(|ns| {
             let link = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()?;
             Some((ns.to_string(), link.to_string_lossy().into_owned()))
@@ -348,7 +353,7 @@ mod tests {
             started: 0,
             cgroups: vec![],
             addresses: vec![],
-            namespaces: namespaces_of(std::process::id() as i32),
+            namespaces: namespaces_of(std::process::id() as i32, &CLONE_NAMESPACES),
             log: None,
             plan: test_plan(),
         }

@@ -138,7 +138,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
                 .map_or(0, |d| d.as_secs()),
             cgroups: running.cgroups.clone(),
             addresses: running.address.iter().map(ToString::to_string).collect(),
-            namespaces: state::namespaces_of(running.init_pid),
+            namespaces: state::namespaces_of(running.init_pid, &state::CLONE_NAMESPACES),
             log: log.clone(),
             plan: plan.clone(),
         };

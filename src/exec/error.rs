@@ -131,7 +131,7 @@ impl std::fmt::Display for StepFailure {
 impl std::error::Error for StepFailure {}
 
 /// Why `sandbox up` could not run the command.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
     #[error("{0}")]
     Step(StepFailure),

@@ -52,13 +52,18 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
     let pid = record.init_pid;
     // The namespaces written down when the sandbox started: a process with another set under
     // this pid is not the sandbox (and with the supervisor's lock held, it cannot be gone).
-    let theirs = namespaces_of(pid);
-    if theirs != record.namespaces {
+    let kinds = ORDER.map(|(name, _)| name);
+    let theirs = namespaces_of(pid, &kinds);
+    if !record
+        .namespaces
+        .iter()
+        .all(|recorded| theirs.contains(recorded))
+    {
         return Err(ExecError::Gone(format!(
             "the sandbox's init (pid {pid}) is gone"
         )));
     }
-    let own = namespaces_of(std::process::id() as i32);
+    let own = namespaces_of(std::process::id() as i32, &kinds);
     let mut joins = Vec::new();
     for (name, flag) in ORDER {
         let same = own
@@ -144,5 +149,6 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
         started: None,
+        before_forwarding: None,
     })
 }

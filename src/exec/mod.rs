@@ -154,33 +154,14 @@ pub fn run(
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
     drop(prepared);
 
-    let master = match parent_end.recv::<ToParent>() {
-        Ok((
-            ToParent::Ready {
-                timings: child_timings,
-            },
-            mut fds,
-        )) => {
-            timings.extend(
-                child_timings
-                    .into_iter()
-                    .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(ns))),
-            );
-            fds.pop()
-        }
-        Ok((ToParent::Failed(failure), _)) => return Err(failure.into()),
-        Ok((ToParent::CommandKilled { .. }, _)) => {
-            return Err(ExecError::SetupDied(
-                "it ran the command before it was ready".into(),
-            ));
-        }
-        Err(RecvError::Closed) => {
-            return Err(ExecError::SetupDied("it exited without a word".into()));
-        }
-        Err(RecvError::Io(errno)) => return Err(ExecError::SetupDied(errno.desc().into())),
-        Err(RecvError::Malformed(text)) => return Err(ExecError::SetupDied(text)),
+    // With a terminal the answer brings the pty master, so it is needed at once; otherwise it
+    // is read only when needed (see `Answer`), which saves the supervisor two wake-ups.
+    let mut answer = Answer::Pending;
+    let master = if terminal {
+        answer.wait(&parent_end)?.1.take()
+    } else {
+        None
     };
-    timings.push(("ready".into(), started.elapsed()));
     if let Some(on_ready) = hooks.on_ready {
         on_ready(&Running {
             init_pid: child.as_raw(),
@@ -195,7 +176,18 @@ pub fn run(
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
         started: hooks.started,
+        // pid 1 drops a signal it has no handler for, and it installs them during setup.
+        before_forwarding: Some(&mut || {
+            let _ = answer.wait(&parent_end);
+        }),
     })?;
+    let (child_timings, _) = answer.wait(&parent_end)?;
+    timings.extend(
+        child_timings
+            .iter()
+            .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(*ns))),
+    );
+    timings.push(("ready".into(), started.elapsed()));
     if let Some(group) = group {
         let (usage, removed) = group.finish();
         outcome.usage = Some(usage);
@@ -251,6 +243,45 @@ pub fn probe_user_namespace() -> Result<(), String> {
             Ok(())
         }
         Err(errno) => Err(format!("clone(CLONE_NEWUSER): {}", errno.desc())),
+    }
+}
+
+/// The child's answer to Go: Ready (with its step timings, and the pty master with a
+/// terminal), or the step that failed. Read once, when first needed: right away with a
+/// terminal, before the first forwarded signal, or after the sandbox ended (the message stays
+/// queued in the socket). Read after the end, it costs no wake-up of its own.
+enum Answer {
+    Pending,
+    Ready(Vec<(StepId, u64)>, Option<OwnedFd>),
+    Failed(ExecError),
+}
+
+impl Answer {
+    fn wait(
+        &mut self,
+        channel: &Channel,
+    ) -> Result<(&Vec<(StepId, u64)>, &mut Option<OwnedFd>), ExecError> {
+        if let Answer::Pending = self {
+            *self = match channel.recv::<ToParent>() {
+                Ok((ToParent::Ready { timings }, mut fds)) => Answer::Ready(timings, fds.pop()),
+                Ok((ToParent::Failed(failure), _)) => Answer::Failed(failure.into()),
+                Ok((ToParent::CommandKilled { .. }, _)) => Answer::Failed(ExecError::SetupDied(
+                    "it ran the command before it was ready".into(),
+                )),
+                Err(RecvError::Closed) => {
+                    Answer::Failed(ExecError::SetupDied("it exited without a word".into()))
+                }
+                Err(RecvError::Io(errno)) => {
+                    Answer::Failed(ExecError::SetupDied(errno.desc().into()))
+                }
+                Err(RecvError::Malformed(text)) => Answer::Failed(ExecError::SetupDied(text)),
+            };
+        }
+        match self {
+            Answer::Ready(timings, master) => Ok((timings, master)),
+            Answer::Failed(error) => Err(error.clone()),
+            Answer::Pending => unreachable!("just read"),
+        }
     }
 }
 

@@ -23,13 +23,15 @@ use crate::cli::exit;
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
-pub struct Supervised {
+pub struct Supervised<'a> {
     pub pidfd: OwnedFd,
     pub exec_pipe: OwnedFd,
     pub master: Option<OwnedFd>,
     pub timeout: Option<Duration>,
     /// Gets one byte once the command runs; closed without one if it never does.
     pub started: Option<OwnedFd>,
+    /// Called once, before the first signal is forwarded.
+    pub before_forwarding: Option<&'a mut dyn FnMut()>,
 }
 
 /// How the sandbox ended.
@@ -78,6 +80,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     };
     let mut relay = s.master.map(Relay::start).transpose()?;
     let mut started = s.started;
+    let mut before_forwarding = s.before_forwarding;
     let mut exec_pipe = Some(s.exec_pipe);
     let mut failure = None;
     let mut timed_out = false;
@@ -88,7 +91,9 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
             PollFd::new(s.pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
         ];
-        let exec_index = exec_pipe.as_ref().map(|p| {
+        // The exec pipe only needs watching to tell `up -d` the moment the command runs;
+        // otherwise it is read once the sandbox ended, sparing a wake-up.
+        let exec_index = exec_pipe.as_ref().filter(|_| started.is_some()).map(|p| {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
@@ -128,6 +133,9 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
                 match relay.as_mut() {
                     Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
                     _ => {
+                        if let Some(before) = before_forwarding.take() {
+                            before();
+                        }
                         let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), signal);
                     }
                 }
