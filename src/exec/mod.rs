@@ -158,7 +158,7 @@ pub fn run(
     // is read only when needed (see `Answer`), which saves the supervisor two wake-ups.
     let mut answer = Answer::Pending;
     let master = if terminal {
-        answer.wait(&parent_end)?.1.take()
+        answer.wait(&parent_end)?.master.take()
     } else {
         None
     };
@@ -181,9 +181,10 @@ pub fn run(
             let _ = answer.wait(&parent_end);
         }),
     })?;
-    let (child_timings, _) = answer.wait(&parent_end)?;
+    let ready = answer.wait(&parent_end)?;
     timings.extend(
-        child_timings
+        ready
+            .timings
             .iter()
             .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(*ns))),
     );
@@ -252,18 +253,25 @@ pub fn probe_user_namespace() -> Result<(), String> {
 /// queued in the socket). Read after the end, it costs no wake-up of its own.
 enum Answer {
     Pending,
-    Ready(Vec<(StepId, u64)>, Option<OwnedFd>),
+    Ready(Ready),
     Failed(ExecError),
 }
 
+/// What the child says when its setup is done.
+struct Ready {
+    timings: Vec<(StepId, u64)>,
+    /// The pty master, with a terminal.
+    master: Option<OwnedFd>,
+}
+
 impl Answer {
-    fn wait(
-        &mut self,
-        channel: &Channel,
-    ) -> Result<(&Vec<(StepId, u64)>, &mut Option<OwnedFd>), ExecError> {
+    fn wait(&mut self, channel: &Channel) -> Result<&mut Ready, ExecError> {
         if let Answer::Pending = self {
             *self = match channel.recv::<ToParent>() {
-                Ok((ToParent::Ready { timings }, mut fds)) => Answer::Ready(timings, fds.pop()),
+                Ok((ToParent::Ready { timings }, mut fds)) => Answer::Ready(Ready {
+                    timings,
+                    master: fds.pop(),
+                }),
                 Ok((ToParent::Failed(failure), _)) => Answer::Failed(failure.into()),
                 Ok((ToParent::CommandKilled { .. }, _)) => Answer::Failed(ExecError::SetupDied(
                     "it ran the command before it was ready".into(),
@@ -278,7 +286,7 @@ impl Answer {
             };
         }
         match self {
-            Answer::Ready(timings, master) => Ok((timings, master)),
+            Answer::Ready(ready) => Ok(ready),
             Answer::Failed(error) => Err(error.clone()),
             Answer::Pending => unreachable!("just read"),
         }
