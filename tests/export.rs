@@ -118,14 +118,36 @@ fn reference_configs_validate_against_the_runtime_spec_schema() {
             .unwrap();
             let config = sandbox::export::config_json(&exported);
             let errors = schema_errors(&config);
-            assert!(errors.is_empty(), "{name} ({who:?}):\n{}", errors.join("\n"));
-            assert_eq!(config["process"]["args"], serde_json::json!(plan.process.argv));
+            assert!(
+                errors.is_empty(),
+                "{name} ({who:?}):\n{}",
+                errors.join("\n")
+            );
+            assert_eq!(
+                config["process"]["args"],
+                serde_json::json!(plan.process.argv)
+            );
             assert_eq!(config["root"]["readonly"], true);
-            assert!(config["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 50);
+            assert!(
+                config["linux"]["seccomp"]["syscalls"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+                    > 50
+            );
             let namespaces = config["linux"]["namespaces"].as_array().unwrap().len();
             assert_eq!(namespaces, plan.namespaces.names().len());
-            let settings: Vec<&str> = exported.mappings.iter().map(|m| m.setting.as_str()).collect();
-            for key in ["process.command", "security.seccomp", "network.mode", "uid_map"] {
+            let settings: Vec<&str> = exported
+                .mappings
+                .iter()
+                .map(|m| m.setting.as_str())
+                .collect();
+            for key in [
+                "process.command",
+                "security.seccomp",
+                "network.mode",
+                "uid_map",
+            ] {
                 assert!(settings.contains(&key), "{name}: no row for {key}");
             }
         }
@@ -271,7 +293,10 @@ fn in_private_mounts(who: Who, argv: &[&str]) -> Command {
     command
         .args(argv)
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .stdin(Stdio::null());
     command
 }
@@ -302,13 +327,24 @@ fn run_bundle(who: Who, runtime: Runtime, bundle: &Path, state: &Path) -> Output
     let bundle = bundle.to_str().unwrap();
     let output = in_private_mounts(
         who,
-        &[runtime.name(), "--root", state, "run", "--bundle", bundle, &id],
+        &[
+            runtime.name(),
+            "--root",
+            state,
+            "run",
+            "--bundle",
+            bundle,
+            &id,
+        ],
     )
     .current_dir(bundle)
     .output()
     .expect("run the runtime");
-    let _ = in_private_mounts(who, &[runtime.name(), "--root", state, "delete", "--force", &id])
-        .output();
+    let _ = in_private_mounts(
+        who,
+        &[runtime.name(), "--root", state, "delete", "--force", &id],
+    )
+    .output();
     output
 }
 
@@ -323,9 +359,11 @@ fn report(text: &str) -> BTreeMap<String, Vec<String>> {
                 let (name, value) = assignment.split_once('=').unwrap_or((assignment, ""));
                 (format!("env {name}"), value.to_string())
             }
-            [kind @ ("status" | "rlimit" | "cgroup" | "mount"), name, rest] => {
-                (format!("{kind} {name}"), rest.to_string())
-            }
+            [
+                kind @ ("status" | "rlimit" | "cgroup" | "mount"),
+                name,
+                rest,
+            ] => (format!("{kind} {name}"), rest.to_string()),
             [key, rest @ ..] => (key.to_string(), rest.join(" ")),
             [] => continue,
         };
@@ -344,10 +382,18 @@ fn documented(
     files: &[String],
 ) -> bool {
     let fstype = |v: Option<&Vec<String>>| -> Option<Vec<String>> {
-        v.map(|v| v.iter().map(|s| s.split(' ').next().unwrap_or("").to_string()).collect())
+        v.map(|v| {
+            v.iter()
+                .map(|s| s.split(' ').next().unwrap_or("").to_string())
+                .collect()
+        })
     };
     let flag = |v: Option<&Vec<String>>| -> Option<Vec<String>> {
-        v.map(|v| v.iter().map(|s| s.rsplit(' ').next().unwrap_or("").to_string()).collect())
+        v.map(|v| {
+            v.iter()
+                .map(|s| s.rsplit(' ').next().unwrap_or("").to_string())
+                .collect()
+        })
     };
     match key {
         // 1. Runtimes set HOME when the environment has none.
@@ -413,10 +459,22 @@ fn compare(name: &str, who: Who, runtime: Runtime) {
     // on rootfs/ would show through that bind.
     let outside = scratch(who);
     let bundle = outside.path().join("bundle");
-    let mut args = vec!["export", "--oci", "--name", &unique, bundle.to_str().unwrap(), manifest, "--"];
+    let mut args = vec![
+        "export",
+        "--oci",
+        "--name",
+        &unique,
+        bundle.to_str().unwrap(),
+        manifest,
+        "--",
+    ];
     args.extend_from_slice(&probe);
     let export = p.command(&args).output().unwrap();
-    assert!(export.status.success(), "export {name}: {}", stderr(&export));
+    assert!(
+        export.status.success(),
+        "export {name}: {}",
+        stderr(&export)
+    );
     let said = stderr(&export);
     if name == "network-service" {
         assert!(
@@ -434,7 +492,11 @@ fn compare(name: &str, who: Who, runtime: Runtime) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["source"].as_str().is_some_and(|s| s.starts_with("files/")))
+        .filter(|m| {
+            m["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("files/"))
+        })
         .map(|m| m["destination"].as_str().unwrap().to_string())
         .collect();
     for_runtime(&bundle, runtime);
@@ -465,7 +527,14 @@ fn compare(name: &str, who: Who, runtime: Runtime) {
             let (a, b) = (ours.get(*key), theirs.get(*key));
             a != b && !documented(key, runtime, a, b, &files)
         })
-        .map(|key| format!("{key}: up {:?}, {} {:?}", ours.get(key), runtime.name(), theirs.get(key)))
+        .map(|key| {
+            format!(
+                "{key}: up {:?}, {} {:?}",
+                ours.get(key),
+                runtime.name(),
+                theirs.get(key)
+            )
+        })
         .collect();
     assert!(
         differences.is_empty(),
@@ -525,7 +594,12 @@ fn check_lists_every_setting() {
     assert_eq!(row("process.command")["maps"], "exact");
     assert_eq!(row("cgroup.memory")["oci"], "linux.resources.memory.limit");
     assert_eq!(row("namespaces.pid")["maps"], "approximate");
-    assert!(row("uts.hostname")["from"].as_str().unwrap().contains("network-service.toml:"));
+    assert!(
+        row("uts.hostname")["from"]
+            .as_str()
+            .unwrap()
+            .contains("network-service.toml:")
+    );
 
     let landlock = Project::new(
         Who::Root,
@@ -570,5 +644,146 @@ fn check_lists_every_setting() {
         .output()
         .unwrap();
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("is not empty"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("is not empty"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+/// Each kind of mount op becomes what docs/export.md says: mounts in order, files bound from
+/// the bundle, symlinks and folders made in rootfs/ (unless an earlier mount hides that spot),
+/// an overlay's tmpfs upper layer kept in the bundle, a missing optional bind left out.
+#[test]
+fn mount_ops_become_mounts_files_and_rootfs_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lower")).unwrap();
+    let manifest = dir.path().join("sandbox.toml");
+    std::fs::write(
+        &manifest,
+        r#"
+[rootfs]
+host = true
+[process]
+command = ["/bin/true"]
+[[mount]]
+type = "bind"
+source = "./no-such-cache"
+target = "/cache"
+optional = true
+[[mount]]
+type = "tmpfs"
+target = "/scratch"
+size = "1M"
+mode = "0700"
+[[mount]]
+type = "symlink"
+source = "/scratch"
+target = "/s"
+[[mount]]
+type = "symlink"
+source = "/usr"
+target = "/scratch/usr"
+[[mount]]
+type = "dir"
+target = "/data"
+mode = "0750"
+[[mount]]
+type = "file"
+target = "/etc/motd"
+content = "hello\n"
+mode = "0640"
+[[mount]]
+type = "overlay"
+source = "./lower"
+target = "/layered"
+"#,
+    )
+    .unwrap();
+    let host = common::Facts {
+        who: common::Who::Root,
+        ..common::Facts::default()
+    }
+    .host();
+    let loaded = sandbox::manifest::load(&manifest, &host.caller.vars());
+    let validated =
+        sandbox::validate::validate(&loaded, &host, &sandbox::validate::Invocation::default());
+    let plan = validated
+        .plan
+        .unwrap_or_else(|| panic!("{:?}", validated.problems));
+    let bundle = Path::new("/srv/bundle");
+    let exported = sandbox::export::translate(
+        &plan,
+        sandbox::manifest::values::Arch::X86_64,
+        bundle,
+        &|p| p.exists(),
+    )
+    .unwrap();
+    let config = sandbox::export::config_json(&exported);
+    let mounts = config["mounts"].as_array().unwrap();
+    let find = |target: &str| mounts.iter().find(|m| m["destination"] == target).cloned();
+    assert!(
+        find("/cache").is_none(),
+        "a missing optional source is left out"
+    );
+    let scratch = find("/scratch").unwrap();
+    assert_eq!(
+        scratch["options"],
+        serde_json::json!(["nosuid", "nodev", "mode=700", "size=1048576"])
+    );
+    let motd = find("/etc/motd").unwrap();
+    assert_eq!(motd["source"], "files/1");
+    assert_eq!(exported.files[0].content, "hello\n");
+    assert_eq!(exported.files[0].mode, 0o640);
+    let overlay = find("/layered").unwrap();
+    let options: Vec<&str> = overlay["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert!(
+        options.contains(&"upperdir=/srv/bundle/overlay/1/upper"),
+        "{options:?}"
+    );
+    assert!(
+        options.contains(&"userxattr"),
+        "in a user namespace: {options:?}"
+    );
+    assert_eq!(
+        exported.layers,
+        [
+            bundle.join("overlay/1/upper"),
+            bundle.join("overlay/1/work")
+        ]
+    );
+    assert!(
+        exported
+            .entries
+            .contains(&sandbox::export::RootEntry::Symlink {
+                path: "/s".into(),
+                link: "/scratch".into()
+            })
+    );
+    assert!(exported.entries.contains(&sandbox::export::RootEntry::Dir {
+        path: "/data".into(),
+        mode: 0o750
+    }));
+    let hidden = exported
+        .mappings
+        .iter()
+        .find(|m| m.value.contains("/scratch/usr"))
+        .unwrap();
+    assert_eq!(hidden.maps, sandbox::export::Fidelity::None, "{hidden:?}");
+    let missing = exported
+        .mappings
+        .iter()
+        .find(|m| m.setting == "mount[0]")
+        .unwrap();
+    assert_eq!(missing.maps, sandbox::export::Fidelity::None);
+    // /dev becomes the runtime's default /dev: a tmpfs, devpts and shm.
+    assert_eq!(find("/dev").unwrap()["type"], "tmpfs");
+    assert_eq!(find("/dev/pts").unwrap()["type"], "devpts");
+    assert_eq!(find("/dev/shm").unwrap()["type"], "tmpfs");
+    assert_eq!(schema_errors(&config), Vec::<String>::new());
 }

@@ -8,9 +8,7 @@
 mod live;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use live::{Project, Who, stderr, stdout};
 

@@ -41,7 +41,9 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
     // With --check there is no bundle folder: the one path given is the manifest.
     let (dir, manifest) = match (args.check, args.dir, args.manifest) {
         (true, Some(_), Some(_)) => {
-            out.error("with --check, give only the manifest: sandbox export --oci --check [MANIFEST]");
+            out.error(
+                "with --check, give only the manifest: sandbox export --oci --check [MANIFEST]",
+            );
             return ExitCode::from(exit::INVALID);
         }
         (true, first, second) => (None, first.or(second)),
@@ -92,20 +94,15 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
         return ExitCode::SUCCESS;
     };
 
-    let root = match super::up::prepare_root(
-        &prepared.plan,
-        &prepared.host,
-        out,
-        &prepared.loaded,
-    ) {
+    let root = match super::up::prepare_root(&prepared.plan, &prepared.host, out, &prepared.loaded)
+    {
         Ok(root) => root,
         Err(problem) => {
             out.problems(&[*problem], &prepared.loaded);
             return ExitCode::from(exit::INVALID);
         }
     };
-    let written = match export::write(&exported, &bundle, root.as_ref().map(|r| r.dir.as_path()))
-    {
+    let written = match export::write(&exported, &bundle, root.as_ref().map(|r| r.dir.as_path())) {
         Ok(written) => written,
         Err(error) => {
             out.error(&format!("cannot write the bundle: {error}"));

@@ -19,7 +19,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use serde_json::Value;
 
-use super::oci::{Export, RootContent, RootEntry};
+use super::oci::{Export, IdShift, RootContent, RootEntry};
 use crate::exec::steps::mount::{dir_in, symlink_in};
 use crate::plan::IdMapping;
 
@@ -184,7 +184,7 @@ fn make_entry(
 /// owners (shifted through the sandbox's maps where `up` id-maps the root), hard links,
 /// symlinks, device nodes (as root), extended attributes (file capabilities) and times.
 struct Copy<'a> {
-    shift: Option<&'a (Vec<IdMapping>, Vec<IdMapping>)>,
+    shift: Option<&'a IdShift>,
     as_root: bool,
     /// (device, inode) of files with several links -> the first copy.
     links: HashMap<(u64, u64), PathBuf>,
@@ -241,7 +241,10 @@ impl Copy<'_> {
         let symlink = meta.file_type().is_symlink();
         if self.as_root {
             let (uid, gid) = match self.shift {
-                Some((uids, gids)) => (shifted(uids, meta.uid()), shifted(gids, meta.gid())),
+                Some(shift) => (
+                    shifted(&shift.uid, meta.uid()),
+                    shifted(&shift.gid, meta.gid()),
+                ),
                 None => (meta.uid(), meta.gid()),
             };
             std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_at(to))?;

@@ -12,6 +12,6 @@ pub mod seccomp;
 
 pub use bundle::{BundleError, Written, config_json, write};
 pub use oci::{
-    BundleFile, Export, ExportError, Fidelity, Mapping, NETWORK_ANNOTATION, RootContent,
+    BundleFile, Export, ExportError, Fidelity, IdShift, Mapping, NETWORK_ANNOTATION, RootContent,
     RootEntry, translate,
 };

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, Capability as OciCapability, LinuxBlockIo, LinuxCapabilities, LinuxCpu,
-    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    LinuxTimeOffset, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace, LinuxNamespaceType,
+    LinuxPids, LinuxResources, LinuxTimeOffset, Mount, PosixRlimitBuilder, PosixRlimitType,
+    Process, Root, Spec, User,
 };
 use serde::Serialize;
 
@@ -101,8 +102,15 @@ pub struct Export {
     /// The host ids of the sandbox's root: owner of the rootfs folder and what export creates
     /// in it, as the tmpfs `up` makes is owned by the sandbox's root.
     pub owner: Option<(u32, u32)>,
-    /// Shift the ownership of a copied root through these maps (uid, gid), as `up` id-maps it.
-    pub shift: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
+    /// Shift the ownership of a copied root through the sandbox's maps, as `up` id-maps it.
+    pub shift: Option<IdShift>,
+}
+
+/// The maps a copied root's owners go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdShift {
+    pub uid: Vec<IdMapping>,
+    pub gid: Vec<IdMapping>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,12 +240,24 @@ pub fn translate(
     let mut kinds = Vec::new();
     for (new, kind, key) in [
         (namespaces.user, LinuxNamespaceType::User, "namespaces.user"),
-        (namespaces.mount, LinuxNamespaceType::Mount, "namespaces.mount"),
+        (
+            namespaces.mount,
+            LinuxNamespaceType::Mount,
+            "namespaces.mount",
+        ),
         (namespaces.pid, LinuxNamespaceType::Pid, "namespaces.pid"),
-        (namespaces.net, LinuxNamespaceType::Network, "namespaces.net"),
+        (
+            namespaces.net,
+            LinuxNamespaceType::Network,
+            "namespaces.net",
+        ),
         (namespaces.uts, LinuxNamespaceType::Uts, "namespaces.uts"),
         (namespaces.ipc, LinuxNamespaceType::Ipc, "namespaces.ipc"),
-        (namespaces.cgroup, LinuxNamespaceType::Cgroup, "namespaces.cgroup"),
+        (
+            namespaces.cgroup,
+            LinuxNamespaceType::Cgroup,
+            "namespaces.cgroup",
+        ),
         (namespaces.time, LinuxNamespaceType::Time, "namespaces.time"),
     ] {
         let value = if new { "new" } else { "shared with the host" };
@@ -267,14 +287,32 @@ pub fn translate(
         } = user;
         let note = "the ids of the user who exported: run the bundle as that user (the runtime \
                     writes the maps, with newuidmap where there are several ranges)";
-        rows.add("uid_map", maps(uid_map), Fidelity::Exact, "linux.uidMappings", note);
-        rows.add("gid_map", maps(gid_map), Fidelity::Exact, "linux.gidMappings", note);
+        rows.add(
+            "uid_map",
+            maps(uid_map),
+            Fidelity::Exact,
+            "linux.uidMappings",
+            note,
+        );
+        rows.add(
+            "gid_map",
+            maps(gid_map),
+            Fidelity::Exact,
+            "linux.gidMappings",
+            note,
+        );
         linux.set_uid_mappings(Some(id_mappings(uid_map)));
         linux.set_gid_mappings(Some(id_mappings(gid_map)));
     }
     match uts {
         Some(uts) => {
-            rows.add("uts.hostname", &uts.hostname, Fidelity::Exact, "hostname", "");
+            rows.add(
+                "uts.hostname",
+                &uts.hostname,
+                Fidelity::Exact,
+                "hostname",
+                "",
+            );
             spec.set_hostname(Some(uts.hostname.clone()));
             rows.add(
                 "uts.domainname",
@@ -334,7 +372,13 @@ pub fn translate(
     };
     if process.tty != Tty::Auto {
         let value = if terminal { "always" } else { "never" };
-        rows.add("process.tty", value, Fidelity::Exact, "process.terminal", "");
+        rows.add(
+            "process.tty",
+            value,
+            Fidelity::Exact,
+            "process.terminal",
+            "",
+        );
     }
     oci_process.set_terminal(Some(terminal));
     rows.add(
@@ -354,7 +398,11 @@ pub fn translate(
         "values as resolved at export (inherit_env and ${env:...} from the exporting shell)",
     );
     oci_process.set_env(Some(
-        process.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        process
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
     ));
     rows.add(
         "process.cwd",
@@ -455,7 +503,13 @@ pub fn translate(
         .iter()
         .map(|(name, value)| {
             let key = format!("security.rlimits.{}", name.name());
-            rows.add(&key, value.as_raw().to_string(), Fidelity::Exact, "process.rlimits", "");
+            rows.add(
+                &key,
+                value.as_raw().to_string(),
+                Fidelity::Exact,
+                "process.rlimits",
+                "",
+            );
             let typ: PosixRlimitType = format!("RLIMIT_{}", name.name().to_uppercase())
                 .parse()
                 .expect("every getrlimit(2) name is a runtime-spec rlimit");
@@ -560,7 +614,7 @@ fn root_content(
     root: &crate::plan::RootPlan,
     user: Option<&UserPlan>,
     rows: &mut Rows<'_>,
-) -> (RootContent, Option<(Vec<IdMapping>, Vec<IdMapping>)>) {
+) -> (RootContent, Option<IdShift>) {
     let crate::plan::RootPlan {
         source,
         readonly,
@@ -640,7 +694,12 @@ fn root_content(
         );
     }
     let shift = (*idmapped && !matches!(source, RootSource::Tmpfs))
-        .then(|| user.map(|u| (u.uid_map.clone(), u.gid_map.clone())))
+        .then(|| {
+            user.map(|u| IdShift {
+                uid: u.uid_map.clone(),
+                gid: u.gid_map.clone(),
+            })
+        })
         .flatten();
     (content, shift)
 }
@@ -883,8 +942,7 @@ impl MountsOut<'_> {
         self.mounts
             .iter()
             .map(|m| m.destination())
-            .filter(|d| path.starts_with(d))
-            .next_back()
+            .rfind(|d| path.starts_with(d))
             .cloned()
     }
 
@@ -906,8 +964,15 @@ impl MountsOut<'_> {
     fn step(&mut self, step: &MountStep, exists: &dyn Fn(&Path) -> bool, rows: &mut Rows<'_>) {
         let MountStep { op, key } = step;
         let value = describe_mount(op);
-        let exact = |rows: &mut Rows<'_>, oci: &str| rows.add(key, &value, Fidelity::Exact, oci, "");
-        let ro = |readonly: bool| if readonly { vec!["ro".to_string()] } else { Vec::new() };
+        let exact =
+            |rows: &mut Rows<'_>, oci: &str| rows.add(key, &value, Fidelity::Exact, oci, "");
+        let ro = |readonly: bool| {
+            if readonly {
+                vec!["ro".to_string()]
+            } else {
+                Vec::new()
+            }
+        };
         match op {
             MountOp::Bind {
                 source,
@@ -931,7 +996,9 @@ impl MountsOut<'_> {
                 let mut oci = mount(target, "bind", &source.display().to_string(), options);
                 let mut notes = Vec::new();
                 if *optional {
-                    notes.push("optional: present now, so exported; a runtime fails when it is missing");
+                    notes.push(
+                        "optional: present now, so exported; a runtime fails when it is missing",
+                    );
                 }
                 if let Some(idmap) = idmap {
                     let (uid, gid) = match idmap {
@@ -1067,7 +1134,8 @@ impl MountsOut<'_> {
                 if idmap.is_some() {
                     notes.push("the lower layers are not id-mapped".into());
                 }
-                self.mounts.push(mount(target, "overlay", "overlay", options));
+                self.mounts
+                    .push(mount(target, "overlay", "overlay", options));
                 let maps = if notes.is_empty() {
                     Fidelity::Exact
                 } else {
@@ -1154,6 +1222,12 @@ fn devpts(target: &Path) -> Mount {
         target,
         "devpts",
         "devpts",
-        strings(&["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
+        strings(&[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ]),
     )
 }

@@ -19,8 +19,8 @@
 //!   action, which kills (the thread; `up` kills the process).
 
 use oci_spec::runtime::{
-    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator,
-    LinuxSyscall,
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
 };
 
 use crate::manifest::values::Arch;
@@ -352,7 +352,8 @@ mod tests {
         assert_eq!(exported.default_action(), LinuxSeccompAction::ScmpActAllow);
         // At most one comparison per argument in any entry (runc and crun OR repeated ones).
         for entry in exported.syscalls().iter().flatten() {
-            let mut indexes: Vec<usize> = entry.args().iter().flatten().map(|a| a.index()).collect();
+            let mut indexes: Vec<usize> =
+                entry.args().iter().flatten().map(|a| a.index()).collect();
             let before = indexes.len();
             indexes.dedup();
             assert_eq!(before, indexes.len(), "{entry:?}");
