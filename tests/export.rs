@@ -787,3 +787,69 @@ target = "/layered"
     assert_eq!(find("/dev/shm").unwrap()["type"], "tmpfs");
     assert_eq!(schema_errors(&config), Vec::<String>::new());
 }
+
+/// A `path` root is copied into rootfs/: modes, hard links and symlinks kept, and (as root,
+/// whose sandboxes `up` runs in an unprivileged range through an id-mapped root) the owners
+/// shifted, so a command under crun sees the files as it does under `up`.
+#[test]
+fn a_copied_root_looks_as_under_up() {
+    if !runtimes_available(Who::Root) {
+        return;
+    }
+    let p = Project::new(
+        Who::Root,
+        "[rootfs]\npath = \"./root\"\n[process]\ncommand = [\"/bin/sh\"]\n",
+    );
+    let root = p.mkdir("root");
+    for dir in ["bin", "data", "proc", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static (.ci/run)");
+    for applet in ["sh", "stat", "id", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("data/a"), "shared\n").unwrap();
+    std::fs::hard_link(root.join("data/a"), root.join("data/b")).unwrap();
+    std::fs::set_permissions(root.join("data/a"), std::fs::Permissions::from_mode(0o604)).unwrap();
+    std::os::unix::fs::chown(root.join("data/a"), Some(1000), Some(1000)).unwrap();
+    let script =
+        "id -u; stat -c '%n %u:%g %a %h' /bin/busybox /data/a /data/b /bin/sh; cat /data/b";
+    let up = p.up(&["/bin/sh", "-c", script]);
+    assert!(up.status.success(), "{}", stderr(&up));
+
+    let outside = scratch(Who::Root);
+    let bundle = outside.path().join("bundle");
+    let manifest = p.manifest();
+    let export = p
+        .command(&[
+            "export",
+            "--oci",
+            bundle.to_str().unwrap(),
+            manifest.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", stderr(&export));
+    let copy = bundle.join("rootfs/data/a");
+    let meta = std::fs::metadata(&copy).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.nlink(), 2, "the hard link is one file in the copy too");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (101_000, 101_000),
+        "shifted through 0 -> 100000"
+    );
+    assert_eq!(meta.mode() & 0o7777, 0o604);
+    let ran = run_bundle(
+        Who::Root,
+        Runtime::Crun,
+        &bundle,
+        &outside.path().join("state"),
+    );
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert_eq!(stdout(&ran), stdout(&up));
+}

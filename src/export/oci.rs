@@ -1231,3 +1231,44 @@ fn devpts(target: &Path) -> Mount {
         ]),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_split_into_whole_seconds_and_a_positive_rest() {
+        assert_eq!(offset(0), (0, 0));
+        assert_eq!(offset(1_500_000_000), (1, 500_000_000));
+        assert_eq!(offset(-1_500_000_000), (-2, 500_000_000));
+        assert_eq!(offset(-1), (-1, 999_999_999));
+    }
+
+    #[test]
+    fn a_path_under_an_earlier_mount_is_covered_by_the_innermost() {
+        let mut out = MountsOut {
+            bundle: Path::new("/b"),
+            user_namespace: true,
+            uid_map: &[],
+            gid_map: &[],
+            mounts: Vec::new(),
+            entries: Vec::new(),
+            files: Vec::new(),
+            layers: Vec::new(),
+        };
+        for target in ["/tmp", "/tmp/a", "/usr"] {
+            out.mounts
+                .push(mount(Path::new(target), "tmpfs", "tmpfs", Vec::new()));
+        }
+        assert_eq!(
+            out.covering(Path::new("/tmp/a/b")),
+            Some(PathBuf::from("/tmp/a"))
+        );
+        assert_eq!(
+            out.covering(Path::new("/tmpx")),
+            None,
+            "components, not bytes"
+        );
+        assert_eq!(out.covering(Path::new("/bin")), None);
+    }
+}
