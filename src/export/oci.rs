@@ -445,7 +445,7 @@ pub fn translate(
         format!("{:04o}", process.umask),
         Fidelity::Exact,
         "process.user.umask",
-        "runtime-spec 1.1; runtimes of spec 1.0 leave the umask at 0022",
+        "",
     );
     oci_process.set_user(oci_user);
     if let Some(ms) = process.timeout_ms {
@@ -644,18 +644,28 @@ fn root_content(
             "rootfs/ is a copy made at export: later changes to the folder are not in the \
              bundle, and writes land in the copy",
         ),
-        RootSource::Tar { path, .. } => (
-            RootContent::Unpacked,
-            format!("tar = {}", path.display()),
-            Fidelity::Exact,
-            "rootfs/ is a copy of the unpacked, verified archive",
-        ),
-        RootSource::Oci { path, .. } => (
-            RootContent::Unpacked,
-            format!("oci = {}", path.display()),
-            Fidelity::Exact,
-            "rootfs/ is a copy of the unpacked, verified image",
-        ),
+        RootSource::Tar { path, .. } | RootSource::Oci { path, .. } => {
+            let kind = if matches!(source, RootSource::Tar { .. }) {
+                "tar"
+            } else {
+                "oci"
+            };
+            (
+                RootContent::Unpacked,
+                format!("{kind} = {}", path.display()),
+                if *readonly {
+                    Fidelity::Exact
+                } else {
+                    Fidelity::Approximate
+                },
+                if *readonly {
+                    "rootfs/ is a copy of the unpacked, verified root"
+                } else {
+                    "rootfs/ is a copy of the unpacked, verified root: what the command writes \
+                     stays there, where `up` throws it away with its writable layer"
+                },
+            )
+        }
     };
     let key = match source {
         RootSource::Tmpfs => "rootfs.host",
