@@ -73,7 +73,7 @@ impl Host {
         Host {
             root: PathBuf::from("/"),
             uid: caller.uid,
-            user: caller.user.clone(),
+            user: caller.user_name(),
             landlock_abi: crate::exec::sys::landlock_abi(),
             userns_probe: Some(crate::exec::probe_user_namespace()),
             programs,

@@ -46,12 +46,9 @@ impl Caller {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         let uid = nix::unistd::getuid().as_raw();
-        let user = env.get("USER").cloned().or_else(|| {
-            nix::unistd::User::from_uid(uid.into())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-        });
+        // Only from the environment: a passwd lookup goes through NSS (files, nscd sockets),
+        // which the launch path does not need; `user_name` looks it up where it matters.
+        let user = env.get("USER").cloned();
         Caller {
             uid,
             gid: nix::unistd::getgid().as_raw(),
@@ -64,6 +61,11 @@ impl Caller {
 
     pub fn is_root(&self) -> bool {
         self.euid == 0
+    }
+
+    /// The caller's user name: $USER, or the password database when it is not set.
+    pub fn user_name(&self) -> Option<String> {
+        self.user.clone().or_else(|| user_name_of(self.uid))
     }
 
     pub fn vars(&self) -> Vars {
@@ -218,17 +220,25 @@ pub struct FixedFacts {
     pub cgroup: CgroupHost,
 }
 
+/// A user name from the password database.
+pub fn user_name_of(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
 /// The caller's grants in a subuid/subgid file: lines `name:start:count` or `uid:start:count`.
 pub fn parse_subids(text: &str, caller: &Caller) -> Vec<SubIdRange> {
     let uid = caller.uid.to_string();
+    let name = caller.user_name();
     text.lines()
         .filter_map(|line| {
             let mut fields = line.trim().split(':');
             let owner = fields.next()?;
             let start = fields.next()?.parse().ok()?;
             let count = fields.next()?.parse().ok()?;
-            (owner == uid || Some(owner) == caller.user.as_deref())
-                .then_some(SubIdRange { start, count })
+            (owner == uid || Some(owner) == name.as_deref()).then_some(SubIdRange { start, count })
         })
         .filter(|r| r.count > 0)
         .collect()

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sandbox::cgroup::{Access, CgroupHost, Controller};
 use sandbox::diagnostics::{JsonProblem, Report, render};
 use sandbox::host::{Caller, FixedFacts, HostEntry, HostFacts, SubIdRange};
 use sandbox::manifest::{self, vars::Vars};
+use sandbox::plan::CgroupVersion;
 use sandbox::validate::{self, Invocation};
 
 pub mod structured;
@@ -31,7 +33,11 @@ pub fn caller() -> Caller {
     }
 }
 
-/// A typical x86_64 Debian host: merged /usr, subids, uidmap installed, landlock ABI 4.
+/// A typical x86_64 Debian host: merged /usr, subids, uidmap, nft and pasta installed, landlock
+/// ABI 4, cgroup v2 delegated to the user by systemd.
+// Facts added to `FixedFacts` later take their defaults rather than break this crate, which the
+// main build does not compile.
+#[allow(clippy::needless_update)]
 pub fn fixed_facts() -> FixedFacts {
     let grant = vec![SubIdRange {
         start: 100_000,
@@ -53,6 +59,51 @@ pub fn fixed_facts() -> FixedFacts {
             ("/etc".into(), HostEntry::Dir),
         ],
         landlock_abi: 4,
+        cgroup: cgroup_host(Some(CgroupVersion::V2), false),
+        ..FixedFacts::default()
+    }
+}
+
+/// The cgroup layouts of tests/common: v2 with every controller delegated (to root at the top,
+/// to a user under its systemd service), a v1 host only root can write, or none mounted.
+pub fn cgroup_host(version: Option<CgroupVersion>, root: bool) -> CgroupHost {
+    let controllers = match version {
+        None => return CgroupHost::default(),
+        Some(CgroupVersion::V2) => {
+            let base = match root {
+                true => "/sys/fs/cgroup",
+                false => "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service",
+            };
+            Controller::ALL
+                .iter()
+                .map(|&c| {
+                    let access = Access::Usable {
+                        base: base.into(),
+                        hierarchy: Vec::new(),
+                    };
+                    (c, access)
+                })
+                .collect()
+        }
+        Some(CgroupVersion::V1) => Controller::ALL
+            .iter()
+            .filter_map(|&c| {
+                let name = c.kernel_name(CgroupVersion::V1)?;
+                let dir: PathBuf = format!("/sys/fs/cgroup/{name}").into();
+                let access = match root {
+                    true => Access::Usable {
+                        base: dir,
+                        hierarchy: vec![name.to_string()],
+                    },
+                    false => Access::NotWritable { dir },
+                };
+                Some((c, access))
+            })
+            .collect(),
+    };
+    CgroupHost {
+        version,
+        controllers,
     }
 }
 

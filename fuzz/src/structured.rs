@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use arbitrary::{Arbitrary, Unstructured};
 use sandbox::host::{Caller, FixedFacts, HOST_ROOT_PATHS, HostEntry, HostFacts, SubIdRange};
+use sandbox::plan::CgroupVersion;
 use sandbox::validate::Invocation;
 
 /// Section headers, with the keys that belong in each. `[[...]]` headers are arrays of tables.
@@ -143,6 +144,8 @@ const STRINGS: &[&str] = &[
     "..",
     "./rootfs",
     "/nonexistent",
+    "/dev/zero",
+    "/dev/null",
     "a\u{0}b",
     "512M",
     "1K",
@@ -340,6 +343,14 @@ pub struct Facts {
     pub landlock_abi: u8,
     pub user: bool,
     pub home: bool,
+    pub cgroup: Cgroups,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum Cgroups {
+    V2,
+    V1,
+    None,
 }
 
 /// A line of /etc/subuid or /etc/subgid.
@@ -395,6 +406,7 @@ pub enum CallerKind {
 pub struct InvocationInput {
     pub command: Option<Vec<Str>>,
     pub name: Option<Str>,
+    pub stats: bool,
 }
 
 impl Input {
@@ -438,21 +450,31 @@ impl Input {
                 (path.to_string(), entry)
             })
             .collect();
-        HostFacts::fixed(
-            caller,
-            FixedFacts {
-                subuid: ranges(&f.subuid),
-                subgid: ranges(&f.subgid),
-                newuidmap: f.helpers.then(|| "/usr/bin/newuidmap".into()),
-                newgidmap: f.helpers.then(|| "/usr/bin/newgidmap".into()),
-                nft: f.helpers.then(|| "/usr/sbin/nft".into()),
-                pasta: f.helpers.then(|| "/usr/bin/pasta".into()),
-                host_root,
-                landlock_abi: u32::from(f.landlock_abi % 8),
-            },
-        )
+        let cgroup_version = match f.cgroup {
+            Cgroups::V2 => Some(CgroupVersion::V2),
+            Cgroups::V1 => Some(CgroupVersion::V1),
+            Cgroups::None => None,
+        };
+        let cgroup = crate::cgroup_host(cgroup_version, caller.is_root());
+        // Facts added to `FixedFacts` later take their defaults rather than break this crate.
+        #[allow(clippy::needless_update)]
+        let facts = FixedFacts {
+            subuid: ranges(&f.subuid),
+            subgid: ranges(&f.subgid),
+            newuidmap: f.helpers.then(|| "/usr/bin/newuidmap".into()),
+            newgidmap: f.helpers.then(|| "/usr/bin/newgidmap".into()),
+            nft: f.helpers.then(|| "/usr/sbin/nft".into()),
+            pasta: f.helpers.then(|| "/usr/bin/pasta".into()),
+            host_root,
+            landlock_abi: u32::from(f.landlock_abi % 8),
+            cgroup,
+            ..FixedFacts::default()
+        };
+        HostFacts::fixed(caller, facts)
     }
 
+    // Options added to `Invocation` later take their defaults rather than break this crate.
+    #[allow(clippy::needless_update)]
     pub fn invocation(&self) -> Invocation {
         Invocation {
             command: self
@@ -461,6 +483,8 @@ impl Input {
                 .as_ref()
                 .map(|c| c.iter().map(Str::text).collect()),
             name: self.invocation.name.as_ref().map(Str::text),
+            stats: self.invocation.stats,
+            ..Invocation::default()
         }
     }
 

@@ -103,7 +103,7 @@ pub fn load(path: &Path, vars: &Vars) -> Loaded {
     };
     if let Some(local) = local_override_path(&path).filter(|p| p.is_file())
         && let Some(tree) = tree.as_mut()
-        && let Ok(text) = std::fs::read_to_string(&local)
+        && let Ok(text) = read_merged_file(&local)
         && let Some(over) = loader.load_text(&local, text, &mut vec![path.clone()])
     {
         node::merge(tree, over);
@@ -123,6 +123,42 @@ pub fn load_str(path: &Path, text: &str, vars: &Vars) -> Loaded {
     let mut loader = Loader::new(vars);
     let tree = loader.load_text(&path, text.to_string(), &mut Vec::new());
     loader.finish(tree, path, project_dir)
+}
+
+/// The most a file merged into a manifest (`extends`, the local override) may hold: far more
+/// than any manifest needs.
+const MAX_MERGED_FILE: u64 = 1 << 20;
+
+/// Read a file that a manifest merges in. Manifests come with `git clone`, so the paths in
+/// `extends` are a stranger's: only a regular file is read, and only up to [`MAX_MERGED_FILE`],
+/// or `extends = ["/dev/zero"]` would read until memory runs out and `"/dev/stdin"` would wait
+/// for the terminal.
+fn read_merged_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let too_large = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} KiB", MAX_MERGED_FILE >> 10),
+        )
+    };
+    // Checked before opening too: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_MERGED_FILE {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    file.take(MAX_MERGED_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_MERGED_FILE {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -230,7 +266,7 @@ impl Loader {
                 self.incomplete = true;
                 continue;
             }
-            let text = match std::fs::read_to_string(&resolved) {
+            let text = match read_merged_file(&resolved) {
                 Ok(text) => text,
                 Err(error) => {
                     self.problems.push(
@@ -622,6 +658,33 @@ mod tests {
         assert_eq!(codes(&cyclic), ["sandbox::extends::cycle"]);
         std::fs::write(&main, "extends = ['nope.toml']\n").unwrap();
         assert_eq!(codes(&load(&main, &vars())), ["sandbox::extends::missing"]);
+    }
+
+    #[test]
+    fn extends_reads_only_regular_files_of_reasonable_size() {
+        // A cloned manifest names the files: a device would be read until memory runs out
+        // (/dev/zero) or wait for the terminal (/dev/stdin, /dev/tty); no device is a manifest.
+        for target in ["/dev/zero", "/dev/null", "/"] {
+            let loaded = load_text(&format!("extends = ['{target}']\n"));
+            assert_eq!(codes(&loaded), ["sandbox::extends::missing"], "{target}");
+            assert!(
+                loaded.problems[0].message.contains("not a regular file"),
+                "{}",
+                loaded.problems[0].message
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        let mut text = "# padding\n".repeat((MAX_MERGED_FILE / 10) as usize + 1);
+        std::fs::write(&big, &text).unwrap();
+        let main = dir.path().join("sandbox.toml");
+        std::fs::write(&main, "extends = ['big.toml']\n").unwrap();
+        let loaded = load(&main, &vars());
+        assert_eq!(codes(&loaded), ["sandbox::extends::missing"]);
+        assert!(loaded.problems[0].message.contains("larger than 1024 KiB"));
+        text.truncate(MAX_MERGED_FILE as usize - 100);
+        std::fs::write(&big, &text).unwrap();
+        assert!(load(&main, &vars()).problems.is_empty());
     }
 
     #[test]

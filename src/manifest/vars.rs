@@ -74,7 +74,10 @@ impl Vars {
         let value = match name {
             "PROJECT_DIR" => Some(self.project_dir.clone()),
             "HOME" => self.home.clone(),
-            "USER" => self.user.clone(),
+            "USER" => self
+                .user
+                .clone()
+                .or_else(|| crate::host::user_name_of(self.uid)),
             "UID" => Some(self.uid.to_string()),
             "GID" => Some(self.gid.to_string()),
             _ => {

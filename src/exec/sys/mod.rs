@@ -456,15 +456,13 @@ pub fn install_noop_handler(signal: i32) -> Result<()> {
         .map(drop)
 }
 
-/// Restore every signal's default disposition and unblock them all: the command must not
-/// inherit the launcher's signal setup.
+/// Give the command the launcher's caller's signal setup back: execve resets every caught
+/// signal by itself, so what is left is SIGPIPE, which the Rust runtime ignores at start-up, and
+/// the mask the supervisor set before the clone. Other ignored signals (nohup's SIGHUP) are the
+/// caller's and pass through, as through any exec.
 pub fn reset_signals() {
-    for signal in 1..libc::SIGRTMAX() {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-            // SAFETY: setting SIG_DFL is always valid; failures for reserved signals are harmless.
-            unsafe { libc::signal(signal, libc::SIG_DFL) };
-        }
-    }
+    // SAFETY: setting SIG_DFL is always valid.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // SAFETY: an empty set and a null old set.
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();

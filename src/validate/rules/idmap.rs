@@ -150,7 +150,7 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
             // and may grant past that end: such a grant is used up to the end, and one that
             // starts there has no ids to give.
             let Some(grant) = grants.iter().find(|g| g.count > 0 && g.start < u32::MAX) else {
-                let who = caller.user.clone().unwrap_or_else(|| own.to_string());
+                let who = caller.user_name().unwrap_or_else(|| own.to_string());
                 cx.report(
                     Problem::error("sandbox::idmap::no-subid-grant", format!("{} = \"auto\" needs a grant in {}", kind.key(), kind.file()))
                         .at(span, format!("{who} has no range in {}", kind.file()))
