@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod doctor;
 pub mod exec;
+pub mod export;
 pub mod host;
 pub mod manifest;
 pub mod netlink;

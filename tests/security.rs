@@ -8,35 +8,9 @@
 mod live;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use live::{Project, Who, stderr, stdout};
-
-/// The folder holding the compiled probe, next to the copy of `sandbox` the harness runs (a
-/// world-readable place, so the rootless user can reach it).
-fn probe_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = live::binary().parent().expect("a folder").join("probe");
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
-        let output = Command::new("gcc")
-            .args(["-static", "-O1", "-Wall", "-o"])
-            .arg(dir.join("probe"))
-            .arg(&source)
-            .output()
-            .expect("gcc runs (.ci/run installs it)");
-        assert!(
-            output.status.success(),
-            "compiling the probe failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        dir
-    })
-}
 
 /// A sandbox on the host's /usr with the probe at /opt/probe/probe.
 fn project(who: Who, extra: &str) -> Project {
@@ -44,7 +18,7 @@ fn project(who: Who, extra: &str) -> Project {
         who,
         &format!(
             "[rootfs]\nhost = true\n\n[[mount]]\ntype = \"bind\"\nsource = \"{}\"\ntarget = \"/opt/probe\"\n\n{extra}",
-            probe_dir().display()
+            live::probe_dir().display()
         ),
     )
 }
@@ -191,7 +165,7 @@ as_root_and_rootless! {
         ));
         let dir = p.mkdir("suid");
         let setuid = dir.join("probe");
-        std::fs::copy(probe_dir().join("probe"), &setuid).unwrap();
+        std::fs::copy(live::probe_dir().join("probe"), &setuid).unwrap();
         std::os::unix::fs::chown(&setuid, Some(owner), Some(owner)).unwrap();
         std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
         let out = p.up(&["/opt/suid/probe", "ids"]);

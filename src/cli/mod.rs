@@ -1,9 +1,11 @@
-//! The command line: `sandbox up | check | plan | schema | init | cache`.
+//! The command line: `sandbox up | check | plan | export | schema | init | cache` and the
+//! lifecycle commands.
 
 mod cache;
 mod check;
 mod docs;
 mod doctor;
+mod export;
 mod init;
 mod lifecycle;
 mod plan;
@@ -113,6 +115,12 @@ pub enum Command {
     /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up.
     #[command(after_help = "Examples:\n  sandbox down api\n  sandbox down --all --timeout 2s")]
     Down(lifecycle::DownArgs),
+    /// Write the sandbox as an OCI runtime bundle (config.json and rootfs/) for crun, runc or
+    /// containerd; --check lists how each setting maps.
+    #[command(
+        after_help = "Examples:\n  sandbox export --oci ./bundle ci.toml\n  sudo crun run --bundle ./bundle ci\n  sandbox export --oci --check ci.toml\n  sandbox export --oci ./bundle -- /bin/sh -c 'id'"
+    )]
+    Export(export::ExportArgs),
     /// Check what this host offers sandboxes, and whether a manifest can run here.
     #[command(after_help = "Examples:\n  sandbox doctor\n  sandbox doctor ci.toml --json")]
     Doctor(doctor::DoctorArgs),
@@ -146,6 +154,7 @@ pub fn main() -> ExitCode {
         Command::Deny(args) => trust::deny(args, &out),
         Command::Completions(args) => docs::completions(args),
         Command::Doctor(args) => doctor::run(args, &out),
+        Command::Export(args) => export::run(args, &out),
         Command::Ps(args) => lifecycle::ps(args),
         Command::Logs(args) => lifecycle::logs(args, &out),
         Command::Exec(args) => lifecycle::exec(args, &out),

@@ -190,7 +190,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
 
 /// Unpack a tar or OCI root, or find it in the cache. Progress bars only on a terminal; they
 /// are finished (and leave no thread) before the sandbox is cloned.
-fn prepare_root(
+pub(super) fn prepare_root(
     plan: &Plan,
     host: &HostFacts,
     out: &Output,

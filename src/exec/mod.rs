@@ -13,7 +13,7 @@ pub mod error;
 pub mod handshake;
 pub mod join;
 pub mod seccomp;
-mod steps;
+pub(crate) mod steps;
 mod supervise;
 #[allow(unsafe_code)]
 pub mod sys;

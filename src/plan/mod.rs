@@ -25,7 +25,9 @@ pub use mount::{
 };
 pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;
-pub use render::{Line, StepId, StepView, render_json, render_text, steps};
+pub use render::{
+    Line, StepId, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
+};
 pub use security::{LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan};
 pub use user::{IdMapping, MapWriter, UserPlan};
 
@@ -111,6 +113,22 @@ pub struct TimePlan {
 }
 
 impl Plan {
+    /// The host ids of the sandbox's root (or of its command, when root is not mapped inside):
+    /// what kept overlay layers (and an exported bundle's rootfs) are owned by, so the sandbox
+    /// can write them.
+    pub fn root_on_host(&self) -> Option<(u32, u32)> {
+        let user = self.user.as_ref()?;
+        let host = |map: &[IdMapping], fallback: u32| {
+            map.iter()
+                .find_map(|m| m.map(0))
+                .or_else(|| map.iter().find_map(|m| m.map(fallback)))
+        };
+        Some((
+            host(&user.uid_map, self.process.uid)?,
+            host(&user.gid_map, self.process.gid)?,
+        ))
+    }
+
     /// Where `key` was set, or `None` for a default.
     pub fn origin(&self, key: &str) -> Option<&Location> {
         self.provenance.get(key)

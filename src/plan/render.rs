@@ -98,7 +98,7 @@ impl StepView {
     }
 }
 
-fn maps(map: &[IdMapping]) -> String {
+pub fn maps(map: &[IdMapping]) -> String {
     map.iter()
         .map(|m| match m.count {
             1 => format!("{} -> {}", m.inside, m.outside),
@@ -556,7 +556,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
     Some(s)
 }
 
-fn shell_words(argv: &[String]) -> String {
+pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty()
@@ -583,7 +583,7 @@ fn idmap_text(idmap: Option<&Idmap>) -> String {
     }
 }
 
-fn describe_mount(op: &MountOp) -> String {
+pub fn describe_mount(op: &MountOp) -> String {
     let ro = |readonly: bool| if readonly { " (read-only)" } else { "" };
     match op {
         MountOp::Bind {

@@ -93,6 +93,31 @@ pub fn binary() -> &'static Path {
     })
 }
 
+/// The folder holding tests/probe/probe.c, compiled (statically, so it runs in any root), next
+/// to the copy of `sandbox` the harness runs (a world-readable place, so the rootless user can
+/// reach it). Tests bind it into their sandboxes at /opt/probe.
+pub fn probe_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = binary().parent().expect("a folder").join("probe");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
+        let output = Command::new("gcc")
+            .args(["-static", "-O1", "-Wall", "-o"])
+            .arg(dir.join("probe"))
+            .arg(&source)
+            .output()
+            .expect("gcc runs (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "compiling the probe failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        dir
+    })
+}
+
 /// A project folder holding a sandbox.toml, readable (and writable) by the user that runs it.
 pub struct Project {
     dir: tempfile::TempDir,

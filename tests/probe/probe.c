@@ -4,7 +4,7 @@
  * child process). tests/security.rs compiles it with the host's gcc, statically, so it runs in
  * any root the sandbox has.
  *
- * Usage: probe ACTION[=ARG]...
+ * Usage: probe ACTION[=ARG]...   (`view`: the sandbox as the command sees it)
  *
  * Where the kernel itself would refuse with another errno than the filter, the arguments are
  * chosen so that it would let the call through: EPERM then means the seccomp filter refused.
@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +160,109 @@ static int in_initial_user_namespace(void) {
     return strstr(map, "4294967295") != NULL;
 }
 
+/* Print each line of a file, runs of blanks squeezed to one space: "LABEL LINE". */
+static void print_lines(const char *label, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char out[4096];
+        size_t n = 0;
+        int blank = 1;
+        for (char *c = line; *c && *c != '\n' && n < sizeof out - 1; c++) {
+            if (*c == ' ' || *c == '\t') {
+                if (!blank) out[n++] = ' ';
+                blank = 1;
+            } else {
+                out[n++] = *c;
+                blank = 0;
+            }
+        }
+        while (n > 0 && out[n - 1] == ' ') n--;
+        out[n] = '\0';
+        printf("%s %s\n", label, out);
+    }
+    fclose(f);
+}
+
+/* The sandbox as its command sees it, one "FIELD VALUE" line per fact, for tests/export.rs to
+ * compare between runtimes. */
+static void view(void) {
+    print_lines("uid_map", "/proc/self/uid_map");
+    print_lines("gid_map", "/proc/self/gid_map");
+    struct utsname names;
+    uname(&names);
+    printf("hostname %s\ndomainname %s\n", names.nodename, names.domainname);
+    printf("uid %d\ngid %d\n", getuid(), getgid());
+    gid_t groups[64];
+    int count = getgroups(64, groups);
+    printf("groups");
+    for (int i = 0; i < count; i++) printf(" %d", groups[i]);
+    printf("\n");
+    char cwd[4096];
+    printf("cwd %s\n", getcwd(cwd, sizeof cwd) ? cwd : "?");
+    extern char **environ;
+    for (char **e = environ; *e; e++) printf("env %s\n", *e);
+
+    FILE *status = fopen("/proc/self/status", "r");
+    char line[4096];
+    while (status && fgets(line, sizeof line, status)) {
+        static const char *fields[] = {"Cap", "NoNewPrivs:", "Seccomp:", "Umask:"};
+        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+            if (!strncmp(line, fields[i], strlen(fields[i]))) {
+                char *colon = strchr(line, ':');
+                *colon = '\0';
+                char *value = colon + 1;
+                value += strspn(value, " \t");
+                value[strcspn(value, "\n")] = '\0';
+                printf("status %s %s\n", line, value);
+            }
+        }
+    }
+    if (status) fclose(status);
+
+    static const struct { int resource; const char *name; } limits[] = {
+        {RLIMIT_AS, "as"}, {RLIMIT_CORE, "core"}, {RLIMIT_CPU, "cpu"}, {RLIMIT_DATA, "data"},
+        {RLIMIT_FSIZE, "fsize"}, {RLIMIT_LOCKS, "locks"}, {RLIMIT_MEMLOCK, "memlock"},
+        {RLIMIT_MSGQUEUE, "msgqueue"}, {RLIMIT_NICE, "nice"}, {RLIMIT_NOFILE, "nofile"},
+        {RLIMIT_NPROC, "nproc"}, {RLIMIT_RSS, "rss"}, {RLIMIT_RTPRIO, "rtprio"},
+        {RLIMIT_RTTIME, "rttime"}, {RLIMIT_SIGPENDING, "sigpending"}, {RLIMIT_STACK, "stack"},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        struct rlimit limit;
+        getrlimit(limits[i].resource, &limit);
+        printf("rlimit %s %lld %lld\n", limits[i].name, (long long)limit.rlim_cur,
+               (long long)limit.rlim_max);
+    }
+
+    /* mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER */
+    FILE *mounts = fopen("/proc/self/mountinfo", "r");
+    while (mounts && fgets(line, sizeof line, mounts)) {
+        char point[4096], options[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s %4095s", point, options) != 2) continue;
+        char *dash = strstr(line, " - ");
+        char fstype[256] = "?";
+        if (dash) sscanf(dash + 3, "%255s", fstype);
+        printf("mount %s %s %.2s\n", point, fstype, options);
+    }
+    if (mounts) fclose(mounts);
+
+    /* The limits the sandbox's own cgroup shows, where a cgroup file system is mounted. */
+    static const char *cgroup_files[] = {
+        "memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes",
+        "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu/cpu.shares", "pids/pids.max",
+        "blkio/blkio.bfq.weight", "blkio/blkio.weight", "memory.max", "memory.swap.max",
+        "cpu.max", "cpu.weight", "pids.max", "io.weight", "io.bfq.weight",
+    };
+    for (size_t i = 0; i < sizeof cgroup_files / sizeof *cgroup_files; i++) {
+        char path[512], label[512];
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s", cgroup_files[i]);
+        snprintf(label, sizeof label, "cgroup %s", cgroup_files[i]);
+        print_lines(label, path);
+    }
+    fflush(stdout);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe ACTION[=ARG]...\n");
@@ -254,6 +358,8 @@ int main(int argc, char **argv) {
             ret = ioctl(0, TIOCSTI, &c);
         } else if (!strcmp(action, "personality")) {
             ret = personality(ADDR_NO_RANDOMIZE);
+        } else if (!strcmp(action, "personality-query")) {
+            ret = personality(0xffffffff);
         } else if (!strcmp(action, "raw-socket")) {
             ret = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
         } else if (!strcmp(action, "packet-socket")) {
@@ -296,6 +402,9 @@ int main(int argc, char **argv) {
             continue;
         } else if (!strcmp(action, "create")) {
             ret = open(arg, O_WRONLY | O_CREAT, 0600);
+        } else if (!strcmp(action, "view")) {
+            view();
+            continue;
         } else if (!strcmp(action, "say")) {
             printf("%s\n", arg);
             fflush(stdout);

@@ -173,7 +173,7 @@ fn prepared_slots<'a>(
 /// `cached` the unpacked tree of a tar or OCI root.
 pub fn parent(plan: &Plan, cached: Option<&Path>, child: i32) -> Result<Prepared, StepFailure> {
     if nix::unistd::geteuid().is_root()
-        && let Some(owner) = sandbox_root_on_host(plan)
+        && let Some(owner) = plan.root_on_host()
     {
         for (upper, work) in kept_layers(plan) {
             for dir in [upper, work] {
@@ -215,21 +215,6 @@ pub fn parent(plan: &Plan, cached: Option<&Path>, child: i32) -> Result<Prepared
         });
     }
     Ok(prepared)
-}
-
-/// The host ids of the sandbox's root (or of its command, when root is not mapped inside):
-/// what kept overlay layers are owned by, so the sandbox can write them.
-fn sandbox_root_on_host(plan: &Plan) -> Option<(u32, u32)> {
-    let user = plan.user.as_ref()?;
-    let host = |map: &[crate::plan::IdMapping], fallback: u32| {
-        map.iter()
-            .find_map(|m| m.map(0))
-            .or_else(|| map.iter().find_map(|m| m.map(fallback)))
-    };
-    Some((
-        host(&user.uid_map, plan.process.uid)?,
-        host(&user.gid_map, plan.process.gid)?,
-    ))
 }
 
 /// The kept (upper, work) directories of every overlay in the plan.
@@ -559,21 +544,7 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             let mount = overlay(&lower, upper.as_ref(), *readonly, staging)?;
             sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
         }
-        MountOp::Symlink { link, target } => {
-            let parent = ensure(root, target.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
-            let name = target.file_name().ok_or(Errno::EINVAL)?;
-            match nix::unistd::symlinkat(link.as_str(), parent.as_fd(), name) {
-                Err(Errno::EEXIST) => {
-                    let existing = nix::fcntl::readlinkat(parent.as_fd(), name)?;
-                    if existing.as_os_str() == OsStr::new(link) {
-                        Ok(())
-                    } else {
-                        Err(Errno::EEXIST)
-                    }
-                }
-                other => other,
-            }
-        }
+        MountOp::Symlink { link, target } => symlink_in(root, target, link).map(drop),
         MountOp::File {
             target,
             content,
@@ -587,12 +558,37 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             let content = hosts_file(hostname.as_deref(), staging.address, names);
             bind_file(root, staging, target, &content, 0o644)
         }
-        MountOp::Dir { target, mode } => {
-            let dir = ensure(root, target, Leaf::Dir)?;
-            let dir = sys::open_in_root(dir.as_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY)?;
-            fchmod(dir.as_fd(), Mode::from_bits_truncate(*mode))
-        }
+        MountOp::Dir { target, mode } => dir_in(root, target, *mode),
     }
+}
+
+/// A symlink at `target` below `root` (parents made as needed); one that is there already with
+/// the same text is fine. Returns the parent directory and the link's name in it. Also used
+/// by `sandbox export` to make the links in a bundle's rootfs.
+pub(crate) fn symlink_in<'a>(
+    root: BorrowedFd<'_>,
+    target: &'a Path,
+    link: &str,
+) -> Result<(OwnedFd, &'a OsStr), Errno> {
+    let parent = ensure(root, target.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
+    let name = target.file_name().ok_or(Errno::EINVAL)?;
+    match nix::unistd::symlinkat(link, parent.as_fd(), name) {
+        Err(Errno::EEXIST) => {
+            let existing = nix::fcntl::readlinkat(parent.as_fd(), name)?;
+            if existing.as_os_str() != OsStr::new(link) {
+                return Err(Errno::EEXIST);
+            }
+        }
+        other => other?,
+    }
+    Ok((parent, name))
+}
+
+/// A directory at `target` below `root` with `mode` (parents made as needed).
+pub(crate) fn dir_in(root: BorrowedFd<'_>, target: &Path, mode: u32) -> Result<(), Errno> {
+    let dir = ensure(root, target, Leaf::Dir)?;
+    let dir = sys::open_in_root(dir.as_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY)?;
+    fchmod(dir.as_fd(), Mode::from_bits_truncate(mode))
 }
 
 /// A file with `content` over `target`. The content lives in the staging tmpfs and is bound
