@@ -148,14 +148,23 @@ impl Store {
     pub fn claim(&self, name: &str) -> Result<(Claim, Option<Record>), StateError> {
         self.ensure_dir()?;
         let folder = self.folder(name);
-        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("creating", &folder)(e)),
-        }
         let lock_path = folder.join("lock");
         let lock = loop {
-            let file = Self::open_lock(&lock_path)?;
+            match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("creating", &folder)(e)),
+            }
+            // The sandbox that held the name last may remove its folder between our mkdir and
+            // our open: make it again.
+            let file = match Self::open_lock(&lock_path) {
+                Err(StateError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => lock,
                 Err((_, Errno::EWOULDBLOCK)) => return Err(StateError::Running(name.to_string())),
@@ -450,6 +459,25 @@ mod tests {
             63,
             "still a valid name"
         );
+    }
+
+    #[test]
+    fn claims_racing_a_finishing_sandbox_for_one_name_never_fail_on_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_path_buf());
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..500 {
+                        match store.claim("same") {
+                            Ok(claim) => drop(claim),
+                            Err(StateError::Running(_)) => {}
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                });
+            }
+        });
     }
 
     #[test]
