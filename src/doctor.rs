@@ -287,16 +287,13 @@ fn user_namespaces(host: &Host, rootless: bool) -> Check {
 
 fn subids(host: &Host, rootless: bool) -> Check {
     let name = "subordinate ids";
-    let caller = crate::host::Caller {
-        uid: host.uid,
-        gid: host.uid,
-        euid: host.uid,
-        user: host.user.clone(),
-        home: None,
-        env: Default::default(),
+    let grants = |file: &str| {
+        crate::host::parse_subids(
+            &host.read(file).unwrap_or_default(),
+            host.uid,
+            host.user.as_deref(),
+        )
     };
-    let grants =
-        |file: &str| crate::host::parse_subids(&host.read(file).unwrap_or_default(), &caller);
     let (uid, gid) = (grants("/etc/subuid"), grants("/etc/subgid"));
     let helpers = host.program("newuidmap").is_some() && host.program("newgidmap").is_some();
     let who = host.user.clone().unwrap_or_else(|| host.uid.to_string());

@@ -90,6 +90,7 @@ pub struct HostFacts {
     pub arch: Arch,
     subuid: OnceCell<Vec<SubIdRange>>,
     subgid: OnceCell<Vec<SubIdRange>>,
+    user_name: OnceCell<Option<String>>,
     newuidmap: OnceCell<Option<PathBuf>>,
     newgidmap: OnceCell<Option<PathBuf>>,
     nft: OnceCell<Option<PathBuf>>,
@@ -111,6 +112,7 @@ impl HostFacts {
             arch: Arch::host(),
             subuid: OnceCell::new(),
             subgid: OnceCell::new(),
+            user_name: OnceCell::new(),
             newuidmap: OnceCell::new(),
             newgidmap: OnceCell::new(),
             nft: OnceCell::new(),
@@ -137,13 +139,22 @@ impl HostFacts {
     }
 
     pub fn subuid(&self) -> &[SubIdRange] {
-        self.subuid
-            .get_or_init(|| read_subids(Path::new("/etc/subuid"), &self.caller))
+        self.subuid.get_or_init(|| {
+            read_subids(Path::new("/etc/subuid"), self.caller.uid, self.user_name())
+        })
     }
 
     pub fn subgid(&self) -> &[SubIdRange] {
-        self.subgid
-            .get_or_init(|| read_subids(Path::new("/etc/subgid"), &self.caller))
+        self.subgid.get_or_init(|| {
+            read_subids(Path::new("/etc/subgid"), self.caller.uid, self.user_name())
+        })
+    }
+
+    /// The caller's user name, looked up (through NSS when $USER is unset) once.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user_name
+            .get_or_init(|| self.caller.user_name())
+            .as_deref()
     }
 
     pub fn newuidmap(&self) -> Option<&Path> {
@@ -229,24 +240,23 @@ pub fn user_name_of(uid: u32) -> Option<String> {
 }
 
 /// The caller's grants in a subuid/subgid file: lines `name:start:count` or `uid:start:count`.
-pub fn parse_subids(text: &str, caller: &Caller) -> Vec<SubIdRange> {
-    let uid = caller.uid.to_string();
-    let name = caller.user_name();
+pub fn parse_subids(text: &str, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
+    let uid = uid.to_string();
     text.lines()
         .filter_map(|line| {
             let mut fields = line.trim().split(':');
             let owner = fields.next()?;
             let start = fields.next()?.parse().ok()?;
             let count = fields.next()?.parse().ok()?;
-            (owner == uid || Some(owner) == name.as_deref()).then_some(SubIdRange { start, count })
+            (owner == uid || Some(owner) == name).then_some(SubIdRange { start, count })
         })
         .filter(|r| r.count > 0)
         .collect()
 }
 
-fn read_subids(path: &Path, caller: &Caller) -> Vec<SubIdRange> {
+fn read_subids(path: &Path, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
     std::fs::read_to_string(path)
-        .map(|text| parse_subids(&text, caller))
+        .map(|text| parse_subids(&text, uid, name))
         .unwrap_or_default()
 }
 
@@ -274,7 +284,7 @@ mod tests {
         };
         let text = "bob:100000:65536\nann:165536:65536\n1000:300000:10\n# junk\nann:1:0\nann:x:1\n";
         assert_eq!(
-            parse_subids(text, &caller),
+            parse_subids(text, caller.uid, caller.user.as_deref()),
             [
                 SubIdRange {
                     start: 165536,

@@ -124,9 +124,12 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
         Kind::Gid => caller.gid,
     };
     let root = caller.is_root();
-    let grants: Vec<SubIdRange> = match kind {
-        Kind::Uid => cx.host.subuid().to_vec(),
-        Kind::Gid => cx.host.subgid().to_vec(),
+    // Read only by the branches that use a grant: the default maps need no file.
+    let grants = |cx: &Cx| -> Vec<SubIdRange> {
+        match kind {
+            Kind::Uid => cx.host.subuid().to_vec(),
+            Kind::Gid => cx.host.subgid().to_vec(),
+        }
     };
     match spec.map(|s| (&s.value, s.span)) {
         None if root => Side {
@@ -149,8 +152,14 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
             // Ids end at 4294967294 (u32::MAX means "no id"). /etc/subuid is written by hand
             // and may grant past that end: such a grant is used up to the end, and one that
             // starts there has no ids to give.
-            let Some(grant) = grants.iter().find(|g| g.count > 0 && g.start < u32::MAX) else {
-                let who = caller.user_name().unwrap_or_else(|| own.to_string());
+            let Some(grant) = grants(cx)
+                .into_iter()
+                .find(|g| g.count > 0 && g.start < u32::MAX)
+            else {
+                let who = cx
+                    .host
+                    .user_name()
+                    .map_or_else(|| own.to_string(), str::to_string);
                 cx.report(
                     Problem::error("sandbox::idmap::no-subid-grant", format!("{} = \"auto\" needs a grant in {}", kind.key(), kind.file()))
                         .at(span, format!("{who} has no range in {}", kind.file()))
@@ -193,6 +202,7 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
             }
         }
         Some((IdMapSpec::Ranges(ranges), span)) => {
+            let grants = grants(cx);
             ranges_side(cx, kind, ranges, span, own, &grants)
         }
     }
