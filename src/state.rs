@@ -1,13 +1,15 @@
-//! Records of running sandboxes: one folder per name, holding `state.json`, the command's
-//! `log` when detached, and a `lock` file.
+//! Records of running sandboxes: `NAME.json` per name, and `NAME.log`, the command's output,
+//! when detached.
 //!
-//! The supervisor holds an exclusive flock on `lock` for the sandbox's whole life, so whether a
-//! sandbox runs is whether its lock is held: no pid guessing, safe from pid reuse. A name runs
-//! once at a time, and a record whose lock is free belongs to a supervisor that is gone (a
+//! The supervisor holds an exclusive flock on its record file for the sandbox's whole life, so
+//! whether a sandbox runs is whether its lock is held: no pid guessing, safe from pid reuse. A
+//! name runs once at a time, and a record whose lock is free belongs to a supervisor that is gone (a
 //! stale record): the next command that meets it cleans it.
+//!
+//! One file per name, not a folder of lock and record: where /run is on disk, every create,
+//! rename and unlink is a journaled directory change, and a run now makes two, not seven.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -73,8 +75,9 @@ pub struct Store {
 /// Held while a sandbox runs; dropping it releases the name.
 pub struct Claim {
     name: String,
-    dir: PathBuf,
-    _lock: Flock<File>,
+    /// `NAME.json`: the record, and the lock held for the sandbox's life.
+    path: PathBuf,
+    file: Flock<File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> State
     }
 }
 
-/// The state of one record folder.
+/// The state of one record.
 pub enum Entry {
     Running(Record),
     /// Claimed by a supervisor that has not written its record yet.
@@ -120,8 +123,8 @@ impl Store {
         &self.dir
     }
 
-    fn folder(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
     }
 
     fn ensure_dir(&self) -> Result<(), StateError> {
@@ -132,59 +135,58 @@ impl Store {
             .map_err(io("creating", &self.dir))
     }
 
-    fn open_lock(path: &Path) -> Result<File, StateError> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .map_err(io("opening", path))
+    /// Open (creating it) the record file of a name, and the folder on first use.
+    fn open_record(&self, path: &Path) -> Result<File, StateError> {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(path)
+        };
+        match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.ensure_dir()?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(io("opening", path))
     }
 
     /// Claim `name` for a new sandbox: fails when one by that name runs. A stale record is
     /// handed back so the caller can clean what it names before the claim replaces it.
     pub fn claim(&self, name: &str) -> Result<(Claim, Option<Record>), StateError> {
-        self.ensure_dir()?;
-        let folder = self.folder(name);
-        let lock_path = folder.join("lock");
-        let lock = loop {
-            match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io("creating", &folder)(e)),
-            }
-            // The sandbox that held the name last may remove its folder between our mkdir and
-            // our open: make it again.
-            let file = match Self::open_lock(&lock_path) {
-                Err(StateError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    continue;
-                }
-                other => other?,
-            };
-            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => lock,
+        let path = self.record_path(name);
+        let (file, size) = loop {
+            let file = self.open_record(&path)?;
+            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(file) => file,
                 Err((_, Errno::EWOULDBLOCK)) => return Err(StateError::Running(name.to_string())),
-                Err((_, errno)) => return Err(io("locking", &folder)(std::io::Error::from(errno))),
+                Err((_, errno)) => return Err(io("locking", &path)(std::io::Error::from(errno))),
             };
-            // A stale record removed between our open and our lock leaves us holding a lock
-            // on an unlinked file: try again on the file the path now names.
-            if same_file(&lock, &lock_path) {
-                break lock;
+            // The name's last holder may have removed the file between our open and our
+            // lock, leaving us a lock on an unlinked file: try again on the one the path names.
+            if let Some(size) = same_file(&file, &path) {
+                break (file, size);
             }
         };
-        let stale = read_record(&folder).ok();
-        let _ = std::fs::remove_file(folder.join("state.json"));
+        // A record left by a supervisor that is gone; emptied, the file is this run's.
+        let stale = (size > 0).then(|| {
+            let stale = parse_record(&file, &path).ok();
+            let _ = file.set_len(0);
+            stale
+        });
         Ok((
             Claim {
                 name: name.to_string(),
-                dir: folder,
-                _lock: lock,
+                path,
+                file,
             },
-            stale,
+            stale.flatten(),
         ))
     }
 
@@ -217,13 +219,9 @@ impl Store {
         };
         let mut out: Vec<(String, Entry)> = entries
             .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let name = entry.file_name().into_string().ok()?;
-                entry
-                    .file_type()
-                    .ok()?
-                    .is_dir()
-                    .then(|| (name.clone(), self.entry(&name)))
+                let file_name = entry.ok()?.file_name().into_string().ok()?;
+                let name = file_name.strip_suffix(".json")?;
+                Some((name.to_string(), self.entry(name)))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -232,14 +230,17 @@ impl Store {
 
     /// The state of one name.
     pub fn entry(&self, name: &str) -> Entry {
-        let folder = self.folder(name);
-        if is_locked(&folder.join("lock")) {
-            match read_record(&folder) {
+        let path = self.record_path(name);
+        let Ok(file) = File::open(&path) else {
+            return Entry::Stale(None);
+        };
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(free) => Entry::Stale(parse_record(&free, &path).ok()),
+            // Held: the supervisor runs. Its record may not be written yet.
+            Err((held, _)) => match parse_record(&held, &path) {
                 Ok(record) => Entry::Running(record),
                 Err(_) => Entry::Starting,
-            }
-        } else {
-            Entry::Stale(read_record(&folder).ok())
+            },
         }
     }
 
@@ -250,15 +251,18 @@ impl Store {
         }
     }
 
-    /// Remove a stale record's folder (only when its lock is free).
+    /// Remove a stale record (only when its lock is free).
     pub fn remove_stale(&self, name: &str) -> bool {
-        let folder = self.folder(name);
-        let Ok(lock) = Self::open_lock(&folder.join("lock")) else {
+        let path = self.record_path(name);
+        let Ok(file) = File::open(&path) else {
             return false;
         };
-        match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
-            Ok(_held) => std::fs::remove_dir_all(&folder).is_ok(),
-            Err(_) => false,
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(held) if same_file(&held, &path).is_some() => {
+                let _ = std::fs::remove_file(path.with_extension("log"));
+                std::fs::remove_file(&path).is_ok()
+            }
+            _ => false,
         }
     }
 }
@@ -269,52 +273,41 @@ impl Claim {
         &self.name
     }
 
-    pub fn folder(&self) -> &Path {
-        &self.dir
-    }
-
+    /// Where a detached sandbox's output goes: beside the record, removed with it.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("log")
+        self.path.with_extension("log")
     }
 
-    /// Write the record atomically (a temporary file renamed over the old one).
+    /// Write the record, once: until then the file is empty and readers see the sandbox as
+    /// starting (a reader that meets a half-written record does too).
     pub fn write(&self, record: &Record) -> Result<(), StateError> {
-        let path = self.dir.join("state.json");
-        let temporary = self.dir.join("state.json.tmp");
-        let mut file = File::create(&temporary).map_err(io("writing", &temporary))?;
-        let text = serde_json::to_vec_pretty(record).expect("records serialize");
-        file.write_all(&text).map_err(io("writing", &temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io("renaming", &path))
+        use std::os::unix::fs::FileExt;
+        let text = serde_json::to_vec(record).expect("records serialize");
+        self.file
+            .write_all_at(&text, 0)
+            .map_err(io("writing", &self.path))
     }
 }
 
 impl Drop for Claim {
-    /// The sandbox ended: its record goes (the log too, unless it is kept for `logs`). The
-    /// lock is released after, so a concurrent `up` never sees a half-removed folder as free.
+    /// The sandbox ended: its record goes, and its log. The lock goes after, with the file
+    /// descriptor: a concurrent claim either fails on the held lock or makes a new file.
     fn drop(&mut self) {
-        for file in ["state.json", "state.json.tmp", "log"] {
-            let _ = std::fs::remove_file(self.dir.join(file));
-        }
-        let _ = std::fs::remove_file(self.dir.join("lock"));
-        let _ = std::fs::remove_dir(&self.dir);
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.log_path());
     }
 }
 
-fn is_locked(lock: &Path) -> bool {
-    let Ok(file) = File::open(lock) else {
-        return false;
-    };
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_free) => false,
-        Err(_) => true,
-    }
-}
-
-fn read_record(folder: &Path) -> Result<Record, StateError> {
-    let path = folder.join("state.json");
-    let text = std::fs::read(&path).map_err(io("reading", &path))?;
+fn parse_record(file: &File, path: &Path) -> Result<Record, StateError> {
+    use std::io::{Read, Seek};
+    let mut text = Vec::new();
+    let mut reader = file;
+    reader
+        .rewind()
+        .and_then(|()| reader.read_to_end(&mut text))
+        .map_err(io("reading", path))?;
     serde_json::from_slice(&text)
-        .map_err(|e| StateError::Corrupt(folder.display().to_string(), e.to_string()))
+        .map_err(|e| StateError::Corrupt(path.display().to_string(), e.to_string()))
 }
 
 /// The namespaces made by the sandbox's clone, which identify it from its start.
@@ -340,11 +333,12 @@ pub fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn same_file(held: &Flock<File>, path: &Path) -> bool {
+/// The size of the locked file when the path still names it, None when it was replaced.
+fn same_file(held: &Flock<File>, path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     match (held.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => Some(a.size()),
+        _ => None,
     }
 }
 
@@ -405,7 +399,7 @@ mod tests {
         assert_eq!(running.plan.process.argv, ["/bin/true"]);
         drop(claim);
         assert!(
-            !store.dir().join("web").exists(),
+            !store.dir().join("web.json").exists(),
             "the record goes with the sandbox"
         );
         assert!(store.claim("web").is_ok());
@@ -415,20 +409,17 @@ mod tests {
     fn a_record_whose_supervisor_is_gone_is_stale_and_handed_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_path_buf());
-        // What a SIGKILLed supervisor leaves: a record and a lock nobody holds.
-        let folder = dir.path().join("db");
-        std::fs::create_dir(&folder).unwrap();
-        std::fs::write(folder.join("lock"), "").unwrap();
-        std::fs::write(
-            folder.join("state.json"),
-            serde_json::to_vec(&record("db")).unwrap(),
-        )
-        .unwrap();
+        // What a SIGKILLed supervisor leaves: a record whose lock nobody holds.
+        let path = dir.path().join("db.json");
+        std::fs::write(&path, serde_json::to_vec(&record("db")).unwrap()).unwrap();
         assert!(matches!(store.entry("db"), Entry::Stale(Some(_))));
         assert!(store.running("db").is_err());
         let (_claim, stale) = store.claim("db").unwrap();
         assert_eq!(stale.unwrap().name, "db", "the caller learns what to clean");
-        assert!(!folder.join("state.json").exists());
+        assert!(
+            matches!(store.entry("db"), Entry::Starting),
+            "the old record is gone, the new one not written"
+        );
     }
 
     #[test]
@@ -462,15 +453,22 @@ mod tests {
     }
 
     #[test]
-    fn claims_racing_a_finishing_sandbox_for_one_name_never_fail_on_its_folder() {
+    fn claims_racing_a_finishing_sandbox_for_one_name_hold_it_one_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_path_buf());
+        let store = Store::new(dir.path().join("state"));
+        let holders = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..500 {
                         match store.claim("same") {
-                            Ok(claim) => drop(claim),
+                            Ok(claim) => {
+                                assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0);
+                                std::thread::yield_now();
+                                holders.fetch_sub(1, Ordering::SeqCst);
+                                drop(claim);
+                            }
                             Err(StateError::Running(_)) => {}
                             Err(other) => panic!("{other}"),
                         }
@@ -481,16 +479,35 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_taken_on_a_record_removed_meanwhile_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_path_buf());
+        let path = store.record_path("x");
+        let (first, _) = store.claim("x").unwrap();
+        // A racing claim opened the file, then the holder ended before it took the lock.
+        let opened_before = File::open(&path).unwrap();
+        drop(first);
+        let late = Flock::lock(opened_before, FlockArg::LockExclusiveNonblock).unwrap();
+        let (_second, _) = store.claim("x").expect("the name is free");
+        assert_eq!(same_file(&late, &path), None, "the racer must retry");
+        let current = Flock::lock(File::open(&path).unwrap(), FlockArg::LockSharedNonblock);
+        assert!(
+            current.is_err(),
+            "the second claim holds the file the path names"
+        );
+    }
+
+    #[test]
     fn stale_records_are_removed_only_when_free() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_path_buf());
         let (claim, _) = store.claim("a").unwrap();
         assert!(!store.remove_stale("a"), "a running sandbox is left alone");
         std::mem::forget(claim);
-        let folder = dir.path().join("b");
-        std::fs::create_dir(&folder).unwrap();
-        std::fs::write(folder.join("lock"), "").unwrap();
+        std::fs::write(dir.path().join("b.json"), "").unwrap();
+        std::fs::write(dir.path().join("b.log"), "output").unwrap();
         assert!(store.remove_stale("b"));
+        assert!(!dir.path().join("b.log").exists(), "its log goes with it");
         assert_eq!(
             store
                 .list()

@@ -54,7 +54,7 @@ impl Named {
     }
 
     fn record(&self, name: &str) -> serde_json::Value {
-        let text = std::fs::read(self.state.join(name).join("state.json")).unwrap();
+        let text = std::fs::read(self.state.join(format!("{name}.json"))).unwrap();
         serde_json::from_slice(&text).unwrap()
     }
 }

@@ -192,10 +192,13 @@ impl Project {
             }
             _ => Command::new(program),
         };
+        // Records go in the project, not the machine's state folder: what a test leaves (a
+        // SIGKILLed supervisor's record) goes with the project.
         command
             .current_dir(self.path())
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("SANDBOX_STATE_DIR", self.path().join(".state"));
         command.stdin(Stdio::null());
         command
     }
