@@ -230,6 +230,14 @@ as_root_and_rootless! {
         assert_eq!(fds, ["0", "1", "2", "3"], "{}", stderr(&out));
     }
 
+    fn a_standard_descriptor_the_caller_closed_is_dev_null_not_a_file_of_the_launcher(who) {
+        let p = project(who, "");
+        let script = format!("exec {} up {} -- /bin/sh -c 't=$(readlink /proc/$$/fd/1); echo $t >&2' >&-", live::binary().display(), p.manifest().display());
+        let out = p.as_user(std::path::Path::new("/bin/sh")).args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "/dev/null\n");
+    }
+
     fn sigterm_to_the_launcher_reaches_the_command(who) {
         let p = project(who, "");
         let mut child = p

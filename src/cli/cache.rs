@@ -1,7 +1,5 @@
 //! `sandbox cache ls | prune`: the roots unpacked from tarballs and OCI images.
 
-use std::process::ExitCode;
-
 use clap::{Args, Subcommand};
 
 use super::{Output, exit};
@@ -26,15 +24,15 @@ pub enum CacheCommand {
     Prune,
 }
 
-pub fn run(args: CacheArgs, out: &Output) -> ExitCode {
+pub fn run(args: CacheArgs, out: &Output) -> u8 {
     match open().and_then(|cache| match args.command {
         CacheCommand::Ls { json } => ls(&cache, json),
         CacheCommand::Prune => prune(&cache, out),
     }) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::SUCCESS,
         Err(error) => {
             out.error(&error.to_string());
-            ExitCode::from(exit::LAUNCHER_FAILED)
+            exit::LAUNCHER_FAILED
         }
     }
 }

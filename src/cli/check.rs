@@ -1,5 +1,4 @@
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -24,7 +23,7 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: CheckArgs, out: &Output) -> ExitCode {
+pub fn run(args: CheckArgs, out: &Output) -> u8 {
     let host = HostFacts::live();
     let arguments: Vec<Option<PathBuf>> = if args.manifests.is_empty() {
         vec![None]
@@ -102,9 +101,9 @@ pub fn run(args: CheckArgs, out: &Output) -> ExitCode {
         );
     }
     if all_valid {
-        ExitCode::SUCCESS
+        exit::SUCCESS
     } else {
-        ExitCode::from(exit::INVALID)
+        exit::INVALID
     }
 }
 

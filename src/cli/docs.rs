@@ -2,12 +2,11 @@
 //! man page, so they can never disagree with what the parser accepts.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::Cli;
+use super::{Cli, exit};
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -15,9 +14,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn completions(args: CompletionsArgs) -> ExitCode {
+pub fn completions(args: CompletionsArgs) -> u8 {
     print!("{}", completion_script(args.shell));
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 pub fn completion_script(shell: Shell) -> String {
@@ -26,9 +25,9 @@ pub fn completion_script(shell: Shell) -> String {
     String::from_utf8(out).expect("completion scripts are UTF-8")
 }
 
-pub fn manpage() -> ExitCode {
+pub fn manpage() -> u8 {
     let _ = std::io::stdout().write_all(manpage_text().as_bytes());
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 /// The page for `sandbox` with a section per subcommand.

@@ -1,5 +1,4 @@
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
@@ -52,7 +51,7 @@ fn mark_needed(checks: &mut [Check], plan: Option<&Plan>) {
     }
 }
 
-pub fn run(args: DoctorArgs, out: &Output) -> ExitCode {
+pub fn run(args: DoctorArgs, out: &Output) -> u8 {
     let facts = HostFacts::live();
     let mut checks = checks(&Host::live(&facts.caller));
     let mut manifest_ok = true;
@@ -106,8 +105,8 @@ pub fn run(args: DoctorArgs, out: &Output) -> ExitCode {
         println!("{verdict}");
     }
     if can_run {
-        ExitCode::SUCCESS
+        exit::SUCCESS
     } else {
-        ExitCode::from(exit::INVALID)
+        exit::INVALID
     }
 }

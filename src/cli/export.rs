@@ -2,7 +2,6 @@
 //! `sandbox export --oci --check [MANIFEST]`: how each setting maps, without writing anything.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -37,20 +36,20 @@ pub struct ExportArgs {
     pub command: Vec<String>,
 }
 
-pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
+pub fn run(args: ExportArgs, out: &Output) -> u8 {
     // With --check there is no bundle folder: the one path given is the manifest.
     let (dir, manifest) = match (args.check, args.dir, args.manifest) {
         (true, Some(_), Some(_)) => {
             out.error(
                 "with --check, give only the manifest: sandbox export --oci --check [MANIFEST]",
             );
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
         (true, first, second) => (None, first.or(second)),
         (false, Some(dir), manifest) => (Some(dir), manifest),
         (false, None, _) => {
             out.error("give the bundle's folder: sandbox export --oci DIR [MANIFEST]");
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let invocation = Invocation {
@@ -66,7 +65,7 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
         Ok(bundle) => bundle,
         Err(error) => {
             out.error(&format!("cannot resolve the bundle's folder: {error}"));
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let exported = export::translate(
@@ -79,7 +78,7 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
         Ok(exported) => exported,
         Err(error) => {
             out.error(&format!("cannot export: {error}"));
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let Some(bundle) = bundle else {
@@ -91,7 +90,7 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
         } else {
             print!("{}", table(&exported.mappings));
         }
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     };
 
     let root = match super::up::prepare_root(&prepared.plan, &prepared.host, out, &prepared.loaded)
@@ -99,14 +98,14 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
         Ok(root) => root,
         Err(problem) => {
             out.problems(&[*problem], &prepared.loaded);
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let written = match export::write(&exported, &bundle, root.as_ref().map(|r| r.dir.as_path())) {
         Ok(written) => written,
         Err(error) => {
             out.error(&format!("cannot write the bundle: {error}"));
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     report(&exported.mappings, out);
@@ -124,7 +123,7 @@ pub fn run(args: ExportArgs, out: &Output) -> ExitCode {
             bundle.display()
         );
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 /// What did not map exactly, on stderr: everything not exported always, approximations unless

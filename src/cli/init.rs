@@ -1,5 +1,4 @@
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
@@ -29,7 +28,7 @@ impl Template {
     }
 }
 
-pub fn run(args: InitArgs, out: &Output) -> ExitCode {
+pub fn run(args: InitArgs, out: &Output) -> u8 {
     let path = std::path::Path::new("sandbox.toml");
     // create_new: never overwrite, even if the file appears between a check and the write.
     let file = std::fs::OpenOptions::new()
@@ -40,19 +39,19 @@ pub fn run(args: InitArgs, out: &Output) -> ExitCode {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             out.error("sandbox.toml already exists here; init never overwrites it");
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
         Err(e) => {
             out.error(&format!("cannot create sandbox.toml: {e}"));
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     if let Err(e) = file.write_all(args.template.text().as_bytes()) {
         out.error(&format!("cannot write sandbox.toml: {e}"));
-        return ExitCode::from(exit::INVALID);
+        return exit::INVALID;
     }
     if !out.quiet {
         eprintln!("wrote sandbox.toml; run `sandbox check`, then `sandbox up`");
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }

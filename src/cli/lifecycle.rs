@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -107,14 +106,14 @@ fn human_duration(seconds: u64) -> String {
     }
 }
 
-pub fn ps(args: PsArgs) -> ExitCode {
+pub fn ps(args: PsArgs) -> u8 {
     let rows: Vec<Row> = running(&store()).iter().map(row).collect();
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialize")
         );
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     }
     println!(
         "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} MANIFEST",
@@ -137,7 +136,7 @@ pub fn ps(args: PsArgs) -> ExitCode {
             row.manifest
         );
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 #[derive(Debug, Args)]
@@ -149,13 +148,13 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
-pub fn logs(args: LogsArgs, out: &Output) -> ExitCode {
+pub fn logs(args: LogsArgs, out: &Output) -> u8 {
     let store = store();
     let record = match store.running(&args.name) {
         Ok(record) => record,
         Err(e) => {
             out.error(&e.to_string());
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let Some(log) = &record.log else {
@@ -163,27 +162,27 @@ pub fn logs(args: LogsArgs, out: &Output) -> ExitCode {
             "`{}` runs in the foreground; its output goes to the terminal that started it",
             args.name
         ));
-        return ExitCode::from(exit::INVALID);
+        return exit::INVALID;
     };
     let mut file = match std::fs::File::open(log) {
         Ok(file) => file,
         Err(e) => {
             out.error(&format!("cannot read {}: {e}", log.display()));
-            return ExitCode::from(exit::INVALID);
+            return exit::INVALID;
         }
     };
     let mut stdout = std::io::stdout().lock();
     let _ = std::io::copy(&mut file, &mut stdout);
     if !args.follow {
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     }
     // Follow: inotify says when the log grows; the supervisor's pidfd when the sandbox ends.
     let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else {
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     };
     let Ok(inotify) = nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_CLOEXEC)
     else {
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     };
     let _ = inotify.add_watch(log, nix::sys::inotify::AddWatchFlags::IN_MODIFY);
     loop {
@@ -204,7 +203,7 @@ pub fn logs(args: LogsArgs, out: &Output) -> ExitCode {
             break;
         }
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 #[derive(Debug, Args)]
@@ -254,7 +253,7 @@ fn stop(record: &Record, grace: Duration, out: &Output) -> bool {
     false
 }
 
-pub fn down(args: DownArgs, out: &Output) -> ExitCode {
+pub fn down(args: DownArgs, out: &Output) -> u8 {
     let store = store();
     let records = if args.all {
         running(&store)
@@ -268,7 +267,7 @@ pub fn down(args: DownArgs, out: &Output) -> ExitCode {
             Err(e) => {
                 store.remove_stale(name);
                 out.error(&e.to_string());
-                return ExitCode::from(exit::INVALID);
+                return exit::INVALID;
             }
         }
     };
@@ -283,9 +282,9 @@ pub fn down(args: DownArgs, out: &Output) -> ExitCode {
         }
     }
     if stopped == records.len() {
-        ExitCode::SUCCESS
+        exit::SUCCESS
     } else {
-        ExitCode::from(exit::INVALID)
+        exit::INVALID
     }
 }
 
@@ -302,12 +301,12 @@ pub struct ExecArgs {
 }
 
 /// Run a command in a running sandbox, as confined as its own command; exits with its status.
-pub fn exec(args: ExecArgs, out: &Output) -> ExitCode {
+pub fn exec(args: ExecArgs, out: &Output) -> u8 {
     let record = match store().running(&args.name) {
         Ok(record) => record,
         Err(e) => {
             out.error(&e.to_string());
-            return ExitCode::from(exit::LAUNCHER_FAILED);
+            return exit::LAUNCHER_FAILED;
         }
     };
     let mut plan = record.plan.clone();
@@ -322,11 +321,11 @@ pub fn exec(args: ExecArgs, out: &Output) -> ExitCode {
             if let Some(failure) = &outcome.failure {
                 out.error(&failure.to_string());
             }
-            ExitCode::from(outcome.status)
+            outcome.status
         }
         Err(error) => {
             out.error(&error.to_string());
-            ExitCode::from(exit::LAUNCHER_FAILED)
+            exit::LAUNCHER_FAILED
         }
     }
 }

@@ -15,7 +15,6 @@ mod up;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,6 +25,7 @@ use crate::validate::{self, Invocation, Validated};
 
 /// Exit statuses of the launcher itself (the command's own status passes through `up`).
 pub mod exit {
+    pub const SUCCESS: u8 = 0;
     /// `check`: a manifest is invalid.
     pub const INVALID: u8 = 1;
     /// `up`: the launcher failed (invalid manifest included).
@@ -137,7 +137,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
 }
 
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
+    crate::exec::sys::start_process();
     let cli = Cli::parse();
     let color = cli.color.enabled();
     let out = Output {
@@ -216,10 +217,10 @@ pub fn find_manifest(argument: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// [`find_manifest`], printing the error; `failure` is the exit status then.
-pub fn locate(argument: Option<&Path>, out: &Output, failure: u8) -> Result<PathBuf, ExitCode> {
+pub fn locate(argument: Option<&Path>, out: &Output, failure: u8) -> Result<PathBuf, u8> {
     find_manifest(argument).map_err(|message| {
         out.error(&message);
-        ExitCode::from(failure)
+        failure
     })
 }
 
@@ -237,14 +238,14 @@ pub fn prepare(
     invocation: &Invocation,
     out: &Output,
     failure: u8,
-) -> Result<Prepared, ExitCode> {
+) -> Result<Prepared, u8> {
     let path = locate(argument, out, failure)?;
     let host = HostFacts::live();
     let (loaded, validated) = load_and_validate(&path, &host, invocation);
     out.problems(&validated.problems, &loaded);
     match validated.plan {
         Some(plan) => Ok(Prepared { host, loaded, plan }),
-        None => Err(ExitCode::from(failure)),
+        None => Err(failure),
     }
 }
 

@@ -1,5 +1,4 @@
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -25,7 +24,7 @@ pub struct PlanArgs {
     pub command: Vec<String>,
 }
 
-pub fn run(args: PlanArgs, out: &Output) -> ExitCode {
+pub fn run(args: PlanArgs, out: &Output) -> u8 {
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
@@ -43,5 +42,5 @@ pub fn run(args: PlanArgs, out: &Output) -> ExitCode {
     } else {
         print!("{}", render_text(&plan, args.explain));
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }

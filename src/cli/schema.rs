@@ -1,8 +1,8 @@
-use std::process::ExitCode;
+use super::exit;
 
-pub fn run() -> ExitCode {
+pub fn run() -> u8 {
     println!("{}", schema_text());
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 /// The schema exactly as checked in at schema/sandbox.schema.json.

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -103,7 +102,7 @@ pub fn may_run(
     false
 }
 
-pub fn allow(args: TrustArgs, out: &Output) -> ExitCode {
+pub fn allow(args: TrustArgs, out: &Output) -> u8 {
     let prepared = match super::prepare(
         args.manifest.as_deref(),
         &Invocation::inspecting(),
@@ -115,11 +114,11 @@ pub fn allow(args: TrustArgs, out: &Output) -> ExitCode {
     };
     let super::Prepared { host, loaded, plan } = prepared;
     let Some(store) = store(&host, out) else {
-        return ExitCode::from(exit::INVALID);
+        return exit::INVALID;
     };
     if let Err(e) = store.allow(&loaded.path, &content_hash(&loaded)) {
         out.error(&format!("cannot record the decision: {e}"));
-        return ExitCode::from(exit::INVALID);
+        return exit::INVALID;
     }
     if !out.quiet {
         let path = loaded.path.display();
@@ -128,18 +127,18 @@ pub fn allow(args: TrustArgs, out: &Output) -> ExitCode {
             asked => eprintln!("{path}: allowed, with:\n{}", describe(asked, &loaded)),
         }
     }
-    ExitCode::SUCCESS
+    exit::SUCCESS
 }
 
 /// Forget a decision; the manifest need not be valid (nor even exist any more).
-pub fn deny(args: TrustArgs, out: &Output) -> ExitCode {
+pub fn deny(args: TrustArgs, out: &Output) -> u8 {
     let path = match super::locate(args.manifest.as_deref(), out, exit::INVALID) {
         Ok(path) => std::path::absolute(&path).unwrap_or(path),
         Err(code) => return code,
     };
     let host = HostFacts::live();
     let Some(store) = store(&host, out) else {
-        return ExitCode::from(exit::INVALID);
+        return exit::INVALID;
     };
     match store.deny(&path) {
         Ok(known) => {
@@ -151,11 +150,11 @@ pub fn deny(args: TrustArgs, out: &Output) -> ExitCode {
                 };
                 eprintln!("{}: {what}", path.display());
             }
-            ExitCode::SUCCESS
+            exit::SUCCESS
         }
         Err(e) => {
             out.error(&format!("cannot forget {}: {e}", path.display()));
-            ExitCode::from(exit::INVALID)
+            exit::INVALID
         }
     }
 }

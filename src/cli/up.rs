@@ -1,6 +1,5 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -52,7 +51,7 @@ pub struct UpArgs {
     pub command: Vec<String>,
 }
 
-pub fn run(args: UpArgs, out: &Output) -> ExitCode {
+pub fn run(args: UpArgs, out: &Output) -> u8 {
     let invocation = Invocation {
         command: (!args.command.is_empty()).then_some(args.command),
         name: args.name,
@@ -70,10 +69,10 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
     let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
         print!("{}", render_text(&plan, args.verbose));
-        return ExitCode::SUCCESS;
+        return exit::SUCCESS;
     }
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
-        return ExitCode::from(exit::LAUNCHER_FAILED);
+        return exit::LAUNCHER_FAILED;
     }
     if args.verbose {
         for warning in &plan.warnings {
@@ -84,7 +83,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
         Ok(root) => root,
         Err(problem) => {
             out.problems(&[*problem], &loaded);
-            return ExitCode::from(exit::LAUNCHER_FAILED);
+            return exit::LAUNCHER_FAILED;
         }
     };
     if args.verbose
@@ -106,11 +105,11 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             out.error(&format!(
                 "a sandbox named `{name}` is already running: stop it with `sandbox down {name}`, or run this one under another name with --name"
             ));
-            return ExitCode::from(exit::LAUNCHER_FAILED);
+            return exit::LAUNCHER_FAILED;
         }
         Err(error) => {
             out.error(&format!("cannot record the sandbox: {error}"));
-            return ExitCode::from(exit::LAUNCHER_FAILED);
+            return exit::LAUNCHER_FAILED;
         }
     };
     let started = if args.detach {
@@ -175,7 +174,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
             if outcome.signal == Some(libc::SIGSYS) && plan.security.seccomp != SeccompPlan::Off {
                 out.problems(&[seccomp_kill_problem(&loaded)], &loaded);
             }
-            ExitCode::from(outcome.status)
+            outcome.status
         }
         Err(error) => {
             let problem = match &error {
@@ -183,7 +182,7 @@ pub fn run(args: UpArgs, out: &Output) -> ExitCode {
                 other => Problem::error("sandbox::exec::setup", other.to_string()),
             };
             out.problems(&[problem], &loaded);
-            ExitCode::from(exit::LAUNCHER_FAILED)
+            exit::LAUNCHER_FAILED
         }
     }
 }
@@ -317,7 +316,7 @@ enum Detached {
     /// This process supervises the sandbox; the descriptor tells the caller the command runs.
     Supervisor(OwnedFd),
     /// This process started the supervisor and has its answer.
-    Caller(ExitCode),
+    Caller(u8),
 }
 
 /// Split into the caller, which waits until the command runs (or fails to) and then returns,
@@ -325,11 +324,11 @@ enum Detached {
 fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
     let fail = |what: &str, error: &dyn std::fmt::Display| {
         out.error(&format!("cannot detach: {what}: {error}"));
-        Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED))
+        Detached::Caller(exit::LAUNCHER_FAILED)
     };
     if plan.process.tty == crate::manifest::Tty::Always {
         out.error("a detached sandbox has no terminal: set `tty = \"never\"` or \"auto\"");
-        return Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED));
+        return Detached::Caller(exit::LAUNCHER_FAILED);
     }
     let log = match std::fs::OpenOptions::new()
         .create(true)
@@ -351,13 +350,13 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
             let mut word = [0u8; 1];
             if matches!(nix::unistd::read(&word_read, &mut word), Ok(1)) {
                 println!("{}", claim.name());
-                return Detached::Caller(ExitCode::SUCCESS);
+                return Detached::Caller(exit::SUCCESS);
             }
             // The supervisor wrote why into the log.
             if let Ok(text) = std::fs::read_to_string(claim.log_path()) {
                 eprint!("{text}");
             }
-            Detached::Caller(ExitCode::from(exit::LAUNCHER_FAILED))
+            Detached::Caller(exit::LAUNCHER_FAILED)
         }
         Ok(None) => {
             drop(word_read);

@@ -456,8 +456,35 @@ pub fn install_noop_handler(signal: i32) -> Result<()> {
         .map(drop)
 }
 
+/// What Rust's runtime set-up does before `fn main` and the launcher relies on (the binary
+/// enters at the C `main`, see src/main.rs): descriptors 0, 1 and 2 open, on /dev/null when
+/// the caller closed one (else the first file opened would take its place, and the command's
+/// output would land in it), and SIGPIPE ignored, so a closed pipe is an error to handle rather
+/// than the end of a supervisor that has a sandbox to clean up.
+pub fn start_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: three valid pollfd structures; a zero timeout only reports their state.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled > 0 {
+        for closed in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: a constant path; the descriptor, the lowest free one, is the closed one
+            // and is meant to stay open for the process's life.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != closed.fd {
+                exit_now(125);
+            }
+        }
+    }
+    // SAFETY: setting SIG_IGN is always valid.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Give the command the launcher's caller's signal setup back: execve resets every caught
-/// signal by itself, so what is left is SIGPIPE, which the Rust runtime ignores at start-up, and
+/// signal by itself, so what is left is SIGPIPE, which [`start_process`] ignores, and
 /// the mask the supervisor set before the clone. Other ignored signals (nohup's SIGHUP) are the
 /// caller's and pass through, as through any exec.
 pub fn reset_signals() {
