@@ -4,7 +4,7 @@
 //! it, then its namespaces with setns(2), the user namespace first (as nsenter does: the caller
 //! owns it, so it holds every capability there to join the others), then its root: after
 //! joining the mount namespace, /proc/PID/root (opened before) is the sandbox's pivoted root.
-//! The pid namespace only applies to children, so it forks; the child takes the same steps as
+//! The pid namespace only applies to children, so it spawns one; it takes the same steps as
 //! the sandbox's command (session, terminal, environment, cwd, capabilities, no_new_privs,
 //! landlock, seccomp), and this process supervises it as `sandbox up` does.
 
@@ -131,16 +131,12 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
     };
     let (exec_read, exec_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Exec, || "pipe2".into())?;
-    let child = match sys::fork().or_fail(StepId::Pid, || {
-        "forking into the sandbox's pid namespace".into()
-    })? {
-        None => {
-            drop(exec_read);
-            drop(master);
-            command::exec(plan, exec_write, terminal.as_ref(), &prepared)
-        }
-        Some(child) => child,
-    };
+    // The command closes exec_read and the master at its execve (both are close-on-exec).
+    let child =
+        sys::spawn(&mut || command::exec(plan, exec_write.as_fd(), terminal.as_ref(), &prepared))
+            .or_fail(StepId::Pid, || {
+            "starting the command in the sandbox's pid namespace".into()
+        })?;
     drop(exec_write);
     let pidfd: OwnedFd = sys::pidfd_open(child).or_fail(StepId::Exec, || "pidfd_open".into())?;
     supervise::supervise(Supervised {

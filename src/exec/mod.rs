@@ -3,8 +3,8 @@
 //! One clone creates every namespace at once (as bubblewrap and nsjail do); the parent stays
 //! outside as a small supervisor. The parent halves of the steps run first (cgroup placement,
 //! id maps, network), then the parent sends `Go` and the child runs its halves in the fixed
-//! order [`CHILD_STEPS`]; the command is forked from there and the setup process stays as
-//! its pid 1. See design.md, "Parent/child handshake and ordering".
+//! order [`CHILD_STEPS`]; the command is spawned from there (sharing its memory until its
+//! execve, see [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
 //!
 //! The launcher must be single-threaded when it clones: unshare(CLONE_NEWUSER) fails in a
 //! multi-threaded process, and a forked child may only rely on what one thread left consistent.
@@ -40,7 +40,7 @@ use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
 
 /// The child's steps, in the order the plan promises (user -> mount -> pid -> net -> chroot ->
-/// cgroup -> security -> exec). `pid` is where the command is forked off; `security` and
+/// cgroup -> security -> exec). `pid` is where the command is spawned; `security` and
 /// `exec` run in the command's own process.
 pub const CHILD_STEPS: [StepId; 8] = StepId::ORDER;
 
@@ -314,7 +314,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The sandbox's setup process: wait for `Go`, run the child halves, report, then fork the
+/// The sandbox's setup process: wait for `Go`, run the child halves, report, then spawn the
 /// command and stay as its init. Never returns.
 fn child_main(
     plan: &Plan,
@@ -354,20 +354,20 @@ fn child_main(
     drop(master);
     if !plan.namespaces.pid {
         drop(channel);
-        command::exec(plan, exec_pipe, terminal.as_ref(), security);
+        command::exec(plan, exec_pipe.as_fd(), terminal.as_ref(), security);
     }
-    match sys::fork() {
-        Ok(None) => {
-            drop(channel);
-            command::exec(plan, exec_pipe, terminal.as_ref(), security)
+    // The command closes the channel at its execve (close-on-exec).
+    let spawned =
+        sys::spawn(&mut || command::exec(plan, exec_pipe.as_fd(), terminal.as_ref(), security));
+    match spawned {
+        Ok(command) => {
+            drop(exec_pipe);
+            pid::init(Pid::from_raw(command), channel)
         }
-        Ok(Some(command)) => pid::init(Pid::from_raw(command), channel),
         Err(errno) => {
-            let failure = StepFailure::new(StepId::Pid, "forking the command", errno);
-            let _ = nix::unistd::write(
-                exec_pipe.as_fd(),
-                &serde_json::to_vec(&failure).expect("serializes"),
-            );
+            let failure = StepFailure::new(StepId::Pid, "starting the command", errno);
+            let bytes = serde_json::to_vec(&failure).expect("serializes");
+            let _ = write_all(exec_pipe.as_fd(), &bytes);
             sys::exit_now(125)
         }
     }

@@ -5,7 +5,7 @@
 //! successful execve closes the pipe (O_CLOEXEC), which the supervisor reads as "running".
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -26,7 +26,7 @@ pub struct Terminal {
 
 pub fn exec(
     plan: &Plan,
-    exec_pipe: OwnedFd,
+    exec_pipe: BorrowedFd<'_>,
     terminal: Option<&Terminal>,
     security: &security::Prepared,
 ) -> ! {
@@ -44,7 +44,7 @@ pub fn exec(
         Err(failure) => (failure, exit::LAUNCHER_FAILED),
     };
     let bytes = serde_json::to_vec(&failure).expect("failures serialize");
-    let _ = nix::unistd::write(exec_pipe.as_fd(), &bytes);
+    let _ = nix::unistd::write(exec_pipe, &bytes);
     sys::exit_now(code.into())
 }
 

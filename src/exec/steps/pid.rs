@@ -1,6 +1,6 @@
 //! The pid namespace's init.
 //!
-//! The setup process is pid 1 of the new pid namespace (CLONE_NEWPID in the clone). It forks
+//! The setup process is pid 1 of the new pid namespace (CLONE_NEWPID in the clone). It spawns
 //! the command and stays as a minimal init, like bubblewrap's: it reaps every zombie (orphans
 //! are reparented to it), forwards the signals the supervisor passes on, and exits with the
 //! command's status as soon as the command exits, which makes the kernel kill whatever is left

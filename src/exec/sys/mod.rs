@@ -156,6 +156,59 @@ pub fn clone3(flags: u64, into_cgroup: Option<BorrowedFd<'_>>) -> Result<Forked>
     }
 }
 
+/// Start a process that borrows this one's memory until it executes a program, as
+/// posix_spawn does (CLONE_VM | CLONE_VFORK): no page table is copied and no page faulted in
+/// again, which fork does for the launcher's whole heap (about 0.1 ms, 30 page faults).
+///
+/// `child` runs in the new process on a stack of its own and must end in execve or
+/// [`exit_now`]. This process is suspended until then, so the child may allocate (nothing else
+/// runs in this memory meanwhile) but must not drop what this process still owns; it shares
+/// this thread's TLS, so it must not use thread identity (std's thread handle, raise(3)).
+pub fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> Result<libc::pid_t> {
+    type Child<'a> = &'a mut dyn FnMut() -> std::convert::Infallible;
+    #[allow(unreachable_code)] // `child` never returns: it execs or exits
+    extern "C" fn start(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `Child` below, on the suspended parent's stack, alive until
+        // the child executes or exits.
+        let child = unsafe { &mut *(arg as *mut Child<'_>) };
+        match child() {}
+    }
+    const STACK: usize = 1 << 20;
+    let page = 4096;
+    // SAFETY: a new private anonymous mapping; pages are only faulted in when used.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: the lowest page of the mapping just made: an overflow faults instead of
+    // running into other memory.
+    unsafe { libc::mprotect(stack, page, libc::PROT_NONE) };
+    let mut child: Child<'_> = child;
+    // SAFETY: the stack grows down from the end of the mapping; `start` gets a pointer to
+    // `child`, which outlives the call (CLONE_VFORK returns after the child's execve or exit).
+    let pid = unsafe {
+        libc::clone(
+            start,
+            stack.cast::<u8>().add(STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut child as *mut Child<'_>).cast(),
+        )
+    };
+    let spawned = if pid < 0 { Err(Errno::last()) } else { Ok(pid) };
+    // SAFETY: the child no longer runs on this stack (see above), nothing else uses it.
+    unsafe { libc::munmap(stack, STACK) };
+    spawned
+}
+
 /// fork(2) through glibc, which keeps its own view of the thread id right in the child.
 pub fn fork() -> Result<Option<libc::pid_t>> {
     // SAFETY: the callers are the sandbox's setup process and init, both single-threaded.
