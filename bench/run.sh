@@ -287,8 +287,10 @@ for name in sandbox-a bwrap crun; do
   [ -z "${failed[$name]:-}" ] || continue
   for jobs in 1 "$PARALLEL"; do
     line="seq $BATCH | xargs -P$jobs -I{} ${cmd[$name]}"
-    # crun needs a container id per concurrent launch.
+    # crun needs a container id per concurrent launch, and so does sandbox a name (full.toml
+    # gives one, and a given name runs once at a time).
     [ -z "${crun_ns[$name]}" ] || line+="-{}"
+    [ "$name" != sandbox-a ] || line+=" --name bench-a-{}"
     batch="$name-x$BATCH-P$jobs"
     cmd[$batch]="sh -c '$line'"
     crun_ns[$batch]="${crun_ns[$name]}"
