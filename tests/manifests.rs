@@ -153,3 +153,40 @@ fn every_init_template_validates() {
         }
     }
 }
+
+/// `up` returns as soon as the command ended, and leaves the namespaces' teardown to the kernel,
+/// unless something the caller sees waits for it: the cgroup to remove, a kept overlay upper.
+#[test]
+fn up_waits_for_the_teardown_only_with_a_cgroup_or_a_kept_overlay_upper() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("", false),
+        ("[cgroup]\npids = 64\n", true),
+        ("[rootfs]\npath = \"root\"\noverlay = true\n", false),
+        (
+            "[rootfs]\npath = \"root\"\noverlay = { upper = \"changes\" }\n",
+            true,
+        ),
+        (
+            "[[mount]]\ntype = \"overlay\"\ntarget = \"/layers\"\nsource = [\"root\"]\n",
+            false,
+        ),
+        (
+            "[[mount]]\ntype = \"overlay\"\ntarget = \"/layers\"\nsource = [\"root\"]\nupper = \"changes\"\n",
+            true,
+        ),
+    ];
+    std::fs::create_dir(dir.path().join("root")).unwrap();
+    for (body, waits) in cases {
+        let path = dir.path().join("sandbox.toml");
+        let rootfs = if body.contains("[rootfs]") {
+            ""
+        } else {
+            "[rootfs]\nhost = true\n"
+        };
+        let manifest = format!("version = 1\n[process]\ncommand = [\"true\"]\n{rootfs}{body}");
+        std::fs::write(&path, manifest).unwrap();
+        let plan = validate_as(&path, Who::Root).unwrap_or_else(|p| panic!("{body}: {p:?}"));
+        assert_eq!(plan.waits_for_teardown(), waits, "{body}");
+    }
+}

@@ -38,11 +38,6 @@ pub enum ToParent {
         timings: Vec<(StepId, u64)>,
     },
     Failed(StepFailure),
-    /// From the sandbox's init, just before it exits with 128+N: the command was killed by
-    /// signal N (an exit status alone cannot tell that from `exit(128+N)`).
-    CommandKilled {
-        signal: i32,
-    },
 }
 
 /// One end of the socketpair.
@@ -168,12 +163,13 @@ mod tests {
     #[test]
     fn a_message_sent_before_closing_is_still_read() {
         let (parent, child) = pair().unwrap();
-        child
-            .send(&ToParent::CommandKilled { signal: 31 }, &[])
-            .unwrap();
+        let ready = ToParent::Ready {
+            timings: vec![(StepId::Mount, 31)],
+        };
+        child.send(&ready, &[]).unwrap();
         drop(child);
         let (message, _): (ToParent, _) = parent.recv().unwrap();
-        assert_eq!(message, ToParent::CommandKilled { signal: 31 });
+        assert_eq!(message, ready);
         assert!(matches!(parent.recv::<ToParent>(), Err(RecvError::Closed)));
     }
 

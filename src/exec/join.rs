@@ -146,5 +146,7 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
         started: None,
         before_forwarding: None,
+        ended: None,
+        return_early: false,
     })
 }

@@ -96,6 +96,8 @@ pub fn run(
         handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
     let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .or_fail(StepId::User, || "pipe2".into())?;
+    let (ended_read, ended_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .or_fail(StepId::User, || "pipe2".into())?;
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
     // child was killed on an early return.
     let cgroup_started = Instant::now();
@@ -114,12 +116,18 @@ pub fn run(
             std::mem::forget(group);
             drop(parent_end);
             drop(exec_read);
-            child_main(plan, root, child_end, exec_write, terminal, &security)
+            drop(ended_read);
+            let pipes = ChildPipes {
+                exec: exec_write,
+                ended: ended_write,
+            };
+            child_main(plan, root, child_end, pipes, terminal, &security)
         }
         sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
     };
     drop(child_end);
     drop(exec_write);
+    drop(ended_write);
     let mut timings: Timings = vec![
         ("seccomp build".into(), seccomp_build),
         ("clone".into(), clone_started.elapsed()),
@@ -180,6 +188,8 @@ pub fn run(
         before_forwarding: Some(&mut || {
             let _ = answer.wait(&parent_end);
         }),
+        ended: Some(ended_read),
+        return_early: plan.namespaces.pid && !plan.waits_for_teardown(),
     })?;
     let ready = answer.wait(&parent_end)?;
     timings.extend(
@@ -195,10 +205,6 @@ pub fn run(
         outcome.cleanup = removed.err();
     }
     drop(network);
-    // init has exited, so this reads what it sent or end-of-file; it cannot block.
-    if let Ok((ToParent::CommandKilled { signal }, _)) = parent_end.recv::<ToParent>() {
-        outcome.signal = Some(signal);
-    }
     // Written by the command's process right before its execve; zero if it never got there.
     let words = security.timings.words();
     for (name, slot) in [
@@ -273,9 +279,6 @@ impl Answer {
                     master: fds.pop(),
                 }),
                 Ok((ToParent::Failed(failure), _)) => Answer::Failed(failure.into()),
-                Ok((ToParent::CommandKilled { .. }, _)) => Answer::Failed(ExecError::SetupDied(
-                    "it ran the command before it was ready".into(),
-                )),
                 Err(RecvError::Closed) => {
                     Answer::Failed(ExecError::SetupDied("it exited without a word".into()))
                 }
@@ -314,13 +317,20 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The write ends the sandbox's setup process keeps: `exec` for the command's exec failure,
+/// `ended` for init to tell how the command ended.
+struct ChildPipes {
+    exec: OwnedFd,
+    ended: OwnedFd,
+}
+
 /// The sandbox's setup process: wait for `Go`, run the child halves, report, then spawn the
 /// command and stay as its init. Never returns.
 fn child_main(
     plan: &Plan,
     root: Option<&Path>,
     channel: Channel,
-    exec_pipe: OwnedFd,
+    pipes: ChildPipes,
     terminal: bool,
     security: &security::Prepared,
 ) -> ! {
@@ -352,22 +362,24 @@ fn child_main(
         sys::exit_now(125);
     }
     drop(master);
+    drop(channel);
+    let ChildPipes { exec, ended } = pipes;
     if !plan.namespaces.pid {
-        drop(channel);
-        command::exec(plan, exec_pipe.as_fd(), terminal.as_ref(), security);
+        drop(ended);
+        command::exec(plan, exec.as_fd(), terminal.as_ref(), security);
     }
-    // The command closes the channel at its execve (close-on-exec).
+    // The command closes both pipes at its execve (close-on-exec).
     let spawned =
-        sys::spawn(&mut || command::exec(plan, exec_pipe.as_fd(), terminal.as_ref(), security));
+        sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security));
     match spawned {
         Ok(command) => {
-            drop(exec_pipe);
-            pid::init(Pid::from_raw(command), channel)
+            drop(exec);
+            pid::init(Pid::from_raw(command), ended)
         }
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, "starting the command", errno);
             let bytes = serde_json::to_vec(&failure).expect("serializes");
-            let _ = write_all(exec_pipe.as_fd(), &bytes);
+            let _ = write_all(exec.as_fd(), &bytes);
             sys::exit_now(125)
         }
     }

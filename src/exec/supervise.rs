@@ -32,6 +32,11 @@ pub struct Supervised<'a> {
     pub started: Option<OwnedFd>,
     /// Called once, before the first signal is forwarded.
     pub before_forwarding: Option<&'a mut dyn FnMut()>,
+    /// The sandbox's init writes how the command ended here (see [`pid::Ended`]).
+    pub ended: Option<OwnedFd>,
+    /// Return as soon as `ended` tells how the command ended, without waiting for init's exit:
+    /// the kernel tears the namespaces down after, as it does behind bubblewrap.
+    pub return_early: bool,
 }
 
 /// How the sandbox ended.
@@ -85,6 +90,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     let mut failure = None;
     let mut timed_out = false;
     let mut killed = false;
+    let mut ended = None;
+    let mut watch_ended = s.return_early;
 
     let status = loop {
         let mut fds = vec![
@@ -95,6 +102,10 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         // otherwise it is read once the sandbox ended, sparing a wake-up.
         let exec_index = exec_pipe.as_ref().filter(|_| started.is_some()).map(|p| {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let ended_index = s.ended.as_ref().filter(|_| watch_ended).map(|e| {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
         let timer_index = timer.as_ref().map(|t| {
@@ -112,6 +123,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
         let (pid_ready, signal_ready) = (ready(0), ready(1));
         let exec_ready = exec_index.is_some_and(ready);
+        let ended_ready = ended_index.is_some_and(ready);
         let timer_ready = timer_index.is_some_and(ready);
         let (stdin_ready, master_ready) = (
             stdin_index.is_some_and(ready),
@@ -158,28 +170,41 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         if let Some(relay) = relay.as_mut() {
             relay.pump(stdin_ready, master_ready);
         }
+        if ended_ready && let Some(pipe) = &s.ended {
+            // End of file without a word: init itself was killed; its exit status tells.
+            ended = pid::Ended::read(pipe.as_fd());
+            watch_ended = false;
+            if ended.is_some() {
+                break None;
+            }
+        }
         if pid_ready {
             let status =
                 waitid(Id::PIDFd(s.pidfd.as_fd()), WaitPidFlag::WEXITED).map_err(fail("waitid"))?;
-            break status;
+            break Some(status);
         }
     };
+    // Init is gone, so this reads what it wrote or end of file: it cannot block.
+    if ended.is_none()
+        && let Some(pipe) = &s.ended
+    {
+        ended = pid::Ended::read(pipe.as_fd());
+    }
     if let Some(relay) = relay.as_mut() {
         relay.drain();
     }
     if let Some(pipe) = exec_pipe.take() {
         failure = command::read_failure(&pipe);
     }
-    let signal = match status {
-        WaitStatus::Signaled(_, signal, _) => Some(signal as i32),
-        _ => None,
+    let (status, signal) = match (ended, status) {
+        (Some(ended), _) => (ended.status(), ended.signal()),
+        (None, Some(WaitStatus::Exited(_, code))) => (code as u8, None),
+        (None, Some(WaitStatus::Signaled(_, signal, _))) => {
+            (128 + signal as u8, Some(signal as i32))
+        }
+        (None, _) => (exit::LAUNCHER_FAILED, None),
     };
-    let status = match (timed_out, status) {
-        (true, _) => exit::TIMEOUT,
-        (false, WaitStatus::Exited(_, code)) => code as u8,
-        (false, WaitStatus::Signaled(_, signal, _)) => 128 + signal as u8,
-        (false, _) => exit::LAUNCHER_FAILED,
-    };
+    let status = if timed_out { exit::TIMEOUT } else { status };
     Ok(Outcome {
         status,
         timed_out,

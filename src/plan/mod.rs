@@ -129,6 +129,20 @@ impl Plan {
         ))
     }
 
+    /// Whether `sandbox up` must wait, once the command has exited, until the kernel has torn
+    /// the sandbox down: to remove its cgroup, or because a kept overlay layer stays busy
+    /// (overlayfs refuses a second mount of an upper dir in use) until its mount is gone.
+    /// Otherwise it returns at once and the kernel finishes on its own, as with bubblewrap.
+    pub fn waits_for_teardown(&self) -> bool {
+        let kept = |upper: &Option<OverlayUpper>| matches!(upper, Some(OverlayUpper::Dir { .. }));
+        self.cgroup.is_some()
+            || kept(&self.root.overlay)
+            || self.mounts.iter().any(|step| match &step.op {
+                MountOp::Overlay { upper, .. } => kept(upper),
+                _ => false,
+            })
+    }
+
     /// Where `key` was set, or `None` for a default.
     pub fn origin(&self, key: &str) -> Option<&Location> {
         self.provenance.get(key)

@@ -14,10 +14,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::exec::error::{OrFail, StepFailure};
-use crate::exec::handshake::{Channel, ToParent};
 use crate::exec::sys;
 use crate::plan::StepId;
 
@@ -54,12 +53,64 @@ pub fn install_handlers() -> Result<(), StepFailure> {
     Ok(())
 }
 
-/// Run as init until the command exits; never returns. The channel to the supervisor is the
-/// one descriptor kept: it carries how the command ended when a signal ended it.
-pub fn init(command: Pid, channel: Channel) -> ! {
+/// How the command ended, as init writes it to the `ended` pipe right before it exits: the
+/// supervisor learns it without waiting for the namespace's teardown, and tells a signal apart
+/// from `exit(128+N)`, which init's own exit status cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(u8),
+    Killed(i32),
+}
+
+impl Ended {
+    fn to_bytes(self) -> [u8; 8] {
+        let (kind, value) = match self {
+            Ended::Exited(code) => (0i32, i32::from(code)),
+            Ended::Killed(signal) => (1, signal),
+        };
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&kind.to_ne_bytes());
+        bytes[4..].copy_from_slice(&value.to_ne_bytes());
+        bytes
+    }
+
+    /// What init wrote, or None when it exited (or was killed) without a word.
+    pub fn read(pipe: BorrowedFd<'_>) -> Option<Ended> {
+        let mut bytes = [0u8; 8];
+        match nix::unistd::read(pipe, &mut bytes) {
+            Ok(8) => {}
+            _ => return None,
+        }
+        let word = |at: usize| i32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        match (word(0), word(4)) {
+            (0, code) => u8::try_from(code).ok().map(Ended::Exited),
+            (1, signal) => Some(Ended::Killed(signal)),
+            _ => None,
+        }
+    }
+
+    /// The status `sandbox up` passes on: the command's, or 128+N for signal N.
+    pub fn status(self) -> u8 {
+        match self {
+            Ended::Exited(code) => code,
+            Ended::Killed(signal) => 128u8.wrapping_add(signal as u8),
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Ended::Exited(_) => None,
+            Ended::Killed(signal) => Some(signal),
+        }
+    }
+}
+
+/// Run as init until the command exits; never returns. `ended` is the one descriptor kept:
+/// the supervisor reads from it how the command ended.
+pub fn init(command: Pid, ended: OwnedFd) -> ! {
     // Nothing else of the launcher stays open in init, and it keeps no privilege it does not
     // need.
-    let _ = sys::close_from_except(3, channel.as_fd().as_raw_fd());
+    let _ = sys::close_from_except(3, ended.as_raw_fd());
     for set in [
         caps::CapSet::Effective,
         caps::CapSet::Permitted,
@@ -75,20 +126,16 @@ pub fn init(command: Pid, channel: Channel) -> ! {
     loop {
         // Reap first: the command may have exited before we got here.
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == command => sys::exit_now(code),
+            let end = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == command => Ended::Exited(code as u8),
                 Ok(WaitStatus::Signaled(pid, signal, _)) if pid == command => {
-                    let _ = channel.send(
-                        &ToParent::CommandKilled {
-                            signal: signal as i32,
-                        },
-                        &[],
-                    );
-                    sys::exit_now(128 + signal as i32)
+                    Ended::Killed(signal as i32)
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
-            }
+                Ok(_) => continue,
+            };
+            let _ = nix::unistd::write(&ended, &end.to_bytes());
+            sys::exit_now(i32::from(end.status()))
         }
         match signals.read_signal() {
             Ok(Some(info)) if info.ssi_signo != Signal::SIGCHLD as u32 => {
@@ -98,5 +145,32 @@ pub fn init(command: Pid, channel: Channel) -> ! {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn how_the_command_ended_crosses_the_pipe() {
+        for ended in [Ended::Exited(0), Ended::Exited(143), Ended::Killed(9)] {
+            let (read, write) = nix::unistd::pipe().unwrap();
+            nix::unistd::write(&write, &ended.to_bytes()).unwrap();
+            drop(write);
+            assert_eq!(Ended::read(read.as_fd()), Some(ended));
+        }
+        // exit(143) and SIGTERM give the same status; only the signal tells them apart.
+        assert_eq!(Ended::Exited(143).status(), Ended::Killed(15).status());
+        assert_eq!(Ended::Exited(143).signal(), None);
+        assert_eq!(Ended::Killed(15).signal(), Some(15));
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(write);
+        assert_eq!(
+            Ended::read(read.as_fd()),
+            None,
+            "init killed without a word"
+        );
     }
 }
