@@ -12,7 +12,8 @@
 #
 # Tunables (environment): RUNS (timed launches per launcher, default 500), ROUNDS (50: the
 # runs are split in interleaved rounds), WARMUP (30), RSS_RUNS (peak RSS samples per
-# launcher, 11), BATCH_RUNS (timed runs of each 50-launch batch, 10).
+# launcher, 11), BATCH_RUNS (timed runs of each 50-launch batch, 10), LEFTOVER_RUNS (launches
+# of case (c) back to back before counting what they left, 1000).
 #
 # Root is required: crun, runc and cgroup limits need it, and running every launcher as root
 # makes each one write the same kind of id map (0..65535 -> 100000.., sandbox's default for
@@ -298,6 +299,26 @@ for round in $(seq $(((BATCH_RUNS + 1) / 2))); do
     hyperfine_named "$OUT/json/batch-$name-$round.json" 0 2 "$name-x$BATCH-P1" "$name-x$BATCH-P$PARALLEL"
   done
 done
+
+# Case (c) has every kind of thing a launch makes and must remove: namespaces, mounts, its own
+# cgroup in each controller, a state record. Counted on the host before and after; the
+# launcher's peak RSS of the first and the last launch tells whether its memory grows.
+export LEFTOVER_RUNS="${LEFTOVER_RUNS:-1000}"
+log "$LEFTOVER_RUNS launches of case (c) back to back: what they leave behind"
+snapshot() {
+  echo "cgroups $(find /sys/fs/cgroup -type d -name 'bench-limits-*' 2>/dev/null | wc -l)"
+  echo "host-mounts $(wc -l </proc/self/mountinfo)"
+  echo "netns-with-processes $(find /proc/[0-9]*/ns/net -maxdepth 0 -exec readlink {} + 2>/dev/null | sort -u | wc -l)"
+  echo "named-netns $(ip netns list 2>/dev/null | wc -l)"
+  echo "veth $(ip -o link show type veth 2>/dev/null | wc -l)"
+  echo "state-records $(find /run/sandbox -maxdepth 1 -type f 2>/dev/null | wc -l)"
+}
+snapshot >"$OUT/leftovers-before.txt"
+/usr/bin/time -o "$OUT/leftovers-rss-first.txt" -f %M ${cmd[sandbox-c-limits]} >/dev/null
+for _ in $(seq $((LEFTOVER_RUNS - 2))); do ${cmd[sandbox-c-limits]} >/dev/null; done
+/usr/bin/time -o "$OUT/leftovers-rss-last.txt" -f %M ${cmd[sandbox-c-limits]} >/dev/null
+snapshot >"$OUT/leftovers-after.txt"
+
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
 declare -p cmd | sed 's/^declare -A cmd=//' >"$OUT/commands.txt"

@@ -8,6 +8,7 @@
 """
 
 import json
+import os
 import re
 import statistics
 import sys
@@ -175,7 +176,7 @@ def summarize(out):
         ),
         target("peak RSS of `sandbox up` (a)", a_rss / 1024 if a_rss else None, 2.5, " MiB"),
         target("50 launches 8 at a time ÷ bwrap's", p8 / bw8 if p8 and bw8 else None, 0.6),
-        "- 1000 launches leave nothing behind, memory does not grow: not measured by bench/run.sh",
+        leftovers(out),
         "",
         "What cases (c) and (d) enforced:",
         "",
@@ -195,6 +196,32 @@ def summarize(out):
         _, tail = rest.split(END, 1)
         DOC.write_text(f"{head}{BEGIN}\n{summary}{END}{tail}")
     print(summary)
+
+
+def leftovers(out):
+    """The target line for the back-to-back launches of case (c): what they left, whether the
+    launcher's peak RSS grew from the first launch to the last."""
+    try:
+        before, after = (
+            dict(line.split() for line in (out / f"leftovers-{when}.txt").read_text().splitlines())
+            for when in ("before", "after")
+        )
+        first, last = (
+            int((out / f"leftovers-rss-{which}.txt").read_text().split()[-1])
+            for which in ("first", "last")
+        )
+    except FileNotFoundError:
+        return "- launches back to back leave nothing behind: not measured"
+    runs = os.environ.get("LEFTOVER_RUNS", "1000")
+    grown = {k: (before[k], after[k]) for k in before if int(after[k]) > int(before[k])}
+    left = ", ".join(f"{k} {b} -> {a}" for k, (b, a) in grown.items()) or "nothing"
+    counted = ", ".join(f"{k} {after[k]}" for k in after)
+    verdict = "met" if not grown and last <= first else "NOT met"
+    return (
+        f"- {runs} launches of (c) back to back leave nothing behind, memory does not grow: "
+        f"{verdict} (left: {left}; after: {counted}; peak RSS first {first / 1024:.2f} MiB, "
+        f"last {last / 1024:.2f} MiB)"
+    )
 
 
 def step_medians(path):
