@@ -257,7 +257,9 @@ fn adapted(name: &str, runtime: Runtime) -> String {
             .replace("10.88.0.1\"", &format!("{net}.1\""))
             .replace("127.0.0.1:18080:8080", &format!("127.0.0.1:{port}:8080"))
     } else {
-        format!("extends = [\"{}\"]\n", reference(name).display())
+        // A copy in the project (see `compare`): a rootless caller may not be able to read
+        // the checkout.
+        format!("extends = [\"{REFERENCE_COPY}\"]\n")
     };
     if name == "dev-env" {
         text.push_str("\n[security.rlimits]\nnofile = 1024\n");
@@ -443,8 +445,17 @@ fn for_runtime(bundle: &Path, runtime: Runtime) {
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
+/// Where `adapted` expects the copy of the reference manifest it extends.
+const REFERENCE_COPY: &str = "reference.toml";
+
 fn compare(name: &str, who: Who, runtime: Runtime) {
     let p = Project::new(who, &adapted(name, runtime));
+    if reference(name).exists() {
+        p.write(
+            REFERENCE_COPY,
+            &std::fs::read_to_string(reference(name)).unwrap(),
+        );
+    }
     let manifest = p.manifest();
     let manifest = manifest.to_str().unwrap();
     let mut probe = vec!["/opt/probe/probe", "view"];
