@@ -8,9 +8,9 @@
 //!
 //! crun 1.8 and runc 1.1 (Debian 12) refuse a hybrid cgroup layout whose cgroup2 mount has a
 //! controller; each runtime therefore runs in a private mount namespace where
-//! /sys/fs/cgroup/unified is unmounted (made as root, then, for rootless runs, entered by the
-//! test user through setpriv). Each run has its own state folder and container id, and the
-//! container is deleted after.
+//! /sys/fs/cgroup/unified is unmounted, a private tmpfs in its place (made as root, then, for
+//! rootless runs, entered by the test user through setpriv). Each run has its own state folder
+//! and container id, and the container is deleted after.
 
 mod common;
 mod live;
@@ -277,14 +277,22 @@ fn adapted(name: &str, runtime: Runtime) -> String {
     text
 }
 
-/// `sh -c SCRIPT` in a private mount namespace without the cgroup2 mount, as `who`.
+/// `argv` in a private mount namespace without the cgroup2 mount, as `who`. A private tmpfs
+/// takes the mount's place: the runtimes take `unified` for one more v1 hierarchy and make a
+/// folder per container there, which would otherwise land in the host's /sys/fs/cgroup tmpfs,
+/// hidden under the cgroup2 mount, and stay.
 fn in_private_mounts(who: Who, argv: &[&str]) -> Command {
     let mut command = Command::new("unshare");
     command.args([
         "--mount",
+        "--propagation",
+        "private",
         "sh",
         "-c",
-        "umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$@\"",
+        "if mountpoint -q /sys/fs/cgroup/unified; then \
+           umount /sys/fs/cgroup/unified && \
+           mount -t tmpfs -o size=1M,mode=755 export-test /sys/fs/cgroup/unified; \
+         fi; exec \"$@\"",
         "sh",
     ]);
     if who == Who::Rootless {
