@@ -79,16 +79,33 @@ pub fn rootless_ids() -> Option<(u32, u32)> {
     })
 }
 
-/// A copy of the binary in a world-readable place: the checkout may sit in a 0700 folder the
-/// test user cannot enter.
+/// The binary in a world-readable place: the checkout may sit in a 0700 folder the test user
+/// cannot enter. A hard link where the file system allows it, a copy otherwise, in a folder
+/// named after this test process. A test process has no teardown, so each one first removes the
+/// folders of test processes that are gone.
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("sandbox-bin-{}", std::process::id()));
+        const PREFIX: &str = "sandbox-bin-";
+        let temp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let owner = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
+            if let Some(pid) = owner.and_then(|pid| pid.parse::<u32>().ok())
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = temp.join(format!("{PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let target = dir.join("sandbox");
-        std::fs::copy(env!("CARGO_BIN_EXE_sandbox"), &target).expect("copy the binary");
+        let built = env!("CARGO_BIN_EXE_sandbox");
+        let _ = std::fs::remove_file(&target);
+        if std::fs::hard_link(built, &target).is_err() {
+            std::fs::copy(built, &target).expect("copy the binary");
+        }
         target
     })
 }
