@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
@@ -196,13 +196,10 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     if let Some(pipe) = exec_pipe.take() {
         failure = command::read_failure(&pipe);
     }
-    let (status, signal) = match (ended, status) {
-        (Some(ended), _) => (ended.status(), ended.signal()),
-        (None, Some(WaitStatus::Exited(_, code))) => (code as u8, None),
-        (None, Some(WaitStatus::Signaled(_, signal, _))) => {
-            (128 + signal as u8, Some(signal as i32))
-        }
-        (None, _) => (exit::LAUNCHER_FAILED, None),
+    // Without init's word (no pid namespace, or init itself was killed), its wait status.
+    let (status, signal) = match ended.or_else(|| status.and_then(pid::Ended::of)) {
+        Some(ended) => (ended.status(), ended.signal()),
+        None => (exit::LAUNCHER_FAILED, None),
     };
     let status = if timed_out { exit::TIMEOUT } else { status };
     Ok(Outcome {

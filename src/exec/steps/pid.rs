@@ -63,6 +63,15 @@ pub enum Ended {
 }
 
 impl Ended {
+    /// How a process ended, from its wait status; None while it has not.
+    pub fn of(status: WaitStatus) -> Option<Ended> {
+        match status {
+            WaitStatus::Exited(_, code) => Some(Ended::Exited(code as u8)),
+            WaitStatus::Signaled(_, signal, _) => Some(Ended::Killed(signal as i32)),
+            _ => None,
+        }
+    }
+
     fn to_bytes(self) -> [u8; 8] {
         let (kind, value) = match self {
             Ended::Exited(code) => (0i32, i32::from(code)),
@@ -127,11 +136,11 @@ pub fn init(command: Pid, ended: OwnedFd) -> ! {
         // Reap first: the command may have exited before we got here.
         loop {
             let end = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == command => Ended::Exited(code as u8),
-                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == command => {
-                    Ended::Killed(signal as i32)
-                }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) if status.pid() == Some(command) => match Ended::of(status) {
+                    Some(end) => end,
+                    None => continue,
+                },
                 Ok(_) => continue,
             };
             let _ = nix::unistd::write(&ended, &end.to_bytes());
