@@ -43,8 +43,6 @@ pub enum ToParent {
 /// One end of the socketpair.
 pub struct Channel(OwnedFd);
 
-/// Large enough for any message (a failure's context is a path or two).
-const MAX_MESSAGE: usize = 64 * 1024;
 /// The most descriptors one message carries (SCM_MAX_FD is 253).
 const MAX_FDS: usize = 64;
 
@@ -91,7 +89,20 @@ impl Channel {
 
     /// Receive one message, and the descriptors sent with it.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<(T, Vec<OwnedFd>), RecvError> {
-        let mut buffer = vec![0u8; MAX_MESSAGE];
+        // A buffer sized for the largest possible message would be zeroed and faulted in on
+        // every launch, in both processes; peeking gives this packet's exact length instead.
+        let len = loop {
+            let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+            match nix::sys::socket::recv(self.0.as_raw_fd(), &mut [], flags) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(RecvError::Io(errno)),
+                Ok(len) => break len,
+            }
+        };
+        if len == 0 {
+            return Err(RecvError::Closed);
+        }
+        let mut buffer = vec![0u8; len];
         let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
         let (len, fds) = loop {
             let mut iov = [IoSliceMut::new(&mut buffer)];
@@ -110,9 +121,6 @@ impl Channel {
                 }
             }
         };
-        if len == 0 {
-            return Err(RecvError::Closed);
-        }
         serde_json::from_slice(&buffer[..len])
             .map(|m| (m, fds))
             .map_err(|e| RecvError::Malformed(e.to_string()))
