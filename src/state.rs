@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Plan;
+use crate::plan::{Namespaces, Plan};
 
 /// The folder of all records: $SANDBOX_STATE_DIR when set, /run/sandbox as root,
 /// $XDG_RUNTIME_DIR/sandbox rootless, or /tmp/sandbox-UID (owned by the user, mode 0700) when
@@ -58,8 +58,8 @@ pub struct Record {
     pub cgroups: Vec<PathBuf>,
     /// Addresses inside the sandbox's network namespace, when it has some beyond lo.
     pub addresses: Vec<String>,
-    /// `ns:[inode]` of init's namespaces made by the clone (the cgroup and time namespaces
-    /// come later in setup), by name: `exec` checks the pid still names this sandbox.
+    /// `ns:[inode]` of a namespace init's clone made (see `identifying_namespace`), by name:
+    /// `exec` checks the pid still names this sandbox.
     pub namespaces: Vec<(String, String)>,
     /// Where the command's output goes when detached.
     pub log: Option<PathBuf>,
@@ -310,8 +310,21 @@ fn parse_record(file: &File, path: &Path) -> Result<Record, StateError> {
         .map_err(|e| StateError::Corrupt(path.display().to_string(), e.to_string()))
 }
 
-/// The namespaces made by the sandbox's clone, which identify it from its start.
-pub const CLONE_NAMESPACES: [&str; 6] = ["user", "mnt", "pid", "net", "uts", "ipc"];
+/// The namespace that identifies the sandbox's init from its start, by its /proc name: the
+/// first one its clone made (a new namespace is never another process's). One is enough: each
+/// costs a /proc lookup on every launch. None when the clone makes none.
+pub fn identifying_namespace(new: &Namespaces) -> Option<&'static str> {
+    [
+        (new.user, "user"),
+        (new.mount, "mnt"),
+        (new.pid, "pid"),
+        (new.net, "net"),
+        (new.uts, "uts"),
+        (new.ipc, "ipc"),
+    ]
+    .into_iter()
+    .find_map(|(made, name)| made.then_some(name))
+}
 
 /// The namespaces of a process, `ns:[inode]` by name, as /proc shows them.
 pub fn namespaces_of(pid: i32, kinds: &[&str]) -> Vec<(String, String)> {
@@ -356,7 +369,7 @@ mod tests {
             started: 0,
             cgroups: vec![],
             addresses: vec![],
-            namespaces: namespaces_of(std::process::id() as i32, &CLONE_NAMESPACES),
+            namespaces: namespaces_of(std::process::id() as i32, &["user", "mnt"]),
             log: None,
             plan: test_plan(),
         }
@@ -383,6 +396,25 @@ mod tests {
         crate::validate::validate(&loaded, &host, &invocation)
             .plan
             .expect("valid")
+    }
+
+    #[test]
+    fn the_first_namespace_the_clone_makes_identifies_the_sandbox() {
+        let mut new = test_plan().namespaces;
+        assert_eq!(identifying_namespace(&new), Some("user"));
+        new.user = false;
+        assert_eq!(identifying_namespace(&new), Some("mnt"));
+        new = Namespaces {
+            user: false,
+            mount: false,
+            pid: false,
+            net: false,
+            uts: false,
+            ipc: false,
+            cgroup: true,
+            time: true,
+        };
+        assert_eq!(identifying_namespace(&new), None, "made later in setup");
     }
 
     #[test]

@@ -137,7 +137,9 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
                 .map_or(0, |d| d.as_secs()),
             cgroups: running.cgroups.clone(),
             addresses: running.address.iter().map(ToString::to_string).collect(),
-            namespaces: state::namespaces_of(running.init_pid, &state::CLONE_NAMESPACES),
+            namespaces: state::identifying_namespace(&plan.namespaces)
+                .map(|kind| state::namespaces_of(running.init_pid, &[kind]))
+                .unwrap_or_default(),
             log: log.clone(),
             plan: plan.clone(),
         };
