@@ -120,13 +120,7 @@ pub fn init(command: Pid, ended: OwnedFd) -> ! {
     // Nothing else of the launcher stays open in init, and it keeps no privilege it does not
     // need.
     let _ = sys::close_from_except(3, ended.as_raw_fd());
-    for set in [
-        caps::CapSet::Effective,
-        caps::CapSet::Permitted,
-        caps::CapSet::Inheritable,
-    ] {
-        let _ = caps::clear(None, set);
-    }
+    let _ = sys::set_capabilities(0);
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
