@@ -190,3 +190,29 @@ fn up_waits_for_the_teardown_only_with_a_cgroup_or_a_kept_overlay_upper() {
         assert_eq!(plan.waits_for_teardown(), waits, "{body}");
     }
 }
+
+#[test]
+fn the_command_keeps_the_ids_of_setup_only_when_they_are_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("", Who::Root, Some((0, 0)), true),
+        ("", Who::Rootless, Some((0, 0)), true),
+        (
+            "user = 1000\ngroup = 1000\n",
+            Who::Root,
+            Some((0, 0)),
+            false,
+        ),
+        ("groups = [10]\n", Who::Root, Some((0, 0)), false),
+        ("[namespaces]\nuser = false\n", Who::Root, None, false),
+    ];
+    for (body, who, setup, kept) in cases {
+        let path = dir.path().join("sandbox.toml");
+        let manifest =
+            format!("version = 1\n[rootfs]\nhost = true\n[process]\ncommand = [\"true\"]\n{body}");
+        std::fs::write(&path, manifest).unwrap();
+        let plan = validate_as(&path, who).unwrap_or_else(|p| panic!("{body}: {p:?}"));
+        assert_eq!(plan.setup_ids(), setup, "{body}");
+        assert_eq!(plan.command_ids_set_up(), kept, "{body}");
+    }
+}

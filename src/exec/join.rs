@@ -16,10 +16,9 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
 use super::error::{ExecError, OrFail, StepFailure};
-use super::steps::{command, pid, security};
+use super::steps::{self, command, pid, security};
 use super::supervise::{self, Outcome, Supervised};
 use super::{open_pty, seccomp, sys};
 use crate::plan::{Plan, StepId};
@@ -99,20 +98,7 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         setns(file.as_fd(), CloneFlags::from_bits_retain(*flag))
             .or_fail(StepId::User, || format!("setns into the {name} namespace"))?;
     }
-    if let Some(user) = &plan.user {
-        // As in the user step: a mapped identity (root inside when root is mapped).
-        let mapped = |map: &[crate::plan::IdMapping], preferred: u32| {
-            if map.iter().any(|m| m.map(0).is_some()) {
-                0
-            } else {
-                preferred
-            }
-        };
-        let gid = Gid::from_raw(mapped(&user.gid_map, plan.process.gid));
-        setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
-        let uid = Uid::from_raw(mapped(&user.uid_map, plan.process.uid));
-        setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))?;
-    }
+    steps::user::take_setup_ids(plan)?;
     nix::unistd::fchdir(root.as_fd())
         .or_fail(StepId::Chroot, || "entering the sandbox's root".into())?;
     nix::unistd::chroot(".").or_fail(StepId::Chroot, || "chroot into the sandbox's root".into())?;

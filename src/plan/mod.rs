@@ -129,6 +129,33 @@ impl Plan {
         ))
     }
 
+    /// The ids the sandbox's setup process takes in the user step, inside the sandbox's user
+    /// namespace: root when root is mapped, else the command's own (an unmapped fsuid cannot
+    /// create a file). None without a user namespace: setup keeps the caller's ids.
+    pub fn setup_ids(&self) -> Option<(u32, u32)> {
+        let user = self.user.as_ref()?;
+        let mapped = |map: &[IdMapping], own: u32| {
+            if map.iter().any(|m| m.map(0).is_some()) {
+                0
+            } else {
+                own
+            }
+        };
+        Some((
+            mapped(&user.uid_map, self.process.uid),
+            mapped(&user.gid_map, self.process.gid),
+        ))
+    }
+
+    /// Whether the command already runs with its own uid, gid and groups once the user step
+    /// is done (which also drops the supplementary groups when it may), so the security step
+    /// has no identity left to change.
+    pub fn command_ids_set_up(&self) -> bool {
+        let groups_done =
+            self.process.groups.is_empty() || self.user.as_ref().is_some_and(|u| u.deny_setgroups);
+        self.setup_ids() == Some((self.process.uid, self.process.gid)) && groups_done
+    }
+
     /// Whether `sandbox up` must wait, once the command has exited, until the kernel has torn
     /// the sandbox down: to remove its cgroup, or because a kept overlay layer stays busy
     /// (overlayfs refuses a second mount of an upper dir in use) until its mount is gone.

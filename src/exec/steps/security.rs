@@ -6,7 +6,7 @@
 //! 2. drop every capability not kept from the bounding set (needs CAP_SETPCAP, so before the
 //!    effective set shrinks);
 //! 3. supplementary groups, gid, uid, with PR_SET_KEEPCAPS so the kept capabilities survive the
-//!    uid change;
+//!    uid change (nothing to do when the user step already gave the command's ids);
 //! 4. permitted = effective = inheritable = kept, and the kept ones raised in the ambient set so
 //!    a non-root uid keeps them across execve;
 //! 5. no_new_privs, then landlock, then seccomp last of all: the filter would otherwise forbid
@@ -78,6 +78,36 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
     }
 
     let process = &plan.process;
+    if !plan.command_ids_set_up() {
+        take_command_ids(plan)?;
+    }
+
+    let mask = kept.iter().fold(0, |mask, c| mask | c.bitmask());
+    sys::set_capabilities(mask).or_fail(StepId::Security, || {
+        "setting the effective, permitted and inheritable capabilities".into()
+    })?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(caps_error("clearing the ambient capabilities".into()))?;
+    if process.uid != 0 {
+        for capability in &kept {
+            caps::raise(None, CapSet::Ambient, *capability).map_err(caps_error(format!(
+                "raising {capability} in the ambient set"
+            )))?;
+        }
+    }
+
+    if security.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs()
+            .or_fail(StepId::Security, || "PR_SET_NO_NEW_PRIVS".into())?;
+        confine(plan, prepared, started)?;
+    }
+    Ok(())
+}
+
+/// Supplementary groups, gid and uid of the command, keeping the capabilities across the uid
+/// change (they are set to the kept ones next).
+fn take_command_ids(plan: &Plan) -> Result<(), StepFailure> {
+    let process = &plan.process;
     let may_setgroups = plan.user.as_ref().is_none_or(|u| !u.deny_setgroups);
     if may_setgroups {
         let groups: Vec<Gid> = process.groups.iter().map(|g| Gid::from_raw(*g)).collect();
@@ -97,27 +127,6 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
         .or_fail(StepId::Security, || format!("setresuid({})", process.uid))
         .map_err(|f| f.with_key("process.user"))?;
     nix::sys::prctl::set_keepcaps(false).or_fail(StepId::Security, || "PR_SET_KEEPCAPS".into())?;
-
-    let kept_set: caps::CapsHashSet = kept.iter().copied().collect();
-    for set in [CapSet::Effective, CapSet::Inheritable, CapSet::Permitted] {
-        caps::set(None, set, &kept_set)
-            .map_err(caps_error(format!("setting the {set:?} capabilities")))?;
-    }
-    caps::clear(None, CapSet::Ambient)
-        .map_err(caps_error("clearing the ambient capabilities".into()))?;
-    if process.uid != 0 {
-        for capability in &kept {
-            caps::raise(None, CapSet::Ambient, *capability).map_err(caps_error(format!(
-                "raising {capability} in the ambient set"
-            )))?;
-        }
-    }
-
-    if security.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs()
-            .or_fail(StepId::Security, || "PR_SET_NO_NEW_PRIVS".into())?;
-        confine(plan, prepared, started)?;
-    }
     Ok(())
 }
 

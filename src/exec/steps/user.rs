@@ -28,6 +28,21 @@ fn map_text(map: &[IdMapping]) -> String {
         .collect()
 }
 
+/// Take the ids of [`Plan::setup_ids`] and drop the supplementary groups when allowed: in the
+/// user step, and in a process joining a running sandbox.
+pub fn take_setup_ids(plan: &Plan) -> Result<(), StepFailure> {
+    let (Some(user), Some((uid, gid))) = (&plan.user, plan.setup_ids()) else {
+        return Ok(());
+    };
+    let gid = Gid::from_raw(gid);
+    setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
+    if !user.deny_setgroups {
+        setgroups(&[]).or_fail(StepId::User, || "setgroups([])".into())?;
+    }
+    let uid = Uid::from_raw(uid);
+    setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))
+}
+
 /// The files the launcher writes for a direct mapping, in the order the kernel requires.
 pub fn map_files(plan: &UserPlan, pid: i32) -> Vec<(PathBuf, String)> {
     let proc = PathBuf::from(format!("/proc/{pid}"));
@@ -113,22 +128,7 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
 /// host's supplementary groups when allowed, then set the hostname and clock offsets. The
 /// capabilities of the namespace's creator survive these changes (capabilities(7)).
 pub fn child(plan: &Plan) -> Result<(), StepFailure> {
-    if let Some(user) = &plan.user {
-        let mapped = |map: &[IdMapping], preferred: u32| {
-            if map.iter().any(|m| m.map(0).is_some()) {
-                0
-            } else {
-                preferred
-            }
-        };
-        let gid = Gid::from_raw(mapped(&user.gid_map, plan.process.gid));
-        setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
-        if !user.deny_setgroups {
-            setgroups(&[]).or_fail(StepId::User, || "setgroups([])".into())?;
-        }
-        let uid = Uid::from_raw(mapped(&user.uid_map, plan.process.uid));
-        setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))?;
-    }
+    take_setup_ids(plan)?;
     if let Some(uts) = &plan.uts {
         nix::unistd::sethostname(&uts.hostname)
             .or_fail(StepId::User, || format!("sethostname({})", uts.hostname))
