@@ -71,6 +71,39 @@ fn expect(p: &Project, cases: &[(&str, &str)]) {
 }
 
 as_root_and_rootless! {
+    fn the_kernels_sensitive_proc_entries_are_hidden_or_read_only(who) {
+        let p = project(who, "");
+        // Each entry this kernel has: a masked one reads empty (a file) or lists nothing (a
+        // folder); every one is a read-only mount of its own.
+        let masked = ["interrupts", "keys", "timer_list", "acpi"];
+        let readonly = ["bus", "fs", "irq", "sys"];
+        let present: Vec<&str> = masked
+            .iter()
+            .chain(&readonly)
+            .copied()
+            .filter(|e| Path::new("/proc").join(e).exists())
+            .collect();
+        assert!(present.len() >= 5, "this host's /proc has {present:?}");
+        let script = format!(
+            "for e in {}; do f=/proc/$e; \
+             opts=$(awk -v m=$f '$5 == m {{ split($6, o, \",\"); print o[1] }}' /proc/self/mountinfo); \
+             if [ -d $f ]; then n=$(ls -A $f | wc -l); else n=$(wc -c < $f); fi; \
+             echo $e $opts $n; done",
+            present.join(" ")
+        );
+        let out = p.sh(&script);
+        for line in out.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields[1], "ro", "{line} (a mount of its own, read-only)\n{out}");
+            if masked.contains(&fields[0]) {
+                assert_eq!(fields[2], "0", "{line} (masked)\n{out}");
+            } else {
+                assert_ne!(fields[2], "0", "{line} (still readable)\n{out}");
+            }
+        }
+        assert_eq!(out.lines().count(), present.len(), "{out}");
+    }
+
     fn with_default_security_every_escape_fails_with_its_errno(who) {
         // A terminal, for TIOCSTI: the command gets a pty as its controlling terminal.
         let p = project(who, "[process]\ntty = \"always\"\n");

@@ -300,15 +300,7 @@ pub fn child(
             StepFailure::new(StepId::Mount, describe(&step.op), errno).with_key(step.key.clone())
         })?;
     }
-    for path in &plan.security.masked_paths {
-        mask(path, new_root.as_fd())
-            .or_fail(StepId::Mount, || format!("masking {}", path.display()))?;
-    }
-    for path in &plan.security.readonly_paths {
-        make_readonly(path, new_root.as_fd()).or_fail(StepId::Mount, || {
-            format!("making {} read-only", path.display())
-        })?;
-    }
+    protect_kernel_entries(plan, new_root.as_fd())?;
     Ok(new_root)
 }
 
@@ -745,47 +737,105 @@ fn overlay(
     fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 })
 }
 
-/// Hide a path: an empty read-only tmpfs over a directory, /dev/null over a file.
-fn mask(path: &Path, root: BorrowedFd<'_>) -> Result<(), Errno> {
-    let target = match sys::open_in_root(root, &inside(path), libc::O_PATH | libc::O_NOFOLLOW) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
+/// Hide the kernel's sensitive entries in the proc and sysfs mounts just made (the plan's
+/// masked paths: an empty read-only tmpfs over a directory, /dev/null over a file), and make
+/// others read-only. These are the kernel's own entries in a file system mounted a moment ago
+/// that no other process can reach yet, so each is named relative to its directory, opened
+/// once, rather than opened itself; and every mask after the first of its kind is a clone of
+/// that first one. About 30 system calls instead of 60 for a /proc.
+fn protect_kernel_entries(plan: &Plan, root: BorrowedFd<'_>) -> Result<(), StepFailure> {
+    let mut entries = KernelEntries {
+        root,
+        dirs: Vec::new(),
+        first_masks: [None, None],
     };
-    let mount = if is_dir(target.as_fd())? {
-        fs_mount(
-            c"tmpfs",
-            &[(c"size", cstring("0")), (c"nr_inodes", cstring("1"))],
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        )?
-    } else {
-        let null = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
-        sys::mount_setattr(
-            null.as_fd(),
-            false,
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-            0,
-            None,
-        )?;
-        null
-    };
-    sys::move_mount(mount.as_fd(), target.as_fd())
+    for path in &plan.security.masked_paths {
+        entries
+            .mask(path)
+            .or_fail(StepId::Mount, || format!("masking {}", path.display()))?;
+    }
+    for path in &plan.security.readonly_paths {
+        entries.make_readonly(path).or_fail(StepId::Mount, || {
+            format!("making {} read-only", path.display())
+        })?;
+    }
+    Ok(())
 }
 
-/// Bind a path over itself, read-only.
-fn make_readonly(path: &Path, root: BorrowedFd<'_>) -> Result<(), Errno> {
-    let target = match sys::open_in_root(root, &inside(path), libc::O_PATH | libc::O_NOFOLLOW) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
-    };
-    let tree = sys::open_tree_clone(Some(target.as_fd()), c"")?;
-    sys::mount_setattr(
-        tree.as_fd(),
-        true,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        0,
-        None,
-    )?;
-    sys::move_mount(tree.as_fd(), target.as_fd())
+/// An entry: the index of its directory in `KernelEntries::dirs`, and its name there.
+type Entry = (usize, CString);
+
+struct KernelEntries<'a> {
+    root: BorrowedFd<'a>,
+    /// The directories of the entries, each opened once below the new root.
+    dirs: Vec<(PathBuf, OwnedFd)>,
+    /// The first masked file, and directory, once there is one.
+    first_masks: [Option<Entry>; 2],
+}
+
+impl KernelEntries<'_> {
+    fn split(&mut self, path: &Path) -> Result<Entry, Errno> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Errno::EINVAL);
+        };
+        let index = match self.dirs.iter().position(|(known, _)| known == parent) {
+            Some(index) => index,
+            None => {
+                let flags = libc::O_PATH | libc::O_DIRECTORY;
+                let dir = sys::open_in_root(self.root, &inside(parent), flags)?;
+                self.dirs.push((parent.to_path_buf(), dir));
+                self.dirs.len() - 1
+            }
+        };
+        Ok((index, cstring(name)))
+    }
+
+    fn dir(&self, index: usize) -> BorrowedFd<'_> {
+        self.dirs[index].1.as_fd()
+    }
+
+    fn mask(&mut self, path: &Path) -> Result<(), Errno> {
+        let (dir, name) = self.split(path)?;
+        let stat = match nix::sys::stat::fstatat(
+            self.dir(dir),
+            name.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Err(Errno::ENOENT) => return Ok(()),
+            other => other?,
+        };
+        let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let mask = match &self.first_masks[usize::from(is_dir)] {
+            Some((first_dir, first_name)) => {
+                sys::open_tree_clone(Some(self.dir(*first_dir)), first_name)?
+            }
+            None if is_dir => fs_mount(
+                c"tmpfs",
+                &[(c"size", cstring("0")), (c"nr_inodes", cstring("1"))],
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )?,
+            None => {
+                let null = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
+                let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+                sys::mount_setattr(null.as_fd(), false, attrs, 0, None)?;
+                null
+            }
+        };
+        sys::move_mount_at(mask.as_fd(), self.dir(dir), &name)?;
+        self.first_masks[usize::from(is_dir)].get_or_insert((dir, name));
+        Ok(())
+    }
+
+    fn make_readonly(&mut self, path: &Path) -> Result<(), Errno> {
+        let (dir, name) = self.split(path)?;
+        let tree = match sys::open_tree_clone(Some(self.dir(dir)), &name) {
+            Err(Errno::ENOENT) => return Ok(()),
+            other => other?,
+        };
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+        sys::move_mount_at(tree.as_fd(), self.dir(dir), &name)
+    }
 }
 
 #[cfg(test)]

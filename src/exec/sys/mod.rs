@@ -411,15 +411,27 @@ pub fn mount_setattr(
 
 /// Attach the detached mount `mount` on top of the file or directory `target`.
 pub fn move_mount(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
-    // SAFETY: empty paths with the EMPTY_PATH flags act on the two descriptors.
+    move_mount_at(mount, target, c"")
+}
+
+/// [`move_mount`] onto `name` in the directory `dir` (the last component is not followed when
+/// it is a symlink); an empty name is `dir` itself.
+pub fn move_mount_at(mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+    let to_empty = if name.is_empty() {
+        MOVE_MOUNT_T_EMPTY_PATH
+    } else {
+        0
+    };
+    // SAFETY: the empty source path with F_EMPTY_PATH acts on `mount`; `name` is NUL-terminated
+    // and relative to the valid descriptor `dir`.
     check(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             mount.as_raw_fd(),
             c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | to_empty,
         )
     })
     .map(drop)
