@@ -341,8 +341,7 @@ pub fn namespaces_of(pid: i32, kinds: &[&str]) -> Vec<(String, String)> {
 /// A fresh id for a run: random, from the kernel.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 8];
-    let _ =
-        File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let _ = crate::exec::sys::fill_random(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

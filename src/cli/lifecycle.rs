@@ -14,9 +14,13 @@ use crate::host::Caller;
 use crate::manifest::values::Duration as ManifestDuration;
 use crate::state::{Entry, Record, Store, state_dir};
 
-pub fn store() -> Store {
-    let caller = Caller::current();
+/// The caller's state folder (`up` passes the caller it already knows).
+pub fn store_of(caller: &Caller) -> Store {
     Store::new(state_dir(caller.euid, &caller.env))
+}
+
+fn store() -> Store {
+    store_of(&Caller::current())
 }
 
 #[derive(Debug, Args)]

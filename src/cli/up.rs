@@ -98,7 +98,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             None => eprintln!("sandbox: rootfs         cached {}", root.digest),
         }
     }
-    let store = super::lifecycle::store();
+    let store = super::lifecycle::store_of(&host.caller);
     let claim = match store.claim_free(&plan.name, plan.name_given) {
         Ok((claim, _stale)) => claim,
         Err(StateError::Running(name)) => {

@@ -65,6 +65,19 @@ pub fn seccomp_set_filter(program: &[libc::sock_filter]) -> Result<()> {
     .map(drop)
 }
 
+/// Fill `buffer` from the kernel's random pool (getrandom(2), without opening /dev/urandom).
+pub fn fill_random(buffer: &mut [u8]) -> Result<()> {
+    // SAFETY: the kernel writes at most `buffer.len()` bytes into `buffer`, which is borrowed
+    // mutably for the call.
+    let filled =
+        check(unsafe { libc::syscall(libc::SYS_getrandom, buffer.as_mut_ptr(), buffer.len(), 0) })?;
+    if filled as usize == buffer.len() {
+        Ok(())
+    } else {
+        Err(Errno::EAGAIN)
+    }
+}
+
 /// Set the effective, permitted and inheritable capability sets all to `capabilities` (a mask
 /// of `1 << CAP_*`) in one capset(2), where going set by set costs a capget and a capset each.
 pub fn set_capabilities(capabilities: u64) -> Result<()> {
