@@ -234,7 +234,7 @@ fn v2_group_every_write_in_order_then_gone() {
     assert_eq!(fake.dirs(), ["ci", "ci/jobs", g]);
     // v2 clones the sandbox straight into the group: there is no one to move afterwards.
     assert!(group.clone_into().is_some());
-    group.place(1234).unwrap();
+    group.enter().unwrap();
     assert_eq!(fake.take_log(), []);
 
     let (usage, removed) = group.finish();

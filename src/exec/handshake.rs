@@ -1,7 +1,8 @@
 //! The supervisor and the sandbox's setup process talk over a SOCK_SEQPACKET socketpair: one
 //! message per packet, typed, serialized with serde_json. The parent sends `Go` once it has
-//! written the id maps and placed the child in its cgroup; the child answers `Ready` (with its
-//! step timings and, for a terminal, the pty master) or `Failed` with the step that failed.
+//! written the id maps (on cgroup v1 the child then moves itself into its group); the child
+//! answers `Ready` (with its step timings and, for a terminal, the pty master) or `Failed` with
+//! the step that failed.
 //!
 //! Either side reading end-of-file learns that the other died: this is also how the child
 //! notices a supervisor killed before it could set PR_SET_PDEATHSIG.

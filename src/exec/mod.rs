@@ -1,7 +1,7 @@
 //! Stage 4: the executor, which applies a [`Plan`] to the kernel.
 //!
 //! One clone creates every namespace at once (as bubblewrap and nsjail do); the parent stays
-//! outside as a small supervisor. The parent halves of the steps run first (cgroup placement,
+//! outside as a small supervisor. The parent halves of the steps run first (the cgroup,
 //! id maps, network), then the parent sends `Go` and the child runs its halves in the fixed
 //! order [`CHILD_STEPS`]; the command is spawned from there (sharing its memory until its
 //! execve, see [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
@@ -102,7 +102,7 @@ pub fn run(
     // child was killed on an early return.
     let cgroup_started = Instant::now();
     let group = cgroup::create(plan)?;
-    let mut cgroup_time = cgroup_started.elapsed();
+    let cgroup_time = cgroup_started.elapsed();
     let clone_started = Instant::now();
     let flags = clone_flags(plan);
     let into = group.as_ref().and_then(Group::clone_into);
@@ -113,7 +113,7 @@ pub fn run(
         sys::Forked::Child => {
             // The supervisor owns the group: nothing in the child may remove it, not even
             // the unwinding of a panic.
-            std::mem::forget(group);
+            let group = std::mem::ManuallyDrop::new(group);
             drop(parent_end);
             drop(exec_read);
             drop(ended_read);
@@ -121,7 +121,8 @@ pub fn run(
                 exec: exec_write,
                 ended: ended_write,
             };
-            child_main(plan, root, child_end, pipes, terminal, &security)
+            let group = group.as_ref();
+            child_main(plan, root, group, child_end, pipes, terminal, &security)
         }
         sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
     };
@@ -134,10 +135,7 @@ pub fn run(
     ];
     let guard = KillOnDrop(Some(pidfd));
 
-    if let Some(group) = &group {
-        let step_started = Instant::now();
-        cgroup::parent(group, child.as_raw())?;
-        cgroup_time += step_started.elapsed();
+    if group.is_some() {
         timings.push(("cgroup (parent)".into(), cgroup_time));
     }
     let step_started = Instant::now();
@@ -329,6 +327,7 @@ struct ChildPipes {
 fn child_main(
     plan: &Plan,
     root: Option<&Path>,
+    group: Option<&Group>,
     channel: Channel,
     pipes: ChildPipes,
     terminal: bool,
@@ -347,7 +346,7 @@ fn child_main(
         }
         _ => sys::exit_now(125),
     };
-    let (timings, master, terminal) = match setup(plan, root, terminal, prepared, address) {
+    let (timings, master, terminal) = match setup(plan, root, group, terminal, prepared, address) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -391,10 +390,17 @@ type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
 fn setup(
     plan: &Plan,
     root: Option<&Path>,
+    group: Option<&Group>,
     terminal: bool,
     prepared: mount::Prepared,
     address: Option<Ipv4Addr>,
 ) -> Result<Setup, StepFailure> {
+    // First of all, while this process still has the caller's host ids (see Group::enter).
+    let entering = Instant::now();
+    if let Some(group) = group {
+        cgroup::enter(group)?;
+    }
+    let entering = entering.elapsed().as_nanos() as u64;
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -420,6 +426,9 @@ fn setup(
     lap(StepId::Chroot, &mut timings);
     cgroup::child(plan)?;
     lap(StepId::Cgroup, &mut timings);
+    if let Some((_, cgroup)) = timings.last_mut() {
+        *cgroup += entering;
+    }
     let (master, terminal) = if terminal {
         open_pty().map(|(m, t)| (Some(m), Some(t)))?
     } else {

@@ -1,11 +1,11 @@
 //! The sandbox's own cgroup, and the cgroup namespace.
 //!
 //! Parent half, in the supervisor: [`create`] makes the group with its limits before the clone,
-//! and [`parent`] moves the setup process into it before `Go`, so the limits cover everything
-//! the sandbox does, its own setup included (youki applies cgroups before the user namespace
-//! for the same reason). The setup process is blocked waiting for `Go` until then, so nothing
-//! of the sandbox runs outside the group. Without limits (and without `--stats`) the plan has
-//! no group and none of this runs.
+//! which on cgroup v2 clones the setup process straight into it. On v1 the setup process moves
+//! itself in ([`enter`]) as its first action after `Go`, before the user step changes its ids,
+//! so the limits cover everything the sandbox does, its own setup included (youki applies
+//! cgroups before the user namespace for the same reason). Without limits (and without
+//! `--stats`) the plan has no group and none of this runs.
 //!
 //! Child half: unshare CLONE_NEWCGROUP after placement, so the namespace is rooted at the
 //! sandbox's group and the sandbox sees it as `/` (cgroup_namespaces(7)). That is why this
@@ -42,9 +42,9 @@ pub fn create(plan: &Plan) -> Result<Option<Group<'static>>, StepFailure> {
         .map_err(failure)
 }
 
-/// After the clone, before `Go`: the setup process joins the group.
-pub fn parent(group: &Group, child: i32) -> Result<(), StepFailure> {
-    group.place(child).map_err(failure)
+/// In the setup process, first of all: join the group (see [`Group::enter`]).
+pub fn enter(group: &Group) -> Result<(), StepFailure> {
+    group.enter().map_err(failure)
 }
 
 fn failure(error: CgroupError) -> StepFailure {
