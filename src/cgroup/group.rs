@@ -273,6 +273,9 @@ pub struct Group<'fs> {
     stats: bool,
     /// The group's directory, for clone3's CLONE_INTO_CGROUP.
     clone_into: Option<std::fs::File>,
+    /// Otherwise (v1) each hierarchy's `tasks` file, opened here so that the setup process
+    /// only writes to it (see [`Group::enter`]).
+    tasks: Vec<(PathBuf, std::fs::File)>,
 }
 
 impl<'fs> Group<'fs> {
@@ -292,6 +295,7 @@ impl<'fs> Group<'fs> {
             limits: plan.limits,
             stats: plan.stats,
             clone_into: None,
+            tasks: Vec::new(),
         };
         let group_name = owner.group_name(name);
         for hierarchy in &plan.hierarchies {
@@ -323,6 +327,15 @@ impl<'fs> Group<'fs> {
                 "cgroup",
             ))?;
             group.clone_into = Some(dir);
+        } else {
+            for joined in &group.joined {
+                let tasks = joined.dir.join("tasks");
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tasks)
+                    .map_err(failed("opening", &tasks, "cgroup"))?;
+                group.tasks.push((tasks, file));
+            }
         }
         Ok(group)
     }
@@ -411,19 +424,13 @@ impl<'fs> Group<'fs> {
     /// the kernel's global threadgroup lock for writing, which waits for an RCU grace period
     /// unless one passed recently: 0.2 ms back to back, up to 9 ms for a launch after a pause
     /// (measured with `up -v`); a thread moving itself takes no such lock (cgroup1
-    /// `__cgroup1_procs_write`). The kernel checks the credentials the file is opened with:
-    /// the setup process still has the host ids of the caller (root) at that point.
+    /// `__cgroup1_procs_write`). The kernel checks the credentials the file was opened with,
+    /// the supervisor's: the files are opened in [`Group::create`].
     pub fn enter(&self) -> Result<(), CgroupError> {
-        if self.clone_into.is_some() {
-            return Ok(());
-        }
-        for joined in &self.joined {
-            let tasks = joined.dir.join("tasks");
-            self.fs.write(&tasks, "0").map_err(failed(
-                "moving the sandbox into",
-                &tasks,
-                "cgroup",
-            ))?;
+        for (path, file) in &self.tasks {
+            let mut file = file;
+            file.write_all(b"0")
+                .map_err(failed("moving the sandbox into", path, "cgroup"))?;
         }
         Ok(())
     }

@@ -395,7 +395,7 @@ fn setup(
     prepared: mount::Prepared,
     address: Option<Ipv4Addr>,
 ) -> Result<Setup, StepFailure> {
-    // First of all, while this process still has the caller's host ids (see Group::enter).
+    // First of all, so the limits cover everything below (see Group::enter).
     let entering = Instant::now();
     if let Some(group) = group {
         cgroup::enter(group)?;

@@ -2,7 +2,7 @@
 //!
 //! Parent half, in the supervisor: [`create`] makes the group with its limits before the clone,
 //! which on cgroup v2 clones the setup process straight into it. On v1 the setup process moves
-//! itself in ([`enter`]) as its first action after `Go`, before the user step changes its ids,
+//! itself in ([`enter`]) as its first action after `Go`, through files the supervisor opened,
 //! so the limits cover everything the sandbox does, its own setup included (youki applies
 //! cgroups before the user namespace for the same reason). Without limits (and without
 //! `--stats`) the plan has no group and none of this runs.
