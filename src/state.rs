@@ -314,16 +314,12 @@ fn parse_record(file: &File, path: &Path) -> Result<Record, StateError> {
 /// first one its clone made (a new namespace is never another process's). One is enough: each
 /// costs a /proc lookup on every launch. None when the clone makes none.
 pub fn identifying_namespace(new: &Namespaces) -> Option<&'static str> {
-    [
-        (new.user, "user"),
-        (new.mount, "mnt"),
-        (new.pid, "pid"),
-        (new.net, "net"),
-        (new.uts, "uts"),
-        (new.ipc, "ipc"),
-    ]
-    .into_iter()
-    .find_map(|(made, name)| made.then_some(name))
+    // The cgroup and time namespaces are made later, in setup.
+    let first = new
+        .names()
+        .into_iter()
+        .find(|name| !matches!(*name, "cgroup" | "time"))?;
+    Some(if first == "mount" { "mnt" } else { first })
 }
 
 /// The namespaces of a process, `ns:[inode]` by name, as /proc shows them.
