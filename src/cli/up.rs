@@ -157,7 +157,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             if args.verbose {
                 for (step, duration) in &timings {
                     eprintln!(
-                        "sandbox: {step:<14} {:>8.3} ms",
+                        "sandbox: {step:<15} {:>8.3} ms",
                         duration.as_secs_f64() * 1e3
                     );
                 }

@@ -47,8 +47,6 @@ pub const CHILD_STEPS: [StepId; 8] = StepId::ORDER;
 /// How long each step took, in order; the parent's halves and the child's.
 pub type Timings = Vec<(String, Duration)>;
 
-/// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
-/// of a tar or OCI root ([`crate::rootfs::prepare`]).
 /// What the caller learns once the sandbox is set up, right before its command starts.
 #[derive(Debug, Clone)]
 pub struct Running {
@@ -68,6 +66,8 @@ pub struct Hooks<'a> {
     pub started: Option<OwnedFd>,
 }
 
+/// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
+/// of a tar or OCI root ([`crate::rootfs::prepare`]).
 pub fn run(
     plan: &Plan,
     root: Option<&Path>,
