@@ -255,6 +255,14 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
+/// An ioctl request constant as a system call argument: libc types them unsigned long for
+/// glibc, int for musl.
+#[cfg(test)]
+#[allow(clippy::unnecessary_cast)] // only on glibc
+pub(crate) fn ioctl_request(request: libc::Ioctl) -> u64 {
+    request as u64
+}
+
 #[cfg(test)]
 mod tests {
     //! The compiled programs run through a small classic-BPF interpreter (the subset seccomp
@@ -393,7 +401,7 @@ mod tests {
             x86(&programs, libc::SYS_clone3, [0; 6]),
             errno(libc::ENOSYS)
         );
-        let tiocsti = libc::TIOCSTI;
+        let tiocsti = ioctl_request(libc::TIOCSTI);
         assert_eq!(
             x86(&programs, libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]),
             eperm
@@ -404,7 +412,7 @@ mod tests {
             x86(&programs, libc::SYS_ioctl, [0, high, 0, 0, 0, 0]),
             eperm
         );
-        let tcgets = libc::TCGETS;
+        let tcgets = ioctl_request(libc::TCGETS);
         assert_eq!(
             x86(&programs, libc::SYS_ioctl, [0, tcgets, 0, 0, 0, 0]),
             ALLOW
@@ -490,10 +498,15 @@ mod tests {
             libc::AF_VSOCK as u64,
         ]
         .into_iter()
-        .flat_map(|a| [[a, 0, 0, 0, 0, 0], [0, a | libc::TIOCSTI, 0, 0, 0, 0]])
+        .flat_map(|a| {
+            [
+                [a, 0, 0, 0, 0, 0],
+                [0, a | ioctl_request(libc::TIOCSTI), 0, 0, 0, 0],
+            ]
+        })
         .chain([
-            [0, libc::TIOCSTI, 0, 0, 0, 0],
-            [0, libc::TIOCLINUX, 0, 0, 0, 0],
+            [0, ioctl_request(libc::TIOCSTI), 0, 0, 0, 0],
+            [0, ioctl_request(libc::TIOCLINUX), 0, 0, 0, 0],
         ])
         .collect();
         let numbers: Vec<u32> = (0..1100)

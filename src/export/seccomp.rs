@@ -191,6 +191,7 @@ pub fn seccomp(security: &SecurityPlan, arch: Arch) -> Option<LinuxSeccomp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::seccomp::ioctl_request;
     use crate::manifest::values::Capability;
     use crate::plan::SeccompPlan;
 
@@ -256,9 +257,9 @@ mod tests {
             0x20008,
             0xffff_ffff,
             0x0040_0000, // ADDR_NO_RANDOMIZE
-            libc::TIOCSTI,
-            libc::TIOCLINUX,
-            libc::TCGETS,
+            ioctl_request(libc::TIOCSTI),
+            ioctl_request(libc::TIOCLINUX),
+            ioctl_request(libc::TCGETS),
             libc::AF_VSOCK as u64,
             libc::AF_INET as u64,
             (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64,
