@@ -137,9 +137,9 @@ pub enum Command {
     Cache(cache::CacheArgs),
 }
 
-pub fn main() -> u8 {
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     crate::exec::sys::start_process();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     let color = cli.color.enabled();
     let out = Output {
         color,
