@@ -16,16 +16,19 @@ if [ "$(id -u)" != 0 ]; then
   echo "bench/hot-symbols.sh: run it as root (the benchmark's manifests need root)" >&2
   exit 1
 fi
-command -v perf >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf
+command -v perf >/dev/null && command -v musl-gcc >/dev/null || {
+  apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf musl-tools
 }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The same build as release-static, without an order: what is hot must not depend on where the
 # last list put it.
-cargo rustc --release --locked --quiet --bin sandbox -- -C target-feature=+crt-static
-cp "${CARGO_TARGET_DIR:-$PWD/target}/release/sandbox" "$work/sandbox"
+target=x86_64-unknown-linux-musl
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+cargo rustc --release --locked --quiet --bin sandbox --target "$target" -- -C linker=rust-lld
+cp "${CARGO_TARGET_DIR:-$PWD/target}/$target/release/sandbox" "$work/sandbox"
 chmod 755 "$work" "$work/sandbox"
 bench/prepare-root.sh "$PWD/bench/results/root"
 mkdir -m 1777 "$work/state"

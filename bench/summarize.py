@@ -21,6 +21,7 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 ROWS = [
     ("floor", "floor program: the syscalls alone (bench/floor.c)"),
     ("floor-nonet", "floor program, host network"),
+    ("floor-musl", "floor program built static against musl: no libc start-up"),
     ("sandbox-a", "(a) sandbox, full isolation"),
     ("sandbox-b-nonet", "(b) sandbox, host network"),
     ("sandbox-c-limits", "(c) sandbox, + memory and pids limits"),
