@@ -267,6 +267,13 @@ hyperfine_named() { # json warmup runs names...
   echo "hyperfine: $(hyperfine --version)"
   echo "latency: $ROUNDS rounds of $((RUNS / ROUNDS)) runs each (warm-up: $WARMUP runs in the first round, 2 in the others); RSS: median of $RSS_RUNS; 50-launch batches: $BATCH_RUNS runs"
   echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  # With no parent group there, each launch of (c) makes and removes it (about 0.35 ms here;
+  # docs/manifest.md, "The end"); a parent left by another run, or made by an admin, stays.
+  present=()
+  for base in $("$SANDBOX" plan "$MANIFESTS/limits.toml" | sed -n 's/.*made by the launcher in //p' | tr ',' ' '); do
+    [ -d "$base/sandbox" ] && present+=("$base/sandbox")
+  done
+  echo "cgroup parents of (c) there at the start: ${present[*]:-none (each launch makes and removes them)}"
 } >"$OUT/machine.txt"
 
 log "launch latency: $ROUNDS rounds of $((RUNS / ROUNDS)) runs"
