@@ -430,6 +430,74 @@ fn a_failure_after_the_veth_removes_it_and_leaves_a_bridge_found_there() {
     assert_clean(&bridge, &[address(net, 2)]);
 }
 
+/// Removes a bridge its test expects kept for a while, and its record, should the test fail
+/// before the run that removes them.
+struct KeptBridge(String);
+
+impl Drop for KeptBridge {
+    fn drop(&mut self) {
+        if link_exists(&self.0) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+        let _ = std::fs::remove_dir_all(Path::new("/run/sandbox/net").join(&self.0));
+    }
+}
+
+#[test]
+fn nfts_refusal_is_in_the_diagnostic_and_the_next_run_cleans_up() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(8);
+    let _guard = KeptBridge(bridge.clone());
+    let p = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    // An nft that refuses everything, first in PATH (the plan records the nft it found).
+    let bin = p.path().join("refusing-nft");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("nft");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncat >/dev/null\necho 'Error: Could not process rule: the test refuses it' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let manifest = p.manifest();
+    let out = p
+        .command(&[
+            "up",
+            "--trust",
+            manifest.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ])
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .output()
+        .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{text}");
+    assert!(
+        text.contains("step `net` failed: installing the bridge's rules: nft refused them: Error: Could not process rule: the test refuses it"),
+        "nft's message belongs in the diagnostic: {text}"
+    );
+    assert!(
+        !text.lines().any(|line| line.starts_with("Error:")),
+        "nft's stderr reached the terminal as it was: {text}"
+    );
+    assert!(
+        text.contains("bridge = "),
+        "the diagnostic points at the key: {text}"
+    );
+    // Removing the bridge's rules was refused too, so the bridge stayed for the next launch
+    // on it, which with the real nft runs and then removes everything.
+    assert!(link_exists(&bridge), "the bridge is kept for the next run");
+    let out = p.up(&["/bin/true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_clean(&bridge, &[address(net, 2)]);
+}
+
 #[test]
 fn a_sigkilled_supervisors_veth_rules_and_lease_go_with_the_next_run() {
     if !root_only() {

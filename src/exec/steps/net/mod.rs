@@ -370,26 +370,48 @@ impl Drop for Bridged<'_> {
     }
 }
 
-/// Apply `document` with `nft -j -f -`.
+/// Apply `document` with `nft -j -f -`. Run here, not through the nftables crate's helper,
+/// which leaves nft's stderr on the caller's terminal: nft's message belongs in the step's
+/// error, next to the manifest key.
 fn nft(
     program: &Path,
     document: &Nftables<'_>,
     action: &str,
     key: &'static str,
 ) -> Result<(), StepFailure> {
-    use nftables::helper::{DEFAULT_ARGS, NftablesError, apply_ruleset_with_args};
-    apply_ruleset_with_args(document, Some(program), DEFAULT_ARGS).map_err(|error| {
-        let (detail, errno) = match &error {
-            NftablesError::NftExecution { inner, .. } => (
-                format!("running {}", program.display()),
-                Errno::from_raw(inner.raw_os_error().unwrap_or(libc::EIO)),
-            ),
-            NftablesError::NftFailed { stderr, .. } => (
-                format!("nft refused them: {}", stderr.trim()),
-                Errno::EINVAL,
-            ),
-            other => (other.to_string(), Errno::EIO),
-        };
-        net_failure(key)(format!("{action}: {detail}"), errno)
-    })
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let fail = net_failure(key);
+    let payload = serde_json::to_vec(document).expect("an nftables document serializes");
+    let output = Command::new(program)
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            // A refusal can come before nft read it all: a broken pipe is then no error of
+            // its own, the exit status and stderr say why.
+            let written = child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(&payload));
+            let output = child.wait_with_output()?;
+            match written {
+                Some(Err(error)) if output.status.success() => Err(error),
+                _ => Ok(output),
+            }
+        })
+        .map_err(|error| {
+            let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
+            fail(format!("{action}: running {}", program.display()), errno)
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&output.stderr);
+    Err(fail(
+        format!("{action}: nft refused them: {}", message.trim()),
+        Errno::EINVAL,
+    ))
 }
