@@ -30,6 +30,8 @@ ROWS = [
     ("bwrap", "bwrap --unshare-all"),
     ("bwrap-nonet", "bwrap --unshare-all --share-net"),
     ("unshare", "unshare: namespaces only, no mounts"),
+    ("sandbox-rootless", "sandbox rootless (nobody, via setpriv): `rootfs.host`, as (a) otherwise"),
+    ("bwrap-rootless", "bwrap rootless (nobody, via setpriv): the same root"),
     ("crun", "crun run"),
     ("crun-limits", "crun run, + memory and pids limits"),
     ("runc", "runc run"),
@@ -94,10 +96,12 @@ def summarize(out):
     ]
     dat = []
     for name, what in ROWS:
-        nonet = name.endswith("-nonet")
-        bwrap_name = "bwrap-nonet" if nonet else "bwrap"
+        # Rows compare with bwrap and the floor run the same way (no rootless floor: its id map
+        # needs root).
+        suffix = next((s for s in ("-nonet", "-rootless") if name.endswith(s)), "")
+        bwrap_name = "bwrap" + suffix
         bwrap = median(bwrap_name)
-        floor = median("floor-nonet" if nonet else "floor")
+        floor = median("floor" + suffix)
         if name in failures:
             error = failures[name].strip().replace("|", "\\|")
             lines.append(f"| {what} | – | failed: {error} | | | | | | |")
@@ -122,7 +126,9 @@ def summarize(out):
     lines += [
         "",
         "× bwrap and × floor compare rows without a network namespace with `bwrap --share-net` "
-        "and `floor --share-net`, the others with the full-isolation runs. p10: the fastest "
+        "and `floor --share-net`, rootless rows with bwrap rootless (both through setpriv, whose "
+        "own start is in both; no rootless floor, and no RSS: time(1) may report setpriv's), "
+        "the others with the full-isolation runs. p10: the fastest "
         "tenth of the runs, the least disturbed by the machine's other load.",
         "",
         "| 50 launches (median of the runs) | back to back, s | × bwrap | 8 at a time, s | × bwrap |",
