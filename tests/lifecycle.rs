@@ -168,4 +168,22 @@ as_root_and_rootless! {
         let followed = n.sandbox(&["logs", "-f", "brief"]);
         assert_eq!(stdout(&followed), "one\ntwo\n", "{}", stderr(&followed));
     }
+
+    fn a_stderr_nobody_reads_any_more_ends_no_run_halfway(who) {
+        // `sandbox up -v ... 2>&1 | grep -m1 ...`: the reader is gone before the launcher's
+        // last words. The run still ends as its command did, and removes its record.
+        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let manifest = n.project.manifest();
+        let status = n
+            .project
+            .command(&["up", "-v", "--trust", "--name", "unread", manifest.to_str().unwrap()])
+            .env("SANDBOX_STATE_DIR", &n.state)
+            .stderr(std::process::Stdio::from(write_end))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+        assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "no record left");
+    }
 }

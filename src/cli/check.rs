@@ -56,7 +56,7 @@ pub fn run(args: CheckArgs, out: &Output) -> u8 {
                 if let Some(plan) = &validated.plan {
                     let asked = super::trust::requests_of(plan, &loaded, &host);
                     if !asked.is_empty() && !out.quiet {
-                        eprintln!(
+                        say!(
                             "note: {} asks for more than the default jail; `sandbox up` runs it once allowed (`sandbox allow`):\n{}",
                             path.display(),
                             super::trust::describe(&asked, &loaded)
@@ -64,14 +64,14 @@ pub fn run(args: CheckArgs, out: &Output) -> u8 {
                     }
                 }
                 if !valid && !out.quiet {
-                    eprintln!(
+                    say!(
                         "{}: {errors} error{}, {warnings} warning{}",
                         path.display(),
                         plural(errors),
                         plural(warnings)
                     );
                 } else if valid && !out.quiet {
-                    eprintln!(
+                    say!(
                         "{}: valid{}",
                         path.display(),
                         if warnings > 0 {

@@ -110,14 +110,14 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
     };
     report(&exported.mappings, out);
     if written.skipped_nodes > 0 {
-        eprintln!(
+        say!(
             "sandbox: not exported: {} device nodes, fifos or sockets of the root (only root \
              creates them)",
             written.skipped_nodes
         );
     }
     if !out.quiet {
-        eprintln!(
+        say!(
             "sandbox: wrote {} (config.json, rootfs/); run it with: crun run --bundle {} NAME",
             bundle.display(),
             bundle.display()
@@ -136,7 +136,7 @@ fn report(mappings: &[Mapping], out: &Output) {
             Fidelity::Approximate => "approximate",
             Fidelity::None => "not exported",
         };
-        eprintln!("sandbox: {word}: {} = {}: {}", m.setting, m.value, m.note);
+        say!("sandbox: {word}: {} = {}: {}", m.setting, m.value, m.note);
     }
 }
 

@@ -51,7 +51,7 @@ pub fn run(args: InitArgs, out: &Output) -> u8 {
         return exit::INVALID;
     }
     if !out.quiet {
-        eprintln!("wrote sandbox.toml; run `sandbox check`, then `sandbox up`");
+        say!("wrote sandbox.toml; run `sandbox check`, then `sandbox up`");
     }
     exit::SUCCESS
 }

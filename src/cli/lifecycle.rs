@@ -281,7 +281,7 @@ pub fn down(args: DownArgs, out: &Output) -> u8 {
         if stop(record, grace, out) {
             stopped += 1;
             if !out.quiet {
-                eprintln!("{}: stopped", record.name);
+                say!("{}: stopped", record.name);
             }
         }
     }

@@ -1,6 +1,17 @@
 //! The command line: `sandbox up | check | plan | export | schema | init | cache` and the
 //! lifecycle commands.
 
+/// `eprintln!` that goes on when nobody reads stderr any more. The launcher ignores SIGPIPE
+/// (its own pipes must answer EPIPE rather than kill it), so with `eprintln!` a reader gone
+/// early (`sandbox up -v ... 2>&1 | grep -m1 clone`) made the next message panic and abort the
+/// launcher before it removed its state record.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cache;
 mod check;
 mod docs;
@@ -178,15 +189,13 @@ impl Output {
             if self.quiet && !problem.is_error() {
                 continue;
             }
-            eprint!(
-                "{}",
-                render(&Report::new(problem.clone(), &loaded.sources), self.color)
-            );
+            let report = render(&Report::new(problem.clone(), &loaded.sources), self.color);
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
         }
     }
 
     pub fn error(&self, message: &str) {
-        eprintln!("error: {message}");
+        say!("error: {message}");
     }
 }
 

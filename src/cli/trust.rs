@@ -74,13 +74,13 @@ pub fn may_run(
         return true;
     }
     let name = loaded.path.display();
-    eprintln!(
+    say!(
         "sandbox: {name} asks for more than the default jail:\n{}",
         describe(&asked, loaded)
     );
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprint!(
-            "Allow this exact content (recorded; any change to a merged file asks again)? [y/N] "
+        let _ = std::io::stderr().write_all(
+            b"Allow this exact content (recorded; any change to a merged file asks again)? [y/N] ",
         );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
@@ -96,7 +96,7 @@ pub fn may_run(
         }
         return false;
     }
-    eprintln!(
+    say!(
         "Allow exactly this content with `sandbox allow {name}` (any change to a merged file asks again),\nor run it once with `sandbox up --trust`."
     );
     false
@@ -123,8 +123,8 @@ pub fn allow(args: TrustArgs, out: &Output) -> u8 {
     if !out.quiet {
         let path = loaded.path.display();
         match requests_of(&plan, &loaded, &host).as_slice() {
-            [] => eprintln!("{path}: allowed (it asks for nothing beyond the default jail)"),
-            asked => eprintln!("{path}: allowed, with:\n{}", describe(asked, &loaded)),
+            [] => say!("{path}: allowed (it asks for nothing beyond the default jail)"),
+            asked => say!("{path}: allowed, with:\n{}", describe(asked, &loaded)),
         }
     }
     exit::SUCCESS
@@ -148,7 +148,7 @@ pub fn deny(args: TrustArgs, out: &Output) -> u8 {
                 } else {
                     "was not allowed"
                 };
-                eprintln!("{}: {what}", path.display());
+                say!("{}: {what}", path.display());
             }
             exit::SUCCESS
         }

@@ -76,7 +76,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     }
     if args.verbose {
         for warning in &plan.warnings {
-            eprintln!("warning: {warning}");
+            say!("warning: {warning}");
         }
     }
     let root = match prepare_root(&plan, &host, out, &loaded) {
@@ -90,12 +90,12 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         && let Some(root) = &root
     {
         match root.unpacked {
-            Some(took) => eprintln!(
+            Some(took) => say!(
                 "sandbox: rootfs         unpacked {} in {:.3} ms",
                 root.digest,
                 took.as_secs_f64() * 1e3
             ),
-            None => eprintln!("sandbox: rootfs         cached {}", root.digest),
+            None => say!("sandbox: rootfs         cached {}", root.digest),
         }
     }
     let store = super::lifecycle::store_of(&host.caller);
@@ -144,7 +144,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             plan: plan.clone(),
         };
         if let Err(error) = claim.write(&record) {
-            eprintln!("sandbox: warning: {error}; `sandbox ps` will not list it");
+            say!("sandbox: warning: {error}; `sandbox ps` will not list it");
         }
     };
     let hooks = exec::Hooks {
@@ -156,7 +156,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         Ok((outcome, timings)) => {
             if args.verbose {
                 for (step, duration) in &timings {
-                    eprintln!(
+                    say!(
                         "sandbox: {step:<15} {:>8.3} ms",
                         duration.as_secs_f64() * 1e3
                     );
@@ -169,7 +169,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
                 report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
             }
             if let Some(error) = &outcome.cleanup {
-                eprintln!(
+                say!(
                     "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it"
                 );
             }
@@ -278,11 +278,11 @@ fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<boo
     {
         let limit = Size(limit);
         if outcome.status == 128 + libc::SIGKILL as u8 {
-            eprintln!("sandbox: killed: out of memory (limit {limit})");
+            say!("sandbox: killed: out of memory (limit {limit})");
         } else {
             let n = usage.oom_kills;
             let processes = if n == 1 { "process" } else { "processes" };
-            eprintln!("sandbox: {n} {processes} killed: out of memory (limit {limit})");
+            say!("sandbox: {n} {processes} killed: out of memory (limit {limit})");
         }
     }
     let Some(json) = stats else {
@@ -296,11 +296,11 @@ fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<boo
             "cpu_usec": usage.cpu_usec,
             "task_peak": usage.task_peak,
         });
-        eprintln!("{json}");
+        say!("{json}");
         return;
     }
     let unknown = || "unknown".to_string();
-    eprintln!(
+    say!(
         "sandbox: peak memory {}, cpu time {}, task peak {}",
         usage.peak_memory.map_or_else(unknown, mebibytes),
         usage
@@ -356,7 +356,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
             }
             // The supervisor wrote why into the log.
             if let Ok(text) = std::fs::read_to_string(claim.log_path()) {
-                eprint!("{text}");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             }
             Detached::Caller(exit::LAUNCHER_FAILED)
         }
