@@ -143,8 +143,9 @@ def summarize(out):
         serial, parallel = batch_median(name, 1), batch_median(name, 8)
         if serial is None and parallel is None:
             continue
+        failed = f" ({failures[name + '-x50'].strip()})" if name + "-x50" in failures else ""
         lines.append(
-            f"| {name} | {seconds(serial)} | {ratio(serial, batch_median('bwrap', 1))} "
+            f"| {name}{failed} | {seconds(serial)} | {ratio(serial, batch_median('bwrap', 1))} "
             f"| {seconds(parallel)} | {ratio(parallel, batch_median('bwrap', 8))} |"
         )
 
