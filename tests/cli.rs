@@ -102,3 +102,34 @@ fn colours_follow_color_and_no_color() {
         "quiet drops the summary line"
     );
 }
+
+/// A stdout whose reader has gone (`sandbox ps | head -1` once head has exited): the commands
+/// that only print end by SIGPIPE, as cat does; the others ignore it and finish their work.
+/// Neither panics.
+#[test]
+fn a_reader_gone_ends_a_listing_quietly_and_nothing_panics() {
+    use std::os::unix::process::ExitStatusExt;
+    let closed = || {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        std::process::Stdio::from(write_end)
+    };
+    let schema = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .arg("schema")
+        .stdout(closed())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&schema.stderr);
+    assert_eq!(schema.status.signal(), Some(libc::SIGPIPE), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+
+    let minimal = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/minimal.toml");
+    let dry_run = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["up", "--dry-run", minimal])
+        .stdout(closed())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dry_run.stderr);
+    assert_eq!(dry_run.status.code(), Some(0), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}

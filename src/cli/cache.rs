@@ -45,15 +45,18 @@ fn open() -> Result<Cache, CacheError> {
 fn ls(cache: &Cache, json: bool) -> Result<(), CacheError> {
     let entries = cache.entries()?;
     if json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&entries).expect("entries serialize")
         );
         return Ok(());
     }
-    println!(
+    show!(
         "{:<19}  {:<4}  {:>10}  {:<6}  SOURCE",
-        "DIGEST", "KIND", "ARCHIVE", "IN USE"
+        "DIGEST",
+        "KIND",
+        "ARCHIVE",
+        "IN USE"
     );
     for entry in entries {
         let (kind, size, source) = match &entry.meta {
@@ -64,7 +67,7 @@ fn ls(cache: &Cache, json: bool) -> Result<(), CacheError> {
             ),
             None => ("?", "?".into(), "?".into()),
         };
-        println!(
+        show!(
             "{:<19}  {kind:<4}  {size:>10}  {:<6}  {source}",
             &entry.digest[..entry.digest.len().min(19)],
             if entry.in_use { "yes" } else { "no" },
@@ -77,13 +80,13 @@ fn prune(cache: &Cache, out: &Output) -> Result<(), CacheError> {
     let pruned = cache.prune()?;
     if !out.quiet {
         for digest in &pruned.roots {
-            println!("removed {digest}");
+            show!("removed {digest}");
         }
         for digest in &pruned.kept_in_use {
-            println!("kept {digest} (in use)");
+            show!("kept {digest} (in use)");
         }
         if pruned.partial > 0 {
-            println!("removed {} unfinished unpack(s)", pruned.partial);
+            show!("removed {} unfinished unpack(s)", pruned.partial);
         }
     }
     Ok(())

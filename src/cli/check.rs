@@ -94,7 +94,7 @@ pub fn run(args: CheckArgs, out: &Output) -> u8 {
         }
     }
     if args.format == Format::Json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&json!({ "valid": all_valid, "manifests": results }))
                 .expect("JSON")

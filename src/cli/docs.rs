@@ -15,7 +15,10 @@ pub struct CompletionsArgs {
 }
 
 pub fn completions(args: CompletionsArgs) -> u8 {
-    print!("{}", completion_script(args.shell));
+    let _ = std::io::Write::write_all(
+        &mut std::io::stdout(),
+        completion_script(args.shell).as_bytes(),
+    );
     exit::SUCCESS
 }
 

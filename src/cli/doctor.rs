@@ -83,7 +83,7 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
     let can_run = manifest_ok && !checks.iter().any(blocking);
     if args.json {
         let report = json!({ "can_run": can_run, "checks": checks, "manifest_problems": problems });
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        show!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
         for check in &checks {
             let status = match (check.status, blocking(check)) {
@@ -91,9 +91,9 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
                 (_, true) | (Status::Fail, _) => "FAIL",
                 (Status::Warn, false) => "warn",
             };
-            println!("{status}  {:<16} {}", check.name, check.detail);
+            show!("{status}  {:<16} {}", check.name, check.detail);
             if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
-                println!("      {:<16} fix: {fix}", "");
+                show!("      {:<16} fix: {fix}", "");
             }
         }
         let verdict = match (&args.manifest, can_run) {
@@ -102,7 +102,7 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
             (None, true) => "this host can run sandboxes".into(),
             (None, false) => "this host cannot run sandboxes".into(),
         };
-        println!("{verdict}");
+        show!("{verdict}");
     }
     if can_run {
         exit::SUCCESS

@@ -83,12 +83,15 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
     };
     let Some(bundle) = bundle else {
         if args.json {
-            println!(
+            show!(
                 "{}",
                 serde_json::to_string_pretty(&exported.mappings).expect("JSON")
             );
         } else {
-            print!("{}", table(&exported.mappings));
+            let _ = std::io::Write::write_all(
+                &mut std::io::stdout(),
+                table(&exported.mappings).as_bytes(),
+            );
         }
         return exit::SUCCESS;
     };

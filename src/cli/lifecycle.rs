@@ -113,15 +113,20 @@ fn human_duration(seconds: u64) -> String {
 pub fn ps(args: PsArgs) -> u8 {
     let rows: Vec<Row> = running(&store()).iter().map(row).collect();
     if args.json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialize")
         );
         return exit::SUCCESS;
     }
-    println!(
+    show!(
         "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} MANIFEST",
-        "NAME", "STATUS", "PID", "UPTIME", "MEMORY", "ADDRESS"
+        "NAME",
+        "STATUS",
+        "PID",
+        "UPTIME",
+        "MEMORY",
+        "ADDRESS"
     );
     for row in rows {
         let memory = row.memory_bytes.map_or_else(
@@ -129,7 +134,7 @@ pub fn ps(args: PsArgs) -> u8 {
             |m| crate::manifest::values::Size(m).to_string(),
         );
         let address = row.addresses.first().cloned().unwrap_or_else(|| "-".into());
-        println!(
+        show!(
             "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} {}",
             row.name,
             row.status,

@@ -12,6 +12,15 @@ macro_rules! say {
     }};
 }
 
+/// `println!` on the same terms. The commands that only print let SIGPIPE end them instead
+/// (see [`Command::only_prints`]), so a long listing stops when its reader has gone.
+macro_rules! show {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cache;
 mod check;
 mod docs;
@@ -148,9 +157,27 @@ pub enum Command {
     Cache(cache::CacheArgs),
 }
 
+impl Command {
+    /// Whether the command only reads and prints, and so may end by SIGPIPE at any point.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Check(_)
+                | Command::Plan(_)
+                | Command::Schema
+                | Command::Ps(_)
+                | Command::Logs(_)
+                | Command::Doctor(_)
+                | Command::Completions(_)
+                | Command::Manpage
+        )
+    }
+}
+
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     crate::exec::sys::start_process();
     let cli = Cli::parse_from(args);
+    crate::exec::sys::set_sigpipe(!cli.command.only_prints());
     let color = cli.color.enabled();
     let out = Output {
         color,

@@ -35,12 +35,15 @@ pub fn run(args: PlanArgs, out: &Output) -> u8 {
         Err(code) => return code,
     };
     if args.json {
-        println!(
+        show!(
             "{}",
             serde_json::to_string_pretty(&render_json(&plan, args.explain)).expect("JSON")
         );
     } else {
-        print!("{}", render_text(&plan, args.explain));
+        let _ = std::io::Write::write_all(
+            &mut std::io::stdout(),
+            render_text(&plan, args.explain).as_bytes(),
+        );
     }
     exit::SUCCESS
 }

@@ -1,7 +1,7 @@
 use super::exit;
 
 pub fn run() -> u8 {
-    println!("{}", schema_text());
+    show!("{}", schema_text());
     exit::SUCCESS
 }
 

@@ -68,7 +68,10 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     };
     let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
-        print!("{}", render_text(&plan, args.verbose));
+        let _ = std::io::Write::write_all(
+            &mut std::io::stdout(),
+            render_text(&plan, args.verbose).as_bytes(),
+        );
         return exit::SUCCESS;
     }
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
@@ -351,7 +354,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
             drop(word_write);
             let mut word = [0u8; 1];
             if matches!(nix::unistd::read(&word_read, &mut word), Ok(1)) {
-                println!("{}", claim.name());
+                show!("{}", claim.name());
                 return Detached::Caller(exit::SUCCESS);
             }
             // The supervisor wrote why into the log.

@@ -569,8 +569,7 @@ pub fn install_noop_handler(signal: i32) -> Result<()> {
 /// What Rust's runtime set-up does before `fn main` and the launcher relies on (the binary
 /// enters at the C `main`, see src/main.rs): descriptors 0, 1 and 2 open, on /dev/null when
 /// the caller closed one (else the first file opened would take its place, and the command's
-/// output would land in it), and SIGPIPE ignored, so a closed pipe is an error to handle rather
-/// than the end of a supervisor that has a sandbox to clean up.
+/// output would land in it). SIGPIPE is each command's choice: see [`set_sigpipe`].
 pub fn start_process() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
@@ -589,17 +588,28 @@ pub fn start_process() {
             }
         }
     }
-    // SAFETY: setting SIG_IGN is always valid.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// SIGPIPE ignored, where a closed pipe is an error to handle rather than the end of a
+/// supervisor with a sandbox to clean up or of a command writing state; or the default, for
+/// the commands that only read and print, which then end quietly when their reader has gone
+/// (`sandbox ps | head -1`), as cat does, instead of failing on every write.
+pub fn set_sigpipe(ignored: bool) {
+    let disposition = if ignored {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    // SAFETY: SIG_IGN and SIG_DFL are always valid dispositions.
+    unsafe { libc::signal(libc::SIGPIPE, disposition) };
 }
 
 /// Give the command the launcher's caller's signal setup back: execve resets every caught
-/// signal by itself, so what is left is SIGPIPE, which [`start_process`] ignores, and
+/// signal by itself, so what is left is SIGPIPE, which `up` ignores ([`set_sigpipe`]), and
 /// the mask the supervisor set before the clone. Other ignored signals (nohup's SIGHUP) are the
 /// caller's and pass through, as through any exec.
 pub fn reset_signals() {
-    // SAFETY: setting SIG_DFL is always valid.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    set_sigpipe(false);
     // SAFETY: an empty set and a null old set.
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
