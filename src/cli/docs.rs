@@ -15,10 +15,7 @@ pub struct CompletionsArgs {
 }
 
 pub fn completions(args: CompletionsArgs) -> u8 {
-    let _ = std::io::Write::write_all(
-        &mut std::io::stdout(),
-        completion_script(args.shell).as_bytes(),
-    );
+    show!(text completion_script(args.shell));
     exit::SUCCESS
 }
 
@@ -29,7 +26,7 @@ pub fn completion_script(shell: Shell) -> String {
 }
 
 pub fn manpage() -> u8 {
-    let _ = std::io::stdout().write_all(manpage_text().as_bytes());
+    show!(text manpage_text());
     exit::SUCCESS
 }
 

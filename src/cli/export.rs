@@ -88,10 +88,7 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
                 serde_json::to_string_pretty(&exported.mappings).expect("JSON")
             );
         } else {
-            let _ = std::io::Write::write_all(
-                &mut std::io::stdout(),
-                table(&exported.mappings).as_bytes(),
-            );
+            show!(text table(&exported.mappings));
         }
         return exit::SUCCESS;
     };

@@ -4,17 +4,24 @@
 /// `eprintln!` that goes on when nobody reads stderr any more. The launcher ignores SIGPIPE
 /// (its own pipes must answer EPIPE rather than kill it), so with `eprintln!` a reader gone
 /// early (`sandbox up -v ... 2>&1 | grep -m1 clone`) made the next message panic and abort the
-/// launcher before it removed its state record.
+/// launcher before it removed its state record. `say!(text t)` writes `t` as it is.
 macro_rules! say {
+    (text $text:expr) => {{
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), $text.as_bytes());
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
 
-/// `println!` on the same terms. The commands that only print let SIGPIPE end them instead
-/// (see [`Command::only_prints`]), so a long listing stops when its reader has gone.
+/// `println!` on the same terms, `show!(text t)` likewise. The commands that only print let
+/// SIGPIPE end them instead (see [`Command::only_prints`]), so a long listing stops when its
+/// reader has gone.
 macro_rules! show {
+    (text $text:expr) => {{
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), $text.as_bytes());
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), $($arg)*);
@@ -216,8 +223,7 @@ impl Output {
             if self.quiet && !problem.is_error() {
                 continue;
             }
-            let report = render(&Report::new(problem.clone(), &loaded.sources), self.color);
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
+            say!(text render(&Report::new(problem.clone(), &loaded.sources), self.color));
         }
     }
 

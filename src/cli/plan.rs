@@ -40,10 +40,7 @@ pub fn run(args: PlanArgs, out: &Output) -> u8 {
             serde_json::to_string_pretty(&render_json(&plan, args.explain)).expect("JSON")
         );
     } else {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stdout(),
-            render_text(&plan, args.explain).as_bytes(),
-        );
+        show!(text render_text(&plan, args.explain));
     }
     exit::SUCCESS
 }

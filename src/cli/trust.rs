@@ -79,9 +79,7 @@ pub fn may_run(
         describe(&asked, loaded)
     );
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        let _ = std::io::stderr().write_all(
-            b"Allow this exact content (recorded; any change to a merged file asks again)? [y/N] ",
-        );
+        say!(text "Allow this exact content (recorded; any change to a merged file asks again)? [y/N] ");
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -68,10 +68,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     };
     let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stdout(),
-            render_text(&plan, args.verbose).as_bytes(),
-        );
+        show!(text render_text(&plan, args.verbose));
         return exit::SUCCESS;
     }
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
@@ -359,7 +356,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
             }
             // The supervisor wrote why into the log.
             if let Ok(text) = std::fs::read_to_string(claim.log_path()) {
-                let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+                say!(text text);
             }
             Detached::Caller(exit::LAUNCHER_FAILED)
         }
