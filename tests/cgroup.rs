@@ -243,7 +243,7 @@ fn inside_the_group_is_the_root_and_the_limits_are_readable() {
     if !root_only() {
         return;
     }
-    let limits = "memory = \"64M\"\nmemory_swap = \"16M\"\ncpus = 0.5\ncpu_weight = 100\npids = 40\nio_weight = 7475";
+    let limits = "memory = \"64M\"\nmemory_swap = \"16M\"\ncpus = 0.5\ncpu_weight = 100\npids = 40";
     let view = Limited::new(limits, "[[mount]]\ntype = \"sysfs\"\ntarget = \"/sys\"\n");
     let expected: &[(&str, &str)] = match host_version() {
         CgroupVersion::V1 => &[
@@ -253,7 +253,6 @@ fn inside_the_group_is_the_root_and_the_limits_are_readable() {
             ("cpu/cpu.cfs_period_us", "100000"),
             ("cpu/cpu.shares", "1024"),
             ("pids/pids.max", "40"),
-            ("blkio/blkio.bfq.weight", "750"),
         ],
         CgroupVersion::V2 => &[
             ("memory.max", "67108864"),
@@ -286,6 +285,62 @@ fn inside_the_group_is_the_root_and_the_limits_are_readable() {
         .project
         .up(&["/bin/sh", "-c", &format!("echo max > {}", files[0])]);
     assert_ne!(status(&raise), Some(0), "{}", explain(&raise));
+    view.assert_clean();
+}
+
+/// Whether this kernel weighs the I/O of groups: BFQ (built in or loaded, it is listed among
+/// every block device's schedulers), or on v2 also io.cost (its root-only io.cost.model).
+fn kernel_weighs_io() -> bool {
+    let bfq = std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|device| {
+            std::fs::read_to_string(device.path().join("queue/scheduler")).is_ok_and(|schedulers| {
+                schedulers
+                    .split_whitespace()
+                    .any(|s| s.trim_matches(['[', ']']) == "bfq")
+            })
+        });
+    bfq || (host_version() == CgroupVersion::V2
+        && std::path::Path::new("/sys/fs/cgroup/io.cost.model").exists())
+}
+
+#[test]
+fn io_weight_is_set_where_the_kernel_weighs_io_and_refused_with_the_fix_where_not() {
+    if !root_only() {
+        return;
+    }
+    let view = Limited::new(
+        "io_weight = 7475",
+        "[[mount]]\ntype = \"sysfs\"\ntarget = \"/sys\"\n",
+    );
+    let file = match host_version() {
+        CgroupVersion::V1 => "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+        CgroupVersion::V2 => "/sys/fs/cgroup/io.weight /sys/fs/cgroup/io.bfq.weight",
+    };
+    let output = view.up(&[], &["/bin/sh", "-c", &format!("cat {file} 2>/dev/null")]);
+    if kernel_weighs_io() {
+        assert_eq!(status(&output), Some(0), "{}", explain(&output));
+        // v1's blkio.bfq.weight and v2's io.bfq.weight have BFQ's scale (1..1000), v2's
+        // io.weight (io.cost) the manifest's.
+        let wanted: &[&str] = match host_version() {
+            CgroupVersion::V1 => &["750"],
+            CgroupVersion::V2 => &["default 7475", "default 750"],
+        };
+        let shown = stdout(&output);
+        assert!(
+            shown.lines().any(|line| wanted.contains(&line)),
+            "{}",
+            explain(&output)
+        );
+    } else {
+        assert_eq!(status(&output), Some(125), "{}", explain(&output));
+        let err = stderr(&output);
+        assert!(err.contains("step `cgroup` failed"), "{err}");
+        assert!(err.contains("remove io_weight"), "{err}");
+        assert!(err.contains("io_weight = 7475"), "not pointed at: {err}");
+    }
     view.assert_clean();
 }
 

@@ -420,9 +420,6 @@ fn documented(
         //    where `up` keeps them in a tmpfs.
         "mount /" => flag(ours) == flag(theirs),
         _ if files.iter().any(|f| key == format!("mount {f}")) => flag(ours) == flag(theirs),
-        // 5. crun 1.8 writes blkio.weight, which a kernel whose only weight is BFQ's lacks, so
-        //    its config has no blockIO (see `for_runtime`) and the group keeps the default.
-        _ if runtime == Runtime::Crun && key.starts_with("cgroup blkio/") => true,
         // 3. Runtimes mount every cgroup v1 hierarchy in a writable tmpfs; `up` the ones its
         //    limits use, in a read-only one; so the files of the others are there too.
         "mount /sys/fs/cgroup" => fstype(ours) == fstype(theirs),
@@ -438,19 +435,6 @@ fn documented(
         }
         _ => false,
     }
-}
-
-/// What `runtime` is known not to take from a config: crun 1.8's blkio weight (5 above).
-fn for_runtime(bundle: &Path, runtime: Runtime) {
-    if runtime != Runtime::Crun {
-        return;
-    }
-    let path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    if let Some(resources) = config["linux"]["resources"].as_object_mut() {
-        resources.remove("blockIO");
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
 /// Where `adapted` expects the copy of the reference manifest it extends.
@@ -525,7 +509,6 @@ fn compare(name: &str, who: Who, runtime: Runtime) {
         })
         .map(|m| m["destination"].as_str().unwrap().to_string())
         .collect();
-    for_runtime(&bundle, runtime);
     let ran = run_bundle(who, runtime, &bundle, &outside.path().join("state"));
     assert!(
         ran.status.success(),
