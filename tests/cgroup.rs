@@ -420,13 +420,56 @@ fn a_group_left_by_a_killed_launcher_is_removed_by_the_next_run() {
     let next = victim.up(&[], &["true"]);
     assert_eq!(status(&next), Some(0), "{}", explain(&next));
     assert!(stale.iter().all(|g| !g.exists()), "still there: {stale:?}");
-    assert!(victim.running_groups().is_empty());
-    // The killed run made the parent; the next run found it there and leaves it, as it would
-    // leave any parent it did not make. The test made it up, so the test removes it.
-    for parent in groups_named(&victim.parent) {
-        std::fs::remove_dir(&parent).unwrap();
-    }
+    // The killed run made the parent, so the next run, which emptied it, removed it too.
     victim.assert_clean();
+}
+
+/// Two runs share a parent: the first makes it and ends while the second's group is in it.
+#[test]
+fn the_last_of_overlapping_runs_removes_the_parent_the_first_made() {
+    if !root_only() {
+        return;
+    }
+    let shared = Limited::new("pids = 16", "");
+    let manifest = shared.project.manifest();
+    let start = |name: &str| {
+        let mut run = shared
+            .project
+            .command(&[
+                "up",
+                "--trust",
+                "--name",
+                name,
+                manifest.to_str().unwrap(),
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo ready; cat > /dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sandbox");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(run.stdout.as_mut().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n");
+        run
+    };
+    let end = |mut run: std::process::Child| {
+        drop(run.stdin.take());
+        assert!(run.wait().unwrap().success());
+    };
+    let first = start(&format!("{}-first", shared.parent));
+    let second = start(&format!("{}-second", shared.parent));
+    end(first);
+    assert_eq!(shared.running_groups().len(), 1, "the second run's group");
+    end(second);
+    shared.assert_clean();
 }
 
 #[test]

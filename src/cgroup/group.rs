@@ -16,6 +16,12 @@ use crate::plan::{CgroupLimits, CgroupPlan, CgroupVersion};
 /// stuck in the kernel can outlast SIGKILL; its group is then left for the next run's sweep.
 pub(super) const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Set on each level of `parent` a `sandbox` run makes, so that whichever run leaves the level
+/// empty removes it, also when the run that made it ended first (its rmdir found another run's
+/// group inside). A level without it was made by someone else, an admin saving each launch
+/// the making, and stays.
+const MADE_BY_SANDBOX: &str = "user.sandbox.made";
+
 /// The supervisor that made a group: its pid and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
@@ -79,6 +85,9 @@ pub trait Cgroupfs {
     fn children(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Whether the supervisor that made a group still runs.
     fn alive(&self, owner: Owner) -> bool;
+    /// Mark a level of `parent` as made by a `sandbox` run ([`MADE_BY_SANDBOX`]).
+    fn mark_made(&self, dir: &Path) -> io::Result<()>;
+    fn made_by_sandbox(&self, dir: &Path) -> bool;
     /// Wait until `done` holds for the content of `file`, woken by the kernel's change
     /// notification (poll(2) POLLPRI on cgroup.events); `false` on timeout.
     fn wait_for(
@@ -133,6 +142,15 @@ impl Cgroupfs for Kernel {
             .ok()
             .and_then(|stat| start_time(&stat))
             == Some(owner.start)
+    }
+
+    fn mark_made(&self, dir: &Path) -> io::Result<()> {
+        // Not empty: setxattr(2) with no value removes the attribute on kernfs.
+        xattr::set(dir, MADE_BY_SANDBOX, b"1")
+    }
+
+    fn made_by_sandbox(&self, dir: &Path) -> bool {
+        xattr::get(dir, MADE_BY_SANDBOX).is_ok_and(|value| value.is_some())
     }
 
     fn wait_for(
@@ -267,8 +285,9 @@ pub struct Group<'fs> {
     fs: &'fs dyn Cgroupfs,
     backend: &'static dyn Backend,
     joined: Vec<Joined>,
-    /// Levels of `parent` this run made, deepest first: removed at the end when empty.
-    made_parents: Vec<PathBuf>,
+    /// The levels of `parent`, deepest first: removed at the end when empty and made by a
+    /// `sandbox` run.
+    parents: Vec<ParentLevel>,
     limits: CgroupLimits,
     stats: bool,
     /// The group's directory, for clone3's CLONE_INTO_CGROUP.
@@ -291,7 +310,7 @@ impl<'fs> Group<'fs> {
             fs,
             backend: backend(plan.version),
             joined: Vec::with_capacity(plan.hierarchies.len()),
-            made_parents: Vec::new(),
+            parents: Vec::new(),
             limits: plan.limits,
             stats: plan.stats,
             clone_into: None,
@@ -302,16 +321,7 @@ impl<'fs> Group<'fs> {
             let parent = hierarchy.base.join(&plan.parent);
             sweep(fs, group.backend, &parent);
             let dir = parent.join(&group_name);
-            group.make_parents(&hierarchy.base, &plan.parent, &hierarchy.controllers)?;
-            let made = match fs.mkdir(&dir) {
-                // A concurrent run removed a parent it had made, between our two mkdirs.
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                    group.make_parents(&hierarchy.base, &plan.parent, &hierarchy.controllers)?;
-                    fs.mkdir(&dir)
-                }
-                other => other,
-            };
-            made.map_err(failed("creating the group", &dir, "cgroup"))?;
+            group.make_group(&hierarchy.base, &plan.parent, &hierarchy.controllers, &dir)?;
             group.joined.push(Joined {
                 dir,
                 controllers: hierarchy.controllers.clone(),
@@ -350,6 +360,30 @@ impl<'fs> Group<'fs> {
         self.clone_into.as_ref().map(AsFd::as_fd)
     }
 
+    /// Make the levels of `parent` that are missing, then the group `dir`. A concurrent run
+    /// removes a level it leaves empty at any moment, also between our mkdirs: then the
+    /// levels are made again.
+    fn make_group(
+        &mut self,
+        base: &Path,
+        parent: &str,
+        controllers: &[String],
+        dir: &Path,
+    ) -> Result<(), CgroupError> {
+        let mut attempts = 3;
+        loop {
+            let made = self.make_parents(base, parent, controllers).and_then(|()| {
+                self.fs
+                    .mkdir(dir)
+                    .map_err(failed("creating the group", dir, "cgroup"))
+            });
+            match made {
+                Err(error) if error.errno == Errno::ENOENT && attempts > 1 => attempts -= 1,
+                made => return made,
+            }
+        }
+    }
+
     /// Make each missing level of `parent` below `base`, each handing the controllers down.
     fn make_parents(
         &mut self,
@@ -370,15 +404,27 @@ impl<'fs> Group<'fs> {
         pass_down(&dir, "cgroup")?;
         for level in parent.split('/') {
             dir.push(level);
-            match self.fs.mkdir(&dir) {
-                Ok(()) => self.made_parents.insert(0, dir.clone()),
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            let made_here = match self.fs.mkdir(&dir) {
+                // Unmarked (a kernel without user xattrs on cgroupfs, before 5.7), the level
+                // is still removed by this run when empty.
+                Ok(()) => {
+                    let _ = self.fs.mark_made(&dir);
+                    true
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(error) => {
                     return Err(failed("creating the parent group", &dir, "cgroup.parent")(
                         error,
                     ));
                 }
-            }
+            };
+            self.parents.insert(
+                0,
+                ParentLevel {
+                    dir: dir.clone(),
+                    made_here,
+                },
+            );
             pass_down(&dir, "cgroup.parent")?;
         }
         Ok(())
@@ -451,9 +497,12 @@ impl<'fs> Group<'fs> {
     fn destroy(&mut self) -> Result<(), CgroupError> {
         let joined = std::mem::take(&mut self.joined);
         let removed = remove(self.fs, self.backend, &joined);
-        // Only empty parents go; another sandbox's group keeps its parent in place.
-        for dir in std::mem::take(&mut self.made_parents) {
-            let _ = self.fs.rmdir(&dir);
+        // Only empty levels go; another sandbox's group keeps its parent in place, and that
+        // sandbox's run removes the level later.
+        for level in std::mem::take(&mut self.parents) {
+            if level.made_here || self.fs.made_by_sandbox(&level.dir) {
+                let _ = self.fs.rmdir(&level.dir);
+            }
         }
         removed
     }
@@ -463,6 +512,11 @@ impl Drop for Group<'_> {
     fn drop(&mut self) {
         let _ = self.destroy();
     }
+}
+
+struct ParentLevel {
+    dir: PathBuf,
+    made_here: bool,
 }
 
 /// Remove the groups of supervisors that are gone (SIGKILLed, or a crashed host process).

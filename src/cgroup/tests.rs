@@ -167,6 +167,14 @@ impl Cgroupfs for FakeV2 {
         self.alive.contains(&owner)
     }
 
+    fn mark_made(&self, dir: &Path) -> io::Result<()> {
+        Kernel.mark_made(dir)
+    }
+
+    fn made_by_sandbox(&self, dir: &Path) -> bool {
+        Kernel.made_by_sandbox(dir)
+    }
+
     fn wait_for(&self, file: &Path, done: &dyn Fn(&str) -> bool, _: Duration) -> io::Result<bool> {
         Ok(done(&self.read(file)?))
     }
@@ -257,6 +265,32 @@ fn v2_group_every_write_in_order_then_gone() {
 }
 
 #[test]
+fn the_run_that_empties_a_parent_another_run_made_removes_it() {
+    let fake = FakeV2::new("pids\n");
+    let limits = CgroupLimits {
+        pids: Some(8),
+        ..CgroupLimits::default()
+    };
+    let plan = plan(&fake, "ci/jobs", limits, &["pids"]);
+    let first = Group::create(&fake, &plan, "a", OWNER).unwrap();
+    let second = Group::create(&fake, &plan, "b", Owner { pid: 9, start: 1 }).unwrap();
+    // The first run made both levels; the second found them.
+    drop(first);
+    assert_eq!(fake.dirs(), ["ci", "ci/jobs", "ci/jobs/b-9-1"]);
+    fake.take_log();
+    drop(second);
+    assert_eq!(
+        fake.take_log(),
+        log(&[
+            ("rmdir", "ci/jobs/b-9-1"),
+            ("rmdir", "ci/jobs"),
+            ("rmdir", "ci")
+        ])
+    );
+    assert!(fake.dirs().is_empty());
+}
+
+#[test]
 fn stale_groups_are_swept_and_others_kept() {
     let mut fake = FakeV2::new("memory pids\n");
     let live = Owner { pid: 5, start: 6 };
@@ -291,7 +325,7 @@ fn stale_groups_are_swept_and_others_kept() {
         ]
     );
     drop(group);
-    // The parent was there before this run: it stays.
+    // The parent was there before this run, not made by one: it stays.
     assert_eq!(
         fake.dirs(),
         ["sandbox", "sandbox/live-5-6", "sandbox/not-ours"]
