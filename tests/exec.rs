@@ -17,6 +17,24 @@ fn project(who: Who, extra: &str) -> Project {
 }
 
 /// Wait (bounded) for `done`; the bound only keeps a broken test from hanging.
+/// A writable root of the project's, `root/`, with the host's /usr bound in by the manifest's
+/// first mount and the usual links to it.
+fn usr_root(p: &Project) -> std::path::PathBuf {
+    let root = p.mkdir("root");
+    for dir in ["usr", "proc", "dev", "tmp"] {
+        p.mkdir(&format!("root/{dir}"));
+    }
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        p.give(&root.join(link));
+    }
+    root
+}
+
 fn eventually(mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -273,16 +291,10 @@ as_root_and_rootless! {
         let canary = tempfile::Builder::new().prefix("sandbox-canary-").tempdir_in("/var/tmp").unwrap();
         let mounts = "[[mount]]\ntype = \"bind\"\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\ntype = \"dir\"\ntarget = \"/evil/made-by-sandbox\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/evil2/tmpfs-by-sandbox\"\n[[mount]]\ntype = \"file\"\ntarget = \"/evil/file-by-sandbox\"\ncontent = \"x\"\n";
         let p = Project::new(who, &format!("[rootfs]\npath = \"root\"\nreadonly = false\n{mounts}"));
-        let root = p.mkdir("root");
-        for dir in ["usr", "proc", "dev", "tmp"] {
-            p.mkdir(&format!("root/{dir}"));
-        }
-        for (link, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
-            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
-        }
+        let root = usr_root(&p);
         std::os::unix::fs::symlink(canary.path(), root.join("evil")).unwrap();
         std::os::unix::fs::symlink(format!("../../../../../../..{}", canary.path().display()), root.join("evil2")).unwrap();
-        for entry in ["bin", "lib", "lib64", "evil", "evil2"] {
+        for entry in ["evil", "evil2"] {
             p.give(&root.join(entry));
         }
 
@@ -297,6 +309,33 @@ as_root_and_rootless! {
         assert!(root.join(canary.path().strip_prefix("/").unwrap()).join("made-by-sandbox").is_dir());
         let leaked: Vec<_> = std::fs::read_dir(canary.path()).unwrap().collect();
         assert!(leaked.is_empty(), "the sandbox wrote into the host folder: {leaked:?}");
+    }
+
+    fn a_lookup_through_dotdot_holds_while_the_machine_renames(who) {
+        // openat2 fails a lookup that went through `..` with EAGAIN when anything was renamed
+        // or mounted anywhere meanwhile; a busy machine must not fail the mount step.
+        let p = Project::new(who, "[rootfs]\npath = \"root\"\nreadonly = false\n[[mount]]\ntype = \"bind\"\nsource = \"/usr\"\ntarget = \"/usr\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/far/tmpfs\"\n");
+        let root = usr_root(&p);
+        p.mkdir("root/a/b/c/d/e/f/g");
+        std::os::unix::fs::symlink("a/b/c/d/e/f/g/../../../../../../../tmp", root.join("far")).unwrap();
+        p.give(&root.join("far"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let stop = stop.clone();
+            let dir = tempfile::tempdir().unwrap();
+            std::thread::spawn(move || {
+                let (one, other) = (dir.path().join("one"), dir.path().join("other"));
+                std::fs::write(&one, "").unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&one, &other).unwrap();
+                    std::fs::rename(&other, &one).unwrap();
+                }
+            })
+        };
+        let failed: Vec<String> = (0..40).map(|_| p.up(&["true"])).filter(|run| !run.status.success()).map(|run| stderr(&run)).collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert!(failed.is_empty(), "{} of 40 launches failed, first: {}", failed.len(), failed[0]);
     }
 
     fn verbose_prints_each_step_with_its_duration(who) {

@@ -523,17 +523,23 @@ pub fn open_in_root(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<Owne
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `how` is a valid open_how whose size we pass; `path` is NUL-terminated.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &mut how as *mut libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })
-    .map(owned)
+    loop {
+        // SAFETY: `how` is a valid open_how whose size we pass; `path` is NUL-terminated.
+        match check(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &mut how as *mut libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        }) {
+            // A mount or rename anywhere on the machine raced a `..` of the lookup, which the
+            // kernel cannot then prove stayed below `dir`: openat2(2) says to try again.
+            Err(Errno::EAGAIN) => continue,
+            opened => return opened.map(owned),
+        }
+    }
 }
 
 /// pivot_root(".", "."): the new root is the current directory, and the old root ends up on
