@@ -119,7 +119,7 @@ impl std::fmt::Display for StepFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "step `{}` failed: {}: {} ({})",
+            "step `{}` failed: {}: {} ({:?})",
             self.step.name(),
             self.action,
             self.errno().desc(),
