@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::cgroup::CgroupHost;
 use crate::manifest::values::Arch;
 use crate::manifest::vars::Vars;
+use crate::plan::CgroupVersion;
 
 /// A range of subordinate ids granted to the caller in /etc/subuid or /etc/subgid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +99,7 @@ pub struct HostFacts {
     host_root: OnceCell<Vec<(String, HostEntry)>>,
     landlock_abi: OnceCell<u32>,
     cgroup: OnceCell<CgroupHost>,
+    weighs_io: OnceCell<bool>,
 }
 
 impl HostFacts {
@@ -120,6 +122,7 @@ impl HostFacts {
             host_root: OnceCell::new(),
             landlock_abi: OnceCell::new(),
             cgroup: OnceCell::new(),
+            weighs_io: OnceCell::new(),
         }
     }
 
@@ -135,6 +138,7 @@ impl HostFacts {
         let _ = facts.host_root.set(fixed.host_root);
         let _ = facts.landlock_abi.set(fixed.landlock_abi);
         let _ = facts.cgroup.set(fixed.cgroup);
+        let _ = facts.weighs_io.set(!fixed.no_io_weight);
         facts
     }
 
@@ -215,6 +219,14 @@ impl HostFacts {
     pub fn cgroup(&self) -> &CgroupHost {
         self.cgroup.get_or_init(crate::cgroup::probe)
     }
+
+    /// Whether the kernel weighs the I/O of groups (`io_weight`), the io controller being
+    /// usable under `base`.
+    pub fn kernel_weighs_io(&self, version: CgroupVersion, base: &Path) -> bool {
+        *self
+            .weighs_io
+            .get_or_init(|| crate::cgroup::kernel_weighs_io(version, base))
+    }
 }
 
 /// Facts that [`HostFacts::fixed`] takes instead of probing.
@@ -229,6 +241,8 @@ pub struct FixedFacts {
     pub host_root: Vec<(String, HostEntry)>,
     pub landlock_abi: u32,
     pub cgroup: CgroupHost,
+    /// No I/O scheduler weighs groups (no BFQ, no io.cost).
+    pub no_io_weight: bool,
 }
 
 /// A user name from the password database.

@@ -335,11 +335,22 @@ fn io_weight_is_set_where_the_kernel_weighs_io_and_refused_with_the_fix_where_no
             explain(&output)
         );
     } else {
+        // Refused before anything starts, at the key, with the fix.
         assert_eq!(status(&output), Some(125), "{}", explain(&output));
         let err = stderr(&output);
-        assert!(err.contains("step `cgroup` failed"), "{err}");
-        assert!(err.contains("remove io_weight"), "{err}");
+        assert!(err.contains("sandbox::cgroup::unavailable"), "{err}");
+        assert!(err.contains("modprobe bfq"), "{err}");
         assert!(err.contains("io_weight = 7475"), "not pointed at: {err}");
+        // `required = false`: the sandbox runs, the weight is said not to be applied.
+        let optional = Limited::new("required = false\nio_weight = 7475\nmemory = \"64M\"", "");
+        let output = optional.up(&[], &["/bin/sh", "-c", "echo ran"]);
+        assert_eq!(stdout(&output), "ran\n", "{}", explain(&output));
+        assert!(
+            stderr(&output).contains("`io_weight` is not applied"),
+            "{}",
+            explain(&output)
+        );
+        optional.assert_clean();
     }
     view.assert_clean();
 }

@@ -241,7 +241,7 @@ fn a_manifest_that_cannot_be_read_is_reported() {
 
 use common::Who;
 use sandbox::plan::{
-    CgroupHierarchy, CgroupVersion, MapWriter, MountOp, NetPlan, Plan, RootSource,
+    CgroupHierarchy, CgroupLimits, CgroupVersion, MapWriter, MountOp, NetPlan, Plan, RootSource,
 };
 
 fn plan_of(name: &str, who: Who) -> Plan {
@@ -487,14 +487,18 @@ fn every_error_code_is_documented() {
 
 /// Validate `text` (written to a temporary sandbox.toml) on a host with `layout`.
 fn plan_with_cgroups(text: &str, who: Who, layout: Cgroups, stats: bool) -> Validated {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sandbox.toml");
-    std::fs::write(&path, text).unwrap();
     let facts = Facts {
         who,
         cgroup: layout,
         ..Facts::default()
     };
+    validate_on(text, &facts, stats)
+}
+
+fn validate_on(text: &str, facts: &Facts, stats: bool) -> Validated {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sandbox.toml");
+    std::fs::write(&path, text).unwrap();
     let host = facts.host();
     let loaded = manifest::load(&path, &host.caller.vars());
     let invocation = Invocation {
@@ -544,6 +548,57 @@ fn the_cgroup_plan_follows_the_host_layout() {
     assert!(refused.plan.is_none());
     let codes: Vec<&str> = refused.problems.iter().map(|p| p.code).collect();
     assert_eq!(codes, ["sandbox::cgroup::unavailable"; 3]);
+}
+
+/// With `required = false`, what the host cannot apply is left out of the plan, so the group
+/// gets the other limits and the cgroup step writes nothing for the missing ones.
+#[test]
+fn limits_that_fall_back_are_left_out_of_the_plan() {
+    let text = "[rootfs]\nhost = true\n[process]\ncommand = [\"true\"]\n[cgroup]\nrequired = false\nmemory = \"64M\"\ncpus = 0.5\npids = 9\nio_weight = 50\n";
+    let partial = plan_with_cgroups(text, Who::Rootless, Cgroups::V2MemoryPids, false);
+    let cgroup = partial.plan.unwrap().cgroup.unwrap();
+    assert_eq!(
+        cgroup.limits,
+        CgroupLimits {
+            memory: Some(64 << 20),
+            pids: Some(9),
+            cpu_period_us: 100_000,
+            ..CgroupLimits::default()
+        }
+    );
+    assert_eq!(cgroup.hierarchies[0].controllers, ["memory", "pids"]);
+    let warned: Vec<&str> = partial
+        .problems
+        .iter()
+        .map(|p| p.message.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(warned, ["`cpus`", "`io_weight`"]);
+
+    // io_weight on a kernel that weighs no group's I/O, the io controller being usable.
+    let unweighted = Facts {
+        who: Who::Root,
+        cgroup: Cgroups::V1,
+        io_weight: false,
+        ..Facts::default()
+    };
+    let cgroup = validate_on(text, &unweighted, false)
+        .plan
+        .unwrap()
+        .cgroup
+        .unwrap();
+    assert_eq!(cgroup.limits.io_weight, None);
+    assert_eq!(cgroup.limits.cpu_quota_us, Some(50_000));
+    assert!(!cgroup.hierarchies.iter().any(|h| h.base.ends_with("blkio")));
+    let weighed = Facts {
+        io_weight: true,
+        ..unweighted
+    };
+    let cgroup = validate_on(text, &weighed, false)
+        .plan
+        .unwrap()
+        .cgroup
+        .unwrap();
+    assert_eq!(cgroup.limits.io_weight, Some(50));
 }
 
 #[test]

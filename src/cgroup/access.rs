@@ -194,6 +194,27 @@ fn v2(hierarchy: &Hierarchy) -> Vec<(Controller, Access)> {
         .collect()
 }
 
+/// Whether the kernel weighs the I/O of groups, which `io_weight` needs beyond a usable io
+/// controller: BFQ (or CFQ, before Linux 5.0) once registered is listed among every block
+/// device's schedulers, and its weight files exist; on v2, io.cost too, whose io.cost.qos only
+/// the hierarchy's root has. Probed only for a manifest that sets `io_weight`.
+pub fn kernel_weighs_io(version: CgroupVersion, base: &Path) -> bool {
+    let cost = version == CgroupVersion::V2
+        && base.ancestors().any(|dir| dir.join("io.cost.qos").exists());
+    let weighing_scheduler = |device: std::fs::DirEntry| {
+        std::fs::read_to_string(device.path().join("queue/scheduler")).is_ok_and(|schedulers| {
+            schedulers
+                .split_whitespace()
+                .any(|s| matches!(s.trim_matches(['[', ']']), "bfq" | "cfq"))
+        })
+    };
+    cost || std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(weighing_scheduler)
+}
+
 /// Can this process make groups in `dir` (and, on v2, move processes through it)?
 fn writable(dir: &Path, v2: bool) -> Result<(), Errno> {
     access(dir, AccessFlags::W_OK | AccessFlags::X_OK)?;

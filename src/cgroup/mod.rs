@@ -28,7 +28,7 @@ use std::io;
 use nix::errno::Errno;
 use serde::Serialize;
 
-pub use access::{Access, CgroupHost, probe, usable};
+pub use access::{Access, CgroupHost, kernel_weighs_io, probe, usable};
 pub use detect::{Hierarchy, Layout, detect};
 pub use group::{CgroupError, Cgroupfs, Group, Kernel, Owner, Usage};
 

@@ -28,6 +28,19 @@ impl CgroupLimits {
             && self.pids.is_none()
             && self.io_weight.is_none()
     }
+
+    /// Leave out the limit of manifest key `key` (in [cgroup]).
+    pub fn clear(&mut self, key: &str) {
+        match key {
+            "memory" => self.memory = None,
+            "memory_swap" => self.memory_swap = None,
+            "cpus" => self.cpu_quota_us = None,
+            "cpu_weight" => self.cpu_weight = None,
+            "pids" => self.pids = None,
+            "io_weight" => self.io_weight = None,
+            _ => unreachable!("not a limit of [cgroup]: {key}"),
+        }
+    }
 }
 
 /// Which cgroup interface the host offers.

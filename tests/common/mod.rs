@@ -54,6 +54,8 @@ pub struct Facts {
     pub helpers: bool,
     pub landlock_abi: u32,
     pub cgroup: Cgroups,
+    /// Whether the kernel weighs groups' I/O (BFQ or io.cost), which `io_weight` needs.
+    pub io_weight: bool,
 }
 
 /// The cgroup layouts a fixture can ask for.
@@ -61,6 +63,9 @@ pub struct Facts {
 pub enum Cgroups {
     /// Pure v2; root's groups go under the root, a user's under its systemd delegation.
     V2,
+    /// Pure v2 whose delegation hands down memory and pids only, as systemd's default
+    /// `Delegate=` long did: cpu and io are not delegated.
+    V2MemoryPids,
     /// A hybrid host like the project's VM: v1 controllers only root can write.
     V1,
     /// Nothing mounted.
@@ -72,7 +77,7 @@ impl Cgroups {
         let root = who == Who::Root;
         match self {
             Cgroups::None => CgroupHost::default(),
-            Cgroups::V2 => {
+            Cgroups::V2 | Cgroups::V2MemoryPids => {
                 let base = if root {
                     "/sys/fs/cgroup".to_string()
                 } else {
@@ -83,9 +88,17 @@ impl Cgroups {
                     controllers: Controller::ALL
                         .iter()
                         .map(|&c| {
-                            let access = Access::Usable {
-                                base: base.clone().into(),
-                                hierarchy: Vec::new(),
+                            let delegated = self == Cgroups::V2
+                                || matches!(c, Controller::Memory | Controller::Pids);
+                            let access = if delegated {
+                                Access::Usable {
+                                    base: base.clone().into(),
+                                    hierarchy: Vec::new(),
+                                }
+                            } else {
+                                Access::NotDelegated {
+                                    base: base.clone().into(),
+                                }
                             };
                             (c, access)
                         })
@@ -123,6 +136,7 @@ impl Default for Facts {
             helpers: true,
             landlock_abi: 5,
             cgroup: Cgroups::V2,
+            io_weight: true,
         }
     }
 }
@@ -152,6 +166,7 @@ impl Facts {
                 ],
                 landlock_abi: self.landlock_abi,
                 cgroup: self.cgroup.host(self.who),
+                no_io_weight: !self.io_weight,
             },
         )
     }
@@ -195,6 +210,7 @@ const KEYS: &[&str] = &[
     "helpers",
     "landlock-abi",
     "cgroup",
+    "io-weight",
 ];
 
 pub fn parse_header(path: &Path, text: &str) -> Header {
@@ -260,8 +276,19 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                 header.facts.cgroup = match value {
                     "v1" => Cgroups::V1,
                     "v2" => Cgroups::V2,
+                    "v2 memory pids" => Cgroups::V2MemoryPids,
                     "none" => Cgroups::None,
-                    other => panic!("{}: cgroup is v1, v2 or none, not {other}", path.display()),
+                    other => panic!(
+                        "{}: cgroup is v1, v2, `v2 memory pids` or none, not {other}",
+                        path.display()
+                    ),
+                }
+            }
+            "io-weight" => {
+                header.facts.io_weight = match value {
+                    "none" => false,
+                    "bfq" => true,
+                    other => panic!("{}: io-weight is none or bfq, not {other}", path.display()),
                 }
             }
             _ => unreachable!(),

@@ -217,10 +217,26 @@ pub(super) fn cgroup(
     ];
     let mut unusable = Vec::new();
     for (span, key, controller) in needed {
-        if let Some(span) = span
-            && !join(controller)
-        {
-            unusable.push((span, key, controller));
+        let Some(span) = span else {
+            continue;
+        };
+        let problem = match host.access(controller) {
+            Access::Usable { base, .. }
+                if key == "io_weight"
+                    && version.is_some_and(|v| !cx.host.kernel_weighs_io(v, base)) =>
+            {
+                Some((
+                    "this kernel weighs no group's I/O: no block device offers the BFQ scheduler, and there is no io.cost".into(),
+                    "load BFQ (`modprobe bfq`) and choose it for the disk (`echo bfq > /sys/block/DEV/queue/scheduler`), or remove io_weight".into(),
+                ))
+            }
+            access => access.problem(controller, version, root),
+        };
+        match problem {
+            Some(problem) => unusable.push((span, key, controller, problem)),
+            None => {
+                join(controller);
+            }
         }
     }
     // Accounting for --stats, and v1's freezer, which only matters when no pid namespace
@@ -237,11 +253,8 @@ pub(super) fn cgroup(
     }
 
     let required = cgroup.required.as_ref().is_none_or(|r| r.value);
-    for (span, key, controller) in unusable {
-        let Some((message, help)) = host.access(controller).problem(controller, version, root)
-        else {
-            continue;
-        };
+    let asked_for_limits = !limits.is_empty();
+    for (span, key, controller, (message, help)) in unusable {
         if required {
             cx.report(
                 Problem::error(
@@ -260,6 +273,9 @@ pub(super) fn cgroup(
             }
             None => "is not applied".to_string(),
         };
+        // Out of the plan: the group gets the limits that can be applied, and nothing is
+        // written for this one.
+        limits.clear(key);
         let warning = format!(
             "cgroup: `{key}` {instead} ({} controller: {message})",
             controller.name()
@@ -273,7 +289,7 @@ pub(super) fn cgroup(
     }
     if hierarchies.is_empty() {
         // With limits, each unusable one was reported at its key; without, only --stats asked.
-        if limits.is_empty()
+        if !asked_for_limits
             && let Some((message, help)) =
                 host.access(Controller::Cpuacct)
                     .problem(Controller::Cpuacct, version, root)
