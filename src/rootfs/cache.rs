@@ -7,7 +7,8 @@
 //!                         exclusively, so a root in use is never removed
 //! CACHE/sources/KEY       the sha256 of a tarball without `rootfs.sha256`, by its identity
 //!                         (device, inode, size, mtime, ctime, path): it is hashed only once
-//! CACHE/locks/KEY.lock    held while a root is unpacked: concurrent first runs unpack once
+//! CACHE/locks/KEY.lock    held while a root is unpacked: concurrent first runs unpack once;
+//!                         removed by its holder as it lets go
 //! CACHE/tmp/NAME/         roots being unpacked (NAME.lock held meanwhile); renamed into
 //!                         roots/ when complete, so a root in roots/ is always whole
 //! ```
@@ -186,16 +187,22 @@ impl Cache {
     }
 
     /// An exclusive lock for unpacking what `key` names; blocks while another process holds it.
-    pub fn unpack_lock(&self, key: &str) -> Result<File, CacheError> {
+    pub fn unpack_lock(&self, key: &str) -> Result<UnpackLock, CacheError> {
         let path = self.dir.join("locks").join(format!("{key}.lock"));
-        let lock = self.lock_file(&path)?;
-        match lock.try_lock() {
-            Ok(()) => Ok(lock),
-            Err(TryLockError::WouldBlock) => {
-                lock.lock().map_err(io_error("locking", &path))?;
-                Ok(lock)
+        loop {
+            let file = self.lock_file(&path)?;
+            file.lock().map_err(io_error("locking", &path))?;
+            // The holder before us removed the file as it let go: a lock on it guards
+            // nothing, since the next comer makes a new file. Start over on that one.
+            let held = file.metadata().map_err(io_error("locking", &path))?;
+            match std::fs::metadata(&path) {
+                Ok(named) if (named.dev(), named.ino()) == (held.dev(), held.ino()) => {
+                    return Ok(UnpackLock { path, _file: file });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("locking", &path)(e)),
             }
-            Err(TryLockError::Error(e)) => Err(io_error("locking", &path)(e)),
         }
     }
 
@@ -347,6 +354,20 @@ impl Cache {
     }
 }
 
+/// The lock of [`Cache::unpack_lock`]; its file is removed when it is let go, so that no lock
+/// file stays behind for each root ever unpacked.
+pub struct UnpackLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for UnpackLock {
+    fn drop(&mut self) {
+        // Still held here (the file closes after this): see the check in unpack_lock.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A folder being unpacked into, removed when dropped unless [`Cache::publish`] moved it.
 pub struct Scratch {
     tmp: PathBuf,
@@ -447,5 +468,33 @@ mod tests {
         Cache::open(dir.path().to_path_buf()).unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    /// A waiter that was blocked on a lock file its holder removed takes a new one, so two
+    /// launchers never unpack the same root at once, and no lock file is left afterwards.
+    #[test]
+    fn unpack_locks_exclude_each_other_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        let locks = dir.path().join("cache/locks");
+        let first = cache.unpack_lock("key").unwrap();
+        let inside = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let second = cache.unpack_lock("key").unwrap();
+                assert!(
+                    !inside.load(std::sync::atomic::Ordering::SeqCst),
+                    "both held the lock"
+                );
+                assert!(locks.join("key.lock").exists());
+                drop(second);
+            });
+            // Give the waiter time to open the file and block on it (a test may wait).
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            inside.store(false, std::sync::atomic::Ordering::SeqCst);
+            drop(first);
+            waiter.join().unwrap();
+        });
+        assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
     }
 }
