@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod exec;
 pub mod export;
 pub mod host;
+pub mod lockfile;
 pub mod manifest;
 pub mod netlink;
 pub mod plan;

@@ -169,9 +169,9 @@ impl Store {
                 Err((_, errno)) => return Err(io("locking", &path)(std::io::Error::from(errno))),
             };
             // The name's last holder may have removed the file between our open and our
-            // lock, leaving us a lock on an unlinked file: try again on the one the path names.
-            if let Some(size) = same_file(&file, &path) {
-                break (file, size);
+            // lock: try again on the one the path names.
+            if let Some(held) = crate::lockfile::still_named(&file, &path) {
+                break (file, held.len());
             }
         };
         // A record left by a supervisor that is gone; emptied, the file is this run's.
@@ -258,7 +258,7 @@ impl Store {
             return false;
         };
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(held) if same_file(&held, &path).is_some() => {
+            Ok(held) if crate::lockfile::still_named(&held, &path).is_some() => {
                 let _ = std::fs::remove_file(path.with_extension("log"));
                 std::fs::remove_file(&path).is_ok()
             }
@@ -339,15 +339,6 @@ pub fn new_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = crate::exec::sys::fill_random(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The size of the locked file when the path still names it, None when it was replaced.
-fn same_file(held: &Flock<File>, path: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    match (held.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => Some(a.size()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -516,7 +507,10 @@ mod tests {
         drop(first);
         let late = Flock::lock(opened_before, FlockArg::LockExclusiveNonblock).unwrap();
         let (_second, _) = store.claim("x").expect("the name is free");
-        assert_eq!(same_file(&late, &path), None, "the racer must retry");
+        assert!(
+            crate::lockfile::still_named(&late, &path).is_none(),
+            "the racer must retry"
+        );
         let current = Flock::lock(File::open(&path).unwrap(), FlockArg::LockSharedNonblock);
         assert!(
             current.is_err(),

@@ -192,16 +192,9 @@ impl Cache {
         loop {
             let file = self.lock_file(&path)?;
             file.lock().map_err(io_error("locking", &path))?;
-            // The holder before us removed the file as it let go: a lock on it guards
-            // nothing, since the next comer makes a new file. Start over on that one.
-            let held = file.metadata().map_err(io_error("locking", &path))?;
-            match std::fs::metadata(&path) {
-                Ok(named) if (named.dev(), named.ino()) == (held.dev(), held.ino()) => {
-                    return Ok(UnpackLock { path, _file: file });
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("locking", &path)(e)),
+            // The holder before us removed the file as it let go: start over on the next.
+            if crate::lockfile::still_named(&file, &path).is_some() {
+                return Ok(UnpackLock { path, _file: file });
             }
         }
     }
@@ -363,7 +356,7 @@ pub struct UnpackLock {
 
 impl Drop for UnpackLock {
     fn drop(&mut self) {
-        // Still held here (the file closes after this): see the check in unpack_lock.
+        // Still held here (the file closes after this): see crate::lockfile.
         let _ = std::fs::remove_file(&self.path);
     }
 }
