@@ -62,10 +62,14 @@ pub struct Host {
     /// The cgroup layout in words ("hybrid: ..."), and what this caller can use.
     pub cgroup_layout: String,
     pub cgroups: crate::cgroup::CgroupHost,
+    /// Whether the kernel weighs groups' I/O (BFQ or io.cost), which `io_weight` needs.
+    pub weighs_io: bool,
 }
 
 impl Host {
     pub fn live(caller: &crate::host::Caller) -> Host {
+        use crate::cgroup::{Access, Controller};
+        let cgroups = crate::cgroup::probe();
         let programs = ["newuidmap", "newgidmap", "pasta", "nft"]
             .into_iter()
             .filter_map(|name| Some((name.to_string(), crate::host::find_program(name)?)))
@@ -78,7 +82,13 @@ impl Host {
             userns_probe: Some(crate::exec::probe_user_namespace()),
             programs,
             cgroup_layout: crate::cgroup::describe_layout(),
-            cgroups: crate::cgroup::probe(),
+            weighs_io: match (cgroups.version, cgroups.access(Controller::Io)) {
+                (Some(version), Access::Usable { base, .. }) => {
+                    crate::cgroup::kernel_weighs_io(version, base)
+                }
+                _ => false,
+            },
+            cgroups,
         }
     }
 
@@ -219,10 +229,13 @@ fn cgroups(host: &Host) -> Check {
     } else {
         usable.join(", ")
     };
-    let detail = format!(
+    let mut detail = format!(
         "{}; usable by this caller: {usable_text}",
         host.cgroup_layout
     );
+    if usable.contains(&Controller::Io.name()) && !host.weighs_io {
+        detail.push_str("; no I/O weight (io_weight needs BFQ, `modprobe bfq`, or io.cost)");
+    }
     let limits = [Controller::Memory, Controller::Cpu, Controller::Pids];
     let blocked = limits.iter().find_map(|c| {
         host.cgroups
@@ -330,6 +343,7 @@ mod tests {
             ],
             cgroup_layout: "v2".into(),
             cgroups: delegated_v2(),
+            weighs_io: true,
         };
         (dir, host)
     }
@@ -424,6 +438,28 @@ mod tests {
             );
         }
         assert_eq!(find(&checks, "pasta").status, Status::Warn);
+    }
+
+    /// io_weight alone needs it, so the host stays fine; a manifest setting it is refused by
+    /// validation.
+    #[test]
+    fn a_kernel_that_weighs_no_io_is_said() {
+        let (_dir, mut host) = fake(HEALTHY, 1000);
+        assert!(
+            !find(&checks(&host), "cgroups")
+                .detail
+                .contains("I/O weight")
+        );
+        host.weighs_io = false;
+        let checks = checks(&host);
+        let cgroups = find(&checks, "cgroups");
+        assert_eq!(cgroups.status, Status::Ok);
+        assert!(
+            cgroups
+                .detail
+                .ends_with("; no I/O weight (io_weight needs BFQ, `modprobe bfq`, or io.cost)"),
+            "{cgroups:?}"
+        );
     }
 
     #[test]
