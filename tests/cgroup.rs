@@ -289,7 +289,8 @@ fn inside_the_group_is_the_root_and_the_limits_are_readable() {
 }
 
 /// Whether this kernel weighs the I/O of groups: BFQ (built in or loaded, it is listed among
-/// every block device's schedulers), or on v2 also io.cost (its root-only io.cost.model).
+/// every block device's schedulers), or on v2 also io.cost (its root-only io.cost.model). The
+/// test's own reading, not `sandbox::cgroup::kernel_weighs_io`, whose verdict it checks.
 fn kernel_weighs_io() -> bool {
     let bfq = std::fs::read_dir("/sys/block")
         .into_iter()
