@@ -232,6 +232,29 @@ as_root_and_rootless! {
         assert!(!mounts.contains(&marker), "no mount left on the host");
     }
 
+    fn what_the_command_left_running_is_gone_when_up_returns(who) {
+        let p = project(who, "");
+        // Unique to this run and variant: the root and the rootless one run at the same time.
+        let marker = format!("{}.{}", 3000 + std::process::id() % 1000, if who == Who::Root { 1 } else { 2 });
+        let mut up = p
+            .command(&["up", p.manifest().to_str().unwrap(), "--", "/bin/sh", "-c", &format!("sleep {marker} & echo started; cat > /dev/null")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "started");
+        // The launcher's, init's and the shell's command lines hold the marker too.
+        let sleep = format!("sleep\0{marker}\0");
+        let leftover = || live::processes_with(&marker).into_iter().find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == sleep.as_bytes()));
+        assert!(eventually(|| leftover().is_some()), "the leftover started");
+        let leftover = format!("/proc/{}", leftover().unwrap());
+        drop(up.stdin.take());
+        assert!(up.wait().unwrap().success());
+        // At once, not eventually: `up` returned only once its init had killed and reaped it.
+        assert!(!std::path::Path::new(&leftover).exists(), "{leftover} still runs after up returned");
+    }
+
     fn zombies_are_reaped(who) {
         let p = project(who, "");
         let out = p.sh("sh -c 'sleep 0.1 &'; sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status; echo done");

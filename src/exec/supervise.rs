@@ -32,10 +32,11 @@ pub struct Supervised<'a> {
     pub started: Option<OwnedFd>,
     /// Called once, before the first signal is forwarded.
     pub before_forwarding: Option<&'a mut dyn FnMut()>,
-    /// The sandbox's init writes how the command ended here (see [`pid::Ended`]).
+    /// The sandbox's init writes how the command ended here (see [`pid::Report`]).
     pub ended: Option<OwnedFd>,
-    /// Return as soon as `ended` tells how the command ended, without waiting for init's exit:
-    /// the kernel tears the namespaces down after, as it does behind bubblewrap.
+    /// Return as soon as `ended` tells how the command ended, without waiting for init's exit
+    /// (the kernel tears the namespaces down after, as it does behind bubblewrap), unless the
+    /// command left other processes, which die with init.
     pub return_early: bool,
 }
 
@@ -90,7 +91,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     let mut failure = None;
     let mut timed_out = false;
     let mut killed = false;
-    let mut ended = None;
+    let mut report = None;
     let mut watch_ended = s.return_early;
 
     let status = loop {
@@ -172,9 +173,11 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         }
         if ended_ready && let Some(pipe) = &s.ended {
             // End of file without a word: init itself was killed; its exit status tells.
-            ended = pid::Ended::read(pipe.as_fd());
+            report = pid::Report::read(pipe.as_fd());
             watch_ended = false;
-            if ended.is_some() {
+            // Processes the command left are killed as init exits: wait for that, so that
+            // nothing of the sandbox runs once `up` returned.
+            if report.is_some_and(|r| !r.others_left) {
                 break None;
             }
         }
@@ -185,10 +188,10 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         }
     };
     // Init is gone, so this reads what it wrote or end of file: it cannot block.
-    if ended.is_none()
+    if report.is_none()
         && let Some(pipe) = &s.ended
     {
-        ended = pid::Ended::read(pipe.as_fd());
+        report = pid::Report::read(pipe.as_fd());
     }
     if let Some(relay) = relay.as_mut() {
         relay.drain();
@@ -197,6 +200,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         failure = command::read_failure(&pipe);
     }
     // Without init's word (no pid namespace, or init itself was killed), its wait status.
+    let ended = report.map(|r| r.ended);
     let (status, signal) = match ended.or_else(|| status.and_then(pid::Ended::of)) {
         Some(ended) => (ended.status(), ended.signal()),
         None => (exit::LAUNCHER_FAILED, None),

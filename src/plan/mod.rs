@@ -159,7 +159,8 @@ impl Plan {
     /// Whether `sandbox up` must wait, once the command has exited, until the kernel has torn
     /// the sandbox down: to remove its cgroup, or because a kept overlay layer stays busy
     /// (overlayfs refuses a second mount of an upper dir in use) until its mount is gone.
-    /// Otherwise it returns at once and the kernel finishes on its own, as with bubblewrap.
+    /// Otherwise it returns at once and the kernel finishes on its own, as with bubblewrap,
+    /// unless the command left processes behind (see `exec::steps::pid`).
     pub fn waits_for_teardown(&self) -> bool {
         let kept = |upper: &Option<OverlayUpper>| matches!(upper, Some(OverlayUpper::Dir { .. }));
         self.cgroup.is_some()

@@ -4,7 +4,9 @@
 //! the command and stays as a minimal init, like bubblewrap's: it reaps every zombie (orphans
 //! are reparented to it), forwards the signals the supervisor passes on, and exits with the
 //! command's status as soon as the command exits, which makes the kernel kill whatever is left
-//! in the namespace (pid_namespaces(7)).
+//! in the namespace (pid_namespaces(7)). It tells the supervisor whether anything was left:
+//! only then does `up` wait for init's exit, so that nothing of the sandbox runs once it
+//! returned.
 //!
 //! pid 1 only receives signals it has a handler for; [`install_handlers`] runs before the
 //! supervisor is told the sandbox is ready, so no forwarded signal can be dropped.
@@ -53,9 +55,9 @@ pub fn install_handlers() -> Result<(), StepFailure> {
     Ok(())
 }
 
-/// How the command ended, as init writes it to the `ended` pipe right before it exits: the
-/// supervisor learns it without waiting for the namespace's teardown, and tells a signal apart
-/// from `exit(128+N)`, which init's own exit status cannot.
+/// How the command ended: the supervisor learns it from init's [`Report`] without waiting for
+/// the namespace's teardown, and tells a signal apart from `exit(128+N)`, which init's own
+/// exit status cannot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     Exited(u8),
@@ -72,32 +74,6 @@ impl Ended {
         }
     }
 
-    fn to_bytes(self) -> [u8; 8] {
-        let (kind, value) = match self {
-            Ended::Exited(code) => (0i32, i32::from(code)),
-            Ended::Killed(signal) => (1, signal),
-        };
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&kind.to_ne_bytes());
-        bytes[4..].copy_from_slice(&value.to_ne_bytes());
-        bytes
-    }
-
-    /// What init wrote, or None when it exited (or was killed) without a word.
-    pub fn read(pipe: BorrowedFd<'_>) -> Option<Ended> {
-        let mut bytes = [0u8; 8];
-        match nix::unistd::read(pipe, &mut bytes) {
-            Ok(8) => {}
-            _ => return None,
-        }
-        let word = |at: usize| i32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-        match (word(0), word(4)) {
-            (0, code) => u8::try_from(code).ok().map(Ended::Exited),
-            (1, signal) => Some(Ended::Killed(signal)),
-            _ => None,
-        }
-    }
-
     /// The status `sandbox up` passes on: the command's, or 128+N for signal N.
     pub fn status(self) -> u8 {
         match self {
@@ -110,6 +86,64 @@ impl Ended {
         match self {
             Ended::Exited(_) => None,
             Ended::Killed(signal) => Some(signal),
+        }
+    }
+}
+
+/// What init writes to the `ended` pipe right before it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub ended: Ended,
+    /// Other processes of the sandbox still ran when the command ended. They die with init:
+    /// the supervisor waits for that before it returns.
+    pub others_left: bool,
+}
+
+impl Report {
+    const SIZE: usize = 12;
+
+    fn to_bytes(self) -> [u8; Self::SIZE] {
+        let (kind, value) = match self.ended {
+            Ended::Exited(code) => (0i32, i32::from(code)),
+            Ended::Killed(signal) => (1, signal),
+        };
+        let mut bytes = [0u8; Self::SIZE];
+        bytes[..4].copy_from_slice(&kind.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&value.to_ne_bytes());
+        bytes[8..].copy_from_slice(&i32::from(self.others_left).to_ne_bytes());
+        bytes
+    }
+
+    /// What init wrote, or None when it exited (or was killed) without a word.
+    pub fn read(pipe: BorrowedFd<'_>) -> Option<Report> {
+        let mut bytes = [0u8; Self::SIZE];
+        match nix::unistd::read(pipe, &mut bytes) {
+            Ok(Self::SIZE) => {}
+            _ => return None,
+        }
+        let word = |at: usize| i32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let ended = match (word(0), word(4)) {
+            (0, code) => Ended::Exited(u8::try_from(code).ok()?),
+            (1, signal) => Ended::Killed(signal),
+            _ => return None,
+        };
+        Some(Report {
+            ended,
+            others_left: word(8) != 0,
+        })
+    }
+}
+
+/// Whether init still has a child once the command was reaped. Every process of the
+/// namespace descends from init, and the command's children were reparented to init before
+/// the command could be reaped: no child means nothing else runs.
+fn others_left() -> bool {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            // A zombie, reaped: look again.
+            Ok(_) => {}
+            Err(_) => return false,
         }
     }
 }
@@ -137,7 +171,11 @@ pub fn init(command: Pid, ended: OwnedFd) -> ! {
                 },
                 Ok(_) => continue,
             };
-            let _ = nix::unistd::write(&ended, &end.to_bytes());
+            let report = Report {
+                ended: end,
+                others_left: others_left(),
+            };
+            let _ = nix::unistd::write(&ended, &report.to_bytes());
             sys::exit_now(i32::from(end.status()))
         }
         match signals.read_signal() {
@@ -159,10 +197,13 @@ mod tests {
     #[test]
     fn how_the_command_ended_crosses_the_pipe() {
         for ended in [Ended::Exited(0), Ended::Exited(143), Ended::Killed(9)] {
-            let (read, write) = nix::unistd::pipe().unwrap();
-            nix::unistd::write(&write, &ended.to_bytes()).unwrap();
-            drop(write);
-            assert_eq!(Ended::read(read.as_fd()), Some(ended));
+            for others_left in [false, true] {
+                let report = Report { ended, others_left };
+                let (read, write) = nix::unistd::pipe().unwrap();
+                nix::unistd::write(&write, &report.to_bytes()).unwrap();
+                drop(write);
+                assert_eq!(Report::read(read.as_fd()), Some(report));
+            }
         }
         // exit(143) and SIGTERM give the same status; only the signal tells them apart.
         assert_eq!(Ended::Exited(143).status(), Ended::Killed(15).status());
@@ -171,7 +212,7 @@ mod tests {
         let (read, write) = nix::unistd::pipe().unwrap();
         drop(write);
         assert_eq!(
-            Ended::read(read.as_fd()),
+            Report::read(read.as_fd()),
             None,
             "init killed without a word"
         );
