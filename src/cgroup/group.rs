@@ -85,7 +85,7 @@ pub trait Cgroupfs {
     fn children(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Whether the supervisor that made a group still runs.
     fn alive(&self, owner: Owner) -> bool;
-    /// Mark a level of `parent` as made by a `sandbox` run ([`MADE_BY_SANDBOX`]).
+    /// Mark a level of `parent` as made by a `sandbox` run (the xattr `user.sandbox.made`).
     fn mark_made(&self, dir: &Path) -> io::Result<()>;
     fn made_by_sandbox(&self, dir: &Path) -> bool;
     /// Wait until `done` holds for the content of `file`, woken by the kernel's change
