@@ -53,11 +53,9 @@ impl Owner {
     }
 }
 
-/// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and parentheses,
-/// so fields are counted from the last `)`.
+/// Field 22 of /proc/PID/stat.
 fn start_time(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    crate::host::proc_stat_field(stat, 22)?.parse().ok()
 }
 
 /// What a group's accounting said when the sandbox ended.
