@@ -92,6 +92,18 @@ pub struct Size(pub u64);
 const SIZE_HELP: &str = "write a whole number of bytes with an optional K, M, G or T suffix (powers of 1024), e.g. \"512M\"";
 
 impl Size {
+    /// For people rather than manifests: one decimal in the largest unit it reaches
+    /// (`10.6M`), bytes below 1K (`512B`).
+    pub fn approximate(self) -> String {
+        const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+        match UNITS.iter().find(|(shift, _)| self.0 >= 1u64 << shift) {
+            Some((shift, unit)) => {
+                format!("{:.1}{unit}", self.0 as f64 / (1u64 << shift) as f64)
+            }
+            None => format!("{}B", self.0),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Size, ValueError> {
         let bad = || ValueError::new(format!("invalid size \"{text}\""), SIZE_HELP);
         let (digits, shift) = match text.as_bytes().last() {
@@ -877,6 +889,14 @@ impl JsonSchema for RlimitValue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sizes_for_people_have_one_decimal_in_the_largest_unit() {
+        assert_eq!(Size(11_114_906).approximate(), "10.6M");
+        assert_eq!(Size(512).approximate(), "512B");
+        assert_eq!(Size(1024).approximate(), "1.0K");
+        assert_eq!(Size(3 << 30).approximate(), "3.0G");
+    }
 
     #[test]
     fn sizes() {
