@@ -10,6 +10,7 @@ pub mod diagnostics;
 pub mod doctor;
 pub mod exec;
 pub mod export;
+pub mod folder;
 pub mod host;
 pub mod lockfile;
 pub mod manifest;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::folder::{self, Purpose};
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
 use crate::plan::{MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan};
@@ -337,6 +338,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The trust store, as messages name it: whoever can write it allows any manifest.
+const TRUST_STORE: Purpose = Purpose {
+    name: "trust store",
+    setting: Some("XDG_DATA_HOME"),
+};
+
 /// Where allowed manifests are recorded: one file per manifest, named by its path's hash and
 /// holding the allowed content hash and the path.
 pub struct Store {
@@ -365,13 +372,16 @@ impl Store {
         )))
     }
 
+    /// Whether this content was allowed. An allowance in a store others could write says
+    /// nothing: it is not believed (and `allow` says why).
     pub fn is_allowed(&self, manifest: &Path, hash: &str) -> bool {
-        std::fs::read_to_string(self.entry(manifest))
-            .is_ok_and(|text| text.lines().next() == Some(hash))
+        folder::own(&self.dir, 0o700, TRUST_STORE).is_ok()
+            && std::fs::read_to_string(self.entry(manifest))
+                .is_ok_and(|text| text.lines().next() == Some(hash))
     }
 
     pub fn allow(&self, manifest: &Path, hash: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        folder::own(&self.dir, 0o700, TRUST_STORE).map_err(std::io::Error::other)?;
         let entry = self.entry(manifest);
         let temporary = entry.with_extension("tmp");
         std::fs::write(&temporary, format!("{hash}\n{}\n", manifest.display()))?;
@@ -562,16 +572,18 @@ mod tests {
         assert_eq!(a.len(), 64);
     }
 
+    /// The store of a caller whose XDG_DATA_HOME is `data`.
+    fn store_in(data: &Path) -> Store {
+        let env = [("XDG_DATA_HOME".to_string(), data.display().to_string())]
+            .into_iter()
+            .collect();
+        Store::for_caller(&env, None).unwrap()
+    }
+
     #[test]
     fn the_store_records_and_forgets() {
         let dir = tempfile::tempdir().unwrap();
-        let env = [(
-            "XDG_DATA_HOME".to_string(),
-            dir.path().display().to_string(),
-        )]
-        .into_iter()
-        .collect();
-        let store = Store::for_caller(&env, None).unwrap();
+        let store = store_in(dir.path());
         let manifest = Path::new("/p/sandbox.toml");
         assert!(!store.is_allowed(manifest, "abc"));
         store.allow(manifest, "abc").unwrap();
@@ -580,5 +592,19 @@ mod tests {
         assert!(store.deny(manifest).unwrap());
         assert!(!store.is_allowed(manifest, "abc"));
         assert!(!store.deny(manifest).unwrap());
+    }
+
+    #[test]
+    fn an_allowance_in_a_store_others_can_write_is_not_believed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path());
+        let manifest = Path::new("/p/sandbox.toml");
+        store.allow(manifest, "abc").unwrap();
+        let trust = dir.path().join("sandbox/trust");
+        std::fs::set_permissions(&trust, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!store.is_allowed(manifest, "abc"));
+        let error = store.allow(manifest, "abc").unwrap_err().to_string();
+        assert!(error.contains("can be written by other users"), "{error}");
     }
 }

@@ -592,6 +592,20 @@ as_root_and_rootless! {
         assert_eq!(std::fs::metadata("/etc/shadow").map(|m| m.nlink()).ok(), shadow_links, "no new link to /etc/shadow");
     }
 
+    fn a_cache_folder_planted_as_a_symlink_is_refused_not_followed(who) {
+        let p = tar_root(who, "root.tar.gz", "");
+        p.write_bytes("root.tar.gz", &Archive::busybox().gzip());
+        let elsewhere = p.project.mkdir("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, p.cache()).unwrap();
+        for out in [p.up(&["/bin/true"]), p.command(&["cache", "ls"]).output().unwrap()] {
+            assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+            let said = stderr(&out);
+            assert!(said.contains(&format!("the cache {} is a symbolic link", p.cache().display())), "{said}");
+            assert!(said.contains("SANDBOX_CACHE_DIR"), "{said}");
+        }
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none(), "unpacked through the link");
+    }
+
     fn the_cache_lists_and_prunes_only_unused_roots(who) {
         let p = tar_root(who, "root.tar.gz", "");
         p.write_bytes("root.tar.gz", &Archive::busybox().gzip());

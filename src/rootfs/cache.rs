@@ -29,6 +29,7 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::unpack;
+use crate::folder::{self, FolderError, Purpose};
 
 /// Overrides where the cache is (tests, CI, or a cache on another disk).
 pub const CACHE_ENV: &str = "SANDBOX_CACHE_DIR";
@@ -45,11 +46,15 @@ pub enum CacheError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("the cache {} belongs to uid {owner}, not to this user (uid {uid})", path.display())]
-    Foreign { path: PathBuf, owner: u32, uid: u32 },
-    #[error("the cache {} can be written by other users (mode {mode:o})", path.display())]
-    Shared { path: PathBuf, mode: u32 },
+    #[error(transparent)]
+    Folder(#[from] FolderError),
 }
+
+/// The cache, as messages name it.
+const CACHE_FOLDER: Purpose = Purpose {
+    name: "cache",
+    setting: Some("SANDBOX_CACHE_DIR"),
+};
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
     let path = path.to_path_buf();
@@ -112,42 +117,21 @@ pub fn locate(env: &BTreeMap<String, String>, root: bool) -> Result<PathBuf, Cac
 }
 
 impl Cache {
-    /// Open the cache at `dir`, creating it (0700) when missing. It must be this user's and
-    /// not writable by others: whoever can write it can choose what a sandbox runs.
+    /// Open the cache at `dir`, creating it (0700) when missing. It and its folders must be
+    /// this user's and written by nobody else (see [`crate::folder`]): whoever can write them
+    /// can choose what a sandbox runs.
     pub fn open(dir: PathBuf) -> Result<Cache, CacheError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_error("creating", &dir))?;
-        let meta = std::fs::metadata(&dir).map_err(io_error("reading", &dir))?;
-        let uid = nix::unistd::geteuid().as_raw();
-        if meta.uid() != uid {
-            return Err(CacheError::Foreign {
-                path: dir,
-                owner: meta.uid(),
-                uid,
-            });
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(CacheError::Shared {
-                path: dir,
-                mode: meta.mode() & 0o7777,
-            });
-        }
+        let dir = folder::own(&dir, 0o700, CACHE_FOLDER)?;
         // Roots may hold set-id files of the archive's owners: nobody else may reach them.
-        if meta.mode() & 0o077 != 0 {
+        let mode = std::fs::metadata(&dir)
+            .map_err(io_error("reading", &dir))?
+            .mode();
+        if mode & 0o077 != 0 {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io_error("restricting", &dir))?;
         }
         for sub in ["roots", "sources", "locks", "tmp"] {
-            let path = dir.join(sub);
-            match DirBuilder::new().mode(0o700).create(&path) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    return Err(io_error("creating", &path)(e));
-                }
-                _ => {}
-            }
+            folder::own_within(&dir, sub, 0o700, CACHE_FOLDER)?;
         }
         Ok(Cache { dir })
     }
@@ -455,7 +439,7 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(
             Cache::open(dir.path().to_path_buf()),
-            Err(CacheError::Shared { .. })
+            Err(CacheError::Folder(FolderError::Shared { .. }))
         ));
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         Cache::open(dir.path().to_path_buf()).unwrap();

@@ -13,13 +13,16 @@
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+
+use crate::folder::{self, FolderError, Purpose};
+use crate::plan::LEASE_DIR;
 
 fn io(error: std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
@@ -60,13 +63,11 @@ impl Store {
         Store { root: root.into() }
     }
 
-    /// Wait for the store's lock.
-    pub fn lock(&self) -> Result<Locked<'_>, Errno> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&self.root)
-            .map_err(io)?;
+    /// Wait for the store's lock. The folder must be the caller's alone (see
+    /// [`crate::folder`]): a lease planted in it would hand a sandbox's address, veth and
+    /// rules to whoever planted it.
+    pub fn lock(&self) -> Result<Locked<'_>, LockError> {
+        folder::own(&self.root, 0o755, LEASE_FOLDER)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -74,11 +75,36 @@ impl Store {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(self.root.join(".lock"))
-            .map_err(io)?;
+            .map_err(|e| LockError::Lock(io(e)))?;
         Ok(Locked {
             root: &self.root,
-            _lock: lock(file, FlockArg::LockExclusive)?,
+            _lock: lock(file, FlockArg::LockExclusive).map_err(LockError::Lock)?,
         })
+    }
+}
+
+/// The lease folder, as messages name it.
+const LEASE_FOLDER: Purpose = Purpose {
+    name: "lease folder",
+    setting: None,
+};
+
+/// Why the store could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    /// Its errno goes with it where it is shown (a step's failure).
+    #[error("locking {LEASE_DIR}/.lock")]
+    Lock(Errno),
+}
+
+impl LockError {
+    pub fn errno(&self) -> Errno {
+        match self {
+            LockError::Folder(error) => error.errno(),
+            LockError::Lock(errno) => *errno,
+        }
     }
 }
 
@@ -132,12 +158,8 @@ impl Locked<'_> {
         taken: &BTreeSet<Ipv4Addr>,
     ) -> Result<Lease, Errno> {
         let address = pick(subnet, gateway, wanted, taken)?;
-        let dir = self.dir(bridge);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&dir)
-            .map_err(io)?;
+        let dir =
+            folder::own_within(self.root, bridge, 0o755, LEASE_FOLDER).map_err(|e| e.errno())?;
         let path = dir.join(address.to_string());
         let file = OpenOptions::new()
             .create_new(true)

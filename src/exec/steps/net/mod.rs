@@ -141,7 +141,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
         let locked = made
             .store
             .lock()
-            .map_err(|e| fail(format!("locking {LEASE_DIR}/.lock"), e))?;
+            .map_err(|e| fail(e.to_string(), e.errno()))?;
         let live = sweep(plan, &locked, &mut made.netlink)?;
         let state = locked.bridge_state(&plan.bridge);
         if let Some(state) = state
