@@ -64,5 +64,9 @@ as_root_and_rootless! {
         assert_eq!(status, Some(1));
         assert_eq!(report["can_run"], false);
         assert!(report["manifest_problems"][0].as_str().unwrap().contains("memory"), "{report:#}");
+        // Without an argument, the nearest manifest, as every command uses.
+        let (nearest, status) = doctor(&p, &[]);
+        assert_eq!((nearest["can_run"].as_bool(), status), (Some(false), Some(1)), "{nearest:#}");
+        assert_eq!(nearest["manifest"].as_str(), p.manifest().to_str());
     }
 }

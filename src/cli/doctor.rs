@@ -11,7 +11,8 @@ use crate::validate::Invocation;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// A manifest to check against this host (default: none; the host alone).
+    /// A manifest to check against this host (default: sandbox.toml here or in a parent
+    /// folder, when there is one; else the host alone).
     pub manifest: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -56,15 +57,19 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
     let mut checks = checks(&Host::live(&facts.caller));
     let mut manifest_ok = true;
     let mut problems = Vec::new();
-    let plan = match &args.manifest {
+    // Like every command, the nearest manifest when none is named; without one, the host.
+    let manifest = match &args.manifest {
+        Some(path) => match super::locate(Some(path), out, exit::INVALID) {
+            Ok(path) => Some(path),
+            Err(code) => return code,
+        },
+        None => super::find_manifest(None).ok(),
+    };
+    let plan = match &manifest {
         None => None,
         Some(path) => {
-            let path = match super::locate(Some(path), out, exit::INVALID) {
-                Ok(path) => path,
-                Err(code) => return code,
-            };
             let with_command = Invocation::inspecting();
-            let (loaded, validated) = load_and_validate(&path, &facts, &with_command);
+            let (loaded, validated) = load_and_validate(path, &facts, &with_command);
             manifest_ok = validated.plan.is_some();
             if !args.json {
                 out.problems(&validated.problems, &loaded);
@@ -82,7 +87,12 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
     let blocking = |c: &Check| c.needed && c.status != Status::Ok;
     let can_run = manifest_ok && !checks.iter().any(blocking);
     if args.json {
-        let report = json!({ "can_run": can_run, "checks": checks, "manifest_problems": problems });
+        let report = json!({
+            "can_run": can_run,
+            "manifest": manifest,
+            "checks": checks,
+            "manifest_problems": problems,
+        });
         show!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
         for check in &checks {
@@ -96,7 +106,7 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
                 show!("      {:<16} fix: {fix}", "");
             }
         }
-        let verdict = match (&args.manifest, can_run) {
+        let verdict = match (&manifest, can_run) {
             (Some(path), true) => format!("{} can run here", path.display()),
             (Some(path), false) => format!("{} cannot run here", path.display()),
             (None, true) => "this host can run sandboxes".into(),
