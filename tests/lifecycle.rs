@@ -2,7 +2,7 @@
 
 mod live;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,46 @@ impl Named {
     fn record(&self, name: &str) -> serde_json::Value {
         let text = std::fs::read(self.state.join(format!("{name}.json"))).unwrap();
         serde_json::from_slice(&text).unwrap()
+    }
+}
+
+/// A small tmpfs over a folder, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, owner: (u32, u32), size: &str) -> Tmpfs {
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0700,uid={},gid={}", owner.0, owner.1).as_str()),
+        )
+        .expect("mount a tmpfs");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fill it to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = [0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+        let _ = filler.write_all(&[0]);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The uid and gid that run `who`'s sandboxes.
+fn ids(who: Who) -> (u32, u32) {
+    match who {
+        Who::Root => (0, 0),
+        Who::Rootless => live::rootless_ids().unwrap(),
     }
 }
 
@@ -185,5 +225,63 @@ as_root_and_rootless! {
             .unwrap();
         assert_eq!(status.code(), Some(0), "{status:?}");
         assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "no record left");
+    }
+    fn a_sandbox_whose_record_cannot_be_written_does_not_start(who) {
+        // Mounting the full folder needs root; the sandbox runs as `who`.
+        if !live::available(Who::Root) {
+            return;
+        }
+        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"1000.0625\"]\n");
+        let full = Tmpfs::mount(&n.state, ids(who), "64k");
+        full.fill();
+        let up = n.up_detached("full");
+        assert_eq!(up.status.code(), Some(125), "{}", stderr(&up));
+        assert!(stdout(&up).is_empty(), "no name: nobody could see it");
+        let said = stderr(&up);
+        assert!(said.contains("was not started") && said.contains("No space left on device"), "{said}");
+        let manifest = n.project.manifest();
+        let foreground = n.sandbox(&["up", "--trust", "--name", "fg", manifest.to_str().unwrap()]);
+        assert_eq!(foreground.status.code(), Some(125), "{}", stderr(&foreground));
+        assert!(stderr(&foreground).contains("was not started"), "{}", stderr(&foreground));
+        let marker = n.project.path().to_str().unwrap().to_string();
+        assert!(eventually(|| live::processes_with(&marker).is_empty()), "a supervisor is left");
+        assert!(live::processes_with("1000.0625").is_empty(), "the command ran");
+        let left: Vec<_> = std::fs::read_dir(&n.state).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["filler"], "a record or log is left");
+        drop(full);
+        assert!(n.up_detached("full").status.success(), "with room, it starts");
+        assert!(n.sandbox(&["down", "full"]).status.success());
+    }
+
+    fn a_detached_start_that_fails_says_what_the_foreground_one_says(who) {
+        // A bind onto a path under a file: the mount step fails, after every check passed.
+        let n = Named::new(who, "[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/etc/passwd/sub\"\n[process]\ncommand = [\"sleep\", \"1000.125\"]\n");
+        let good = n.project.write("good.toml", "[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"1000.125\"]\n");
+        let (bad, good) = (n.project.manifest(), good);
+        let (bad, good) = (bad.to_str().unwrap(), good.to_str().unwrap());
+        for (manifest, command, status, said) in [
+            (bad, None, 125, "step `mount` failed"),
+            (good, Some("nosuchcmd"), 127, "executing nosuchcmd"),
+        ] {
+            let mut args = vec!["up", "--trust", "--name", "broken", manifest];
+            args.extend(command.map(|c| ["--", c]).iter().flatten());
+            let foreground = n.sandbox(&args);
+            args.insert(1, "-d");
+            let detached = n.sandbox(&args);
+            assert_eq!(foreground.status.code(), Some(status), "{}", stderr(&foreground));
+            assert_eq!(detached.status.code(), Some(status), "{}", stderr(&detached));
+            assert!(stderr(&foreground).contains(said), "{}", stderr(&foreground));
+            assert_eq!(stderr(&detached), stderr(&foreground), "the same diagnostic");
+            assert!(stdout(&detached).is_empty(), "no name: it does not run");
+            assert!(n.ps().is_empty());
+            assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "a record is left");
+        }
+        assert!(live::processes_with("1000.125").is_empty(), "the command ran");
+        // Exit 0 means it runs, at once, not eventually.
+        let up = n.sandbox(&["up", "-d", "--trust", "--name", "fine", good]);
+        assert!(up.status.success(), "{}", stderr(&up));
+        let listed = n.ps();
+        assert_eq!((listed.len(), &listed[0]["status"]), (1, &"running".into()), "{listed:?}");
+        assert!(n.sandbox(&["down", "fine"]).status.success());
     }
 }

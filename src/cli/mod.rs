@@ -219,12 +219,16 @@ pub struct Output {
 impl Output {
     /// Print problems to stderr (warnings only when not quiet).
     pub fn problems(&self, problems: &[Problem], loaded: &Loaded) {
-        for problem in problems {
-            if self.quiet && !problem.is_error() {
-                continue;
-            }
-            say!(text render(&Report::new(problem.clone(), &loaded.sources), self.color));
-        }
+        say!(text self.problems_text(problems, loaded));
+    }
+
+    /// [`Output::problems`] as text, for a message that goes elsewhere first.
+    pub fn problems_text(&self, problems: &[Problem], loaded: &Loaded) -> String {
+        problems
+            .iter()
+            .filter(|problem| !self.quiet || problem.is_error())
+            .map(|problem| render(&Report::new(problem.clone(), &loaded.sources), self.color))
+            .collect()
     }
 
     pub fn error(&self, message: &str) {

@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use clap::Args;
@@ -112,9 +112,9 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             return exit::LAUNCHER_FAILED;
         }
     };
-    let started = if args.detach {
+    let waiter = if args.detach {
         match detach(&plan, &claim, out) {
-            Detached::Supervisor(started) => Some(started),
+            Detached::Supervisor(waiter) => Some(waiter),
             Detached::Caller(code) => {
                 // The supervisor holds the name now; this process only reports.
                 std::mem::forget(claim);
@@ -143,38 +143,49 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             log: log.clone(),
             plan: plan.clone(),
         };
-        if let Err(error) = claim.write(&record) {
-            say!("sandbox: warning: {error}; `sandbox ps` will not list it");
+        claim
+            .write(&record)
+            .map_err(|error| ExecError::NotRecorded(std::sync::Arc::new(error)))
+    };
+    let mut started = false;
+    let mut on_started = || {
+        started = true;
+        if let Some(waiter) = &waiter {
+            waiter.started();
         }
     };
     let hooks = exec::Hooks {
         on_ready: Some(&mut write_record),
-        started,
+        on_started: Some(&mut on_started),
     };
     // `root` stays alive (its cache entry locked in use) until the sandbox is gone.
-    match exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), hooks) {
+    let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), hooks);
+    // What the launcher says about the run, on stderr; or, for a detached sandbox whose
+    // command never started, to the caller still waiting, which prints it.
+    let mut said = String::new();
+    let status = match result {
         Ok((outcome, timings)) => {
             if args.verbose {
                 for (step, duration) in &timings {
-                    say!(
-                        "sandbox: {step:<15} {:>8.3} ms",
+                    said += &format!(
+                        "sandbox: {step:<15} {:>8.3} ms\n",
                         duration.as_secs_f64() * 1e3
                     );
                 }
             }
             if let Some(failure) = &outcome.failure {
-                out.problems(&[failure_problem(failure, &loaded)], &loaded);
+                said += &out.problems_text(&[failure_problem(failure, &loaded)], &loaded);
             }
             if let Some(usage) = &outcome.usage {
-                report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
+                said += &report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
             }
             if let Some(error) = &outcome.cleanup {
-                say!(
-                    "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it"
+                said += &format!(
+                    "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it\n"
                 );
             }
             if outcome.signal == Some(libc::SIGSYS) && plan.security.seccomp != SeccompPlan::Off {
-                out.problems(&[seccomp_kill_problem(&loaded)], &loaded);
+                said += &out.problems_text(&[seccomp_kill_problem(&loaded)], &loaded);
             }
             outcome.status
         }
@@ -183,10 +194,20 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
                 ExecError::Step(failure) => failure_problem(failure, &loaded),
                 other => Problem::error("sandbox::exec::setup", other.to_string()),
             };
-            out.problems(&[problem], &loaded);
+            said += &out.problems_text(&[problem], &loaded);
             exit::LAUNCHER_FAILED
         }
+    };
+    match waiter {
+        // Never started: nothing to keep. The record and the log go before the caller hears,
+        // so that when it returns, no trace is left.
+        Some(waiter) if !started => {
+            drop(claim);
+            waiter.failed(status, &said);
+        }
+        _ => say!(text said),
     }
+    status
 }
 
 /// Unpack a tar or OCI root, or find it in the cache. Progress bars only on a terminal; they
@@ -270,23 +291,24 @@ fn failure_problem(failure: &StepFailure, loaded: &Loaded) -> Problem {
     problem
 }
 
-/// The out-of-memory verdict, and `--stats` (`Some(json)`).
-fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<bool>) {
+/// The out-of-memory verdict, and `--stats` (`Some(json)`), for stderr.
+fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<bool>) -> String {
+    let mut said = String::new();
     let limit = plan.cgroup.as_ref().and_then(|c| c.limits.memory);
     if let Some(limit) = limit
         && usage.oom_kills > 0
     {
         let limit = Size(limit);
         if outcome.status == 128 + libc::SIGKILL as u8 {
-            say!("sandbox: killed: out of memory (limit {limit})");
+            said += &format!("sandbox: killed: out of memory (limit {limit})\n");
         } else {
             let n = usage.oom_kills;
             let processes = if n == 1 { "process" } else { "processes" };
-            say!("sandbox: {n} {processes} killed: out of memory (limit {limit})");
+            said += &format!("sandbox: {n} {processes} killed: out of memory (limit {limit})\n");
         }
     }
     let Some(json) = stats else {
-        return;
+        return said;
     };
     if json {
         let json = serde_json::json!({
@@ -296,18 +318,19 @@ fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<boo
             "cpu_usec": usage.cpu_usec,
             "task_peak": usage.task_peak,
         });
-        say!("{json}");
-        return;
+        said += &format!("{json}\n");
+        return said;
     }
     let unknown = || "unknown".to_string();
-    say!(
-        "sandbox: peak memory {}, cpu time {}, task peak {}",
+    said += &format!(
+        "sandbox: peak memory {}, cpu time {}, task peak {}\n",
         usage.peak_memory.map_or_else(unknown, mebibytes),
         usage
             .cpu_usec
             .map_or_else(unknown, |us| format!("{:.3} s", us as f64 / 1e6)),
         usage.task_peak.map_or_else(unknown, |n| n.to_string()),
     );
+    said
 }
 
 fn mebibytes(bytes: u64) -> String {
@@ -315,10 +338,61 @@ fn mebibytes(bytes: u64) -> String {
 }
 
 enum Detached {
-    /// This process supervises the sandbox; the descriptor tells the caller the command runs.
-    Supervisor(OwnedFd),
+    /// This process supervises the sandbox, and tells the caller how its start went.
+    Supervisor(Waiter),
     /// This process started the supervisor and has its answer.
     Caller(u8),
+}
+
+/// The supervisor's end of the pipe the caller of `up -d` waits on: one byte once the command
+/// runs; or, when it never did, the exit status and what `up` said, so that the caller prints
+/// and returns what a foreground `up` would.
+struct Waiter(OwnedFd);
+
+const STARTED: u8 = b'S';
+const FAILED: u8 = b'F';
+
+impl Waiter {
+    fn started(&self) {
+        let _ = crate::exec::write_all(self.0.as_fd(), &[STARTED]);
+    }
+
+    fn failed(self, status: u8, said: &str) {
+        let length = u32::try_from(said.len()).unwrap_or(u32::MAX);
+        let mut word = vec![FAILED, status];
+        word.extend(length.to_le_bytes());
+        word.extend(&said.as_bytes()[..length as usize]);
+        let _ = crate::exec::write_all(self.0.as_fd(), &word);
+    }
+}
+
+/// The caller's side: wait for the supervisor's word; print and return what it says.
+fn hear(from: OwnedFd, name: &str, out: &Output) -> u8 {
+    use std::io::Read;
+    let mut pipe = std::fs::File::from(from);
+    let mut head = [0u8; 1];
+    let lost = |out: &Output| {
+        out.error("the sandbox's supervisor ended before its command started");
+        exit::LAUNCHER_FAILED
+    };
+    if pipe.read_exact(&mut head).is_err() {
+        return lost(out);
+    }
+    if head[0] == STARTED {
+        show!("{name}");
+        return exit::SUCCESS;
+    }
+    let mut status_and_length = [0u8; 5];
+    if pipe.read_exact(&mut status_and_length).is_err() {
+        return lost(out);
+    }
+    let [status, length @ ..] = status_and_length;
+    let mut said = vec![0u8; u32::from_le_bytes(length) as usize];
+    if pipe.read_exact(&mut said).is_err() {
+        return lost(out);
+    }
+    say!(text String::from_utf8_lossy(&said));
+    status
 }
 
 /// Split into the caller, which waits until the command runs (or fails to) and then returns,
@@ -332,12 +406,15 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
         out.error("a detached sandbox has no terminal: set `tty = \"never\"` or \"auto\"");
         return Detached::Caller(exit::LAUNCHER_FAILED);
     }
-    let log = match std::fs::OpenOptions::new()
+    // The claim holds the name: a log left by an earlier run of it is this run's now.
+    let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(claim.log_path())
-    {
+        .and_then(|log| log.set_len(0).map(|()| log));
+    let log = match log {
         Ok(log) => log,
         Err(e) => return fail("opening the log", &e),
     };
@@ -349,16 +426,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
         Err(e) => fail("fork", &e),
         Ok(Some(_supervisor)) => {
             drop(word_write);
-            let mut word = [0u8; 1];
-            if matches!(nix::unistd::read(&word_read, &mut word), Ok(1)) {
-                show!("{}", claim.name());
-                return Detached::Caller(exit::SUCCESS);
-            }
-            // The supervisor wrote why into the log.
-            if let Ok(text) = std::fs::read_to_string(claim.log_path()) {
-                say!(text text);
-            }
-            Detached::Caller(exit::LAUNCHER_FAILED)
+            Detached::Caller(hear(word_read, claim.name(), out))
         }
         Ok(None) => {
             drop(word_read);
@@ -369,7 +437,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
             }
             let _ = nix::unistd::dup2_stdout(&log);
             let _ = nix::unistd::dup2_stderr(&log);
-            Detached::Supervisor(word_write)
+            Detached::Supervisor(Waiter(word_write))
         }
     }
 }

@@ -139,6 +139,9 @@ pub enum ExecError {
     SetupDied(String),
     #[error("{0}")]
     Gone(String),
+    /// `sandbox up` could not write the sandbox's record, so it did not start it.
+    #[error("the sandbox was not started, as nothing could see it: {0}")]
+    NotRecorded(std::sync::Arc<crate::state::StateError>),
     #[error("supervising the sandbox failed: {action}: {}", errno.desc())]
     Supervisor { action: String, errno: Errno },
 }

@@ -130,8 +130,8 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         exec_pipe: exec_read,
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
-        started: None,
-        before_forwarding: None,
+        on_started: None,
+        setup_ready: None,
         ended: None,
         return_early: false,
     })

@@ -56,14 +56,19 @@ pub struct Running {
     pub address: Option<std::net::Ipv4Addr>,
 }
 
+/// See [`Hooks::on_ready`].
+pub type OnReady<'a> = &'a mut dyn FnMut(&Running) -> Result<(), ExecError>;
+
 /// How the caller follows a run.
 #[derive(Default)]
 pub struct Hooks<'a> {
-    /// Called once the sandbox is set up (`sandbox up` writes its record then).
-    pub on_ready: Option<&'a mut dyn FnMut(&Running)>,
-    /// Gets one byte once the command runs (its execve succeeded), and is closed without one
-    /// if it never does: `sandbox up -d` returns at that moment.
-    pub started: Option<OwnedFd>,
+    /// Called once the sandbox's processes exist, before its setup is let go to start the
+    /// command: `sandbox up` writes its record then. An error ends the run there, so a sandbox
+    /// whose record could not be written never runs.
+    pub on_ready: Option<OnReady<'a>>,
+    /// Called once the command runs (the setup said it was ready and the command's execve
+    /// succeeded), and never if it does not: `sandbox up -d` returns at that moment.
+    pub on_started: Option<&'a mut dyn FnMut()>,
 }
 
 /// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
@@ -150,6 +155,13 @@ pub fn run(
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
     let network = net::parent(&plan.net, child.as_raw())?;
     timings.push(("net (parent)".into(), step_started.elapsed()));
+    if let Some(on_ready) = hooks.on_ready {
+        on_ready(&Running {
+            init_pid: child.as_raw(),
+            cgroups: group.as_ref().map(Group::dirs).unwrap_or_default(),
+            address: network.address(),
+        })?;
+    }
     let go = ToChild::Go {
         prepared: prepared.iter().map(Option::is_some).collect(),
         address: network.address(),
@@ -168,24 +180,16 @@ pub fn run(
     } else {
         None
     };
-    if let Some(on_ready) = hooks.on_ready {
-        on_ready(&Running {
-            init_pid: child.as_raw(),
-            cgroups: group.as_ref().map(Group::dirs).unwrap_or_default(),
-            address: network.address(),
-        });
-    }
     let pidfd = guard.release();
     let mut outcome = supervise::supervise(supervise::Supervised {
         pidfd,
         exec_pipe: exec_read,
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
-        started: hooks.started,
-        // pid 1 drops a signal it has no handler for, and it installs them during setup.
-        before_forwarding: Some(&mut || {
-            let _ = answer.wait(&parent_end);
-        }),
+        on_started: hooks
+            .on_started
+            .map(|started| &mut *started as &mut dyn FnMut()),
+        setup_ready: Some(&mut || answer.wait(&parent_end).is_ok()),
         ended: Some(ended_read),
         return_early: plan.namespaces.pid && !plan.waits_for_teardown(),
     })?;

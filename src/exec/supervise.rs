@@ -28,10 +28,13 @@ pub struct Supervised<'a> {
     pub exec_pipe: OwnedFd,
     pub master: Option<OwnedFd>,
     pub timeout: Option<Duration>,
-    /// Gets one byte once the command runs; closed without one if it never does.
-    pub started: Option<OwnedFd>,
-    /// Called once, before the first signal is forwarded.
-    pub before_forwarding: Option<&'a mut dyn FnMut()>,
+    /// Called once the command runs; never if it does not.
+    pub on_started: Option<&'a mut dyn FnMut()>,
+    /// Waits for the sandbox's setup to answer (once; later calls repeat the answer), and
+    /// says whether it is ready. Asked before a signal is forwarded (pid 1 drops a signal it
+    /// has no handler for, and it installs them during setup), and before the command is said
+    /// to run: the exec pipe also closes when the setup failed and exited.
+    pub setup_ready: Option<&'a mut dyn FnMut() -> bool>,
     /// The sandbox's init writes how the command ended here (see [`pid::Report`]).
     pub ended: Option<OwnedFd>,
     /// Return as soon as `ended` tells how the command ended, without waiting for init's exit
@@ -85,8 +88,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         None => None,
     };
     let mut relay = s.master.map(Relay::start).transpose()?;
-    let mut started = s.started;
-    let mut before_forwarding = s.before_forwarding;
+    let mut on_started = s.on_started;
+    let mut setup_ready = s.setup_ready;
     let mut exec_pipe = Some(s.exec_pipe);
     let mut failure = None;
     let mut timed_out = false;
@@ -101,10 +104,13 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         ];
         // The exec pipe only needs watching to tell `up -d` the moment the command runs;
         // otherwise it is read once the sandbox ended, sparing a wake-up.
-        let exec_index = exec_pipe.as_ref().filter(|_| started.is_some()).map(|p| {
-            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
+        let exec_index = exec_pipe
+            .as_ref()
+            .filter(|_| on_started.is_some())
+            .map(|p| {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
         let ended_index = s.ended.as_ref().filter(|_| watch_ended).map(|e| {
             fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
@@ -134,10 +140,11 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
 
         if exec_ready && let Some(pipe) = exec_pipe.take() {
             failure = command::read_failure(&pipe);
-            if let Some(started) = started.take()
-                && failure.is_none()
+            if failure.is_none()
+                && setup_ready.as_mut().is_none_or(|ready| ready())
+                && let Some(started) = on_started.take()
             {
-                let _ = write_all(started.as_fd(), b"1");
+                started();
             }
         }
         if signal_ready {
@@ -146,8 +153,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
                 match relay.as_mut() {
                     Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
                     _ => {
-                        if let Some(before) = before_forwarding.take() {
-                            before();
+                        if let Some(ready) = setup_ready.as_mut() {
+                            ready();
                         }
                         let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), signal);
                     }
