@@ -1,23 +1,41 @@
-//! Records of running sandboxes: `NAME.json` per name, and `NAME.log`, the command's output,
-//! when detached.
+//! Records of sandboxes: `NAME.json` per name, and `NAME.log`, the command's output, when
+//! detached.
 //!
 //! The supervisor holds an exclusive flock on its record file for the sandbox's whole life, so
 //! whether a sandbox runs is whether its lock is held: no pid guessing, safe from pid reuse. A
-//! name runs once at a time, and a record whose lock is free belongs to a supervisor that is gone (a
-//! stale record): the next command that meets it cleans it.
+//! name runs once at a time. The record is written before the command starts (a sandbox
+//! nobody could see must not run); when the command ends, a second line says how, and the
+//! lock is let go. A detached sandbox's record and log then stay (`ps --all`, `logs`, `wait`)
+//! until `rm`, `down` or a new run of the name removes them; a foreground run's go at once.
+//! A record whose lock is free and that says no end belongs to a supervisor that was killed
+//! (a stale record): the next command that meets it cleans it.
 //!
 //! One file per name, not a folder of lock and record: where /run is on disk, every create,
 //! rename and unlink is a journaled directory change, and a run now makes two, not seven.
+//!
+//! The folder is checked before use ([`crate::folder`]): another user who could write it could
+//! plant a record naming any process. And before a process a record names is signalled or
+//! joined, it is shown to be that sandbox's (see [`Store::processes`]).
 
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 
+use crate::exec::sys;
+use crate::folder::{self, FolderError, Purpose};
+use crate::lockfile::ofd;
 use crate::plan::{Namespaces, Plan};
+
+/// The state folder, as messages name it.
+pub const STATE_FOLDER: Purpose = Purpose {
+    name: "state folder",
+    setting: Some("SANDBOX_STATE_DIR"),
+};
 
 /// The folder of all records: $SANDBOX_STATE_DIR when set, /run/sandbox as root,
 /// $XDG_RUNTIME_DIR/sandbox rootless, or /tmp/sandbox-UID (owned by the user, mode 0700) when
@@ -67,17 +85,30 @@ pub struct Record {
     pub plan: Plan,
 }
 
+/// How a sandbox ended: the second line of its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    /// The status `sandbox up` returned: the command's, 128+N for a signal, 124 on timeout.
+    pub exit_code: u8,
+    /// Seconds since the epoch.
+    pub ended: u64,
+}
+
 /// Open records under a state folder.
 pub struct Store {
     dir: PathBuf,
 }
 
-/// Held while a sandbox runs; dropping it releases the name.
+/// Held while a sandbox runs; dropping it releases the name, and removes the record unless
+/// [`Claim::end`] kept it.
 pub struct Claim {
     name: String,
     /// `NAME.json`: the record, and the lock held for the sandbox's life.
     path: PathBuf,
-    file: Flock<File>,
+    file: Option<File>,
+    /// Bytes of the record written, where the line of its end goes.
+    written: u64,
+    keep: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +117,10 @@ pub enum StateError {
     Running(String),
     #[error("no sandbox named `{0}` is running")]
     NotRunning(String),
+    #[error("no sandbox named `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Folder(#[from] FolderError),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -94,6 +129,16 @@ pub enum StateError {
     },
     #[error("the record of `{0}` is unreadable: {1}")]
     Corrupt(String, String),
+    #[error(
+        "the record of `{name}` names pid {pid} as its {role}, but that process is not the sandbox's: nothing was signalled"
+    )]
+    NotItsProcess {
+        name: String,
+        pid: i32,
+        role: &'static str,
+    },
+    #[error("`{0}` ended without saying how: its supervisor was killed")]
+    NoEnd(String),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError + use<> {
@@ -110,13 +155,20 @@ pub enum Entry {
     Running(Record),
     /// Claimed by a supervisor that has not written its record yet.
     Starting,
-    /// The supervisor is gone; the record (if readable) says what may be left to clean.
+    /// Its command ended; the record stays until removed.
+    Exited(Record, Ended),
+    /// The supervisor is gone without a word; the record (if readable) says what may be left
+    /// to clean.
     Stale(Option<Record>),
 }
 
 impl Store {
-    pub fn new(dir: PathBuf) -> Store {
-        Store { dir }
+    /// The records in `dir`, made (0700) when missing; refused unless it is the caller's own
+    /// (see [`crate::folder`]).
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        Ok(Store {
+            dir: folder::own(dir, 0o700, STATE_FOLDER)?,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -127,64 +179,45 @@ impl Store {
         self.dir.join(format!("{name}.json"))
     }
 
-    fn ensure_dir(&self) -> Result<(), StateError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(io("creating", &self.dir))
-    }
-
-    /// Open (creating it) the record file of a name, and the folder on first use.
-    fn open_record(&self, path: &Path) -> Result<File, StateError> {
-        let open = || {
-            std::fs::OpenOptions::new()
+    /// Claim `name` for a new sandbox: fails when one by that name runs. The record of an
+    /// earlier run that ended is replaced; a stale one is handed back so the caller can clean
+    /// what it names.
+    pub fn claim(&self, name: &str) -> Result<(Claim, Option<Record>), StateError> {
+        let path = self.record_path(name);
+        let (file, size) = loop {
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .read(true)
                 .write(true)
                 .mode(0o600)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(path)
-        };
-        match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.ensure_dir()?;
-                open()
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io("opening", &path))?;
+            match ofd::try_lock(&file) {
+                Ok(true) => {}
+                Ok(false) => return Err(StateError::Running(name.to_string())),
+                Err(errno) => return Err(io("locking", &path)(std::io::Error::from(errno))),
             }
-            other => other,
-        }
-        .map_err(io("opening", path))
-    }
-
-    /// Claim `name` for a new sandbox: fails when one by that name runs. A stale record is
-    /// handed back so the caller can clean what it names before the claim replaces it.
-    pub fn claim(&self, name: &str) -> Result<(Claim, Option<Record>), StateError> {
-        let path = self.record_path(name);
-        let (file, size) = loop {
-            let file = self.open_record(&path)?;
-            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(file) => file,
-                Err((_, Errno::EWOULDBLOCK)) => return Err(StateError::Running(name.to_string())),
-                Err((_, errno)) => return Err(io("locking", &path)(std::io::Error::from(errno))),
-            };
             // The name's last holder may have removed the file between our open and our
             // lock: try again on the one the path names.
             if let Some(held) = crate::lockfile::still_named(&file, &path) {
                 break (file, held.len());
             }
         };
-        // A record left by a supervisor that is gone; emptied, the file is this run's.
+        // A record left by an earlier run; emptied, the file is this run's.
         let stale = (size > 0).then(|| {
-            let stale = parse_record(&file, &path).ok();
+            let earlier = parse_record(&file, &path).ok();
             let _ = file.set_len(0);
-            stale
+            earlier.and_then(|(record, ended)| ended.is_none().then_some(record))
         });
         Ok((
             Claim {
                 name: name.to_string(),
                 path,
-                file,
+                file: Some(file),
+                written: 0,
+                keep: false,
             },
             stale.flatten(),
         ))
@@ -212,7 +245,7 @@ impl Store {
         Err(StateError::Running(name.to_string()))
     }
 
-    /// Every record, running or stale, by name.
+    /// Every record, by name.
     pub fn list(&self) -> Vec<(String, Entry)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -228,41 +261,96 @@ impl Store {
         out
     }
 
+    /// Open the record of `name`, for writing too when the lock is to be taken.
+    fn open_record(&self, name: &str, write: bool) -> Result<File, StateError> {
+        let path = self.record_path(name);
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StateError::NotFound(name.to_string()),
+                _ => io("opening", &path)(e),
+            })
+    }
+
     /// The state of one name.
     pub fn entry(&self, name: &str) -> Entry {
         let path = self.record_path(name);
-        let Ok(file) = File::open(&path) else {
+        let Ok(file) = self.open_record(name, false) else {
             return Entry::Stale(None);
         };
-        match Flock::lock(file, FlockArg::LockSharedNonblock) {
-            Ok(free) => Entry::Stale(parse_record(&free, &path).ok()),
-            // Held: the supervisor runs. Its record may not be written yet.
-            Err((held, _)) => match parse_record(&held, &path) {
-                Ok(record) => Entry::Running(record),
+        // Held (or unknowable): the supervisor runs. Its record may not be written yet.
+        if ofd::held(&file).unwrap_or(true) {
+            return match parse_record(&file, &path) {
+                Ok((record, _)) => Entry::Running(record),
                 Err(_) => Entry::Starting,
-            },
+            };
+        }
+        match parse_record(&file, &path) {
+            Ok((record, Some(ended))) => Entry::Exited(record, ended),
+            Ok((record, None)) => Entry::Stale(Some(record)),
+            Err(_) => Entry::Stale(None),
         }
     }
 
     pub fn running(&self, name: &str) -> Result<Record, StateError> {
         match self.entry(name) {
             Entry::Running(record) => Ok(record),
-            Entry::Starting | Entry::Stale(_) => Err(StateError::NotRunning(name.to_string())),
+            _ => Err(StateError::NotRunning(name.to_string())),
         }
     }
 
-    /// Remove a stale record (only when its lock is free).
-    pub fn remove_stale(&self, name: &str) -> bool {
+    /// The record of a sandbox that runs or ended (with how it ended).
+    pub fn recorded(&self, name: &str) -> Result<(Record, Option<Ended>), StateError> {
+        match self.entry(name) {
+            Entry::Running(record) => Ok((record, None)),
+            Entry::Exited(record, ended) => Ok((record, Some(ended))),
+            Entry::Starting => Err(StateError::NotRunning(name.to_string())),
+            Entry::Stale(_) => Err(StateError::NotFound(name.to_string())),
+        }
+    }
+
+    /// Forget a sandbox that ended (or whose supervisor is gone): its record and log go.
+    pub fn forget(&self, name: &str) -> Result<(), StateError> {
         let path = self.record_path(name);
-        let Ok(file) = File::open(&path) else {
-            return false;
-        };
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(held) if crate::lockfile::still_named(&held, &path).is_some() => {
+        let file = self.open_record(name, true)?;
+        match ofd::try_lock(&file) {
+            Ok(true) if crate::lockfile::still_named(&file, &path).is_some() => {
                 let _ = std::fs::remove_file(path.with_extension("log"));
-                std::fs::remove_file(&path).is_ok()
+                std::fs::remove_file(&path).map_err(io("removing", &path))
             }
-            _ => false,
+            Ok(true) => Err(StateError::NotFound(name.to_string())),
+            Ok(false) => Err(StateError::Running(name.to_string())),
+            Err(errno) => Err(io("locking", &path)(std::io::Error::from(errno))),
+        }
+    }
+
+    /// Block until the sandbox `name` ended, then say how. Its supervisor writes the end
+    /// before it exits, so waiting is waiting for that exit, on its pidfd; before the record
+    /// names it (the sandbox starting), for its lock. No polling, and no lock held that could
+    /// make a new run of the name fail. The end is read from the file opened first: a
+    /// foreground run removes its path as it ends.
+    pub fn wait(&self, name: &str) -> Result<Ended, StateError> {
+        let path = self.record_path(name);
+        let file = self.open_record(name, false)?;
+        let locking = |errno: Errno| io("locking", &path)(std::io::Error::from(errno));
+        if ofd::held(&file).map_err(locking)? {
+            match parse_record(&file, &path) {
+                Ok((record, _)) => {
+                    if let Some(supervisor) = supervisor_of(&record, &file)? {
+                        let mut exit = [PollFd::new(supervisor.as_fd(), PollFlags::POLLIN)];
+                        while let Err(Errno::EINTR) = poll(&mut exit, PollTimeout::NONE) {}
+                    }
+                }
+                Err(_) => ofd::wait_shared(&file).map_err(locking)?,
+            }
+        }
+        match parse_record(&file, &path) {
+            Ok((_, Some(ended))) => Ok(ended),
+            Ok((_, None)) => Err(StateError::NoEnd(name.to_string())),
+            Err(_) => Err(StateError::NotFound(name.to_string())),
         }
     }
 }
@@ -278,27 +366,65 @@ impl Claim {
         self.path.with_extension("log")
     }
 
+    fn file(&self) -> &File {
+        self.file.as_ref().expect("held until dropped")
+    }
+
     /// Write the record, once: until then the file is empty and readers see the sandbox as
     /// starting (a reader that meets a half-written record does too).
-    pub fn write(&self, record: &Record) -> Result<(), StateError> {
-        use std::os::unix::fs::FileExt;
-        let text = serde_json::to_vec(record).expect("records serialize");
-        self.file
+    pub fn write(&mut self, record: &Record) -> Result<(), StateError> {
+        let mut text = serde_json::to_vec(record).expect("records serialize");
+        text.push(b'\n');
+        self.file()
             .write_all_at(&text, 0)
-            .map_err(io("writing", &self.path))
+            .map_err(io("writing", &self.path))?;
+        self.written = text.len() as u64;
+        Ok(())
+    }
+
+    /// The command ended with `exit_code`: write so after the record, for `wait` and
+    /// `ps --all`, and let go of the name. With `keep` (a detached run) the record and log
+    /// stay until removed; otherwise they go now.
+    pub fn end(mut self, exit_code: u8, keep: bool) {
+        if self.written == 0 {
+            return;
+        }
+        let ended = Ended {
+            exit_code,
+            ended: now(),
+        };
+        let mut line = serde_json::to_vec(&ended).expect("serializes");
+        line.push(b'\n');
+        // Unwritten, the record reads as stale and is cleaned like one.
+        let written = self.file().write_all_at(&line, self.written).is_ok();
+        self.keep = keep && written;
     }
 }
 
 impl Drop for Claim {
-    /// The sandbox ended: its record goes, and its log. The lock goes after, with the file
-    /// descriptor: a concurrent claim either fails on the held lock or makes a new file.
+    /// The record goes (unless kept), then the lock: a concurrent claim either fails on the
+    /// held lock or makes a new file. The lock is let go explicitly, not with this descriptor:
+    /// the sandbox's init shares it and may still be exiting.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(self.log_path());
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(self.log_path());
+        }
+        if let Some(file) = self.file.take() {
+            let _ = ofd::unlock(&file);
+        }
     }
 }
 
-fn parse_record(file: &File, path: &Path) -> Result<Record, StateError> {
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The record, and the line of its end when there is one.
+fn parse_record(file: &File, path: &Path) -> Result<(Record, Option<Ended>), StateError> {
     use std::io::{Read, Seek};
     let mut text = Vec::new();
     let mut reader = file;
@@ -306,8 +432,95 @@ fn parse_record(file: &File, path: &Path) -> Result<Record, StateError> {
         .rewind()
         .and_then(|()| reader.read_to_end(&mut text))
         .map_err(io("reading", path))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| StateError::Corrupt(path.display().to_string(), e.to_string()))
+    let mut lines = text.split(|&b| b == b'\n');
+    let record = serde_json::from_slice(lines.next().unwrap_or_default())
+        .map_err(|e| StateError::Corrupt(path.display().to_string(), e.to_string()))?;
+    let ended = lines
+        .next()
+        .and_then(|line| serde_json::from_slice(line).ok());
+    Ok((record, ended))
+}
+
+/// The processes of a running sandbox, each shown to be its own.
+pub struct Processes {
+    pub supervisor: OwnedFd,
+    /// `None` once init is gone (the sandbox is ending).
+    pub init: Option<OwnedFd>,
+}
+
+impl Store {
+    /// Pidfds of the supervisor and init of the sandbox `record` describes, once each is shown
+    /// to be its own: the supervisor holds this very record file open (a record planted or
+    /// outdated names a process that does not, whatever else it forges), and init is its child,
+    /// in the namespace recorded at start. `None` when the supervisor is gone.
+    pub fn processes(&self, record: &Record) -> Result<Option<Processes>, StateError> {
+        let file = self.open_record(&record.name, false)?;
+        let Some(supervisor) = supervisor_of(record, &file)? else {
+            return Ok(None);
+        };
+        let kinds: Vec<&str> = record.namespaces.iter().map(|(k, _)| k.as_str()).collect();
+        let init = its_process(record.init_pid, |pid| {
+            parent_of(pid) == Some(record.supervisor_pid)
+                && namespaces_of(pid, &kinds) == record.namespaces
+        })
+        .map_err(|()| StateError::NotItsProcess {
+            name: record.name.clone(),
+            pid: record.init_pid,
+            role: "init",
+        })?;
+        Ok(Some(Processes { supervisor, init }))
+    }
+}
+
+/// A pidfd of the supervisor `record` names, once it is shown to hold `file`, the record, open;
+/// `None` when it is gone.
+fn supervisor_of(record: &Record, file: &File) -> Result<Option<OwnedFd>, StateError> {
+    let Ok(meta) = file.metadata() else {
+        return Ok(None);
+    };
+    let holds_record = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::metadata(fd.path())
+                    .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
+            })
+        })
+    };
+    match its_process(record.supervisor_pid, holds_record) {
+        Ok(supervisor) => Ok(supervisor),
+        // A supervisor lets go of the lock before it closes the record and exits: without
+        // the lock, it is ending, not another process.
+        Err(()) if !ofd::held(file).unwrap_or(true) => Ok(None),
+        Err(()) => Err(StateError::NotItsProcess {
+            name: record.name.clone(),
+            pid: record.supervisor_pid,
+            role: "supervisor",
+        }),
+    }
+}
+
+/// A pidfd of `pid` when `is_it` says it is the process meant; `Ok(None)` when it is gone.
+/// `is_it` looks in /proc once the pidfd is held, and the process is seen alive after: so what
+/// it saw was that process, not a later one given the same pid, and the pidfd reaches no other.
+fn its_process(pid: i32, is_it: impl Fn(i32) -> bool) -> Result<Option<OwnedFd>, ()> {
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(pidfd) => pidfd,
+        Err(Errno::ESRCH) => return Ok(None),
+        // A pid no process can have (0, negative): nothing the launcher wrote.
+        Err(_) => return Err(()),
+    };
+    let it = is_it(pid);
+    match sys::pidfd_send_signal(pidfd.as_fd(), 0) {
+        Err(Errno::ESRCH) => Ok(None),
+        _ if it => Ok(Some(pidfd)),
+        _ => Err(()),
+    }
+}
+
+/// The parent of a process (field 4 of /proc/PID/stat).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    crate::host::proc_stat_field(&stat, 4)?.parse().ok()
 }
 
 /// The namespace that identifies the sandbox's init from its start, by its /proc name: the
@@ -361,6 +574,14 @@ mod tests {
         }
     }
 
+    /// A store in `dir` and a claim of `name` whose record is written, as at a sandbox's start.
+    fn recorded_run(dir: &Path, name: &str) -> (Store, Claim) {
+        let store = Store::open(dir).unwrap();
+        let (mut claim, _) = store.claim(name).unwrap();
+        claim.write(&record(name)).unwrap();
+        (store, claim)
+    }
+
     pub(super) fn test_plan() -> Plan {
         use crate::host::{Caller, FixedFacts, HostFacts};
         let vars = crate::manifest::vars::Vars::default();
@@ -406,8 +627,8 @@ mod tests {
     #[test]
     fn a_name_runs_once_and_is_free_again_when_the_claim_drops() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("state"));
-        let (claim, stale) = store.claim("web").unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let (mut claim, stale) = store.claim("web").unwrap();
         assert!(stale.is_none());
         assert!(matches!(store.claim("web"), Err(StateError::Running(_))));
         assert!(matches!(store.entry("web"), Entry::Starting));
@@ -426,9 +647,9 @@ mod tests {
     #[test]
     fn a_record_whose_supervisor_is_gone_is_stale_and_handed_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_path_buf());
+        let store = Store::open(dir.path()).unwrap();
         // What a SIGKILLed supervisor leaves: a record whose lock nobody holds.
-        let path = dir.path().join("db.json");
+        let path = store.dir().join("db.json");
         std::fs::write(&path, serde_json::to_vec(&record("db")).unwrap()).unwrap();
         assert!(matches!(store.entry("db"), Entry::Stale(Some(_))));
         assert!(store.running("db").is_err());
@@ -443,7 +664,7 @@ mod tests {
     #[test]
     fn a_default_name_taken_gets_a_suffix_and_a_given_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_path_buf());
+        let store = Store::open(dir.path()).unwrap();
         let (first, _) = store.claim_free("proj", false).unwrap();
         let (second, _) = store.claim_free("proj", false).unwrap();
         let (third, _) = store.claim_free("proj", false).unwrap();
@@ -474,7 +695,7 @@ mod tests {
     fn claims_racing_a_finishing_sandbox_for_one_name_hold_it_one_at_a_time() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("state"));
+        let store = Store::open(&dir.path().join("state")).unwrap();
         let holders = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for _ in 0..4 {
@@ -499,36 +720,43 @@ mod tests {
     #[test]
     fn a_lock_taken_on_a_record_removed_meanwhile_is_told_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_path_buf());
+        let store = Store::open(dir.path()).unwrap();
         let path = store.record_path("x");
         let (first, _) = store.claim("x").unwrap();
         // A racing claim opened the file, then the holder ended before it took the lock.
-        let opened_before = File::open(&path).unwrap();
+        let late = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         drop(first);
-        let late = Flock::lock(opened_before, FlockArg::LockExclusiveNonblock).unwrap();
+        assert!(ofd::try_lock(&late).unwrap());
         let (_second, _) = store.claim("x").expect("the name is free");
         assert!(
             crate::lockfile::still_named(&late, &path).is_none(),
             "the racer must retry"
         );
-        let current = Flock::lock(File::open(&path).unwrap(), FlockArg::LockSharedNonblock);
         assert!(
-            current.is_err(),
+            ofd::held(&File::open(&path).unwrap()).unwrap(),
             "the second claim holds the file the path names"
         );
     }
 
     #[test]
-    fn stale_records_are_removed_only_when_free() {
+    fn records_are_forgotten_only_when_free() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_path_buf());
+        let store = Store::open(dir.path()).unwrap();
         let (claim, _) = store.claim("a").unwrap();
-        assert!(!store.remove_stale("a"), "a running sandbox is left alone");
+        assert!(
+            matches!(store.forget("a"), Err(StateError::Running(_))),
+            "a running sandbox is left alone"
+        );
         std::mem::forget(claim);
-        std::fs::write(dir.path().join("b.json"), "").unwrap();
-        std::fs::write(dir.path().join("b.log"), "output").unwrap();
-        assert!(store.remove_stale("b"));
-        assert!(!dir.path().join("b.log").exists(), "its log goes with it");
+        std::fs::write(store.dir().join("b.json"), "").unwrap();
+        std::fs::write(store.dir().join("b.log"), "output").unwrap();
+        store.forget("b").unwrap();
+        assert!(!store.dir().join("b.log").exists(), "its log goes with it");
+        assert!(matches!(store.forget("b"), Err(StateError::NotFound(_))));
         assert_eq!(
             store
                 .list()
@@ -537,6 +765,130 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["a"]
         );
+    }
+
+    #[test]
+    fn an_ended_detached_run_is_kept_with_its_end_until_forgotten_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, claim) = recorded_run(dir.path(), "job");
+        std::fs::write(claim.log_path(), "output").unwrap();
+        claim.end(3, true);
+        let Entry::Exited(exited, ended) = store.entry("job") else {
+            panic!("not listed as exited");
+        };
+        assert_eq!((exited.name.as_str(), ended.exit_code), ("job", 3));
+        assert_eq!(
+            store.wait("job").unwrap(),
+            ended,
+            "an ended one answers at once"
+        );
+        assert!(store.running("job").is_err());
+        assert!(store.recorded("job").unwrap().1.is_some());
+        let (again, stale) = store.claim("job").expect("a new run replaces it");
+        assert!(stale.is_none(), "an ended run leaves nothing to clean");
+        drop(again);
+        assert!(matches!(store.entry("job"), Entry::Stale(None)));
+        assert!(!store.dir().join("job.log").exists());
+    }
+
+    #[test]
+    fn wait_answers_for_an_ended_run_and_a_killed_one_and_waits_out_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Claimed, not yet written: the waiter waits on the lock (the run's end it waits
+        // for on the supervisor's pidfd is the live tests'). Dropped unwritten, nothing ran.
+        let (starting, _) = store.claim("st").unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| store.wait("st"));
+            drop(starting);
+            assert!(matches!(
+                waiter.join().unwrap(),
+                Err(StateError::NotFound(_))
+            ));
+        });
+        // A record whose supervisor was killed says no end.
+        std::fs::write(
+            store.dir().join("killed.json"),
+            serde_json::to_vec(&record("killed")).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(store.wait("killed"), Err(StateError::NoEnd(_))));
+    }
+
+    #[test]
+    fn a_record_is_believed_only_for_the_processes_of_its_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (mut claim, _) = store.claim("me").unwrap();
+        // This process holds the record open, as a supervisor does; a child of it is init.
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let mut mine = record("me");
+        mine.init_pid = child.id() as i32;
+        mine.namespaces = namespaces_of(mine.init_pid, &["user", "mnt"]);
+        claim.write(&mine).unwrap();
+        let processes = store.processes(&mine).unwrap().expect("both live");
+        assert!(processes.init.is_some());
+
+        // Another record, locked as a live one is (by this process), names a process that
+        // does not hold it open.
+        let mut planted = mine.clone();
+        planted.name = "other".into();
+        planted.supervisor_pid = mine.init_pid;
+        let path = store.dir().join("other.json");
+        std::fs::write(&path, serde_json::to_vec(&planted).unwrap()).unwrap();
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(ofd::try_lock(&held).unwrap());
+        assert!(matches!(
+            store.processes(&planted),
+            Err(StateError::NotItsProcess {
+                role: "supervisor",
+                ..
+            })
+        ));
+        // Init in other namespaces, or not the supervisor's child, is not the sandbox's.
+        let mut moved = mine.clone();
+        moved.namespaces = vec![("user".into(), "user:[1]".into())];
+        assert!(matches!(
+            store.processes(&moved),
+            Err(StateError::NotItsProcess { role: "init", .. })
+        ));
+        moved = mine.clone();
+        moved.init_pid = 1;
+        assert!(store.processes(&moved).is_err());
+        moved.supervisor_pid = 0;
+        assert!(
+            store.processes(&moved).is_err(),
+            "pid 0 names no supervisor"
+        );
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            store.processes(&mine).unwrap().unwrap().init.is_none(),
+            "init is gone"
+        );
+    }
+
+    #[test]
+    fn the_parent_of_a_process_is_read_from_proc() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        assert_eq!(
+            parent_of(child.id() as i32),
+            Some(std::process::id() as i32)
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(parent_of(-5), None);
     }
 
     #[test]

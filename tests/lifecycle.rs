@@ -3,7 +3,7 @@
 mod live;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use live::{Project, Who, stderr, stdout};
@@ -54,9 +54,50 @@ impl Named {
     }
 
     fn record(&self, name: &str) -> serde_json::Value {
-        let text = std::fs::read(self.state.join(format!("{name}.json"))).unwrap();
-        serde_json::from_slice(&text).unwrap()
+        let text = std::fs::read_to_string(self.state.join(format!("{name}.json"))).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
     }
+
+    /// `ps --all --json`.
+    fn ps_all(&self) -> Vec<serde_json::Value> {
+        let out = self.sandbox(&["ps", "--all", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    }
+
+    /// A process of the project's user that is no sandbox's.
+    fn bystander(&self) -> Child {
+        self.project
+            .as_user(Path::new("/bin/sleep"))
+            .arg("1000")
+            .spawn()
+            .unwrap()
+    }
+
+    /// What an attacker writes at `path`: the record of the running `real`, renamed `name`,
+    /// naming `pid` as its supervisor and its init. Locked, as a live supervisor's is, by
+    /// the file returned.
+    fn plant(&self, path: &Path, name: &str, pid: u32) -> std::fs::File {
+        let mut record = self.record("real");
+        record["name"] = name.into();
+        record["supervisor_pid"] = pid.into();
+        record["init_pid"] = pid.into();
+        let mut text = serde_json::to_vec(&record).unwrap();
+        text.push(b'\n');
+        std::fs::write(path, text).unwrap();
+        self.project.give(path);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        assert!(sandbox::lockfile::ofd::try_lock(&file).unwrap());
+        file
+    }
+}
+
+fn alive(process: &mut Child) -> bool {
+    process.try_wait().unwrap().is_none()
 }
 
 /// A small tmpfs over a folder, unmounted when dropped.
@@ -134,6 +175,20 @@ as_root_and_rootless! {
         assert_eq!(listed[0]["name"], "joined");
         assert_eq!(listed[0]["status"], "running");
         assert!(listed[0]["memory_bytes"].is_null() == (who == Who::Rootless), "{:?}", listed[0]);
+        // NAME STATUS PID UPTIME MEMORY ADDRESS MANIFEST: memory for people (`10.6M`), and no
+        // address without a network of the sandbox's own.
+        let table = stdout(&n.sandbox(&["ps"]));
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        let memory = row[4];
+        if who == Who::Root {
+            let (number, unit) = memory.split_at(memory.len() - 1);
+            assert!(["K", "M", "G"].contains(&unit), "{table}");
+            let decimals = number.split_once('.').map(|(_, d)| d.len());
+            assert_eq!(decimals, Some(1), "{table}");
+        } else {
+            assert_eq!(memory, "-", "{table}");
+        }
+        assert_eq!(row[5], "-", "{table}");
 
         assert!(eventually(|| stdout(&n.sandbox(&["logs", "joined"])).contains("view-done")));
         let original = stdout(&n.sandbox(&["logs", "joined"]));
@@ -226,12 +281,39 @@ as_root_and_rootless! {
         assert_eq!(status.code(), Some(0), "{status:?}");
         assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "no record left");
     }
+
+    fn a_record_naming_a_process_not_the_sandboxs_gets_it_no_signal(who) {
+        let n = Named::new(who, &manifest(""));
+        assert!(n.up_detached("real").status.success());
+        let mut bystander = n.bystander();
+        // As a planted record would (or one left by a run whose pids were reused since): it
+        // names a process of the same user, with the real record's namespaces, and is locked.
+        let _held = n.plant(&n.state.join("fake.json"), "fake", bystander.id());
+
+        let down = n.sandbox(&["down", "fake", "--timeout", "1s"]);
+        assert_eq!(down.status.code(), Some(1), "{}", stderr(&down));
+        assert!(stderr(&down).contains("is not the sandbox's: nothing was signalled"), "{}", stderr(&down));
+        assert!(alive(&mut bystander), "down killed a process that is no sandbox's");
+        let exec = n.sandbox(&["exec", "fake", "--", "/bin/true"]);
+        assert_eq!(exec.status.code(), Some(125), "{}", stderr(&exec));
+        assert!(alive(&mut bystander));
+
+        let all = n.sandbox(&["down", "--all", "--timeout", "1s"]);
+        assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+        assert!(stderr(&all).contains("real: stopped"), "{}", stderr(&all));
+        assert!(alive(&mut bystander), "down --all killed a process that is no sandbox's");
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+    }
+
     fn a_sandbox_whose_record_cannot_be_written_does_not_start(who) {
         // Mounting the full folder needs root; the sandbox runs as `who`.
         if !live::available(Who::Root) {
             return;
         }
-        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"1000.0625\"]\n");
+        // A command line of this test's own: the other caller's run of it may be going on.
+        let marker = format!("1000.0625{}", who as u8);
+        let n = Named::new(who, &format!("[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"{marker}\"]\n"));
         let full = Tmpfs::mount(&n.state, ids(who), "64k");
         full.fill();
         let up = n.up_detached("full");
@@ -243,9 +325,9 @@ as_root_and_rootless! {
         let foreground = n.sandbox(&["up", "--trust", "--name", "fg", manifest.to_str().unwrap()]);
         assert_eq!(foreground.status.code(), Some(125), "{}", stderr(&foreground));
         assert!(stderr(&foreground).contains("was not started"), "{}", stderr(&foreground));
-        let marker = n.project.path().to_str().unwrap().to_string();
-        assert!(eventually(|| live::processes_with(&marker).is_empty()), "a supervisor is left");
-        assert!(live::processes_with("1000.0625").is_empty(), "the command ran");
+        let project = n.project.path().to_str().unwrap().to_string();
+        assert!(eventually(|| live::processes_with(&project).is_empty()), "a supervisor is left");
+        assert!(live::processes_with(&marker).is_empty(), "the command ran");
         let left: Vec<_> = std::fs::read_dir(&n.state).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["filler"], "a record or log is left");
         drop(full);
@@ -255,8 +337,10 @@ as_root_and_rootless! {
 
     fn a_detached_start_that_fails_says_what_the_foreground_one_says(who) {
         // A bind onto a path under a file: the mount step fails, after every check passed.
-        let n = Named::new(who, "[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/etc/passwd/sub\"\n[process]\ncommand = [\"sleep\", \"1000.125\"]\n");
-        let good = n.project.write("good.toml", "[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"1000.125\"]\n");
+        // A command line of this test's own: the other caller's run of it may be going on.
+        let marker = format!("1000.125{}", who as u8);
+        let n = Named::new(who, &format!("[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/etc/passwd/sub\"\n[process]\ncommand = [\"sleep\", \"{marker}\"]\n"));
+        let good = n.project.write("good.toml", &format!("[rootfs]\nhost = true\n[process]\ncommand = [\"sleep\", \"{marker}\"]\n"));
         let (bad, good) = (n.project.manifest(), good);
         let (bad, good) = (bad.to_str().unwrap(), good.to_str().unwrap());
         for (manifest, command, status, said) in [
@@ -273,10 +357,10 @@ as_root_and_rootless! {
             assert!(stderr(&foreground).contains(said), "{}", stderr(&foreground));
             assert_eq!(stderr(&detached), stderr(&foreground), "the same diagnostic");
             assert!(stdout(&detached).is_empty(), "no name: it does not run");
-            assert!(n.ps().is_empty());
+            assert!(n.ps_all().is_empty());
             assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "a record is left");
         }
-        assert!(live::processes_with("1000.125").is_empty(), "the command ran");
+        assert!(live::processes_with(&marker).is_empty(), "the command ran");
         // Exit 0 means it runs, at once, not eventually.
         let up = n.sandbox(&["up", "-d", "--trust", "--name", "fine", good]);
         assert!(up.status.success(), "{}", stderr(&up));
@@ -284,4 +368,162 @@ as_root_and_rootless! {
         assert_eq!((listed.len(), &listed[0]["status"]), (1, &"running".into()), "{listed:?}");
         assert!(n.sandbox(&["down", "fine"]).status.success());
     }
+
+    fn an_exited_detached_sandbox_keeps_its_status_and_log_until_removed(who) {
+        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\", \"-c\", \"echo out; exit 3\"]\n");
+        assert!(n.up_detached("job").status.success());
+        let waited = n.sandbox(&["wait", "job"]);
+        assert_eq!(waited.status.code(), Some(3), "{}", stderr(&waited));
+        assert!(n.ps().is_empty(), "ps lists the running ones");
+        let listed = n.ps_all();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let job = &listed[0];
+        assert_eq!((&job["name"], &job["status"], &job["exit_code"]), (&"job".into(), &"exited".into(), &3.into()), "{job}");
+        assert!(job["ended"].as_u64().unwrap() >= job["started"].as_u64().unwrap(), "{job}");
+        assert!(job["memory_bytes"].is_null());
+        let table = stdout(&n.sandbox(&["ps", "--all"]));
+        assert!(table.lines().any(|l| l.starts_with("job ") && l.contains("exited 3")), "{table}");
+        assert_eq!(stdout(&n.sandbox(&["logs", "job"])), "out\n");
+        assert_eq!(stdout(&n.sandbox(&["logs", "-f", "job"])), "out\n", "an ended one is not followed");
+        assert_eq!(n.sandbox(&["exec", "job", "--", "/bin/true"]).status.code(), Some(125));
+        assert_eq!(n.sandbox(&["wait", "job"]).status.code(), Some(3), "waiting again answers at once");
+
+        // A new run of the name replaces it.
+        let manifest = n.project.manifest();
+        let manifest = manifest.to_str().unwrap();
+        let again = n.sandbox(&["up", "-d", "--trust", "--name", "job", manifest, "--", "/bin/sh", "-c", "exit 5"]);
+        assert!(again.status.success(), "{}", stderr(&again));
+        assert_eq!(n.sandbox(&["wait", "job"]).status.code(), Some(5));
+        assert_eq!(n.sandbox(&["logs", "job"]).stdout, b"", "the log is the new run's");
+
+        // wait blocks until the end, however it comes; rm leaves a running one alone.
+        let up = n.sandbox(&["up", "-d", "--trust", "--name", "long", manifest, "--", "sleep", "1000.25"]);
+        assert!(up.status.success(), "{}", stderr(&up));
+        let mut waiter = n.project.command(&["wait", "long"]).env("SANDBOX_STATE_DIR", &n.state).spawn().unwrap();
+        let rm = n.sandbox(&["rm", "long"]);
+        assert_eq!(rm.status.code(), Some(1));
+        assert!(stderr(&rm).contains("is running"), "{}", stderr(&rm));
+        assert!(n.sandbox(&["down", "long"]).status.success());
+        assert_eq!(waiter.wait().unwrap().code(), Some(128 + 15), "sleep died of the SIGTERM");
+        let names: Vec<_> = n.ps_all().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["job"], "down forgets what it stopped");
+
+        // rm, and down of an exited one, forget it with its log.
+        assert!(n.sandbox(&["rm", "job"]).status.success());
+        let gone = n.sandbox(&["rm", "job"]);
+        assert_eq!(gone.status.code(), Some(1));
+        assert!(stderr(&gone).contains("no sandbox named `job`"), "{}", stderr(&gone));
+        assert!(n.up_detached("done").status.success());
+        assert_eq!(n.sandbox(&["wait", "done"]).status.code(), Some(3));
+        let down = n.sandbox(&["down", "done"]);
+        assert!(down.status.success(), "{}", stderr(&down));
+        assert!(stderr(&down).contains("done: removed"), "{}", stderr(&down));
+        assert!(n.ps_all().is_empty());
+        assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "a record or log is left");
+    }
+
+}
+
+/// Another local user makes /tmp/sandbox-UID before its owner does, plants a record naming one
+/// of the owner's processes, and holds its lock: the owner's `sandbox` refuses the folder,
+/// names it and the fix, and signals nothing. A symlink in its place is refused too.
+#[test]
+fn a_state_folder_another_user_made_is_refused_and_its_record_kills_nothing() {
+    if !live::available(Who::Root) || !live::available(Who::Rootless) {
+        return;
+    }
+    let attacker = live::other_ids().expect("a second user");
+    let victim = live::rootless_ids().unwrap();
+    let n = Named::new(Who::Rootless, &manifest(""));
+    assert!(n.up_detached("real").status.success());
+    let mut bystander = n.bystander();
+    let planted = PathBuf::from(format!("/tmp/sandbox-{}", victim.0));
+    // What an earlier run of the victim's own left there; nothing else uses it in the tests.
+    let _ = std::fs::remove_dir_all(&planted);
+    let _ = std::fs::remove_file(&planted);
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _remove = Remove(&planted);
+    let made = live::as_ids(attacker, "mkdir")
+        .arg("-m")
+        .arg("0755")
+        .arg(&planted)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let record = planted.join("x.json");
+    let _held = n.plant(&record, "x", bystander.id());
+    std::os::unix::fs::chown(&record, Some(attacker.0), Some(attacker.1)).unwrap();
+    // The victim's sandbox, without SANDBOX_STATE_DIR or XDG_RUNTIME_DIR: /tmp/sandbox-UID.
+    let victims = |args: &[&str]| {
+        n.project
+            .command(args)
+            .env_remove("SANDBOX_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    let manifest = n.project.manifest();
+    for args in [
+        &["down", "--all", "--timeout", "1s"][..],
+        &["ps"],
+        &["up", "-d", "--trust", manifest.to_str().unwrap()],
+    ] {
+        let out = victims(args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let said = stderr(&out);
+        assert!(
+            said.contains(&format!(
+                "{} belongs to uid {}",
+                planted.display(),
+                attacker.0
+            )),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains("rm -r") && said.contains("SANDBOX_STATE_DIR"),
+            "{said}"
+        );
+        assert!(
+            alive(&mut bystander),
+            "{args:?} killed the victim's process"
+        );
+    }
+    // The victim's own, but writable by everyone (`mkdir -m 777`): refused too.
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&planted, Some(victim.0), Some(victim.1)).unwrap();
+    let out = victims(&["down", "--all", "--timeout", "1s"]);
+    assert!(
+        stderr(&out).contains("can be written by other users"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive(&mut bystander));
+    // A symlink to a folder of the victim's own, holding the same record: not followed.
+    drop(_held);
+    std::fs::remove_dir_all(&planted).unwrap();
+    let _also_held = n.plant(&n.state.join("x.json"), "x", bystander.id());
+    std::os::unix::fs::symlink(&n.state, &planted).unwrap();
+    let out = victims(&["down", "--all", "--timeout", "1s"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive(&mut bystander));
+    assert_eq!(n.ps().len(), 2, "real and x: nothing was stopped");
+    drop(_also_held);
+    std::fs::remove_file(n.state.join("x.json")).unwrap();
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    assert!(n.sandbox(&["down", "real"]).status.success());
 }

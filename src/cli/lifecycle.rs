@@ -1,8 +1,8 @@
-//! `sandbox ps`, `sandbox logs` and `sandbox down`: named sandboxes after `up -d`.
+//! `sandbox ps`, `logs`, `wait`, `down`, `rm` and `exec`: named sandboxes after `up -d`.
 
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 use clap::Args;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -11,22 +11,29 @@ use serde::Serialize;
 use super::{Output, exit};
 use crate::exec::sys;
 use crate::host::Caller;
-use crate::manifest::values::Duration as ManifestDuration;
-use crate::state::{Entry, Record, Store, state_dir};
+use crate::manifest::values::{Duration as ManifestDuration, Size};
+use crate::state::{Ended, Entry, Processes, Record, StateError, Store, now, state_dir};
 
-/// The caller's state folder (`up` passes the caller it already knows).
-pub fn store_of(caller: &Caller) -> Store {
-    Store::new(state_dir(caller.euid, &caller.env))
+/// The caller's state folder (`up` passes the caller it already knows), checked to be theirs.
+pub fn store_of(caller: &Caller) -> Result<Store, StateError> {
+    Store::open(&state_dir(caller.euid, &caller.env))
 }
 
-fn store() -> Store {
-    store_of(&Caller::current())
+/// [`store_of`] the current caller, printing why not; `failure` is the exit status then.
+fn store(out: &Output, failure: u8) -> Result<Store, u8> {
+    store_of(&Caller::current()).map_err(|error| {
+        out.error(&error.to_string());
+        failure
+    })
 }
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Also list the detached sandboxes whose command has exited.
+    #[arg(short, long)]
+    pub all: bool,
     /// Print JSON: an array of {name, id, status, pid, started, uptime_seconds, memory_bytes,
-    /// addresses, manifest, log}.
+    /// addresses, manifest, log, exit_code, ended}.
     #[arg(long)]
     pub json: bool,
 }
@@ -36,24 +43,23 @@ pub struct PsArgs {
 pub struct Row {
     pub name: String,
     pub id: String,
-    /// "running" (stale records are cleaned, not listed).
+    /// "running", or "exited" (with `--all`); stale records are cleaned, not listed.
     pub status: &'static str,
     /// The sandbox's pid 1 as the host sees it.
     pub pid: i32,
     /// Seconds since the epoch.
     pub started: u64,
+    /// How long it has run, or ran.
     pub uptime_seconds: u64,
-    /// Memory in use by the sandbox's cgroup, when it has one.
+    /// Memory in use by the sandbox's cgroup, when it has one and runs.
     pub memory_bytes: Option<u64>,
     pub addresses: Vec<String>,
     pub manifest: String,
     pub log: Option<String>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    /// How the command ended, once it has.
+    pub exit_code: Option<u8>,
+    /// Seconds since the epoch, once it has ended.
+    pub ended: Option<u64>,
 }
 
 /// Memory in use from the sandbox's own accounting (v2 memory.current, v1 usage_in_bytes).
@@ -71,31 +77,36 @@ fn memory_in_use(record: &Record) -> Option<u64> {
     })
 }
 
-fn row(record: &Record) -> Row {
+fn row(record: &Record, ended: Option<Ended>) -> Row {
+    let until = ended.map_or_else(now, |e| e.ended);
     Row {
         name: record.name.clone(),
         id: record.id.clone(),
-        status: "running",
+        status: if ended.is_some() { "exited" } else { "running" },
         pid: record.init_pid,
         started: record.started,
-        uptime_seconds: now().saturating_sub(record.started),
-        memory_bytes: memory_in_use(record),
+        uptime_seconds: until.saturating_sub(record.started),
+        memory_bytes: ended.is_none().then(|| memory_in_use(record)).flatten(),
         addresses: record.addresses.clone(),
         manifest: record.manifest.display().to_string(),
         log: record.log.as_ref().map(|l| l.display().to_string()),
+        exit_code: ended.map(|e| e.exit_code),
+        ended: ended.map(|e| e.ended),
     }
 }
 
-/// Running sandboxes; stale records (their supervisor is gone) are cleaned on the way.
-fn running(store: &Store) -> Vec<Record> {
+/// The sandboxes that run, and with `exited` those that ended; stale records (their
+/// supervisor is gone without a word) are cleaned on the way.
+fn listed(store: &Store, exited: bool) -> Vec<(Record, Option<Ended>)> {
     store
         .list()
         .into_iter()
         .filter_map(|(name, entry)| match entry {
-            Entry::Running(record) => Some(record),
+            Entry::Running(record) => Some((record, None)),
+            Entry::Exited(record, ended) => exited.then_some((record, Some(ended))),
             Entry::Starting => None,
             Entry::Stale(_) => {
-                store.remove_stale(&name);
+                let _ = store.forget(&name);
                 None
             }
         })
@@ -110,8 +121,15 @@ fn human_duration(seconds: u64) -> String {
     }
 }
 
-pub fn ps(args: PsArgs) -> u8 {
-    let rows: Vec<Row> = running(&store()).iter().map(row).collect();
+pub fn ps(args: PsArgs, out: &Output) -> u8 {
+    let store = match store(out, exit::INVALID) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let rows: Vec<Row> = listed(&store, args.all)
+        .iter()
+        .map(|(record, ended)| row(record, *ended))
+        .collect();
     if args.json {
         show!(
             "{}",
@@ -120,7 +138,7 @@ pub fn ps(args: PsArgs) -> u8 {
         return exit::SUCCESS;
     }
     show!(
-        "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} MANIFEST",
+        "{:<20} {:<10} {:>8} {:>9} {:>8} {:<16} MANIFEST",
         "NAME",
         "STATUS",
         "PID",
@@ -129,15 +147,19 @@ pub fn ps(args: PsArgs) -> u8 {
         "ADDRESS"
     );
     for row in rows {
-        let memory = row.memory_bytes.map_or_else(
-            || "-".into(),
-            |m| crate::manifest::values::Size(m).to_string(),
-        );
+        let status = match row.exit_code {
+            Some(code) => format!("exited {code}"),
+            None => row.status.to_string(),
+        };
+        let memory = row
+            .memory_bytes
+            .map_or_else(|| "-".into(), |m| Size(m).approximate());
+        // Only an address of the sandbox's own: pasta's is a copy of the host's.
         let address = row.addresses.first().cloned().unwrap_or_else(|| "-".into());
         show!(
-            "{:<20} {:<8} {:>8} {:>9} {:>10} {:<16} {}",
+            "{:<20} {:<10} {:>8} {:>9} {:>8} {:<16} {}",
             row.name,
-            row.status,
+            status,
             row.pid,
             human_duration(row.uptime_seconds),
             memory,
@@ -157,10 +179,14 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
+/// What a detached sandbox's command wrote, whether it runs or ended.
 pub fn logs(args: LogsArgs, out: &Output) -> u8 {
-    let store = store();
-    let record = match store.running(&args.name) {
-        Ok(record) => record,
+    let store = match store(out, exit::INVALID) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let (record, ended) = match store.recorded(&args.name) {
+        Ok(found) => found,
         Err(e) => {
             out.error(&e.to_string());
             return exit::INVALID;
@@ -182,11 +208,11 @@ pub fn logs(args: LogsArgs, out: &Output) -> u8 {
     };
     let mut stdout = std::io::stdout().lock();
     let _ = std::io::copy(&mut file, &mut stdout);
-    if !args.follow {
+    if !args.follow || ended.is_some() {
         return exit::SUCCESS;
     }
     // Follow: inotify says when the log grows; the supervisor's pidfd when the sandbox ends.
-    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else {
+    let Ok(Some(Processes { supervisor, .. })) = store.processes(&record) else {
         return exit::SUCCESS;
     };
     let Ok(inotify) = nix::sys::inotify::Inotify::init(nix::sys::inotify::InitFlags::IN_CLOEXEC)
@@ -216,11 +242,64 @@ pub fn logs(args: LogsArgs, out: &Output) -> u8 {
 }
 
 #[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The sandbox's name.
+    pub name: String,
+}
+
+/// Block until the sandbox ends; exit with its command's status.
+pub fn wait(args: WaitArgs, out: &Output) -> u8 {
+    let store = match store(out, exit::LAUNCHER_FAILED) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match store.wait(&args.name) {
+        Ok(ended) => ended.exit_code,
+        Err(e) => {
+            out.error(&e.to_string());
+            exit::LAUNCHER_FAILED
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The names of sandboxes that have exited.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// Forget exited sandboxes: their records and logs.
+pub fn rm(args: RmArgs, out: &Output) -> u8 {
+    let store = match store(out, exit::INVALID) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let mut status = exit::SUCCESS;
+    for name in &args.names {
+        match store.forget(name) {
+            Ok(()) => {}
+            Err(StateError::Running(_)) => {
+                out.error(&format!(
+                    "`{name}` is running: stop it with `sandbox down {name}`"
+                ));
+                status = exit::INVALID;
+            }
+            Err(e) => {
+                out.error(&e.to_string());
+                status = exit::INVALID;
+            }
+        }
+    }
+    status
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     /// The sandbox's name.
     #[arg(required_unless_present = "all")]
     pub name: Option<String>,
-    /// Stop every running sandbox.
+    /// Stop every running sandbox (and forget the exited ones).
     #[arg(long, conflicts_with = "name")]
     pub all: bool,
     /// How long the command has to exit after SIGTERM before it is killed.
@@ -233,68 +312,80 @@ fn parse_duration(text: &str) -> Result<ManifestDuration, String> {
 }
 
 /// Wait (without polling) for the supervisor to exit, up to `timeout`.
-fn wait_exit(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
     let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(n) if n > 0)
 }
 
 /// SIGTERM to the command (through its supervisor, which forwards it), SIGKILL after the grace;
-/// the supervisor then cleans up everything (cgroup, network, record) as for any exit.
-fn stop(record: &Record, grace: Duration, out: &Output) -> bool {
-    let Ok(supervisor) = sys::pidfd_open(record.supervisor_pid) else {
-        return true;
+/// the supervisor then cleans up everything (cgroup, network) as for any exit. Only processes
+/// shown to be the sandbox's own are signalled (see [`Store::processes`]).
+fn stop(store: &Store, record: &Record, grace: Duration) -> Result<(), String> {
+    let Processes { supervisor, init } = match store.processes(record) {
+        Ok(Some(processes)) => processes,
+        Ok(None) => return Ok(()),
+        Err(error) => return Err(error.to_string()),
     };
     let _ = sys::pidfd_send_signal(supervisor.as_fd(), libc::SIGTERM);
     if wait_exit(&supervisor, grace) {
-        return true;
+        return Ok(());
     }
-    if let Ok(init) = sys::pidfd_open(record.init_pid) {
+    if let Some(init) = init {
         let _ = sys::pidfd_send_signal(init.as_fd(), libc::SIGKILL);
     }
     if wait_exit(&supervisor, Duration::from_secs(10)) {
-        return true;
+        return Ok(());
     }
-    out.error(&format!(
+    Err(format!(
         "`{}` did not stop: its supervisor (pid {}) is stuck",
         record.name, record.supervisor_pid
-    ));
-    false
+    ))
 }
 
+/// Stop running sandboxes and forget them, with their records and logs; an exited one is only
+/// forgotten.
 pub fn down(args: DownArgs, out: &Output) -> u8 {
-    let store = store();
-    let records = if args.all {
-        running(&store)
-    } else {
-        let name = args
-            .name
-            .as_deref()
-            .expect("clap requires a name without --all");
-        match store.running(name) {
-            Ok(record) => vec![record],
+    let store = match store(out, exit::INVALID) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let targets = match &args.name {
+        None => listed(&store, true),
+        Some(name) => match store.recorded(name) {
+            Ok(found) => vec![found],
             Err(e) => {
-                store.remove_stale(name);
+                // A stale record of that name is cleaned all the same.
+                let _ = store.forget(name);
                 out.error(&e.to_string());
                 return exit::INVALID;
             }
-        }
+        },
     };
     let grace = args.timeout.as_std();
-    let mut stopped = 0;
-    for record in &records {
-        if stop(record, grace, out) {
-            stopped += 1;
-            if !out.quiet {
-                say!("{}: stopped", record.name);
+    let mut status = exit::SUCCESS;
+    for (record, ended) in &targets {
+        if ended.is_none()
+            && let Err(error) = stop(&store, record, grace)
+        {
+            out.error(&error);
+            status = exit::INVALID;
+            continue;
+        }
+        // The name may run again already, under a new claim: that one stays.
+        let _ = store.forget(&record.name);
+        if !out.quiet {
+            match ended {
+                None => say!("{}: stopped", record.name),
+                Some(ended) => say!(
+                    "{}: removed (it had exited with status {})",
+                    record.name,
+                    ended.exit_code
+                ),
             }
         }
     }
-    if stopped == records.len() {
-        exit::SUCCESS
-    } else {
-        exit::INVALID
-    }
+    status
 }
 
 #[derive(Debug, Args)]
@@ -311,13 +402,24 @@ pub struct ExecArgs {
 
 /// Run a command in a running sandbox, as confined as its own command; exits with its status.
 pub fn exec(args: ExecArgs, out: &Output) -> u8 {
-    let record = match store().running(&args.name) {
-        Ok(record) => record,
-        Err(e) => {
-            out.error(&e.to_string());
-            return exit::LAUNCHER_FAILED;
-        }
+    let store = match store(out, exit::LAUNCHER_FAILED) {
+        Ok(store) => store,
+        Err(code) => return code,
     };
+    // Joined only once its init is shown to be the sandbox's own.
+    let record =
+        match store
+            .running(&args.name)
+            .and_then(|record| match store.processes(&record)? {
+                Some(Processes { init: Some(_), .. }) => Ok(record),
+                _ => Err(StateError::NotRunning(args.name.clone())),
+            }) {
+            Ok(record) => record,
+            Err(e) => {
+                out.error(&e.to_string());
+                return exit::LAUNCHER_FAILED;
+            }
+        };
     let mut plan = record.plan.clone();
     plan.process.argv = args.command;
     plan.process.tty = if args.tty {

@@ -128,20 +128,29 @@ pub enum Command {
     /// Forget that a manifest was allowed.
     #[command(after_help = "Example:\n  sandbox deny")]
     Deny(trust::TrustArgs),
-    /// List the running sandboxes.
-    #[command(after_help = "Examples:\n  sandbox ps\n  sandbox ps --json")]
+    /// List the running sandboxes (with --all, also the detached ones that have exited).
+    #[command(after_help = "Examples:\n  sandbox ps\n  sandbox ps --all --json")]
     Ps(lifecycle::PsArgs),
-    /// Print what a detached sandbox's command wrote.
+    /// Print what a detached sandbox's command wrote, while it runs or after it exited.
     #[command(after_help = "Examples:\n  sandbox logs api\n  sandbox logs -f api")]
     Logs(lifecycle::LogsArgs),
+    /// Wait until a sandbox ends, and exit with its command's status.
+    #[command(
+        after_help = "Examples:\n  sandbox wait job\n  sandbox up -d --name job && sandbox wait job"
+    )]
+    Wait(lifecycle::WaitArgs),
     /// Run a command inside a running sandbox, as confined as its own command.
     #[command(
         after_help = "Examples:\n  sandbox exec api -- ps\n  sandbox exec -t api -- /bin/bash"
     )]
     Exec(lifecycle::ExecArgs),
-    /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up.
+    /// Stop a running sandbox: SIGTERM to its command, SIGKILL after the grace, then clean up
+    /// and forget it (an exited one is only forgotten).
     #[command(after_help = "Examples:\n  sandbox down api\n  sandbox down --all --timeout 2s")]
     Down(lifecycle::DownArgs),
+    /// Forget detached sandboxes that have exited: their records and logs.
+    #[command(after_help = "Examples:\n  sandbox rm job\n  sandbox rm job other")]
+    Rm(lifecycle::RmArgs),
     /// Write the sandbox as an OCI runtime bundle (config.json and rootfs/) for crun, runc or
     /// containerd; --check lists how each setting maps.
     #[command(
@@ -201,10 +210,12 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         Command::Completions(args) => docs::completions(args),
         Command::Doctor(args) => doctor::run(args, &out),
         Command::Export(args) => export::run(args, &out),
-        Command::Ps(args) => lifecycle::ps(args),
+        Command::Ps(args) => lifecycle::ps(args, &out),
         Command::Logs(args) => lifecycle::logs(args, &out),
         Command::Exec(args) => lifecycle::exec(args, &out),
+        Command::Wait(args) => lifecycle::wait(args, &out),
         Command::Down(args) => lifecycle::down(args, &out),
+        Command::Rm(args) => lifecycle::rm(args, &out),
         Command::Manpage => docs::manpage(),
         Command::Cache(args) => cache::run(args, &out),
     }

@@ -98,8 +98,14 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             None => say!("sandbox: rootfs         cached {}", root.digest),
         }
     }
-    let store = super::lifecycle::store_of(&host.caller);
-    let claim = match store.claim_free(&plan.name, plan.name_given) {
+    let store = match super::lifecycle::store_of(&host.caller) {
+        Ok(store) => store,
+        Err(error) => {
+            out.error(&format!("cannot record the sandbox: {error}"));
+            return exit::LAUNCHER_FAILED;
+        }
+    };
+    let mut claim = match store.claim_free(&plan.name, plan.name_given) {
         Ok((claim, _stale)) => claim,
         Err(StateError::Running(name)) => {
             out.error(&format!(
@@ -132,9 +138,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             supervisor_pid: std::process::id() as i32,
             init_pid: running.init_pid,
             manifest: plan.manifest.clone(),
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            started: state::now(),
             cgroups: running.cgroups.clone(),
             addresses: running.address.iter().map(ToString::to_string).collect(),
             namespaces: state::identifying_namespace(&plan.namespaces)
@@ -205,7 +209,10 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             drop(claim);
             waiter.failed(status, &said);
         }
-        _ => say!(text said),
+        _ => {
+            say!(text said);
+            claim.end(status, args.detach);
+        }
     }
     status
 }
@@ -324,17 +331,15 @@ fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<boo
     let unknown = || "unknown".to_string();
     said += &format!(
         "sandbox: peak memory {}, cpu time {}, task peak {}\n",
-        usage.peak_memory.map_or_else(unknown, mebibytes),
+        usage
+            .peak_memory
+            .map_or_else(unknown, |bytes| Size(bytes).approximate()),
         usage
             .cpu_usec
             .map_or_else(unknown, |us| format!("{:.3} s", us as f64 / 1e6)),
         usage.task_peak.map_or_else(unknown, |n| n.to_string()),
     );
     said
-}
-
-fn mebibytes(bytes: u64) -> String {
-    format!("{:.1}M", bytes as f64 / f64::from(1u32 << 20))
 }
 
 enum Detached {

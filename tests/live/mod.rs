@@ -49,6 +49,9 @@ pub fn available(who: Who) -> bool {
     }
 }
 
+/// A second unprivileged account, for tests where another local user attacks the first.
+pub const OTHER_USER: &str = "sandbox-other";
+
 /// uid and gid of the unprivileged test user (created on first use when running as root), or
 /// of the current user when the tests themselves run unprivileged.
 pub fn rootless_ids() -> Option<(u32, u32)> {
@@ -57,26 +60,52 @@ pub fn rootless_ids() -> Option<(u32, u32)> {
         if euid() != 0 {
             return Some((euid(), nix::unistd::getegid().as_raw()));
         }
-        let lookup = || {
-            nix::unistd::User::from_name(TEST_USER)
-                .ok()
-                .flatten()
-                .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
-        };
-        if lookup().is_none() {
-            let _ = Command::new("useradd")
-                .args([
-                    "--system",
-                    "--user-group",
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    TEST_USER,
-                ])
-                .status();
-        }
-        lookup()
+        account(TEST_USER)
     })
+}
+
+/// uid and gid of [`OTHER_USER`], created on first use; `None` unless the tests run as root.
+pub fn other_ids() -> Option<(u32, u32)> {
+    static IDS: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    *IDS.get_or_init(|| (euid() == 0).then(|| account(OTHER_USER)).flatten())
+}
+
+/// uid and gid of a system account without a home or a shell, created when missing.
+fn account(name: &str) -> Option<(u32, u32)> {
+    let lookup = || {
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+    };
+    if lookup().is_none() {
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status();
+    }
+    lookup()
+}
+
+/// `PROGRAM` as the unprivileged user `ids`, through setpriv (the tests run as root).
+pub fn as_ids(ids: (u32, u32), program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid",
+        &ids.0.to_string(),
+        "--regid",
+        &ids.1.to_string(),
+        "--clear-groups",
+        "--",
+    ]);
+    command.arg(program);
+    command
 }
 
 /// The binary in a world-readable place: the checkout may sit in a 0700 folder the test user
@@ -193,20 +222,7 @@ impl Project {
     /// `PROGRAM` as the project's user, in the project folder, with a minimal environment.
     pub fn as_user(&self, program: &Path) -> Command {
         let mut command = match (self.who, euid()) {
-            (Who::Rootless, 0) => {
-                let (uid, gid) = rootless_ids().expect("rootless user");
-                let mut c = Command::new("setpriv");
-                c.args([
-                    "--reuid",
-                    &uid.to_string(),
-                    "--regid",
-                    &gid.to_string(),
-                    "--clear-groups",
-                    "--",
-                ]);
-                c.arg(program);
-                c
-            }
+            (Who::Rootless, 0) => as_ids(rootless_ids().expect("rootless user"), program),
             _ => Command::new(program),
         };
         // Records go in the project, not the machine's state folder: what a test leaves (a
