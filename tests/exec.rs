@@ -201,6 +201,7 @@ as_root_and_rootless! {
         let started = Instant::now();
         let out = timeout.up(&["sleep", "30"]);
         assert_eq!(out.status.code(), Some(124));
+        assert!(stderr(&out).contains("sandbox: timed out: the command ran past process.timeout (300ms)"), "{}", stderr(&out));
         assert!(started.elapsed() < Duration::from_secs(10));
         let stubborn = timeout.up(&["/bin/sh", "-c", "trap '' TERM; sleep 30"]);
         assert_eq!(stubborn.status.code(), Some(124), "SIGKILL after the grace");

@@ -432,6 +432,9 @@ pub fn exec(args: ExecArgs, out: &Output) -> u8 {
             if let Some(failure) = &outcome.failure {
                 out.error(&failure.to_string());
             }
+            if outcome.timed_out {
+                say!(text super::up::timed_out(&plan));
+            }
             outcome.status
         }
         Err(error) => {

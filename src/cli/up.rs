@@ -180,6 +180,9 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             if let Some(failure) = &outcome.failure {
                 said += &out.problems_text(&[failure_problem(failure, &loaded)], &loaded);
             }
+            if outcome.timed_out {
+                said += &timed_out(&plan);
+            }
             if let Some(usage) = &outcome.usage {
                 said += &report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
             }
@@ -215,6 +218,20 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         }
     }
     status
+}
+
+/// What a timeout (exit status 124) did, for stderr.
+pub(super) fn timed_out(plan: &Plan) -> String {
+    let limit = plan
+        .process
+        .timeout_ms
+        .map(|ms| format!(" ({})", crate::manifest::values::Duration(ms)))
+        .unwrap_or_default();
+    format!(
+        "sandbox: timed out: the command ran past process.timeout{limit} and was stopped (SIGTERM, then SIGKILL after {}s); exit status {}\n",
+        crate::exec::TIMEOUT_GRACE.as_secs(),
+        exit::TIMEOUT
+    )
 }
 
 /// Unpack a tar or OCI root, or find it in the cache. Progress bars only on a terminal; they

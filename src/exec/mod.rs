@@ -33,7 +33,7 @@ pub use error::{ExecError, StepFailure};
 use handshake::{Channel, RecvError, ToChild, ToParent};
 pub use steps::command::Terminal;
 use steps::{cgroup, chroot, command, mount, net, pid, security, user};
-pub use supervise::Outcome;
+pub use supervise::{Outcome, TIMEOUT_GRACE};
 
 use crate::cgroup::Group;
 use crate::manifest::Tty;

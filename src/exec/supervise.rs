@@ -21,7 +21,7 @@ use crate::cgroup::{CgroupError, Usage};
 use crate::cli::exit;
 
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
-const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Supervised<'a> {
     pub pidfd: OwnedFd,
