@@ -42,17 +42,71 @@ fn man_page_and_completions_mention_every_subcommand() {
             "the man page misses {name}"
         );
     }
-    for shell in ["bash", "zsh", "fish"] {
+    for section in [
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+        ".SH SEE ALSO",
+    ] {
+        assert!(man.contains(section), "the man page has no {section}");
+    }
+    let see_also = &man[man.find(".SH SEE ALSO").unwrap()..];
+    assert!(
+        !see_also.contains("docs/") && !see_also.contains(".md"),
+        "SEE ALSO names a file of the source tree: {see_also}"
+    );
+    // The scripts ask `sandbox` itself at each TAB; what it answers for `sandbox <TAB>`:
+    let candidates = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["--", "sandbox", ""])
+        .env("SANDBOX_COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "1")
+        .env("_CLAP_IFS", "\n")
+        .output()
+        .unwrap();
+    assert!(candidates.status.success());
+    let candidates = String::from_utf8(candidates.stdout).unwrap();
+    let candidates: Vec<&str> = candidates.lines().collect();
+    for name in &names {
+        assert!(
+            candidates.contains(&name.as_str()),
+            "completions miss {name}"
+        );
+    }
+    assert!(
+        !candidates.contains(&"manpage"),
+        "completions list the hidden manpage: {candidates:?}"
+    );
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let script = sandbox(&["completions", shell]);
         assert!(script.status.success());
         let script = String::from_utf8(script.stdout).unwrap();
-        for name in &names {
-            assert!(
-                script.contains(name.as_str()),
-                "{shell} completions miss {name}"
-            );
-        }
+        assert!(
+            script.contains("SANDBOX_COMPLETE") && script.contains("sandbox"),
+            "{shell}: {script}"
+        );
     }
+}
+
+/// `source <(sandbox completions bash)` in a real bash, then a TAB after `sandbox `.
+#[test]
+fn the_bash_script_completes_subcommands_in_bash() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sandbox"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let script = "source <(sandbox completions bash)\nCOMP_WORDS=(sandbox 'do')\nCOMP_CWORD=1\nCOMP_TYPE=9\n_clap_complete_sandbox sandbox do sandbox\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n";
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .env("PATH", format!("{bin}:/usr/bin:/bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "down\ndoctor\n");
 }
 
 #[test]

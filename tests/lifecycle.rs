@@ -422,6 +422,50 @@ as_root_and_rootless! {
         assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "a record or log is left");
     }
 
+
+    fn completions_offer_the_names_of_the_callers_sandboxes(who) {
+        let n = Named::new(who, &manifest(""));
+        assert!(n.up_detached("alpha").status.success());
+        let manifest = n.project.manifest();
+        let up = n.sandbox(&["up", "-d", "--trust", "--name", "beta", manifest.to_str().unwrap(), "--", "/bin/true"]);
+        assert!(up.status.success(), "{}", stderr(&up));
+        assert_eq!(n.sandbox(&["wait", "beta"]).status.code(), Some(0));
+        // What bash does at a TAB: the generated script's function, with the words so far.
+        let complete = |words: &[&str]| -> Vec<String> {
+            let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+            let script = format!(
+                "source <(sandbox completions bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_TYPE=9\n_clap_complete_sandbox sandbox {} {}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+                quoted.join(" "),
+                words.len() - 1,
+                quoted[words.len() - 1],
+                quoted[words.len() - 2],
+            );
+            let bin = live::binary().parent().unwrap().display().to_string();
+            let out = n.project.as_user(Path::new("/bin/bash"))
+                .args(["-c", &script])
+                .env("PATH", format!("{bin}:/usr/bin:/bin"))
+                .env("SANDBOX_STATE_DIR", &n.state)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out).lines().map(str::to_string).collect()
+        };
+        let names = |words: &[&str]| -> Vec<String> {
+            complete(words).into_iter().filter(|w| !w.starts_with('-')).collect()
+        };
+        assert_eq!(names(&["sandbox", "logs", ""]), ["alpha", "beta"]);
+        assert_eq!(names(&["sandbox", "wait", ""]), ["alpha", "beta"]);
+        assert_eq!(names(&["sandbox", "down", ""]), ["alpha", "beta"]);
+        assert_eq!(names(&["sandbox", "exec", ""]), ["alpha"], "only a running one");
+        assert_eq!(names(&["sandbox", "rm", ""]), ["beta"], "only an exited one");
+        assert_eq!(names(&["sandbox", "logs", "al"]), ["alpha"]);
+        let subcommands = complete(&["sandbox", ""]);
+        for visible in ["up", "ps", "logs", "wait", "exec", "down", "rm", "doctor"] {
+            assert!(subcommands.iter().any(|s| s == visible), "{visible}: {subcommands:?}");
+        }
+        assert!(!subcommands.iter().any(|s| s == "manpage"), "hidden: {subcommands:?}");
+        assert!(n.sandbox(&["down", "--all"]).status.success());
+    }
 }
 
 /// Another local user makes /tmp/sandbox-UID before its owner does, plants a record naming one

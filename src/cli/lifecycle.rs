@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use clap::Args;
+use clap_complete::{ArgValueCandidates, CompletionCandidate};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
@@ -25,6 +26,34 @@ fn store(out: &Output, failure: u8) -> Result<Store, u8> {
         out.error(&error.to_string());
         failure
     })
+}
+
+/// The names a completion script offers: of the sandboxes whose entry passes `keep`.
+fn names_where(keep: fn(&Entry) -> bool) -> Vec<CompletionCandidate> {
+    let Ok(store) = store_of(&Caller::current()) else {
+        return Vec::new();
+    };
+    store
+        .list()
+        .into_iter()
+        .filter(|(_, entry)| keep(entry))
+        .map(|(name, _)| CompletionCandidate::new(name))
+        .collect()
+}
+
+/// For `exec`: the running sandboxes.
+fn running_names() -> Vec<CompletionCandidate> {
+    names_where(|entry| matches!(entry, Entry::Running(_)))
+}
+
+/// For `logs`, `wait` and `down`: the sandboxes that run or exited.
+fn recorded_names() -> Vec<CompletionCandidate> {
+    names_where(|entry| matches!(entry, Entry::Running(_) | Entry::Exited(..)))
+}
+
+/// For `rm`: the sandboxes that exited.
+fn exited_names() -> Vec<CompletionCandidate> {
+    names_where(|entry| matches!(entry, Entry::Exited(..)))
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +202,7 @@ pub fn ps(args: PsArgs, out: &Output) -> u8 {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// The sandbox's name.
+    #[arg(add = ArgValueCandidates::new(recorded_names))]
     pub name: String,
     /// Keep printing what the command writes, until the sandbox ends.
     #[arg(short, long)]
@@ -244,6 +274,7 @@ pub fn logs(args: LogsArgs, out: &Output) -> u8 {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The sandbox's name.
+    #[arg(add = ArgValueCandidates::new(recorded_names))]
     pub name: String,
 }
 
@@ -265,7 +296,7 @@ pub fn wait(args: WaitArgs, out: &Output) -> u8 {
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// The names of sandboxes that have exited.
-    #[arg(required = true)]
+    #[arg(required = true, add = ArgValueCandidates::new(exited_names))]
     pub names: Vec<String>,
 }
 
@@ -297,7 +328,7 @@ pub fn rm(args: RmArgs, out: &Output) -> u8 {
 #[derive(Debug, Args)]
 pub struct DownArgs {
     /// The sandbox's name.
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present = "all", add = ArgValueCandidates::new(recorded_names))]
     pub name: Option<String>,
     /// Stop every running sandbox (and forget the exited ones).
     #[arg(long, conflicts_with = "name")]
@@ -391,6 +422,7 @@ pub fn down(args: DownArgs, out: &Output) -> u8 {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The sandbox's name.
+    #[arg(add = ArgValueCandidates::new(running_names))]
     pub name: String,
     /// Give the command a terminal (a new pty in the sandbox).
     #[arg(short = 't', long)]
