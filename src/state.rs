@@ -1,8 +1,9 @@
 //! Records of sandboxes: `NAME.json` per name, and `NAME.log`, the command's output, when
 //! detached.
 //!
-//! The supervisor holds an exclusive flock on its record file for the sandbox's whole life, so
-//! whether a sandbox runs is whether its lock is held: no pid guessing, safe from pid reuse. A
+//! The supervisor holds a write lock on its record file for the sandbox's whole life (an open
+//! file description's, see [`crate::lockfile::ofd`]), so whether a sandbox runs is whether its
+//! lock is held: no pid guessing, safe from pid reuse. A
 //! name runs once at a time. The record is written before the command starts (a sandbox
 //! nobody could see must not run); when the command ends, a second line says how, and the
 //! lock is let go. A detached sandbox's record and log then stay (`ps --all`, `logs`, `wait`)
