@@ -108,6 +108,51 @@ pub fn as_ids(ids: (u32, u32), program: impl AsRef<std::ffi::OsStr>) -> Command 
     command
 }
 
+/// Whether the rootless user holds a grant in /etc/subuid and /etc/subgid, for range maps
+/// (`uid_map = "auto"`). Running as root, the harness gives its own user one on first use (ids
+/// 300000..365535, apart from root's sandboxes' 100000..165535). Skips like [`available`] when
+/// there is none.
+pub fn subid_grant() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    let granted = *GRANTED.get_or_init(|| {
+        let Some((uid, _)) = rootless_ids() else {
+            return false;
+        };
+        let name = nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let granted = || {
+            ["/etc/subuid", "/etc/subgid"].iter().all(|file| {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                !sandbox::host::parse_subids(&text, uid, name.as_deref()).is_empty()
+            })
+        };
+        if !granted() && euid() == 0 {
+            let _ = Command::new("usermod")
+                .args([
+                    "--add-subuids",
+                    "300000-365535",
+                    "--add-subgids",
+                    "300000-365535",
+                ])
+                .arg(name.as_deref().unwrap_or(TEST_USER))
+                .status();
+        }
+        granted()
+    });
+    match granted {
+        true => true,
+        false if in_ci() => {
+            panic!("this test must run under CI=true but {TEST_USER} has no subuid grant")
+        }
+        false => {
+            eprintln!("skipped: the rootless user has no grant in /etc/subuid and /etc/subgid");
+            false
+        }
+    }
+}
+
 /// The binary in a world-readable place: the checkout may sit in a 0700 folder the test user
 /// cannot enter. A hard link where the file system allows it, a copy otherwise, in a folder
 /// named after this test process. A test process has no teardown, so each one first removes the

@@ -151,10 +151,13 @@ fn others_left() -> bool {
 /// Run as init until the command exits; never returns. `ended` is the one descriptor kept:
 /// the supervisor reads from it how the command ended.
 pub fn init(command: Pid, ended: OwnedFd) -> ! {
-    // Nothing else of the launcher stays open in init, and it keeps no privilege it does not
-    // need.
+    // Nothing else of the launcher stays open in init, and it keeps no privilege but CAP_KILL:
+    // the command may run under another uid than init's (`process.user`, or a setuid of its
+    // own), and kill(2) across uids needs it. It reaches no further than the sandbox's user
+    // namespace, and it keeps a command without it from reading init's memory and /proc files
+    // (ptrace(2): the tracer needs every capability its target has).
     let _ = sys::close_from_except(3, ended.as_raw_fd());
-    let _ = sys::set_capabilities(0);
+    let _ = sys::set_capabilities(caps::Capability::CAP_KILL.bitmask());
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
