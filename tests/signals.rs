@@ -76,6 +76,29 @@ fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
     lines.next().and_then(Result::ok).unwrap_or_default()
 }
 
+/// The one child of `pid`, as the host sees it.
+fn only_child(pid: i32) -> Pid {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let children: Vec<i32> = children
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "children of {pid}: {children:?}");
+    Pid::from_raw(children[0])
+}
+
+/// Says which signals it was started ignoring, then handles SIGHUP (to tell whether one is
+/// forwarded), SIGUSR1 and SIGTERM (status 7), and leaves SIGINT and SIGQUIT as they came.
+const IGNORED: &str = r#"$| = 1;
+open my $status, "<", "/proc/self/status";
+while (<$status>) { print "ignored $1\n" if /^SigIgn:\s+(\S+)/ }
+$SIG{HUP} = sub { print "got-HUP\n" };
+$SIG{USR1} = sub { print "got-USR1\n" };
+$SIG{TERM} = sub { print "got-TERM\n"; exit 7 };
+print "ready\n";
+sleep 1 while 1;
+"#;
+
 as_root_and_rootless! {
     fn every_forwarded_signal_reaches_a_command_of_any_uid(who) {
         for (what, top, process) in identities(who) {
@@ -112,5 +135,76 @@ as_root_and_rootless! {
             assert!(down.status.success(), "{what}: {}", stderr(&down));
             assert!(started.elapsed() < Duration::from_secs(30), "{what}: SIGTERM did not reach the command, down waited for the grace");
         }
+    }
+
+    fn signals_the_caller_ignores_stay_ignored_and_are_not_forwarded(who) {
+        // nohup ignores SIGHUP; a non-interactive shell starts a background job with SIGINT and
+        // SIGQUIT ignored.
+        let p = Project::new(who, "[rootfs]\nhost = true\n");
+        let script = "nohup \"$0\" up --trust \"$1\" -- /usr/bin/perl -e \"$2\" & echo launcher $!; wait $!";
+        let mut outer = p
+            .as_user(std::path::Path::new("/bin/sh"))
+            .args(["-c", script, live::binary().to_str().unwrap(), p.manifest().to_str().unwrap(), IGNORED])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let done = watchdog(outer.id() as i32);
+        let mut lines = BufReader::new(outer.stdout.take().unwrap()).lines();
+        let (mut launcher, mut ignored) = (None, None);
+        loop {
+            let line = next_line(&mut lines);
+            if let Some(pid) = line.strip_prefix("launcher ") {
+                launcher = Some(pid.parse::<i32>().unwrap());
+            } else if let Some(mask) = line.strip_prefix("ignored ") {
+                ignored = Some(u64::from_str_radix(mask, 16).unwrap());
+            } else {
+                assert_eq!(line, "ready");
+                break;
+            }
+        }
+        let launcher = launcher.unwrap();
+        let bits = |signals: &[Signal]| signals.iter().fold(0u64, |bits, s| bits | 1 << (*s as i32 - 1));
+        let ignored_by_caller = bits(&[Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT]);
+        assert_eq!(ignored.unwrap() & ignored_by_caller, ignored_by_caller, "the command starts with them ignored");
+
+        let command = only_child(only_child(launcher).as_raw());
+        for signal in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT] {
+            kill(Pid::from_raw(launcher), signal).unwrap();
+        }
+        for signal in [Signal::SIGINT, Signal::SIGQUIT] {
+            kill(command, signal).unwrap();
+        }
+        // Forwarded in the order they came: a forwarded SIGHUP would have been handled first.
+        kill(Pid::from_raw(launcher), Signal::SIGUSR1).unwrap();
+        assert_eq!(next_line(&mut lines), "got-USR1", "what the caller ignores is not forwarded");
+        kill(Pid::from_raw(launcher), Signal::SIGTERM).unwrap();
+        assert_eq!(next_line(&mut lines), "got-TERM");
+        let output = outer.wait_with_output().unwrap();
+        drop(done);
+        assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    }
+
+    fn the_callers_ignored_sigpipe_and_signal_mask_reach_the_command(who) {
+        // What a plain exec passes on: the launcher ignores SIGPIPE for itself and blocks the
+        // signals it forwards, and gives the command back what its caller had.
+        let p = Project::new(who, "[rootfs]\nhost = true\n");
+        let caller = "use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGUSR2)); $SIG{PIPE} = 'IGNORE'; exec @ARGV or die";
+        let output = p
+            .as_user(std::path::Path::new("/usr/bin/perl"))
+            .args(["-e", caller, live::binary().to_str().unwrap(), "up", "--trust", p.manifest().to_str().unwrap(), "--"])
+            // Not through a shell, which would set its own mask.
+            .args(["/usr/bin/grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = live::stdout(&output);
+        let mask = |name: &str| {
+            let line = text.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+            u64::from_str_radix(line.trim(), 16).unwrap()
+        };
+        let bit = |signal: Signal| 1u64 << (signal as i32 - 1);
+        assert_eq!(mask("SigBlk:"), bit(Signal::SIGUSR2), "{text}");
+        assert_eq!(mask("SigIgn:") & bit(Signal::SIGPIPE), bit(Signal::SIGPIPE), "{text}");
     }
 }

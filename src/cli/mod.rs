@@ -192,6 +192,7 @@ impl Command {
 
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     crate::exec::sys::start_process();
+    crate::exec::note_caller_ignored();
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
     if let Some(status) = docs::complete_if_asked(&args) {
         return status;

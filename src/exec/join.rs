@@ -81,8 +81,8 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
             .map_err(io(StepId::Cgroup, format!("writing {}", procs.display())))?;
     }
 
-    pid::forwarded_set()
-        .thread_block()
+    let caller_mask = pid::forwarded_set()
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, || "blocking signals".into())?;
     for (name, flag, file) in &joins {
         setns(file.as_fd(), CloneFlags::from_bits_retain(*flag))
@@ -104,6 +104,7 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         seccomp: seccomp::compile(&plan.security)?,
         timings: sys::SharedWords::new(security::TIMINGS)
             .or_fail(StepId::Security, || "mapping a shared page".into())?,
+        caller_mask,
     };
     let (exec_read, exec_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Exec, || "pipe2".into())?;

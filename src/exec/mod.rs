@@ -25,13 +25,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigmaskHow, Signal};
 use nix::unistd::Pid;
 
 use error::OrFail;
 pub use error::{ExecError, StepFailure};
 use handshake::{Channel, RecvError, ToChild, ToParent};
 pub use steps::command::Terminal;
+pub use steps::pid::note_caller_ignored;
 use steps::{cgroup, chroot, command, mount, net, pid, security, user};
 pub use supervise::{Outcome, TIMEOUT_GRACE};
 
@@ -85,9 +86,9 @@ pub fn run(
         Tty::Auto => std::io::stdin().is_terminal(),
     };
     // Blocked from before the clone, so a signal sent while the sandbox starts is forwarded,
-    // not lost; the command unblocks everything before exec.
-    pid::forwarded_set()
-        .thread_block()
+    // not lost; the command gets its caller's mask back before exec.
+    let caller_mask = pid::forwarded_set()
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, || "blocking signals".into())?;
 
     let build_started = Instant::now();
@@ -95,6 +96,7 @@ pub fn run(
         seccomp: seccomp::compile(&plan.security)?,
         timings: sys::SharedWords::new(security::TIMINGS)
             .or_fail(StepId::Security, || "mapping a shared page".into())?,
+        caller_mask,
     };
     let seccomp_build = build_started.elapsed();
     let (parent_end, child_end) =

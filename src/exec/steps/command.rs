@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, umask};
 
-use super::security;
+use super::{pid, security};
 use crate::cli::exit;
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys;
@@ -72,7 +72,10 @@ fn prepare(
             .or_fail(StepId::Exec, || "attaching the terminal".into())?;
         sys::ioctl_set_ctty(slave.as_fd()).or_fail(StepId::Exec, || "TIOCSCTTY".into())?;
     }
-    sys::reset_signals();
+    sys::restore_caller_signals(
+        pid::caller_ignores(libc::SIGPIPE),
+        security.caller_mask.as_ref(),
+    );
     umask(Mode::from_bits_truncate(process.umask));
     nix::unistd::chdir(&process.cwd)
         .or_fail(StepId::Exec, || format!("chdir({})", process.cwd.display()))

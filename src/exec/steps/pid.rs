@@ -17,12 +17,13 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys;
 use crate::plan::StepId;
 
-/// The signals the supervisor forwards to the command.
+/// The signals the supervisor forwards to the command, unless its caller ignores them.
 pub const FORWARDED: [Signal; 7] = [
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -33,10 +34,36 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
+/// Of [`FORWARDED`] and SIGPIPE (which the launcher sets for itself), those the launcher's
+/// caller ignored when it started: bit N for signal N.
+static IGNORED_BY_CALLER: AtomicU64 = AtomicU64::new(0);
+
+/// Note which signals the caller ignores, before the launcher changes any: they stay ignored
+/// for the command and are not forwarded, as through a plain exec (nohup's SIGHUP, a
+/// non-interactive shell's SIGINT and SIGQUIT for a background job).
+pub fn note_caller_ignored() {
+    let ignored = FORWARDED
+        .iter()
+        .map(|signal| *signal as i32)
+        .chain([libc::SIGPIPE])
+        .filter(|signal| sys::is_ignored(*signal))
+        .fold(0u64, |bits, signal| bits | 1 << signal);
+    IGNORED_BY_CALLER.store(ignored, Ordering::Relaxed);
+}
+
+/// Whether the caller ignored `signal` (one of [`FORWARDED`], or SIGPIPE) when it started us.
+pub fn caller_ignores(signal: i32) -> bool {
+    IGNORED_BY_CALLER.load(Ordering::Relaxed) & (1 << signal) != 0
+}
+
+/// The signals forwarded to the command: [`FORWARDED`] but those its caller ignores, which
+/// keep their SIG_IGN in the supervisor, in init (no handler replaces it) and in the command.
 pub fn forwarded_set() -> SigSet {
     let mut set = SigSet::empty();
     for signal in FORWARDED {
-        set.add(signal);
+        if !caller_ignores(signal as i32) {
+            set.add(signal);
+        }
     }
     set
 }

@@ -29,6 +29,7 @@ use landlock::{
 };
 use nix::errno::Errno;
 use nix::sys::resource::setrlimit;
+use nix::sys::signal::SigSet;
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{OrFail, StepFailure};
@@ -44,6 +45,9 @@ pub struct Prepared {
     /// process has no reliable way left to report anything: [`TIMING_SECURITY`] (everything
     /// before the filter) and [`TIMING_SECCOMP_LOAD`].
     pub timings: sys::SharedWords,
+    /// The signal mask the launcher's caller gave it, which the command gets back before its
+    /// execve (the exec step, in the same process).
+    pub caller_mask: SigSet,
 }
 
 pub const TIMING_SECURITY: usize = 0;

@@ -610,18 +610,22 @@ pub fn set_sigpipe(ignored: bool) {
     unsafe { libc::signal(libc::SIGPIPE, disposition) };
 }
 
-/// Give the command the launcher's caller's signal setup back: execve resets every caught
-/// signal by itself, so what is left is SIGPIPE, which `up` ignores ([`set_sigpipe`]), and
-/// the mask the supervisor set before the clone. Other ignored signals (nohup's SIGHUP) are the
-/// caller's and pass through, as through any exec.
-pub fn reset_signals() {
-    set_sigpipe(false);
-    // SAFETY: an empty set and a null old set.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
+/// Whether `signal`'s disposition is SIG_IGN.
+pub fn is_ignored(signal: i32) -> bool {
+    // SAFETY: sigaction is plain data; all zeroes is a valid value.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `current`.
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
+    read == 0 && current.sa_sigaction == libc::SIG_IGN
+}
+
+/// Give the command its caller's signal setup back: execve resets every caught signal by
+/// itself and keeps ignored ones ignored, so what is left is SIGPIPE, which the launcher set
+/// for itself ([`set_sigpipe`]), and the signal mask, which it changed before the clone.
+pub fn restore_caller_signals(sigpipe_ignored: bool, mask: &libc::sigset_t) {
+    set_sigpipe(sigpipe_ignored);
+    // SAFETY: a valid signal set and a null old set.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
 }
 
 // ---------------------------------------------------------------------------------------------
