@@ -19,8 +19,14 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 #[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
-extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+extern "C" fn main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    envp: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     use std::os::unix::ffi::OsStrExt;
+    // SAFETY: as the C runtime passes them to `main`.
+    unsafe { sandbox::exec::sys::note_arguments(argc, argv, envp) };
     // Read here, not from std::env::args: only glibc hands them to std before `main`.
     let args = (0..argc as usize).map(|i| {
         // SAFETY: the C runtime passes argc valid NUL-terminated strings, alive until exit.

@@ -90,6 +90,32 @@ as_root_and_rootless! {
         assert!(pids.len() <= 6 && pids[0] == 1 && pids[1] == 2, "only the sandbox's processes: {pids:?}");
     }
 
+    fn pid_1_is_named_plainly_and_keeps_no_host_path_or_environment(who) {
+        let p = Project::new(who, &format!("name = \"plain-name\"\n{HOST_ROOT}"));
+        let mut up = p
+            .command(&["up", "--trust", p.manifest().to_str().unwrap(), "--", "/bin/sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/1/comm; read _ || true"])
+            .env("SECRET_OF_THE_CALLER", "host-only")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(up.stdout.take().unwrap());
+        let mut cmdline = Vec::new();
+        out.read_until(b'\n', &mut cmdline).unwrap();
+        assert_eq!(String::from_utf8_lossy(&cmdline), "sandbox-init plain-name\0\n", "no host path, no arguments");
+        let mut comm = String::new();
+        out.read_line(&mut comm).unwrap();
+        assert_eq!(comm, "sandbox-init\n");
+        // The host sees it so too, and what a process allowed to read init's environment
+        // would find there is nothing of the caller's.
+        let children = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        let init: u32 = children(up.id()).trim().parse().unwrap();
+        let environ = std::fs::read(format!("/proc/{init}/environ")).unwrap();
+        assert!(environ.iter().all(|b| *b == 0), "{}", String::from_utf8_lossy(&environ));
+        drop(up.stdin.take());
+        assert!(up.wait().unwrap().success());
+    }
+
     fn the_mount_table_holds_only_planned_mounts(who) {
         let p = project(who, "[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\n");
         p.mkdir("data");

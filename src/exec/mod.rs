@@ -373,6 +373,7 @@ fn child_main(
         drop(ended);
         command::exec(plan, exec.as_fd(), terminal.as_ref(), security);
     }
+    pid::name_init(&plan.name);
     // The command closes both pipes at its execve (close-on-exec).
     let spawned =
         sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security));

@@ -82,6 +82,19 @@ pub fn install_handlers() -> Result<(), StepFailure> {
     Ok(())
 }
 
+/// What init calls itself: its command line is `sandbox-init NAME`.
+pub const INIT_NAME: &str = "sandbox-init";
+
+/// Name init plainly for whoever lists the sandbox's processes: `sandbox-init NAME` as its
+/// command line and `sandbox-init` as its name, instead of the launcher's host path and
+/// arguments it inherited; and wipe the launcher's environment from its memory. Before the
+/// command is spawned, so that it never sees the old ones.
+pub fn name_init(sandbox: &str) {
+    sys::set_process_title(format!("{INIT_NAME} {sandbox}").as_bytes());
+    let name = std::ffi::CString::new(INIT_NAME).expect("no NUL");
+    let _ = nix::sys::prctl::set_name(&name);
+}
+
 /// How the command ended: the supervisor learns it from init's [`Report`] without waiting for
 /// the namespace's teardown, and tells a signal apart from `exit(128+N)`, which init's own
 /// exit status cannot.

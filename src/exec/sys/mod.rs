@@ -8,6 +8,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 
@@ -556,6 +557,91 @@ pub fn set_domainname(name: &str) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The process's arguments
+
+/// The memory behind /proc/PID/cmdline and /proc/PID/environ: the argument strings the kernel
+/// wrote at exec, and the environment strings right after them. Noted by `main`.
+static ARGUMENTS: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// The arguments' length, NULs included.
+static ARGUMENTS_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The arguments' and the environment's length, when the environment follows the arguments
+/// (it always does, unless a program moved it before us).
+static STRINGS_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Note where the arguments and the environment are, for [`set_process_title`].
+///
+/// # Safety
+///
+/// `argv` and `envp` are what the C runtime passes `main`: `argc` pointers to NUL-terminated
+/// strings, and a NULL-terminated array of them, alive until the process exits.
+pub unsafe fn note_arguments(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) {
+    let Ok(count) = usize::try_from(argc) else {
+        return;
+    };
+    if count == 0 || argv.is_null() {
+        return;
+    }
+    // The end of a string: the byte after its NUL.
+    // SAFETY: the caller passes valid NUL-terminated strings.
+    let end_of = |string: *const libc::c_char| unsafe { string.add(libc::strlen(string) + 1) };
+    // SAFETY: argv holds `argc` pointers.
+    let (first, last) = unsafe { (*argv, *argv.add(count - 1)) };
+    let arguments_end = end_of(last);
+    let mut strings_end = arguments_end;
+    if !envp.is_null() {
+        let mut variables = 0;
+        // SAFETY: envp is NULL-terminated.
+        while !unsafe { *envp.add(variables) }.is_null() {
+            variables += 1;
+        }
+        // SAFETY: `variables` entries precede the NULL.
+        if variables > 0 && unsafe { *envp } == arguments_end {
+            strings_end = end_of(unsafe { *envp.add(variables - 1) });
+        }
+    }
+    let length = |end: *const libc::c_char| (end as usize).saturating_sub(first as usize);
+    ARGUMENTS_LEN.store(length(arguments_end), Ordering::Relaxed);
+    STRINGS_LEN.store(length(strings_end), Ordering::Relaxed);
+    ARGUMENTS.store(first.cast_mut().cast(), Ordering::Relaxed);
+}
+
+/// Show `title` as this process's command line, in place of its arguments, and wipe its
+/// environment strings. /proc/PID/cmdline shows the whole argument area when the area's last
+/// byte is NUL, and the text up to the first NUL when it is not (the kernel's allowance for
+/// setproctitle(3), which may also run into the environment): either way `title` and one NUL,
+/// cut to fit when the strings cannot hold it. Afterwards getenv finds nothing: call this only
+/// where nothing reads the environment any more.
+pub fn set_process_title(title: &[u8]) {
+    let start = ARGUMENTS.load(Ordering::Relaxed);
+    let (arguments, strings) = (
+        ARGUMENTS_LEN.load(Ordering::Relaxed),
+        STRINGS_LEN.load(Ordering::Relaxed),
+    );
+    if start.is_null() || arguments == 0 {
+        return;
+    }
+    // SAFETY: the strings `main` was given (see `note_arguments`): `strings` bytes from
+    // `start`, alive until exit; no Rust reference points into them (arguments and
+    // environment were copied when read).
+    let area = unsafe { std::slice::from_raw_parts_mut(start, strings) };
+    write_title(area, arguments, title);
+}
+
+/// [`set_process_title`] on the strings `area`, whose first `arguments` bytes are the arguments.
+fn write_title(area: &mut [u8], arguments: usize, title: &[u8]) {
+    let shown = title.len().min(area.len() - 1);
+    area[..shown].copy_from_slice(&title[..shown]);
+    area[shown..].fill(0);
+    if shown + 1 < arguments {
+        area[arguments - 1] = b' ';
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Signals
 
 /// Install a handler that does nothing. pid 1 of a pid namespace only receives signals it has a
@@ -680,5 +766,45 @@ pub fn die_with_parent(command: &mut std::process::Command) {
                 Ok(())
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What /proc/PID/cmdline reads from the strings (fs/proc/base.c, get_mm_cmdline).
+    fn cmdline(area: &[u8], arguments: usize) -> &[u8] {
+        if area[arguments - 1] == 0 {
+            return &area[..arguments];
+        }
+        let end = area
+            .iter()
+            .position(|b| *b == 0)
+            .map_or(area.len(), |nul| nul + 1);
+        &area[..end]
+    }
+
+    #[test]
+    fn a_title_shows_alone_whatever_room_the_arguments_left() {
+        let title = b"sandbox-init dev";
+        // arguments, then the environment
+        for (arguments, environment) in [(40, 100), (17, 100), (5, 100), (5, 0), (17, 0)] {
+            let mut area = vec![b'x'; arguments + environment];
+            area[arguments - 1] = 0;
+            write_title(&mut area, arguments, title);
+            let shown = cmdline(&area, arguments);
+            let fits = title.len() < area.len();
+            let expected: Vec<u8> = if fits {
+                [&title[..], b"\0"].concat()
+            } else {
+                [&title[..area.len() - 1], b"\0"].concat()
+            };
+            assert_eq!(shown, expected, "{arguments} + {environment}");
+            assert!(
+                area[shown.len()..].iter().all(|b| *b == 0 || *b == b' '),
+                "the rest wiped"
+            );
+        }
     }
 }
