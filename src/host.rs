@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cgroup::CgroupHost;
-use crate::manifest::values::Arch;
+use crate::manifest::values::{Arch, Rlimit};
 use crate::manifest::vars::Vars;
 use crate::plan::CgroupVersion;
 
@@ -100,6 +100,9 @@ pub struct HostFacts {
     landlock_abi: OnceCell<u32>,
     cgroup: OnceCell<CgroupHost>,
     weighs_io: OnceCell<bool>,
+    hard_limits: OnceCell<BTreeMap<Rlimit, u64>>,
+    sys_resource: OnceCell<bool>,
+    nr_open: OnceCell<u64>,
 }
 
 impl HostFacts {
@@ -123,6 +126,9 @@ impl HostFacts {
             landlock_abi: OnceCell::new(),
             cgroup: OnceCell::new(),
             weighs_io: OnceCell::new(),
+            hard_limits: OnceCell::new(),
+            sys_resource: OnceCell::new(),
+            nr_open: OnceCell::new(),
         }
     }
 
@@ -139,6 +145,11 @@ impl HostFacts {
         let _ = facts.landlock_abi.set(fixed.landlock_abi);
         let _ = facts.cgroup.set(fixed.cgroup);
         let _ = facts.weighs_io.set(!fixed.no_io_weight);
+        let _ = facts
+            .hard_limits
+            .set(fixed.hard_limits.into_iter().collect());
+        let _ = facts.sys_resource.set(fixed.sys_resource);
+        let _ = facts.nr_open.set(fixed.nr_open.unwrap_or(NR_OPEN_DEFAULT));
         facts
     }
 
@@ -227,7 +238,45 @@ impl HostFacts {
             .weighs_io
             .get_or_init(|| crate::cgroup::kernel_weighs_io(version, base))
     }
+
+    /// The caller's hard limit of `rlimit` (getrlimit(2); `RLIM_INFINITY` when unlimited), above
+    /// which no process may set it without CAP_SYS_RESOURCE.
+    pub fn hard_limit(&self, rlimit: Rlimit) -> u64 {
+        let limits = self.hard_limits.get_or_init(|| {
+            Rlimit::ALL
+                .into_iter()
+                .filter_map(|r| Some((r, nix::sys::resource::getrlimit(r.resource()).ok()?.1)))
+                .collect()
+        });
+        limits.get(&rlimit).copied().unwrap_or(libc::RLIM_INFINITY)
+    }
+
+    /// Whether the caller holds CAP_SYS_RESOURCE (in its effective set), which may raise a hard
+    /// limit.
+    pub fn may_raise_hard_limits(&self) -> bool {
+        *self.sys_resource.get_or_init(|| {
+            caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+            .unwrap_or(false)
+        })
+    }
+
+    /// fs.nr_open: no process may have more open files, whatever its capabilities.
+    pub fn nr_open(&self) -> u64 {
+        *self.nr_open.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(NR_OPEN_DEFAULT)
+        })
+    }
 }
+
+/// The kernel's default fs.nr_open.
+const NR_OPEN_DEFAULT: u64 = 1 << 20;
 
 /// Facts that [`HostFacts::fixed`] takes instead of probing.
 #[derive(Debug, Clone, Default)]
@@ -243,6 +292,12 @@ pub struct FixedFacts {
     pub cgroup: CgroupHost,
     /// No I/O scheduler weighs groups (no BFQ, no io.cost).
     pub no_io_weight: bool,
+    /// The caller's hard limits; one not listed is unlimited.
+    pub hard_limits: Vec<(Rlimit, u64)>,
+    /// The caller holds CAP_SYS_RESOURCE.
+    pub sys_resource: bool,
+    /// fs.nr_open; `None`: the kernel's default, 1048576.
+    pub nr_open: Option<u64>,
 }
 
 /// A user name from the password database.

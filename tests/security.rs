@@ -279,6 +279,32 @@ execute = ["/opt/probe"]
         );
     }
 
+    fn an_rlimit_above_the_callers_hard_limit_is_refused_before_anything_starts(who) {
+        // The caller's hard limit, lowered for this run (anyone may lower it); nobody here may
+        // raise it again (no CAP_SYS_RESOURCE), not even root.
+        let run = |p: &Project, args: &str| {
+            let script = format!("ulimit -n 4096 && exec \"$0\" {args} \"$1\" -- /bin/sh -c 'ulimit -Sn; ulimit -Hn'");
+            p.as_user(Path::new("/bin/sh"))
+                .args(["-c", &script, live::binary().to_str().unwrap(), p.manifest().to_str().unwrap()])
+                .output()
+                .unwrap()
+        };
+        let above = Project::new(who, "[rootfs]\nhost = true\n[security.rlimits]\nnofile = 8192\n");
+        for (args, status) in [("check", 1), ("up --trust", 125)] {
+            let out = run(&above, args);
+            assert_eq!(out.status.code(), Some(status), "{args}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("sandbox::rlimit::above-hard-limit"), "{args}: {err}");
+            assert!(err.contains("`nofile = 8192` is above the caller's hard limit (4096)"), "{args}: {err}");
+            assert!(err.contains("ulimit -Hn 8192"), "{args}: {err}");
+            assert!(stdout(&out).is_empty(), "{args}: nothing ran");
+        }
+        let at = Project::new(who, "[rootfs]\nhost = true\n[security.rlimits]\nnofile = 4096\n");
+        let out = run(&at, "up --trust");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "4096\n4096\n");
+    }
+
     fn custom_profiles_deny_what_they_list(who) {
         let deny = project(who, "[security.seccomp]\ndefault_action = \"allow\"\ndeny = [\"getpid\"]\nerrno = \"EACCES\"\n");
         expect(&deny, &[("getpid", "EACCES"), ("ptrace", "ok")]);

@@ -81,6 +81,7 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
             .map_err(io(StepId::Cgroup, format!("writing {}", procs.display())))?;
     }
 
+    security::raise_hard_limits(plan)?;
     let caller_mask = pid::forwarded_set()
         .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, || "blocking signals".into())?;

@@ -99,6 +99,7 @@ pub fn run(
         caller_mask,
     };
     let seccomp_build = build_started.elapsed();
+    security::raise_hard_limits(plan)?;
     let (parent_end, child_end) =
         handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
     let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

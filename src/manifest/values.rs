@@ -775,6 +775,25 @@ pub enum Rlimit {
 }
 
 impl Rlimit {
+    pub const ALL: [Rlimit; 16] = [
+        Rlimit::As,
+        Rlimit::Core,
+        Rlimit::Cpu,
+        Rlimit::Data,
+        Rlimit::Fsize,
+        Rlimit::Locks,
+        Rlimit::Memlock,
+        Rlimit::Msgqueue,
+        Rlimit::Nice,
+        Rlimit::Nofile,
+        Rlimit::Nproc,
+        Rlimit::Rss,
+        Rlimit::Rtprio,
+        Rlimit::Rttime,
+        Rlimit::Sigpending,
+        Rlimit::Stack,
+    ];
+
     pub fn resource(self) -> nix::sys::resource::Resource {
         use nix::sys::resource::Resource;
         match self {

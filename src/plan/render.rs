@@ -492,13 +492,17 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             let rlimits: Vec<String> = sec
                 .rlimits
                 .iter()
-                .map(|(name, value)| match value {
-                    crate::manifest::values::RlimitValue::Unlimited => {
-                        format!("{}=unlimited", name.name())
-                    }
-                    crate::manifest::values::RlimitValue::Limited(n) => {
-                        format!("{}={n}", name.name())
-                    }
+                .map(|(name, value)| {
+                    let value = match value {
+                        crate::manifest::values::RlimitValue::Unlimited => "unlimited".into(),
+                        crate::manifest::values::RlimitValue::Limited(n) => n.to_string(),
+                    };
+                    let raised = if sec.raise_hard_limits.contains(name) {
+                        " (above the caller's hard limit, which the launcher raises)"
+                    } else {
+                        ""
+                    };
+                    format!("{}={value}{raised}", name.name())
                 })
                 .collect();
             s.line("security.rlimits", format!("rlimits {}", rlimits.join(" ")));

@@ -391,6 +391,7 @@ mod tests {
             seccomp,
             landlock: None,
             rlimits: Vec::new(),
+            raise_hard_limits: Vec::new(),
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
         }

@@ -94,6 +94,11 @@ pub struct SecurityPlan {
     pub seccomp: SeccompPlan,
     pub landlock: Option<LandlockPlan>,
     pub rlimits: Vec<(Rlimit, RlimitValue)>,
+    /// Of `rlimits`, those above the caller's hard limit, which the launcher (holding
+    /// CAP_SYS_RESOURCE) raises for itself before the clone: in the sandbox's user namespace
+    /// no process may raise a hard limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub raise_hard_limits: Vec<Rlimit>,
     /// Paths hidden (an empty read-only file or dir mounted over them).
     pub masked_paths: Vec<PathBuf>,
     /// Paths remounted read-only.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sandbox::cgroup::{Access, CgroupHost, Controller};
 use sandbox::host::{Caller, FixedFacts, HostEntry, HostFacts, SubIdRange};
+use sandbox::manifest::values::Rlimit;
 use sandbox::plan::CgroupVersion;
 
 /// Who runs the sandbox in a test.
@@ -56,6 +57,10 @@ pub struct Facts {
     pub cgroup: Cgroups,
     /// Whether the kernel weighs groups' I/O (BFQ or io.cost), which `io_weight` needs.
     pub io_weight: bool,
+    /// The caller's hard limits; one not listed is unlimited.
+    pub hard_limits: Vec<(Rlimit, u64)>,
+    /// The caller holds CAP_SYS_RESOURCE.
+    pub sys_resource: bool,
 }
 
 /// The cgroup layouts a fixture can ask for.
@@ -137,6 +142,8 @@ impl Default for Facts {
             landlock_abi: 5,
             cgroup: Cgroups::V2,
             io_weight: true,
+            hard_limits: Vec::new(),
+            sys_resource: false,
         }
     }
 }
@@ -167,6 +174,9 @@ impl Facts {
                 landlock_abi: self.landlock_abi,
                 cgroup: self.cgroup.host(self.who),
                 no_io_weight: !self.io_weight,
+                hard_limits: self.hard_limits.clone(),
+                sys_resource: self.sys_resource,
+                nr_open: None,
             },
         )
     }
@@ -195,6 +205,8 @@ pub struct Expect {
 /// # helpers: none                                      (default: newuidmap/newgidmap, nft, pasta present)
 /// # landlock-abi: 3                                    (default: 5)
 /// # cgroup: v1                                         (default: v2, delegated; or none)
+/// # hard-limits: nofile 20000, data 1073741824           (default: unlimited)
+/// # sys-resource: yes                                    (default: no CAP_SYS_RESOURCE)
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Header {
@@ -211,6 +223,8 @@ const KEYS: &[&str] = &[
     "landlock-abi",
     "cgroup",
     "io-weight",
+    "hard-limits",
+    "sys-resource",
 ];
 
 pub fn parse_header(path: &Path, text: &str) -> Header {
@@ -289,6 +303,26 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                     "none" => false,
                     "bfq" => true,
                     other => panic!("{}: io-weight is none or bfq, not {other}", path.display()),
+                }
+            }
+            "hard-limits" => {
+                header.facts.hard_limits = value
+                    .split(',')
+                    .map(|limit| {
+                        let (name, hard) = limit.trim().split_once(' ').unwrap_or_else(|| {
+                            panic!("{}: hard-limits NAME VALUE, ...", path.display())
+                        });
+                        let name: Rlimit = serde_json::from_value(serde_json::json!(name))
+                            .unwrap_or_else(|_| panic!("{}: no rlimit {name}", path.display()));
+                        (name, hard.parse().expect("a hard limit"))
+                    })
+                    .collect()
+            }
+            "sys-resource" => {
+                header.facts.sys_resource = match value {
+                    "yes" => true,
+                    "no" => false,
+                    other => panic!("{}: sys-resource is yes or no, not {other}", path.display()),
                 }
             }
             _ => unreachable!(),

@@ -28,7 +28,7 @@ use landlock::{
     PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
 };
 use nix::errno::Errno;
-use nix::sys::resource::setrlimit;
+use nix::sys::resource::{getrlimit, setrlimit};
 use nix::sys::signal::SigSet;
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
@@ -56,6 +56,32 @@ pub const TIMINGS: usize = 2;
 
 fn caps_error(action: String) -> impl FnOnce(caps::errors::CapsError) -> StepFailure {
     move |e| StepFailure::new(StepId::Security, format!("{action}: {e}"), Errno::last())
+}
+
+/// Raise the launcher's own hard limits to the plan's values above them
+/// ([`SecurityPlan::raise_hard_limits`](crate::plan::SecurityPlan), validated for a caller with
+/// CAP_SYS_RESOURCE), soft limits unchanged, before it enters the sandbox's user namespace,
+/// where no process may raise one: the sandbox inherits them, and [`apply`] sets its own.
+pub fn raise_hard_limits(plan: &Plan) -> Result<(), StepFailure> {
+    let security = &plan.security;
+    for (name, value) in security
+        .rlimits
+        .iter()
+        .filter(|(name, _)| security.raise_hard_limits.contains(name))
+    {
+        let action = || {
+            format!(
+                "raising the hard limit {} to {}",
+                name.name(),
+                value.as_raw()
+            )
+        };
+        let (soft, _) = getrlimit(name.resource()).or_fail(StepId::Security, action)?;
+        setrlimit(name.resource(), soft, value.as_raw())
+            .or_fail(StepId::Security, action)
+            .map_err(|f| f.with_key(format!("security.rlimits.{}", name.name())))?;
+    }
+    Ok(())
 }
 
 pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {

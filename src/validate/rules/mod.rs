@@ -43,7 +43,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         invocation.stats,
         &mut fallback,
     );
-    security::add_fallback_rlimits(&mut security, fallback.rlimits);
+    security::add_fallback_rlimits(cx, &mut security, fallback.rlimits);
     let mut warnings = std::mem::take(&mut mounts.warnings);
     let host_overlay = root
         .host_mounts

@@ -195,11 +195,14 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
         plan
     });
 
-    let mut rlimits: Vec<(Rlimit, RlimitValue)> = security
-        .rlimits
-        .as_ref()
-        .map(|r| r.value.iter().map(|(k, v)| (k.value, v.value)).collect())
-        .unwrap_or_default();
+    let mut rlimits: Vec<(Rlimit, RlimitValue)> = Vec::new();
+    let mut raise_hard_limits = Vec::new();
+    for (name, value) in security.rlimits.iter().flat_map(|r| &r.value) {
+        if above_hard_limit(cx, name, value) {
+            raise_hard_limits.push(name.value);
+        }
+        rlimits.push((name.value, value.value));
+    }
     if !rlimits.iter().any(|(name, _)| *name == Rlimit::Core) {
         rlimits.push((Rlimit::Core, RlimitValue::Limited(0)));
     }
@@ -211,19 +214,115 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
         seccomp,
         landlock,
         rlimits,
+        raise_hard_limits,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
     }
 }
 
+/// Whether `name = value` is above the caller's hard limit, which the launcher then raises for
+/// itself before the sandbox starts (no process in a user namespace may raise one). Only a
+/// caller with CAP_SYS_RESOURCE may; for any other, it is an error here rather than EPERM at
+/// start.
+fn above_hard_limit(cx: &mut Cx, name: &Spanned<Rlimit>, value: &Spanned<RlimitValue>) -> bool {
+    let (rlimit, wanted) = (name.value, value.value.as_raw());
+    let hard = cx.host.hard_limit(rlimit);
+    if wanted <= hard {
+        return false;
+    }
+    let shown = |limit: u64| match limit {
+        libc::RLIM_INFINITY => "unlimited".to_string(),
+        n => n.to_string(),
+    };
+    if cx.host.may_raise_hard_limits() {
+        let nr_open = cx.host.nr_open();
+        if rlimit == Rlimit::Nofile && wanted > nr_open {
+            cx.report(
+                Problem::error(
+                    "sandbox::rlimit::above-nr-open",
+                    format!(
+                        "`nofile = {}` is above fs.nr_open ({nr_open}), the most open files any process may have",
+                        shown(wanted)
+                    ),
+                )
+                .at(value.span, format!("at most {nr_open}"))
+                .help(format!(
+                    "lower it to at most {nr_open}, or raise the kernel's limit as root: `sysctl fs.nr_open={}`",
+                    shown(wanted)
+                )),
+            );
+        }
+        return true;
+    }
+    let key = rlimit.name();
+    let (flag, unit, item) = limit_tools(rlimit);
+    let asked = match value.value {
+        RlimitValue::Unlimited => "unlimited".to_string(),
+        RlimitValue::Limited(n) => n.div_ceil(unit).to_string(),
+    };
+    let conf = item.map_or(String::new(), |item| {
+        format!(", or a `hard {item}` line in /etc/security/limits.conf (see limits.conf(5); then log in again)")
+    });
+    let root = if cx.host.caller.is_root() {
+        "; root here lacks CAP_SYS_RESOURCE (as in many containers and VMs), so only what starts this machine or container can raise it"
+    } else {
+        ""
+    };
+    cx.report(
+        Problem::error(
+            "sandbox::rlimit::above-hard-limit",
+            format!(
+                "`{key} = {}` is above the caller's hard limit ({}), which only a process with CAP_SYS_RESOURCE may raise",
+                shown(wanted),
+                shown(hard)
+            ),
+        )
+        .at(value.span, format!("the hard limit is {}", shown(hard)))
+        .help(format!(
+            "lower it to at most {}, or start `sandbox` with a higher hard limit: `ulimit -H{flag} {asked}` in a shell that may raise it (root's, before it switches to your user){conf}{root}",
+            shown(hard)
+        )),
+    );
+    false
+}
+
+/// How a shell and pam_limits name a limit: bash's `ulimit` option and the unit it counts in
+/// (bytes per unit), and the item of /etc/security/limits.conf (none for rttime).
+fn limit_tools(rlimit: Rlimit) -> (char, u64, Option<&'static str>) {
+    match rlimit {
+        Rlimit::As => ('v', 1024, Some("as")),
+        Rlimit::Core => ('c', 1024, Some("core")),
+        Rlimit::Cpu => ('t', 1, Some("cpu")),
+        Rlimit::Data => ('d', 1024, Some("data")),
+        Rlimit::Fsize => ('f', 1024, Some("fsize")),
+        Rlimit::Locks => ('x', 1, Some("locks")),
+        Rlimit::Memlock => ('l', 1024, Some("memlock")),
+        Rlimit::Msgqueue => ('q', 1, Some("msgqueue")),
+        Rlimit::Nice => ('e', 1, Some("nice")),
+        Rlimit::Nofile => ('n', 1, Some("nofile")),
+        Rlimit::Nproc => ('u', 1, Some("nproc")),
+        Rlimit::Rss => ('m', 1024, Some("rss")),
+        Rlimit::Rtprio => ('r', 1, Some("rtprio")),
+        Rlimit::Rttime => ('R', 1, None),
+        Rlimit::Sigpending => ('i', 1, Some("sigpending")),
+        Rlimit::Stack => ('s', 1024, Some("stack")),
+    }
+}
+
 /// Rlimits standing in for cgroup limits the host cannot apply; one the manifest sets itself
-/// wins.
+/// wins. A caller's hard limit below one already limits more: it stays.
 pub(super) fn add_fallback_rlimits(
+    cx: &Cx,
     security: &mut SecurityPlan,
     rlimits: Vec<(Rlimit, RlimitValue)>,
 ) {
     for (name, value) in rlimits {
         if !security.rlimits.iter().any(|(set, _)| *set == name) {
+            let hard = cx.host.hard_limit(name);
+            let value = match value {
+                RlimitValue::Limited(n) if n > hard => RlimitValue::Limited(hard),
+                value => value,
+            };
             security.rlimits.push((name, value));
         }
     }
@@ -278,4 +377,145 @@ pub(super) fn warnings(cx: &Cx, security: &SecurityPlan) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnostics::Problem;
+    use crate::host::{Caller, FixedFacts, HostFacts};
+    use crate::manifest::load_str;
+    use crate::manifest::values::{Rlimit, RlimitValue};
+    use crate::plan::Plan;
+    use crate::validate::{Invocation, validate};
+
+    /// Validate `extra` (after a host root) for a caller of `euid` with a hard nofile of 20000
+    /// and a hard data limit of 1 GiB, with or without CAP_SYS_RESOURCE.
+    fn validate_with(
+        euid: u32,
+        sys_resource: bool,
+        extra: &str,
+    ) -> (Option<Plan>, Vec<Problem>, String) {
+        let caller = Caller {
+            uid: euid,
+            gid: euid,
+            euid,
+            user: None,
+            home: None,
+            env: Default::default(),
+        };
+        let host = HostFacts::fixed(
+            caller.clone(),
+            FixedFacts {
+                hard_limits: vec![(Rlimit::Nofile, 20_000), (Rlimit::Data, 1 << 30)],
+                sys_resource,
+                ..FixedFacts::default()
+            },
+        );
+        let text = format!("[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\"]\n{extra}");
+        let loaded = load_str(
+            std::path::Path::new("/project/sandbox.toml"),
+            &text,
+            &caller.vars(),
+        );
+        let validated = validate(&loaded, &host, &Invocation::default());
+        (validated.plan, validated.problems, text)
+    }
+
+    #[test]
+    fn an_rlimit_above_the_hard_limit_is_refused_at_its_value() {
+        let (plan, problems, text) =
+            validate_with(1000, false, "[security.rlimits]\nnofile = 65536\n");
+        assert!(plan.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problem = &problems[0];
+        assert_eq!(problem.code, "sandbox::rlimit::above-hard-limit");
+        assert!(
+            problem.message.contains("`nofile = 65536`") && problem.message.contains("(20000)"),
+            "{}",
+            problem.message
+        );
+        let span = problem.span.expect("at the value");
+        assert_eq!(&text[span.start..span.end], "65536");
+        let help = problem.help.as_deref().unwrap();
+        assert!(help.contains("at most 20000"), "{help}");
+        assert!(help.contains("`ulimit -Hn 65536`"), "{help}");
+        assert!(help.contains("`hard nofile`"), "{help}");
+        assert!(!help.contains("root here"), "{help}");
+
+        let (plan, problems, _) =
+            validate_with(1000, false, "[security.rlimits]\nnofile = 20000\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            plan.unwrap().security.raise_hard_limits.is_empty(),
+            "the hard limit itself is fine"
+        );
+    }
+
+    #[test]
+    fn the_fix_counts_in_the_shells_units_and_says_when_even_root_cannot() {
+        let (_, problems, _) = validate_with(
+            0,
+            false,
+            "[security.rlimits]\ndata = \"2G\"\nnproc = \"unlimited\"\n",
+        );
+        // nproc has no hard limit here (unlimited): only data is refused.
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let help = problems[0].help.as_deref().unwrap();
+        assert!(
+            help.contains("`ulimit -Hd 2097152`"),
+            "KiB, as bash counts: {help}"
+        );
+        assert!(help.contains("root here lacks CAP_SYS_RESOURCE"), "{help}");
+        let (_, problems, _) =
+            validate_with(1000, false, "[security.rlimits]\nnofile = \"unlimited\"\n");
+        assert!(
+            problems[0].message.contains("`nofile = unlimited`"),
+            "{}",
+            problems[0].message
+        );
+        assert!(
+            problems[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("`ulimit -Hn unlimited`")
+        );
+    }
+
+    #[test]
+    fn a_caller_with_cap_sys_resource_raises_the_hard_limit_up_to_nr_open() {
+        let (plan, problems, _) = validate_with(0, true, "[security.rlimits]\nnofile = 65536\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let plan = plan.unwrap();
+        assert_eq!(plan.security.raise_hard_limits, [Rlimit::Nofile]);
+        assert!(
+            crate::plan::render_text(&plan, false).contains(
+                "nofile=65536 (above the caller's hard limit, which the launcher raises)"
+            )
+        );
+        let (_, problems, _) = validate_with(0, true, "[security.rlimits]\nnofile = 2000000\n");
+        let codes: Vec<_> = problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["sandbox::rlimit::above-nr-open"]);
+        assert!(
+            problems[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("sysctl fs.nr_open=2000000")
+        );
+    }
+
+    #[test]
+    fn a_fallback_rlimit_keeps_a_lower_hard_limit() {
+        // No cgroup mounted in these facts: `memory` falls back to RLIMIT_DATA, above the hard
+        // limit of 1 GiB, which already limits more.
+        let (plan, problems, _) =
+            validate_with(1000, false, "[cgroup]\nmemory = \"4G\"\nrequired = false\n");
+        assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+        let rlimits = plan.unwrap().security.rlimits;
+        assert!(
+            rlimits.contains(&(Rlimit::Data, RlimitValue::Limited(1 << 30))),
+            "{rlimits:?}"
+        );
+    }
 }
