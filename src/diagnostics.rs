@@ -17,6 +17,19 @@ pub enum Severity {
     Warning,
 }
 
+/// How much of a problem the human output shows; JSON always carries the details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shown {
+    /// In full.
+    #[default]
+    Always,
+    /// As one line standing for the problems marked [`Shown::Verbose`], which `-v` shows
+    /// instead.
+    Summary,
+    /// In full with `-v`; otherwise a [`Shown::Summary`] stands for it.
+    Verbose,
+}
+
 /// One thing wrong (or worth a warning) in a manifest.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -32,6 +45,7 @@ pub struct Problem {
     pub help: Option<String>,
     /// Other places that matter (the first of two duplicates, the other end of an overlap).
     pub related: Vec<(Span, String)>,
+    pub shown: Shown,
 }
 
 impl Problem {
@@ -44,6 +58,7 @@ impl Problem {
             label: None,
             help: None,
             related: Vec::new(),
+            shown: Shown::Always,
         }
     }
 
@@ -78,6 +93,18 @@ impl Problem {
 
     pub fn also(mut self, span: Span, label: impl Into<String>) -> Self {
         self.related.push((span, label.into()));
+        self
+    }
+
+    /// Shown in human output as one line, standing for details that `-v` shows instead.
+    pub fn summary(mut self) -> Self {
+        self.shown = Shown::Summary;
+        self
+    }
+
+    /// Shown in human output only with `-v`; a summary stands for it otherwise.
+    pub fn detail(mut self) -> Self {
+        self.shown = Shown::Verbose;
         self
     }
 
@@ -226,6 +253,18 @@ impl<'a> From<&'a Report> for JsonProblem<'a> {
             column: location.map(|l| l.column),
             help: report.problem.help.as_deref(),
         }
+    }
+}
+
+/// A report as one line, `file:line:col: warning: message` (a summary, see [`Shown`]).
+pub fn render_line(report: &Report) -> String {
+    let severity = match report.problem.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    match report.location() {
+        Some(location) => format!("{location}: {severity}: {}\n", report.problem.message),
+        None => format!("{severity}: {}\n", report.problem.message),
     }
 }
 

@@ -636,7 +636,7 @@ fn without_a_usable_controller_required_false_falls_back_to_rlimits() {
     }
     let p = live::Project::new(
         live::Who::Rootless,
-        "[rootfs]\nhost = true\n[cgroup]\nmemory = \"64M\"\npids = 64\ncpus = 0.5\nrequired = false\n",
+        "[rootfs]\nhost = true\n[cgroup]\nmemory = \"64M\"\npids = 64\ncpus = 0.5\nrequired = false\n[process]\ncommand = [\"/bin/true\"]\n",
     );
     // cgroup v1 has no delegation, so an unprivileged user never has a usable controller; on a
     // v2 host the user may have a delegated subtree and nothing to fall back from.
@@ -659,4 +659,34 @@ fn without_a_usable_controller_required_false_falls_back_to_rlimits() {
         "{text}"
     );
     assert!(text.contains("`cpus` is not applied"), "{text}");
+
+    // One line on each run says it all; -v (before or after the command) says why, at each key.
+    let summary = "sandbox.toml:7:12: warning: cgroup: `memory` falls back to RLIMIT_DATA, `cpus` is not applied, `pids` falls back to RLIMIT_NPROC: their controllers cannot be used here (required = false; `-v` says why and how to fix it)\n";
+    let manifest = p.manifest();
+    let manifest = manifest.to_str().unwrap();
+    let stderr_of = |args: &[&str]| live::stderr(&p.command(args).output().unwrap());
+    assert_eq!(live::stderr(&output), summary, "up");
+    assert_eq!(live::stderr(&plan), summary, "plan");
+    assert_eq!(
+        stderr_of(&["check", manifest]),
+        format!("{summary}{manifest}: valid, 1 warning\n"),
+        "check"
+    );
+    for verbose in [
+        &["check", "-v", manifest][..],
+        &["-v", "check", manifest],
+        &["up", "-v", "--trust", manifest, "--", "true"],
+    ] {
+        let err = stderr_of(verbose);
+        assert_eq!(
+            err.matches("sandbox::cgroup::fallback").count(),
+            3,
+            "{verbose:?}: {err}"
+        );
+        assert!(!err.contains(summary), "{verbose:?}: {err}");
+        assert!(
+            err.contains("cgroup v1 has no delegation"),
+            "{verbose:?}: {err}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::{Cgroups, Expect, Facts, fixtures, parse_header};
-use sandbox::diagnostics::Problem;
+use sandbox::diagnostics::{Problem, Shown};
 use sandbox::manifest::{self, Loaded};
 use sandbox::validate::{Invocation, Validated, validate};
 
@@ -43,12 +43,9 @@ fn check_bad(path: &Path) -> Result<String, String> {
         .expect
         .ok_or("no `# expect: CODE line N` header".to_string())?;
     let (loaded, validated) = check(path, &header.facts);
-    let all: Vec<String> = validated
-        .problems
-        .iter()
-        .map(|p| describe(&loaded, p))
-        .collect();
-    let [problem] = validated.problems.as_slice() else {
+    let problems = details(&validated.problems);
+    let all: Vec<String> = problems.iter().map(|p| describe(&loaded, p)).collect();
+    let [problem] = problems.as_slice() else {
         return Err(format!(
             "expected exactly one problem ({}), found {}:\n    {}",
             expect.code,
@@ -105,6 +102,14 @@ fn check_bad(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(expect.code)
+}
+
+/// The problems, without the lines that only sum some up for people (as JSON has them).
+fn details(problems: &[Problem]) -> Vec<&Problem> {
+    problems
+        .iter()
+        .filter(|p| p.shown != Shown::Summary)
+        .collect()
 }
 
 #[test]
@@ -567,12 +572,30 @@ fn limits_that_fall_back_are_left_out_of_the_plan() {
         }
     );
     assert_eq!(cgroup.hierarchies[0].controllers, ["memory", "pids"]);
-    let warned: Vec<&str> = partial
-        .problems
+    let warned: Vec<&str> = details(&partial.problems)
         .iter()
         .map(|p| p.message.split_whitespace().nth(1).unwrap())
         .collect();
     assert_eq!(warned, ["`cpus`", "`io_weight`"]);
+    // For people, one line sums them up, and -v shows those above instead.
+    let summaries: Vec<&Problem> = partial
+        .problems
+        .iter()
+        .filter(|p| p.shown == Shown::Summary)
+        .collect();
+    assert_eq!(summaries.len(), 1, "{:?}", partial.problems);
+    assert!(
+        summaries[0]
+            .message
+            .starts_with("cgroup: `cpus` is not applied, `io_weight` is not applied:"),
+        "{}",
+        summaries[0].message
+    );
+    assert!(
+        details(&partial.problems)
+            .iter()
+            .all(|p| p.shown == Shown::Verbose)
+    );
 
     // io_weight on a kernel that weighs no group's I/O, the io controller being usable.
     let unweighted = Facts {

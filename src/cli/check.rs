@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{Output, exit, find_manifest, load_and_validate};
-use crate::diagnostics::{JsonProblem, Report};
+use crate::diagnostics::{JsonProblem, Report, Shown};
 use crate::host::HostFacts;
 use crate::validate::Invocation;
 
@@ -52,7 +52,11 @@ pub fn run(args: CheckArgs, out: &Output) -> u8 {
             Format::Human => {
                 out.problems(&validated.problems, &loaded);
                 let errors = validated.problems.iter().filter(|p| p.is_error()).count();
-                let warnings = validated.problems.len() - errors;
+                let warnings = validated
+                    .problems
+                    .iter()
+                    .filter(|p| !p.is_error() && out.shows(p))
+                    .count();
                 if let Some(plan) = &validated.plan {
                     let asked = super::trust::requests_of(plan, &loaded, &host);
                     if !asked.is_empty() && !out.quiet {
@@ -83,9 +87,11 @@ pub fn run(args: CheckArgs, out: &Output) -> u8 {
                 }
             }
             Format::Json => {
+                // The details, not the line that sums them up for people.
                 let reports: Vec<Report> = validated
                     .problems
                     .into_iter()
+                    .filter(|p| p.shown != Shown::Summary)
                     .map(|p| Report::new(p, &loaded.sources))
                     .collect();
                 let problems: Vec<JsonProblem> = reports.iter().map(JsonProblem::from).collect();

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::diagnostics::{Problem, Report, render};
+use crate::diagnostics::{Problem, Report, Shown, render, render_line};
 use crate::host::HostFacts;
 use crate::manifest::{self, Loaded};
 use crate::validate::{self, Invocation, Validated};
@@ -76,6 +76,10 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Say more: each warning in full where one line sums several up (e.g. cgroup limits that
+    /// fall back); with `up`, each step with its duration.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -203,6 +207,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
     let out = Output {
         color,
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     match cli.command {
         Command::Up(args) => up::run(args, &out),
@@ -230,10 +235,11 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
 pub struct Output {
     pub color: bool,
     pub quiet: bool,
+    pub verbose: bool,
 }
 
 impl Output {
-    /// Print problems to stderr (warnings only when not quiet).
+    /// Print problems to stderr (see [`Output::shows`]).
     pub fn problems(&self, problems: &[Problem], loaded: &Loaded) {
         say!(text self.problems_text(problems, loaded));
     }
@@ -242,9 +248,28 @@ impl Output {
     pub fn problems_text(&self, problems: &[Problem], loaded: &Loaded) -> String {
         problems
             .iter()
-            .filter(|problem| !self.quiet || problem.is_error())
-            .map(|problem| render(&Report::new(problem.clone(), &loaded.sources), self.color))
+            .filter(|problem| self.shows(problem))
+            .map(|problem| {
+                let report = Report::new(problem.clone(), &loaded.sources);
+                match problem.shown {
+                    Shown::Summary => render_line(&report),
+                    _ => render(&report, self.color),
+                }
+            })
             .collect()
+    }
+
+    /// Whether a problem is printed: errors always, warnings unless quiet; a summary without
+    /// `-v`, the details it stands for with it.
+    pub fn shows(&self, problem: &Problem) -> bool {
+        if self.quiet && !problem.is_error() {
+            return false;
+        }
+        match problem.shown {
+            Shown::Always => true,
+            Shown::Summary => !self.verbose,
+            Shown::Verbose => self.verbose,
+        }
     }
 
     pub fn error(&self, message: &str) {

@@ -25,9 +25,6 @@ pub struct UpArgs {
     /// Replace the sandbox's name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Print each step with its duration.
-    #[arg(short, long)]
-    pub verbose: bool,
     /// Print the plan instead of running it (same as `sandbox plan`).
     #[arg(long)]
     pub dry_run: bool,
@@ -68,13 +65,13 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     };
     let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
-        show!(text render_text(&plan, args.verbose));
+        show!(text render_text(&plan, out.verbose));
         return exit::SUCCESS;
     }
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
         return exit::LAUNCHER_FAILED;
     }
-    if args.verbose {
+    if out.verbose {
         for warning in &plan.warnings {
             say!("warning: {warning}");
         }
@@ -86,7 +83,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             return exit::LAUNCHER_FAILED;
         }
     };
-    if args.verbose
+    if out.verbose
         && let Some(root) = &root
     {
         match root.unpacked {
@@ -169,7 +166,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     let mut said = String::new();
     let status = match result {
         Ok((outcome, timings)) => {
-            if args.verbose {
+            if out.verbose {
                 for (step, duration) in &timings {
                     said += &format!(
                         "sandbox: {step:<15} {:>8.3} ms\n",

@@ -31,11 +31,29 @@ pub(super) struct Fallback {
     pub warnings: Vec<String>,
 }
 
-/// The rlimit that approximates a cgroup limit, when there is one, and what it really limits.
-fn rlimit_for(key: &str, limits: &CgroupLimits) -> Option<(Rlimit, u64, &'static str)> {
+/// The rlimit that approximates a cgroup limit, when there is one: its value, its kernel name
+/// and what it really limits.
+fn rlimit_for(
+    key: &str,
+    limits: &CgroupLimits,
+) -> Option<(Rlimit, u64, &'static str, &'static str)> {
     match key {
-        "memory" => limits.memory.map(|m| (Rlimit::Data, m, "RLIMIT_DATA, the heap and private mappings of each process, not the sandbox's total")),
-        "pids" => limits.pids.map(|p| (Rlimit::Nproc, p as u64, "RLIMIT_NPROC, which counts every process of your user on this host, not only the sandbox's")),
+        "memory" => limits.memory.map(|m| {
+            (
+                Rlimit::Data,
+                m,
+                "RLIMIT_DATA",
+                "the heap and private mappings of each process, not the sandbox's total",
+            )
+        }),
+        "pids" => limits.pids.map(|p| {
+            (
+                Rlimit::Nproc,
+                p as u64,
+                "RLIMIT_NPROC",
+                "which counts every process of your user on this host, not only the sandbox's",
+            )
+        }),
         _ => None,
     }
 }
@@ -254,6 +272,7 @@ pub(super) fn cgroup(
 
     let required = cgroup.required.as_ref().is_none_or(|r| r.value);
     let asked_for_limits = !limits.is_empty();
+    let mut fell_back = Vec::new();
     for (span, key, controller, (message, help)) in unusable {
         if required {
             cx.report(
@@ -266,26 +285,44 @@ pub(super) fn cgroup(
             );
             continue;
         }
-        let instead = match rlimit_for(key, &limits) {
-            Some((rlimit, value, what)) => {
+        let (instead, what) = match rlimit_for(key, &limits) {
+            Some((rlimit, value, name, what)) => {
                 fallback.rlimits.push((rlimit, RlimitValue::Limited(value)));
-                format!("falls back to {what}")
+                (format!("falls back to {name}"), format!(", {what}"))
             }
-            None => "is not applied".to_string(),
+            None => ("is not applied".to_string(), String::new()),
         };
         // Out of the plan: the group gets the limits that can be applied, and nothing is
         // written for this one.
         limits.clear(key);
-        let warning = format!(
-            "cgroup: `{key}` {instead} ({} controller: {message})",
-            controller.name()
-        );
         cx.report(
-            Problem::warning("sandbox::cgroup::fallback", warning.clone())
-                .at(span, format!("needs the {} controller", controller.name()))
-                .help(help),
+            Problem::warning(
+                "sandbox::cgroup::fallback",
+                format!(
+                    "cgroup: `{key}` {instead}{what} ({} controller: {message})",
+                    controller.name()
+                ),
+            )
+            .at(span, format!("needs the {} controller", controller.name()))
+            .help(help)
+            .detail(),
         );
-        fallback.warnings.push(warning);
+        fell_back.push(format!("`{key}` {instead}"));
+    }
+    // One line for them all: the same few lines on every `check`, `plan` and `up` of a host
+    // that cannot delegate cgroups would bury everything else.
+    if !fell_back.is_empty() {
+        let summary = format!(
+            "cgroup: {}: their controllers cannot be used here (required = false; `-v` says why and how to fix it)",
+            fell_back.join(", ")
+        );
+        let at = cgroup.required.as_ref().map(|r| r.span);
+        cx.report(
+            Problem::warning("sandbox::cgroup::fallback", summary.clone())
+                .at_span(at)
+                .summary(),
+        );
+        fallback.warnings.push(summary);
     }
     if hierarchies.is_empty() {
         // With limits, each unusable one was reported at its key; without, only --stats asked.
