@@ -227,6 +227,27 @@ const KEYS: &[&str] = &[
     "sys-resource",
 ];
 
+/// The value a header key's word stands for.
+fn choice<T: Copy, const N: usize>(
+    path: &Path,
+    key: &str,
+    value: &str,
+    choices: [(&str, T); N],
+) -> T {
+    choices
+        .iter()
+        .find(|(word, _)| *word == value)
+        .map(|(_, meant)| *meant)
+        .unwrap_or_else(|| {
+            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+            panic!(
+                "{}: {key} is one of {}, not {value}",
+                path.display(),
+                words.join(", ")
+            )
+        })
+}
+
 pub fn parse_header(path: &Path, text: &str) -> Header {
     let mut header = Header::default();
     let mut help = None;
@@ -279,11 +300,7 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                     .collect()
             }
             "helpers" => {
-                header.facts.helpers = match value {
-                    "none" => false,
-                    "all" => true,
-                    other => panic!("{}: helpers is none or all, not {other}", path.display()),
-                }
+                header.facts.helpers = choice(path, key, value, [("none", false), ("all", true)])
             }
             "landlock-abi" => header.facts.landlock_abi = value.parse().expect("landlock ABI"),
             "cgroup" => {
@@ -299,11 +316,7 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                 }
             }
             "io-weight" => {
-                header.facts.io_weight = match value {
-                    "none" => false,
-                    "bfq" => true,
-                    other => panic!("{}: io-weight is none or bfq, not {other}", path.display()),
-                }
+                header.facts.io_weight = choice(path, key, value, [("none", false), ("bfq", true)])
             }
             "hard-limits" => {
                 header.facts.hard_limits = value
@@ -319,11 +332,7 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                     .collect()
             }
             "sys-resource" => {
-                header.facts.sys_resource = match value {
-                    "yes" => true,
-                    "no" => false,
-                    other => panic!("{}: sys-resource is yes or no, not {other}", path.display()),
-                }
+                header.facts.sys_resource = choice(path, key, value, [("yes", true), ("no", false)])
             }
             _ => unreachable!(),
         }

@@ -289,24 +289,28 @@ fn above_hard_limit(cx: &mut Cx, name: &Spanned<Rlimit>, value: &Spanned<RlimitV
 /// How a shell and pam_limits name a limit: bash's `ulimit` option and the unit it counts in
 /// (bytes per unit), and the item of /etc/security/limits.conf (none for rttime).
 fn limit_tools(rlimit: Rlimit) -> (char, u64, Option<&'static str>) {
-    match rlimit {
-        Rlimit::As => ('v', 1024, Some("as")),
-        Rlimit::Core => ('c', 1024, Some("core")),
-        Rlimit::Cpu => ('t', 1, Some("cpu")),
-        Rlimit::Data => ('d', 1024, Some("data")),
-        Rlimit::Fsize => ('f', 1024, Some("fsize")),
-        Rlimit::Locks => ('x', 1, Some("locks")),
-        Rlimit::Memlock => ('l', 1024, Some("memlock")),
-        Rlimit::Msgqueue => ('q', 1, Some("msgqueue")),
-        Rlimit::Nice => ('e', 1, Some("nice")),
-        Rlimit::Nofile => ('n', 1, Some("nofile")),
-        Rlimit::Nproc => ('u', 1, Some("nproc")),
-        Rlimit::Rss => ('m', 1024, Some("rss")),
-        Rlimit::Rtprio => ('r', 1, Some("rtprio")),
-        Rlimit::Rttime => ('R', 1, None),
-        Rlimit::Sigpending => ('i', 1, Some("sigpending")),
-        Rlimit::Stack => ('s', 1024, Some("stack")),
-    }
+    /// `ulimit` options, in the order of [`Rlimit::ALL`].
+    const OPTIONS: &str = "vctdfxlqenumrRis";
+    let index = Rlimit::ALL
+        .iter()
+        .position(|r| *r == rlimit)
+        .expect("listed");
+    let option = char::from(OPTIONS.as_bytes()[index]);
+    let unit = match rlimit {
+        Rlimit::As
+        | Rlimit::Core
+        | Rlimit::Data
+        | Rlimit::Fsize
+        | Rlimit::Memlock
+        | Rlimit::Rss
+        | Rlimit::Stack => 1024,
+        _ => 1,
+    };
+    (
+        option,
+        unit,
+        (rlimit != Rlimit::Rttime).then(|| rlimit.name()),
+    )
 }
 
 /// Rlimits standing in for cgroup limits the host cannot apply; one the manifest sets itself
