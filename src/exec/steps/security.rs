@@ -2,7 +2,8 @@
 //! landlock paths are paths inside the sandbox).
 //!
 //! Order matters (capabilities(7), prctl(2), seccomp(2), landlock(7)):
-//! 1. rlimits, while we may still raise hard limits;
+//! 1. rlimits, while the process has CAP_SYS_RESOURCE in its user namespace (which does not
+//!    let it raise a hard limit: [`raise_hard_limits`] does that before the clone);
 //! 2. drop every capability not kept from the bounding set (needs CAP_SETPCAP, so before the
 //!    effective set shrinks);
 //! 3. supplementary groups, gid, uid, with PR_SET_KEEPCAPS so the kept capabilities survive the
