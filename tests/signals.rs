@@ -5,7 +5,7 @@ mod live;
 
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{ChildStdout, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -60,16 +60,45 @@ fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// SIGKILLs `pid` unless told in time that the test is done: a signal that never arrives must
-/// fail the test, not hang it.
-fn watchdog(pid: i32) -> mpsc::Sender<()> {
-    let (done, wait) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(30)) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+/// SIGKILLs the launchers a test started if it fails (on the panic's unwinding) or hangs (after
+/// 30 s: a signal that never arrives must fail the test, not hang it). A launcher killed so
+/// takes its sandbox along (parent-death signal).
+struct Watchdog {
+    pids: Arc<Mutex<Vec<i32>>>,
+    _done: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn new(pid: u32) -> Watchdog {
+        let pids = Arc::new(Mutex::new(vec![pid as i32]));
+        let (done, wait) = mpsc::channel::<()>();
+        let watched = Arc::clone(&pids);
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(30))
+            {
+                kill_all(&watched);
+            }
+        });
+        Watchdog { pids, _done: done }
+    }
+
+    fn also(&self, pid: i32) {
+        self.pids.lock().unwrap().push(pid);
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            kill_all(&self.pids);
         }
-    });
-    done
+    }
+}
+
+fn kill_all(pids: &Mutex<Vec<i32>>) {
+    for pid in pids.lock().unwrap().iter() {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
 }
 
 fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
@@ -110,7 +139,7 @@ as_root_and_rootless! {
                 .spawn()
                 .unwrap();
             let launcher = Pid::from_raw(up.id() as i32);
-            let done = watchdog(up.id() as i32);
+            let watchdog = Watchdog::new(up.id());
             let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
             let uid = if process.is_empty() { "0" } else { "1000" };
             assert_eq!(next_line(&mut lines), format!("ready {uid}"), "{what}");
@@ -120,7 +149,7 @@ as_root_and_rootless! {
                 assert_eq!(next_line(&mut lines), format!("got-{name}"), "{what}: {signal} did not reach the command");
             }
             let output = up.wait_with_output().unwrap();
-            drop(done);
+            drop(watchdog);
             assert_eq!(output.status.code(), Some(7), "{what}: {}", stderr(&output));
         }
     }
@@ -130,6 +159,10 @@ as_root_and_rootless! {
             let p = project(who, top, process, "trap 'exit 0' TERM; echo ready; while :; do sleep 0.02; done");
             let up = p.command(&["up", "-d", "--trust", "--name", "signals", p.manifest().to_str().unwrap()]).output().unwrap();
             assert!(up.status.success(), "{what}: {}", stderr(&up));
+            // Joining needs init's /proc files, which the command's change of ids (made in
+            // init's memory before its execve) must not have closed.
+            let joined = p.command(&["exec", "signals", "--", "/bin/sh", "-c", "id -u"]).output().unwrap();
+            assert!(joined.status.success(), "{what}: {}", stderr(&joined));
             let started = Instant::now();
             let down = p.command(&["down", "signals", "--timeout", "60s"]).output().unwrap();
             assert!(down.status.success(), "{what}: {}", stderr(&down));
@@ -149,7 +182,7 @@ as_root_and_rootless! {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let done = watchdog(outer.id() as i32);
+        let watchdog = Watchdog::new(outer.id());
         let mut lines = BufReader::new(outer.stdout.take().unwrap()).lines();
         let (mut launcher, mut ignored) = (None, None);
         loop {
@@ -164,6 +197,7 @@ as_root_and_rootless! {
             }
         }
         let launcher = launcher.unwrap();
+        watchdog.also(launcher);
         let bits = |signals: &[Signal]| signals.iter().fold(0u64, |bits, s| bits | 1 << (*s as i32 - 1));
         let ignored_by_caller = bits(&[Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT]);
         assert_eq!(ignored.unwrap() & ignored_by_caller, ignored_by_caller, "the command starts with them ignored");
@@ -181,7 +215,7 @@ as_root_and_rootless! {
         kill(Pid::from_raw(launcher), Signal::SIGTERM).unwrap();
         assert_eq!(next_line(&mut lines), "got-TERM");
         let output = outer.wait_with_output().unwrap();
-        drop(done);
+        drop(watchdog);
         assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
     }
 

@@ -375,9 +375,16 @@ fn child_main(
         command::exec(plan, exec.as_fd(), terminal.as_ref(), security);
     }
     pid::name_init(&plan.name);
+    // A command that takes other ids does so before its execve, in this process's memory
+    // (CLONE_VM), which makes that memory undumpable: init's too. Init takes back its own
+    // setting, on which rootless `sandbox exec`, `ps` and `down` depend to read its /proc files.
+    let dumpable = (!plan.command_ids_set_up()).then(nix::sys::prctl::get_dumpable);
     // The command closes both pipes at its execve (close-on-exec).
     let spawned =
         sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security));
+    if let Some(Ok(dumpable)) = dumpable {
+        let _ = nix::sys::prctl::set_dumpable(dumpable);
+    }
     match spawned {
         Ok(command) => {
             drop(exec);
