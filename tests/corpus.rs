@@ -396,11 +396,20 @@ fn defaults_are_explicit_in_the_plan() {
         .map(|m| m.op.target().display().to_string())
         .collect();
     // host = true: /usr and /etc bound read-only, the merged-/usr symlinks recreated; then the
-    // default /proc, /dev and /tmp.
+    // default /proc, /dev and /tmp, and /etc/hosts naming the sandbox.
     assert_eq!(
         targets,
         [
-            "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev", "/tmp"
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/etc",
+            "/proc",
+            "/dev",
+            "/tmp",
+            "/etc/hosts"
         ]
     );
     assert!(plan.root.readonly);

@@ -217,7 +217,7 @@ fn bridge_sandboxes_talk_by_address_and_by_name() {
         ),
     );
     let out = client.sh(&format!(
-        "{}{}ip -4 -o addr show eth0 | awk '{{print $4}}'; ip route | head -n1; grep -w \"$(hostname)\" /etc/hosts | cut -f1",
+        "{}{}ip -4 -o addr show eth0 | awk '{{print $4}}'; ip route | head -n1; grep -w \"$(hostname)\" /etc/hosts | cut -f1; getent hosts $(hostname) | awk '{{print $1}}'; [ \"$(hostname -f)\" = \"$(hostname)\" ] && echo resolves",
         fetch(&server_address.to_string(), 7000),
         fetch("server", 7000)
     ));
@@ -238,6 +238,10 @@ fn bridge_sandboxes_talk_by_address_and_by_name() {
         lines[4],
         client_address.to_string(),
         "/etc/hosts names the sandbox itself"
+    );
+    assert_eq!(
+        lines[5..],
+        [client_address.to_string().as_str(), "resolves"]
     );
     assert_eq!(a.finish(), 0);
     assert_clean(&bridge, &[server_address, client_address]);

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod handshake;
 pub mod join;
+pub(crate) mod root_file;
 pub mod seccomp;
 pub(crate) mod steps;
 mod supervise;

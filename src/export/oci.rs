@@ -909,7 +909,6 @@ fn network(net: &NetPlan, annotations: &mut HashMap<String, String>, rows: &mut 
                 "ports": bridge.ports,
                 "isolate": bridge.isolate,
                 "dns": bridge.dns,
-                "hosts": bridge.hosts,
             }),
         ),
         NetPlan::Pasta(pasta) => (
@@ -918,7 +917,6 @@ fn network(net: &NetPlan, annotations: &mut HashMap<String, String>, rows: &mut 
                 "mode": "pasta",
                 "ports": pasta.ports,
                 "dns": pasta.dns,
-                "hosts": pasta.hosts,
             }),
         ),
     };
@@ -1210,7 +1208,11 @@ impl MountsOut<'_> {
                 hostname,
                 names,
             } => {
-                self.file(target, hosts_file(hostname.as_deref(), None, names), 0o644);
+                self.file(
+                    target,
+                    hosts_file(hostname.as_deref(), None, names, None),
+                    0o644,
+                );
                 rows.add(
                     key,
                     &value,
@@ -1218,7 +1220,7 @@ impl MountsOut<'_> {
                     "mounts (bind)",
                     format!(
                         "bound from files/{}; the sandbox's own name points to 127.0.1.1, as \
-                         its address is the engine's",
+                         its address is the engine's, and the root's own entries are not kept",
                         self.files.len()
                     ),
                 );

@@ -125,9 +125,9 @@ pub enum MountOp {
         target: PathBuf,
         mode: u32,
     },
-    /// /etc/hosts of a sandbox with a network: localhost, the sandbox's own name on its
-    /// address (a bridge sandbox's is leased as it starts, so the file is written then), and
-    /// the manifest's names.
+    /// /etc/hosts naming the sandbox itself, on its address (a bridge sandbox's is leased as it
+    /// starts, so the file is written then) or 127.0.1.1, and the manifest's names, followed by
+    /// the entries of the root's own /etc/hosts (the host's, for `rootfs.host`).
     Hosts {
         target: PathBuf,
         hostname: Option<String>,
@@ -139,19 +139,36 @@ pub enum MountOp {
 /// host's): the loopback address Debian gives the host name.
 pub const OWN_NAME_FALLBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 1, 1);
 
-/// The text of a [`MountOp::Hosts`] file, once the sandbox's address is known.
+/// Where the root's own /etc/hosts entries start in a [`MountOp::Hosts`] file.
+const KEPT_HOSTS: &str = "# the root's own /etc/hosts:\n";
+
+/// The text of a [`MountOp::Hosts`] file, once the sandbox's address is known. `kept` is the
+/// root's own /etc/hosts. The sandbox's names come first: the first line naming a host wins, so
+/// a root that names the sandbox's host name otherwise cannot send it elsewhere. Without a file
+/// of the root's, localhost is named too.
 pub fn hosts_file(
     hostname: Option<&str>,
     address: Option<Ipv4Addr>,
     names: &BTreeMap<String, IpAddr>,
+    kept: Option<&str>,
 ) -> String {
-    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    let mut text = String::new();
+    if kept.is_none() {
+        text.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    }
     if let Some(hostname) = hostname {
         let own = address.unwrap_or(OWN_NAME_FALLBACK);
         text.push_str(&format!("{own}\t{hostname}\n"));
     }
     for (name, ip) in names {
         text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    if let Some(kept) = kept {
+        text.push_str(KEPT_HOSTS);
+        text.push_str(kept);
+        if !kept.is_empty() && !kept.ends_with('\n') {
+            text.push('\n');
+        }
     }
     text
 }

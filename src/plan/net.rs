@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -28,7 +27,6 @@ pub struct BridgePlan {
     pub ports: Vec<PortSpec>,
     pub isolate: bool,
     pub dns: Vec<IpAddr>,
-    pub hosts: BTreeMap<String, IpAddr>,
     /// The `nft` program that installs the NAT and forwarding rules.
     pub nft: PathBuf,
 }
@@ -37,7 +35,6 @@ pub struct BridgePlan {
 pub struct PastaPlan {
     pub ports: Vec<PortSpec>,
     pub dns: Vec<IpAddr>,
-    pub hosts: BTreeMap<String, IpAddr>,
     /// The `pasta` program (Debian's passt package).
     pub pasta: PathBuf,
 }

@@ -668,14 +668,16 @@ pub fn describe_mount(op: &MountOp) -> String {
             hostname,
             names,
         } => {
-            let mut entries = vec!["localhost".to_string()];
-            entries.extend(
-                hostname
-                    .iter()
-                    .map(|name| format!("{name} (the sandbox's address)")),
-            );
+            let mut entries: Vec<String> = hostname
+                .iter()
+                .map(|name| format!("{name} (the sandbox's address, or 127.0.1.1)"))
+                .collect();
             entries.extend(names.iter().map(|(name, ip)| format!("{name} {ip}")));
-            format!("hosts {}: {}", target.display(), entries.join(", "))
+            format!(
+                "hosts {}: {}, then the root's own entries (or localhost)",
+                target.display(),
+                entries.join(", ")
+            )
         }
     }
 }

@@ -32,10 +32,13 @@ use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
-use crate::exec::write_all;
+use crate::exec::{root_file, write_all};
 use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file};
 
 const STAGING: &str = "/tmp";
+/// The part of the root's /etc/hosts that is kept (whole lines): hosts files that block ad
+/// servers run to megabytes, read on every launch.
+const HOSTS_LIMIT: usize = 1 << 20;
 const OLD_ROOT: &str = "/oldroot";
 
 /// Device nodes a minimal /dev gets, bound from the host's (an unprivileged user namespace
@@ -547,8 +550,15 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             hostname,
             names,
         } => {
-            let content = hosts_file(hostname.as_deref(), staging.address, names);
-            bind_file(root, staging, target, &content, 0o644)
+            let kept = root_file::read(root, &inside(target), HOSTS_LIMIT);
+            let kept = kept.as_deref().map(String::from_utf8_lossy);
+            let content = hosts_file(hostname.as_deref(), staging.address, names, kept.as_deref());
+            match bind_file(root, staging, target, &content, 0o644) {
+                // A read-only root without a hosts file has no place for one: as on a host
+                // without it, the names are not resolved.
+                Err(Errno::EROFS) if kept.is_none() => Ok(()),
+                other => other,
+            }
         }
         MountOp::Dir { target, mode } => dir_in(root, target, *mode),
     }

@@ -22,7 +22,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let root = rootfs::root(cx, &namespaces);
     let process = process::process(cx, invocation, root.image.as_ref());
     let user = idmap::user(cx, &namespaces, &process);
-    let net = network::network(cx, &namespaces);
+    let (net, hosts) = network::network(cx, &namespaces);
     let uts = namespaces::uts(cx, &namespaces, &name, &process);
     let inside = mounts::Inside {
         name: &name,
@@ -30,6 +30,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         process: &process,
         user: user.as_ref(),
         hostname: uts.as_ref().map(|u| u.hostname.as_str()),
+        hosts: &hosts,
     };
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
     let mut security = security::security(cx);

@@ -1,5 +1,7 @@
 //! `[[mount]]` entries, the default mounts (/proc, /dev, /tmp) and files the network writes.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::super::Cx;
@@ -24,6 +26,8 @@ pub(super) struct Inside<'a> {
     pub user: Option<&'a UserPlan>,
     /// The sandbox's own host name, when it has its own UTS namespace.
     pub hostname: Option<&'a str>,
+    /// The manifest's `network.hosts`.
+    pub hosts: &'a BTreeMap<String, IpAddr>,
 }
 
 /// The mapping of an id-mapped bind: the caller's on-disk ids to the host ids the command's
@@ -228,7 +232,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
         }
     }
 
-    network_files(net, who.hostname, &mut out);
+    network_files(net, who, &mut out);
     if who.process.deterministic {
         out.push(MountStep {
             op: MountOp::File {
@@ -464,12 +468,14 @@ fn single_source(
     }
 }
 
-/// /etc/resolv.conf from `dns`, and /etc/hosts naming the sandbox itself and `hosts`.
-fn network_files(net: &NetPlan, hostname: Option<&str>, out: &mut Vec<MountStep>) {
-    let (dns, hosts) = match net {
-        NetPlan::Bridge(bridge) => (&bridge.dns, &bridge.hosts),
-        NetPlan::Pasta(pasta) => (&pasta.dns, &pasta.hosts),
-        NetPlan::Host | NetPlan::None => return,
+/// /etc/resolv.conf from `dns` (with a network to reach them), and in every mode /etc/hosts
+/// naming the sandbox itself and `hosts`: its own host name must resolve (`hostname -f`, and
+/// tools that look up their host) also without a network.
+fn network_files(net: &NetPlan, who: &Inside, out: &mut Vec<MountStep>) {
+    let dns: &[IpAddr] = match net {
+        NetPlan::Bridge(bridge) => &bridge.dns,
+        NetPlan::Pasta(pasta) => &pasta.dns,
+        NetPlan::Host | NetPlan::None => &[],
     };
     if !dns.is_empty() {
         let content: String = dns.iter().map(|ip| format!("nameserver {ip}\n")).collect();
@@ -482,12 +488,16 @@ fn network_files(net: &NetPlan, hostname: Option<&str>, out: &mut Vec<MountStep>
             key: "network.dns".into(),
         });
     }
-    out.push(MountStep {
-        op: MountOp::Hosts {
-            target: "/etc/hosts".into(),
-            hostname: hostname.map(String::from),
-            names: hosts.clone(),
-        },
-        key: "network.hosts".into(),
-    });
+    // Without a host name of its own, the sandbox's is the host's, which the root's file names
+    // if anything does.
+    if who.hostname.is_some() || !who.hosts.is_empty() {
+        out.push(MountStep {
+            op: MountOp::Hosts {
+                target: "/etc/hosts".into(),
+                hostname: who.hostname.map(String::from),
+                names: who.hosts.clone(),
+            },
+            key: "network.hosts".into(),
+        });
+    }
 }

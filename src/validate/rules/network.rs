@@ -16,7 +16,8 @@ use crate::plan::{BridgePlan, Namespaces, NetPlan, PastaPlan};
 pub const DEFAULT_BRIDGE: &str = "sbx0";
 pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
 
-pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
+/// The network plan, and the manifest's `hosts` (written to /etc/hosts in every mode).
+pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMap<String, IpAddr>) {
     let loaded = cx.loaded;
     let default = Network::default();
     let network = loaded
@@ -90,21 +91,21 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
     let dns = ip_list(cx, network.dns.as_ref());
     let hosts = host_entries(cx, network.hosts.as_ref());
 
-    match mode {
+    let plan = match mode {
         NetworkMode::Host => NetPlan::Host,
         NetworkMode::None => {
-            if !dns.is_empty() || !hosts.is_empty() {
-                // Names are harmless without a network, but a resolver that cannot be reached is
-                // surely a mistake.
-                if let Some(span) = network.dns.as_ref().map(|d| d.span) {
-                    cx.report(
-                        Problem::warning(
-                            "sandbox::network::dns-unreachable",
-                            "`dns` servers cannot be reached with mode = \"none\"",
-                        )
-                        .at(span, "no route to these"),
-                    );
-                }
+            // Names are harmless without a network, but a resolver that cannot be reached is
+            // surely a mistake.
+            if !dns.is_empty()
+                && let Some(span) = network.dns.as_ref().map(|d| d.span)
+            {
+                cx.report(
+                    Problem::warning(
+                        "sandbox::network::dns-unreachable",
+                        "`dns` servers cannot be reached with mode = \"none\"",
+                    )
+                    .at(span, "no route to these"),
+                );
             }
             NetPlan::None
         }
@@ -117,12 +118,7 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                 "pasta",
                 "passt",
             );
-            NetPlan::Pasta(PastaPlan {
-                ports,
-                dns,
-                hosts,
-                pasta,
-            })
+            NetPlan::Pasta(PastaPlan { ports, dns, pasta })
         }
         NetworkMode::Bridge => {
             if !cx.host.caller.is_root() {
@@ -228,11 +224,11 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> NetPlan {
                 ports,
                 isolate: get(&network.isolate).unwrap_or(false),
                 dns,
-                hosts,
                 nft,
             })
         }
-    }
+    };
+    (plan, hosts)
 }
 
 /// The path of a helper program the mode needs; a problem when the host has none.

@@ -134,7 +134,6 @@ mod tests {
         PastaPlan {
             ports: ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect(),
             dns: Vec::new(),
-            hosts: Default::default(),
             pasta: "/usr/bin/pasta".into(),
         }
     }

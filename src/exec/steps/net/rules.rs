@@ -353,7 +353,6 @@ mod tests {
             ports: ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect(),
             isolate,
             dns: Vec::new(),
-            hosts: Default::default(),
             nft: "/usr/sbin/nft".into(),
         }
     }

@@ -1,0 +1,118 @@
+//! Reading a file of the sandbox's root for the launcher's own use: /etc/hosts, whose entries
+//! the sandbox's hosts file keeps. The root
+//! may come from a hostile archive, and the reader holds more than the sandbox will (the
+//! launcher's environment, in its memory until the command's execve), so:
+//! - the path resolves inside the root (RESOLVE_IN_ROOT: `..` and symlinks cannot leave it);
+//! - only a regular file counts (a FIFO would block the launch, a device is no file), opened
+//!   non-blocking so that even a FIFO returns at once;
+//! - nothing on procfs: a link to /proc/self/environ would read the reader's own environment;
+//! - at most `limit` bytes, cut after the last whole line.
+//!
+//! A file that is absent or refused reads as `None`: the caller then does without it.
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::stat::{SFlag, fstat};
+use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
+
+use super::sys;
+
+/// The contents of `path` (relative to `root`), or `None` when it is absent, not a regular file
+/// or on procfs.
+pub(crate) fn read(root: BorrowedFd<'_>, path: &CStr, limit: usize) -> Option<Vec<u8>> {
+    let file = sys::open_in_root(
+        root,
+        path,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+    )
+    .ok()?;
+    let regular = fstat(file.as_fd())
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
+    let on_procfs =
+        fstatfs(file.as_fd()).map_or(true, |fs| fs.filesystem_type() == PROC_SUPER_MAGIC);
+    if !regular || on_procfs {
+        return None;
+    }
+    // One byte more than the limit tells a file that fits from one that was cut.
+    let mut bytes = vec![0u8; limit + 1];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match nix::unistd::read(file.as_fd(), &mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+    bytes.truncate(filled);
+    if filled > limit {
+        let end = bytes[..limit]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        bytes.truncate(end);
+    }
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    fn open(dir: &std::path::Path) -> OwnedFd {
+        std::fs::File::open(dir).unwrap().into()
+    }
+
+    #[test]
+    fn reads_a_regular_file_inside_the_root_only() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/hosts"), "10.0.0.1 db\n").unwrap();
+        let fd = open(root.path());
+        assert_eq!(
+            read(fd.as_fd(), c"etc/hosts", 4096).as_deref(),
+            Some(&b"10.0.0.1 db\n"[..])
+        );
+        assert_eq!(read(fd.as_fd(), c"etc/passwd", 4096), None);
+        // An absolute link resolves inside the root, as in a chroot.
+        std::os::unix::fs::symlink("/etc/hosts", root.path().join("etc/passwd")).unwrap();
+        assert!(read(fd.as_fd(), c"etc/passwd", 4096).is_some());
+        std::os::unix::fs::symlink("../../../../proc/self/environ", root.path().join("env"))
+            .unwrap();
+        assert_eq!(
+            read(fd.as_fd(), c"env", 4096),
+            None,
+            "no way out of the root"
+        );
+    }
+
+    #[test]
+    fn fifos_directories_and_procfs_are_refused_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let fd = open(root.path());
+        assert_eq!(read(fd.as_fd(), c"fifo", 4096), None);
+        assert_eq!(read(fd.as_fd(), c".", 4096), None);
+        let host_root = open(std::path::Path::new("/"));
+        assert_eq!(read(host_root.as_fd(), c"proc/self/environ", 4096), None);
+    }
+
+    #[test]
+    fn a_long_file_is_cut_after_its_last_whole_line() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), "aaaa\nbbbb\ncccc\n").unwrap();
+        let fd = open(root.path());
+        assert_eq!(
+            read(fd.as_fd(), c"f", 12).as_deref(),
+            Some(&b"aaaa\nbbbb\n"[..])
+        );
+        assert_eq!(
+            read(fd.as_fd(), c"f", 15).as_deref(),
+            Some(&b"aaaa\nbbbb\ncccc\n"[..])
+        );
+        assert_eq!(read(fd.as_fd(), c"f", 3).as_deref(), Some(&b""[..]));
+    }
+}
