@@ -405,7 +405,8 @@ as_root_and_rootless! {
         assert_eq!(lines[0], "/tmp");
         assert_eq!(lines[1], "0077");
         let env: Vec<&str> = lines[2..].iter().copied().filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_=")).collect();
-        assert_eq!(env, ["GREETING=hi", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+        // USER and LOGNAME: the name /etc/passwd gives the command's uid (0).
+        assert_eq!(env, ["GREETING=hi", "LOGNAME=root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "USER=root"]);
     }
 
     fn capabilities_are_dropped_and_no_new_privs_is_set(who) {

@@ -1,13 +1,16 @@
 //! `sandbox export --oci DIR [MANIFEST]`: the plan as an OCI runtime bundle;
 //! `sandbox export --oci --check [MANIFEST]`: how each setting maps, without writing anything.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{Output, exit};
+use crate::exec::root_file;
 use crate::export::{self, Fidelity, Mapping};
 use crate::manifest::values::Arch;
+use crate::plan::{Plan, RootSource};
 use crate::validate::Invocation;
 
 #[derive(Debug, Args)]
@@ -74,7 +77,7 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
         bundle.as_deref().unwrap_or(Path::new("/bundle")),
         &|path| path.exists(),
     );
-    let exported = match exported {
+    let mut exported = match exported {
         Ok(exported) => exported,
         Err(error) => {
             out.error(&format!("cannot export: {error}"));
@@ -101,7 +104,11 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
             return exit::INVALID;
         }
     };
-    let written = match export::write(&exported, &bundle, root.as_ref().map(|r| r.dir.as_path())) {
+    let unpacked = root.as_ref().map(|r| r.dir.as_path());
+    if let Some(name) = user_name(&prepared.plan, unpacked) {
+        exported.name_user(&prepared.plan.process, &name);
+    }
+    let written = match export::write(&exported, &bundle, unpacked) {
         Ok(written) => written,
         Err(error) => {
             out.error(&format!("cannot write the bundle: {error}"));
@@ -124,6 +131,22 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
         );
     }
     exit::SUCCESS
+}
+
+/// The name the root's /etc/passwd gives the command's user, when the plan names it (see
+/// `ProcessPlan::named_env`): the root's own directory, the unpacked tree of a tar or OCI
+/// root, or for `rootfs.host` the host's, whose /etc it binds.
+fn user_name(plan: &Plan, unpacked: Option<&Path>) -> Option<String> {
+    if plan.process.named_env.is_empty() {
+        return None;
+    }
+    let dir = match &plan.root.source {
+        RootSource::Tmpfs => Path::new("/"),
+        RootSource::Dir { path } => path.as_path(),
+        RootSource::Tar { .. } | RootSource::Oci { .. } => unpacked?,
+    };
+    let root = std::fs::File::open(dir).ok()?;
+    root_file::user_name(root.as_fd(), plan.process.uid)
 }
 
 /// What did not map exactly, on stderr: everything not exported always, approximations unless

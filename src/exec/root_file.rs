@@ -1,5 +1,5 @@
 //! Reading a file of the sandbox's root for the launcher's own use: /etc/hosts, whose entries
-//! the sandbox's hosts file keeps. The root
+//! the sandbox's hosts file keeps, and /etc/passwd, which names the command's user. The root
 //! may come from a hostile archive, and the reader holds more than the sandbox will (the
 //! launcher's environment, in its memory until the command's execve), so:
 //! - the path resolves inside the root (RESOLVE_IN_ROOT: `..` and symlinks cannot leave it);
@@ -57,6 +57,32 @@ pub(crate) fn read(root: BorrowedFd<'_>, path: &CStr, limit: usize) -> Option<Ve
     Some(bytes)
 }
 
+/// How much of a root's /etc/passwd is searched for a user.
+const PASSWD_LIMIT: usize = 1 << 20;
+
+/// The name of `uid` in the /etc/passwd of `root`. Read by the launcher itself: NSS would load
+/// the root's own code (its modules and nsswitch.conf) into the launcher.
+pub(crate) fn user_name(root: BorrowedFd<'_>, uid: u32) -> Option<String> {
+    let passwd = read(root, c"etc/passwd", PASSWD_LIMIT)?;
+    passwd_name(&passwd, uid).map(str::to_string)
+}
+
+/// The name /etc/passwd gives `uid`: the first line `name:password:uid:...` with that uid.
+/// Lines of NIS compatibility (`+`, `-`) and names no environment value should hold (empty,
+/// control characters, white space, longer than 256 bytes) are passed over.
+pub(crate) fn passwd_name(passwd: &[u8], uid: u32) -> Option<&str> {
+    passwd.split(|b| *b == b'\n').find_map(|line| {
+        let mut fields = line.split(|b| *b == b':');
+        let name = std::str::from_utf8(fields.next()?).ok()?;
+        let id = std::str::from_utf8(fields.nth(1)?).ok()?;
+        let plain = !name.is_empty()
+            && name.len() <= 256
+            && !name.starts_with(['+', '-'])
+            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+        (plain && id.parse::<u32>() == Ok(uid)).then_some(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +124,23 @@ mod tests {
         assert_eq!(read(fd.as_fd(), c".", 4096), None);
         let host_root = open(std::path::Path::new("/"));
         assert_eq!(read(host_root.as_fd(), c"proc/self/environ", 4096), None);
+    }
+
+    #[test]
+    fn passwd_names_the_first_plain_entry_of_a_uid() {
+        let passwd = b"+::0:0:::\nroot:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/:/bin/sh\n\
+                       bad name:x:1000:1000::/:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\n\
+                       short:x\n:x:7:7::/:\nbob:x:01001:1001::/:/bin/sh";
+        assert_eq!(passwd_name(passwd, 0), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000), Some("ann"));
+        assert_eq!(
+            passwd_name(passwd, 1001),
+            Some("bob"),
+            "no newline at the end"
+        );
+        assert_eq!(passwd_name(passwd, 7), None, "an empty name");
+        assert_eq!(passwd_name(passwd, 2), None);
+        assert_eq!(passwd_name(b"\xff:x:3:3::/:\n", 3), None, "not UTF-8");
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::manifest::Tty;
 use crate::manifest::values::{Arch, Capability, Size};
 use crate::plan::{
     CgroupLimits, CgroupPlan, IdMapping, Idmap, MountOp, MountStep, NetPlan, OverlayUpper, Plan,
-    RootSource, SeccompPlan, TimePlan, UserPlan, describe_mount, hosts_file, maps, shell_words,
+    ProcessPlan, RootSource, SeccompPlan, TimePlan, UserPlan, describe_mount, hosts_file, maps,
+    shell_words,
 };
 
 /// How faithfully a setting is carried into the bundle.
@@ -104,6 +105,19 @@ pub struct Export {
     pub owner: Option<(u32, u32)>,
     /// Shift the ownership of a copied root through the sandbox's maps, as `up` id-maps it.
     pub shift: Option<IdShift>,
+}
+
+impl Export {
+    /// Name the command's user as `up` does (the plan's `named_env`), once the root is there
+    /// to look the name up in.
+    pub fn name_user(&mut self, process: &ProcessPlan, name: &str) {
+        let Some(oci_process) = self.spec.process_mut().as_mut() else {
+            return;
+        };
+        let mut env = oci_process.env().clone().unwrap_or_default();
+        env.extend(process.named_env.iter().map(|var| format!("{var}={name}")));
+        oci_process.set_env(Some(env));
+    }
 }
 
 /// The maps a copied root's owners go through.
@@ -390,12 +404,24 @@ pub fn translate(
     );
     oci_process.set_args(Some(process.argv.clone()));
     let names: Vec<&str> = process.env.iter().map(|(k, _)| k.as_str()).collect();
+    let named = if process.named_env.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} = the name of uid {} in the root's /etc/passwd, looked up as the bundle is \
+             written",
+            process.named_env.join(", "),
+            process.uid
+        )
+    };
     rows.add(
         "process.env",
         names.join(" "),
         Fidelity::Exact,
         "process.env",
-        "values as resolved at export (inherit_env and ${env:...} from the exporting shell)",
+        format!(
+            "values as resolved at export (inherit_env and ${{env:...}} from the exporting shell){named}"
+        ),
     );
     oci_process.set_env(Some(
         process

@@ -11,8 +11,12 @@ pub struct ProcessPlan {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
-    /// The whole environment, in order: nothing else is inherited.
+    /// The whole environment, in order: nothing else is inherited, but for `named_env`.
     pub env: Vec<(String, String)>,
+    /// Variables the command gets set to its user's name in the root's /etc/passwd, as login(1)
+    /// sets them (USER and LOGNAME, unless `env` or `inherit_env` set them): the root is only
+    /// there when the command starts. Left unset when the root does not name the uid.
+    pub named_env: Vec<String>,
     pub tty: Tty,
     /// Milliseconds of wall-clock time before SIGTERM.
     pub timeout_ms: Option<u64>,

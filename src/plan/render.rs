@@ -535,10 +535,19 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     p.cwd.display()
                 ),
             );
+            let named = if p.named_env.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} = the name of uid {} in the root's /etc/passwd",
+                    p.named_env.join(", "),
+                    p.uid
+                )
+            };
             s.line(
                 "process.env",
                 format!(
-                    "environment: {}",
+                    "environment: {}{named}",
                     p.env
                         .iter()
                         .map(|(k, _)| k.as_str())

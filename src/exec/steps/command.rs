@@ -16,6 +16,7 @@ use nix::sys::stat::{Mode, umask};
 use super::{pid, security};
 use crate::cli::exit;
 use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::root_file;
 use crate::exec::sys;
 use crate::plan::{Plan, StepId};
 
@@ -90,7 +91,24 @@ fn prepare(
             .collect()
     };
     let argv = cstrings(&mut process.argv.iter().cloned())?;
-    let envp = cstrings(&mut process.env.iter().map(|(k, v)| format!("{k}={v}")))?;
+    let name = if process.named_env.is_empty() {
+        None
+    } else {
+        user_name(process.uid)
+    };
+    let named = name.iter().flat_map(|name| {
+        process
+            .named_env
+            .iter()
+            .map(move |var| format!("{var}={name}"))
+    });
+    let envp = cstrings(
+        &mut process
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(named),
+    )?;
     let path_list = process
         .env
         .iter()
@@ -103,6 +121,17 @@ fn prepare(
     sys::cloexec_from(3).or_fail(StepId::Exec, || "close_range(3..)".into())?;
     security::apply(plan, security)?;
     Ok((path_list, argv, envp))
+}
+
+/// The name of `uid` in the sandbox's /etc/passwd (the process is in the sandbox's root).
+fn user_name(uid: u32) -> Option<String> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    root_file::user_name(root.as_fd(), uid)
 }
 
 /// execve the program, searching the sandbox's PATH (not the launcher's) when its name has no

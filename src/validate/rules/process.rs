@@ -18,6 +18,9 @@ const DEFAULT_INHERIT: &[&str] = &["TERM"];
 /// Passed through to a deterministic jail: it exists to pin time stamps (reproducible-builds.org).
 const DETERMINISTIC_INHERIT: &str = "SOURCE_DATE_EPOCH";
 
+/// Set to the command's user's name in the root's /etc/passwd, unless the manifest sets them.
+const NAMED_ENV: &[&str] = &["USER", "LOGNAME"];
+
 /// What a deterministic jail pins when the manifest does not set it.
 const DETERMINISTIC_ENV: &[(&str, &str)] = &[("LANG", "C.UTF-8"), ("TZ", "UTC")];
 
@@ -149,6 +152,11 @@ pub(super) fn process(
         Some(user) if !user.is_empty() && process.user.is_none() => image_user(cx, user),
         _ => (None, None),
     };
+    let named_env = NAMED_ENV
+        .iter()
+        .filter(|name| !env.iter().any(|(set, _)| set == *name))
+        .map(|name| name.to_string())
+        .collect();
     ProcessPlan {
         argv,
         cwd,
@@ -160,6 +168,7 @@ pub(super) fn process(
             .map(|g| g.value.iter().map(|id| id.value).collect())
             .unwrap_or_default(),
         env,
+        named_env,
         tty: get(&process.tty).unwrap_or(Tty::Auto),
         timeout_ms: get(&process.timeout).map(|d| d.0),
         umask: get(&process.umask).map_or(0o022, |m| m.0),
