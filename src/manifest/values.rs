@@ -482,6 +482,14 @@ impl Capability {
     pub fn index(self) -> u8 {
         self.0.index()
     }
+
+    /// The name as manifests usually write it: "sys_ptrace" for CAP_SYS_PTRACE.
+    pub fn short_name(self) -> String {
+        let name = self.0.to_string();
+        name.strip_prefix("CAP_")
+            .unwrap_or(&name)
+            .to_ascii_lowercase()
+    }
 }
 
 impl PartialOrd for Capability {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::seccomp::{Verdict, filter};
+use super::seccomp::{Verdict, filter, notable_blocked};
 use super::{
     Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
     SecurityPlan, bridge_table, sandbox_table, veth_name,
@@ -450,6 +450,26 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             for line in seccomp_lines(sec) {
                 s.line("security.seccomp", line);
             }
+            let blocked = notable_blocked(sec);
+            for group in &blocked {
+                match group.lifted_by {
+                    Some(cap) => s.line(
+                        "security.capabilities",
+                        format!(
+                            "seccomp blocks {}: capabilities = [\"{}\"] allows it",
+                            group.family,
+                            cap.short_name()
+                        ),
+                    ),
+                    None => s.line(
+                        "security.seccomp",
+                        format!(
+                            "seccomp blocks {}: only a custom `seccomp` table allows it",
+                            group.family
+                        ),
+                    ),
+                }
+            }
             if let Some(landlock) = &sec.landlock {
                 let list = |paths: &[std::path::PathBuf]| match paths {
                     [] => "nothing".to_string(),
@@ -517,6 +537,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 );
             }
             s.detail = serde_json::to_value(sec).expect("security plan serializes");
+            s.set("blocked", &blocked);
         }
         StepId::Exec => {
             let p = &plan.process;

@@ -6,13 +6,21 @@
 
 use caps::Capability as Cap;
 
+use serde::Serialize;
+
 use super::security::{SeccompPlan, SecurityPlan};
-use crate::manifest::values::Arch;
+use crate::manifest::values::{Arch, Capability};
 
 /// The default profile's denied calls, in groups. A group is lifted when the sandbox keeps one
 /// of `lifted_by`, as in Docker's default profile: a kept CAP_SYS_PTRACE is meant to allow
 /// ptrace. Names that an architecture does not have are skipped there.
 pub struct DenyGroup {
+    /// What the calls are, in words people search for (`sandbox plan` names the notable ones).
+    pub family: &'static str,
+    /// Blocked calls of this group are named by `sandbox plan` with what allows them: the ones
+    /// developers meet (debuggers, profilers, containers in the sandbox), not obsolete calls.
+    pub notable: bool,
+    /// The most specific capability first: that is the one `sandbox plan` suggests.
     pub lifted_by: &'static [Cap],
     pub syscalls: &'static [&'static str],
 }
@@ -24,34 +32,21 @@ pub struct DenyGroup {
 /// see into) and name_to_handle_at (the first half of open_by_handle_at).
 pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
     DenyGroup {
-        lifted_by: &[],
+        family: "ptrace (strace, gdb)",
+        notable: true,
+        lifted_by: &[Cap::CAP_SYS_PTRACE],
         syscalls: &[
-            "add_key",
-            "keyctl",
-            "request_key",
-            "kexec_load",
-            "kexec_file_load",
-            "swapon",
-            "swapoff",
-            "userfaultfd",
-            "io_uring_setup",
-            "io_uring_enter",
-            "io_uring_register",
-            "move_pages",
-            "migrate_pages",
-            "pivot_root",
-            "nfsservctl",
-            "create_module",
-            "get_kernel_syms",
-            "query_module",
-            "uselib",
-            "ustat",
-            "sysfs",
-            "_sysctl",
-            "lsm_set_self_attr",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "process_madvise",
+            "kcmp",
+            "pidfd_getfd",
         ],
     },
     DenyGroup {
+        family: "the mount API, setns, host names, quotas, fanotify",
+        notable: true,
         lifted_by: &[Cap::CAP_SYS_ADMIN],
         syscalls: &[
             "mount",
@@ -73,57 +68,131 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
         ],
     },
     DenyGroup {
-        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_BPF],
+        family: "bpf",
+        notable: true,
+        lifted_by: &[Cap::CAP_BPF, Cap::CAP_SYS_ADMIN],
         syscalls: &["bpf"],
     },
     DenyGroup {
-        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_PERFMON],
+        family: "perf_event_open (perf)",
+        notable: true,
+        lifted_by: &[Cap::CAP_PERFMON, Cap::CAP_SYS_ADMIN],
         syscalls: &["perf_event_open"],
     },
     DenyGroup {
-        lifted_by: &[Cap::CAP_SYS_ADMIN, Cap::CAP_SYSLOG],
+        family: "syslog (dmesg)",
+        notable: true,
+        lifted_by: &[Cap::CAP_SYSLOG, Cap::CAP_SYS_ADMIN],
         syscalls: &["syslog"],
     },
     DenyGroup {
-        lifted_by: &[Cap::CAP_SYS_PTRACE],
+        family: "keyrings (keyctl, add_key, request_key)",
+        notable: true,
+        lifted_by: &[],
+        syscalls: &["add_key", "keyctl", "request_key"],
+    },
+    DenyGroup {
+        family: "kexec",
+        notable: true,
+        lifted_by: &[],
+        syscalls: &["kexec_load", "kexec_file_load"],
+    },
+    DenyGroup {
+        family: "io_uring",
+        notable: true,
+        lifted_by: &[],
+        syscalls: &["io_uring_setup", "io_uring_enter", "io_uring_register"],
+    },
+    DenyGroup {
+        family: "userfaultfd",
+        notable: true,
+        lifted_by: &[],
+        syscalls: &["userfaultfd"],
+    },
+    DenyGroup {
+        family: "swap",
+        notable: false,
+        lifted_by: &[],
+        syscalls: &["swapon", "swapoff"],
+    },
+    DenyGroup {
+        family: "page migration",
+        notable: false,
+        lifted_by: &[],
+        syscalls: &["move_pages", "migrate_pages"],
+    },
+    DenyGroup {
+        family: "pivot_root",
+        notable: false,
+        lifted_by: &[],
+        syscalls: &["pivot_root"],
+    },
+    DenyGroup {
+        family: "obsolete calls",
+        notable: false,
+        lifted_by: &[],
         syscalls: &[
-            "ptrace",
-            "process_vm_readv",
-            "process_vm_writev",
-            "process_madvise",
-            "kcmp",
-            "pidfd_getfd",
+            "nfsservctl",
+            "create_module",
+            "get_kernel_syms",
+            "query_module",
+            "uselib",
+            "ustat",
+            "sysfs",
+            "_sysctl",
         ],
     },
     DenyGroup {
+        family: "LSM attributes",
+        notable: false,
+        lifted_by: &[],
+        syscalls: &["lsm_set_self_attr"],
+    },
+    DenyGroup {
+        family: "kernel modules",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_MODULE],
         syscalls: &["init_module", "finit_module", "delete_module"],
     },
     DenyGroup {
+        family: "reboot",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_BOOT],
         syscalls: &["reboot"],
     },
     DenyGroup {
+        family: "chroot",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_CHROOT],
         syscalls: &["chroot"],
     },
     DenyGroup {
+        family: "process accounting",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_PACCT],
         syscalls: &["acct"],
     },
     DenyGroup {
+        family: "I/O port access",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_RAWIO],
         syscalls: &["iopl", "ioperm"],
     },
     DenyGroup {
+        family: "setting the clock",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_TIME],
         syscalls: &["settimeofday", "clock_settime"],
     },
     DenyGroup {
+        family: "vhangup",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_TTY_CONFIG],
         syscalls: &["vhangup"],
     },
     DenyGroup {
+        family: "NUMA memory policy",
+        notable: false,
         lifted_by: &[Cap::CAP_SYS_NICE],
         syscalls: &[
             "get_mempolicy",
@@ -133,6 +202,8 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
         ],
     },
     DenyGroup {
+        family: "file handles",
+        notable: false,
         lifted_by: &[Cap::CAP_DAC_READ_SEARCH],
         syscalls: &["open_by_handle_at", "name_to_handle_at"],
     },
@@ -143,6 +214,42 @@ pub fn default_denied() -> impl Iterator<Item = &'static str> {
     DEFAULT_SECCOMP_DENY
         .iter()
         .flat_map(|group| group.syscalls.iter().copied())
+}
+
+/// Whether the plan keeps one of `caps`.
+fn keeps(security: &SecurityPlan, caps: &[Cap]) -> bool {
+    security
+        .capabilities
+        .iter()
+        .any(|kept| caps.contains(&kept.0))
+}
+
+/// A notable group of calls the plan's profile fails with EPERM: a bare "Operation not
+/// permitted" from strace or perf says nothing, so `sandbox plan` names these and what allows
+/// each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub family: &'static str,
+    pub calls: &'static [&'static str],
+    /// The capability that lifts the group; none: only a custom profile allows it.
+    pub lifted_by: Option<Capability>,
+}
+
+/// The notable groups the default profile still blocks with this plan's capabilities (none for
+/// a custom profile, which lists its calls itself, or with seccomp off).
+pub fn notable_blocked(security: &SecurityPlan) -> Vec<Blocked> {
+    if security.seccomp != SeccompPlan::Default {
+        return Vec::new();
+    }
+    DEFAULT_SECCOMP_DENY
+        .iter()
+        .filter(|group| group.notable && !keeps(security, group.lifted_by))
+        .map(|group| Blocked {
+            family: group.family,
+            calls: group.syscalls,
+            lifted_by: group.lifted_by.first().map(|cap| Capability(*cap)),
+        })
+        .collect()
 }
 
 /// The namespaces clone(2) can create (Docker's mask). CLONE_NEWTIME shares its bit with the
@@ -290,12 +397,7 @@ fn numbered<'a>(
 }
 
 fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
-    let keeps = |caps: &[Cap]| {
-        security
-            .capabilities
-            .iter()
-            .any(|kept| caps.contains(&kept.0))
-    };
+    let keeps = |caps: &[Cap]| keeps(security, caps);
     let eperm = Verdict::Errno(libc::EPERM);
     let mut rules = numbered(
         DEFAULT_SECCOMP_DENY
@@ -382,7 +484,6 @@ fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::values::Capability;
 
     fn security(seccomp: SeccompPlan, caps: &[Cap]) -> SecurityPlan {
         SecurityPlan {
@@ -483,6 +584,44 @@ mod tests {
         assert!(!names(&admin).contains(&"bpf"));
         assert!(names(&admin).contains(&"keyctl"), "never lifted");
         assert!(!names(&admin).contains(&"clone3"));
+    }
+
+    #[test]
+    fn the_notable_blocked_groups_name_what_allows_them() {
+        let none = notable_blocked(&security(SeccompPlan::Default, &[]));
+        let families: Vec<&str> = none.iter().map(|b| b.family).collect();
+        for family in [
+            "ptrace", "mount", "bpf", "perf", "keyrings", "kexec", "io_uring",
+        ] {
+            assert!(
+                families.iter().any(|f| f.contains(family)),
+                "{family} in {families:?}"
+            );
+        }
+        let ptrace = none
+            .iter()
+            .find(|b| b.family.starts_with("ptrace"))
+            .unwrap();
+        assert_eq!(ptrace.lifted_by, Some(Capability(Cap::CAP_SYS_PTRACE)));
+        assert!(ptrace.calls.contains(&"process_vm_readv"));
+        let bpf = none.iter().find(|b| b.family == "bpf").unwrap();
+        assert_eq!(
+            bpf.lifted_by.map(Capability::short_name).as_deref(),
+            Some("bpf"),
+            "the narrowest capability is the one suggested"
+        );
+        let keyrings = none.iter().find(|b| b.family.starts_with("keyrings"));
+        assert_eq!(keyrings.unwrap().lifted_by, None);
+
+        let debugging = notable_blocked(&security(SeccompPlan::Default, &[Cap::CAP_SYS_PTRACE]));
+        assert!(debugging.iter().all(|b| !b.family.starts_with("ptrace")));
+        assert_eq!(debugging.len(), none.len() - 1);
+        assert!(notable_blocked(&security(SeccompPlan::Off, &[])).is_empty());
+        let custom = SeccompPlan::DenyList {
+            deny: vec!["ptrace".into()],
+            errno: libc::EPERM,
+        };
+        assert!(notable_blocked(&security(custom, &[])).is_empty());
     }
 
     #[test]
