@@ -2,7 +2,8 @@
 //!
 //! A manifest arrives with `git clone`; running it must not hand a stranger the caller's files.
 //! [`requests`] lists what a plan asks for beyond the default jail (its own folder, the host's
-//! read-only system directories, no network beyond its own namespace, no capabilities, default
+//! read-only system directories, no network beyond its own namespace, no capabilities but a
+//! container engine's default ones confined to its own user namespace and ids, default
 //! security). Such a plan runs only once the caller allowed exactly that content: the store
 //! keeps the SHA-256 of every merged file, so a change to any of them asks again.
 
@@ -14,7 +15,9 @@ use sha2::{Digest, Sha256};
 use crate::folder::{self, Purpose};
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
-use crate::plan::{MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan};
+use crate::plan::{
+    CONTAINER_CAPABILITIES, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
+};
 
 /// Host directories a sandbox may bind read-only without asking: the system's own.
 const SYSTEM_DIRS: &[&str] = &[
@@ -199,12 +202,19 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
     }
 
     let security = &plan.security;
-    if !security.capabilities.is_empty() {
-        let names: Vec<String> = security
-            .capabilities
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    // In the sandbox's own user namespace, mapping only ids that are the caller's, the
+    // capabilities a container engine keeps act on nothing the caller could not reach as the
+    // owner of those ids: files of mapped owners among what the mounts show (and the mounts
+    // are judged above), the sandbox's own processes and network namespace. Any other
+    // capability, or any with the host's user namespace or someone else's ids, is a request.
+    let confined = plan.user.as_ref().is_some_and(|user| user.own_ids);
+    let names: Vec<String> = security
+        .capabilities
+        .iter()
+        .filter(|cap| !(confined && CONTAINER_CAPABILITIES.contains(&cap.0)))
+        .map(ToString::to_string)
+        .collect();
+    if !names.is_empty() {
         out.push(Request::new(
             "security.capabilities",
             format!("keeps capabilities {}", names.join(", ")),
@@ -405,11 +415,11 @@ mod tests {
     use crate::manifest::{load_str, vars::Vars};
     use crate::validate::{Invocation, validate};
 
-    fn caller() -> Caller {
+    fn caller(uid: u32) -> Caller {
         Caller {
-            uid: 1000,
-            gid: 1000,
-            euid: 1000,
+            uid,
+            gid: uid,
+            euid: uid,
             user: Some("ann".into()),
             home: Some("/home/ann".into()),
             env: [
@@ -422,6 +432,10 @@ mod tests {
     }
 
     fn asks(text: &str) -> Vec<String> {
+        asks_as(1000, text)
+    }
+
+    fn asks_as(uid: u32, text: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let path = dir.path().join("sandbox.toml");
@@ -433,7 +447,7 @@ mod tests {
         };
         let loaded = load_str(&path, text, &vars);
         let host = HostFacts::fixed(
-            caller(),
+            caller(uid),
             FixedFacts {
                 host_root: vec![("/usr".into(), HostEntry::Dir)],
                 landlock_abi: 5,
@@ -512,9 +526,9 @@ mod tests {
         );
         assert_eq!(
             asks(&format!(
-                "{ROOT}[security]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n"
+                "{ROOT}[security]\ncapabilities = [\"CAP_NET_BIND_SERVICE\", \"sys_ptrace\"]\n"
             )),
-            ["keeps capabilities CAP_NET_BIND_SERVICE"]
+            ["keeps capabilities CAP_SYS_PTRACE"]
         );
         assert_eq!(
             asks(&format!("{ROOT}[security]\nseccomp = \"off\"\n")),
@@ -530,6 +544,38 @@ mod tests {
         assert!(
             weaker[0].starts_with("allows system calls the default profile denies"),
             "{weaker:?}"
+        );
+    }
+
+    #[test]
+    fn container_capabilities_confined_to_the_sandboxs_own_ids_ask_for_nothing() {
+        let all = CONTAINER_CAPABILITIES
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let keeps = format!("{ROOT}[security]\ncapabilities = [{all}]\n");
+        assert!(asks(&keeps).is_empty(), "rootless: only the caller's ids");
+        assert!(asks_as(0, &keeps).is_empty(), "root: the default range");
+        let granted = format!(
+            "{keeps}[[uid_map]]\ninside = 0\noutside = 100000\ncount = 1000\n[[gid_map]]\ninside = 0\noutside = 165000\ncount = 536\n"
+        );
+        assert!(asks_as(0, &granted).is_empty(), "inside the default range");
+        let others = format!(
+            "{keeps}[[uid_map]]\ninside = 0\noutside = 1000\ncount = 1\n[[gid_map]]\ninside = 0\noutside = 1000\ncount = 1\n"
+        );
+        let asked = asks_as(0, &others);
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert!(
+            asked[0].starts_with("keeps capabilities CAP_CHOWN, CAP_DAC_OVERRIDE"),
+            "root mapping a user's ids: {asked:?}"
+        );
+        let shared = asks_as(0, &format!("{keeps}[namespaces]\nuser = false\n"));
+        assert!(
+            shared
+                .iter()
+                .any(|a| a.starts_with("keeps capabilities CAP_CHOWN")),
+            "the host's user namespace: {shared:?}"
         );
     }
 

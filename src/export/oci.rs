@@ -298,6 +298,7 @@ pub fn translate(
             gid_map,
             writer: _,
             deny_setgroups: _,
+            own_ids: _,
         } = user;
         let note = "the ids of the user who exported: run the bundle as that user (the runtime \
                     writes the maps, with newuidmap where there are several ranges)";

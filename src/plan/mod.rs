@@ -28,7 +28,9 @@ pub use process::ProcessPlan;
 pub use render::{
     Line, StepId, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
 };
-pub use security::{LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan};
+pub use security::{
+    CONTAINER_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
+};
 pub use user::{IdMapping, MapWriter, UserPlan};
 
 use crate::manifest::Location;

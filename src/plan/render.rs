@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use caps::Capability as Cap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -11,7 +12,7 @@ use super::{
     Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
     SecurityPlan, bridge_table, sandbox_table, veth_name,
 };
-use crate::manifest::values::Arch;
+use crate::manifest::values::{Arch, Capability};
 use crate::plan::IdMapping;
 
 /// The executor's steps, in the order it takes them.
@@ -445,6 +446,19 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 s.line(
                     "security.no_new_privileges",
                     "no_new_privs: setuid binaries gain nothing",
+                );
+            }
+            let switches_ids = [Cap::CAP_CHOWN, Cap::CAP_SETUID, Cap::CAP_SETGID]
+                .iter()
+                .any(|cap| sec.capabilities.contains(&Capability(*cap)));
+            if switches_ids
+                && let Some(user) = &plan.user
+                && user.uid_map.iter().map(|m| u64::from(m.count)).sum::<u64>() == 1
+            {
+                s.line(
+                    "uid_map",
+                    "only one id is mapped: chown, setuid and setgid to another id fail (EINVAL); \
+                     uid_map = \"auto\" and gid_map = \"auto\" map a range from a grant in /etc/subuid and /etc/subgid",
                 );
             }
             for line in seccomp_lines(sec) {

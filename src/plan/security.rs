@@ -86,6 +86,23 @@ impl LandlockPlan {
     }
 }
 
+/// The capabilities a container engine keeps by default (Docker's and Podman's list). In the
+/// sandbox's own user namespace each acts only on what that namespace owns: ids it maps, its own
+/// processes, its own network namespace. docs/manifest.md says what each one does there.
+pub const CONTAINER_CAPABILITIES: &[caps::Capability] = &[
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETPCAP,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+    caps::Capability::CAP_SYS_CHROOT,
+    caps::Capability::CAP_SETFCAP,
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityPlan {
     /// Capabilities kept in every set; all others dropped.

@@ -46,4 +46,8 @@ pub struct UserPlan {
     /// Write "deny" to /proc/PID/setgroups before the gid map: required when an unprivileged
     /// process writes the gid map itself (user_namespaces(7)).
     pub deny_setgroups: bool,
+    /// Every host id the maps reach is the caller's to give: its own, its grants in
+    /// /etc/subuid and /etc/subgid, or (as root) the unprivileged default range. Capabilities
+    /// kept inside then act on nothing of anyone else's (see trust).
+    pub own_ids: bool,
 }

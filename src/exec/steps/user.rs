@@ -251,6 +251,7 @@ mod tests {
             }],
             writer: MapWriter::Direct,
             deny_setgroups: true,
+            own_ids: true,
         };
         let files = map_files(&plan, 42);
         assert_eq!(

@@ -109,11 +109,30 @@ pub(super) fn user(
             .help("the kernel then requires setgroups to be denied; use gid_map = \"auto\" (newgidmap) or drop `groups`"),
         );
     }
+    // Rootless, validation admits only the caller's own ids and grants. Root may map anything,
+    // so only the default range and root's own grants count as the sandbox's (the grants are
+    // read only for a range outside the default one).
+    let own_ids = !root
+        || (owned_by_root_sandboxes(&uid.map, || cx.host.subuid())
+            && owned_by_root_sandboxes(&gid.map, || cx.host.subgid()));
     Some(UserPlan {
         uid_map: uid.map,
         gid_map: gid.map,
         writer,
         deny_setgroups,
+        own_ids,
+    })
+}
+
+/// As root: whether every range of `map` lies in the default range of root's sandboxes or in
+/// one of root's grants.
+fn owned_by_root_sandboxes<'a>(map: &[IdMapping], grants: impl Fn() -> &'a [SubIdRange]) -> bool {
+    let within = |m: &IdMapping, start: u32, count: u32| {
+        m.outside >= start && m.outside_end() <= start as u64 + count as u64
+    };
+    map.iter().all(|m| {
+        within(m, ROOT_DEFAULT_OUTSIDE, ROOT_DEFAULT_COUNT)
+            || grants().iter().any(|g| within(m, g.start, g.count))
     })
 }
 
