@@ -93,6 +93,58 @@ fn account(name: &str) -> Option<(u32, u32)> {
     lookup()
 }
 
+/// An unprivileged account with a grant of ids in /etc/subuid and /etc/subgid, for tests of
+/// `uid_map = "auto"` (TEST_USER has none, as most tests want the single-id map).
+pub const GRANTED_USER: &str = "sandbox-grant";
+/// Its grant: far from root's default range (100000-165535), whose files it must not reach.
+pub const GRANT: (u32, u32) = (1_000_000, 65_536);
+
+/// uid and gid of [`GRANTED_USER`], created with its grant on first use (as root); `None`
+/// when the tests do not run as root or it cannot be made.
+pub fn granted_ids() -> Option<(u32, u32)> {
+    static IDS: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        if euid() != 0 {
+            return None;
+        }
+        let ids = account(GRANTED_USER)?;
+        let granted = |file: &str| {
+            std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .any(|line| line.starts_with(&format!("{GRANTED_USER}:")))
+        };
+        if !granted("/etc/subuid") || !granted("/etc/subgid") {
+            let range = format!("{}-{}", GRANT.0, GRANT.0 + GRANT.1 - 1);
+            let _ = Command::new("usermod")
+                .args([
+                    "--add-subuids",
+                    &range,
+                    "--add-subgids",
+                    &range,
+                    GRANTED_USER,
+                ])
+                .status();
+        }
+        (granted("/etc/subuid") && granted("/etc/subgid")).then_some(ids)
+    })
+}
+
+/// Skip the calling test (return false) when [`GRANTED_USER`] cannot run here; under CI,
+/// fail instead.
+pub fn granted_available() -> bool {
+    match granted_ids() {
+        Some(_) => true,
+        None if in_ci() => {
+            panic!("this test must run under CI=true but cannot create {GRANTED_USER} with a grant")
+        }
+        None => {
+            eprintln!("skipped: needs root to create {GRANTED_USER} with a grant");
+            false
+        }
+    }
+}
+
 /// `PROGRAM` as the unprivileged user `ids`, through setpriv (the tests run as root).
 pub fn as_ids(ids: (u32, u32), program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new("setpriv");
@@ -213,6 +265,8 @@ pub fn probe_dir() -> &'static Path {
 pub struct Project {
     dir: tempfile::TempDir,
     pub who: Who,
+    /// Rootless: the account that runs it, when not TEST_USER (see [`Project::granted`]).
+    account: Option<(u32, u32)>,
 }
 
 impl Project {
@@ -223,9 +277,27 @@ impl Project {
             .expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
-        let project = Project { dir, who };
+        let project = Project {
+            dir,
+            who,
+            account: None,
+        };
         project.write("sandbox.toml", manifest);
         project
+    }
+
+    /// A rootless project run by [`GRANTED_USER`], whose grant `uid_map = "auto"` maps.
+    pub fn granted(manifest: &str) -> Project {
+        let mut project = Project::new(Who::Root, manifest);
+        project.who = Who::Rootless;
+        project.account = granted_ids();
+        project.give(&project.manifest());
+        project
+    }
+
+    /// uid and gid of the rootless account that runs the project.
+    fn rootless_account(&self) -> (u32, u32) {
+        self.account.or_else(rootless_ids).expect("rootless user")
     }
 
     pub fn path(&self) -> &Path {
@@ -257,7 +329,7 @@ impl Project {
     /// Hand a path (and the project folder) to the rootless user.
     pub fn give(&self, path: &Path) {
         if self.who == Who::Rootless && euid() == 0 {
-            let (uid, gid) = rootless_ids().expect("rootless user");
+            let (uid, gid) = self.rootless_account();
             for p in [self.path(), path] {
                 std::os::unix::fs::lchown(p, Some(uid), Some(gid)).expect("chown");
             }
@@ -267,7 +339,7 @@ impl Project {
     /// `PROGRAM` as the project's user, in the project folder, with a minimal environment.
     pub fn as_user(&self, program: &Path) -> Command {
         let mut command = match (self.who, euid()) {
-            (Who::Rootless, 0) => as_ids(rootless_ids().expect("rootless user"), program),
+            (Who::Rootless, 0) => as_ids(self.rootless_account(), program),
             _ => Command::new(program),
         };
         // Records go in the project, not the machine's state folder: what a test leaves (a
