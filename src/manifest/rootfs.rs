@@ -25,6 +25,10 @@ pub struct Rootfs {
     /// The expected SHA-256, checked before use: of the tarball for `tar`, of the image's
     /// manifest for `oci`.
     pub sha256: Option<Spanned<String>>,
+    /// How to make a `path`, `tar` or `oci` root that is not there yet (a command and what it
+    /// needs, e.g. "./make-rootfs.sh (needs debootstrap and a Debian mirror)"), which the
+    /// diagnostic for a missing root shows.
+    pub made_by: Option<Spanned<String>>,
     /// Mount the root read-only (default true).
     pub readonly: Option<Spanned<bool>>,
     /// true: an ephemeral writable layer (tmpfs upper) over the read-only source; or a table

@@ -77,6 +77,11 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         }
     }
 
+    // A missing root is usually one still to be made, and the manifest may say how.
+    let make_it = |fallback: &str| match &r.made_by {
+        Some(made_by) => format!("make it first: {}", made_by.value),
+        None => fallback.to_string(),
+    };
     let mut image_config = None;
     let source = match sources.first().map(|(name, _)| *name) {
         Some("path") => {
@@ -91,7 +96,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                 cx.report(
                     Problem::error("sandbox::rootfs::missing", format!("the root directory {} {why}", resolved.display()))
                         .at(path.span, why)
-                        .help("relative paths are relative to the manifest's folder; create the directory or fix the path"),
+                        .help(make_it("relative paths are relative to the manifest's folder; create the directory or fix the path")),
                 );
             }
             RootSource::Dir { path: resolved }
@@ -111,7 +116,9 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                         format!("the root {kind} {} does not exist", resolved.display()),
                     )
                     .at(path.span, "does not exist")
-                    .help("relative paths are relative to the manifest's folder"),
+                    .help(make_it(
+                        "relative paths are relative to the manifest's folder",
+                    )),
                 );
             }
             let sha256 = get(&r.sha256);
