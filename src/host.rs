@@ -42,6 +42,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller for unit tests: user ann, home /home/ann, ids `uid`, an empty environment.
+    #[cfg(test)]
+    pub(crate) fn ann(uid: u32) -> Caller {
+        Caller {
+            uid,
+            gid: uid,
+            euid: uid,
+            user: Some("ann".into()),
+            home: Some("/home/ann".into()),
+            env: BTreeMap::new(),
+        }
+    }
+
     pub fn current() -> Caller {
         let env: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

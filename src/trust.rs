@@ -417,17 +417,13 @@ mod tests {
 
     fn caller(uid: u32) -> Caller {
         Caller {
-            uid,
-            gid: uid,
-            euid: uid,
-            user: Some("ann".into()),
-            home: Some("/home/ann".into()),
             env: [
                 ("TERM".to_string(), "xterm".to_string()),
                 ("SECRET".to_string(), "s".to_string()),
             ]
             .into_iter()
             .collect(),
+            ..Caller::ann(uid)
         }
     }
 

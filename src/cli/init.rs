@@ -100,14 +100,7 @@ mod tests {
                 .collect()
         };
         HostFacts::fixed(
-            Caller {
-                uid,
-                gid: uid,
-                euid: uid,
-                user: Some("ann".into()),
-                home: Some("/home/ann".into()),
-                env: Default::default(),
-            },
+            Caller::ann(uid),
             FixedFacts {
                 subuid: ranges(),
                 subgid: ranges(),

@@ -17,41 +17,35 @@ record = os.fdopen(os.dup(1), "w", buffering=1)
 os.dup2(2, 1)
 
 
-class Recording(testresult.RegressionTestResult):
-    def _record(self, test, status):
-        record.write(f"{status} {test.id()}\n")
+regrtest = testresult.RegressionTestResult
 
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self._record(test, "ok")
 
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._record(test, "FAIL")
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._record(test, "ERROR")
-
-    def addSkip(self, test, reason):
-        super().addSkip(test, reason)
-        self._record(test, "skipped")
-
-    def addExpectedFailure(self, test, err):
-        super().addExpectedFailure(test, err)
-        self._record(test, "xfail")
-
-    def addUnexpectedSuccess(self, test):
-        super().addUnexpectedSuccess(test)
-        self._record(test, "xpass")
-
+class Recording(regrtest):
     def addSubTest(self, test, subtest, err):
         # A failing subtest fails its test case, which then gets no result of its own.
         super().addSubTest(test, subtest, err)
         if err is not None:
             failed = issubclass(err[0], test.failureException)
-            self._record(test, "FAIL" if failed else "ERROR")
+            record.write(f"{'FAIL' if failed else 'ERROR'} {test.id()}\n")
 
+
+def recording(name, status):
+    """regrtest's own `name` method, then the case's line."""
+    def method(self, test, *args):
+        getattr(regrtest, name)(self, test, *args)
+        record.write(f"{status} {test.id()}\n")
+    return method
+
+
+for name, status in [
+    ("addSuccess", "ok"),
+    ("addFailure", "FAIL"),
+    ("addError", "ERROR"),
+    ("addSkip", "skipped"),
+    ("addExpectedFailure", "xfail"),
+    ("addUnexpectedSuccess", "xpass"),
+]:
+    setattr(Recording, name, recording(name, status))
 
 testresult.RegressionTestResult = Recording
 
