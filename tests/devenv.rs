@@ -57,12 +57,24 @@ const ROOT_AWARE: &str = "set -e; cd /tmp; tar xf /work/owned.tar; stat -c %u:%g
     python3 -c 'import os; os.initgroups(\"root\", 0); print(0 in os.getgroups())'; \
     setpriv --reuid 1000 --regid 1000 --clear-groups id -u";
 
+/// The sandbox's init (no seccomp filter, every capability in its bounding set) must stay out
+/// of the dev environment's command's reach: its memory cannot be opened for writing.
+const INIT_OUT_OF_REACH: &str =
+    "python3 -c 'open(\"/proc/1/mem\", \"r+b\")' 2>&1 | grep -o PermissionError";
+
 fn root_aware_tools_work(p: &Project) {
     owned_archive(p);
-    let out = p.sh(ROOT_AWARE);
+    let out = p.sh(&format!("{ROOT_AWARE}; {INIT_OUT_OF_REACH}"));
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["1000:1000", "4321:4321", "1 2", "True", "1000"],
+        [
+            "1000:1000",
+            "4321:4321",
+            "1 2",
+            "True",
+            "1000",
+            "PermissionError"
+        ],
         "{out}"
     );
     let manifest = p.manifest();

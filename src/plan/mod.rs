@@ -29,7 +29,7 @@ pub use render::{
     Line, StepId, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
 };
 pub use security::{
-    CONTAINER_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
+    CONFINED_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
 pub use user::{IdMapping, MapWriter, UserPlan};
 
