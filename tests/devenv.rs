@@ -15,10 +15,9 @@ fn reference(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// What this host cannot give manifests/dev-env.toml, overridden the way its comments say (in
-/// sandbox.local.toml): rootless, no cgroup controllers on a v1 host; an open-files limit
-/// within the test's own hard limit.
-const LOCAL: &str = "[cgroup]\nrequired = false\n[security.rlimits]\nnofile = 1024\n";
+/// What this host cannot give manifests/dev-env.toml, overridden in sandbox.local.toml as its
+/// comments say: rootless, no cgroup controllers on a v1 host.
+const LOCAL: &str = "[cgroup]\nrequired = false\n";
 
 /// A project holding manifests/dev-env.toml as its sandbox.toml, and `local` as its
 /// sandbox.local.toml (top-level keys first).
