@@ -5,8 +5,9 @@
 //! landlock ABI); [`HostFacts::fixed`] takes them as given, for tests and `sandbox doctor`
 //! scenarios.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -116,6 +117,9 @@ pub struct HostFacts {
     hard_limits: OnceCell<BTreeMap<Rlimit, u64>>,
     sys_resource: OnceCell<bool>,
     nr_open: OnceCell<u64>,
+    /// Host names looked up so far; with fixed facts, the only names there are.
+    names: RefCell<BTreeMap<String, Result<Vec<IpAddr>, String>>>,
+    names_fixed: bool,
 }
 
 impl HostFacts {
@@ -142,12 +146,22 @@ impl HostFacts {
             hard_limits: OnceCell::new(),
             sys_resource: OnceCell::new(),
             nr_open: OnceCell::new(),
+            names: RefCell::new(BTreeMap::new()),
+            names_fixed: false,
         }
     }
 
     /// Facts given in full, for tests: nothing is probed.
     pub fn fixed(caller: Caller, fixed: FixedFacts) -> HostFacts {
-        let facts = HostFacts::with_caller(caller);
+        let mut facts = HostFacts::with_caller(caller);
+        facts.names = RefCell::new(
+            fixed
+                .names
+                .into_iter()
+                .map(|(name, addresses)| (name, Ok(addresses)))
+                .collect(),
+        );
+        facts.names_fixed = true;
         let _ = facts.subuid.set(fixed.subuid);
         let _ = facts.subgid.set(fixed.subgid);
         let _ = facts.newuidmap.set(fixed.newuidmap);
@@ -239,6 +253,25 @@ impl HostFacts {
             .get_or_init(crate::exec::sys::landlock_abi)
     }
 
+    /// The addresses `name` has on this host, in the order the resolver prefers them
+    /// (getaddrinfo(3): /etc/hosts, DNS, whatever nsswitch.conf says), each once; or why it
+    /// has none. Looked up once per name, before the clone, in this single thread (an NSS module
+    /// loaded here stays loaded, and starts no thread).
+    pub fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        if let Some(known) = self.names.borrow().get(name) {
+            return known.clone();
+        }
+        let found = if self.names_fixed {
+            Err("not known to the fixed host facts".to_string())
+        } else {
+            lookup(name)
+        };
+        self.names
+            .borrow_mut()
+            .insert(name.to_string(), found.clone());
+        found
+    }
+
     /// The cgroup controllers this caller can use, and where.
     pub fn cgroup(&self) -> &CgroupHost {
         self.cgroup.get_or_init(crate::cgroup::probe)
@@ -311,6 +344,30 @@ pub struct FixedFacts {
     pub sys_resource: bool,
     /// fs.nr_open; `None`: the kernel's default, 1048576.
     pub nr_open: Option<u64>,
+    /// Host names and their addresses; any other name does not resolve.
+    pub names: BTreeMap<String, Vec<IpAddr>>,
+}
+
+fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
+    use std::net::ToSocketAddrs;
+    // std words every failure "failed to lookup address information: WHY"; WHY is the news.
+    let found = (name, 0).to_socket_addrs().map_err(|e| {
+        let text = e.to_string();
+        match text.split_once(": ") {
+            Some((_, why)) => why.to_string(),
+            None => text,
+        }
+    })?;
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for address in found.map(|a| a.ip()) {
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+    if addresses.is_empty() {
+        return Err("no address".into());
+    }
+    Ok(addresses)
 }
 
 /// A user name from the password database.

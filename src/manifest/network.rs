@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::source::Spanned;
-use super::values::PortSpec;
+use super::values::{Destination, PortSpec};
 
 /// Networking.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -29,6 +29,11 @@ pub struct Network {
     pub hosts: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     /// Bridge mode: stop this sandbox reaching others on the same bridge.
     pub isolate: Option<Spanned<bool>>,
+    /// Bridge and pasta modes: the only destinations outbound connections may reach,
+    /// "[tcp:|udp:]HOST[:PORT]"; everything else is refused at once. Host names are resolved
+    /// when the sandbox starts and pinned in /etc/hosts inside; `dns` servers are allowed on
+    /// port 53; loopback and replies to published ports always work.
+    pub egress: Option<Spanned<Vec<Spanned<Destination>>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -237,9 +237,10 @@ impl Node {
                 }
             }
             NodeKind::Array(items) => {
+                // An item has no key of its own: it is located by its value.
                 for (index, item) in items.iter().enumerate() {
                     path.push_str(&format!("[{index}]"));
-                    item.walk_inner(path, key_span, f);
+                    item.walk_inner(path, None, f);
                     path.truncate(len);
                 }
             }

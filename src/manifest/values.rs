@@ -6,6 +6,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -465,6 +467,176 @@ impl JsonSchema for PortSpec {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         string_schema(
             "[host_address:]host_port:sandbox_port[/tcp|/udp], e.g. \"127.0.0.1:8080:80/tcp\".",
+            None,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Egress destinations
+
+/// Where a `network.egress` entry lets the sandbox connect: an address, a network, or a host
+/// name the launcher resolves when the sandbox starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EgressHost {
+    Network(IpNet),
+    Name(String),
+}
+
+/// One `network.egress` entry: `[tcp:|udp:]HOST[:PORT]`. HOST is an IPv4 address or CIDR, an
+/// IPv6 one (in brackets when a port follows), or a host name. With a port the protocol is TCP
+/// unless `udp:` says otherwise; without one, the entry allows every port, and every protocol
+/// unless a prefix names one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// `None`: every protocol (only without a port).
+    pub protocol: Option<Protocol>,
+    pub host: EgressHost,
+    pub port: Option<u16>,
+}
+
+const EGRESS_HELP: &str = "write [tcp:|udp:]HOST[:PORT]: an address, a CIDR or a host name, e.g. \"10.20.0.0/16\", \"192.0.2.10:443\", \"registry.example.org:443\", \"udp:192.0.2.53:53\" or \"[2001:db8::1]:443\"";
+
+/// A host name as DNS writes it: dot-separated labels of letters, digits and inner `-`.
+pub fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        // Digits and dots only is a mistyped address, not a name.
+        && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+impl Destination {
+    pub fn parse(text: &str) -> Result<Destination, ValueError> {
+        let bad = |why: String| {
+            ValueError::new(
+                format!("invalid egress destination \"{text}\": {why}"),
+                EGRESS_HELP,
+            )
+        };
+        let (protocol, rest) = match text.split_once(':') {
+            Some(("tcp", rest)) => (Some(Protocol::Tcp), rest),
+            Some(("udp", rest)) => (Some(Protocol::Udp), rest),
+            _ => (None, text),
+        };
+        let port = |s: &str| match s.parse::<u16>() {
+            Ok(0) => Err(bad("port 0 is no destination".into())),
+            Ok(port) => Ok(port),
+            Err(_) => Err(bad(format!("`{s}` is not a port number (1-65535)"))),
+        };
+        let network = |s: &str| -> Result<IpNet, ValueError> {
+            let net = match s.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => s
+                    .parse::<IpAddr>()
+                    .map(IpNet::from)
+                    .map_err(|_| bad(format!("`{s}` is not an IP address or network")))?,
+            };
+            if net.trunc() != net {
+                return Err(bad(format!(
+                    "{net} has bits set past its prefix; the network is {}",
+                    net.trunc()
+                )));
+            }
+            Ok(net)
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (address, after) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed `[`".into()))?;
+            let port = match after {
+                "" => None,
+                _ => Some(port(after.strip_prefix(':').ok_or_else(|| {
+                    bad(format!("`{after}` after `]`; write [ADDRESS]:PORT"))
+                })?)?),
+            };
+            (EgressHost::Network(network(address)?), port)
+        } else if rest.matches(':').count() > 1 {
+            // A bare IPv6 address or network: no port can follow without brackets.
+            (EgressHost::Network(network(rest)?), None)
+        } else {
+            let (host, port) = match rest.split_once(':') {
+                Some((host, p)) => (host, Some(port(p)?)),
+                None => (rest, None),
+            };
+            let looks_numeric =
+                host.contains('/') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            let host = if host.parse::<IpNet>().is_ok() || host.parse::<IpAddr>().is_ok() {
+                EgressHost::Network(network(host)?)
+            } else if is_host_name(host) {
+                EgressHost::Name(host.to_string())
+            } else if host.is_empty() {
+                return Err(bad("no host".into()));
+            } else if looks_numeric {
+                return Err(bad(format!("`{host}` is not an IP address or network")));
+            } else {
+                return Err(bad(format!(
+                    "`{host}` is neither an address nor a host name"
+                )));
+            };
+            (host, port)
+        };
+        Ok(Destination {
+            protocol: protocol.or(port.map(|_| Protocol::Tcp)),
+            host,
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The protocol is written unless it is the default one a port implies.
+        match (self.protocol, self.port) {
+            (Some(Protocol::Tcp), Some(_)) | (None, _) => {}
+            (Some(protocol), _) => write!(f, "{protocol}:")?,
+        }
+        match (&self.host, self.port) {
+            (EgressHost::Network(IpNet::V6(net)), Some(_)) if net.prefix_len() == 128 => {
+                write!(f, "[{}]", net.addr())?
+            }
+            (EgressHost::Network(IpNet::V6(net)), Some(_)) => write!(f, "[{net}]")?,
+            (EgressHost::Network(net), _) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())?
+            }
+            (EgressHost::Network(net), _) => write!(f, "{net}")?,
+            (EgressHost::Name(name), _) => f.write_str(name)?,
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Destination {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+deserialize_via_parse!(
+    Destination,
+    "an egress destination such as \"192.0.2.10:443\"",
+    None
+);
+
+impl JsonSchema for Destination {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Destination".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "[tcp:|udp:]HOST[:PORT]: an IPv4 address or CIDR, an IPv6 one (in brackets before a \
+             port), or a host name resolved when the sandbox starts, e.g. \"10.20.0.0/16\", \
+             \"192.0.2.10:443\", \"registry.example.org:443\", \"udp:192.0.2.53:53\".",
             None,
         )
     }
@@ -990,6 +1162,99 @@ mod tests {
     }
 
     #[test]
+    fn egress_destinations() {
+        let net = |s: &str| EgressHost::Network(s.parse().unwrap());
+        let cases = [
+            ("10.20.0.0/16", None, net("10.20.0.0/16"), None),
+            (
+                "192.0.2.10:443",
+                Some(Protocol::Tcp),
+                net("192.0.2.10/32"),
+                Some(443),
+            ),
+            (
+                "udp:192.0.2.53:53",
+                Some(Protocol::Udp),
+                net("192.0.2.53/32"),
+                Some(53),
+            ),
+            (
+                "udp:10.0.0.0/8",
+                Some(Protocol::Udp),
+                net("10.0.0.0/8"),
+                None,
+            ),
+            (
+                "[2001:db8::1]:443",
+                Some(Protocol::Tcp),
+                net("2001:db8::1/128"),
+                Some(443),
+            ),
+            ("2001:db8::/32", None, net("2001:db8::/32"), None),
+            (
+                "[2001:db8::/32]:80",
+                Some(Protocol::Tcp),
+                net("2001:db8::/32"),
+                Some(80),
+            ),
+            (
+                "registry.example.org:443",
+                Some(Protocol::Tcp),
+                EgressHost::Name("registry.example.org".into()),
+                Some(443),
+            ),
+            (
+                "3com.example",
+                None,
+                EgressHost::Name("3com.example".into()),
+                None,
+            ),
+        ];
+        for (text, protocol, host, port) in cases {
+            let parsed = Destination::parse(text).unwrap();
+            assert_eq!(
+                parsed,
+                Destination {
+                    protocol,
+                    host,
+                    port
+                },
+                "{text}"
+            );
+            assert_eq!(parsed.to_string(), text, "written back as it was");
+        }
+        assert_eq!(
+            Destination::parse("tcp:192.0.2.10:443")
+                .unwrap()
+                .to_string(),
+            "192.0.2.10:443",
+            "tcp is the default with a port"
+        );
+        for bad in [
+            "",
+            "tcp:",
+            "10.20.1.0/16",
+            "999.1.1.1:80",
+            "192.0.2.10:0",
+            "192.0.2.10:70000",
+            "2001:db8::1:443x",
+            "[2001:db8::1",
+            "[2001:db8::1]443",
+            "-bad-.example:80",
+            "under_score.example",
+            "sctp:192.0.2.1:9",
+        ] {
+            assert!(Destination::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+        let error = Destination::parse("10.20.1.0/16").unwrap_err();
+        assert!(
+            error.message.contains("the network is 10.20.0.0/16"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
     fn ports() {
         let p = PortSpec::parse("127.0.0.1:8080:80/tcp").unwrap();
         assert_eq!(
@@ -1087,6 +1352,7 @@ mod tests {
             let _ = Offset::parse(&text);
             let _ = Mode::parse(&text);
             let _ = PortSpec::parse(&text);
+            let _ = Destination::parse(&text);
             let _ = Capability::parse(&text);
             let _ = Syscall::parse(&text);
             let _ = Errno::parse(&text);

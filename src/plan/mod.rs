@@ -5,6 +5,7 @@
 //! the executor never sees an unchecked manifest.
 
 mod cgroup;
+mod egress;
 mod mount;
 mod net;
 mod process;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
+pub use egress::{EGRESS_TABLE, EgressPlan, EgressRule};
 pub use mount::{
     Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan, RootSource,
     hosts_file,

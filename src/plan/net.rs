@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::EgressPlan;
 use crate::manifest::values::PortSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub struct BridgePlan {
     pub dns: Vec<IpAddr>,
     /// The `nft` program that installs the NAT and forwarding rules.
     pub nft: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +40,19 @@ pub struct PastaPlan {
     pub dns: Vec<IpAddr>,
     /// The `pasta` program (Debian's passt package).
     pub pasta: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressPlan>,
+}
+
+impl NetPlan {
+    /// The egress allow-list, in the modes that have one.
+    pub fn egress(&self) -> Option<&EgressPlan> {
+        match self {
+            NetPlan::Bridge(bridge) => bridge.egress.as_ref(),
+            NetPlan::Pasta(pasta) => pasta.egress.as_ref(),
+            NetPlan::Host | NetPlan::None => None,
+        }
+    }
 }
 
 /// Where bridge leases live: one folder per bridge, one file per leased address.

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::seccomp::{Verdict, filter, notable_blocked};
 use super::{
-    Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
-    SecurityPlan, bridge_table, sandbox_table, veth_name,
+    EGRESS_TABLE, EgressPlan, Idmap, LEASE_DIR, MapWriter, MountOp, NetPlan, OverlayUpper, Plan,
+    RootSource, SeccompPlan, SecurityPlan, bridge_table, sandbox_table, veth_name,
 };
 use crate::manifest::values::{Arch, Capability};
 use crate::plan::IdMapping;
@@ -316,6 +316,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                             format!("nft table bridge {own}: drop frames between {veth} and the other ports of {}", bridge.bridge),
                         );
                     }
+                    egress_lines(&mut s, bridge.egress.as_ref());
                 }
                 NetPlan::Pasta(pasta) => {
                     s.line(
@@ -334,6 +335,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                             ),
                         );
                     }
+                    egress_lines(&mut s, pasta.egress.as_ref());
                 }
             }
             s.detail = serde_json::to_value(&plan.net).expect("net plan serializes");
@@ -724,6 +726,23 @@ pub fn describe_mount(op: &MountOp) -> String {
             )
         }
     }
+}
+
+/// The allow-list, one line per destination (its manifest entry is its origin), then what
+/// happens to everything else.
+fn egress_lines(s: &mut StepView, egress: Option<&EgressPlan>) {
+    let Some(egress) = egress else {
+        return;
+    };
+    for rule in &egress.rules {
+        s.line_for(rule.key.clone(), format!("egress: allow {rule}"));
+    }
+    s.line(
+        "network.egress",
+        format!(
+            "egress: nft table inet {EGRESS_TABLE} in the sandbox's namespace refuses everything else at once (TCP reset, ICMP admin-prohibited) and counts it; loopback and replies pass"
+        ),
+    );
 }
 
 /// The numbered list `sandbox plan` prints. With `explain`, each line says where it came from.

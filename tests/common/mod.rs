@@ -177,6 +177,16 @@ impl Facts {
                 hard_limits: self.hard_limits.clone(),
                 sys_resource: self.sys_resource,
                 nr_open: None,
+                names: [
+                    ("registry.example.org", &["192.0.2.10", "2001:db8::10"][..]),
+                    ("v6only.example.org", &["2001:db8::20"][..]),
+                ]
+                .into_iter()
+                .map(|(name, addresses)| {
+                    let addresses = addresses.iter().map(|a| a.parse().unwrap()).collect();
+                    (name.to_string(), addresses)
+                })
+                .collect(),
             },
         )
     }

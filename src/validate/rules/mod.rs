@@ -2,6 +2,7 @@
 //! reports problems on the context, and returns its part of the plan.
 
 mod cgroup;
+mod egress;
 mod general;
 mod idmap;
 mod mounts;

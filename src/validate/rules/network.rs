@@ -89,7 +89,8 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMa
     }
     duplicate_ports(cx, network.ports.as_ref());
     let dns = ip_list(cx, network.dns.as_ref());
-    let hosts = host_entries(cx, network.hosts.as_ref());
+    let mut hosts = host_entries(cx, network.hosts.as_ref());
+    let egress = super::egress::egress(cx, network, mode, &dns, &mut hosts);
 
     let plan = match mode {
         NetworkMode::Host => NetPlan::Host,
@@ -118,7 +119,12 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMa
                 "pasta",
                 "passt",
             );
-            NetPlan::Pasta(PastaPlan { ports, dns, pasta })
+            NetPlan::Pasta(PastaPlan {
+                ports,
+                dns,
+                pasta,
+                egress,
+            })
         }
         NetworkMode::Bridge => {
             if !cx.host.caller.is_root() {
@@ -225,6 +231,7 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMa
                 isolate: get(&network.isolate).unwrap_or(false),
                 dns,
                 nft,
+                egress,
             })
         }
     };

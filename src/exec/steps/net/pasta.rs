@@ -135,6 +135,7 @@ mod tests {
             ports: ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect(),
             dns: Vec::new(),
             pasta: "/usr/bin/pasta".into(),
+            egress: None,
         }
     }
 

@@ -354,6 +354,7 @@ mod tests {
             isolate,
             dns: Vec::new(),
             nft: "/usr/sbin/nft".into(),
+            egress: None,
         }
     }
 
