@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod diagnostics;
 pub mod doctor;
+pub mod egress;
 pub mod exec;
 pub mod export;
 pub mod folder;

@@ -1,17 +1,20 @@
-//! A small synchronous route-netlink client: the links, addresses and routes of bridge
-//! networking, without shelling out to `ip`.
+//! A small synchronous netlink client: the links, addresses and routes of bridge networking
+//! (rtnetlink), without shelling out to `ip`, and the nfnetlink batches of the egress rules.
 //!
 //! The launcher is single-threaded until it clones and must not start an async runtime, so
-//! this speaks rtnetlink over a blocking socket (netlink-sys), with messages from
-//! netlink-packet-route, as Podman's netavark does. Every operation is one request answered
-//! by the kernel's acknowledgement, through [`Request`], which a test can answer instead.
+//! this speaks netlink over a blocking socket, with messages from the rust-netlink crates
+//! (netlink-packet-route, -netfilter), as Podman's netavark does. Every route operation is one
+//! request answered by the kernel's acknowledgement, through [`Request`], which a test can
+//! answer instead. The socket is a plain descriptor, so one opened in another network
+//! namespace can be passed over a Unix socket and used here.
 
+use std::fmt::Debug;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload, NetlinkSerializable,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -22,6 +25,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::errno::Errno;
+use nix::sys::socket::{self, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, send};
 
 /// One request to the kernel and its answers (for a `GET`, the object asked for).
 pub trait Request {
@@ -32,29 +36,156 @@ pub trait Request {
     ) -> Result<Vec<RouteNetlinkMessage>, Errno>;
 }
 
-/// A NETLINK_ROUTE socket in the caller's network namespace.
+/// A netlink socket, in the network namespace of whoever opened it.
 pub struct Socket {
-    socket: netlink_sys::Socket,
+    fd: OwnedFd,
     sequence: u32,
 }
 
-fn io(error: std::io::Error) -> Errno {
-    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+/// A message of an nfnetlink batch the kernel refused: its sequence number in the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub sequence: u32,
+    pub errno: Errno,
 }
 
 impl Socket {
-    pub fn open() -> Result<Socket, Errno> {
-        let mut socket =
-            netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(io)?;
-        socket.bind_auto().map_err(io)?;
-        socket
-            .connect(&netlink_sys::SocketAddr::new(0, 0))
-            .map_err(io)?;
-        Ok(Socket {
-            socket,
-            sequence: 0,
-        })
+    pub fn open(protocol: SockProtocol) -> Result<Socket, Errno> {
+        let fd = socket::socket(
+            socket::AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            protocol,
+        )?;
+        // Port 0: the kernel picks this socket's address; and the kernel is its only peer.
+        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+        socket::connect(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+        Ok(Socket::adopt(fd))
     }
+
+    /// A netlink socket opened elsewhere (in the sandbox's network namespace) and passed here.
+    pub fn adopt(fd: OwnedFd) -> Socket {
+        Socket { fd, sequence: 0 }
+    }
+
+    /// One request, and its answers until the kernel's acknowledgement or the end of a dump.
+    pub fn exchange<T>(&mut self, message: T, flags: u16) -> Result<Vec<T>, Errno>
+    where
+        T: NetlinkSerializable + NetlinkDeserializable + Debug,
+    {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+        header.sequence_number = self.sequence;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        let mut bytes = vec![0; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        self.send(&bytes)?;
+
+        let mut answers = Vec::new();
+        loop {
+            let datagram = self.receive(MsgFlags::empty())?;
+            for answer in messages::<T>(&datagram)? {
+                if answer.header.sequence_number != self.sequence {
+                    continue;
+                }
+                match answer.payload {
+                    NetlinkPayload::Error(error) => {
+                        return match error.code {
+                            None => Ok(answers),
+                            Some(code) => Err(Errno::from_raw(-code.get())),
+                        };
+                    }
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::InnerMessage(inner) => answers.push(inner),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Send an nfnetlink batch whose messages ask for no acknowledgement, as nft does. The
+    /// kernel handles a batch within the send, so when it returns an error is queued or there
+    /// is none: what is queued is read without waiting.
+    pub fn send_batch(&mut self, batch: &[u8]) -> Result<(), Refusal> {
+        let refused = |errno| Refusal { sequence: 0, errno };
+        self.send(batch).map_err(refused)?;
+        loop {
+            let datagram = match self.receive(MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EAGAIN) => return Ok(()),
+                other => other.map_err(refused)?,
+            };
+            for answer in messages::<netlink_packet_netfilter::NetfilterMessage>(&datagram)
+                .map_err(refused)?
+            {
+                if let NetlinkPayload::Error(error) = answer.payload
+                    && let Some(code) = error.code
+                {
+                    return Err(Refusal {
+                        sequence: answer.header.sequence_number,
+                        errno: Errno::from_raw(-code.get()),
+                    });
+                }
+            }
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), Errno> {
+        let sent = send(self.fd.as_raw_fd(), bytes, MsgFlags::empty())?;
+        if sent != bytes.len() {
+            return Err(Errno::EMSGSIZE);
+        }
+        Ok(())
+    }
+
+    /// One datagram, in a buffer of its size (peeked first: a dump's can be large).
+    fn receive(&self, flags: MsgFlags) -> Result<Vec<u8>, Errno> {
+        let size = loop {
+            match recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                flags | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        let mut datagram = vec![0; size];
+        loop {
+            match recv(self.fd.as_raw_fd(), &mut datagram, flags) {
+                Err(Errno::EINTR) => continue,
+                other => {
+                    datagram.truncate(other?);
+                    return Ok(datagram);
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The messages of one datagram.
+fn messages<T: NetlinkDeserializable>(datagram: &[u8]) -> Result<Vec<NetlinkMessage<T>>, Errno> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let message =
+            NetlinkMessage::<T>::deserialize(&datagram[offset..]).map_err(|_| Errno::EBADMSG)?;
+        let length = message.header.length as usize;
+        out.push(message);
+        if length == 0 {
+            break;
+        }
+        // Messages are aligned to 4 bytes.
+        offset += (length + 3) & !3;
+    }
+    Ok(out)
 }
 
 impl Request for Socket {
@@ -63,45 +194,7 @@ impl Request for Socket {
         message: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, Errno> {
-        self.sequence = self.sequence.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
-        header.sequence_number = self.sequence;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
-        packet.finalize();
-        let mut bytes = vec![0; packet.buffer_len()];
-        packet.serialize(&mut bytes);
-        self.socket.send(&bytes, 0).map_err(io)?;
-
-        let mut answers = Vec::new();
-        let mut buffer = Vec::with_capacity(64 * 1024);
-        loop {
-            buffer.clear();
-            let size = self.socket.recv(&mut buffer, 0).map_err(io)?;
-            let mut offset = 0;
-            while offset < size.min(buffer.len()) {
-                let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buffer[offset..])
-                    .map_err(|_| Errno::EBADMSG)?;
-                let length = answer.header.length as usize;
-                if answer.header.sequence_number == self.sequence {
-                    match answer.payload {
-                        NetlinkPayload::Error(error) => {
-                            return match error.code {
-                                None => Ok(answers),
-                                Some(code) => Err(Errno::from_raw(-code.get())),
-                            };
-                        }
-                        NetlinkPayload::Done(_) => return Ok(answers),
-                        NetlinkPayload::InnerMessage(inner) => answers.push(inner),
-                        _ => {}
-                    }
-                }
-                if length == 0 {
-                    break;
-                }
-                offset += length;
-            }
-        }
+        self.exchange(message, flags)
     }
 }
 
@@ -110,7 +203,7 @@ pub struct Netlink<R: Request = Socket>(pub R);
 
 impl Netlink<Socket> {
     pub fn open() -> Result<Self, Errno> {
-        Socket::open().map(Netlink)
+        Socket::open(SockProtocol::NetlinkRoute).map(Netlink)
     }
 }
 
