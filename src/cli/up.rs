@@ -183,6 +183,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             if let Some(usage) = &outcome.usage {
                 said += &report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
             }
+            said += &egress_report(&outcome, out);
             if let Some(error) = &outcome.cleanup {
                 said += &format!(
                     "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it\n"
@@ -215,6 +216,21 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         }
     }
     status
+}
+
+/// What the egress rules refused, for stderr (not with `-q`).
+fn egress_report(outcome: &Outcome, out: &Output) -> String {
+    match &outcome.egress {
+        _ if out.quiet => String::new(),
+        Some(Ok(refused)) => crate::egress::report(refused)
+            .map(|line| format!("sandbox: {line}\n"))
+            .unwrap_or_default(),
+        Some(Err(errno)) => format!(
+            "sandbox: warning: the egress counts could not be read: {}\n",
+            errno.desc()
+        ),
+        None => String::new(),
+    }
 }
 
 /// What a timeout (exit status 124) did, for stderr.

@@ -35,8 +35,12 @@ pub enum ToChild {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToParent {
     /// Setup is done; the command starts next. Timings are (step, nanoseconds) for `-v`.
+    /// With `egress`, the first descriptor is the netlink socket the egress rules were
+    /// installed through; the pty master, with a terminal, comes last.
     Ready {
         timings: Vec<(StepId, u64)>,
+        #[serde(default)]
+        egress: bool,
     },
     Failed(StepFailure),
 }
@@ -174,6 +178,7 @@ mod tests {
         let (parent, child) = pair().unwrap();
         let ready = ToParent::Ready {
             timings: vec![(StepId::Mount, 31)],
+            egress: false,
         };
         child.send(&ready, &[]).unwrap();
         drop(child);

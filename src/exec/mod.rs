@@ -198,6 +198,11 @@ pub fn run(
         return_early: plan.namespaces.pid && !plan.waits_for_teardown(),
     })?;
     let ready = answer.wait(&parent_end)?;
+    // The socket keeps the sandbox's network namespace, and so the counts, after its end.
+    outcome.egress = ready
+        .egress
+        .take()
+        .map(|socket| crate::egress::refused(&mut crate::netlink::Socket::adopt(socket)));
     timings.extend(
         ready
             .timings
@@ -274,16 +279,23 @@ struct Ready {
     timings: Vec<(StepId, u64)>,
     /// The pty master, with a terminal.
     master: Option<OwnedFd>,
+    /// The netlink socket the egress rules were installed through, in the sandbox's network
+    /// namespace.
+    egress: Option<OwnedFd>,
 }
 
 impl Answer {
     fn wait(&mut self, channel: &Channel) -> Result<&mut Ready, ExecError> {
         if let Answer::Pending = self {
             *self = match channel.recv::<ToParent>() {
-                Ok((ToParent::Ready { timings }, mut fds)) => Answer::Ready(Ready {
-                    timings,
-                    master: fds.pop(),
-                }),
+                Ok((ToParent::Ready { timings, egress }, fds)) => {
+                    let mut fds = fds.into_iter();
+                    Answer::Ready(Ready {
+                        timings,
+                        egress: if egress { fds.next() } else { None },
+                        master: fds.next(),
+                    })
+                }
                 Ok((ToParent::Failed(failure), _)) => Answer::Failed(failure.into()),
                 Err(RecvError::Closed) => {
                     Answer::Failed(ExecError::SetupDied("it exited without a word".into()))
@@ -354,21 +366,33 @@ fn child_main(
         }
         _ => sys::exit_now(125),
     };
-    let (timings, master, terminal) = match setup(plan, root, group, terminal, prepared, address) {
+    let Set {
+        timings,
+        master,
+        terminal,
+        egress,
+    } = match setup(plan, root, group, terminal, prepared, address) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
             sys::exit_now(125)
         }
     };
-    let master_fd: Vec<_> = master.iter().map(AsRawFd::as_raw_fd).collect();
-    if channel
-        .send(&ToParent::Ready { timings }, &master_fd)
-        .is_err()
-    {
+    let fds: Vec<_> = egress
+        .iter()
+        .map(|socket| socket.as_fd().as_raw_fd())
+        .chain(master.iter().map(AsRawFd::as_raw_fd))
+        .collect();
+    let ready = ToParent::Ready {
+        timings,
+        egress: egress.is_some(),
+    };
+    if channel.send(&ready, &fds).is_err() {
         sys::exit_now(125);
     }
+    // The supervisor holds them now; the command must not.
     drop(master);
+    drop(egress);
     drop(channel);
     let ChildPipes { exec, ended } = pipes;
     if !plan.namespaces.pid {
@@ -400,7 +424,15 @@ fn child_main(
     }
 }
 
-type Setup = (Vec<(StepId, u64)>, Option<OwnedFd>, Option<Terminal>);
+/// What the setup process has once the child halves are done.
+struct Set {
+    timings: Vec<(StepId, u64)>,
+    /// The pty master, for the supervisor, and the slave's path, for the command.
+    master: Option<OwnedFd>,
+    terminal: Option<Terminal>,
+    /// The egress rules' netlink socket, for the supervisor.
+    egress: Option<crate::netlink::Socket>,
+}
 
 /// The child halves of the steps, timed.
 fn setup(
@@ -410,7 +442,7 @@ fn setup(
     terminal: bool,
     prepared: mount::Prepared,
     address: Option<Ipv4Addr>,
-) -> Result<Setup, StepFailure> {
+) -> Result<Set, StepFailure> {
     // First of all, so the limits cover everything below (see Group::enter).
     let entering = Instant::now();
     if let Some(group) = group {
@@ -436,7 +468,7 @@ fn setup(
         pid::install_handlers()?;
     }
     lap(StepId::Pid, &mut timings);
-    net::child(plan, address)?;
+    let egress = net::child(plan, address)?;
     lap(StepId::Net, &mut timings);
     chroot::child(plan, new_root)?;
     lap(StepId::Chroot, &mut timings);
@@ -450,7 +482,12 @@ fn setup(
     } else {
         (None, None)
     };
-    Ok((timings, master, terminal))
+    Ok(Set {
+        timings,
+        master,
+        terminal,
+        egress,
+    })
 }
 
 /// A new pty in the sandbox's own devpts instance: the master goes to the supervisor, which

@@ -58,6 +58,8 @@ pub struct Outcome {
     pub cleanup: Option<CgroupError>,
     /// The signal that killed the command, if one did.
     pub signal: Option<i32>,
+    /// What the egress rules refused, or why that could not be read; `None` without them.
+    pub egress: Option<Result<Vec<crate::egress::Refused>, Errno>>,
 }
 
 fn fail(action: &str) -> impl FnOnce(Errno) -> ExecError + '_ {
@@ -220,6 +222,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         usage: None,
         cleanup: None,
         signal,
+        egress: None,
     })
 }
 

@@ -33,7 +33,7 @@ use nftables::schema::Nftables;
 use nix::errno::Errno;
 
 use crate::exec::error::{OrFail, StepFailure};
-use crate::netlink::Netlink;
+use crate::netlink::{Netlink, Socket};
 use crate::plan::{BridgePlan, LEASE_DIR, NetPlan, Plan, StepId, veth_name};
 use lease::{BridgeState, Lease, Locked, Store};
 
@@ -74,11 +74,29 @@ pub fn parent(plan: &NetPlan, child: i32) -> Result<Network<'_>, StepFailure> {
     }
 }
 
-/// Child half: `lo` up, and on a bridge `eth0` with the leased `address` and the default route.
-pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
+/// Child half: `lo` up, and on a bridge `eth0` with the leased `address` and the default
+/// route; then the egress rules, whose netlink socket it returns for the supervisor.
+pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<Option<Socket>, StepFailure> {
     if plan.net == NetPlan::Host {
-        return Ok(());
+        return Ok(None);
     }
+    configure(plan, address)?;
+    plan.net
+        .egress()
+        .map(|egress| {
+            crate::egress::install(egress).map_err(|error| {
+                StepFailure::new(
+                    StepId::Net,
+                    format!("installing the egress rules: {error}"),
+                    error.errno(),
+                )
+                .with_key("network.egress")
+            })
+        })
+        .transpose()
+}
+
+fn configure(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
     let mut netlink = Netlink::open()
         .or_fail(StepId::Net, || "opening a netlink socket".into())
         .map_err(|f| f.with_key("network.mode"))?;
