@@ -62,7 +62,7 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub all: bool,
     /// Print JSON: an array of {name, id, status, pid, started, uptime_seconds, memory_bytes,
-    /// addresses, manifest, log, exit_code, ended}.
+    /// addresses, manifest, log, exit_code, ended, egress_refused}.
     #[arg(long)]
     pub json: bool,
 }
@@ -89,6 +89,11 @@ pub struct Row {
     pub exit_code: Option<u8>,
     /// Seconds since the epoch, once it has ended.
     pub ended: Option<u64>,
+    /// What `network.egress` refused so far, most refused first, while it runs:
+    /// `[{"destination": "203.0.113.7:443", "count": 2}]`; null when it could not be read,
+    /// absent without `egress`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_refused: Option<Option<Vec<crate::egress::Refused>>>,
 }
 
 /// Memory in use from the sandbox's own accounting (v2 memory.current, v1 usage_in_bytes).
@@ -121,6 +126,7 @@ fn row(record: &Record, ended: Option<Ended>) -> Row {
         log: record.log.as_ref().map(|l| l.display().to_string()),
         exit_code: ended.map(|e| e.exit_code),
         ended: ended.map(|e| e.ended),
+        egress_refused: None,
     }
 }
 
@@ -157,7 +163,14 @@ pub fn ps(args: PsArgs, out: &Output) -> u8 {
     };
     let rows: Vec<Row> = listed(&store, args.all)
         .iter()
-        .map(|(record, ended)| row(record, *ended))
+        .map(|(record, ended)| {
+            let mut row = row(record, *ended);
+            // Read from inside the sandbox: only for the JSON, which has room for it.
+            if args.json && ended.is_none() && record.plan.net.egress().is_some() {
+                row.egress_refused = Some(crate::exec::join::egress_refused(record).ok());
+            }
+            row
+        })
         .collect();
     if args.json {
         show!(

@@ -257,7 +257,8 @@ pub fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> Result<libc
 
 /// fork(2) through glibc, which keeps its own view of the thread id right in the child.
 pub fn fork() -> Result<Option<libc::pid_t>> {
-    // SAFETY: the callers are the sandbox's setup process and init, both single-threaded.
+    // SAFETY: every caller is single-threaded (the launcher before its clone, `up -d`, `ps`),
+    // so the child inherits no lock another thread held.
     match unsafe { libc::fork() } {
         -1 => Err(Errno::last()),
         0 => Ok(None),
