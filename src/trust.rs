@@ -142,13 +142,17 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
         NetPlan::Bridge(bridge) => {
             out.push(Request::new(
                 "network.mode",
-                format!("reaches the network through bridge {}", bridge.bridge),
+                format!(
+                    "reaches {} through bridge {}",
+                    reach(&plan.net),
+                    bridge.bridge
+                ),
                 false,
             ));
         }
         NetPlan::Pasta(_) => out.push(Request::new(
             "network.mode",
-            "reaches the network through pasta",
+            format!("reaches {} through pasta", reach(&plan.net)),
             false,
         )),
         NetPlan::None => {}
@@ -306,6 +310,20 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
         ));
     }
     out
+}
+
+/// What the network request covers: `egress` narrows it to its destinations, so that a
+/// manifest with it asks for no more than the same manifest without it.
+fn reach(net: &NetPlan) -> String {
+    match net.egress() {
+        None => "the network".into(),
+        Some(egress) if egress.rules.is_empty() => "no destination (egress = [])".into(),
+        Some(egress) => {
+            let destinations: Vec<String> =
+                egress.rules.iter().map(|r| r.destination.clone()).collect();
+            format!("only {}", destinations.join(", "))
+        }
+    }
 }
 
 fn inherits(process: &crate::manifest::Process, name: &str) -> bool {
@@ -520,6 +538,17 @@ mod tests {
                 "reaches the network through pasta",
                 "publishes port 127.0.0.1:8080:80/tcp"
             ]
+        );
+        let narrowed = asks(&format!(
+            "{ROOT}[network]\nmode = \"pasta\"\nports = [\"8080:80\"]\negress = [\"192.0.2.10:443\", \"udp:192.0.2.53:53\"]\n"
+        ));
+        assert_eq!(
+            narrowed,
+            [
+                "reaches only 192.0.2.10:443, udp:192.0.2.53:53 through pasta",
+                "publishes port 127.0.0.1:8080:80/tcp"
+            ],
+            "egress narrows the request, and adds none"
         );
         assert_eq!(
             asks(&format!(

@@ -612,6 +612,27 @@ fn check_lists_every_setting() {
             .contains("network-service.toml:")
     );
 
+    let egress = Project::new(
+        Who::Root,
+        "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n[network]\nmode = \"pasta\"\negress = [\"192.0.2.10:443\", \"udp:192.0.2.53:53\"]\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["export", "--oci", "--check", "--json"])
+        .arg(egress.manifest())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let egress_row = rows
+        .iter()
+        .find(|r| r["setting"] == "network.egress")
+        .unwrap_or_else(|| panic!("no network.egress in {rows:?}"));
+    assert_eq!(
+        egress_row["maps"], "none",
+        "the rules cannot be in a bundle"
+    );
+    assert_eq!(egress_row["value"], "192.0.2.10:443, udp:192.0.2.53:53");
+
     let landlock = Project::new(
         Who::Root,
         "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n[security.landlock]\nread = [\"/usr\"]\n",

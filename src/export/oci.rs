@@ -947,6 +947,20 @@ fn network(net: &NetPlan, annotations: &mut HashMap<String, String>, rows: &mut 
             }),
         ),
     };
+    let mut described = described;
+    if let Some(egress) = net.egress() {
+        let destinations: Vec<String> = egress.rules.iter().map(ToString::to_string).collect();
+        described["egress"] = serde_json::json!(destinations);
+        rows.add(
+            "network.egress",
+            destinations.join(", "),
+            Fidelity::None,
+            "annotations[sandbox.network]",
+            "config.json cannot express an allow-list of destinations: sandbox installs it as \
+             nftables rules in the sandbox's own network namespace, and an engine running the \
+             bundle applies none, so its command reaches whatever the engine's network does",
+        );
+    }
     annotations.insert(NETWORK_ANNOTATION.to_string(), described.to_string());
     rows.add(
         "network.mode",
