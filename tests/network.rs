@@ -3,8 +3,8 @@
 //! bridge test uses its own bridge and subnet, and checks afterwards that no veth, bridge,
 //! nftables table or lease of its sandboxes is left, also after a supervisor was SIGKILLed.
 //!
-//! The servers are socat (from the host's /usr; .ci/run installs it); the clients are bash's
-//! /dev/tcp.
+//! The servers inside sandboxes are socat (from the host's /usr; .ci/run installs it), those on
+//! the host the tests' own; the clients are bash's /dev/tcp.
 
 mod live;
 
@@ -542,32 +542,6 @@ fn a_sigkilled_supervisors_veth_rules_and_lease_go_with_the_next_run() {
     assert_clean(&bridge, &[stale]);
 }
 
-/// A server on the host's loopback, started by the test; killed at the end.
-struct HostServer(Child);
-
-impl HostServer {
-    fn start(port: u16, reply: &str) -> HostServer {
-        let child = Command::new("socat")
-            .args([
-                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
-                format!("SYSTEM:echo {reply}"),
-            ])
-            .spawn()
-            .expect("socat");
-        assert!(eventually(
-            || TcpStream::connect(("127.0.0.1", port)).is_ok()
-        ));
-        HostServer(child)
-    }
-}
-
-impl Drop for HostServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// pasta processes whose parent is `pid` (Debian's pasta re-executes itself as passt.avx2,
 /// so they are known by their command line).
 fn pasta_children(pid: i32) -> Vec<i32> {
@@ -593,7 +567,7 @@ fn pasta_children(pid: i32) -> Vec<i32> {
 as_root_and_rootless! {
 fn pasta_reaches_the_hosts_loopback_and_publishes_ports(who) {
     let host_port = free_port();
-    let _host = HostServer::start(host_port, "hello-from-host");
+    let _host = Listener::start(Ipv4Addr::LOCALHOST, host_port, "hello-from-host");
     let published = free_port();
     let p = Project::new(
         who,
@@ -699,4 +673,260 @@ fn plan_shows_the_lease_the_veth_and_the_rules() {
         "{text}"
     );
     assert_clean(&bridge, &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Egress: the sandbox reaches only what `network.egress` lists.
+
+/// A TCP server of the test's own on `address:port` (the host's loopback, or a bridge the
+/// test made), answering each connection with `reply`; stopped on drop.
+struct Listener {
+    socket: TcpListener,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start(address: Ipv4Addr, port: u16, reply: &str) -> Listener {
+        let socket = TcpListener::bind((address, port)).unwrap();
+        let listener = socket.try_clone().unwrap();
+        let reply = format!("{reply}\n");
+        let thread = std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+            }
+        });
+        Listener {
+            socket,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // A listening socket shut down makes accept fail, which ends the thread.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.socket),
+            nix::sys::socket::Shutdown::Both,
+        );
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The host's default IPv4 gateway, from /proc/net/route: pasta gives the sandbox the same
+/// one, and maps it to the host's loopback.
+fn host_gateway() -> Ipv4Addr {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap();
+    routes
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(1) == Some(&"00000000"))
+        .and_then(|fields| u32::from_str_radix(fields[2], 16).ok())
+        .map(|gateway| Ipv4Addr::from(gateway.swap_bytes()))
+        .expect("pasta needs a default route on the host")
+}
+
+/// A bash function: `try HOST PORT` prints `STATUS MILLISECONDS OUTPUT` for a connection
+/// attempt (bounded by `timeout`, so a dropped packet shows as a timeout, not a hang).
+const TRY: &str = "try() { s=$(date +%s%N); out=$(timeout 5 bash -c \"exec 3<>/dev/tcp/$1/$2 && head -n1 <&3\" 2>&1); rc=$?; e=$(date +%s%N); echo \"$rc $(( (e - s) / 1000000 )) $(echo \"$out\" | head -n1)\"; }; ";
+
+/// A name only the launcher's own /etc/hosts knows.
+const NAME: &str = "egress-test.example";
+
+/// `command`, run with a hosts file of the test's own bound over /etc/hosts, in a mount
+/// namespace of its own: the launcher resolves NAME there; the machine's /etc/hosts is not
+/// touched. Needs root (the tests run as root under CI); `None` otherwise.
+fn with_hosts_file(command: &Command, hosts: &Path) -> Option<Command> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: binding a hosts file over /etc/hosts needs root");
+        return None;
+    }
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+        .arg(hosts)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env_clear()
+        .stdin(Stdio::null());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
+        }
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    Some(wrapped)
+}
+
+/// One `try` line: (succeeded, milliseconds, what was said).
+fn attempt(line: &str) -> (bool, u64, String) {
+    let mut fields = line.splitn(3, ' ');
+    let status = fields.next().unwrap_or_default();
+    let millis = fields
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(u64::MAX);
+    (
+        status == "0",
+        millis,
+        fields.next().unwrap_or_default().to_string(),
+    )
+}
+
+/// Refused by the rules: a reset seen at once, not a timeout (which takes seconds, and which
+/// `timeout` would have cut at 5).
+fn assert_refused(line: &str) {
+    let (ok, millis, said) = attempt(line);
+    assert!(!ok, "reached: {line}");
+    assert!(said.contains("Connection refused"), "not refused: {line}");
+    assert!(millis < 1000, "refused only after {millis} ms: {line}");
+}
+
+/// Run the egress checks in the sandbox of `p`, whose egress lists `gateway:allowed` and
+/// `NAME:allowed` (NAME resolving to `gateway` through the hosts file) and not `other`.
+fn check_egress(p: &Project, gateway: Ipv4Addr, allowed: u16, other: u16) {
+    let hosts = p.write("hosts", &format!("127.0.0.1 localhost\n{gateway} {NAME}\n"));
+    let manifest = p.manifest();
+    let script = format!(
+        "{TRY}try {gateway} {allowed}; try {gateway} {other}; try {NAME} {allowed}; \
+         nft flush ruleset >/dev/null 2>&1; echo \"flush $?\"; try {gateway} {other}"
+    );
+    let up = p.command(&[
+        "up",
+        "--trust",
+        manifest.to_str().unwrap(),
+        "--",
+        "/bin/bash",
+        "-c",
+        &script,
+    ]);
+    let Some(mut up) = with_hosts_file(&up, &hosts) else {
+        return;
+    };
+    let out = up.output().unwrap();
+    let (said, errors) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{said}\n{errors}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 5, "{said}\n{errors}");
+    let (ok, _, answer) = attempt(lines[0]);
+    assert!(
+        ok && answer == format!("hello-{allowed}"),
+        "the listed destination: {said}"
+    );
+    assert_refused(lines[1]);
+    let (ok, _, answer) = attempt(lines[2]);
+    assert!(
+        ok && answer == format!("hello-{allowed}"),
+        "by the listed name: {said}"
+    );
+    assert!(
+        lines[3].starts_with("flush ") && lines[3] != "flush 0",
+        "the command removed the rules: {said}"
+    );
+    assert_refused(lines[4]);
+    assert!(
+        errors.contains(&format!(
+            "sandbox: egress refused 2 connections: {gateway}:{other} (2)"
+        )),
+        "the exit report: {errors}"
+    );
+
+    // -q: no report.
+    let quiet = p.command(&[
+        "-q",
+        "up",
+        "--trust",
+        manifest.to_str().unwrap(),
+        "--",
+        "/bin/bash",
+        "-c",
+        &format!("{TRY}try {gateway} {other}"),
+    ]);
+    let quiet = with_hosts_file(&quiet, &hosts).unwrap().output().unwrap();
+    assert_refused(stdout(&quiet).trim());
+    assert!(!stderr(&quiet).contains("egress"), "{}", stderr(&quiet));
+}
+
+as_root_and_rootless! {
+fn pasta_egress_reaches_only_what_it_lists(who) {
+    let gateway = host_gateway();
+    let (allowed, other) = (free_port(), free_port());
+    let _servers = [
+        Listener::start(Ipv4Addr::LOCALHOST, allowed, &format!("hello-{allowed}")),
+        Listener::start(Ipv4Addr::LOCALHOST, other, &format!("hello-{other}")),
+    ];
+    // pasta carries connections to the gateway's address to the host's loopback.
+    let p = Project::new(
+        who,
+        &format!(
+            "[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\negress = [\"{gateway}:{allowed}\", \"{NAME}:{allowed}\"]\n"
+        ),
+    );
+    check_egress(&p, gateway, allowed, other);
+}
+
+fn ps_shows_what_egress_refused_while_the_sandbox_runs(who) {
+    let gateway = host_gateway();
+    let other = free_port();
+    let _server = Listener::start(Ipv4Addr::LOCALHOST, other, "hello");
+    let p = Project::new(
+        who,
+        &format!(
+            "name = \"egress-ps\"\n[rootfs]\nhost = true\n[network]\nmode = \"pasta\"\negress = [\"udp:{gateway}:53\"]\n"
+        ),
+    );
+    let manifest = p.manifest();
+    let script = format!("{TRY}try {gateway} {other}; sleep 60");
+    let out = p
+        .command(&["up", "-d", "--trust", manifest.to_str().unwrap(), "--", "/bin/bash", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut seen = serde_json::Value::Null;
+    let found = eventually(|| {
+        let out = p.command(&["ps", "--json"]).output().unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        seen = rows[0]["egress_refused"].clone();
+        seen[0]["count"] == 1
+    });
+    let _ = p.command(&["down", "egress-ps"]).output();
+    assert!(found, "ps --json: {seen}");
+    assert_eq!(seen[0]["destination"], format!("{gateway}:{other}"));
+}
+}
+
+#[test]
+fn bridge_egress_reaches_only_what_it_lists() {
+    if !root_only() {
+        return;
+    }
+    let (bridge, net) = network(9);
+    let gateway = address(net, 1);
+    // The bridge, and its address, exist while a sandbox is on it: the servers listen there.
+    let holder = Project::new(Who::Root, &bridge_manifest(&bridge, net, ""));
+    let mut holding = Running::start(&holder, "echo ready; read -r _ || true");
+    assert_eq!(holding.line(), "ready");
+    let (allowed, other) = (free_port(), free_port());
+    let servers = [
+        Listener::start(gateway, allowed, &format!("hello-{allowed}")),
+        Listener::start(gateway, other, &format!("hello-{other}")),
+    ];
+    let p = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("egress = [\"{gateway}:{allowed}\", \"{NAME}:{allowed}\"]\n"),
+        ),
+    );
+    check_egress(&p, gateway, allowed, other);
+    drop(servers);
+    assert_eq!(holding.finish(), 0);
+    assert_clean(&bridge, &[address(net, 2), address(net, 3)]);
 }
