@@ -930,3 +930,30 @@ fn bridge_egress_reaches_only_what_it_lists() {
     assert_eq!(holding.finish(), 0);
     assert_clean(&bridge, &[address(net, 2), address(net, 3)]);
 }
+
+#[test]
+fn egress_lets_replies_to_published_ports_out() {
+    if !root_only() {
+        return;
+    }
+    // Over the bridge, not through a loopback (pasta splices connections from the host's
+    // loopback onto the sandbox's own, where everything passes).
+    let (bridge, net) = network(10);
+    let port = free_port();
+    let p = Project::new(
+        Who::Root,
+        &bridge_manifest(
+            &bridge,
+            net,
+            &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\negress = []\n"),
+        ),
+    );
+    let mut sandbox = Running::start(
+        &p,
+        &format!("{}read -r _ || true", serve(8080, "hello-from-inside")),
+    );
+    assert_eq!(sandbox.line(), "ready");
+    assert_eq!(fetch_from_host(port).as_deref(), Some("hello-from-inside"));
+    assert_eq!(sandbox.finish(), 0);
+    assert_clean(&bridge, &[address(net, 2)]);
+}
