@@ -100,6 +100,12 @@ impl StepFailure {
                  (udev makes it so; on a bare VM: chmod 0666 /dev/net/tun)"
                     .into()
             }
+            (StepId::Net, _) if self.action.starts_with("installing the egress rules") => {
+                "the kernel refused the nftables rules of `egress`: it needs nf_tables with the inet \
+                 family, conntrack, reject and dynamic sets (CONFIG_NF_TABLES_INET, CONFIG_NFT_CT, \
+                 CONFIG_NFT_REJECT_INET; modules nf_tables, nft_ct, nft_reject_inet)"
+                    .into()
+            }
             (StepId::Chroot, _) => "pivot_root needs the new root to be a mount point not shared with the host".into(),
             (StepId::Exec, Errno::ENOENT) if self.action.starts_with("executing") => {
                 "the program was not found in the sandbox (check PATH and the root)".into()
