@@ -69,9 +69,10 @@ impl Socket {
     }
 
     /// One request, and its answers until the kernel's acknowledgement or the end of a dump.
-    pub fn exchange<T>(&mut self, message: T, flags: u16) -> Result<Vec<T>, Errno>
+    pub fn exchange<Q, A>(&mut self, message: Q, flags: u16) -> Result<Vec<A>, Errno>
     where
-        T: NetlinkSerializable + NetlinkDeserializable + Debug,
+        Q: NetlinkSerializable + Debug,
+        A: NetlinkDeserializable,
     {
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = NetlinkHeader::default();
@@ -86,7 +87,7 @@ impl Socket {
         let mut answers = Vec::new();
         loop {
             let datagram = self.receive(MsgFlags::empty())?;
-            for answer in messages::<T>(&datagram)? {
+            for answer in messages::<A>(&datagram)? {
                 if answer.header.sequence_number != self.sequence {
                     continue;
                 }

@@ -140,11 +140,9 @@ pub fn install(plan: &EgressPlan) -> Result<Socket, InstallError> {
 pub fn refused(socket: &mut Socket) -> Result<Vec<Refused>, Errno> {
     let mut refused = Vec::new();
     for family in [Family::V4, Family::V6] {
-        for answer in socket.exchange(SetDump::request(family), SetDump::FLAGS)? {
-            if let SetDump::Elements(elements) = answer {
-                refused.extend(elements);
-            }
-        }
+        let answers: Vec<SetDump> =
+            socket.exchange(ruleset::dump_request(family), ruleset::DUMP)?;
+        refused.extend(answers.into_iter().flat_map(|SetDump(elements)| elements));
     }
     refused.sort_by(|a, b| {
         b.count

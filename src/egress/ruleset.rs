@@ -488,53 +488,26 @@ pub fn batch(plan: &EgressPlan) -> Vec<u8> {
     out
 }
 
-/// A dump of one counting set: the request goes out as a netfilter message; each answer is
-/// read here, attribute by attribute (the crate's parser keeps only an element expression's
-/// name, not the counter in it).
+/// The request for the elements of one counting set (a dump).
+pub fn dump_request(family: Family) -> NetfilterMessage {
+    NetfilterMessage::new(
+        inet(),
+        NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(EGRESS_TABLE.into()),
+                SetElementList::Set(family.set().0.into()),
+            ],
+        }),
+    )
+}
+
+/// The flags that make [`dump_request`] a dump.
+pub const DUMP: u16 = NLM_F_DUMP;
+
+/// One answer to [`dump_request`], read here attribute by attribute: the crate's parser keeps
+/// only an element expression's name, not the counter in it.
 #[derive(Debug)]
-pub enum SetDump {
-    Request(NetfilterMessage),
-    Elements(Vec<Refused>),
-}
-
-impl SetDump {
-    pub fn request(family: Family) -> SetDump {
-        SetDump::Request(NetfilterMessage::new(
-            inet(),
-            NfTablesMessage::GetSetElement(SetElementMessage {
-                attributes: vec![
-                    SetElementList::Table(EGRESS_TABLE.into()),
-                    SetElementList::Set(family.set().0.into()),
-                ],
-            }),
-        ))
-    }
-
-    /// The flags that make the request a dump.
-    pub const FLAGS: u16 = NLM_F_DUMP;
-}
-
-impl NetlinkSerializable for SetDump {
-    fn message_type(&self) -> u16 {
-        match self {
-            SetDump::Request(message) => message.message_type(),
-            SetDump::Elements(_) => unreachable!("answers are only read"),
-        }
-    }
-
-    fn buffer_len(&self) -> usize {
-        match self {
-            SetDump::Request(message) => NetlinkSerializable::buffer_len(message),
-            SetDump::Elements(_) => 0,
-        }
-    }
-
-    fn serialize(&self, buffer: &mut [u8]) {
-        if let SetDump::Request(message) = self {
-            message.serialize(buffer);
-        }
-    }
-}
+pub struct SetDump(pub Vec<Refused>);
 
 #[derive(Debug, thiserror::Error)]
 #[error("a malformed set element")]
@@ -558,7 +531,7 @@ impl NetlinkDeserializable for SetDump {
                 }
             }
         }
-        Ok(SetDump::Elements(refused))
+        Ok(SetDump(refused))
     }
 }
 
@@ -767,11 +740,7 @@ mod tests {
             NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
             &nla(NFTA_LIST_ELEM | NLA_F_NESTED, &element),
         ));
-        let SetDump::Elements(refused) =
-            SetDump::deserialize(&NetlinkHeader::default(), &payload).unwrap()
-        else {
-            panic!("elements");
-        };
+        let SetDump(refused) = SetDump::deserialize(&NetlinkHeader::default(), &payload).unwrap();
         assert_eq!(
             refused,
             [Refused {
