@@ -286,27 +286,56 @@ fn isolated_sandboxes_cannot_reach_each_other() {
     assert_clean(&bridge, &[server_address, address(net, 2)]);
 }
 
+/// A bridge sandbox (on network `index`) serving `hello-from-inside` on port 8080, which is
+/// published on the host's loopback at `port`; `extra` adds keys to its [network].
+struct Published {
+    bridge: String,
+    net: [u8; 3],
+    port: u16,
+    sandbox: Running,
+    _project: Project,
+}
+
+impl Published {
+    fn start(index: u8, extra: &str) -> Published {
+        let (bridge, net) = network(index);
+        let port = free_port();
+        let project = Project::new(
+            Who::Root,
+            &bridge_manifest(
+                &bridge,
+                net,
+                &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\n{extra}"),
+            ),
+        );
+        let mut sandbox = Running::start(
+            &project,
+            &format!("{}read -r _ || true", serve(8080, "hello-from-inside")),
+        );
+        assert_eq!(sandbox.line(), "ready");
+        assert_eq!(fetch_from_host(port).as_deref(), Some("hello-from-inside"));
+        Published {
+            bridge,
+            net,
+            port,
+            sandbox,
+            _project: project,
+        }
+    }
+}
+
 #[test]
 fn a_published_loopback_port_reaches_the_sandbox_from_the_host() {
     if !root_only() {
         return;
     }
-    let (bridge, net) = network(2);
-    let port = free_port();
-    let p = Project::new(
-        Who::Root,
-        &bridge_manifest(
-            &bridge,
-            net,
-            &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\n"),
-        ),
-    );
-    let mut sandbox = Running::start(
-        &p,
-        &format!("{}read -r _ || true", serve(8080, "hello-from-inside")),
-    );
-    assert_eq!(sandbox.line(), "ready");
-    assert_eq!(fetch_from_host(port).as_deref(), Some("hello-from-inside"));
+    let Published {
+        bridge,
+        net,
+        port,
+        sandbox,
+        _project,
+    } = Published::start(2, "");
     let tables = run(
         "nft",
         &[
@@ -937,23 +966,9 @@ fn egress_lets_replies_to_published_ports_out() {
         return;
     }
     // Over the bridge, not through a loopback (pasta splices connections from the host's
-    // loopback onto the sandbox's own, where everything passes).
-    let (bridge, net) = network(10);
-    let port = free_port();
-    let p = Project::new(
-        Who::Root,
-        &bridge_manifest(
-            &bridge,
-            net,
-            &format!("ports = [\"127.0.0.1:{port}:8080/tcp\"]\negress = []\n"),
-        ),
-    );
-    let mut sandbox = Running::start(
-        &p,
-        &format!("{}read -r _ || true", serve(8080, "hello-from-inside")),
-    );
-    assert_eq!(sandbox.line(), "ready");
-    assert_eq!(fetch_from_host(port).as_deref(), Some("hello-from-inside"));
-    assert_eq!(sandbox.finish(), 0);
-    assert_clean(&bridge, &[address(net, 2)]);
+    // loopback onto the sandbox's own, where everything passes): nothing may go out, but the
+    // connection made to the sandbox is answered.
+    let published = Published::start(10, "egress = []\n");
+    assert_eq!(published.sandbox.finish(), 0);
+    assert_clean(&published.bridge, &[address(published.net, 2)]);
 }
