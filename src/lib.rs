@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod doctor;
 pub mod egress;
+pub mod escape;
 pub mod exec;
 pub mod export;
 pub mod folder;
