@@ -1,6 +1,6 @@
 //! `[[mount]]` entries, the default mounts (/proc, /dev, /tmp) and files the network writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -130,7 +130,6 @@ fn present_keys(mount: &Mount) -> Vec<(&'static str, Span)> {
 pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> Mounts {
     let namespaces = who.namespaces;
     let loaded = cx.loaded;
-    let mut warnings = Vec::new();
     let mut out: Vec<MountStep> = root.host_mounts.clone();
 
     // Defaults, each one a key a manifest can turn off.
@@ -173,9 +172,13 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     }
 
     // The manifest's own mounts: a target already taken by a default or a host dir replaces it
-    // (so `[[mount]] target = "/tmp"` is how a manifest swaps the default /tmp).
+    // (so `[[mount]] target = "/tmp"` is how a manifest swaps the default /tmp). Slots of
+    // replaced mounts are emptied rather than removed, so each mount costs a hash lookup,
+    // whatever their number.
     let defaults_end = out.len();
-    let mut seen: Vec<(PathBuf, Span)> = Vec::new();
+    let mut slots: Vec<Option<MountStep>> = out.into_iter().map(Some).collect();
+    // Each target the manifest mounts on: where it was written, and its slot.
+    let mut written: HashMap<PathBuf, (Span, usize)> = HashMap::new();
     for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
         let key = format!("mount[{index}]");
         let Some(op) = mount_op(cx, &mount.value, mount.span, who) else {
@@ -189,8 +192,8 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
             );
         }
         let target = op.target().clone();
-        if let Some((_, first)) = seen.iter().find(|(t, _)| *t == target) {
-            let (first, here) = (*first, mount.value.target.span);
+        let here = mount.value.target.span;
+        if let Some(&(first, slot)) = written.get(&target) {
             if same_file(cx, first, here) {
                 cx.report(
                     Problem::error(
@@ -204,33 +207,20 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
                 continue;
             }
             // From a file this one extends: the later file wins, as for any other key.
-            out.retain(|m| !(m.key.starts_with("mount[") && *m.op.target() == target));
+            slots[slot] = None;
         }
-        seen.push((target.clone(), mount.value.target.span));
-        if let Some(position) = out[..defaults_end.min(out.len())]
-            .iter()
-            .position(|m| *m.op.target() == target)
+        // The defaults are a handful, whatever the manifest holds.
+        if let Some(default) = slots[..defaults_end]
+            .iter_mut()
+            .find(|m| m.as_ref().is_some_and(|m| *m.op.target() == target))
         {
-            out.remove(position);
+            *default = None;
         }
-        out.push(MountStep { op, key });
+        written.insert(target, (here, slots.len()));
+        slots.push(Some(MountStep { op, key }));
     }
-
-    // A mount made later on a parent directory hides an earlier one below it.
-    for (i, earlier) in out.iter().enumerate() {
-        for later in &out[i + 1..] {
-            let (inner, outer) = (earlier.op.target(), later.op.target());
-            if inner != outer && inner.starts_with(outer) && later.key.starts_with("mount[") {
-                warnings.push(format!(
-                    "{} ({}) is mounted after {} ({}) and hides it; list the parent first",
-                    outer.display(),
-                    later.key,
-                    inner.display(),
-                    earlier.key
-                ));
-            }
-        }
-    }
+    let mut out: Vec<MountStep> = slots.into_iter().flatten().collect();
+    let warnings = hidden_mounts(&out);
 
     network_files(net, who, &mut out);
     if who.process.deterministic {
@@ -247,6 +237,67 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
         mounts: out,
         warnings,
     }
+}
+
+/// How many hidden mounts are named one by one; the rest are counted.
+const HIDDEN_NAMED: usize = 5;
+
+/// A mount made later on a parent folder hides an earlier one below it: one warning per hidden
+/// mount, naming the first manifest mount that hides it.
+///
+/// The targets go into a trie by path component, from the last mount to the first, so each
+/// mount's parents are found by walking its own components once: linear in the total length of
+/// the targets. (Comparing every pair was quadratic in the number of mounts, and 1500 nested
+/// targets listed deepest first gave a million warnings.)
+fn hidden_mounts(out: &[MountStep]) -> Vec<String> {
+    // (parent node, component) -> node; node 0 is `/`.
+    let mut children: HashMap<(usize, &std::ffi::OsStr), usize> = HashMap::new();
+    // Per node: the earliest manifest mount on it after the one being looked at.
+    let mut mounted: Vec<Option<usize>> = vec![None];
+    let mut hidden = Vec::new();
+    for (index, step) in out.iter().enumerate().rev() {
+        let mut node = 0;
+        let mut hidden_by: Option<usize> = None;
+        for component in step.op.target().iter().skip(1) {
+            // `node` is a parent of this target: a mount on it comes later, so it hides this one.
+            if let Some(later) = mounted[node] {
+                hidden_by = Some(hidden_by.map_or(later, |first| first.min(later)));
+            }
+            let count = mounted.len();
+            node = *children.entry((node, component)).or_insert(count);
+            if node == count {
+                mounted.push(None);
+            }
+        }
+        if let Some(later) = hidden_by {
+            hidden.push((index, later));
+        }
+        if step.key.starts_with("mount[") {
+            mounted[node] = Some(index);
+        }
+    }
+    hidden.reverse();
+    let mut warnings: Vec<String> = hidden
+        .iter()
+        .take(HIDDEN_NAMED)
+        .map(|&(index, later)| {
+            let (earlier, later) = (&out[index], &out[later]);
+            format!(
+                "{} ({}) is mounted after {} ({}) and hides it; list the parent first",
+                later.op.target().display(),
+                later.key,
+                earlier.op.target().display(),
+                earlier.key
+            )
+        })
+        .collect();
+    if hidden.len() > HIDDEN_NAMED {
+        warnings.push(format!(
+            "{} more mounts are hidden by a mount on a parent folder made after them",
+            hidden.len() - HIDDEN_NAMED
+        ));
+    }
+    warnings
 }
 
 fn same_file(cx: &Cx, a: Span, b: Span) -> bool {
@@ -499,5 +550,58 @@ fn network_files(net: &NetPlan, who: &Inside, out: &mut Vec<MountStep>) {
             },
             key: "network.hosts".into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(target: &str, key: &str) -> MountStep {
+        MountStep {
+            op: MountOp::Dir {
+                target: target.into(),
+                mode: 0o755,
+            },
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_later_mount_on_a_parent_hides_each_earlier_one_once() {
+        let out = [
+            step("/tmp/x", "rootfs.host"),
+            step("/a/b/c", "mount[0]"),
+            step("/a/b", "mount[1]"),
+            step("/a", "mount[2]"),
+            step("/ab", "mount[3]"),
+            step("/tmp", "rootfs.tmp"),
+            step("/a/b/c/d", "mount[4]"),
+        ];
+        assert_eq!(
+            hidden_mounts(&out),
+            [
+                // The first later mount on a parent names it, not every one.
+                "/a/b (mount[1]) is mounted after /a/b/c (mount[0]) and hides it; list the parent first",
+                "/a (mount[2]) is mounted after /a/b (mount[1]) and hides it; list the parent first",
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_targets_listed_deepest_first_give_a_bounded_list() {
+        let targets: Vec<String> = (1..=2000).map(|depth| "/a".repeat(depth)).collect();
+        let out: Vec<MountStep> = targets
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, target)| step(target, &format!("mount[{i}]")))
+            .collect();
+        let warnings = hidden_mounts(&out);
+        assert_eq!(warnings.len(), HIDDEN_NAMED + 1);
+        assert_eq!(
+            warnings[HIDDEN_NAMED],
+            "1994 more mounts are hidden by a mount on a parent folder made after them"
+        );
     }
 }
