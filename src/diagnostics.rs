@@ -5,9 +5,11 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use miette::{Diagnostic, LabeledSpan, SourceCode};
 use serde::Serialize;
 
+use crate::escape::printable;
+use crate::manifest::source::SourceFile;
 use crate::manifest::{Location, SourceMap, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,7 +119,7 @@ impl Problem {
 #[derive(Debug)]
 pub struct Report {
     problem: Problem,
-    source: Option<NamedSource<String>>,
+    source: Option<SourceFile>,
     labels: Vec<LabeledSpan>,
     location: Option<Location>,
 }
@@ -128,10 +130,9 @@ impl Report {
         let location = problem.span.and_then(|span| sources.locate(span));
         let (source, labels) = match resolved {
             Some((file, start, end)) => {
-                let source =
-                    NamedSource::new(&file.display, file.text.to_string()).with_language("toml");
+                let source = file.clone();
                 let mut labels = vec![LabeledSpan::new_primary_with_span(
-                    problem.label.clone(),
+                    problem.label.as_deref().map(|l| printable(l).into_owned()),
                     (start, end - start),
                 )];
                 for (span, text) in &problem.related {
@@ -140,7 +141,10 @@ impl Report {
                     if let Some((other, s, e)) = sources.resolve(*span)
                         && other.path == file.path
                     {
-                        labels.push(LabeledSpan::new_with_span(Some(text.clone()), (s, e - s)));
+                        labels.push(LabeledSpan::new_with_span(
+                            Some(printable(text).into_owned()),
+                            (s, e - s),
+                        ));
                     }
                 }
                 (Some(source), labels)
@@ -157,6 +161,10 @@ impl Report {
                 .unwrap_or_default();
             problem.help = Some(format!("{help}{}", elsewhere.join("\n")));
         }
+        // The message and help quote names and values from the manifest, an archive or the
+        // file system.
+        problem.message = printable(&problem.message).into_owned();
+        problem.help = problem.help.map(|h| printable(&h).into_owned());
         Report {
             problem,
             source,

@@ -1,6 +1,6 @@
 //! Finding, reading and merging manifest files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -164,6 +164,10 @@ fn read_merged_file(path: &Path) -> std::io::Result<String> {
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
+
+/// The most passes of deserialization one load makes to find errors one by one (see
+/// [`Loader::finish`]); so also the most errors it reports from them.
+const MAX_PASSES: usize = 100;
 
 struct Loader {
     vars: Vars,
@@ -336,36 +340,61 @@ impl Loader {
         let mut entries: Vec<(NodeId, Span, String)> = Vec::new();
         let (manifest, provenance) = match tree {
             Some(mut tree) => {
-                for id in std::mem::take(&mut self.bad_nodes) {
-                    // Not found when a later file replaced the value: nothing left to drop.
-                    drop_node(&mut tree, id, &mut dropped, &mut entries);
-                }
+                let bad: HashSet<NodeId> =
+                    std::mem::take(&mut self.bad_nodes).into_iter().collect();
+                drop_nodes(&mut tree, &bad, &mut dropped, &mut entries);
+                // Each error costs one more pass over the whole tree: past MAX_PASSES, an error
+                // drops its whole top-level entry (all of `mount`, say) unreported, so a file of
+                // ten thousand bad entries costs a bounded number of passes.
+                let mut passes = 0;
+                // Where the first unreported error is.
+                let mut unreported: Option<Option<Span>> = None;
                 let manifest = loop {
+                    passes += 1;
                     match Manifest::deserialize(NodeDeserializer::new(&tree)) {
                         Ok(manifest) => break manifest,
                         Err(error) => {
+                            // A key missing because its value was dropped for an error already
+                            // reported: the table is dropped too, without a second report.
                             let consequence = matches!(
                                 (error.node, error.missing),
                                 (Some(id), Some(missing))
                                     if entries.iter().any(|(t, _, k)| *t == id && k == missing)
                             );
-                            // A key missing because its value was dropped for an error already
-                            // reported: drop the table too, without a second report.
-                            if !consequence {
+                            let mut node = error.node;
+                            if passes > MAX_PASSES {
+                                node = node.map(|id| top_level_of(&tree, id));
+                                if !consequence {
+                                    unreported.get_or_insert(error.span);
+                                }
+                            } else if !consequence {
                                 let mut problem = Problem::error(error.code, error.message.clone())
                                     .at_span(error.span);
                                 problem.label = Some(label_for(error.code).into());
                                 problem.help = error.help.clone();
                                 self.problems.push(problem);
                             }
-                            if !error.node.is_some_and(|id| {
-                                drop_node(&mut tree, id, &mut dropped, &mut entries)
+                            let node = node.map(|id| HashSet::from([id]));
+                            if !node.is_some_and(|id| {
+                                drop_nodes(&mut tree, &id, &mut dropped, &mut entries) > 0
                             }) {
                                 break Manifest::default();
                             }
                         }
                     }
                 };
+                if let Some(span) = unreported {
+                    self.incomplete = true;
+                    self.problems.push(
+                        Problem::error(
+                            "sandbox::manifest::too-many-errors",
+                            "more errors follow; only the first ones are shown",
+                        )
+                        .at_span(span)
+                        .label("the first of them")
+                        .help("fix the errors above and check again"),
+                    );
+                }
                 let mut provenance = BTreeMap::new();
                 tree.walk(&mut String::new(), &mut |key, node, key_span| {
                     if !key.is_empty() {
@@ -398,49 +427,85 @@ impl Loader {
     }
 }
 
-/// Remove node `id` from the tree, noting its key path in `dropped` and its (table id, table
-/// span, key) in `entries`. False when the node is not in the tree.
+/// Remove the nodes `ids` from the tree in one walk, noting each removed key path in `dropped`
+/// and, for a table entry, its (table id, table span, key) in `entries`. Returns how many were
+/// removed: none when a later file replaced them.
 ///
 /// A bad element of a plain array drops the whole array: a shorter `command` or `dns` would be
 /// a different value, not a missing one. Tables in an array (`[[mount]]`) are dropped alone.
-fn drop_node(
+fn drop_nodes(
     tree: &mut Node,
-    id: NodeId,
+    ids: &HashSet<NodeId>,
     dropped: &mut Vec<String>,
     entries: &mut Vec<(NodeId, Span, String)>,
-) -> bool {
+) -> usize {
+    fn poisoned(node: &Node, ids: &HashSet<NodeId>) -> bool {
+        ids.contains(&node.id)
+            || matches!(&node.kind, NodeKind::Array(items)
+                if items.iter().any(|item| !is_table(item) && poisoned(item, ids)))
+    }
+    fn walk(
+        node: &mut Node,
+        path: &mut String,
+        ids: &HashSet<NodeId>,
+        dropped: &mut Vec<String>,
+        entries: &mut Vec<(NodeId, Span, String)>,
+    ) -> usize {
+        let (id, span, len) = (node.id, node.span, path.len());
+        let mut removed = 0;
+        match &mut node.kind {
+            NodeKind::Table(table) => table.retain_mut(|entry| {
+                if len > 0 {
+                    path.push('.');
+                }
+                path.push_str(&entry.key);
+                let keep = !poisoned(&entry.value, ids);
+                if keep {
+                    removed += walk(&mut entry.value, path, ids, dropped, entries);
+                } else {
+                    dropped.push(path.clone());
+                    entries.push((id, span, entry.key.clone()));
+                    removed += 1;
+                }
+                path.truncate(len);
+                keep
+            }),
+            NodeKind::Array(items) => {
+                let mut index = 0;
+                items.retain_mut(|item| {
+                    path.push_str(&format!("[{index}]"));
+                    index += 1;
+                    let keep = !(is_table(item) && ids.contains(&item.id));
+                    if keep {
+                        removed += walk(item, path, ids, dropped, entries);
+                    } else {
+                        dropped.push(path.clone());
+                        removed += 1;
+                    }
+                    path.truncate(len);
+                    keep
+                });
+            }
+            _ => {}
+        }
+        removed
+    }
+    walk(tree, &mut String::new(), ids, dropped, entries)
+}
+
+/// The entry of the document table that holds node `id`.
+fn top_level_of(tree: &Node, id: NodeId) -> NodeId {
     let mut id = id;
     while let Some(parent) = tree.parent_of(id)
-        && let NodeKind::Array(items) = &parent.kind
-        && items.iter().any(|n| n.id == id && !is_table(n))
+        && parent.id != tree.id
     {
         id = parent.id;
     }
-    let key = key_path_of(tree, id);
-    let entry = tree.parent_of(id).and_then(|table| {
-        let entry = table.entries()?.iter().find(|e| e.value.id == id)?;
-        Some((table.id, table.span, entry.key.clone()))
-    });
-    if !tree.remove(id) {
-        return false;
-    }
-    dropped.push(key);
-    entries.extend(entry);
-    true
+    id
 }
 
 fn is_table(node: &Node) -> bool {
     matches!(node.kind, NodeKind::Table(_))
-}
-
-fn key_path_of(tree: &Node, id: node::NodeId) -> String {
-    let mut found = String::new();
-    tree.walk(&mut String::new(), &mut |key, node, _| {
-        if node.id == id {
-            found = key.to_string();
-        }
-    });
-    found
 }
 
 fn label_for(code: &str) -> &'static str {
@@ -595,6 +660,31 @@ mod tests {
         assert!(mounts[0].source.is_none());
         assert!(loaded.dropped_from(mounts[0].span, "source"));
         assert!(!loaded.dropped_from(mounts[0].span, "target"));
+    }
+
+    /// Ten thousand bad entries: the first errors are reported, the rest marked by one
+    /// problem, and each pass of the loader is one deserialization, so a bounded number of
+    /// passes is a bounded multiple of one (linear) pass.
+    #[test]
+    fn errors_past_the_cap_cost_a_bounded_number_of_passes() {
+        let mut text = String::from("[rootfs]\nhost = true\n[process]\ncommand = ['/bin/true']\n");
+        for i in 0..10_000 {
+            text.push_str(&format!(
+                "[[mount]]\ntype = 'tmpfs'\ntarget = '/m{i}'\nsise = '1M'\n"
+            ));
+        }
+        let loaded = load_text(&text);
+        let found = codes(&loaded);
+        assert_eq!(found.len(), MAX_PASSES + 1, "{found:?}");
+        assert!(
+            found[..MAX_PASSES]
+                .iter()
+                .all(|c| *c == "sandbox::manifest::unknown-key")
+        );
+        assert_eq!(found[MAX_PASSES], "sandbox::manifest::too-many-errors");
+        assert!(loaded.incomplete && loaded.was_dropped("mount"));
+        // What was not in error survives.
+        assert!(loaded.manifest.process.is_some());
     }
 
     #[test]

@@ -201,15 +201,21 @@ impl Node {
 
     /// The table or array that holds node `id` directly.
     pub fn parent_of(&self, id: NodeId) -> Option<&Node> {
-        let children: Vec<&Node> = match &self.kind {
-            NodeKind::Table(entries) => entries.iter().map(|e| &e.value).collect(),
-            NodeKind::Array(items) => items.iter().collect(),
-            _ => return None,
-        };
-        if children.iter().any(|child| child.id == id) {
-            return Some(self);
+        match &self.kind {
+            NodeKind::Table(entries) => {
+                if entries.iter().any(|entry| entry.value.id == id) {
+                    return Some(self);
+                }
+                entries.iter().find_map(|entry| entry.value.parent_of(id))
+            }
+            NodeKind::Array(items) => {
+                if items.iter().any(|item| item.id == id) {
+                    return Some(self);
+                }
+                items.iter().find_map(|item| item.parent_of(id))
+            }
+            _ => None,
         }
-        children.into_iter().find_map(|child| child.parent_of(id))
     }
 
     /// Visit every node with the dotted key path that leads to it (`mount[2].target`).

@@ -34,7 +34,50 @@ pub struct SourceFile {
     /// The path as shown to people: relative to the current folder when possible.
     pub display: String,
     pub text: Arc<String>,
+    /// The text as a diagnostic shows it: control characters made visible, offsets kept.
+    shown: Arc<String>,
     base: usize,
+    /// Where each line starts, and the number of characters before every [`CHAR_STEP`]th
+    /// byte: a lookup is a binary search and a short count, not a count from the top of the
+    /// file (which made a location per key quadratic in the size of a manifest, even one
+    /// written on a single line).
+    index: Arc<LineIndex>,
+}
+
+/// See [`SourceFile::index`].
+#[derive(Debug)]
+struct LineIndex {
+    line_starts: Vec<usize>,
+    /// (byte offset, characters before it), at char boundaries about [`CHAR_STEP`] apart.
+    chars: Vec<(usize, usize)>,
+}
+
+const CHAR_STEP: usize = 1024;
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let mut chars = vec![(0, 0)];
+        let (mut offset, mut count) = (0, 0);
+        while offset + CHAR_STEP < text.len() {
+            let mut next = offset + CHAR_STEP;
+            while !text.is_char_boundary(next) {
+                next += 1;
+            }
+            count += text[offset..next].chars().count();
+            offset = next;
+            chars.push((offset, count));
+        }
+        LineIndex { line_starts, chars }
+    }
+
+    /// The number of characters before byte `offset` (a char boundary).
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        let (at, count) = self.chars[self.chars.partition_point(|&(at, _)| at <= offset) - 1];
+        count + text[at..offset].chars().count()
+    }
 }
 
 impl SourceFile {
@@ -44,11 +87,16 @@ impl SourceFile {
 
     /// 1-based line and column of a byte offset local to this file.
     pub fn line_col(&self, local: usize) -> (usize, usize) {
-        let local = local.min(self.text.len());
-        let before = &self.text[..local];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let mut local = local.min(self.text.len());
+        while !self.text.is_char_boundary(local) {
+            local -= 1;
+        }
+        let starts = &self.index.line_starts;
+        let line = starts.partition_point(|&start| start <= local);
+        let line_start = starts[line - 1];
+        let column = self.index.chars_before(&self.text, local)
+            - self.index.chars_before(&self.text, line_start)
+            + 1;
         (line, column)
     }
 }
@@ -87,11 +135,19 @@ impl SourceMap {
         let base = self.next_base;
         // One byte of gap so that an empty span at the end of a file still belongs to it.
         self.next_base += text.len() + 1;
+        let index = Arc::new(LineIndex::new(&text));
+        let text = Arc::new(text);
+        let shown = match crate::escape::same_width(&text) {
+            std::borrow::Cow::Borrowed(_) => text.clone(),
+            std::borrow::Cow::Owned(shown) => Arc::new(shown),
+        };
         self.files.push(SourceFile {
             path,
             display,
-            text: Arc::new(text),
+            text,
+            shown,
             base,
+            index,
         });
         self.files.len() - 1
     }
@@ -138,12 +194,56 @@ impl SourceMap {
 }
 
 fn display_path(path: &Path) -> String {
-    std::env::current_dir()
+    let shown = std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
+        .unwrap_or_else(|| path.to_path_buf());
+    crate::escape::escaped(&shown).to_string()
+}
+
+/// Diagnostics read the file through this, so miette sees only the lines around a label
+/// (its own reading counts lines from the top of the file, once per diagnostic), and shows the
+/// text with control characters made visible.
+impl miette::SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let starts = &self.index.line_starts;
+        let line_of = |offset: usize| starts.partition_point(|&start| start <= offset) - 1;
+        let first = line_of(span.offset()).saturating_sub(context_lines_before);
+        let last = line_of(span.offset() + span.len()) + context_lines_after + 1;
+        let window_start = starts[first];
+        let window_end = starts.get(last + 1).copied().unwrap_or(self.shown.len());
+        let window = &self.shown.as_bytes()[window_start..window_end];
+        let local = miette::SourceSpan::new(
+            span.offset().saturating_sub(window_start).into(),
+            span.len(),
+        );
+        let contents = <[u8] as miette::SourceCode>::read_span(
+            window,
+            &local,
+            context_lines_before,
+            context_lines_after,
+        )?;
+        let data = contents.data();
+        Ok(Box::new(
+            miette::MietteSpanContents::new_named(
+                self.display.clone(),
+                data,
+                miette::SourceSpan::new(
+                    (contents.span().offset() + window_start).into(),
+                    contents.span().len(),
+                ),
+                contents.line() + first,
+                contents.column(),
+                contents.line_count() + first,
+            )
+            .with_language("toml"),
+        ))
+    }
 }
 
 /// A value with the span it was read from.
@@ -319,6 +419,22 @@ mod tests {
         let loc = map.locate(span_z).unwrap();
         assert!(loc.file.ends_with("b.toml"));
         assert_eq!((loc.line, loc.column, loc.offset, loc.len), (1, 5, 4, 1));
+    }
+
+    #[test]
+    fn lines_and_columns_count_characters_across_index_steps() {
+        let line = format!("{}é{}\n", "a".repeat(CHAR_STEP), "b".repeat(3 * CHAR_STEP));
+        let text = format!("x = 1\n{line}{line}");
+        let mut map = SourceMap::default();
+        let id = map.add("/p/a.toml".into(), text.clone());
+        let file = map.file(id);
+        for local in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+            let before = &text[..local];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            assert_eq!(file.line_col(local), (line, column), "at {local}");
+        }
     }
 
     #[test]
