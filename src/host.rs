@@ -394,8 +394,8 @@ pub fn parse_subids(text: &str, uid: u32, name: Option<&str>) -> Vec<SubIdRange>
 }
 
 fn read_subids(path: &Path, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
-    std::fs::read_to_string(path)
-        .map(|text| parse_subids(&text, uid, name))
+    crate::input::read_regular_file(path, 16 << 20)
+        .map(|bytes| parse_subids(&String::from_utf8_lossy(&bytes), uid, name))
         .unwrap_or_default()
 }
 

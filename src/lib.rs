@@ -14,6 +14,7 @@ pub mod exec;
 pub mod export;
 pub mod folder;
 pub mod host;
+pub mod input;
 pub mod lockfile;
 pub mod manifest;
 pub mod netlink;

@@ -122,6 +122,8 @@ pub enum StateError {
     NotFound(String),
     #[error(transparent)]
     Folder(#[from] FolderError),
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -192,9 +194,10 @@ impl Store {
                 .read(true)
                 .write(true)
                 .mode(0o600)
-                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | crate::input::OPEN_FLAGS)
                 .open(&path)
                 .map_err(io("opening", &path))?;
+            let file = crate::input::regular(file, &path)?;
             match ofd::try_lock(&file) {
                 Ok(true) => {}
                 Ok(false) => return Err(StateError::Running(name.to_string())),
@@ -265,15 +268,17 @@ impl Store {
     /// Open the record of `name`, for writing too when the lock is to be taken.
     fn open_record(&self, name: &str, write: bool) -> Result<File, StateError> {
         let path = self.record_path(name);
-        std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(write)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            // A record planted as a FIFO must not make `ps` wait for a writer.
+            .custom_flags(libc::O_NOFOLLOW | crate::input::OPEN_FLAGS)
             .open(&path)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => StateError::NotFound(name.to_string()),
                 _ => io("opening", &path)(e),
-            })
+            })?;
+        Ok(crate::input::regular(file, &path)?)
     }
 
     /// The state of one name.
@@ -427,11 +432,13 @@ pub fn now() -> u64 {
 /// The record, and the line of its end when there is one.
 fn parse_record(file: &File, path: &Path) -> Result<(Record, Option<Ended>), StateError> {
     use std::io::{Read, Seek};
+    // A record holds the plan: tens of KiB for a large manifest.
+    const LIMIT: u64 = 16 << 20;
     let mut text = Vec::new();
     let mut reader = file;
     reader
         .rewind()
-        .and_then(|()| reader.read_to_end(&mut text))
+        .and_then(|()| reader.take(LIMIT).read_to_end(&mut text))
         .map_err(io("reading", path))?;
     let mut lines = text.split(|&b| b == b'\n');
     let record = serde_json::from_slice(lines.next().unwrap_or_default())

@@ -242,10 +242,10 @@ pub fn logs(args: LogsArgs, out: &Output) -> u8 {
         ));
         return exit::INVALID;
     };
-    let mut file = match std::fs::File::open(log) {
+    let mut file = match crate::input::open_regular_file(log) {
         Ok(file) => file,
         Err(e) => {
-            out.error(&format!("cannot read {}: {e}", log.display()));
+            out.error(&e.to_string());
             return exit::INVALID;
         }
     };

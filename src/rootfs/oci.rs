@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::escape::escaped;
+use crate::input::{InputError, open_regular_file};
 use crate::plan::Layer;
 
 /// JSON documents (index, manifest, config) larger than this are refused: real ones are a few KiB.
@@ -39,8 +41,10 @@ const LAYER_TYPES: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", escaped(path))]
     Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("{what} is not valid JSON: {error}")]
     Json {
         what: String,
@@ -48,23 +52,39 @@ pub enum OciError {
     },
     #[error("{what} is larger than {JSON_LIMIT} bytes")]
     TooLarge { what: String },
-    #[error("the image has no blob {digest}")]
+    #[error("the image has no blob {}", escaped(digest))]
     MissingBlob { digest: String },
-    #[error("blob {digest} is damaged: its content has digest sha256:{actual}")]
+    #[error(
+        "blob {} is damaged: its content has digest sha256:{actual}",
+        escaped(digest)
+    )]
     DigestMismatch { digest: String, actual: String },
-    #[error("blob {digest} is {actual} bytes, but the image says {expected}")]
+    #[error(
+        "blob {} is {actual} bytes, but the image says {expected}",
+        escaped(digest)
+    )]
     SizeMismatch {
         digest: String,
         expected: u64,
         actual: u64,
     },
-    #[error("unsupported digest \"{digest}\" (only sha256:<64 lower-case hex digits>)")]
+    #[error(
+        "unsupported digest \"{}\" (only sha256:<64 lower-case hex digits>)",
+        escaped(digest)
+    )]
     BadDigest { digest: String },
-    #[error("index.json names no image for linux/{arch} (it has: {available})")]
+    #[error(
+        "index.json names no image for linux/{arch} (it has: {})",
+        escaped(available)
+    )]
     NoPlatform { arch: String, available: String },
     #[error("index.json nests indexes more than {INDEX_DEPTH} deep")]
     TooDeep,
-    #[error("layer {digest} has media type {media_type}, which is not a tar layer")]
+    #[error(
+        "layer {} has media type {}, which is not a tar layer",
+        escaped(digest),
+        escaped(media_type)
+    )]
     LayerType { digest: String, media_type: String },
 }
 
@@ -176,7 +196,7 @@ impl Layout {
         if std::fs::metadata(path).map_err(io)?.is_dir() {
             return Ok(Layout::Dir(path.to_path_buf()));
         }
-        let file = File::open(path).map_err(io)?;
+        let file = open_regular_file(path)?;
         let mut members = HashMap::new();
         // The headers are read and the data skipped with seeks: an image of gigabytes is
         // indexed by reading a few kilobytes.
@@ -207,11 +227,16 @@ impl Layout {
         match self {
             Layout::Dir(dir) => {
                 let path = dir.join(name);
-                match File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f))) {
-                    Ok((size, file)) => Ok(Some((Box::new(file), size))),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(OciError::Io { path, source }),
-                }
+                let file = match open_regular_file(&path) {
+                    Ok(file) => file,
+                    Err(error) if error.is_not_found() => return Ok(None),
+                    Err(error) => return Err(error.into()),
+                };
+                let size = file
+                    .metadata()
+                    .map_err(|source| OciError::Io { path, source })?
+                    .len();
+                Ok(Some((Box::new(file), size)))
             }
             Layout::Tar { file, members, .. } => Ok(members.get(name).map(|&(offset, size)| {
                 let range = Range {

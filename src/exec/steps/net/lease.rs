@@ -131,7 +131,12 @@ impl Locked<'_> {
             else {
                 continue;
             };
-            let file = File::open(entry.path()).map_err(io)?;
+            let file =
+                crate::input::open_regular_file(&entry.path()).map_err(|error| match error {
+                    crate::input::InputError::Io { source, .. } => io(source),
+                    // Not a lease: something planted in the folder.
+                    _ => Errno::EINVAL,
+                })?;
             match lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(_) => stale.push(address),
                 Err(Errno::EWOULDBLOCK) => {
@@ -179,7 +184,8 @@ impl Locked<'_> {
     }
 
     pub fn bridge_state(&self, bridge: &str) -> Option<BridgeState> {
-        let text = std::fs::read(self.dir(bridge).join("bridge")).ok()?;
+        let text =
+            crate::input::read_regular_file(&self.dir(bridge).join("bridge"), 64 << 10).ok()?;
         serde_json::from_slice(&text).ok()
     }
 

@@ -1,0 +1,172 @@
+//! Opening and reading input files: manifests and the files they extend, tarballs, OCI image
+//! layouts, cache, state, trust and lease records.
+//!
+//! Their paths come from a cloned repository, an archive, or a folder another process writes,
+//! so any of them can be a FIFO (opening it waits for a writer), a device (`/dev/zero` never
+//! ends, `/dev/tty` waits for the terminal) or a symlink to one. Every input goes through
+//! [`open_regular_file`]: it opens with `O_NONBLOCK` (opening a FIFO does not wait; a regular
+//! file ignores the flag), `O_NOCTTY` and `O_CLOEXEC`, and then `fstat`s the descriptor it
+//! opened, so what is read is what was checked. [`read_regular_file`] also bounds how much is
+//! read. A symlink is followed: a repository may link its manifest; only what it leads to is
+//! judged.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::escape::escaped;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {}: {source}", escaped(path))]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{} is {kind}, not a regular file", escaped(path))]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{} is larger than {} KiB", escaped(path), limit >> 10)]
+    TooLarge { path: PathBuf, limit: u64 },
+}
+
+impl InputError {
+    /// The file does not exist (a missing optional file is no error).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, InputError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// What a file that is not a regular file is, for a message.
+fn kind(file_type: std::fs::FileType) -> Option<&'static str> {
+    Some(if file_type.is_file() {
+        return None;
+    } else if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    })
+}
+
+/// The flags an input file is opened with, by [`open_regular_file`] or by a caller that needs
+/// more (write access to a record it also reads, `O_NOFOLLOW`), which then checks the file
+/// with [`regular`].
+pub const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+/// Open `path` for reading, following symlinks, only if it is a regular file.
+pub fn open_regular_file(path: &Path) -> Result<File, InputError> {
+    let io = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Looked at first too, so that a device is not even opened (opening one can act: a tape
+    // rewinds, a modem line answers); the check that counts is on the descriptor below.
+    if let Some(kind) = kind(std::fs::metadata(path).map_err(io)?.file_type()) {
+        return Err(InputError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .map_err(io)?;
+    regular(file, path)
+}
+
+/// `file`, opened from `path` with [`OPEN_FLAGS`], if its descriptor is a regular file's.
+pub fn regular(file: File, path: &Path) -> Result<File, InputError> {
+    let meta = file.metadata().map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match kind(meta.file_type()) {
+        Some(kind) => Err(InputError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        }),
+        None => Ok(file),
+    }
+}
+
+/// Read all of `path`, a regular file of at most `limit` bytes.
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let file = open_regular_file(path)?;
+    let too_large = || InputError::TooLarge {
+        path: path.to_path_buf(),
+        limit,
+    };
+    let size = file
+        .metadata()
+        .map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // The file may grow after the fstat.
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO nobody writes to, a device and a folder, directly or through a symlink, are
+    /// refused at once, naming the path and what it is.
+    #[test]
+    fn only_regular_files_are_read_and_nothing_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (path, what) in [
+            (&fifo, "a FIFO"),
+            (&link, "a FIFO"),
+            (&zero, "a character device"),
+            (&dir.path().to_path_buf(), "a folder"),
+        ] {
+            let error = read_regular_file(path, 1 << 20).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("{} is {what}, not a regular file", path.display())
+            );
+        }
+        let missing = read_regular_file(&dir.path().join("nope"), 10).unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, vec![b'x'; 4096]).unwrap();
+        assert_eq!(read_regular_file(&file, 4096).unwrap().len(), 4096);
+        let error = read_regular_file(&file, 2048).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{} is larger than 2 KiB", file.display())
+        );
+    }
+}
