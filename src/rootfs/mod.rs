@@ -23,19 +23,25 @@ pub use cache::{Cache, CacheError};
 pub use oci::{Image, ImageConfig, OciError};
 pub use unpack::{UnpackError, Why};
 
+use crate::escape::escaped;
 use crate::plan::{Layer, RootSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", escaped(path))]
     Read { path: PathBuf, source: io::Error },
-    #[error("{} is not a usable archive: {error}", path.display())]
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error("{} is not a usable archive: {error}", escaped(path))]
     Unpack { path: PathBuf, error: UnpackError },
     #[error(transparent)]
     Oci(#[from] OciError),
-    #[error("{} has sha256 {actual}, not the {expected} the manifest pins", path.display())]
+    #[error(
+        "{} has sha256 {actual}, not the {expected} the manifest pins",
+        escaped(path)
+    )]
     Sha256 {
         path: PathBuf,
         expected: String,
@@ -176,7 +182,7 @@ fn tarball(
         return Ok(root);
     }
 
-    let file = File::open(path).map_err(read)?;
+    let file = crate::input::open_regular_file(path)?;
     // The identity of what is hashed, should the file have been replaced meanwhile.
     let identity = identity
         .map(|_| file.metadata().map(|meta| self::identity(&meta, path)))
@@ -190,7 +196,7 @@ fn tarball(
     };
     let mut tree = unpack::Tree::new(scratch.fd()?, options);
     let size = file.metadata().map_err(read)?.len();
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let name = escaped(path.file_name().unwrap_or_default());
     let bar = progress.bar(size, format!("unpacking {name}"));
     let verified = unpack_one(&mut tree, bar.wrap_read(file), false, path);
     bar.finish_and_clear();

@@ -33,6 +33,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
+use crate::escape::escaped;
 use crate::exec::sys;
 
 /// OCI whiteouts: `.wh.NAME` deletes NAME from the layers below; this name in a directory makes
@@ -42,8 +43,9 @@ const OPAQUE: &str = ".wh..wh..opq";
 const CHUNK: usize = 128 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-#[error("entry {entry:?}: {why}")]
+#[error("entry \"{entry}\": {why}")]
 pub struct UnpackError {
+    /// The entry's name, escaped: it is the archive's, and goes into messages.
     pub entry: String,
     pub why: Why,
 }
@@ -56,6 +58,12 @@ pub enum Why {
     Nul,
     #[error("it is a hard link to \"{0}\", which leaves the root")]
     LinkTraversal(String),
+    #[error("it whites out \"{0}\", which names no file of its folder: the layer is damaged")]
+    BadWhiteout(String),
+    #[error(
+        "it whites out a path through a symlink, which would delete where the link leads: the layer is damaged"
+    )]
+    WhiteoutThroughSymlink,
     #[error("it is a hard link without a target")]
     NoLinkTarget,
     #[error(
@@ -159,7 +167,7 @@ impl Tree {
                 entry: format!("after {last}"),
                 why: Why::Malformed(e),
             })?;
-            last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            last = escaped(&*entry.path_bytes()).to_string();
             self.entry(&mut entry, whiteouts)
                 .map_err(|why| UnpackError {
                     entry: last.clone(),
@@ -236,8 +244,8 @@ impl Tree {
             }
             EntryType::Link => {
                 let raw = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
-                let target = clean(&raw)
-                    .map_err(|_| Why::LinkTraversal(String::from_utf8_lossy(&raw).into_owned()))?;
+                let target =
+                    clean(&raw).map_err(|_| Why::LinkTraversal(escaped(&*raw).to_string()))?;
                 if target.as_os_str().is_empty() {
                     return Err(Why::NoLinkTarget);
                 }
@@ -358,32 +366,25 @@ impl Tree {
         Ok(())
     }
 
+    /// Apply a whiteout entry: remove what a lower layer made at the path it names. The path
+    /// is taken exactly as spelled, below the tree's root: a whiteout that names no file
+    /// (`.wh..`, `.wh...`, `.wh.`) or reaches its target through a symlink is a damaged or
+    /// hostile layer, refused before anything is removed (`.wh...` at the top would otherwise
+    /// name the cache's folder of unpacks, and a symlinked folder a folder elsewhere).
     fn whiteout(&mut self, parent_path: &Path, name: &OsStr, hidden: &[u8]) -> Result<(), Why> {
-        if name == OPAQUE {
-            let dir = self
-                .open_dir(parent_path, true)
-                .or_why("opening the opaque directory")?;
-            let children = list(dir.as_fd()).or_why("listing the opaque directory")?;
-            for child in children {
-                if self.layer.contains(&parent_path.join(&child)) {
-                    continue;
-                }
-                let is_dir = is_dir_at(dir.as_fd(), child.as_os_str());
-                remove(dir.as_fd(), child.as_os_str(), is_dir)
-                    .or_why("emptying the opaque directory")?;
-            }
+        let opaque = name == OPAQUE;
+        if !opaque && hidden.starts_with(WHITEOUT.as_bytes()) {
+            // aufs bookkeeping (.wh..wh.plnk and the like): nothing to apply.
             return Ok(());
         }
-        if hidden.starts_with(WHITEOUT.as_bytes()) || hidden.is_empty() {
-            return Ok(());
+        if !opaque && matches!(hidden, b"" | b"." | b"..") {
+            return Err(Why::BadWhiteout(escaped(hidden).to_string()));
         }
-        let hidden = OsStr::from_bytes(hidden);
-        if self.layer.contains(&parent_path.join(hidden)) {
-            return Ok(());
-        }
-        let parent = match self.open_dir(parent_path, false) {
+        let parent = match self.open_exact(parent_path) {
             Ok(parent) => parent,
+            // Nothing below to hide.
             Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(()),
+            Err(Errno::ELOOP | Errno::EXDEV) => return Err(Why::WhiteoutThroughSymlink),
             Err(errno) => {
                 return Err(Why::Sys {
                     action: "opening the whiteout's directory",
@@ -391,10 +392,27 @@ impl Tree {
                 });
             }
         };
-        match nix::sys::stat::fstatat(parent.as_fd(), hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let parent = parent.as_fd();
+        if opaque {
+            let children = list(parent).or_why("listing the opaque directory")?;
+            for child in children {
+                if self.layer.contains(&parent_path.join(&child)) {
+                    continue;
+                }
+                let is_dir = is_dir_at(parent, child.as_os_str());
+                remove(parent, child.as_os_str(), is_dir)
+                    .or_why("emptying the opaque directory")?;
+            }
+            return Ok(());
+        }
+        let hidden = OsStr::from_bytes(hidden);
+        if self.layer.contains(&parent_path.join(hidden)) {
+            return Ok(());
+        }
+        match nix::sys::stat::fstatat(parent, hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(_) => {
-                let is_dir = is_dir_at(parent.as_fd(), hidden);
-                remove(parent.as_fd(), hidden, is_dir).or_why("removing the whited-out path")
+                let is_dir = is_dir_at(parent, hidden);
+                remove(parent, hidden, is_dir).or_why("removing the whited-out path")
             }
             Err(Errno::ENOENT) => Ok(()),
             Err(errno) => Err(Why::Sys {
@@ -402,6 +420,15 @@ impl Tree {
                 errno,
             }),
         }
+    }
+
+    /// A directory of the tree by its exact path: a symlink anywhere on the way is ELOOP.
+    fn open_exact(&self, path: &Path) -> Result<OwnedFd, Errno> {
+        sys::open_beneath_no_symlinks(
+            self.root.as_fd(),
+            &cpath(path),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+        )
     }
 
     /// A directory of the tree, resolved inside it; missing ones are made when `create`.
@@ -489,22 +516,20 @@ impl Tree {
     }
 
     /// Give every directory its mode and time, deepest first.
-    pub fn finish(self) -> Result<(), UnpackError> {
-        let mut dirs: Vec<_> = self.dirs.into_iter().collect();
+    pub fn finish(mut self) -> Result<(), UnpackError> {
+        let mut dirs: Vec<_> = std::mem::take(&mut self.dirs).into_iter().collect();
         dirs.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
         for (path, meta) in dirs {
             let fail = |errno| UnpackError {
-                entry: path.display().to_string(),
+                entry: escaped(&path).to_string(),
                 why: Why::Sys {
                     action: "setting the directory's mode and time",
                     errno,
                 },
             };
-            let dir = match sys::open_in_root(
-                self.root.as_fd(),
-                &cpath(&path),
-                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
-            ) {
+            // By its exact path: a folder a later entry replaced with a symlink, or moved
+            // under one, is not the folder these are the mode and time of.
+            let dir = match self.open_exact(&path) {
                 Ok(dir) => dir,
                 // Replaced by a later entry or layer.
                 Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,

@@ -521,10 +521,30 @@ impl FsContext {
 /// openat2: open `path` below `dir`, resolving it as if `dir` were the root: `..` and absolute
 /// symlinks cannot leave it.
 pub fn open_in_root(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
+    openat2(
+        dir,
+        path,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// openat2: open `path` below `dir` exactly as it is spelled: no symlink anywhere on the way
+/// (ELOOP), nothing above `dir` (EXDEV).
+pub fn open_beneath_no_symlinks(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
+    openat2(
+        dir,
+        path,
+        flags,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )
+}
+
+fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> Result<OwnedFd> {
     // SAFETY: open_how is plain data; all zeroes is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     loop {
         // SAFETY: `how` is a valid open_how whose size we pass; `path` is NUL-terminated.
         match check(unsafe {
