@@ -88,6 +88,12 @@ fn prune(cache: &Cache, out: &Output) -> Result<(), CacheError> {
         if pruned.partial > 0 {
             show!("removed {} unfinished unpack(s)", pruned.partial);
         }
+        if pruned.leftovers > 0 {
+            show!(
+                "removed {} lock file(s) and record(s) that stopped launchers left",
+                pruned.leftovers
+            );
+        }
     }
     Ok(())
 }

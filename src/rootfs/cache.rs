@@ -5,6 +5,7 @@
 //! CACHE/roots/HEX.json    what it was unpacked from, when, how big (for `sandbox cache ls`)
 //! CACHE/roots/HEX.lock    shared-locked by every sandbox using the root; prune locks it
 //!                         exclusively, so a root in use is never removed
+//! CACHE/*/NAME.tmpPID     a record being written (locked meanwhile), renamed into place
 //! CACHE/sources/KEY       the sha256 of a tarball without `rootfs.sha256`, by its identity
 //!                         (device, inode, size, mtime, ctime, path): it is hashed only once
 //! CACHE/locks/KEY.lock    held while a root is unpacked: concurrent first runs unpack once;
@@ -30,6 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use super::unpack;
 use crate::folder::{self, FolderError, Purpose};
+use crate::input::read_regular_file;
+
+/// The most a cache record (`sources/KEY`, `roots/HEX.json`) holds: a few hundred bytes.
+const RECORD_LIMIT: u64 = 64 << 10;
 
 /// Overrides where the cache is (tests, CI, or a cache on another disk).
 pub const CACHE_ENV: &str = "SANDBOX_CACHE_DIR";
@@ -93,6 +98,8 @@ pub struct Pruned {
     pub roots: Vec<String>,
     pub kept_in_use: Vec<String>,
     pub partial: usize,
+    /// Lock files and half-written records that killed or failed launchers left.
+    pub leftovers: usize,
 }
 
 pub struct Cache {
@@ -163,9 +170,15 @@ impl Cache {
         if !root.is_dir() {
             return Ok(None);
         }
-        let lock = self.lock_file(&lock_path)?;
-        lock.lock_shared()
-            .map_err(io_error("locking", &lock_path))?;
+        let lock = loop {
+            let lock = self.lock_file(&lock_path)?;
+            lock.lock_shared()
+                .map_err(io_error("locking", &lock_path))?;
+            // Prune removes the lock file of a root it removes, or of none, while it holds it.
+            if crate::lockfile::still_named(&lock, &lock_path).is_some() {
+                break lock;
+            }
+        };
         // Checked again under the lock: prune may have removed it in between.
         Ok(root.is_dir().then_some((root, lock)))
     }
@@ -185,8 +198,8 @@ impl Cache {
 
     /// The sha256 recorded for a tarball's identity, if any.
     pub fn source_digest(&self, key: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.dir.join("sources").join(key)).ok()?;
-        let hex = text.trim();
+        let bytes = read_regular_file(&self.dir.join("sources").join(key), RECORD_LIMIT).ok()?;
+        let hex = std::str::from_utf8(&bytes).ok()?.trim();
         super::oci::is_sha256_hex(hex).then(|| hex.to_string())
     }
 
@@ -198,18 +211,22 @@ impl Cache {
     /// A fresh folder to unpack into, removed again unless published.
     pub fn scratch(&self) -> Result<Scratch, CacheError> {
         let tmp = self.dir.join("tmp");
-        let name = format!(
-            "{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let lock = self.lock_file(&tmp.join(format!("{name}.lock")))?;
-        lock.try_lock().map_err(|e| match e {
-            TryLockError::Error(e) => io_error("locking", &tmp)(e),
-            TryLockError::WouldBlock => io_error("locking", &tmp)(io::ErrorKind::WouldBlock.into()),
-        })?;
+        let (name, lock) = loop {
+            let name = format!(
+                "{}-{}",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            );
+            let path = tmp.join(format!("{name}.lock"));
+            let lock = self.lock_file(&path)?;
+            // Prune may hold it for a moment, and remove it, before the folder exists.
+            lock.lock().map_err(io_error("locking", &path))?;
+            if crate::lockfile::still_named(&lock, &path).is_some() {
+                break (name, lock);
+            }
+        };
         let path = tmp.join(&name);
         DirBuilder::new()
             .mode(0o700)
@@ -239,20 +256,30 @@ impl Cache {
         meta: &EntryMeta,
     ) -> Result<(), CacheError> {
         let root = self.root_dir(hex);
-        let description = root.with_extension("json");
-        write_atomically(
-            &description,
-            &serde_json::to_vec_pretty(meta).expect("metadata serializes"),
-        )?;
-        drop(scratch.fd.take());
-        match std::fs::rename(scratch.path(), &root) {
-            Ok(()) => {
-                scratch.published = true;
-                Ok(())
-            }
-            Err(_) if root.is_dir() => Ok(()),
-            Err(e) => Err(io_error("publishing", &root)(e)),
+        // The folder about to be published is the one this process unpacked into, still.
+        let held = scratch
+            .fd
+            .take()
+            .map(|fd| nix::sys::stat::fstat(&fd))
+            .transpose()
+            .map_err(|errno| io_error("publishing", &root)(errno.into()))?;
+        let named = std::fs::symlink_metadata(scratch.path()).ok();
+        if held.map(|st| (st.st_dev, st.st_ino)) != named.map(|m| (m.dev(), m.ino())) {
+            return Err(io_error("publishing", &root)(io::Error::other(
+                "the folder it was unpacked into was replaced meanwhile",
+            )));
         }
+        match std::fs::rename(scratch.path(), &root) {
+            Ok(()) => scratch.published = true,
+            // Another launcher published the same content first.
+            Err(_) if root.is_dir() => return Ok(()),
+            Err(e) => return Err(io_error("publishing", &root)(e)),
+        }
+        // Written once the root is there, so no description is ever left without one.
+        write_atomically(
+            &root.with_extension("json"),
+            &serde_json::to_vec_pretty(meta).expect("metadata serializes"),
+        )
     }
 
     /// Every root in the cache.
@@ -266,7 +293,7 @@ impl Cache {
                 continue;
             }
             let path = item.path();
-            let meta = std::fs::read(path.with_extension("json"))
+            let meta = read_regular_file(&path.with_extension("json"), RECORD_LIMIT)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok());
             let lock = self.lock_file(&path.with_extension("lock"))?;
@@ -316,10 +343,14 @@ impl Cache {
                 pruned.partial += 1;
             }
         }
+        pruned.leftovers = self.prune_leftovers()?;
         let sources = self.dir.join("sources");
         for item in std::fs::read_dir(&sources).map_err(io_error("reading", &sources))? {
             let item = item.map_err(io_error("reading", &sources))?;
             let key = item.file_name().to_string_lossy().into_owned();
+            if being_written(&item.path()) {
+                continue;
+            }
             if self
                 .source_digest(&key)
                 .is_none_or(|hex| !self.root_dir(&hex).is_dir())
@@ -328,6 +359,45 @@ impl Cache {
             }
         }
         Ok(pruned)
+    }
+}
+
+impl Cache {
+    /// What a launcher leaves when it is killed, or fails between two steps: unpack locks
+    /// (`locks/KEY.lock`, removed by their holder as it lets go), half-written records
+    /// (`*.tmpPID`, locked while written), lock files and descriptions of unpacks and roots
+    /// that are gone. Each is removed only while this process holds its lock, so nothing in
+    /// use is touched.
+    fn prune_leftovers(&self) -> Result<usize, CacheError> {
+        let mut removed = 0;
+        for sub in ["locks", "roots", "sources", "tmp"] {
+            let dir = self.dir.join(sub);
+            for item in std::fs::read_dir(&dir).map_err(io_error("reading", &dir))? {
+                let path = item.map_err(io_error("reading", &dir))?.path();
+                let stale = match path.extension().and_then(|e| e.to_str()) {
+                    Some("lock") => sub == "locks" || !path.with_extension("").exists(),
+                    Some("json") => sub == "roots" && !path.with_extension("").exists(),
+                    _ => being_written(&path),
+                };
+                // A lock file is opened as locks are (created if gone meanwhile, and then
+                // removed again); a record is only opened if it is a regular file.
+                let file = match path.extension().and_then(|e| e.to_str()) {
+                    Some("lock") if stale => self.lock_file(&path).ok(),
+                    _ if stale => crate::input::open_regular_file(&path).ok(),
+                    _ => None,
+                };
+                if let Some(file) = file
+                    && file.try_lock().is_ok()
+                    && crate::lockfile::still_named(&file, &path).is_some()
+                    // Checked again under the lock: a root may have been published meanwhile.
+                    && (sub != "roots" || !path.with_extension("").exists())
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -394,10 +464,34 @@ fn remove_path(path: &Path) -> Result<(), CacheError> {
     }
 }
 
+/// Whether `path` is the temporary file of [`write_atomically`] (`NAME.tmpPID`).
+fn being_written(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str()?.strip_prefix("tmp"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Write a record whole or not at all. The temporary file is locked while it is written, so
+/// `prune` can tell one being written from one a killed launcher left, and removed when the
+/// write fails (a full disk), so none is left behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    use std::io::Write as _;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io_error("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_error("writing", path))
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.lock()?;
+            file.write_all(bytes)?;
+            std::fs::rename(&tmp, path)
+        });
+    written.map_err(|error| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error("writing", path)(error)
+    })
 }
 
 #[cfg(test)]
@@ -445,6 +539,79 @@ mod tests {
         Cache::open(dir.path().to_path_buf()).unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A record whose write fails (a full disk; here its name is taken by a folder) leaves no
+    /// temporary file behind.
+    #[test]
+    fn a_failed_record_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        let hex = "a".repeat(64);
+        let roots = dir.path().join("cache/roots");
+        std::fs::create_dir(roots.join(format!("{hex}.json"))).unwrap();
+        let meta = EntryMeta {
+            kind: "tar".into(),
+            source: "/x.tar".into(),
+            unpacked: 0,
+            bytes: 1,
+        };
+        assert!(
+            cache
+                .publish(cache.scratch().unwrap(), &hex, &meta)
+                .is_err()
+        );
+        assert_eq!(names(&roots), [hex.clone(), format!("{hex}.json")]);
+        assert!(cache.record_source("key", &hex).is_ok());
+        assert_eq!(names(&dir.path().join("cache/sources")), ["key"]);
+    }
+
+    /// What killed launchers leave (an unpack lock, a half-written record, a scratch lock, a
+    /// root's lock and description without the root) is pruned; what is held is kept.
+    #[test]
+    fn prune_removes_what_stopped_launchers_left_and_keeps_what_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        let at = |name: &str| dir.path().join("cache").join(name);
+        let hex = "b".repeat(64);
+        for left in [
+            "locks/killed.lock".to_string(),
+            "roots/x.tmp4194305".into(),
+            "sources/key.tmp4194305".into(),
+            "tmp/4194305-1.lock".into(),
+            format!("roots/{hex}.lock"),
+            format!("roots/{hex}.json"),
+        ] {
+            std::fs::write(at(&left), "").unwrap();
+        }
+        let _unpacking = cache.unpack_lock("busy").unwrap();
+        std::fs::write(at("sources/other.tmp1"), "").unwrap();
+        let writing = File::open(at("sources/other.tmp1")).unwrap();
+        writing.lock().unwrap();
+        let scratch = cache.scratch().unwrap();
+
+        let pruned = cache.prune().unwrap();
+        assert_eq!(pruned.leftovers, 6, "{pruned:?}");
+        assert_eq!(names(&at("locks")), ["busy.lock"]);
+        assert!(names(&at("roots")).is_empty());
+        assert_eq!(names(&at("sources")), ["other.tmp1"]);
+        assert_eq!(
+            names(&at("tmp")).len(),
+            2,
+            "the scratch folder and its lock"
+        );
+        drop(scratch);
+        drop(writing);
+        assert_eq!(cache.prune().unwrap().leftovers, 1);
     }
 
     /// A waiter that was blocked on a lock file its holder removed takes a new one, so two
