@@ -118,7 +118,8 @@ fn the_schema_rejects_mistakes_of_shape() {
     let mut checked = 0;
     let mut accepted = Vec::new();
     for path in common::fixtures("tests/manifests/bad") {
-        let text = std::fs::read_to_string(&path).unwrap();
+        // One fixture is not UTF-8 on purpose; its header is.
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         let Some(expect) = common::parse_header(&path, &text).expect else {
             continue;
         };

@@ -26,6 +26,9 @@ pub struct Error {
     pub code: &'static str,
     /// For `missing-key`: the key that is missing.
     pub missing: Option<&'static str>,
+    /// For `unknown-key`: the key it most likely meant, which counts as written (and dropped):
+    /// rules do not also complain that it is missing.
+    pub meant: Option<&'static str>,
 }
 
 impl Error {
@@ -46,6 +49,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The newtype name by which a value asks how an integer was written: an integer written in
+/// octal (`0o755`) is handed over as that text, which a file mode parses as the mode it spells.
+/// Any other deserializer sees an ordinary newtype.
+pub(crate) const OCTAL_NAME: &str = "$sandbox::Octal";
+
 /// Value parsers (sizes, durations, ...) put their advice after this separator, so that it
 /// survives serde's string-only `custom` errors and becomes the diagnostic's help line.
 pub const HELP_SEPARATOR: &str = "\n\u{1f}";
@@ -64,6 +72,20 @@ fn describe_expected(expected: &str) -> String {
     }
 }
 
+/// The values an integer type that serde names holds.
+fn integer_range(name: &str) -> Option<(i128, i128)> {
+    Some(match name {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i8" => (i8::MIN.into(), i8::MAX.into()),
+        "i16" => (i16::MIN.into(), i16::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        _ => return None,
+    })
+}
+
 impl de::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         let text = msg.to_string();
@@ -78,6 +100,7 @@ impl de::Error for Error {
             span: None,
             code: "sandbox::manifest::invalid-value",
             missing: None,
+            meant: None,
         }
     }
 
@@ -102,27 +125,49 @@ impl de::Error for Error {
             span: None,
             code: "sandbox::manifest::wrong-type",
             missing: None,
+            meant: None,
         }
     }
 
     fn invalid_value(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        let number = match unexpected {
+            de::Unexpected::Signed(n) => Some(i128::from(n)),
+            de::Unexpected::Unsigned(n) => Some(i128::from(n)),
+            _ => None,
+        };
+        // An integer that does not fit the key's type (serde names the type it expected).
+        if let Some(n) = number
+            && let Some((min, max)) = integer_range(expected.to_string().trim())
+        {
+            return Error {
+                message: format!("the integer {n} is out of range"),
+                help: Some(format!("use an integer from {min} to {max}")),
+                node: None,
+                span: None,
+                code: "sandbox::manifest::invalid-value",
+                missing: None,
+                meant: None,
+            };
+        }
         let mut error = Self::invalid_type(unexpected, expected);
         error.code = "sandbox::manifest::invalid-value";
         error
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let help = match suggest(field, expected) {
+        let meant = suggest(field, expected);
+        let help = match meant {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!("the keys here are: {}", expected.join(", ")),
         };
         Error {
-            message: format!("unknown key `{field}`"),
+            message: format!("unknown key `{}`", crate::escape::escaped(field)),
             help: Some(help),
             node: None,
             span: None,
             code: "sandbox::manifest::unknown-key",
             missing: None,
+            meant,
         }
     }
 
@@ -143,6 +188,7 @@ impl de::Error for Error {
             span: None,
             code: "sandbox::manifest::unknown-value",
             missing: None,
+            meant: None,
         }
     }
 
@@ -154,13 +200,25 @@ impl de::Error for Error {
             span: None,
             code: "sandbox::manifest::missing-key",
             missing: Some(field),
+            meant: None,
         }
     }
 }
 
-/// The closest candidate to a misspelt name, if any is close enough to be a likely typo.
+/// The candidate a misspelt name most likely meant (keys, values, capabilities, system calls,
+/// errno names): the one candidate it is the start of (`CAP_NET_BIND` is CAP_NET_BIND_SERVICE,
+/// not the closer-spelt CAP_NET_ADMIN), else the closest one, if close enough to be a typo.
+/// Case does not matter.
 pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
+    let mut started = candidates
+        .iter()
+        .filter(|c| c.len() > lower.len() && c.to_ascii_lowercase().starts_with(&lower));
+    if lower.len() >= 3
+        && let (Some(only), None) = (started.next(), started.next())
+    {
+        return Some(only);
+    }
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()), *c))
@@ -187,6 +245,7 @@ impl<'a> NodeDeserializer<'a> {
             span: None,
             code: "sandbox::manifest::wrong-type",
             missing: None,
+            meant: None,
         }
         .at(self.node)
     }
@@ -199,7 +258,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
         let node = self.node;
         let result = match &node.kind {
             NodeKind::String(s) | NodeKind::Datetime(s) => visitor.visit_borrowed_str(s),
-            NodeKind::Integer(i) => visitor.visit_i64(*i),
+            NodeKind::Integer { value, .. } => visitor.visit_i64(*value),
             NodeKind::Float(f) => visitor.visit_f64(*f),
             NodeKind::Boolean(b) => visitor.visit_bool(*b),
             NodeKind::Array(items) => visitor.visit_seq(SeqDeserializer {
@@ -220,9 +279,16 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
+        if name == OCTAL_NAME
+            && let NodeKind::Integer { value, octal: true } = self.node.kind
+        {
+            return visitor
+                .visit_str(&format!("0o{value:o}"))
+                .map_err(|e: Error| e.at(self.node));
+        }
         visitor.visit_newtype_struct(self)
     }
 

@@ -51,11 +51,16 @@ impl Loaded {
             .any(|(span, k)| *span == table && k == key)
     }
 
-    /// True when `key` or a key inside it was dropped for an error.
+    /// True when `key`, a key inside it or the table holding it was dropped for an error.
     pub fn was_dropped(&self, key: &str) -> bool {
-        self.dropped.iter().any(|d| {
-            d == key || d.starts_with(&format!("{key}.")) || d.starts_with(&format!("{key}["))
-        })
+        let within = |inner: &str, outer: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        self.dropped
+            .iter()
+            .any(|d| within(d, key) || within(key, d))
     }
 }
 
@@ -87,26 +92,29 @@ pub fn load(path: &Path, vars: &Vars) -> Loaded {
         ..vars.clone()
     };
     let mut loader = Loader::new(vars);
-    let mut tree = match std::fs::read_to_string(&path) {
-        Ok(text) => loader.load_text(&path, text, &mut Vec::new()),
+    let mut tree = match read_manifest_file(&path) {
+        Ok(bytes) => loader.load_file(&path, bytes, &mut Vec::new()),
         Err(error) => {
-            loader.problems.push(
-                Problem::error(
-                    "sandbox::manifest::unreadable",
-                    format!("cannot read {}: {error}", path.display()),
-                )
-                .help("check the path; `sandbox init` writes a starter sandbox.toml"),
-            );
-            loader.incomplete = true;
+            loader.unreadable(&error);
             None
         }
     };
-    if let Some(local) = local_override_path(&path).filter(|p| p.is_file())
+    // One person's overrides: when the file is there but cannot be read, the sandbox would not
+    // be the one they asked for.
+    if let Some(local) = local_override_path(&path)
+        && std::fs::symlink_metadata(&local).is_ok()
         && let Some(tree) = tree.as_mut()
-        && let Ok(text) = read_merged_file(&local)
-        && let Some(over) = loader.load_text(&local, text, &mut vec![path.clone()])
     {
-        node::merge(tree, over);
+        let over = match read_manifest_file(&local) {
+            Ok(bytes) => loader.load_file(&local, bytes, &mut vec![path.clone()]),
+            Err(error) => {
+                loader.unreadable(&error);
+                None
+            }
+        };
+        if let Some(over) = over {
+            node::merge(tree, over);
+        }
     }
     loader.finish(tree, path, project_dir)
 }
@@ -125,40 +133,95 @@ pub fn load_str(path: &Path, text: &str, vars: &Vars) -> Loaded {
     loader.finish(tree, path, project_dir)
 }
 
-/// The most a file merged into a manifest (`extends`, the local override) may hold: far more
-/// than any manifest needs.
-const MAX_MERGED_FILE: u64 = 1 << 20;
+/// The most a manifest file (the main one, one it extends, the local override) may hold: far
+/// more than any manifest needs (ten thousand mounts take about 400 KiB).
+const MAX_MANIFEST_FILE: u64 = 4 << 20;
 
-/// Read a file that a manifest merges in. Manifests come with `git clone`, so the paths in
-/// `extends` are a stranger's: only a regular file is read, and only up to [`MAX_MERGED_FILE`],
-/// or `extends = ["/dev/zero"]` would read until memory runs out and `"/dev/stdin"` would wait
-/// for the terminal.
-fn read_merged_file(path: &Path) -> std::io::Result<String> {
-    use std::io::{Error, ErrorKind, Read};
-    let too_large = || {
-        Error::new(
-            ErrorKind::InvalidData,
-            format!("larger than {} KiB", MAX_MERGED_FILE >> 10),
+/// Read a manifest file. Manifests come with `git clone`, so the paths, the main one included,
+/// are a stranger's: `extends = ["/dev/zero"]` would read until memory runs out, a FIFO named
+/// `sandbox.toml` would wait for a writer.
+fn read_manifest_file(path: &Path) -> Result<Vec<u8>, crate::input::InputError> {
+    crate::input::read_regular_file(path, MAX_MANIFEST_FILE)
+}
+
+/// toml_parser's message for a value nested past its recursion limit.
+const TOO_DEEP: &str = "cannot recurse further; max recursion depth met";
+/// toml_parser's message for an integer written with a leading zero (`umask = 022`).
+const LEADING_ZERO: &str = "unexpected leading zero";
+
+/// `umask = 022`: TOML has no leading zeros, and the reader most likely meant an octal mode.
+fn leading_zero(text: &str, base: usize, start: usize) -> Problem {
+    let written = text[start..]
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .map_or(&text[start..], |end| &text[start..start + end]);
+    let digits = written.replace('_', "");
+    let help = if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        format!(
+            "TOML integers cannot start with 0; for an octal mode write it as a string, \"{digits}\", or as 0o{digits}"
+        )
+    } else {
+        format!(
+            "TOML integers cannot start with 0: write {}",
+            digits.trim_start_matches('0')
         )
     };
-    // Checked before opening too: opening a FIFO would wait for a writer.
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    Problem::error(
+        "sandbox::manifest::syntax",
+        format!("invalid TOML: the number {digits} starts with 0"),
+    )
+    .at(
+        Span::new(base + start, base + start + written.len()),
+        "leading zero",
+    )
+    .help(help)
+}
+
+/// Where the nesting that holds `offset` starts: the outermost `[` or `{` still open there,
+/// by the parser's own tokens (a bracket in a string is not one). The parser reports a value
+/// nested too deep at the bracket past its limit, far into the line; the reader needs to know
+/// which value it is.
+fn nesting_start(text: &str, offset: usize) -> Option<usize> {
+    use toml_parser::parser::EventReceiver;
+    use toml_parser::{ErrorSink, Span as TokenSpan};
+    struct Opens {
+        offset: usize,
+        open: Vec<usize>,
+        found: Option<usize>,
     }
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    impl Opens {
+        /// Whether to go on into the value: not past the bracket the parser stopped at, so
+        /// this walk never recurses deeper than the parser did.
+        fn open(&mut self, span: TokenSpan) -> bool {
+            if span.start() == self.offset {
+                self.found = self.found.or(self.open.first().copied());
+                return false;
+            }
+            self.open.push(span.start());
+            true
+        }
     }
-    if meta.len() > MAX_MERGED_FILE {
-        return Err(too_large());
+    impl EventReceiver for Opens {
+        fn inline_table_open(&mut self, span: TokenSpan, _: &mut dyn ErrorSink) -> bool {
+            self.open(span)
+        }
+        fn array_open(&mut self, span: TokenSpan, _: &mut dyn ErrorSink) -> bool {
+            self.open(span)
+        }
+        fn inline_table_close(&mut self, _: TokenSpan, _: &mut dyn ErrorSink) {
+            self.open.pop();
+        }
+        fn array_close(&mut self, _: TokenSpan, _: &mut dyn ErrorSink) {
+            self.open.pop();
+        }
     }
-    let mut text = String::new();
-    file.take(MAX_MERGED_FILE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_MERGED_FILE {
-        return Err(too_large());
-    }
-    Ok(text)
+    let tokens = toml_parser::Source::new(text).lex().into_vec();
+    let mut opens = Opens {
+        offset,
+        open: Vec::new(),
+        found: None,
+    };
+    toml_parser::parser::parse_document(&tokens, &mut opens, &mut ());
+    opens.found
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -194,6 +257,41 @@ impl Loader {
         }
     }
 
+    /// A file that cannot be read at all: the merged manifest misses it.
+    fn unreadable(&mut self, error: &crate::input::InputError) {
+        self.problems.push(
+            Problem::error("sandbox::manifest::unreadable", error.to_string())
+                .help("check the path; `sandbox init` writes a starter sandbox.toml"),
+        );
+        self.incomplete = true;
+    }
+
+    /// [`Loader::load_text`] for a file's bytes; TOML is UTF-8, and bytes that are not are
+    /// pointed at (the file is shown with U+FFFD in their place).
+    fn load_file(&mut self, path: &Path, bytes: Vec<u8>, stack: &mut Vec<PathBuf>) -> Option<Node> {
+        let error = match String::from_utf8(bytes) {
+            Ok(text) => return self.load_text(path, text, stack),
+            Err(error) => error,
+        };
+        let at = error.utf8_error().valid_up_to();
+        let bad = error.as_bytes()[at];
+        let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+        let file = self.sources.add(path.to_path_buf(), text);
+        let start = self.sources.base(file) + at;
+        self.problems.push(
+            Problem::error(
+                "sandbox::manifest::syntax",
+                format!("invalid TOML: the byte 0x{bad:02x} is not UTF-8, and a TOML file is"),
+            )
+            .at(Span::new(start, start + '\u{fffd}'.len_utf8()), "not UTF-8")
+            .help(
+                "save the file as UTF-8 (iconv -f LATIN1 -t UTF-8, or your editor's encoding menu)",
+            ),
+        );
+        self.incomplete = true;
+        None
+    }
+
     /// Parse one file, expand its variables and merge in what it extends. `stack` holds the
     /// files being loaded above this one, for cycle detection.
     fn load_text(&mut self, path: &Path, text: String, stack: &mut Vec<PathBuf>) -> Option<Node> {
@@ -202,23 +300,52 @@ impl Loader {
         let text = self.sources.file(file).text.clone();
         let (table, syntax_errors) = DeTable::parse_recoverable(&text);
         let syntax_failed = !syntax_errors.is_empty();
+        let syntax_spans: Vec<std::ops::Range<usize>> =
+            syntax_errors.iter().filter_map(|e| e.span()).collect();
         for error in syntax_errors {
-            let span = error
-                .span()
-                .map(|r| Span::new(base + r.start, base + r.end));
-            let mut problem = Problem::error(
-                "sandbox::manifest::syntax",
-                format!("invalid TOML: {}", error.message()),
-            )
-            .at_span(span)
-            .help("see https://toml.io for the syntax");
-            problem.label = Some("here".into());
+            let (message, start) = (error.message(), error.span().map(|r| r.start));
+            let problem =
+                if message == TOO_DEEP
+                    && let Some(start) = start
+                {
+                    let from = nesting_start(&text, start).unwrap_or(start);
+                    Problem::error(
+                    "sandbox::manifest::syntax",
+                    "invalid TOML: this value nests arrays and tables deeper than the parser goes",
+                )
+                .at(Span::new(base + from, base + from + 1), "nested too deep from here")
+                .help("no manifest value nests more than a few levels; flatten this one")
+                } else if message.starts_with(LEADING_ZERO)
+                    && let Some(start) = start
+                {
+                    leading_zero(&text, base, start)
+                } else {
+                    Problem::error(
+                        "sandbox::manifest::syntax",
+                        format!("invalid TOML: {message}"),
+                    )
+                    .at_span(
+                        error
+                            .span()
+                            .map(|r| Span::new(base + r.start, base + r.end)),
+                    )
+                    .label("here")
+                    .help("see https://toml.io for the syntax")
+                };
             self.problems.push(problem);
         }
         let mut convert_errors = Vec::new();
         let mut tree = node::from_toml(table, base, &mut self.ids, &mut convert_errors);
         for error in convert_errors {
             self.bad_nodes.push(error.node);
+            // What the parser made of text it already reported is no value to judge.
+            let (start, end) = (error.span.start - base, error.span.end - base);
+            if syntax_spans
+                .iter()
+                .any(|s| s.start <= end && start <= s.end)
+            {
+                continue;
+            }
             self.problems.push(
                 Problem::error("sandbox::manifest::invalid-value", error.message)
                     .at(error.span, "too large")
@@ -270,23 +397,22 @@ impl Loader {
                 self.incomplete = true;
                 continue;
             }
-            let text = match read_merged_file(&resolved) {
-                Ok(text) => text,
+            let bytes = match read_manifest_file(&resolved) {
+                Ok(bytes) => bytes,
                 Err(error) => {
                     self.problems.push(
-                        Problem::error(
-                            "sandbox::extends::missing",
-                            format!("cannot read {}: {error}", resolved.display()),
-                        )
-                        .at(span, "this file cannot be read")
-                        .help("paths in `extends` are relative to the manifest that names them"),
+                        Problem::error("sandbox::extends::missing", error.to_string())
+                            .at(span, "this file cannot be read")
+                            .help(
+                                "paths in `extends` are relative to the manifest that names them",
+                            ),
                     );
                     self.incomplete = true;
                     continue;
                 }
             };
             self.extends.push((resolved.clone(), span));
-            if let Some(parent) = self.load_text(&resolved, text, stack) {
+            if let Some(parent) = self.load_file(&resolved, bytes, stack) {
                 match merged.as_mut() {
                     Some(merged) => node::merge(merged, parent),
                     None => merged = Some(parent),
@@ -375,10 +501,21 @@ impl Loader {
                                 self.problems.push(problem);
                             }
                             let node = node.map(|id| HashSet::from([id]));
+                            let before = (dropped.len(), entries.len());
                             if !node.is_some_and(|id| {
                                 drop_nodes(&mut tree, &id, &mut dropped, &mut entries) > 0
                             }) {
                                 break Manifest::default();
+                            }
+                            // `comand` meant `command`: what a missing `command` would cause is
+                            // this mistake's consequence, not another one.
+                            if let Some(meant) = error.meant
+                                && let Some((table, span, key)) = entries.get(before.1).cloned()
+                                && let Some(path) = dropped.get(before.0).cloned()
+                            {
+                                let parent = path.strip_suffix(key.as_str()).unwrap_or_default();
+                                dropped.push(format!("{parent}{meant}"));
+                                entries.push((table, span, meant.to_string()));
                             }
                         }
                     }
@@ -687,6 +824,27 @@ mod tests {
         assert!(loaded.manifest.process.is_some());
     }
 
+    /// A mode written as TOML's octal integer is the mode it spells; a decimal one is refused
+    /// with the two ways to write it.
+    #[test]
+    fn modes_are_octal_strings_or_octal_integers() {
+        let loaded = load_text(
+            "[process]\numask = 0o027\n[[mount]]\ntype = 'dir'\ntarget = '/d'\nmode = 0o1777\n",
+        );
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let process = loaded.manifest.process.as_ref().unwrap();
+        assert_eq!(process.umask.as_ref().unwrap().value.0, 0o027);
+        let mount = &loaded.manifest.mount.as_ref().unwrap()[0];
+        assert_eq!(mount.mode.as_ref().unwrap().value.0, 0o1777);
+        let decimal = load_text("[process]\numask = 22\n");
+        assert_eq!(codes(&decimal), ["sandbox::manifest::invalid-value"]);
+        let help = decimal.problems[0].help.as_deref().unwrap();
+        assert!(help.contains("\"0022\"") && help.contains("0o0022"), "{help}");
+        // Any other integer key takes an octal integer as the number it is.
+        let loaded = load_text("[process]\nuser = 0o10\n");
+        assert_eq!(loaded.manifest.process.unwrap().user.unwrap().value, 8);
+    }
+
     #[test]
     fn an_unreadable_manifest_is_one_problem() {
         let dir = tempfile::tempdir().unwrap();
@@ -765,14 +923,14 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.toml");
-        let mut text = "# padding\n".repeat((MAX_MERGED_FILE / 10) as usize + 1);
+        let mut text = "# padding\n".repeat((MAX_MANIFEST_FILE / 10) as usize + 1);
         std::fs::write(&big, &text).unwrap();
         let main = dir.path().join("sandbox.toml");
         std::fs::write(&main, "extends = ['big.toml']\n").unwrap();
         let loaded = load(&main, &vars());
         assert_eq!(codes(&loaded), ["sandbox::extends::missing"]);
-        assert!(loaded.problems[0].message.contains("larger than 1024 KiB"));
-        text.truncate(MAX_MERGED_FILE as usize - 100);
+        assert!(loaded.problems[0].message.contains("larger than 4096 KiB"));
+        text.truncate(MAX_MANIFEST_FILE as usize - 100);
         std::fs::write(&big, &text).unwrap();
         assert!(load(&main, &vars()).problems.is_empty());
     }

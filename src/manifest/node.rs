@@ -23,7 +23,11 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     String(String),
-    Integer(i64),
+    /// `octal`: written as `0o...`, which a file mode reads as the mode it spells.
+    Integer {
+        value: i64,
+        octal: bool,
+    },
     Float(f64),
     Boolean(bool),
     Datetime(String),
@@ -42,7 +46,7 @@ impl NodeKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             NodeKind::String(_) => "a string",
-            NodeKind::Integer(_) => "an integer",
+            NodeKind::Integer { .. } => "an integer",
             NodeKind::Float(_) => "a float",
             NodeKind::Boolean(_) => "a boolean",
             NodeKind::Datetime(_) => "a date-time",
@@ -104,14 +108,20 @@ fn convert(
     let kind = match value.into_inner() {
         DeValue::String(s) => NodeKind::String(s.into_owned()),
         DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) => NodeKind::Integer(n),
+            Ok(value) => NodeKind::Integer {
+                value,
+                octal: i.radix() == 8,
+            },
             Err(_) => {
                 errors.push(ConvertError {
                     message: format!("integer {} does not fit in 64 bits", i.as_str()),
                     span,
                     node: id,
                 });
-                NodeKind::Integer(0)
+                NodeKind::Integer {
+                    value: 0,
+                    octal: false,
+                }
             }
         },
         DeValue::Float(f) => NodeKind::Float(parse_toml_float(f.as_str())),
@@ -328,7 +338,7 @@ mod tests {
     fn to_json(node: &Node) -> serde_json::Value {
         match &node.kind {
             NodeKind::String(s) | NodeKind::Datetime(s) => s.clone().into(),
-            NodeKind::Integer(i) => (*i).into(),
+            NodeKind::Integer { value, .. } => (*value).into(),
             NodeKind::Float(f) => (*f).into(),
             NodeKind::Boolean(b) => (*b).into(),
             NodeKind::Array(items) => items.iter().map(to_json).collect(),

@@ -12,7 +12,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::de::HELP_SEPARATOR;
+use super::de::{HELP_SEPARATOR, suggest};
 
 /// A value that did not parse: what is wrong, and how to write it instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +34,16 @@ impl ValueError {
     }
 }
 
-/// Deserialize from a string through `parse`, and from an integer through `from_int` when given.
+/// Deserialize from a string through `parse`, and from an integer through `from_int` when given;
+/// with `octal`, an integer written in octal (`0o755`) comes as its text, through `parse`.
 macro_rules! deserialize_via_parse {
-    ($ty:ty, $expecting:literal, $from_int:expr) => {
+    (@ask $deserializer:ident, $visitor:expr) => {
+        $deserializer.deserialize_any($visitor)
+    };
+    (@ask $deserializer:ident, $visitor:expr, octal) => {
+        $deserializer.deserialize_newtype_struct(super::de::OCTAL_NAME, $visitor)
+    };
+    ($ty:ty, $expecting:literal, $from_int:expr $(, $octal:ident)?) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 struct V;
@@ -63,8 +70,14 @@ macro_rules! deserialize_via_parse {
                             None => Err(E::invalid_type(de::Unexpected::Signed(n), &self)),
                         }
                     }
+                    fn visit_newtype_struct<D: Deserializer<'de>>(
+                        self,
+                        deserializer: D,
+                    ) -> Result<$ty, D::Error> {
+                        deserializer.deserialize_any(self)
+                    }
                 }
-                deserializer.deserialize_any(V)
+                deserialize_via_parse!(@ask deserializer, V $(, $octal)?)
             }
         }
     };
@@ -293,7 +306,8 @@ impl JsonSchema for Offset {
 // ---------------------------------------------------------------------------------------------
 // File modes
 
-/// A file mode or umask, written in octal as a string: "0755", "1777", "022".
+/// A file mode or umask, written in octal: a string ("0755", "1777", "022") or a TOML octal
+/// integer (`0o755`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Mode(pub u32);
 
@@ -321,8 +335,8 @@ impl Mode {
 
     fn from_int(n: i64) -> Result<Mode, ValueError> {
         Err(ValueError::new(
-            format!("the mode {n} is written as a number"),
-            format!("write it as an octal string, e.g. \"{n:04}\" if you meant octal"),
+            format!("the mode {n} is written as a decimal number"),
+            format!("write it as an octal string, \"{n:04}\", or as 0o{n:04} if you meant octal"),
         ))
     }
 }
@@ -333,7 +347,12 @@ impl fmt::Display for Mode {
     }
 }
 
-deserialize_via_parse!(Mode, "an octal mode such as \"0755\"", Some(Mode::from_int));
+deserialize_via_parse!(
+    Mode,
+    "an octal mode such as \"0755\"",
+    Some(Mode::from_int),
+    octal
+);
 
 impl JsonSchema for Mode {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -689,7 +708,7 @@ impl Capability {
             .map_err(|_| {
                 let names: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                let help = match suggest_owned(&name, &refs) {
+                let help = match suggest(&name, &refs) {
                     Some(best) => format!("did you mean \"{best}\"? See capabilities(7)"),
                     None => {
                         "see capabilities(7) for the names, e.g. \"CAP_NET_BIND_SERVICE\"".into()
@@ -698,15 +717,6 @@ impl Capability {
                 ValueError::new(format!("unknown capability \"{text}\""), help)
             })
     }
-}
-
-fn suggest_owned(name: &str, candidates: &[&str]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(name, c), *c))
-        .filter(|(score, _)| *score >= 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.to_string())
 }
 
 impl fmt::Display for Capability {
@@ -817,7 +827,7 @@ impl Syscall {
             return Ok(Syscall(text.to_string()));
         }
         let names = Arch::host().syscall_names();
-        let help = match suggest_owned(text, &names) {
+        let help = match suggest(text, &names) {
             Some(best) => format!("did you mean \"{best}\"? See syscalls(2)"),
             None => "see syscalls(2) for the names (lower case, e.g. \"ptrace\")".into(),
         };
@@ -878,10 +888,11 @@ impl Errno {
             .map(|(_, n)| Errno(*n))
             .ok_or_else(|| {
                 let names: Vec<&str> = ERRNOS.iter().map(|(n, _)| *n).collect();
-                ValueError::new(
-                    format!("unknown errno \"{text}\""),
-                    format!("use one of {}", names.join(", ")),
-                )
+                let help = match suggest(text, &names) {
+                    Some(best) => format!("did you mean \"{best}\"? (one of {})", names.join(", ")),
+                    None => format!("use one of {}", names.join(", ")),
+                };
+                ValueError::new(format!("unknown errno \"{text}\""), help)
             })
     }
 
