@@ -91,14 +91,30 @@ impl Cx<'_> {
 
     /// Resolve a host path written in the manifest: relative paths are relative to the folder
     /// of the file that wrote them (which is not always the main manifest's, with `extends`).
-    pub fn host_path(&self, value: &Spanned<String>) -> PathBuf {
-        let base = self
-            .loaded
-            .sources
-            .dir_of(value.span)
-            .unwrap_or(&self.loaded.project_dir);
-        let joined = base.join(&value.value);
-        lexical_clean(&joined)
+    /// Reports and returns `None` for an empty path (it would silently name that folder) and
+    /// one with a NUL byte (which no system call takes); `what` names it in the message.
+    pub fn host_path(&mut self, value: &Spanned<String>, what: &str) -> Option<PathBuf> {
+        let error = if value.value.is_empty() {
+            TargetError::Empty
+        } else if value.value.contains('\0') {
+            TargetError::Nul
+        } else {
+            let base = self
+                .loaded
+                .sources
+                .dir_of(value.span)
+                .unwrap_or(&self.loaded.project_dir);
+            return Some(lexical_clean(&base.join(&value.value)));
+        };
+        let problem = match error {
+            TargetError::Empty => {
+                Problem::error("sandbox::path::empty", format!("{what} is an empty path"))
+                    .help("write the path; use \".\" for the manifest's own folder")
+            }
+            other => other.problem(what),
+        };
+        self.report(problem.at(value.span, error.label()));
+        None
     }
 
     /// A path inside the sandbox: absolute, without `..`, normalized. Reports and returns `None`

@@ -348,7 +348,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                 "a bind mount needs a `source` on the host",
             )?;
             let optional = get(&mount.optional).unwrap_or(false);
-            let path = cx.host_path(&source);
+            let path = cx.host_path(&source, "the bind source")?;
             if !optional && std::fs::metadata(&path).is_err() {
                 cx.report(
                     Problem::error("sandbox::mount::missing-source", format!("the bind source {} does not exist", path.display()))
@@ -410,8 +410,8 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
             }
             let lower: Vec<PathBuf> = lower
                 .iter()
-                .map(|dir| {
-                    let path = cx.host_path(dir);
+                .filter_map(|dir| {
+                    let path = cx.host_path(dir, "an overlay lower dir")?;
                     if !path.is_dir() {
                         cx.report(
                             Problem::error(
@@ -422,7 +422,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                             .help("relative paths are relative to the manifest's folder"),
                         );
                     }
-                    path
+                    Some(path)
                 })
                 .collect();
             let readonly = readonly.unwrap_or(false);
@@ -439,7 +439,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                     None
                 }
                 (Some(upper), false) => {
-                    let upper = cx.host_path(upper);
+                    let upper = cx.host_path(upper, "an overlay's upper dir")?;
                     Some(OverlayUpper::Dir {
                         work: work_dir_for(&upper),
                         upper,

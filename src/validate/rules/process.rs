@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::super::{Cx, Invocation};
 use super::{get, section};
 use crate::diagnostics::Problem;
+use crate::escape::escaped;
 use crate::manifest::Tty;
 use crate::plan::ProcessPlan;
 use crate::rootfs::ImageConfig;
@@ -59,14 +60,39 @@ pub(super) fn process(
             Vec::new()
         }
     };
-    if argv.iter().any(|a| a.contains('\0')) {
+    // Where each argument was written; the command after `--` is nowhere in the manifest.
+    let written = |index: usize| match (&invocation.command, &process.command) {
+        (None, Some(command)) => command.value.get(index).map(|arg| arg.span),
+        _ => None,
+    };
+    let whose = if invocation.command.is_some() {
+        "the command after `--`"
+    } else {
+        "`command`"
+    };
+    if argv.first().is_some_and(String::is_empty) {
         cx.report(
             Problem::error(
-                "sandbox::process::nul",
-                "a command argument contains a NUL byte",
+                "sandbox::process::empty-command",
+                format!("{whose} names no program: its first word is empty"),
             )
-            .at_span(cx.span_of("process.command")),
+            .at_span(written(0))
+            .label("empty program name")
+            .help("name the program first, e.g. command = [\"/bin/sh\", \"-c\", \"...\"]"),
         );
+    }
+    for (index, arg) in argv.iter().enumerate() {
+        if arg.contains('\0') {
+            cx.report(
+                Problem::error(
+                    "sandbox::process::nul",
+                    format!("an argument of {whose} contains a NUL byte"),
+                )
+                .at_span(written(index))
+                .label("NUL byte in this argument")
+                .help("a program's arguments end at a NUL byte: remove it"),
+            );
+        }
     }
 
     let image_cwd = image
@@ -120,16 +146,16 @@ pub(super) fn process(
         }
     }
     let mut bad_names = Vec::new();
+    let mut bad_values = Vec::new();
     if let Some(vars) = &process.env {
         for (name, value) in &vars.value {
-            if name.value.is_empty()
-                || name.value.contains(['=', '\0'])
-                || value.value.contains('\0')
-            {
+            if name.value.is_empty() || name.value.contains(['=', '\0']) {
                 bad_names.push(name.clone());
-                continue;
+            } else if value.value.contains('\0') {
+                bad_values.push((name.clone(), value.span));
+            } else {
+                set(&name.value, value.value.clone());
             }
-            set(&name.value, value.value.clone());
         }
     }
     for name in process.inherit_env.iter().flat_map(|n| n.value.iter()) {
@@ -141,10 +167,26 @@ pub(super) fn process(
         cx.report(
             Problem::error(
                 "sandbox::process::env-name",
-                format!("invalid environment variable name \"{}\"", name.value),
+                format!(
+                    "invalid environment variable name \"{}\"",
+                    escaped(&name.value)
+                ),
             )
             .at(name.span, "not a variable name")
-            .help("a name cannot be empty or contain `=`"),
+            .help("a name cannot be empty or contain `=` or a NUL byte"),
+        );
+    }
+    for (name, span) in bad_values {
+        cx.report(
+            Problem::error(
+                "sandbox::process::nul",
+                format!(
+                    "the value of `{}` contains a NUL byte",
+                    escaped(&name.value)
+                ),
+            )
+            .at(span, "NUL byte in this value")
+            .help("an environment variable's value ends at a NUL byte: remove it"),
         );
     }
 

@@ -86,8 +86,8 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
     let source = match sources.first().map(|(name, _)| *name) {
         Some("path") => {
             let path = r.path.as_ref().expect("path source");
-            let resolved = cx.host_path(path);
-            if !resolved.is_dir() {
+            let resolved = cx.host_path(path, "the root directory");
+            if let Some(resolved) = resolved.as_ref().filter(|r| !r.is_dir()) {
                 let why = if resolved.exists() {
                     "is not a directory"
                 } else {
@@ -99,7 +99,9 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                         .help(make_it("relative paths are relative to the manifest's folder; create the directory or fix the path")),
                 );
             }
-            RootSource::Dir { path: resolved }
+            RootSource::Dir {
+                path: resolved.unwrap_or_default(),
+            }
         }
         Some(kind @ ("tar" | "oci")) => {
             let path = if kind == "tar" {
@@ -108,17 +110,38 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                 r.oci.as_ref()
             }
             .expect("archive source");
-            let resolved = cx.host_path(path);
-            if !resolved.exists() {
+            let what = if kind == "tar" {
+                "the root tarball"
+            } else {
+                "the root image"
+            };
+            let resolved = cx.host_path(path, what);
+            // A tarball is read as a file: a FIFO or a device (through a symlink the
+            // repository carries) would be waited on or read forever.
+            let unusable =
+                resolved
+                    .as_ref()
+                    .and_then(|resolved| match std::fs::metadata(resolved) {
+                        Err(_) => Some("does not exist"),
+                        Ok(meta) if kind == "tar" && !meta.is_file() => {
+                            Some("is not a regular file")
+                        }
+                        Ok(_) => None,
+                    });
+            let resolved = resolved.unwrap_or_default();
+            if let Some(why) = unusable {
                 cx.report(
                     Problem::error(
                         "sandbox::rootfs::missing",
-                        format!("the root {kind} {} does not exist", resolved.display()),
+                        format!("the root {kind} {} {why}", resolved.display()),
                     )
-                    .at(path.span, "does not exist")
-                    .help(make_it(
-                        "relative paths are relative to the manifest's folder",
-                    )),
+                    .at(path.span, why)
+                    .help(match unusable {
+                        Some("does not exist") => {
+                            make_it("relative paths are relative to the manifest's folder")
+                        }
+                        _ => "name the archive file itself, not a FIFO or a device".to_string(),
+                    }),
                 );
             }
             let sha256 = get(&r.sha256);
@@ -190,7 +213,9 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
             value: Overlay::Kept(kept),
             ..
         }) => {
-            let upper = cx.host_path(&kept.upper);
+            let upper = cx
+                .host_path(&kept.upper, "the overlay's upper dir")
+                .unwrap_or_default();
             Some(OverlayUpper::Dir {
                 work: work_dir_for(&upper),
                 upper,
