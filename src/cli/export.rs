@@ -91,7 +91,7 @@ pub fn run(args: ExportArgs, out: &Output) -> u8 {
                 serde_json::to_string_pretty(&exported.mappings).expect("JSON")
             );
         } else {
-            show!(text table(&exported.mappings));
+            show!(text crate::escape::printable(&table(&exported.mappings)));
         }
         return exit::SUCCESS;
     };

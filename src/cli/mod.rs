@@ -4,14 +4,19 @@
 /// `eprintln!` that goes on when nobody reads stderr any more. The launcher ignores SIGPIPE
 /// (its own pipes must answer EPIPE rather than kill it), so with `eprintln!` a reader gone
 /// early (`sandbox up -v ... 2>&1 | grep -m1 clone`) made the next message panic and abort the
-/// launcher before it removed its state record. `say!(text t)` writes `t` as it is.
+/// launcher before it removed its state record.
+///
+/// The message is made printable ([`crate::escape::printable`]): what it quotes (names, paths,
+/// an archive's entries) may hold terminal controls. `say!(text t)` writes `t` as it is: a
+/// rendered diagnostic (escaped when it was made, and maybe coloured) or a command's output.
 macro_rules! say {
     (text $text:expr) => {{
         let _ = std::io::Write::write_all(&mut std::io::stderr(), $text.as_bytes());
     }};
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let message = format!($($arg)*);
+        let message = crate::escape::printable(&message);
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{message}\n").as_bytes());
     }};
 }
 
@@ -23,8 +28,9 @@ macro_rules! show {
         let _ = std::io::Write::write_all(&mut std::io::stdout(), $text.as_bytes());
     }};
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let message = format!($($arg)*);
+        let message = crate::escape::printable(&message);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{message}\n").as_bytes());
     }};
 }
 
@@ -246,11 +252,20 @@ impl Output {
 
     /// [`Output::problems`] as text, for a message that goes elsewhere first.
     pub fn problems_text(&self, problems: &[Problem], loaded: &Loaded) -> String {
+        self.problems_text_in(problems, &loaded.sources)
+    }
+
+    /// [`Output::problems_text`] whose spans are in `sources`.
+    pub fn problems_text_in(
+        &self,
+        problems: &[Problem],
+        sources: &crate::manifest::SourceMap,
+    ) -> String {
         problems
             .iter()
             .filter(|problem| self.shows(problem))
             .map(|problem| {
-                let report = Report::new(problem.clone(), &loaded.sources);
+                let report = Report::new(problem.clone(), sources);
                 match problem.shown {
                     Shown::Summary => render_line(&report),
                     _ => render(&report, self.color),

@@ -40,7 +40,7 @@ pub fn run(args: PlanArgs, out: &Output) -> u8 {
             serde_json::to_string_pretty(&render_json(&plan, args.explain)).expect("JSON")
         );
     } else {
-        show!(text render_text(&plan, args.explain));
+        show!(text crate::escape::printable(&render_text(&plan, args.explain)));
     }
     exit::SUCCESS
 }

@@ -11,9 +11,9 @@ use crate::cgroup::Usage;
 use crate::diagnostics::Problem;
 use crate::exec::{self, ExecError, Outcome, StepFailure};
 use crate::host::HostFacts;
-use crate::manifest::Loaded;
 use crate::manifest::values::Size;
-use crate::plan::{Plan, RootSource, SeccompPlan, render_text};
+use crate::manifest::{Loaded, SourceMap, Span};
+use crate::plan::{Plan, RootSource, SeccompPlan, render_text, shell_words};
 use crate::rootfs::{self, Cache, PreparedRoot, Progress, RootfsError};
 use crate::state::{self, Record, StateError};
 use crate::validate::Invocation;
@@ -65,7 +65,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     };
     let super::Prepared { host, loaded, plan } = prepared;
     if args.dry_run {
-        show!(text render_text(&plan, out.verbose));
+        show!(text crate::escape::printable(&render_text(&plan, out.verbose)));
         return exit::SUCCESS;
     }
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
@@ -175,7 +175,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
                 }
             }
             if let Some(failure) = &outcome.failure {
-                said += &out.problems_text(&[failure_problem(failure, &loaded)], &loaded);
+                said += &failure_text(out, failure, &loaded, invocation.command.as_deref());
             }
             if outcome.timed_out {
                 said += &timed_out(&plan);
@@ -195,11 +195,15 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             outcome.status
         }
         Err(error) => {
-            let problem = match &error {
-                ExecError::Step(failure) => failure_problem(failure, &loaded),
-                other => Problem::error("sandbox::exec::setup", other.to_string()),
+            said += &match &error {
+                ExecError::Step(failure) => {
+                    failure_text(out, failure, &loaded, invocation.command.as_deref())
+                }
+                other => out.problems_text(
+                    &[Problem::error("sandbox::exec::setup", other.to_string())],
+                    &loaded,
+                ),
             };
-            said += &out.problems_text(&[problem], &loaded);
             exit::LAUNCHER_FAILED
         }
     };
@@ -300,6 +304,32 @@ fn seccomp_kill_problem(loaded: &Loaded) -> Problem {
         "find the call with `strace -f` (and seccomp = \"off\"), then allow it; with \
          default_action = \"errno\" a forbidden call fails instead of killing",
     )
+}
+
+/// A failed step as a diagnostic, as text, underlining what it came from: the command given
+/// after `--` when that is what failed to run, else the manifest key behind it.
+fn failure_text(
+    out: &Output,
+    failure: &StepFailure,
+    loaded: &Loaded,
+    command_line: Option<&[String]>,
+) -> String {
+    let problem = failure_problem(failure, loaded);
+    match command_line {
+        Some(argv) if failure.key.as_deref() == Some("process.command") => {
+            // The command line, shown as a source of its own with the program underlined.
+            let mut sources = SourceMap::default();
+            let program = shell_words(&argv[..1]).len();
+            let file = sources.add("command line".into(), format!("-- {}", shell_words(argv)));
+            let start = sources.base(file) + "-- ".len();
+            let problem = problem.at(
+                Span::new(start, start + program),
+                format!("{} failed here", failure.step.name()),
+            );
+            out.problems_text_in(&[problem], &sources)
+        }
+        _ => out.problems_text(&[problem], loaded),
+    }
 }
 
 /// A failed step as a diagnostic, underlining the manifest key behind it when there is one.
