@@ -663,6 +663,163 @@ pub fn remove(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<(), 
 mod tests {
     use super::*;
 
+    /// A layer built in memory; `raw` names are written as they are (`..` and all).
+    struct Layer(tar::Builder<Vec<u8>>);
+
+    impl Layer {
+        fn new() -> Layer {
+            Layer(tar::Builder::new(Vec::new()))
+        }
+
+        fn entry(&mut self, kind: EntryType, name: &[u8], link: &[u8], data: &[u8]) -> &mut Self {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            header.set_size(data.len() as u64);
+            header.as_old_mut().name[..name.len()].copy_from_slice(name);
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+            header.set_cksum();
+            self.0.append(&header, data).unwrap();
+            self
+        }
+
+        fn dir(&mut self, name: &str) -> &mut Self {
+            self.entry(EntryType::Directory, name.as_bytes(), b"", b"")
+        }
+
+        fn file(&mut self, name: &str) -> &mut Self {
+            self.entry(EntryType::Regular, name.as_bytes(), b"", b"data")
+        }
+
+        fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+            self.entry(EntryType::Symlink, name.as_bytes(), target.as_bytes(), b"")
+        }
+
+        /// The archive so far; the layer starts again empty.
+        fn bytes(&mut self) -> Vec<u8> {
+            std::mem::replace(&mut self.0, tar::Builder::new(Vec::new()))
+                .into_inner()
+                .unwrap()
+        }
+    }
+
+    /// A tree in `scratch/tree`, next to a folder standing for another unpack in progress.
+    fn tree(scratch: &Path) -> Tree {
+        for dir in ["tree", "other/etc"] {
+            std::fs::create_dir_all(scratch.join(dir)).unwrap();
+        }
+        std::fs::write(scratch.join("other/etc/passwd"), "root").unwrap();
+        let root = nix::fcntl::open(
+            &scratch.join("tree"),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        Tree::new(
+            root,
+            Options {
+                as_root: false,
+                budget: 1 << 30,
+            },
+        )
+    }
+
+    /// Whiteouts that name no file of their folder, or reach it through a symlink, are
+    /// refused and remove nothing: not the other unpack beside the tree (`.wh...` at the top
+    /// named the folder of all unpacks), not what a symlink leads to.
+    #[test]
+    fn hostile_whiteouts_are_refused_and_remove_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path();
+        let mut lower = Layer::new();
+        lower
+            .dir("real")
+            .file("real/keep")
+            .dir("real/sub")
+            .file("real/sub/keep")
+            .symlink("link", "real")
+            .symlink("abs", "/real")
+            .symlink("up", "../other");
+        let lower = lower.bytes();
+        for (name, refused) in [
+            (".wh..", "BadWhiteout"),
+            (".wh...", "BadWhiteout"),
+            (".wh.", "BadWhiteout"),
+            ("real/.wh..", "BadWhiteout"),
+            ("real/.wh...", "BadWhiteout"),
+            ("link/.wh.keep", "WhiteoutThroughSymlink"),
+            ("abs/.wh.keep", "WhiteoutThroughSymlink"),
+            ("abs/sub/.wh.keep", "WhiteoutThroughSymlink"),
+            ("up/.wh.etc", "WhiteoutThroughSymlink"),
+            ("link/.wh..wh..opq", "WhiteoutThroughSymlink"),
+            ("up/.wh..wh..opq", "WhiteoutThroughSymlink"),
+        ] {
+            let mut tree = tree(scratch);
+            tree.apply(&lower[..], true).unwrap();
+            let mut upper = Layer::new();
+            upper
+                .file("new")
+                .entry(EntryType::Regular, name.as_bytes(), b"", b"");
+            let error = tree.apply(&upper.bytes()[..], true).unwrap_err();
+            assert_eq!(error.entry, name, "{name}");
+            assert!(
+                format!("{:?}", error.why).starts_with(refused),
+                "{name}: {error}"
+            );
+            for kept in ["tree/real/keep", "tree/real/sub/keep", "other/etc/passwd"] {
+                assert!(scratch.join(kept).exists(), "{name} removed {kept}");
+            }
+            std::fs::remove_dir_all(scratch.join("tree")).unwrap();
+        }
+    }
+
+    #[test]
+    fn whiteouts_remove_what_lower_layers_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tree = tree(dir.path());
+        let mut lower = Layer::new();
+        lower
+            .dir("a")
+            .file("a/x")
+            .file("a/y")
+            .dir("b")
+            .file("b/z")
+            .file("c");
+        tree.apply(&lower.bytes()[..], true).unwrap();
+        let mut upper = Layer::new();
+        upper
+            .file(".wh.c")
+            .dir("a")
+            .file("a/.wh..wh..opq")
+            .file("a/new")
+            .file("b/.wh.z")
+            .file(".wh..wh.plnk");
+        tree.apply(&upper.bytes()[..], true).unwrap();
+        let tree_dir = dir.path().join("tree");
+        let mut left: Vec<String> = ["a", "a/x", "a/y", "a/new", "b", "b/z", "c"]
+            .into_iter()
+            .filter(|p| tree_dir.join(p).exists())
+            .map(String::from)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "a/new", "b"]);
+    }
+
+    /// A name with terminal controls and bytes that are not UTF-8 is shown escaped.
+    #[test]
+    fn an_entry_name_is_escaped_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tree = tree(dir.path());
+        let mut layer = Layer::new();
+        layer.entry(EntryType::Regular, b"../\x1b]0;owned\x07\xff", b"", b"");
+        let error = tree.apply(&layer.bytes()[..], false).unwrap_err();
+        let message = error.to_string();
+        assert_eq!(
+            message,
+            "entry \"../\\x1b]0;owned\\x07\\xff\": its path leaves the root (`..`)"
+        );
+    }
+
     #[test]
     fn paths_are_cleaned_and_traversal_refused() {
         assert_eq!(clean(b"./a//b/./c").unwrap(), PathBuf::from("a/b/c"));
