@@ -767,3 +767,101 @@ as_root_and_rootless! {
         }
     }
 }
+
+as_root_and_rootless! {
+    // Whiteouts of `..`, `.` or nothing, and whiteouts through a symlinked folder, are refused
+    // as damaged layers: nothing outside the layer's own root is removed (`.wh...` at the top
+    // of a layer emptied the cache's folder of unpacks, other sandboxes' included), and
+    // nothing is published.
+    fn hostile_whiteouts_are_refused_and_remove_nothing(who) {
+        for (case, whiteout) in [
+            ("the folder above", ".wh..."),
+            ("the folder itself", "etc/.wh.."),
+            ("no name", "etc/.wh."),
+            ("through a symlink out of the root", "out/.wh.victim"),
+            ("through a symlink inside the root", "lib/.wh.passwd"),
+            ("opaque through a symlink", "lib/.wh..wh..opq"),
+        ] {
+            let p = Rooted::new(who, "[rootfs]\noci = \"image\"\n[process]\ncommand = [\"/bin/true\"]\n");
+            // Another unpack in progress, beside this one in the cache's folder of unpacks.
+            let other = p.cache().join("tmp/other-unpack");
+            std::fs::create_dir_all(&other).unwrap();
+            std::fs::write(other.join("etc-passwd"), "root\n").unwrap();
+            let victim = p.project.mkdir("victim");
+            std::fs::write(victim.join("victim"), "x").unwrap();
+            give_tree(&p, &p.cache());
+            let mut bottom = Archive::busybox();
+            bottom.symlink("out", victim.to_str().unwrap()).symlink("lib", "etc");
+            let mut top = Archive::new();
+            top.raw_file(whiteout, b"");
+            let dir = p.project.path().join("image");
+            oci_layout(&dir, &[bottom.gzip(), top.gzip()], serde_json::json!({}));
+            give_tree(&p, &dir);
+            let out = p.up(&[]);
+            assert_eq!(out.status.code(), Some(125), "{case}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains(&format!("entry \"{whiteout}\"")) && err.contains("the layer is damaged"), "{case}: {err}");
+            assert!(other.join("etc-passwd").exists(), "{case}: the other unpack was touched");
+            assert!(victim.join("victim").exists(), "{case}: the symlink's target was touched");
+            assert!(p.roots().is_empty(), "{case}: nothing published");
+        }
+    }
+
+    // Bytes from an archive (a name, a header field) reach the terminal escaped: ESC and BEL
+    // would set the window title or clear the screen.
+    fn terminal_controls_in_an_archive_are_shown_escaped(who) {
+        let mut archive = Archive::busybox();
+        archive.raw_file("\u{1b}]0;owned\u{7}\u{1b}[2J", b"x");
+        let mut bytes = archive.bytes();
+        // The mode field of that last entry: octal digits, here ESC and BEL.
+        let header = bytes.len() - 1024 - 2 * 512;
+        bytes[header + 100..header + 108].copy_from_slice(b"\x1b]2;t\x07\0\0");
+        let checksum: u32 = bytes[header..header + 512]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(b) })
+            .sum();
+        bytes[header + 148..header + 156].copy_from_slice(format!("{checksum:06o}\0 ").as_bytes());
+        let p = tar_root(who, "root.tar", "");
+        p.write_bytes("root.tar", &bytes);
+        let out = p.up(&["/bin/true"]);
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+        assert!(!out.stderr.iter().any(|&b| b == 0x1b || b == 0x07), "raw controls: {:?}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("\\x1b]0;owned\\x07\\x1b[2J") && err.contains("\\x1b]2;t\\x07"), "{err}");
+    }
+
+    // An unpack killed half-way leaves its lock and its scratch folder; `cache prune` removes
+    // both (and nothing that a running launcher holds).
+    fn an_unpack_killed_half_way_leaves_nothing_prune_keeps(who) {
+        let mut archive = Archive::busybox();
+        let filler: Vec<u8> = (0..48 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        archive.file("filler", &filler, 0o644);
+        let p = tar_root(who, "root.tar", "");
+        p.write_bytes("root.tar", &archive.bytes());
+        let manifest = p.project.manifest();
+        let mut running = p
+            .command(&["up", manifest.to_str().unwrap(), "--", "/bin/true"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let listed = |sub: &str| -> Vec<PathBuf> {
+            std::fs::read_dir(p.cache().join(sub)).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !listed("tmp").iter().any(|e| e.is_dir()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(running.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        running.wait().unwrap();
+        assert_eq!(listed("locks").len(), 1, "the unpack lock is left: {:?}", listed("locks"));
+        assert!(listed("tmp").iter().any(|e| e.is_dir()), "a scratch folder is left");
+        let prune = p.command(&["cache", "prune"]).output().unwrap();
+        assert!(prune.status.success(), "{}", stderr(&prune));
+        assert!(stdout(&prune).contains("removed 1 unfinished unpack(s)"), "{}", stdout(&prune));
+        assert!(stdout(&prune).contains("lock file(s) and record(s)"), "{}", stdout(&prune));
+        assert_eq!(listed("locks"), Vec::<PathBuf>::new());
+        assert_eq!(listed("tmp"), Vec::<PathBuf>::new());
+        assert!(p.roots().is_empty());
+    }
+}
