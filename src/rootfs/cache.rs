@@ -575,6 +575,16 @@ mod tests {
         assert_eq!(names(&dir.path().join("cache/sources")), ["key"]);
     }
 
+    /// A record planted as a FIFO is no record, and reading it does not wait for a writer.
+    #[test]
+    fn a_record_that_is_no_regular_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        let planted = dir.path().join("cache/sources/key");
+        nix::unistd::mkfifo(&planted, Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(cache.source_digest("key"), None);
+    }
+
     /// What killed launchers leave (an unpack lock, a half-written record, a scratch lock, a
     /// root's lock and description without the root) is pruned; what is held is kept.
     #[test]
