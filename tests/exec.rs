@@ -554,3 +554,17 @@ as_root_and_rootless! {
         assert_eq!(*lines.last().unwrap(), "0", "uptime starts at zero: {first}");
     }
 }
+
+as_root_and_rootless! {
+    // A program given after `--` that cannot run is pointed at on the command line, not at
+    // the manifest's `command`, which it replaced.
+    fn an_exec_failure_after_the_double_dash_points_at_the_command_line(who) {
+        let p = project(who, "[process]\ncommand = [\"/bin/true\"]\n");
+        let out = p.up(&["no-such-program", "an argument"]);
+        assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("command line:1:4: step `exec` failed: executing no-such-program"), "{err}");
+        assert!(err.contains("-- no-such-program 'an argument'"), "{err}");
+        assert!(!err.contains("sandbox.toml"), "{err}");
+    }
+}

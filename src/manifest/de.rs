@@ -546,3 +546,28 @@ impl<'de> VariantAccess<'de> for UnitVariant<'de> {
         Err(de::Error::custom("expected a plain string value"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn a_name_cut_short_is_suggested_by_prefix_else_by_spelling() {
+        let capabilities = ["CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
+        assert_eq!(
+            suggest("CAP_NET_BIND", &capabilities),
+            Some("CAP_NET_BIND_SERVICE")
+        );
+        assert_eq!(suggest("cap_net_rw", &capabilities), Some("CAP_NET_RAW"));
+        let keys = ["command", "cwd", "env", "inherit_env", "umask"];
+        assert_eq!(suggest("comm", &keys), Some("command"));
+        assert_eq!(suggest("comand", &keys), Some("command"));
+        assert_eq!(
+            suggest("clock_gett", &["clock_gettime", "clock_settime"]),
+            Some("clock_gettime")
+        );
+        // Too short, or the start of several, or like nothing: no guess.
+        assert_eq!(suggest("c", &keys), None);
+        assert_eq!(suggest("zzzzzz", &keys), None);
+    }
+}

@@ -839,10 +839,14 @@ mod tests {
         let decimal = load_text("[process]\numask = 22\n");
         assert_eq!(codes(&decimal), ["sandbox::manifest::invalid-value"]);
         let help = decimal.problems[0].help.as_deref().unwrap();
-        assert!(help.contains("\"0022\"") && help.contains("0o0022"), "{help}");
+        assert!(
+            help.contains("\"0022\"") && help.contains("0o0022"),
+            "{help}"
+        );
         // Any other integer key takes an octal integer as the number it is.
         let loaded = load_text("[process]\nuser = 0o10\n");
-        assert_eq!(loaded.manifest.process.unwrap().user.unwrap().value, 8);
+        let process = loaded.manifest.process.as_ref().unwrap();
+        assert_eq!(process.user.as_ref().unwrap().value, 8);
     }
 
     #[test]
