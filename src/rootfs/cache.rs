@@ -360,9 +360,7 @@ impl Cache {
         }
         Ok(pruned)
     }
-}
 
-impl Cache {
     /// What a launcher leaves when it is killed, or fails between two steps: unpack locks
     /// (`locks/KEY.lock`, removed by their holder as it lets go), half-written records
     /// (`*.tmpPID`, locked while written), lock files and descriptions of unpacks and roots
