@@ -1,6 +1,7 @@
 //! `[[mount]]` entries, the default mounts (/proc, /dev, /tmp) and files the network writes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -177,8 +178,10 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     // whatever their number.
     let defaults_end = out.len();
     let mut slots: Vec<Option<MountStep>> = out.into_iter().map(Some).collect();
-    // Each target the manifest mounts on: where it was written, and its slot.
-    let mut written: HashMap<PathBuf, (Span, usize)> = HashMap::new();
+    // Each target the manifest mounts on: where it was written, and its slot. Targets are
+    // normalized, so they are compared as bytes (a Path compares and hashes component by
+    // component, which dominated the check of ten thousand mounts).
+    let mut written: HashMap<OsString, (Span, usize)> = HashMap::new();
     for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
         let key = format!("mount[{index}]");
         let Some(op) = mount_op(cx, &mount.value, mount.span, who) else {
@@ -191,7 +194,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
                     .help("the kernel only lets a user namespace mount sysfs with a network namespace it owns; enable `net` in [namespaces], or bind the host's /sys instead"),
             );
         }
-        let target = op.target().clone();
+        let target = op.target().as_os_str().to_owned();
         let here = mount.value.target.span;
         if let Some(&(first, slot)) = written.get(&target) {
             if same_file(cx, first, here) {
@@ -210,10 +213,10 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
             slots[slot] = None;
         }
         // The defaults are a handful, whatever the manifest holds.
-        if let Some(default) = slots[..defaults_end]
-            .iter_mut()
-            .find(|m| m.as_ref().is_some_and(|m| *m.op.target() == target))
-        {
+        if let Some(default) = slots[..defaults_end].iter_mut().find(|m| {
+            m.as_ref()
+                .is_some_and(|m| m.op.target().as_os_str() == target)
+        }) {
             *default = None;
         }
         written.insert(target, (here, slots.len()));
@@ -251,7 +254,7 @@ const HIDDEN_NAMED: usize = 5;
 /// targets listed deepest first gave a million warnings.)
 fn hidden_mounts(out: &[MountStep]) -> Vec<String> {
     // (parent node, component) -> node; node 0 is `/`.
-    let mut children: HashMap<(usize, &std::ffi::OsStr), usize> = HashMap::new();
+    let mut children: HashMap<(usize, &OsStr), usize> = HashMap::new();
     // Per node: the earliest manifest mount on it after the one being looked at.
     let mut mounted: Vec<Option<usize>> = vec![None];
     let mut hidden = Vec::new();
