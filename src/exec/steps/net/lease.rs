@@ -73,7 +73,8 @@ impl Store {
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
+            // A FIFO in its place fails at once (ENXIO) instead of waiting for a reader.
+            .custom_flags(crate::input::OPEN_FLAGS)
             .open(self.root.join(".lock"))
             .map_err(|e| LockError::Lock(io(e)))?;
         Ok(Locked {
