@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -95,9 +96,48 @@ pub fn regular(file: File, path: &Path) -> Result<File, InputError> {
     }
 }
 
+/// [`open_regular_file`] for a path already resolved (see [`crate::hostpath`]: an `extends`
+/// file, a tarball, an OCI layout's files): no symlink is followed, so one put there since the
+/// path was resolved and judged fails (ELOOP) instead of leading elsewhere.
+pub fn open_resolved_file(path: &Path) -> Result<File, InputError> {
+    let io = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // As in open_regular_file; a symlink is left to the open, which refuses it.
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
+    if !meta.is_symlink()
+        && let Some(kind) = kind(meta.file_type())
+    {
+        return Err(InputError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io(io::ErrorKind::InvalidInput.into()))?;
+    let file = crate::exec::sys::openat2(
+        None,
+        &name,
+        libc::O_RDONLY | OPEN_FLAGS,
+        libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|errno| io(io::Error::from_raw_os_error(errno as i32)))?;
+    regular(File::from(file), path)
+}
+
 /// Read all of `path`, a regular file of at most `limit` bytes.
 pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
-    let file = open_regular_file(path)?;
+    read_bounded(open_regular_file(path)?, path, limit)
+}
+
+/// [`read_regular_file`] for a resolved path (see [`open_resolved_file`]).
+pub fn read_resolved_file(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    read_bounded(open_resolved_file(path)?, path, limit)
+}
+
+/// Read all of `file` (opened from `path`), at most `limit` bytes.
+fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     let too_large = || InputError::TooLarge {
         path: path.to_path_buf(),
         limit,
@@ -155,6 +195,27 @@ mod tests {
         }
         let missing = read_regular_file(&dir.path().join("nope"), 10).unwrap_err();
         assert!(missing.is_not_found(), "{missing}");
+    }
+
+    /// A resolved path is read only as it is spelled: a symlink there now is refused.
+    #[test]
+    fn a_resolved_path_follows_no_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, link) = (dir.path().join("f"), dir.path().join("link"));
+        std::fs::write(&file, "x").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_resolved_file(&file, 10).unwrap(), b"x");
+        let error = read_resolved_file(&link, 10).unwrap_err();
+        assert!(
+            matches!(&error, InputError::Io { source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+            "{error}"
+        );
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(
+            read_resolved_file(&fifo, 10),
+            Err(InputError::NotRegular { .. })
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod export;
 pub mod folder;
 pub mod host;
+pub mod hostpath;
 pub mod input;
 pub mod lockfile;
 pub mod manifest;

@@ -13,11 +13,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::folder::{self, Purpose};
+use crate::hostpath;
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
-use crate::plan::{
-    CONFINED_CAPABILITIES, MountOp, NetPlan, OverlayUpper, Plan, RootSource, SeccompPlan,
-};
+use crate::plan::{CONFINED_CAPABILITIES, HostUse, NetPlan, Plan, SeccompPlan};
 
 /// Host directories a sandbox may bind read-only without asking: the system's own.
 const SYSTEM_DIRS: &[&str] = &[
@@ -49,86 +48,68 @@ impl Request {
 }
 
 /// What the plan asks for beyond the default jail. `home` is the caller's home folder.
+///
+/// Paths are judged by what they resolve to: the plan's are resolved (see
+/// [`crate::hostpath`]), and so are the project folder and `home` here, so a symlink in the
+/// repository (`hh -> ..`) or in the path of either folder changes nothing.
 pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Request> {
-    let project = loaded.project_dir.as_path();
+    let project = hostpath::resolve(&loaded.project_dir);
+    let home = home.map(hostpath::resolve);
     let mut out = Vec::new();
-    let outside = |path: &Path| !path.starts_with(project);
-    let under_home = |path: &Path| home.is_some_and(|home| path.starts_with(home));
+    let outside = |path: &Path| !path.starts_with(&project);
+    // A folder that holds the home folder gives it away as much as one inside it.
+    let home_note = |path: &Path| match &home {
+        Some(home) if path.starts_with(home) => Some(" (in your home folder)"),
+        Some(home) if home.starts_with(path) => Some(" (holds your home folder)"),
+        _ => None,
+    };
+    let under_home = |path: &Path| home_note(path).is_some();
     let system = |path: &Path| SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir));
     let describe = |path: &Path, writable: bool, what: &str| {
         let mut text = format!("{what} {}", path.display());
         if writable {
             text.push_str(" WRITABLE");
         }
-        if under_home(path) {
-            text.push_str(" (in your home folder)");
-        }
+        text.push_str(home_note(path).unwrap_or_default());
         text
     };
 
-    match &plan.root.source {
-        RootSource::Dir { path } | RootSource::Tar { path, .. } | RootSource::Oci { path, .. }
-            if outside(path) =>
-        {
-            out.push(Request::new(
-                "rootfs",
+    for host in plan.host_paths() {
+        let (path, key) = (host.path, host.key);
+        // The host's system directories that `rootfs.host` binds (or layers) read-only.
+        let host_root = key == "rootfs.host" && host.used != HostUse::Upper;
+        match host.used {
+            _ if host_root => {}
+            HostUse::Root | HostUse::Archive if outside(path) => out.push(Request::new(
+                key,
                 describe(path, false, "uses as its root"),
                 under_home(path),
-            ));
-        }
-        _ => {}
-    }
-    for (upper, key) in plan
-        .root
-        .overlay
-        .iter()
-        .map(|u| (u, "rootfs.overlay".to_string()))
-        .chain(plan.mounts.iter().filter_map(|m| match &m.op {
-            MountOp::Overlay { upper: Some(u), .. } => Some((u, m.key.clone())),
-            _ => None,
-        }))
-    {
-        if let OverlayUpper::Dir { upper, .. } = upper
-            && outside(upper)
-        {
-            out.push(Request::new(
-                key,
-                describe(upper, true, "keeps changes in"),
-                true,
-            ));
-        }
-    }
-    for step in &plan.mounts {
-        match &step.op {
-            MountOp::Bind {
-                source, readonly, ..
-            } if step.key != "rootfs.host" => {
-                let device = source.starts_with("/dev");
-                let harmless = *readonly && system(source);
-                if device {
+            )),
+            HostUse::Upper if outside(path) => {
+                out.push(Request::new(
+                    key,
+                    describe(path, true, "keeps changes in"),
+                    true,
+                ));
+            }
+            HostUse::Bind { readonly, .. } => {
+                let harmless = readonly && system(path);
+                if path.starts_with("/dev") {
                     out.push(Request::new(
-                        &step.key,
-                        describe(source, !readonly, "gives the device"),
+                        key,
+                        describe(path, !readonly, "gives the device"),
                         true,
                     ));
-                } else if outside(source) && !harmless {
-                    let loud = !readonly || under_home(source);
-                    out.push(Request::new(
-                        &step.key,
-                        describe(source, !readonly, "binds"),
-                        loud,
-                    ));
+                } else if outside(path) && !harmless {
+                    let loud = !readonly || under_home(path);
+                    out.push(Request::new(key, describe(path, !readonly, "binds"), loud));
                 }
             }
-            MountOp::Overlay { lower, .. } => {
-                for dir in lower.iter().filter(|d| outside(d) && !system(d)) {
-                    out.push(Request::new(
-                        &step.key,
-                        describe(dir, false, "layers"),
-                        under_home(dir),
-                    ));
-                }
-            }
+            HostUse::Lower if outside(path) && !system(path) => out.push(Request::new(
+                key,
+                describe(path, false, "layers"),
+                under_home(path),
+            )),
             _ => {}
         }
     }
@@ -351,14 +332,24 @@ fn env_variables_read(loaded: &Loaded) -> Vec<String> {
     names
 }
 
-/// The content a decision covers: every merged file, by path and bytes, in load order.
-pub fn content_hash(loaded: &Loaded) -> String {
+/// What a decision covers: every merged file, by path and bytes, in load order, and what the
+/// plan asks for. The requests depend on more than the files: on where the plan's paths lead
+/// (a symlink the sandbox itself planted in its project, `data -> ~/.ssh`, changes them), so a
+/// change there asks again too.
+pub fn content_hash(loaded: &Loaded, asked: &[Request]) -> String {
     let mut hasher = Sha256::new();
     for file in loaded.sources.files() {
         hasher.update(file.path.as_os_str().as_encoded_bytes());
         hasher.update([0]);
         hasher.update((file.text.len() as u64).to_le_bytes());
         hasher.update(file.text.as_bytes());
+    }
+    for request in asked {
+        for field in [&request.key, &request.what] {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field.as_bytes());
+        }
+        hasher.update([u8::from(request.loud)]);
     }
     hex(&hasher.finalize())
 }
@@ -453,14 +444,24 @@ mod tests {
     fn asks_as(uid: u32, text: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
-        let path = dir.path().join("sandbox.toml");
+        asks_in(
+            uid,
+            &dir.path().join("sandbox.toml"),
+            Path::new("/home/ann"),
+            text,
+        )
+    }
+
+    /// What the manifest `path` holding `text` asks for, for the caller `uid` whose home is
+    /// `home`.
+    fn asks_in(uid: u32, path: &Path, home: &Path, text: &str) -> Vec<String> {
         let vars = Vars {
-            home: Some("/home/ann".into()),
+            home: Some(home.display().to_string()),
             uid: 1000,
             gid: 1000,
             ..Vars::default()
         };
-        let loaded = load_str(&path, text, &vars);
+        let loaded = load_str(path, text, &vars);
         let host = HostFacts::fixed(
             caller(uid),
             FixedFacts {
@@ -475,10 +476,117 @@ mod tests {
         let plan = validated
             .plan
             .unwrap_or_else(|| panic!("{:?}", validated.problems));
-        requests(&plan, &loaded, Some(Path::new("/home/ann")))
+        requests(&plan, &loaded, Some(home))
             .into_iter()
             .map(|r| format!("{}{}", if r.loud { "!" } else { "" }, r.what))
             .collect()
+    }
+
+    /// A writable bind of `source`.
+    fn bind(source: &str) -> String {
+        format!(
+            "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"{source}\"\ntarget = \"/w\"\nreadonly = false\n"
+        )
+    }
+
+    #[test]
+    fn symlinks_are_judged_by_where_they_lead() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let (project, home) = (base.join("project"), base.join("home"));
+        for folder in [
+            project.join("data"),
+            home.join(".ssh"),
+            base.join("other/data"),
+        ] {
+            std::fs::create_dir_all(folder).unwrap();
+        }
+        symlink("..", project.join("hh")).unwrap();
+        symlink("../home", project.join("relative")).unwrap();
+        symlink(&home, project.join("absolute")).unwrap();
+        symlink(base.join("other"), project.join("parent")).unwrap();
+        symlink("data", project.join("inside")).unwrap();
+        let manifest = project.join("sandbox.toml");
+        let asks = |text: &str| asks_in(1000, &manifest, &home, text);
+
+        let above = format!(
+            "!binds {} WRITABLE (holds your home folder)",
+            base.display()
+        );
+        assert_eq!(asks(&bind("hh")), [above.clone()], "hh -> ..");
+        assert_eq!(asks(&bind("./hh/")), [above], "written another way");
+        let ssh = format!(
+            "!binds {} WRITABLE (in your home folder)",
+            home.join(".ssh").display()
+        );
+        assert_eq!(
+            asks(&bind("relative/.ssh")),
+            [ssh.clone()],
+            "a relative symlink"
+        );
+        assert_eq!(asks(&bind("absolute/.ssh")), [ssh], "an absolute symlink");
+        assert_eq!(
+            asks(&bind("parent/data")),
+            [format!(
+                "!binds {} WRITABLE",
+                base.join("other/data").display()
+            )],
+            "a symlinked parent folder"
+        );
+        assert!(
+            asks(&bind("inside")).is_empty(),
+            "a symlink within the project"
+        );
+        let layered = format!(
+            "{ROOT}[[mount]]\ntype = \"overlay\"\nsource = \"absolute\"\ntarget = \"/o\"\nupper = \"hh/kept\"\n"
+        );
+        assert_eq!(
+            asks(&layered),
+            [
+                format!("!layers {} (in your home folder)", home.display()),
+                format!("!keeps changes in {} WRITABLE", base.join("kept").display()),
+            ]
+        );
+        assert_eq!(
+            asks(&format!("{ROOT}[rootfs]\npath = \"hh/other\"\n").replace(ROOT, "")),
+            [format!("uses as its root {}", base.join("other").display())]
+        );
+        std::fs::write(base.join("other/base.toml"), ROOT).unwrap();
+        assert_eq!(
+            asks("extends = [\"parent/base.toml\"]\n"),
+            [format!(
+                "extends {}",
+                base.join("other/base.toml").display()
+            )],
+            "an extended file through a symlinked folder"
+        );
+
+        // The project itself reached through a symlinked folder: its own binds stay inside.
+        symlink(&project, base.join("linked")).unwrap();
+        assert!(
+            asks_in(
+                1000,
+                &base.join("linked/sandbox.toml"),
+                &home,
+                &bind("data")
+            )
+            .is_empty()
+        );
+        // And a home folder reached through a symlink is still the home folder.
+        symlink(&home, base.join("home-link")).unwrap();
+        assert_eq!(
+            asks_in(
+                1000,
+                &manifest,
+                &base.join("home-link"),
+                &bind("absolute/.ssh")
+            ),
+            [format!(
+                "!binds {} WRITABLE (in your home folder)",
+                home.join(".ssh").display()
+            )]
+        );
     }
 
     const ROOT: &str = "[rootfs]\nhost = true\n";
@@ -626,26 +734,21 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_covers_every_byte_of_every_file() {
+    fn the_hash_covers_every_byte_of_every_file_and_what_is_asked() {
         let vars = Vars::default();
-        let a = content_hash(&load_str(
-            Path::new("/p/sandbox.toml"),
-            "[rootfs]\nhost = true\n",
-            &vars,
-        ));
-        let b = content_hash(&load_str(
-            Path::new("/p/sandbox.toml"),
-            "[rootfs]\nhost = true \n",
-            &vars,
-        ));
-        let c = content_hash(&load_str(
-            Path::new("/q/sandbox.toml"),
-            "[rootfs]\nhost = true\n",
-            &vars,
-        ));
+        let hash = |path: &str, text: &str, asked: &[Request]| {
+            content_hash(&load_str(Path::new(path), text, &vars), asked)
+        };
+        let a = hash("/p/sandbox.toml", "[rootfs]\nhost = true\n", &[]);
+        let b = hash("/p/sandbox.toml", "[rootfs]\nhost = true \n", &[]);
+        let c = hash("/q/sandbox.toml", "[rootfs]\nhost = true\n", &[]);
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 64);
+        // Same files, but `data` now leads elsewhere: the decision does not cover it.
+        let asked = [Request::new("mount[0]", "binds /home/ann/.ssh", true)];
+        let d = hash("/p/sandbox.toml", "[rootfs]\nhost = true\n", &asked);
+        assert_ne!(a, d);
     }
 
     /// The store of a caller whose XDG_DATA_HOME is `data`.

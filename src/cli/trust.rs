@@ -69,7 +69,7 @@ pub fn may_run(
     let Some(store) = store(host, out) else {
         return false;
     };
-    let hash = content_hash(loaded);
+    let hash = content_hash(loaded, &asked);
     if store.is_allowed(&loaded.path, &hash) {
         return true;
     }
@@ -114,13 +114,14 @@ pub fn allow(args: TrustArgs, out: &Output) -> u8 {
     let Some(store) = store(&host, out) else {
         return exit::INVALID;
     };
-    if let Err(e) = store.allow(&loaded.path, &content_hash(&loaded)) {
+    let asked = requests_of(&plan, &loaded, &host);
+    if let Err(e) = store.allow(&loaded.path, &content_hash(&loaded, &asked)) {
         out.error(&format!("cannot record the decision: {e}"));
         return exit::INVALID;
     }
     if !out.quiet {
         let path = loaded.path.display();
-        match requests_of(&plan, &loaded, &host).as_slice() {
+        match asked.as_slice() {
             [] => say!("{path}: allowed (it asks for nothing beyond the default jail)"),
             asked => say!("{path}: allowed, with:\n{}", describe(asked, &loaded)),
         }

@@ -12,6 +12,7 @@ use super::node::{self, IdGen, Node, NodeId, NodeKind};
 use super::source::{SourceMap, Span};
 use super::vars::Vars;
 use crate::diagnostics::Problem;
+use crate::hostpath;
 
 /// The result of loading a manifest: everything valid in it, and every problem found.
 #[derive(Debug)]
@@ -375,12 +376,11 @@ impl Loader {
         let mut merged: Option<Node> = None;
         stack.push(path.to_path_buf());
         for (target, span) in self.extends_entries(&extends.value) {
-            let resolved = absolute(&path.parent().unwrap_or(Path::new("/")).join(&target));
-            let canonical = resolved.canonicalize().unwrap_or_else(|_| resolved.clone());
-            if stack
-                .iter()
-                .any(|p| p.canonicalize().unwrap_or_else(|_| p.clone()) == canonical)
-            {
+            // Judged (`extends` from outside the project), read and shown where it leads.
+            let resolved = hostpath::resolve(&absolute(
+                &path.parent().unwrap_or(Path::new("/")).join(&target),
+            ));
+            if stack.iter().any(|p| hostpath::resolve(p) == resolved) {
                 let chain: Vec<String> = stack
                     .iter()
                     .chain([&resolved])
@@ -397,7 +397,7 @@ impl Loader {
                 self.incomplete = true;
                 continue;
             }
-            let bytes = match read_manifest_file(&resolved) {
+            let bytes = match crate::input::read_resolved_file(&resolved, MAX_MANIFEST_FILE) {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     self.problems.push(

@@ -15,7 +15,7 @@ mod security;
 mod user;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,31 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// How the sandbox uses a host path of its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostUse {
+    /// Its root directory.
+    Root,
+    /// The tarball or OCI image its root is unpacked from.
+    Archive,
+    Bind {
+        readonly: bool,
+        optional: bool,
+    },
+    /// A lower layer of an overlay.
+    Lower,
+    /// The kept upper layer of an overlay, made (with its work dir beside it) when missing.
+    Upper,
+}
+
+/// A host path of the plan, with the manifest key that names it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostPath<'a> {
+    pub path: &'a Path,
+    pub key: &'a str,
+    pub used: HostUse,
+}
+
 /// Which namespaces are new (true) or shared with the host (false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
@@ -117,6 +142,67 @@ pub struct TimePlan {
 }
 
 impl Plan {
+    /// Every host path the sandbox uses, in the order it uses them: what the trust check
+    /// judges, and what the launcher opens before it does (see [`crate::hostpath`]).
+    pub fn host_paths(&self) -> Vec<HostPath<'_>> {
+        let mut paths = Vec::new();
+        let root = match &self.root.source {
+            RootSource::Tmpfs => None,
+            RootSource::Dir { path } => Some((path, HostUse::Root)),
+            RootSource::Tar { path, .. } | RootSource::Oci { path, .. } => {
+                Some((path, HostUse::Archive))
+            }
+        };
+        if let Some((path, used)) = root {
+            paths.push(HostPath {
+                path,
+                key: "rootfs",
+                used,
+            });
+        }
+        if let Some(OverlayUpper::Dir { upper, .. }) = &self.root.overlay {
+            paths.push(HostPath {
+                path: upper,
+                key: "rootfs.overlay",
+                used: HostUse::Upper,
+            });
+        }
+        for step in &self.mounts {
+            let key = step.key.as_str();
+            match &step.op {
+                MountOp::Bind {
+                    source,
+                    readonly,
+                    optional,
+                    ..
+                } => paths.push(HostPath {
+                    path: source,
+                    key,
+                    used: HostUse::Bind {
+                        readonly: *readonly,
+                        optional: *optional,
+                    },
+                }),
+                MountOp::Overlay { lower, upper, .. } => {
+                    paths.extend(lower.iter().map(|path| HostPath {
+                        path,
+                        key,
+                        used: HostUse::Lower,
+                    }));
+                    if let Some(OverlayUpper::Dir { upper, .. }) = upper {
+                        paths.push(HostPath {
+                            path: upper,
+                            key,
+                            used: HostUse::Upper,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        paths
+    }
+
     /// The host ids of the sandbox's root (or of its command, when root is not mapped inside):
     /// what kept overlay layers (and an exported bundle's rootfs) are owned by, so the sandbox
     /// can write them.

@@ -154,11 +154,18 @@ fn tarball(
         source,
     };
     let expected = sha256.map(str::to_ascii_lowercase);
+    // The path is resolved: opened following no symlink, the tarball is the one the trust
+    // check judged (see `hostpath`), and its identity is that of the file read.
+    let open = || crate::input::open_resolved_file(path);
     // A pinned root is looked up by its digest (the tarball is not even opened); otherwise the
     // tarball is hashed once and then known by its identity.
-    let identity = match &expected {
-        Some(_) => None,
-        None => Some(identity(&std::fs::metadata(path).map_err(read)?, path)),
+    let (file, identity) = match &expected {
+        Some(_) => (None, None),
+        None => {
+            let file = open()?;
+            let identity = identity(&file.metadata().map_err(read)?, path);
+            (Some(file), Some(identity))
+        }
     };
     let known = || {
         expected
@@ -182,12 +189,10 @@ fn tarball(
         return Ok(root);
     }
 
-    let file = crate::input::open_regular_file(path)?;
-    // The identity of what is hashed, should the file have been replaced meanwhile.
-    let identity = identity
-        .map(|_| file.metadata().map(|meta| self::identity(&meta, path)))
-        .transpose()
-        .map_err(read)?;
+    let file = match file {
+        Some(file) => file,
+        None => open()?,
+    };
     let started = Instant::now();
     let scratch = cache.scratch()?;
     let options = unpack::Options {

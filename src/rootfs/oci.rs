@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::escape::escaped;
-use crate::input::{InputError, open_regular_file};
+use crate::input::{InputError, open_resolved_file};
 use crate::plan::Layer;
 
 /// JSON documents (index, manifest, config) larger than this are refused: real ones are a few KiB.
@@ -193,10 +193,12 @@ impl Layout {
             path: path.to_path_buf(),
             source,
         };
-        if std::fs::metadata(path).map_err(io)?.is_dir() {
+        // The path is resolved: read following no symlink, it is the layout the trust check
+        // judged (see `hostpath`).
+        if std::fs::symlink_metadata(path).map_err(io)?.is_dir() {
             return Ok(Layout::Dir(path.to_path_buf()));
         }
-        let file = open_regular_file(path)?;
+        let file = open_resolved_file(path)?;
         let mut members = HashMap::new();
         // The headers are read and the data skipped with seeks: an image of gigabytes is
         // indexed by reading a few kilobytes.
@@ -227,7 +229,7 @@ impl Layout {
         match self {
             Layout::Dir(dir) => {
                 let path = dir.join(name);
-                let file = match open_regular_file(&path) {
+                let file = match open_resolved_file(&path) {
                     Ok(file) => file,
                     Err(error) if error.is_not_found() => return Ok(None),
                     Err(error) => return Err(error.into()),

@@ -7,7 +7,7 @@
 mod paths;
 mod rules;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use paths::{TargetError, normalize_target};
 
@@ -90,7 +90,8 @@ impl Cx<'_> {
     }
 
     /// Resolve a host path written in the manifest: relative paths are relative to the folder
-    /// of the file that wrote them (which is not always the main manifest's, with `extends`).
+    /// of the file that wrote them (which is not always the main manifest's, with `extends`),
+    /// and every symlink is followed, so the plan (and the trust check) sees where it leads.
     /// Reports and returns `None` for an empty path (it would silently name that folder) and
     /// one with a NUL byte (which no system call takes); `what` names it in the message.
     pub fn host_path(&mut self, value: &Spanned<String>, what: &str) -> Option<PathBuf> {
@@ -104,7 +105,7 @@ impl Cx<'_> {
                 .sources
                 .dir_of(value.span)
                 .unwrap_or(&self.loaded.project_dir);
-            return Some(lexical_clean(&base.join(&value.value)));
+            return Some(crate::hostpath::resolve(&base.join(&value.value)));
         };
         let problem = match error {
             TargetError::Empty => {
@@ -128,12 +129,4 @@ impl Cx<'_> {
             }
         }
     }
-}
-
-/// Remove `.` components and repeated slashes without touching the file system (a `..` in a
-/// host path is kept: it is the user's to write, and the kernel resolves it).
-fn lexical_clean(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
 }

@@ -522,7 +522,7 @@ impl FsContext {
 /// symlinks cannot leave it.
 pub fn open_in_root(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
     openat2(
-        dir,
+        Some(dir),
         path,
         flags,
         libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
@@ -533,14 +533,21 @@ pub fn open_in_root(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<Owne
 /// (ELOOP), nothing above `dir` (EXDEV).
 pub fn open_beneath_no_symlinks(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
     openat2(
-        dir,
+        Some(dir),
         path,
         flags,
         libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
     )
 }
 
-fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> Result<OwnedFd> {
+/// openat2(2): open `path` (relative to `dir`, or the current directory) resolving it as
+/// `resolve` (RESOLVE_* flags) says.
+pub fn openat2(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd> {
     // SAFETY: open_how is plain data; all zeroes is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -550,7 +557,7 @@ fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> Result
         match check(unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                dir.as_raw_fd(),
+                dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd()),
                 path.as_ptr(),
                 &mut how as *mut libc::open_how,
                 std::mem::size_of::<libc::open_how>(),
