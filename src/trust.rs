@@ -514,7 +514,7 @@ mod tests {
             "!binds {} WRITABLE (holds your home folder)",
             base.display()
         );
-        assert_eq!(asks(&bind("hh")), [above.clone()], "hh -> ..");
+        assert_eq!(asks(&bind("hh")), std::slice::from_ref(&above), "hh -> ..");
         assert_eq!(asks(&bind("./hh/")), [above], "written another way");
         let ssh = format!(
             "!binds {} WRITABLE (in your home folder)",
@@ -522,7 +522,7 @@ mod tests {
         );
         assert_eq!(
             asks(&bind("relative/.ssh")),
-            [ssh.clone()],
+            std::slice::from_ref(&ssh),
             "a relative symlink"
         );
         assert_eq!(asks(&bind("absolute/.ssh")), [ssh], "an absolute symlink");

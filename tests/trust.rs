@@ -91,3 +91,97 @@ as_root_and_rootless! {
         assert!(stderr(&checked).contains("shares the host's ipc namespaces"), "{}", stderr(&checked));
     }
 }
+
+/// Symlinks to the victim folder from the project: relative, absolute, and a symlinked parent
+/// folder, each bound writable at /v; with the folder each leads to.
+fn links_out(p: &Project, victim: &std::path::Path) -> Vec<(&'static str, std::path::PathBuf)> {
+    use std::os::unix::fs::symlink;
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    std::fs::create_dir_all(victim.join("sub")).unwrap();
+    let links = [
+        ("hh", format!("../{name}"), "hh", victim.to_path_buf()),
+        (
+            "abs",
+            victim.display().to_string(),
+            "abs",
+            victim.to_path_buf(),
+        ),
+        (
+            "parent",
+            victim.display().to_string(),
+            "parent/sub",
+            victim.join("sub"),
+        ),
+    ];
+    links
+        .into_iter()
+        .map(|(link, to, source, leads)| {
+            symlink(&to, p.path().join(link)).unwrap();
+            p.give(&p.path().join(link));
+            (source, leads)
+        })
+        .collect()
+}
+
+as_root_and_rootless! {
+    fn a_symlink_out_of_the_project_is_judged_where_it_leads(who) {
+        let p = Project::new(who, "");
+        let victim = home_outside(&p);
+        let home = p.mkdir("home");
+        for (source, leads) in links_out(&p, victim.path()) {
+            p.write("sandbox.toml", &format!(
+                "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n[[mount]]\ntype = \"bind\"\nsource = \"{source}\"\ntarget = \"/v\"\nreadonly = false\n"
+            ));
+            let manifest = p.manifest();
+            let manifest = manifest.to_str().unwrap();
+            let asked = format!("!! binds {} WRITABLE", leads.display());
+
+            let checked = sandbox(&p, &home, &["check", manifest]);
+            assert!(checked.status.success(), "{}", stderr(&checked));
+            assert!(stderr(&checked).contains("asks for more than the default jail"), "{source}: {}", stderr(&checked));
+            assert!(stderr(&checked).contains(&asked), "{source}: {}", stderr(&checked));
+
+            let up = sandbox(&p, &home, &["up", manifest, "--", "/bin/touch", "/v/written"]);
+            assert_eq!(up.status.code(), Some(125), "{source}: {}", stderr(&up));
+            assert!(stderr(&up).contains(&asked), "{source}: {}", stderr(&up));
+            assert!(!leads.join("written").exists(), "{source}: the command ran");
+        }
+    }
+
+    fn what_is_mounted_is_what_was_judged_even_if_swapped_meanwhile(who) {
+        // The trust prompt holds `up` between judging the plan and mounting it: the bound
+        // folder is swapped for a symlink to another then, and the sandbox must still see the
+        // folder that was judged.
+        let p = Project::new(who, "[rootfs]\nhost = true\n[process]\ntty = \"never\"\n[namespaces]\nipc = false\n[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\n");
+        p.write("data/marker", "judged\n");
+        let victim = home_outside(&p);
+        std::fs::write(victim.path().join("marker"), "swapped in\n").unwrap();
+        let home = p.mkdir("home");
+        let manifest = p.manifest();
+
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = || std::process::Stdio::from(std::fs::File::from(pty.slave.try_clone().unwrap()));
+        let up = p.command(&["up", manifest.to_str().unwrap(), "--", "/bin/cat", "/data/marker"])
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .stdin(slave())
+            .stderr(slave())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut master = std::fs::File::from(pty.master);
+        let mut said = String::new();
+        while !said.contains("[y/N]") {
+            let mut buffer = [0u8; 1024];
+            let n = std::io::Read::read(&mut master, &mut buffer).unwrap();
+            assert!(n > 0, "up ended before asking: {said}");
+            said.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        std::fs::rename(p.path().join("data"), p.path().join("data.judged")).unwrap();
+        std::os::unix::fs::symlink(victim.path(), p.path().join("data")).unwrap();
+        std::io::Write::write_all(&mut master, b"y\n").unwrap();
+        let out = up.wait_with_output().unwrap();
+        assert!(out.status.success(), "{said}");
+        assert_eq!(live::stdout(&out), "judged\n");
+    }
+}

@@ -11,6 +11,7 @@ use crate::cgroup::Usage;
 use crate::diagnostics::Problem;
 use crate::exec::{self, ExecError, Outcome, StepFailure};
 use crate::host::HostFacts;
+use crate::hostpath::HostFiles;
 use crate::manifest::values::Size;
 use crate::manifest::{Loaded, SourceMap, Span};
 use crate::plan::{Plan, RootSource, SeccompPlan, render_text, shell_words};
@@ -68,6 +69,19 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         show!(text crate::escape::printable(&render_text(&plan, out.verbose)));
         return exit::SUCCESS;
     }
+    // Opened before the trust check judges the plan: these very descriptors are mounted.
+    let files = match HostFiles::open(&plan) {
+        Ok(files) => files,
+        Err(error) => {
+            let mut problem = Problem::error("sandbox::mount::source-changed", error.to_string())
+                .help("run it again; if it keeps failing, something is changing that path");
+            if let Some(span) = loaded.provenance.get(&error.key) {
+                problem = problem.at(*span, "this path");
+            }
+            out.problems(&[problem], &loaded);
+            return exit::LAUNCHER_FAILED;
+        }
+    };
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
         return exit::LAUNCHER_FAILED;
     }
@@ -160,7 +174,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         on_started: Some(&mut on_started),
     };
     // `root` stays alive (its cache entry locked in use) until the sandbox is gone.
-    let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), hooks);
+    let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), &files, hooks);
     // What the launcher says about the run, on stderr; or, for a detached sandbox whose
     // command never started, to the caller still waiting, which prints it.
     let mut said = String::new();

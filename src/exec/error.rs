@@ -53,6 +53,11 @@ impl StepFailure {
                     .into()
             }
             (StepId::Mount, Errno::ENOENT) => "a path the mount needs does not exist".into(),
+            (StepId::Mount, Errno::ESTALE | Errno::ELOOP) => {
+                "the host path was moved or replaced (a symlink swapped in?) after `sandbox` opened \
+                 and checked it, so nothing else is mounted in its place; run it again"
+                    .into()
+            }
             (StepId::Mount, Errno::EPERM) => {
                 "the kernel refused the mount in the sandbox's user namespace (a fresh proc or sysfs needs the \
                  sandbox's own pid or network namespace, and a fully visible host /proc and /sys)"

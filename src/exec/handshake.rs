@@ -23,13 +23,8 @@ use crate::plan::StepId;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    /// Start. The message carries the mounts the supervisor prepared (see
-    /// `steps::mount::Prepared`): one per slot whose flag in `prepared` is true; and the
-    /// sandbox's address on its bridge.
-    Go {
-        prepared: Vec<bool>,
-        address: Option<Ipv4Addr>,
-    },
+    /// Start. The message carries the sandbox's address on its bridge.
+    Go { address: Option<Ipv4Addr> },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -144,7 +139,6 @@ mod tests {
     fn messages_and_descriptors_cross_the_pair() {
         let (parent, child) = pair().unwrap();
         let go = ToChild::Go {
-            prepared: vec![],
             address: Some(Ipv4Addr::new(10, 88, 0, 2)),
         };
         parent.send(&go, &[]).unwrap();
@@ -152,7 +146,6 @@ mod tests {
         assert_eq!(
             go,
             ToChild::Go {
-                prepared: vec![],
                 address: Some(Ipv4Addr::new(10, 88, 0, 2))
             }
         );

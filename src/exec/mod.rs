@@ -38,6 +38,7 @@ use steps::{cgroup, chroot, command, mount, net, pid, security, user};
 pub use supervise::{Outcome, TIMEOUT_GRACE};
 
 use crate::cgroup::Group;
+use crate::hostpath::HostFiles;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
 
@@ -75,9 +76,11 @@ pub struct Hooks<'a> {
 
 /// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
 /// of a tar or OCI root ([`crate::rootfs::prepare`]).
+/// `files` are the host paths of the plan, opened when it was judged ([`HostFiles::open`]).
 pub fn run(
     plan: &Plan,
     root: Option<&Path>,
+    files: &HostFiles,
     hooks: Hooks,
 ) -> Result<(Outcome, Timings), ExecError> {
     let started = Instant::now();
@@ -107,6 +110,10 @@ pub fn run(
         .or_fail(StepId::User, || "pipe2".into())?;
     let (ended_read, ended_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .or_fail(StepId::User, || "pipe2".into())?;
+    // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
+    let mount_started = Instant::now();
+    let prepared = mount::prepare(plan, root, files)?;
+    let mount_time = mount_started.elapsed();
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
     // child was killed on an early return.
     let cgroup_started = Instant::now();
@@ -131,13 +138,16 @@ pub fn run(
                 ended: ended_write,
             };
             let group = group.as_ref();
-            child_main(plan, root, group, child_end, pipes, terminal, &security)
+            child_main(
+                plan, root, group, child_end, pipes, terminal, &security, prepared,
+            )
         }
         sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
     };
     drop(child_end);
     drop(exec_write);
     drop(ended_write);
+    drop(prepared);
     let mut timings: Timings = vec![
         ("seccomp build".into(), seccomp_build),
         ("clone".into(), clone_started.elapsed()),
@@ -152,9 +162,7 @@ pub fn run(
         user::parent(user_plan, child.as_raw())?;
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
-    let step_started = Instant::now();
-    let prepared = mount::parent(plan, root, child.as_raw())?;
-    timings.push(("mount (parent)".into(), step_started.elapsed()));
+    timings.push(("mount (prepare)".into(), mount_time));
     let step_started = Instant::now();
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
     let network = net::parent(&plan.net, child.as_raw())?;
@@ -167,14 +175,11 @@ pub fn run(
         })?;
     }
     let go = ToChild::Go {
-        prepared: prepared.iter().map(Option::is_some).collect(),
         address: network.address(),
     };
-    let fds: Vec<_> = prepared.iter().flatten().map(AsRawFd::as_raw_fd).collect();
     parent_end
-        .send(&go, &fds)
+        .send(&go, &[])
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
-    drop(prepared);
 
     // With a terminal the answer brings the pty master, so it is needed at once; otherwise it
     // is read only when needed (see `Answer`), which saves the supervisor two wake-ups.
@@ -343,7 +348,9 @@ struct ChildPipes {
 }
 
 /// The sandbox's setup process: wait for `Go`, run the child halves, report, then spawn the
-/// command and stay as its init. Never returns.
+/// command and stay as its init. Never returns. `prepared` are the mounts the launcher
+/// prepared, inherited with the clone.
+#[allow(clippy::too_many_arguments)]
 fn child_main(
     plan: &Plan,
     root: Option<&Path>,
@@ -352,18 +359,12 @@ fn child_main(
     pipes: ChildPipes,
     terminal: bool,
     security: &security::Prepared,
+    prepared: mount::Prepared,
 ) -> ! {
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let (prepared, address) = match channel.recv::<ToChild>() {
-        Ok((ToChild::Go { prepared, address }, fds)) => {
-            let mut fds = fds.into_iter();
-            let prepared = prepared
-                .into_iter()
-                .map(|made| if made { fds.next() } else { None })
-                .collect();
-            (prepared, address)
-        }
+    let address = match channel.recv::<ToChild>() {
+        Ok((ToChild::Go { address }, _)) => address,
         _ => sys::exit_now(125),
     };
     let Set {

@@ -1,10 +1,18 @@
 //! Mount namespace: the new root and every mount of the plan.
 //!
-//! Preconditions: the process is in its own mount namespace (CLONE_NEWNS), owned by the
-//! sandbox's user namespace, with root inside (the user step). Order (as bubblewrap):
+//! Before the clone, the launcher turns every host path the plan mounts into a [`Source`]
+//! ([`prepare`]): from the descriptors opened when the plan was judged ([`HostFiles`]), so what
+//! is mounted is what the trust check judged, whatever the path names by then. As the host's
+//! root it makes the detached mounts itself, id-mapped where the plan says (the kernel wants
+//! CAP_SYS_ADMIN over a file system's own user namespace to id-map it), and outside the user
+//! namespace, so a folder only root may enter (root's 0700 home) is no obstacle.
+//!
+//! In the sandbox, preconditions: the process is in its own mount namespace (CLONE_NEWNS),
+//! owned by the sandbox's user namespace, with root inside (the user step). Order (as
+//! bubblewrap):
 //! 1. make every mount private (MS_REC|MS_PRIVATE on /): nothing propagates to the host;
 //! 2. mount a staging tmpfs on /tmp and pivot into it: the host's root stays reachable at
-//!    /oldroot, and host paths are read from there;
+//!    /oldroot;
 //! 3. build the sandbox's root at /newroot (a fresh tmpfs, a bind of a directory, or an overlay);
 //! 4. make each mount of the plan, in order. Every target is opened with
 //!    openat2(RESOLVE_IN_ROOT) below /newroot, so a symlink in the sandbox's root (`/tmp -> /etc`)
@@ -19,7 +27,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +41,7 @@ use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 use crate::exec::{root_file, write_all};
+use crate::hostpath::{self, HostFiles};
 use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file};
 
 const STAGING: &str = "/tmp";
@@ -56,9 +65,11 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
 /// Scratch space for mounts that need a backing store (files, tmpfs overlay layers).
 struct Staging {
     dir: OwnedFd,
+    /// The host's root, below the staging root.
+    old_root: OwnedFd,
     counter: usize,
-    /// What the supervisor made, in [`prepared_slots`] order.
-    prepared: std::vec::IntoIter<Option<OwnedFd>>,
+    /// What the launcher prepared, in [`slots`] order.
+    prepared: std::vec::IntoIter<Option<Source>>,
     /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
     userns: bool,
     /// The sandbox's address on a bridge, leased by the supervisor, for /etc/hosts.
@@ -89,15 +100,60 @@ impl Staging {
         sys::move_mount(tree.as_fd(), at.as_fd())?;
         Ok(PathBuf::from(format!("/{name}")))
     }
+
+    /// The next prepared host path as a detached mount with `attrs` (a tree the launcher made
+    /// has its own); `None` for an optional bind whose source was absent.
+    fn next_tree(&mut self, attrs: u64) -> Result<Option<OwnedFd>, Errno> {
+        match self.prepared.next().ok_or(Errno::ENOENT)? {
+            None => Ok(None),
+            Some(Source::Tree(tree)) => Ok(Some(tree)),
+            Some(Source::Judged { opened, path }) => {
+                let own = sys::openat2(
+                    Some(self.old_root.as_fd()),
+                    &inside(&path),
+                    libc::O_PATH,
+                    libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+                )?;
+                if !hostpath::same_file(own.as_fd(), opened.as_fd())? {
+                    return Err(Errno::ESTALE);
+                }
+                let tree = sys::open_tree_clone(Some(own.as_fd()), c"")?;
+                sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+                Ok(Some(tree))
+            }
+        }
+    }
+
+    /// The next prepared host path, which must be there, attached in the staging root.
+    fn next_layer(&mut self, attrs: u64) -> Result<PathBuf, Errno> {
+        let tree = self.next_tree(attrs)?.ok_or(Errno::ENOENT)?;
+        self.attach(tree)
+    }
+
+    /// The next prepared kept overlay layer: its upper and work dirs, opened below their folder
+    /// following no symlink (anyone who may write that folder could swap one for a symlink),
+    /// and named for overlayfs by their descriptors.
+    fn next_kept(&mut self, upper: &Path, work: &Path) -> Result<[OwnedFd; 2], Errno> {
+        let folder = self.next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
+        let folder = open_dir(folder.as_path())?;
+        let open = |dir: &Path| {
+            hostpath::open_dir_beneath(
+                folder.as_fd(),
+                Path::new(dir.file_name().ok_or(Errno::EINVAL)?),
+            )
+        };
+        Ok([open(upper)?, open(work)?])
+    }
+}
+
+/// A path that names an open descriptor (for overlayfs, which takes its layers by path): the
+/// host's /proc is below the staging root.
+fn fd_name(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("{OLD_ROOT}/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 fn cstring(path: impl AsRef<OsStr>) -> CString {
     CString::new(path.as_ref().as_bytes()).expect("plan paths hold no NUL byte (validated)")
-}
-
-/// A host path, as reachable from the staging root.
-fn host(path: &Path) -> PathBuf {
-    Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// A sandbox path, relative to the new root (for openat2 below it).
@@ -110,7 +166,7 @@ fn inside(path: &Path) -> CString {
     })
 }
 
-fn open_dir(path: &str) -> Result<OwnedFd, Errno> {
+fn open_dir<P: ?Sized + nix::NixPath>(path: &P) -> Result<OwnedFd, Errno> {
     nix::fcntl::open(
         path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -122,11 +178,23 @@ fn mode_string(mode: u32) -> CString {
     cstring(format!("{mode:o}"))
 }
 
-/// Mounts only the host's root may make (the kernel wants CAP_SYS_ADMIN over a file system's
-/// own user namespace to id-map it): the supervisor makes them, the child attaches them. One
-/// per [`prepared_slots`] entry, in that order; `None` for an optional bind whose source is
-/// absent.
-pub type Prepared = Vec<Option<OwnedFd>>;
+/// A host directory (or file) the sandbox mounts, as the launcher hands it to the sandbox.
+pub enum Source {
+    /// A detached mount of it, made by the launcher as the host's root, id-mapped where the
+    /// plan says: nothing is left to resolve.
+    Tree(OwnedFd),
+    /// Rootless, the launcher cannot make a mount in the host's mount namespace, and the
+    /// sandbox cannot make one of a descriptor opened there (open_tree(2) wants a mount of its
+    /// own namespace). So the sandbox opens `path` in its copy of the host's tree, following no
+    /// symlink, and mounts that only when it is `opened` itself (same device and inode; the
+    /// open descriptor keeps the inode from being reused). `path` is where the launcher's
+    /// descriptor is as the sandbox starts, so a folder moved since it was judged is followed.
+    Judged { opened: OwnedFd, path: PathBuf },
+}
+
+/// One per [`slots`] entry, in that order, made before the clone (the sandbox inherits them);
+/// `None` for an optional bind whose source was absent when the plan was judged.
+pub type Prepared = Vec<Option<Source>>;
 
 /// The directory the root is made from: the plan's own, or for a tar or OCI root, the tree
 /// [`crate::rootfs::prepare`] unpacked (`cached`).
@@ -138,116 +206,197 @@ fn root_dir<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Option<&'a Path> {
     }
 }
 
-/// The host directories the supervisor id-maps, in the order the child consumes them: the
-/// root, then each id-mapped bind, and each lower layer of each id-mapped overlay. The flag
-/// says whether the source may be absent, and whether the mount is read-only.
-fn prepared_slots<'a>(
-    plan: &'a Plan,
-    cached: Option<&'a Path>,
-) -> Vec<(&'a Path, Idmap, bool, bool)> {
+/// What a slot is made from.
+#[derive(Clone, Copy)]
+enum Host<'a> {
+    /// A host path of the plan, opened (and judged) before the trust check.
+    Judged(&'a Path),
+    /// The tree a tar or OCI root was unpacked into, in the launcher's own cache.
+    Cache(&'a Path),
+    /// A kept overlay layer: the folder holding its upper and work dirs, made as needed.
+    Kept { upper: &'a Path, work: &'a Path },
+}
+
+/// A host path the sandbox mounts, in the order the child consumes them: the root, then each
+/// bind and each lower layer (and kept upper layer) of each overlay.
+struct Slot<'a> {
+    from: Host<'a>,
+    idmap: Option<Idmap>,
+    readonly: bool,
+}
+
+fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
     let mut slots = Vec::new();
-    if plan.root.idmapped
-        && let Some(path) = root_dir(plan, cached)
-    {
-        slots.push((path, Idmap::Sandbox, false, false));
+    let kept = |upper: Option<&'a OverlayUpper>| match upper {
+        Some(OverlayUpper::Dir { upper, work }) => Some(Slot {
+            from: Host::Kept { upper, work },
+            idmap: None,
+            readonly: false,
+        }),
+        _ => None,
+    };
+    if let Some(path) = root_dir(plan, cached) {
+        let from = match plan.root.source {
+            RootSource::Dir { .. } => Host::Judged(path),
+            _ => Host::Cache(path),
+        };
+        slots.push(Slot {
+            from,
+            idmap: plan.root.idmapped.then_some(Idmap::Sandbox),
+            readonly: false,
+        });
+        slots.extend(kept(plan.root.overlay.as_ref()));
     }
     for step in &plan.mounts {
         match &step.op {
             MountOp::Bind {
                 source,
-                idmap: Some(idmap),
-                optional,
+                idmap,
                 readonly,
                 ..
-            } => slots.push((source.as_path(), *idmap, *optional, *readonly)),
+            } => slots.push(Slot {
+                from: Host::Judged(source),
+                idmap: *idmap,
+                readonly: *readonly,
+            }),
             MountOp::Overlay {
                 lower,
-                idmap: Some(idmap),
+                idmap,
+                upper,
                 ..
-            } => slots.extend(lower.iter().map(|l| (l.as_path(), *idmap, false, true))),
+            } => {
+                slots.extend(lower.iter().map(|l| Slot {
+                    from: Host::Judged(l),
+                    idmap: *idmap,
+                    readonly: true,
+                }));
+                slots.extend(kept(upper.as_ref()));
+            }
             _ => {}
         }
     }
     slots
 }
 
-/// Parent half: make the [`Prepared`] mounts, and the kept overlay layers as root. `child` is
-/// the sandbox's setup process, whose user namespace (maps written) is the sandbox's map;
-/// `cached` the unpacked tree of a tar or OCI root.
-pub fn parent(plan: &Plan, cached: Option<&Path>, child: i32) -> Result<Prepared, StepFailure> {
-    if nix::unistd::geteuid().is_root()
-        && let Some(owner) = plan.root_on_host()
-    {
-        for (upper, work) in kept_layers(plan) {
-            for dir in [upper, work] {
-                make_owned_dir(dir, owner)
-                    .or_fail(StepId::Mount, || format!("creating {}", dir.display()))?;
-            }
-        }
-    }
-    let slots = prepared_slots(plan, cached);
-    let mut sandbox_userns = None;
-    let mut caller_userns = None;
-    let mut prepared = Vec::with_capacity(slots.len());
-    for (source, idmap, optional, readonly) in slots {
-        let action = || format!("id-mapping {}", source.display());
-        let userns = match idmap {
-            Idmap::Sandbox => match &sandbox_userns {
-                Some(ns) => ns,
-                None => sandbox_userns.insert(
-                    std::fs::File::open(format!("/proc/{child}/ns/user"))
-                        .map(OwnedFd::from)
-                        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-                        .or_fail(StepId::Mount, action)?,
-                ),
+/// The launcher's half, before the clone: every host path the sandbox mounts, from the
+/// descriptors opened when the plan was judged (`files`), as [`Source`]s; kept overlay layers
+/// are made here. `cached` is the unpacked tree of a tar or OCI root.
+pub fn prepare(
+    plan: &Plan,
+    cached: Option<&Path>,
+    files: &HostFiles,
+) -> Result<Prepared, StepFailure> {
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut userns = Userns::default();
+    let mut prepared = Vec::new();
+    for slot in slots(plan, cached) {
+        let opened = match slot.from {
+            Host::Judged(path) => match files.get(path) {
+                Some(opened) => opened.fd.try_clone().map_err(io_errno),
+                // Only an optional bind's absent source is not opened.
+                None => {
+                    prepared.push(None);
+                    continue;
+                }
             },
-            Idmap::Caller { uid, gid } => match &caller_userns {
-                Some(ns) => ns,
-                None => caller_userns.insert(super::user::idmapped_userns(&uid, &gid)?),
-            },
+            Host::Cache(path) => open_dir(path),
+            Host::Kept { upper, work } => kept_folder(plan, files, upper, work, as_root),
         };
-        let attrs =
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 };
-        let made = sys::open_tree_clone(None, &cstring(source)).and_then(|tree| {
-            sys::mount_setattr(tree.as_fd(), true, attrs, 0, Some(userns.as_fd())).map(|()| tree)
-        });
-        prepared.push(match made {
-            Ok(tree) => Some(tree),
-            Err(Errno::ENOENT) if optional => None,
-            Err(errno) => return Err(StepFailure::new(StepId::Mount, action(), errno)),
-        });
+        let path = match slot.from {
+            Host::Judged(path) | Host::Cache(path) => path,
+            Host::Kept { upper, .. } => upper,
+        };
+        let action = || format!("opening {}", path.display());
+        let opened = opened.or_fail(StepId::Mount, action)?;
+        if !as_root {
+            let path = hostpath::fd_path(opened.as_fd())
+                .map_err(io_errno)
+                .or_fail(StepId::Mount, action)?;
+            prepared.push(Some(Source::Judged { opened, path }));
+            continue;
+        }
+        let userns = match slot.idmap {
+            Some(idmap) => Some(userns.of(idmap, plan)?),
+            None => None,
+        };
+        let attrs = MOUNT_ATTR_NOSUID
+            | MOUNT_ATTR_NODEV
+            | if slot.readonly { MOUNT_ATTR_RDONLY } else { 0 };
+        let tree = sys::open_tree_clone(Some(opened.as_fd()), c"")
+            .and_then(|tree| {
+                sys::mount_setattr(tree.as_fd(), true, attrs, 0, userns).map(|()| tree)
+            })
+            .or_fail(StepId::Mount, || format!("mounting {}", path.display()))?;
+        prepared.push(Some(Source::Tree(tree)));
     }
     Ok(prepared)
 }
 
-/// The kept (upper, work) directories of every overlay in the plan.
-fn kept_layers(plan: &Plan) -> Vec<(&PathBuf, &PathBuf)> {
-    let root = plan.root.overlay.as_ref();
-    let mounts = plan.mounts.iter().filter_map(|m| match &m.op {
-        MountOp::Overlay { upper, .. } => upper.as_ref(),
-        _ => None,
-    });
-    root.into_iter()
-        .chain(mounts)
-        .filter_map(|upper| match upper {
-            OverlayUpper::Dir { upper, work } => Some((upper, work)),
-            OverlayUpper::Tmpfs => None,
-        })
-        .collect()
+fn io_errno(error: std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// Create `dir` (and its missing parents) owned by `owner`, unless it exists already.
-fn make_owned_dir(dir: &Path, (uid, gid): (u32, u32)) -> Result<(), Errno> {
-    if dir.is_dir() {
-        return Ok(());
+/// The user namespaces id-mapped mounts are made through, each made once per launch.
+#[derive(Default)]
+struct Userns {
+    sandbox: Option<OwnedFd>,
+    caller: Option<OwnedFd>,
+}
+
+impl Userns {
+    fn of(&mut self, idmap: Idmap, plan: &Plan) -> Result<BorrowedFd<'_>, StepFailure> {
+        let (slot, uid_map, gid_map) = match idmap {
+            Idmap::Sandbox => {
+                let user = plan
+                    .user
+                    .as_ref()
+                    .expect("an id map needs the user namespace");
+                (
+                    &mut self.sandbox,
+                    user.uid_map.clone(),
+                    user.gid_map.clone(),
+                )
+            }
+            Idmap::Caller { uid, gid } => (&mut self.caller, vec![uid], vec![gid]),
+        };
+        if slot.is_none() {
+            *slot = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
+        }
+        Ok(slot.as_ref().expect("just made").as_fd())
     }
-    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io)
+}
+
+/// Make a kept overlay layer's upper and work dirs (and the folders above them) below the
+/// folder opened when the plan was judged, following no symlink; returns their folder. As
+/// root, what it makes goes to the sandbox's root, so that it can write there.
+fn kept_folder(
+    plan: &Plan,
+    files: &HostFiles,
+    upper: &Path,
+    work: &Path,
+    as_root: bool,
+) -> Result<OwnedFd, Errno> {
+    let opened = files.get(upper).ok_or(Errno::ENOENT)?;
+    let folder = hostpath::make_dirs(opened.fd.as_fd(), &opened.missing)?;
+    let owner = plan.root_on_host().filter(|_| as_root);
+    for dir in [upper, work] {
+        let name = dir.file_name().ok_or(Errno::EINVAL)?;
+        let (_, made) = hostpath::make_dir(folder.as_fd(), Path::new(name))?;
+        if let (true, Some((uid, gid))) = (made, owner) {
+            nix::unistd::fchownat(
+                folder.as_fd(),
+                name,
+                Some(uid.into()),
+                Some(gid.into()),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+    }
+    Ok(folder)
 }
 
 /// Build the new root and make every mount; returns a descriptor of the new root.
-/// `prepared` holds what [`parent`] made, `cached` the unpacked tree of a tar or OCI root,
+/// `prepared` holds what [`prepare`] made, `cached` the unpacked tree of a tar or OCI root,
 /// `address` the sandbox's leased address.
 pub fn child(
     plan: &Plan,
@@ -291,6 +440,7 @@ pub fn child(
     nix::unistd::chdir("/").or_fail(StepId::Mount, fail("chdir(/)"))?;
     let mut staging = Staging {
         dir: open_dir("/").or_fail(StepId::Mount, fail("opening the staging root"))?,
+        old_root: open_dir(OLD_ROOT).or_fail(StepId::Mount, fail("opening the host's root"))?,
         counter: 0,
         prepared: prepared.into_iter(),
         userns: plan.namespaces.user,
@@ -337,37 +487,18 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
             )
             .with_key("rootfs"));
         }
-        (Some(path), None) => match plan
-            .root
-            .idmapped
-            .then(|| staging.prepared.next().flatten())
-            .flatten()
-        {
-            Some(tree) => tree,
-            None => sys::open_tree_clone(None, &cstring(host(path)))
-                .and_then(|tree| {
-                    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                    sys::mount_setattr(tree.as_fd(), true, attrs, 0, None).map(|_| tree)
-                })
-                .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
-                .map_err(key)?,
-        },
+        (Some(path), None) => staging
+            .next_tree(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+            .and_then(|tree| tree.ok_or(Errno::ENOENT))
+            .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
+            .map_err(key)?,
         (Some(path), Some(upper)) => {
             let action = || format!("overlay / over {}", path.display());
-            // An id-mapped source is attached in the staging root first: overlayfs takes its
-            // layers by path.
-            let prepared = plan
-                .root
-                .idmapped
-                .then(|| staging.prepared.next().flatten())
-                .flatten();
-            let lower = match prepared {
-                Some(tree) => staging
-                    .attach(tree)
-                    .or_fail(StepId::Mount, action)
-                    .map_err(key)?,
-                None => host(path),
-            };
+            // overlayfs takes its layers by path: the source is attached in the staging root.
+            let lower = staging
+                .next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)
+                .or_fail(StepId::Mount, action)
+                .map_err(key)?;
             overlay(&[lower], Some(upper), false, staging)
                 .or_fail(StepId::Mount, action)
                 .map_err(key)?
@@ -462,31 +593,16 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
     let ro = |readonly: bool| if readonly { MOUNT_ATTR_RDONLY } else { 0 };
     match &step.op {
         MountOp::Bind {
-            source,
-            target,
-            readonly,
-            idmap,
-            optional,
+            target, readonly, ..
         } => {
-            let tree = match idmap {
-                // Made by the supervisor, attributes included; `None` when the source is absent.
-                Some(_) => match staging.prepared.next().flatten() {
-                    Some(tree) => tree,
-                    None => return Ok(()),
-                },
-                None => match sys::open_tree_clone(None, &cstring(host(source))) {
-                    Err(Errno::ENOENT) if *optional => return Ok(()),
-                    other => other?,
-                },
+            let Some(tree) = staging.next_tree(FS | ro(*readonly))? else {
+                return Ok(());
             };
             let leaf = if is_dir(tree.as_fd())? {
                 Leaf::Dir
             } else {
                 Leaf::File
             };
-            if idmap.is_none() {
-                sys::mount_setattr(tree.as_fd(), true, FS | ro(*readonly), 0, None)?;
-            }
             let target = ensure(root, target, leaf)?;
             sys::move_mount(tree.as_fd(), target.as_fd())
         }
@@ -522,19 +638,11 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             upper,
             target,
             readonly,
-            idmap,
+            ..
         } => {
             let lower = lower
                 .iter()
-                .map(|l| match idmap {
-                    Some(_) => staging
-                        .prepared
-                        .next()
-                        .flatten()
-                        .ok_or(Errno::ENOENT)
-                        .and_then(|tree| staging.attach(tree)),
-                    None => Ok(host(l)),
-                })
+                .map(|_| staging.next_layer(FS | MOUNT_ATTR_RDONLY))
                 .collect::<Result<Vec<PathBuf>, Errno>>()?;
             let mount = overlay(&lower, upper.as_ref(), *readonly, staging)?;
             sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
@@ -700,6 +808,8 @@ fn overlay(
         .join(":");
     let fs = FsContext::open(c"overlay")?;
     fs.set(c"lowerdir", &cstring(lowerdir))?;
+    // A kept layer's descriptors, which its names refer to until the mount is made.
+    let mut kept = None;
     let (upper_dir, work_dir) = match upper {
         None => (None, None),
         Some(OverlayUpper::Tmpfs) => {
@@ -730,11 +840,10 @@ fn overlay(
             )
         }
         Some(OverlayUpper::Dir { upper, work }) => {
-            for dir in [upper, work] {
-                std::fs::create_dir_all(host(dir))
-                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-            }
-            (Some(host(upper)), Some(host(work)))
+            let [upper, work] = staging.next_kept(upper, work)?;
+            let names = (Some(fd_name(upper.as_fd())), Some(fd_name(work.as_fd())));
+            kept = Some([upper, work]);
+            names
         }
     };
     if let (Some(upper), Some(work)) = (upper_dir, work_dir) {
@@ -744,7 +853,10 @@ fn overlay(
     if staging.userns {
         fs.flag(c"userxattr")?;
     }
-    fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 })
+    let mount = fs
+        .mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 });
+    drop(kept);
+    mount
 }
 
 /// Hide the kernel's sensitive entries in the proc and sysfs mounts just made (the plan's
@@ -854,9 +966,49 @@ mod tests {
 
     #[test]
     fn paths_map_to_the_right_side() {
-        assert_eq!(host(Path::new("/home/x")), PathBuf::from("/oldroot/home/x"));
         assert_eq!(inside(Path::new("/usr/bin")).to_str().unwrap(), "usr/bin");
         assert_eq!(inside(Path::new("/")).to_str().unwrap(), ".");
         assert_eq!(mode_string(0o1777).to_str().unwrap(), "1777");
+    }
+
+    #[test]
+    fn slots_follow_the_order_the_sandbox_mounts_them_in() {
+        use crate::host::{Caller, FixedFacts, HostFacts};
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        for folder in ["root", "a", "b", "c"] {
+            std::fs::create_dir(base.join(folder)).unwrap();
+        }
+        let text = "[rootfs]\npath = \"root\"\noverlay = { upper = \"kept/root\" }\n\
+            [[mount]]\ntype = \"overlay\"\nsource = [\"a\", \"b\"]\ntarget = \"/o\"\nupper = \"kept/o\"\n\
+            [[mount]]\ntype = \"tmpfs\"\ntarget = \"/t\"\n\
+            [[mount]]\ntype = \"bind\"\nsource = \"c\"\ntarget = \"/c\"\n";
+        let caller = Caller {
+            uid: 1000,
+            gid: 1000,
+            euid: 1000,
+            user: None,
+            home: None,
+            env: Default::default(),
+        };
+        let loaded = crate::manifest::load_str(&base.join("sandbox.toml"), text, &caller.vars());
+        let host = HostFacts::fixed(caller, FixedFacts::default());
+        let invocation = crate::validate::Invocation::inspecting();
+        let validated = crate::validate::validate(&loaded, &host, &invocation);
+        let plan = validated.plan.expect("a plan");
+        let order: Vec<String> = slots(&plan, None)
+            .iter()
+            .map(|slot| match slot.from {
+                Host::Judged(path) => path.strip_prefix(&base).unwrap().display().to_string(),
+                Host::Kept { upper, .. } => {
+                    format!("kept {}", upper.strip_prefix(&base).unwrap().display())
+                }
+                Host::Cache(_) => unreachable!("no archive"),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["root", "kept kept/root", "a", "b", "kept kept/o", "c"]
+        );
     }
 }

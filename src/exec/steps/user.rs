@@ -194,11 +194,15 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
         .or_fail(StepId::User, || "setns(time_for_children)".into())
 }
 
-/// A user namespace whose only mapping is `idmap`, for id-mapped binds (mount_setattr(2),
-/// MOUNT_ATTR_IDMAP). Made by the supervisor, as the host's root: a helper is cloned into a new
-/// user namespace where it only waits, the maps are written from here, and the namespace is
-/// kept as a descriptor. The helper exits when the pipe it waits on closes.
-pub fn idmapped_userns(uid: &IdMapping, gid: &IdMapping) -> Result<OwnedFd, StepFailure> {
+/// A user namespace with these maps, for id-mapped mounts (mount_setattr(2),
+/// MOUNT_ATTR_IDMAP). Made by the launcher, as the host's root, before the sandbox exists: a
+/// helper is cloned into a new user namespace where it only waits, the maps are written from
+/// here, and the namespace is kept as a descriptor. The helper exits when the pipe it waits on
+/// closes.
+pub fn idmapped_userns(
+    uid_map: &[IdMapping],
+    gid_map: &[IdMapping],
+) -> Result<OwnedFd, StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move |errno| StepFailure::new(StepId::Mount, action, errno)
@@ -206,7 +210,7 @@ pub fn idmapped_userns(uid: &IdMapping, gid: &IdMapping) -> Result<OwnedFd, Step
     let (hold_read, hold_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail("pipe2"))?;
     let (pid, pidfd) = match sys::clone3(libc::CLONE_NEWUSER as u64, None)
-        .map_err(fail("clone for an id-mapped bind"))?
+        .map_err(fail("clone for an id-mapped mount"))?
     {
         sys::Forked::Child => {
             drop(hold_write);
@@ -218,9 +222,8 @@ pub fn idmapped_userns(uid: &IdMapping, gid: &IdMapping) -> Result<OwnedFd, Step
     drop(hold_read);
     let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let proc = PathBuf::from(format!("/proc/{pid}"));
-    let line = |m: &IdMapping| format!("{} {} 1\n", m.inside, m.outside);
-    let made = std::fs::write(proc.join("uid_map"), line(uid))
-        .and_then(|()| std::fs::write(proc.join("gid_map"), line(gid)))
+    let made = std::fs::write(proc.join("uid_map"), map_text(uid_map))
+        .and_then(|()| std::fs::write(proc.join("gid_map"), map_text(gid_map)))
         .and_then(|()| std::fs::File::open(proc.join("ns/user")))
         .map(OwnedFd::from)
         .map_err(io);
@@ -229,7 +232,7 @@ pub fn idmapped_userns(uid: &IdMapping, gid: &IdMapping) -> Result<OwnedFd, Step
         nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
         nix::sys::wait::WaitPidFlag::WEXITED,
     );
-    made.map_err(fail("writing the maps of an id-mapped bind"))
+    made.map_err(fail("writing the maps of an id-mapped mount"))
 }
 
 #[cfg(test)]
