@@ -100,6 +100,30 @@ pub const HOST_ROOT_PATHS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
 ];
 
+/// The host's system directories: a read-only bind of one needs no trust, and as root their
+/// files stay the host's root's (never id-mapped to the command's user, or /etc/shadow would
+/// be the command's to read).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+];
+
+/// Whether `path` (resolved) is one of the host's system directories or below one.
+pub fn is_system_path(path: &Path) -> bool {
+    SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
+/// File systems whose mounts Linux can id-map (FS_ALLOW_IDMAP), by statfs(2) magic, with the
+/// release that allowed it. Others may too, on newer kernels or out of tree (OpenZFS 2.2):
+/// `idmap = true` asks for it anyway; only the default is cautious.
+const IDMAPPABLE: &[(i64, &str, (u32, u32))] = &[
+    (0xEF53, "ext4", (5, 12)),
+    (0x5846_5342, "xfs", (5, 12)),
+    (0x4d44, "vfat", (5, 12)),
+    (0x9123_683E, "btrfs", (5, 15)),
+    (0xF2F5_2010, "f2fs", (5, 18)),
+    (0x0102_1994, "tmpfs", (6, 3)),
+];
+
 pub struct HostFacts {
     pub caller: Caller,
     pub arch: Arch,
@@ -120,6 +144,9 @@ pub struct HostFacts {
     /// Host names looked up so far; with fixed facts, the only names there are.
     names: RefCell<BTreeMap<String, Result<Vec<IpAddr>, String>>>,
     names_fixed: bool,
+    kernel: OnceCell<(u32, u32)>,
+    /// Given, for tests: every path is on this file system, which cannot be id-mapped.
+    not_idmappable: Option<String>,
 }
 
 impl HostFacts {
@@ -148,6 +175,8 @@ impl HostFacts {
             nr_open: OnceCell::new(),
             names: RefCell::new(BTreeMap::new()),
             names_fixed: false,
+            kernel: OnceCell::new(),
+            not_idmappable: None,
         }
     }
 
@@ -162,6 +191,7 @@ impl HostFacts {
                 .collect(),
         );
         facts.names_fixed = true;
+        facts.not_idmappable = fixed.not_idmappable;
         let _ = facts.subuid.set(fixed.subuid);
         let _ = facts.subgid.set(fixed.subgid);
         let _ = facts.newuidmap.set(fixed.newuidmap);
@@ -244,6 +274,27 @@ impl HostFacts {
                 })
                 .collect()
         })
+    }
+
+    /// Whether mounts of the file system holding `path` can be id-mapped here; `Err` names the
+    /// file system when they cannot (or are not known to).
+    pub fn idmappable(&self, path: &Path) -> Result<(), String> {
+        if let Some(fs) = &self.not_idmappable {
+            return Err(fs.clone());
+        }
+        let Ok(stat) = nix::sys::statfs::statfs(path) else {
+            // Absent (an optional bind): there is nothing to map yet.
+            return Ok(());
+        };
+        // f_type is a long with glibc and unsigned with musl.
+        #[allow(clippy::unnecessary_cast)]
+        let magic = stat.filesystem_type().0 as i64;
+        let kernel = *self.kernel.get_or_init(kernel_release);
+        match IDMAPPABLE.iter().find(|(known, ..)| *known == magic) {
+            Some((_, _, since)) if kernel >= *since => Ok(()),
+            Some((_, name, (major, minor))) => Err(format!("{name} before Linux {major}.{minor}")),
+            None => Err(format!("its file system (statfs type {magic:#x})")),
+        }
     }
 
     /// The landlock ABI version the kernel offers (0: none).
@@ -346,6 +397,16 @@ pub struct FixedFacts {
     pub nr_open: Option<u64>,
     /// Host names and their addresses; any other name does not resolve.
     pub names: BTreeMap<String, Vec<IpAddr>>,
+    /// Every path is on this file system, whose mounts cannot be id-mapped (default: all can).
+    pub not_idmappable: Option<String>,
+}
+
+/// The running kernel's major and minor version.
+fn kernel_release() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
 }
 
 fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {

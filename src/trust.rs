@@ -13,15 +13,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::folder::{self, Purpose};
+use crate::host::is_system_path;
 use crate::hostpath;
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
 use crate::plan::{CONFINED_CAPABILITIES, HostUse, NetPlan, Plan, SeccompPlan};
-
-/// Host directories a sandbox may bind read-only without asking: the system's own.
-const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
-];
 
 /// Environment variables harmless to copy in: terminal and locale settings.
 const HARMLESS_ENV: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
@@ -64,7 +60,6 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
         _ => None,
     };
     let under_home = |path: &Path| home_note(path).is_some();
-    let system = |path: &Path| SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir));
     let describe = |path: &Path, writable: bool, what: &str| {
         let mut text = format!("{what} {}", path.display());
         if writable {
@@ -93,7 +88,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
                 ));
             }
             HostUse::Bind { readonly, .. } => {
-                let harmless = readonly && system(path);
+                let harmless = readonly && is_system_path(path);
                 if path.starts_with("/dev") {
                     out.push(Request::new(
                         key,
@@ -105,7 +100,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
                     out.push(Request::new(key, describe(path, !readonly, "binds"), loud));
                 }
             }
-            HostUse::Lower if outside(path) && !system(path) => out.push(Request::new(
+            HostUse::Lower if outside(path) && !is_system_path(path) => out.push(Request::new(
                 key,
                 describe(path, false, "layers"),
                 under_home(path),

@@ -732,3 +732,62 @@ fn ten_thousand_mounts_validate_with_a_bounded_list_of_warnings() {
         }
     }
 }
+
+#[test]
+fn as_root_binds_are_id_mapped_to_the_caller_but_not_system_dirs() {
+    use sandbox::plan::Idmap;
+    let bind = |source: &str, extra: &str| {
+        format!(
+            "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n{extra}[[mount]]\ntype = \"bind\"\nsource = \"{source}\"\ntarget = \"/b\"\nreadonly = false\n"
+        )
+    };
+    let idmap_of = |facts: &Facts, text: &str| {
+        let validated = validate_on(text, facts, false);
+        let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
+        let plan = validated.plan.unwrap_or_else(|| panic!("{codes:?}"));
+        let idmap = plan
+            .mounts
+            .iter()
+            .find_map(|m| match &m.op {
+                MountOp::Bind { target, idmap, .. } if target == Path::new("/b") => Some(*idmap),
+                _ => None,
+            })
+            .expect("the bind");
+        (idmap, codes)
+    };
+    let root = Facts {
+        who: Who::Root,
+        ..Facts::default()
+    };
+    assert_eq!(
+        idmap_of(&root, &bind(".", "")),
+        (Some(Idmap::Caller), vec![])
+    );
+    assert_eq!(
+        idmap_of(
+            &root,
+            &bind(".", "").replace("readonly = false", "idmap = false")
+        ),
+        (None, vec![]),
+        "idmap = false keeps the host's ids"
+    );
+    for system in ["/etc", "/usr/share", "/dev/null", "/proc/self"] {
+        assert_eq!(idmap_of(&root, &bind(system, "")).0, None, "{system}");
+    }
+    assert_eq!(
+        idmap_of(&root, &bind(".", "[namespaces]\nuser = false\n")),
+        (None, vec![]),
+        "without a user namespace the ids are the host's"
+    );
+    let rootless = Facts::default();
+    assert_eq!(idmap_of(&rootless, &bind(".", "")), (None, vec![]));
+    let unmappable = Facts {
+        who: Who::Root,
+        idmap: false,
+        ..Facts::default()
+    };
+    assert_eq!(
+        idmap_of(&unmappable, &bind(".", "")),
+        (None, vec!["sandbox::mount::not-idmapped"])
+    );
+}

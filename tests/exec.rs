@@ -5,6 +5,7 @@ mod live;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -566,5 +567,30 @@ as_root_and_rootless! {
         assert!(err.contains("command line:1:4: step `exec` failed: executing no-such-program"), "{err}");
         assert!(err.contains("-- no-such-program 'an argument'"), "{err}");
         assert!(!err.contains("sandbox.toml"), "{err}");
+    }
+}
+
+as_root_and_rootless! {
+    fn a_writable_project_bind_is_the_callers_as_the_command(who) {
+        // As root, the everyday case of a CI runner: its sandboxes run as unprivileged host
+        // ids, yet the project is writable, its files are the command's inside and what the
+        // command makes is the caller's; under a folder only the caller may enter, too.
+        let caller = match who {
+            Who::Root => (0, 0),
+            Who::Rootless => live::rootless_ids().unwrap(),
+        };
+        for (user, extra) in [(0, ""), (1000, "user = 1000\ngroup = 1000\n")] {
+            let p = project(who, &format!(
+                "[[mount]]\ntype = \"bind\"\nsource = \"private/work\"\ntarget = \"/work\"\nreadonly = false\n[process]\ncwd = \"/work\"\n{extra}"
+            ));
+            p.mkdir("private");
+            p.mkdir("private/work");
+            p.write("private/work/mine", "x\n");
+            std::fs::set_permissions(p.path().join("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
+            let out = p.sh("stat -c '%u %g' mine; id -u; echo made > made && stat -c '%u %g' made");
+            assert_eq!(out, format!("{user} {user}\n{user}\n{user} {user}\n"), "user {user}");
+            let made = std::fs::metadata(p.path().join("private/work/made")).unwrap();
+            assert_eq!((made.uid(), made.gid()), caller, "made inside, the caller's on the host");
+        }
     }
 }

@@ -220,6 +220,7 @@ pub fn translate(
         manifest: _,
         sources: _,
         namespaces,
+        caller: _,
         user,
         root,
         mounts,
@@ -352,6 +353,7 @@ pub fn translate(
         user_namespace: namespaces.user,
         uid_map: user.as_ref().map(|u| u.uid_map.as_slice()).unwrap_or(&[]),
         gid_map: user.as_ref().map(|u| u.gid_map.as_slice()).unwrap_or(&[]),
+        caller_maps: plan.idmap_maps(Idmap::Caller),
         mounts: Vec::new(),
         entries: Vec::new(),
         files: Vec::new(),
@@ -978,6 +980,8 @@ struct MountsOut<'a> {
     user_namespace: bool,
     uid_map: &'a [IdMapping],
     gid_map: &'a [IdMapping],
+    /// The maps of `Idmap::Caller` mounts.
+    caller_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     mounts: Vec<Mount>,
     entries: Vec<RootEntry>,
     files: Vec<BundleFile>,
@@ -1052,7 +1056,7 @@ impl MountsOut<'_> {
                 if let Some(idmap) = idmap {
                     let (uid, gid) = match idmap {
                         Idmap::Sandbox => (self.uid_map.to_vec(), self.gid_map.to_vec()),
-                        Idmap::Caller { uid, gid } => (vec![*uid], vec![*gid]),
+                        Idmap::Caller => self.caller_maps.clone().unwrap_or_default(),
                     };
                     oci.set_uid_mappings(Some(id_mappings(&uid)));
                     oci.set_gid_mappings(Some(id_mappings(&gid)));
@@ -1304,6 +1308,7 @@ mod tests {
             user_namespace: true,
             uid_map: &[],
             gid_map: &[],
+            caller_maps: None,
             mounts: Vec::new(),
             entries: Vec::new(),
             files: Vec::new(),

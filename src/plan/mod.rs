@@ -33,7 +33,7 @@ pub use render::{
 pub use security::{
     CONFINED_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
-pub use user::{IdMapping, MapWriter, UserPlan};
+pub use user::{IdMapping, Ids, MapWriter, UserPlan};
 
 use crate::manifest::Location;
 
@@ -49,6 +49,8 @@ pub struct Plan {
     /// Every file merged into this plan (the manifest, what it extends, the local override).
     pub sources: Vec<PathBuf>,
     pub namespaces: Namespaces,
+    /// The caller's ids on the host: the owner of the files it binds, as far as they are its.
+    pub caller: Ids,
     /// Id maps; `None` when the sandbox shares the host's user namespace.
     pub user: Option<UserPlan>,
     pub root: RootPlan,
@@ -217,6 +219,29 @@ impl Plan {
             host(&user.uid_map, self.process.uid)?,
             host(&user.gid_map, self.process.gid)?,
         ))
+    }
+
+    /// The id maps of an id-mapped mount (uid_map, gid_map): on-disk ids to host ids. `None`
+    /// without a user namespace, or when the command's ids are not mapped (an invalid plan).
+    pub fn idmap_maps(&self, idmap: Idmap) -> Option<(Vec<IdMapping>, Vec<IdMapping>)> {
+        let user = self.user.as_ref()?;
+        match idmap {
+            Idmap::Sandbox => Some((user.uid_map.clone(), user.gid_map.clone())),
+            Idmap::Caller => {
+                let line = |map: &[IdMapping], disk: u32, inside: u32| {
+                    let outside = map.iter().find_map(|m| m.map(inside))?;
+                    Some(vec![IdMapping {
+                        inside: disk,
+                        outside,
+                        count: 1,
+                    }])
+                };
+                Some((
+                    line(&user.uid_map, self.caller.uid, self.process.uid)?,
+                    line(&user.gid_map, self.caller.gid, self.process.gid)?,
+                ))
+            }
+        }
     }
 
     /// The ids the sandbox's setup process takes in the user step, inside the sandbox's user

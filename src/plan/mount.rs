@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::IdMapping;
-
 /// Where the root file system comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -67,9 +65,10 @@ pub enum Idmap {
     /// The sandbox's own user map: files appear owned as the sandbox sees their owners, the
     /// host's root as root (for root's sandboxes, which run in an unprivileged id range).
     Sandbox,
-    /// Only the caller's ids, to the host ids of the command's user: the caller's files appear
-    /// owned by the command's user. `inside` is the id on disk, `outside` the host id.
-    Caller { uid: IdMapping, gid: IdMapping },
+    /// Only the caller's ids (on disk), to the host ids of the command's user: the caller's
+    /// files appear owned by the command's user, and what it makes is the caller's on the
+    /// host. The ids are the plan's (see [`super::Plan::idmap_maps`]).
+    Caller,
 }
 
 /// One mount, in the kernel's vocabulary. Targets are absolute paths inside the sandbox.

@@ -13,7 +13,7 @@ use super::{
     RootSource, SeccompPlan, SecurityPlan, bridge_table, sandbox_table, veth_name,
 };
 use crate::manifest::values::{Arch, Capability};
-use crate::plan::IdMapping;
+use crate::plan::{IdMapping, Ids};
 
 /// The executor's steps, in the order it takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -237,7 +237,13 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             s.line("rootfs", format!("root: {root}{idmapped}{overlay}"));
             s.set("root", &plan.root);
             for mount in &plan.mounts {
-                s.line_for(mount.key.clone(), describe_mount(&mount.op));
+                let mut line = describe_mount(&mount.op);
+                if let (MountOp::Bind { idmap, .. }, true) =
+                    (&mount.op, mount.key.starts_with("mount["))
+                {
+                    line.push_str(&owners_seen(plan, idmap.as_ref()));
+                }
+                s.line_for(mount.key.clone(), line);
             }
             s.set("mounts", &plan.mounts);
         }
@@ -626,10 +632,31 @@ fn idmap_text(idmap: Option<&Idmap>) -> String {
     match idmap {
         None => String::new(),
         Some(Idmap::Sandbox) => " (id-mapped through the sandbox's map)".into(),
-        Some(Idmap::Caller { uid, gid }) => format!(
-            " (id-mapped: uid {} -> {}, gid {} -> {})",
-            uid.inside, uid.outside, gid.inside, gid.outside
+        Some(Idmap::Caller) => " (id-mapped)".into(),
+    }
+}
+
+/// Who the caller's files in a bind belong to inside: what the command can do with them.
+fn owners_seen(plan: &Plan, idmap: Option<&Idmap>) -> String {
+    let Ids { uid, gid } = plan.caller;
+    let inside = match (idmap, &plan.user) {
+        (_, None) => Some((uid, gid)),
+        (Some(Idmap::Caller), Some(_)) => Some((plan.process.uid, plan.process.gid)),
+        // On disk, the sandbox's own ids.
+        (Some(Idmap::Sandbox), Some(_)) => Some((uid, gid)),
+        (None, Some(user)) => {
+            let unmap = |map: &[IdMapping], id| map.iter().find_map(|m| m.unmap(id));
+            unmap(&user.uid_map, uid).zip(unmap(&user.gid_map, gid))
+        }
+    };
+    let yours = format!("; your files (uid {uid} gid {gid}) show as");
+    match inside {
+        Some(ids) if idmap == Some(&Idmap::Caller) => format!(
+            "{yours} the command's (uid {} gid {}), and what it makes is yours",
+            ids.0, ids.1
         ),
+        Some((inside_uid, inside_gid)) => format!("{yours} uid {inside_uid} gid {inside_gid}"),
+        None => format!("{yours} nobody's (65534): the command cannot write them"),
     }
 }
 

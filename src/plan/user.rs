@@ -2,6 +2,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// A uid and a gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// One line of /proc/PID/uid_map or gid_map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapping {
@@ -23,6 +30,12 @@ impl IdMapping {
     pub fn map(&self, inside: u32) -> Option<u32> {
         (inside >= self.inside && (inside as u64) < self.inside_end())
             .then(|| self.outside + (inside - self.inside))
+    }
+
+    /// The inside id that `outside` maps from, if this range covers it.
+    pub fn unmap(&self, outside: u32) -> Option<u32> {
+        (outside >= self.outside && (outside as u64) < self.outside_end())
+            .then(|| self.inside + (outside - self.outside))
     }
 }
 

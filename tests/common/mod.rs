@@ -61,6 +61,8 @@ pub struct Facts {
     pub hard_limits: Vec<(Rlimit, u64)>,
     /// The caller holds CAP_SYS_RESOURCE.
     pub sys_resource: bool,
+    /// Whether the file systems' mounts can be id-mapped (`idmap: none` in a header: no).
+    pub idmap: bool,
 }
 
 /// The cgroup layouts a fixture can ask for.
@@ -144,6 +146,7 @@ impl Default for Facts {
             io_weight: true,
             hard_limits: Vec::new(),
             sys_resource: false,
+            idmap: true,
         }
     }
 }
@@ -187,6 +190,7 @@ impl Facts {
                     (name.to_string(), addresses)
                 })
                 .collect(),
+                not_idmappable: (!self.idmap).then(|| "nfs".to_string()),
             },
         )
     }
@@ -217,6 +221,7 @@ pub struct Expect {
 /// # cgroup: v1                                         (default: v2, delegated; or none)
 /// # hard-limits: nofile 20000, data 1073741824           (default: unlimited)
 /// # sys-resource: yes                                    (default: no CAP_SYS_RESOURCE)
+/// # idmap: none                                        (default: every file system id-maps)
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Header {
@@ -235,6 +240,7 @@ const KEYS: &[&str] = &[
     "io-weight",
     "hard-limits",
     "sys-resource",
+    "idmap",
 ];
 
 /// The value a header key's word stands for.
@@ -324,6 +330,9 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
                         path.display()
                     ),
                 }
+            }
+            "idmap" => {
+                header.facts.idmap = choice(path, key, value, [("none", false), ("all", true)])
             }
             "io-weight" => {
                 header.facts.io_weight = choice(path, key, value, [("none", false), ("bfq", true)])

@@ -345,21 +345,14 @@ struct Userns {
 
 impl Userns {
     fn of(&mut self, idmap: Idmap, plan: &Plan) -> Result<BorrowedFd<'_>, StepFailure> {
-        let (slot, uid_map, gid_map) = match idmap {
-            Idmap::Sandbox => {
-                let user = plan
-                    .user
-                    .as_ref()
-                    .expect("an id map needs the user namespace");
-                (
-                    &mut self.sandbox,
-                    user.uid_map.clone(),
-                    user.gid_map.clone(),
-                )
-            }
-            Idmap::Caller { uid, gid } => (&mut self.caller, vec![uid], vec![gid]),
+        let slot = match idmap {
+            Idmap::Sandbox => &mut self.sandbox,
+            Idmap::Caller => &mut self.caller,
         };
         if slot.is_none() {
+            let (uid_map, gid_map) = plan.idmap_maps(idmap).ok_or_else(|| {
+                StepFailure::new(StepId::Mount, "id-mapping without the maps", Errno::EINVAL)
+            })?;
             *slot = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
         }
         Ok(slot.as_ref().expect("just made").as_fd())

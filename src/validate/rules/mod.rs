@@ -73,6 +73,10 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
             .map(|f| f.path.clone())
             .collect(),
         namespaces,
+        caller: crate::plan::Ids {
+            uid: cx.host.caller.uid,
+            gid: cx.host.caller.gid,
+        },
         user,
         root: root.plan,
         mounts: mounts.mounts,

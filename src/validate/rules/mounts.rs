@@ -3,15 +3,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::super::Cx;
 use super::get;
 use super::rootfs::{Root, work_dir_for};
 use crate::diagnostics::Problem;
+use crate::host::is_system_path;
 use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
 use crate::plan::{
-    IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, UserPlan,
+    Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, UserPlan,
 };
 
 pub(super) struct Mounts {
@@ -31,10 +32,10 @@ pub(super) struct Inside<'a> {
     pub hosts: &'a BTreeMap<String, IpAddr>,
 }
 
-/// The mapping of an id-mapped bind: the caller's on-disk ids to the host ids the command's
-/// uid and gid map to. The kernel only lets a caller privileged over the file system's own user
-/// namespace id-map it, so as root the supervisor prepares these mounts; rootless, the
-/// sandbox's own map already shows the caller's files as the command's.
+/// An id-mapped bind: the caller's files appear owned by the command's uid and gid, and what
+/// the command makes is the caller's on the host. The kernel only lets a caller privileged over
+/// the file system's own user namespace id-map it, so as root the launcher makes these mounts;
+/// rootless, the sandbox's own map already shows the caller's files as the command's.
 fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
     let Some(user) = who.user.filter(|_| who.namespaces.user) else {
         cx.report(
@@ -65,18 +66,48 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
         );
         return None;
     }
-    Some(Idmap::Caller {
-        uid: IdMapping {
-            inside: caller.uid,
-            outside: host_uid?,
-            count: 1,
-        },
-        gid: IdMapping {
-            inside: caller.gid,
-            outside: host_gid?,
-            count: 1,
-        },
-    })
+    // An unmapped command is reported by the id map rules.
+    (host_uid.is_some() && host_gid.is_some()).then_some(Idmap::Caller)
+}
+
+/// As root, a bind behaves as it does rootless: the caller's files are the command's inside,
+/// and what the command makes is the caller's. Root's sandboxes run as unprivileged host ids,
+/// so without an id map the caller's files would be nobody's inside and a "writable" project
+/// not writable. Not for the host's system directories and kernel file systems, whose
+/// root-owned files must stay out of reach (/etc/shadow), nor where the file system cannot be
+/// id-mapped: a warning says what the sandbox will see then, and what to do.
+fn default_bind_idmap(cx: &mut Cx, source: &Path, span: Span, who: &Inside) -> Option<Idmap> {
+    if !cx.host.caller.is_root() || !who.namespaces.user || who.user.is_none() {
+        return None;
+    }
+    let kernel = ["/dev", "/proc", "/sys"]
+        .iter()
+        .any(|dir| source.starts_with(dir));
+    if kernel || is_system_path(source) {
+        return None;
+    }
+    match cx.host.idmappable(source) {
+        Ok(()) => bind_idmap(cx, span, who),
+        Err(fs) => {
+            cx.report(
+                Problem::warning(
+                    "sandbox::mount::not-idmapped",
+                    format!(
+                        "as root, {} cannot be id-mapped ({fs} has no id-mapped mounts): its files belong to nobody inside",
+                        source.display()
+                    ),
+                )
+                .at(span, "owned by nobody inside")
+                .help(
+                    "root's sandboxes run as unprivileged host ids, so the command cannot write these files; \
+                     run `sandbox` as the user who owns them (rootless, they are the command's), keep them on \
+                     a file system with id-mapped mounts (ext4, xfs, btrfs, tmpfs), or give them to fixed \
+                     host ids set with uid_map/gid_map; `idmap = false` silences this",
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// As root with a user namespace, host directories the sandbox writes through (its root, the
@@ -361,7 +392,8 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
             }
             let idmap = match &mount.idmap {
                 Some(setting) if setting.value => bind_idmap(cx, setting.span, who),
-                _ => None,
+                Some(_) => None,
+                None => default_bind_idmap(cx, &path, source.span, who),
             };
             MountOp::Bind {
                 source: path,
