@@ -24,6 +24,23 @@ pub struct SubIdRange {
     pub count: u32,
 }
 
+/// A line of /etc/subuid or /etc/subgid: ids granted to a user (by name or uid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubIdGrant {
+    pub owner: String,
+    pub start: u32,
+    pub count: u32,
+}
+
+impl SubIdGrant {
+    pub fn range(&self) -> SubIdRange {
+        SubIdRange {
+            start: self.start,
+            count: self.count,
+        }
+    }
+}
+
 /// What one of the host's top-level system paths is, for `rootfs.host`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum HostEntry {
@@ -127,8 +144,9 @@ const IDMAPPABLE: &[(i64, &str, (u32, u32))] = &[
 pub struct HostFacts {
     pub caller: Caller,
     pub arch: Arch,
-    subuid: OnceCell<Vec<SubIdRange>>,
-    subgid: OnceCell<Vec<SubIdRange>>,
+    /// Every grant of /etc/subuid and /etc/subgid, each file read once.
+    subuid: OnceCell<Vec<SubIdGrant>>,
+    subgid: OnceCell<Vec<SubIdGrant>>,
     user_name: OnceCell<Option<String>>,
     newuidmap: OnceCell<Option<PathBuf>>,
     newgidmap: OnceCell<Option<PathBuf>>,
@@ -192,8 +210,19 @@ impl HostFacts {
         );
         facts.names_fixed = true;
         facts.not_idmappable = fixed.not_idmappable;
-        let _ = facts.subuid.set(fixed.subuid);
-        let _ = facts.subgid.set(fixed.subgid);
+        // The caller's own grants are listed under its uid, after everyone else's.
+        let grants = |own: Vec<SubIdRange>| -> Vec<SubIdGrant> {
+            let owner = facts.caller.uid.to_string();
+            let own = own.into_iter().map(|r| SubIdGrant {
+                owner: owner.clone(),
+                start: r.start,
+                count: r.count,
+            });
+            fixed.others.iter().cloned().chain(own).collect()
+        };
+        let (subuid, subgid) = (grants(fixed.subuid), grants(fixed.subgid));
+        let _ = facts.subuid.set(subuid);
+        let _ = facts.subgid.set(subgid);
         let _ = facts.newuidmap.set(fixed.newuidmap);
         let _ = facts.newgidmap.set(fixed.newgidmap);
         let _ = facts.nft.set(fixed.nft);
@@ -210,16 +239,36 @@ impl HostFacts {
         facts
     }
 
-    pub fn subuid(&self) -> &[SubIdRange] {
-        self.subuid.get_or_init(|| {
-            read_subids(Path::new("/etc/subuid"), self.caller.uid, self.user_name())
-        })
+    /// The caller's grants in /etc/subuid.
+    pub fn subuid(&self) -> Vec<SubIdRange> {
+        self.own(self.subuid_grants())
     }
 
-    pub fn subgid(&self) -> &[SubIdRange] {
-        self.subgid.get_or_init(|| {
-            read_subids(Path::new("/etc/subgid"), self.caller.uid, self.user_name())
-        })
+    /// The caller's grants in /etc/subgid.
+    pub fn subgid(&self) -> Vec<SubIdRange> {
+        self.own(self.subgid_grants())
+    }
+
+    /// Every grant in /etc/subuid, anyone's.
+    pub fn subuid_grants(&self) -> &[SubIdGrant] {
+        self.subuid
+            .get_or_init(|| read_subid_grants(Path::new("/etc/subuid")))
+    }
+
+    /// Every grant in /etc/subgid, anyone's.
+    pub fn subgid_grants(&self) -> &[SubIdGrant] {
+        self.subgid
+            .get_or_init(|| read_subid_grants(Path::new("/etc/subgid")))
+    }
+
+    fn own(&self, grants: &[SubIdGrant]) -> Vec<SubIdRange> {
+        let uid = self.caller.uid.to_string();
+        // The name is looked up only when some grant is there to match.
+        grants
+            .iter()
+            .filter(|g| g.owner == uid || Some(g.owner.as_str()) == self.user_name())
+            .map(SubIdGrant::range)
+            .collect()
     }
 
     /// The caller's user name, looked up (through NSS when $USER is unset) once.
@@ -378,8 +427,11 @@ const NR_OPEN_DEFAULT: u64 = 1 << 20;
 /// Facts that [`HostFacts::fixed`] takes instead of probing.
 #[derive(Debug, Clone, Default)]
 pub struct FixedFacts {
+    /// The caller's grants.
     pub subuid: Vec<SubIdRange>,
     pub subgid: Vec<SubIdRange>,
+    /// Other users' grants, in both files.
+    pub others: Vec<SubIdGrant>,
     pub newuidmap: Option<PathBuf>,
     pub newgidmap: Option<PathBuf>,
     pub nft: Option<PathBuf>,
@@ -439,24 +491,37 @@ pub fn user_name_of(uid: u32) -> Option<String> {
         .map(|u| u.name)
 }
 
-/// The caller's grants in a subuid/subgid file: lines `name:start:count` or `uid:start:count`.
-pub fn parse_subids(text: &str, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
-    let uid = uid.to_string();
+/// Every grant of a subuid/subgid file: lines `name:start:count` or `uid:start:count`.
+pub fn parse_subid_grants(text: &str) -> Vec<SubIdGrant> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.trim().split(':');
-            let owner = fields.next()?;
+            let owner = fields.next()?.to_string();
             let start = fields.next()?.parse().ok()?;
             let count = fields.next()?.parse().ok()?;
-            (owner == uid || Some(owner) == name).then_some(SubIdRange { start, count })
+            Some(SubIdGrant {
+                owner,
+                start,
+                count,
+            })
         })
-        .filter(|r| r.count > 0)
+        .filter(|grant| grant.count > 0)
         .collect()
 }
 
-fn read_subids(path: &Path, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
+/// The grants of the user `uid` (named `name`) in a subuid/subgid file.
+pub fn parse_subids(text: &str, uid: u32, name: Option<&str>) -> Vec<SubIdRange> {
+    let uid = uid.to_string();
+    parse_subid_grants(text)
+        .into_iter()
+        .filter(|g| g.owner == uid || Some(g.owner.as_str()) == name)
+        .map(|g| g.range())
+        .collect()
+}
+
+fn read_subid_grants(path: &Path) -> Vec<SubIdGrant> {
     crate::input::read_regular_file(path, 16 << 20)
-        .map(|bytes| parse_subids(&String::from_utf8_lossy(&bytes), uid, name))
+        .map(|bytes| parse_subid_grants(&String::from_utf8_lossy(&bytes)))
         .unwrap_or_default()
 }
 

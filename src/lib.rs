@@ -16,6 +16,7 @@ pub mod folder;
 pub mod host;
 pub mod hostpath;
 pub mod input;
+pub mod lease;
 pub mod lockfile;
 pub mod manifest;
 pub mod netlink;

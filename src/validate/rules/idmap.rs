@@ -126,7 +126,7 @@ pub(super) fn user(
 
 /// As root: whether every range of `map` lies in the default range of root's sandboxes or in
 /// one of root's grants.
-fn owned_by_root_sandboxes<'a>(map: &[IdMapping], grants: impl Fn() -> &'a [SubIdRange]) -> bool {
+fn owned_by_root_sandboxes(map: &[IdMapping], grants: impl Fn() -> Vec<SubIdRange>) -> bool {
     let within = |m: &IdMapping, start: u32, count: u32| {
         m.outside >= start && m.outside_end() <= start as u64 + count as u64
     };
@@ -146,8 +146,8 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
     // Read only by the branches that use a grant: the default maps need no file.
     let grants = |cx: &Cx| -> Vec<SubIdRange> {
         match kind {
-            Kind::Uid => cx.host.subuid().to_vec(),
-            Kind::Gid => cx.host.subgid().to_vec(),
+            Kind::Uid => cx.host.subuid(),
+            Kind::Gid => cx.host.subgid(),
         }
     };
     match spec.map(|s| (&s.value, s.span)) {

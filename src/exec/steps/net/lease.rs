@@ -1,35 +1,23 @@
 //! Address leases of bridge sandboxes, shared by every `sandbox up` on the machine.
 //!
-//! Layout under the root (/run/sandbox/net, a tmpfs, so nothing outlives a reboot, as the
-//! bridges do not):
-//! - `.lock`: held (flock) while a launcher reads or changes anything below; never removed, so
-//!   every launcher locks the same file;
+//! A [`crate::lease`] store under /run/sandbox/net, a group per bridge:
 //! - `<bridge>/bridge`: the bridge's subnet, and whether a launcher created the bridge (then
 //!   the last sandbox on it removes it);
-//! - `<bridge>/<address>`: one lease. Its owner holds an flock on it for the sandbox's life;
-//!   the kernel drops that lock when the owner dies, however it dies, so a lease nobody
-//!   holds is stale: its sandbox's veth and rules are removed, then the file.
+//! - `<bridge>/<address>`: one lease; a stale one's veth and rules are removed, then the file.
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::folder::{self, FolderError, Purpose};
-use crate::plan::LEASE_DIR;
+use crate::folder::Purpose;
+use crate::lease::{self, LockError};
 
 fn io(error: std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
-}
-
-fn lock(file: File, arg: FlockArg) -> Result<Flock<File>, Errno> {
-    Flock::lock(file, arg).map_err(|(_, errno)| errno)
 }
 
 /// What the first sandbox on a bridge recorded about it.
@@ -41,47 +29,16 @@ pub struct BridgeState {
     pub created: bool,
 }
 
-pub struct Store {
-    root: PathBuf,
-}
+/// The machine's address leases: a [`lease::Store`] with a group per bridge.
+pub struct Store(lease::Store);
 
 /// The store, locked against every other launcher.
-pub struct Locked<'a> {
-    root: &'a Path,
-    _lock: Flock<File>,
-}
+pub struct Locked<'a>(lease::Locked<'a>);
 
 /// A held lease: the address is ours while this lives.
 pub struct Lease {
     pub address: Ipv4Addr,
-    path: PathBuf,
-    _lock: Flock<File>,
-}
-
-impl Store {
-    pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
-    }
-
-    /// Wait for the store's lock. The folder must be the caller's alone (see
-    /// [`crate::folder`]): a lease planted in it would hand a sandbox's address, veth and
-    /// rules to whoever planted it.
-    pub fn lock(&self) -> Result<Locked<'_>, LockError> {
-        folder::own(&self.root, 0o755, LEASE_FOLDER)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            // A FIFO in its place fails at once (ENXIO) instead of waiting for a reader.
-            .custom_flags(crate::input::OPEN_FLAGS)
-            .open(self.root.join(".lock"))
-            .map_err(|e| LockError::Lock(io(e)))?;
-        Ok(Locked {
-            root: &self.root,
-            _lock: lock(file, FlockArg::LockExclusive).map_err(LockError::Lock)?,
-        })
-    }
+    lease: lease::Lease,
 }
 
 /// The lease folder, as messages name it.
@@ -90,68 +47,32 @@ const LEASE_FOLDER: Purpose = Purpose {
     setting: None,
 };
 
-/// Why the store could not be locked.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error(transparent)]
-    Folder(#[from] FolderError),
-    /// Its errno goes with it where it is shown (a step's failure).
-    #[error("locking {LEASE_DIR}/.lock")]
-    Lock(Errno),
-}
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store(lease::Store::new(root, LEASE_FOLDER))
+    }
 
-impl LockError {
-    pub fn errno(&self) -> Errno {
-        match self {
-            LockError::Folder(error) => error.errno(),
-            LockError::Lock(errno) => *errno,
-        }
+    /// Wait for the store's lock.
+    pub fn lock(&self) -> Result<Locked<'_>, LockError> {
+        self.0.lock().map(Locked)
     }
 }
 
 impl Locked<'_> {
-    fn dir(&self, bridge: &str) -> PathBuf {
-        self.root.join(bridge)
-    }
-
     /// The addresses leased on `bridge`: (live, stale).
     pub fn leases(&self, bridge: &str) -> Result<(BTreeSet<Ipv4Addr>, Vec<Ipv4Addr>), Errno> {
-        let mut live = BTreeSet::new();
-        let mut stale = Vec::new();
-        let entries = match std::fs::read_dir(self.dir(bridge)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((live, stale)),
-            Err(e) => return Err(io(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io)?;
-            let Some(address) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<Ipv4Addr>().ok())
-            else {
-                continue;
-            };
-            let file =
-                crate::input::open_regular_file(&entry.path()).map_err(|error| match error {
-                    crate::input::InputError::Io { source, .. } => io(source),
-                    // Not a lease: something planted in the folder.
-                    _ => Errno::EINVAL,
-                })?;
-            match lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(_) => stale.push(address),
-                Err(Errno::EWOULDBLOCK) => {
-                    live.insert(address);
-                }
-                Err(errno) => return Err(errno),
-            }
-        }
-        Ok((live, stale))
+        // The other files of the group (`bridge`) are not leases.
+        let (live, stale) = self.0.leases(bridge)?;
+        let address = |name: String| name.parse::<Ipv4Addr>().ok();
+        Ok((
+            live.into_iter().filter_map(address).collect(),
+            stale.into_iter().filter_map(address).collect(),
+        ))
     }
 
     /// Forget a stale lease, once what its sandbox made is gone.
     pub fn forget(&self, bridge: &str, address: Ipv4Addr) -> Result<(), Errno> {
-        remove(&self.dir(bridge).join(address.to_string()))
+        self.0.forget(bridge, &address.to_string())
     }
 
     /// Lease `wanted`, or else the first free address of `subnet`.
@@ -164,42 +85,31 @@ impl Locked<'_> {
         taken: &BTreeSet<Ipv4Addr>,
     ) -> Result<Lease, Errno> {
         let address = pick(subnet, gateway, wanted, taken)?;
-        let dir =
-            folder::own_within(self.root, bridge, 0o755, LEASE_FOLDER).map_err(|e| e.errno())?;
-        let path = dir.join(address.to_string());
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| match io(e) {
+        let lease = self
+            .0
+            .take(bridge, &address.to_string())
+            .map_err(|errno| match errno {
                 Errno::EEXIST => Errno::EADDRINUSE,
                 errno => errno,
             })?;
-        Ok(Lease {
-            address,
-            path,
-            _lock: lock(file, FlockArg::LockExclusiveNonblock)?,
-        })
+        Ok(Lease { address, lease })
     }
 
     pub fn bridge_state(&self, bridge: &str) -> Option<BridgeState> {
         let text =
-            crate::input::read_regular_file(&self.dir(bridge).join("bridge"), 64 << 10).ok()?;
+            crate::input::read_regular_file(&self.0.dir(bridge).join("bridge"), 64 << 10).ok()?;
         serde_json::from_slice(&text).ok()
     }
 
     pub fn set_bridge_state(&self, bridge: &str, state: BridgeState) -> Result<(), Errno> {
         let text = serde_json::to_vec(&state).expect("bridge state serializes");
-        std::fs::write(self.dir(bridge).join("bridge"), text).map_err(io)
+        std::fs::write(self.0.dir(bridge).join("bridge"), text).map_err(io)
     }
 
     /// Forget the bridge: its last sandbox is gone.
     pub fn forget_bridge(&self, bridge: &str) -> Result<(), Errno> {
-        let dir = self.dir(bridge);
-        remove(&dir.join("bridge"))?;
-        match std::fs::remove_dir(&dir) {
+        self.0.forget(bridge, "bridge")?;
+        match std::fs::remove_dir(self.0.dir(bridge)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
             _ => Ok(()),
         }
@@ -208,15 +118,8 @@ impl Locked<'_> {
 
 impl Lease {
     /// Give the address back (under the store's lock, so nobody sees the lease half gone).
-    pub fn release(self, _locked: &Locked<'_>) -> Result<(), Errno> {
-        remove(&self.path)
-    }
-}
-
-fn remove(path: &Path) -> Result<(), Errno> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-        _ => Ok(()),
+    pub fn release(self, locked: &Locked<'_>) -> Result<(), Errno> {
+        self.lease.release(&locked.0)
     }
 }
 
