@@ -316,8 +316,86 @@ fn subids(host: &Host, rootless: bool) -> Check {
             .fix("apt install uidmap"),
         _ if rootless => Check::new(name, Status::Warn, format!("{who} has no grant in /etc/subuid and /etc/subgid: only your own ids can be mapped (no uid_map = \"auto\")"))
             .fix(format!("as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {who}")),
-        _ => Check::new(name, Status::Ok, "root maps any range (sandboxes default to 100000-165535)"),
+        _ => Check::new(name, Status::Ok, "root maps any range (see root's id ranges)"),
     }
+}
+
+/// As root: whether the host ids of root's sandboxes are anyone else's. A user granted ids in
+/// /etc/subuid can enter them (`unshare --map-auto`) and signal or trace processes running as
+/// them. The blocks root's sandboxes lease skip every grant; a manifest's own `uid_map` and
+/// `gid_map` are checked here. `plan` is the manifest's, if one is given.
+pub fn id_ranges(host: &Host, plan: Option<&crate::plan::Plan>) -> Option<Check> {
+    use crate::host::{SubIdGrant, parse_subid_grants};
+    use crate::plan::IdMapping;
+    if host.uid != 0 {
+        return None;
+    }
+    let name = "root's id ranges";
+    let grants = |file: &str| parse_subid_grants(&host.read(file).unwrap_or_default());
+    let (uid_grants, gid_grants) = (grants("/etc/subuid"), grants("/etc/subgid"));
+    let overlapping = |map: &[IdMapping], grants: &[SubIdGrant], file: &str| {
+        map.iter()
+            .flat_map(|m| {
+                grants.iter().filter(move |g| {
+                    u64::from(g.start) < m.outside_end()
+                        && u64::from(m.outside) < u64::from(g.start) + u64::from(g.count)
+                })
+            })
+            .map(|g| {
+                format!(
+                    "{file} grants {} ids {}..{}",
+                    g.owner,
+                    g.start,
+                    u64::from(g.start) + u64::from(g.count) - 1
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some(user) = plan.and_then(|p| p.user.as_ref()) {
+        let pool = user.pool.as_ref();
+        let mut found = Vec::new();
+        if pool.is_none_or(|p| p.uid_base.is_none()) {
+            found.extend(overlapping(&user.uid_map, &uid_grants, "/etc/subuid"));
+        }
+        if pool.is_none_or(|p| p.gid_base.is_none()) {
+            found.extend(overlapping(&user.gid_map, &gid_grants, "/etc/subgid"));
+        }
+        if !found.is_empty() {
+            return Some(
+                Check::new(
+                    name,
+                    Status::Warn,
+                    format!(
+                        "the manifest maps host ids that are someone else's: {}; they can enter them \
+                         (unshare --map-auto) and signal or trace the sandbox's processes",
+                        found.join("; ")
+                    ),
+                )
+                .fix("map ids no one is granted in uid_map and gid_map, or leave both out: each of root's sandboxes then leases a block of its own"),
+            );
+        }
+    }
+    let pool = crate::validate::id_pool(&uid_grants, &gid_grants, true, true);
+    let usable: u32 = pool.free.iter().map(|(start, end)| end - start).sum();
+    let skipped = pool.blocks - usable;
+    let detail = format!(
+        "each sandbox without uid_map/gid_map leases a block of 65536 of {}: {usable} blocks free of any grant{}",
+        crate::validate::pool_text(&pool),
+        if skipped > 0 {
+            format!(", {skipped} skipped for grants in /etc/subuid or /etc/subgid")
+        } else {
+            String::new()
+        }
+    );
+    Some(match (usable, pool.reserved) {
+        (0, _) => Check::new(name, Status::Fail, detail).fix(
+            "reserve ids no one is granted for sandboxes: `sandbox:START:COUNT` in /etc/subuid and /etc/subgid (COUNT a multiple of 65536)",
+        ),
+        (_, true) => Check::new(name, Status::Ok, detail),
+        (_, false) => Check::new(name, Status::Ok, format!(
+            "{detail}; a `sandbox:START:COUNT` line in /etc/subuid and /etc/subgid reserves them, so useradd grants them to no one"
+        )),
+    })
 }
 
 #[cfg(test)]
@@ -533,6 +611,87 @@ mod tests {
                 .unwrap()
                 .contains("apt install uidmap")
         );
+    }
+
+    #[test]
+    fn roots_ranges_that_are_someone_elses_are_reported() {
+        let (_dir, rootless) = fake(HEALTHY, 1000);
+        assert!(id_ranges(&rootless, None).is_none());
+        let (_dir, root) = fake(HEALTHY, 0);
+        let check = id_ranges(&root, None).unwrap();
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(
+            check
+                .detail
+                .contains("ids 524288..1879048191, the default region"),
+            "{check:?}"
+        );
+
+        // A manifest mapping the range useradd gives the first user.
+        let plan = |text: &str| {
+            let caller = crate::host::Caller {
+                uid: 0,
+                gid: 0,
+                euid: 0,
+                user: None,
+                home: None,
+                env: Default::default(),
+            };
+            let host = crate::host::HostFacts::fixed(caller.clone(), Default::default());
+            let loaded = crate::manifest::load_str(
+                Path::new("/p/sandbox.toml"),
+                &format!("{text}[rootfs]\nhost = true\n"),
+                &caller.vars(),
+            );
+            let validated = crate::validate::validate(
+                &loaded,
+                &host,
+                &crate::validate::Invocation::inspecting(),
+            );
+            validated.plan.unwrap()
+        };
+        let old_default = plan(
+            "uid_map = [{ inside = 0, outside = 100000, count = 65536 }]\n\
+             gid_map = [{ inside = 0, outside = 100000, count = 65536 }]\n",
+        );
+        let check = id_ranges(&root, Some(&old_default)).unwrap();
+        assert_eq!(check.status, Status::Warn, "{check:?}");
+        assert!(
+            check
+                .detail
+                .contains("/etc/subuid grants ann ids 100000..165535")
+                && check.detail.contains("/etc/subgid grants ann"),
+            "{check:?}"
+        );
+        let leased = plan("");
+        assert_eq!(id_ranges(&root, Some(&leased)).unwrap().status, Status::Ok);
+
+        // Grants in the region are skipped; a `sandbox` grant is the pool.
+        let mut files = HEALTHY.to_vec();
+        files.retain(|(p, _)| !p.starts_with("/etc/sub"));
+        files.push(("/etc/subuid", "bob:524288:65536\n"));
+        let (_dir, root) = fake(&files, 0);
+        let check = id_ranges(&root, None).unwrap();
+        assert!(check.detail.contains("1 skipped for grants"), "{check:?}");
+        files.pop();
+        files.push(("/etc/subuid", "sandbox:2000000:131072\n"));
+        files.push(("/etc/subgid", "sandbox:2000000:131072\nbob:2000000:1\n"));
+        let (_dir, root) = fake(&files, 0);
+        let check = id_ranges(&root, None).unwrap();
+        assert!(
+            check
+                .detail
+                .contains("ids 2000000..2131071, the `sandbox` grant: 1 blocks free"),
+            "{check:?}"
+        );
+        files.pop();
+        files.push((
+            "/etc/subgid",
+            "sandbox:2000000:131072\nbob:2000000:131072\n",
+        ));
+        let (_dir, root) = fake(&files, 0);
+        let check = id_ranges(&root, None).unwrap();
+        assert_eq!(check.status, Status::Fail, "{check:?}");
     }
 
     #[test]

@@ -189,21 +189,19 @@ fn open_folder_of(upper: &Path) -> Result<Opened, Errno> {
 pub fn make_dirs(dir: BorrowedFd<'_>, names: &[OsString]) -> Result<OwnedFd, Errno> {
     let mut current = open_path(Some(dir), Path::new("."), libc::RESOLVE_BENEATH)?;
     for name in names {
-        current = make_dir(current.as_fd(), Path::new(name))?.0;
+        current = make_dir(current.as_fd(), Path::new(name))?;
     }
     Ok(current)
 }
 
-/// Make (when missing) and open the folder `name` in `dir`, following no symlink; true when
-/// it was made.
-pub fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<(OwnedFd, bool), Errno> {
-    let made =
-        match nix::sys::stat::mkdirat(dir, name, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
-            Ok(()) => true,
-            Err(Errno::EEXIST) => false,
-            Err(errno) => return Err(errno),
-        };
-    Ok((open_dir_beneath(dir, name)?, made))
+/// Make (when missing) and open the folder `name` in `dir`, following no symlink.
+pub fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<OwnedFd, Errno> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o755);
+    match nix::sys::stat::mkdirat(dir, name, mode) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(errno),
+    }
+    open_dir_beneath(dir, name)
 }
 
 /// Open the folder `name` in `dir`, following no symlink.
@@ -279,8 +277,10 @@ mod tests {
             make_dir(folder.as_fd(), Path::new("upper")).unwrap_err(),
             Errno::ELOOP
         );
-        let (_, made) = make_dir(folder.as_fd(), Path::new("work")).unwrap();
-        assert!(made);
-        assert!(!make_dir(folder.as_fd(), Path::new("work")).unwrap().1);
+        make_dir(folder.as_fd(), Path::new("work")).unwrap();
+        assert!(
+            make_dir(folder.as_fd(), Path::new("work")).is_ok(),
+            "made once, then opened"
+        );
     }
 }

@@ -433,6 +433,17 @@ fn documented(
         {
             fstype(ours) == fstype(theirs)
         }
+        // 5. As root, `up` leases a block of host ids for each run; a bundle keeps the block
+        //    it was exported with (the pool's first free one).
+        "uid_map" | "gid_map" => {
+            let block = |v: Option<&Vec<String>>| {
+                v.and_then(|v| v.first()).is_some_and(|line| {
+                    let fields: Vec<u64> = line.split(' ').filter_map(|f| f.parse().ok()).collect();
+                    fields.len() == 3 && fields[0] == 0 && fields[2] == 65536
+                })
+            };
+            block(ours) && block(theirs)
+        }
         _ => false,
     }
 }
@@ -821,7 +832,7 @@ target = "/layered"
 }
 
 /// A `path` root is copied into rootfs/: modes, hard links and symlinks kept, and (as root,
-/// whose sandboxes `up` runs in an unprivileged range through an id-mapped root) the owners
+/// whose sandboxes `up` runs as a block of unprivileged ids through an id-mapped root) the owners
 /// shifted, so a command under crun sees the files as it does under `up`.
 #[test]
 fn a_copied_root_looks_as_under_up() {
@@ -870,10 +881,17 @@ fn a_copied_root_looks_as_under_up() {
     let meta = std::fs::metadata(&copy).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.nlink(), 2, "the hard link is one file in the copy too");
+    // Shifted through the block the bundle runs as (the pool's first free one).
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap())
+            .unwrap();
+    let host_root = config["linux"]["uidMappings"][0]["hostID"]
+        .as_u64()
+        .unwrap() as u32;
     assert_eq!(
         (meta.uid(), meta.gid()),
-        (101_000, 101_000),
-        "shifted through 0 -> 100000"
+        (host_root + 1000, host_root + 1000),
+        "shifted through 0 -> {host_root}"
     );
     assert_eq!(meta.mode() & 0o7777, 0o604);
     let ran = run_bundle(

@@ -183,18 +183,22 @@ as_root_and_rootless! {
 
     fn a_setuid_binary_gains_nothing(who) {
         // uid 1000 inside runs a setuid-root copy of the probe. As root the copy belongs to
-        // the sandbox's root (host uid 100000); rootless, only one uid can be mapped, so it
-        // belongs to the host's root. nosuid mounts, no_new_privs and the unmapped owner
-        // each stop it; the test asserts the outcome.
+        // the sandbox's root (fixed host ids 200000.., so the file can be given to them, and
+        // a bind that is not id-mapped); rootless, only one uid can be mapped, so it belongs
+        // to the host's root. nosuid mounts, no_new_privs and the unmapped owner each stop it;
+        // the test asserts the outcome.
         let (maps, owner) = match who {
-            Who::Root => (String::new(), 100_000),
+            Who::Root => (
+                "[[uid_map]]\ninside = 0\noutside = 200000\ncount = 65536\n[[gid_map]]\ninside = 0\noutside = 200000\ncount = 65536\n".to_string(),
+                200_000,
+            ),
             Who::Rootless => (
                 "[[uid_map]]\ninside = 1000\noutside = \"self\"\ncount = 1\n[[gid_map]]\ninside = 1000\noutside = \"self\"\ncount = 1\n".to_string(),
                 0,
             ),
         };
         let p = project(who, &format!(
-            "[process]\nuser = 1000\ngroup = 1000\n{maps}\n[[mount]]\ntype = \"bind\"\nsource = \"suid\"\ntarget = \"/opt/suid\"\n"
+            "[process]\nuser = 1000\ngroup = 1000\n{maps}\n[[mount]]\ntype = \"bind\"\nsource = \"suid\"\ntarget = \"/opt/suid\"\nidmap = false\n"
         ));
         let dir = p.mkdir("suid");
         let setuid = dir.join("probe");

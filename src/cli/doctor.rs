@@ -54,7 +54,8 @@ fn mark_needed(checks: &mut [Check], plan: Option<&Plan>) {
 
 pub fn run(args: DoctorArgs, out: &Output) -> u8 {
     let facts = HostFacts::live();
-    let mut checks = checks(&Host::live(&facts.caller));
+    let host = Host::live(&facts.caller);
+    let mut checks = checks(&host);
     let mut manifest_ok = true;
     let mut problems = Vec::new();
     // Like every command, the nearest manifest when none is named; without one, the host.
@@ -83,6 +84,7 @@ pub fn run(args: DoctorArgs, out: &Output) -> u8 {
             validated.plan
         }
     };
+    checks.extend(crate::doctor::id_ranges(&host, plan.as_ref()));
     mark_needed(&mut checks, plan.as_ref());
     let blocking = |c: &Check| c.needed && c.status != Status::Ok;
     let can_run = manifest_ok && !checks.iter().any(blocking);

@@ -64,7 +64,11 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    let super::Prepared { host, loaded, plan } = prepared;
+    let super::Prepared {
+        host,
+        loaded,
+        mut plan,
+    } = prepared;
     if args.dry_run {
         show!(text crate::escape::printable(&render_text(&plan, out.verbose)));
         return exit::SUCCESS;
@@ -129,12 +133,34 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             return exit::LAUNCHER_FAILED;
         }
     };
+    // Leased before the detach and the clone: the supervisor and the sandbox's init hold it.
+    let leasing = std::time::Instant::now();
+    let block = match exec::ids::lease(&mut plan) {
+        Ok(block) => block,
+        Err(failure) => {
+            out.problems(&[failure_problem(&failure, &loaded)], &loaded);
+            return exit::LAUNCHER_FAILED;
+        }
+    };
+    if out.verbose
+        && let Some(user) = block.as_ref().and(plan.user.as_ref())
+    {
+        say!(
+            "sandbox: {:<15} {:>8.3} ms  (uid map {})",
+            "ids (lease)",
+            leasing.elapsed().as_secs_f64() * 1e3,
+            crate::plan::maps(&user.uid_map)
+        );
+    }
     let waiter = if args.detach {
         match detach(&plan, &claim, out) {
             Detached::Supervisor(waiter) => Some(waiter),
             Detached::Caller(code) => {
-                // The supervisor holds the name now; this process only reports.
+                // The supervisor holds the name and the block now; this process only reports.
                 std::mem::forget(claim);
+                if let Some(block) = block {
+                    block.keep();
+                }
                 return code;
             }
         }

@@ -53,6 +53,19 @@ impl StepFailure {
                     .into()
             }
             (StepId::Mount, Errno::ENOENT) => "a path the mount needs does not exist".into(),
+            (StepId::Mount, Errno::EINVAL) if self.action.starts_with("mounting") => {
+                "its file system cannot be id-mapped here (ext4, xfs, vfat from Linux 5.12, btrfs \
+                 5.15, f2fs 5.18 and tmpfs 6.3 can): set `idmap = false` on the bind, or run \
+                 `sandbox` as the files' owner"
+                    .into()
+            }
+            (StepId::User, Errno::EUSERS) if self.action.starts_with("leasing") => {
+                "every block of host ids root's sandboxes lease is in use or granted in \
+                 /etc/subuid; `sandbox doctor` shows the pool: give sandboxes more with a \
+                 `sandbox:START:COUNT` line in /etc/subuid and /etc/subgid, or map ids in \
+                 uid_map and gid_map"
+                    .into()
+            }
             (StepId::Mount, Errno::ESTALE | Errno::ELOOP) => {
                 "the host path was moved or replaced (a symlink swapped in?) after `sandbox` opened \
                  and checked it, so nothing else is mounted in its place; run it again"

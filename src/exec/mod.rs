@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod handshake;
+pub mod ids;
 pub mod join;
 pub(crate) mod root_file;
 pub mod seccomp;

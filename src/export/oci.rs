@@ -300,20 +300,31 @@ pub fn translate(
             writer: _,
             deny_setgroups: _,
             own_ids: _,
+            pool,
         } = user;
-        let note = "the ids of the user who exported: run the bundle as that user (the runtime \
-                    writes the maps, with newuidmap where there are several ranges)";
+        let (fidelity, note) = match pool {
+            None => (
+                Fidelity::Exact,
+                "the ids of the user who exported: run the bundle as that user (the runtime \
+                 writes the maps, with newuidmap where there are several ranges)",
+            ),
+            Some(_) => (
+                Fidelity::Approximate,
+                "the pool's first free block: `sandbox up` leases a free block for each run, a \
+                 bundle keeps the one it was given (set uid_map/gid_map for ids of your choosing)",
+            ),
+        };
         rows.add(
             "uid_map",
             maps(uid_map),
-            Fidelity::Exact,
+            fidelity,
             "linux.uidMappings",
             note,
         );
         rows.add(
             "gid_map",
             maps(gid_map),
-            Fidelity::Exact,
+            fidelity,
             "linux.gidMappings",
             note,
         );

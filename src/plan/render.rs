@@ -13,7 +13,7 @@ use super::{
     RootSource, SeccompPlan, SecurityPlan, bridge_table, sandbox_table, veth_name,
 };
 use crate::manifest::values::{Arch, Capability};
-use crate::plan::{IdMapping, Ids};
+use crate::plan::{ID_BLOCK, IDS_DIR, IdMapping, Ids};
 
 /// The executor's steps, in the order it takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -140,8 +140,32 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             );
             s.set("namespaces", plan.namespaces.names());
             if let Some(user) = &plan.user {
-                s.line("uid_map", format!("uid map {}", maps(&user.uid_map)));
-                s.line("gid_map", format!("gid map {}", maps(&user.gid_map)));
+                let leased = |map: &[IdMapping], base: Option<u32>| match (&user.pool, base) {
+                    (Some(pool), Some(_)) => format!(
+                        "{}..{} -> a block of {ID_BLOCK} host ids of its own, leased in {IDS_DIR}/ as it \
+                         starts: the first free one of {} ({} now, if no other sandbox runs)",
+                        map[0].inside,
+                        map[0].inside_end() - 1,
+                        crate::validate::pool_text(pool),
+                        maps(map).split(" -> ").nth(1).unwrap_or_default()
+                    ),
+                    _ => maps(map),
+                };
+                let pool = user.pool.as_ref();
+                s.line(
+                    "uid_map",
+                    format!(
+                        "uid map {}",
+                        leased(&user.uid_map, pool.and_then(|p| p.uid_base))
+                    ),
+                );
+                s.line(
+                    "gid_map",
+                    format!(
+                        "gid map {}",
+                        leased(&user.gid_map, pool.and_then(|p| p.gid_base))
+                    ),
+                );
                 s.line(
                     None,
                     match &user.writer {

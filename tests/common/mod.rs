@@ -191,6 +191,7 @@ impl Facts {
                 })
                 .collect(),
                 not_idmappable: (!self.idmap).then(|| "nfs".to_string()),
+                ..FixedFacts::default()
             },
         )
     }

@@ -227,10 +227,13 @@ struct Slot<'a> {
 
 fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
     let mut slots = Vec::new();
-    let kept = |upper: Option<&'a OverlayUpper>| match upper {
+    // A kept layer is id-mapped as its lower layers are: as root, through the sandbox's own
+    // map, so its files are stored with the ids they have inside, whatever block of host ids
+    // the next run leases.
+    let kept = |upper: Option<&'a OverlayUpper>, idmap| match upper {
         Some(OverlayUpper::Dir { upper, work }) => Some(Slot {
             from: Host::Kept { upper, work },
-            idmap: None,
+            idmap,
             readonly: false,
         }),
         _ => None,
@@ -240,12 +243,13 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
             RootSource::Dir { .. } => Host::Judged(path),
             _ => Host::Cache(path),
         };
+        let idmap = plan.root.idmapped.then_some(Idmap::Sandbox);
         slots.push(Slot {
             from,
-            idmap: plan.root.idmapped.then_some(Idmap::Sandbox),
+            idmap,
             readonly: false,
         });
-        slots.extend(kept(plan.root.overlay.as_ref()));
+        slots.extend(kept(plan.root.overlay.as_ref(), idmap));
     }
     for step in &plan.mounts {
         match &step.op {
@@ -270,7 +274,7 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
                     idmap: *idmap,
                     readonly: true,
                 }));
-                slots.extend(kept(upper.as_ref()));
+                slots.extend(kept(upper.as_ref(), *idmap));
             }
             _ => {}
         }
@@ -300,7 +304,7 @@ pub fn prepare(
                 }
             },
             Host::Cache(path) => open_dir(path),
-            Host::Kept { upper, work } => kept_folder(plan, files, upper, work, as_root),
+            Host::Kept { upper, work } => kept_folder(files, upper, work),
         };
         let path = match slot.from {
             Host::Judged(path) | Host::Cache(path) => path,
@@ -360,30 +364,15 @@ impl Userns {
 }
 
 /// Make a kept overlay layer's upper and work dirs (and the folders above them) below the
-/// folder opened when the plan was judged, following no symlink; returns their folder. As
-/// root, what it makes goes to the sandbox's root, so that it can write there.
-fn kept_folder(
-    plan: &Plan,
-    files: &HostFiles,
-    upper: &Path,
-    work: &Path,
-    as_root: bool,
-) -> Result<OwnedFd, Errno> {
+/// folder opened when the plan was judged, following no symlink; returns their folder. What
+/// it makes is the launcher's: the sandbox's root inside (rootless through its map, as root
+/// through the id-mapped layer).
+fn kept_folder(files: &HostFiles, upper: &Path, work: &Path) -> Result<OwnedFd, Errno> {
     let opened = files.get(upper).ok_or(Errno::ENOENT)?;
     let folder = hostpath::make_dirs(opened.fd.as_fd(), &opened.missing)?;
-    let owner = plan.root_on_host().filter(|_| as_root);
     for dir in [upper, work] {
         let name = dir.file_name().ok_or(Errno::EINVAL)?;
-        let (_, made) = hostpath::make_dir(folder.as_fd(), Path::new(name))?;
-        if let (true, Some((uid, gid))) = (made, owner) {
-            nix::unistd::fchownat(
-                folder.as_fd(),
-                name,
-                Some(uid.into()),
-                Some(gid.into()),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?;
-        }
+        hostpath::make_dir(folder.as_fd(), Path::new(name))?;
     }
     Ok(folder)
 }

@@ -255,6 +255,7 @@ mod tests {
             writer: MapWriter::Direct,
             deny_setgroups: true,
             own_ids: true,
+            pool: None,
         };
         let files = map_files(&plan, 42);
         assert_eq!(

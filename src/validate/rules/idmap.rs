@@ -2,14 +2,13 @@
 
 use super::super::Cx;
 use crate::diagnostics::Problem;
-use crate::host::SubIdRange;
+use crate::host::{SubIdGrant, SubIdRange};
 use crate::manifest::{IdMapSpec, IdRange, Outside, Span, Spanned};
-use crate::plan::{IdMapping, MapWriter, Namespaces, ProcessPlan, UserPlan};
+use crate::plan::{ID_BLOCK, IdMapping, IdPool, MapWriter, Namespaces, ProcessPlan, UserPlan};
 
-/// The range root's sandboxes map by default: never the host's root, and out of the way of
-/// ordinary users' ids.
-pub const ROOT_DEFAULT_OUTSIDE: u32 = 100_000;
-pub const ROOT_DEFAULT_COUNT: u32 = 65_536;
+/// The user whose grant in /etc/subuid and /etc/subgid reserves ids for root's sandboxes, as
+/// podman's `containers`.
+pub const POOL_OWNER: &str = "sandbox";
 
 /// The kernel accepts at most this many lines in a map (user_namespaces(7), since 4.15).
 const MAX_MAP_LINES: usize = 340;
@@ -109,31 +108,162 @@ pub(super) fn user(
             .help("the kernel then requires setgroups to be denied; use gid_map = \"auto\" (newgidmap) or drop `groups`"),
         );
     }
+    let leased = (
+        root && manifest.uid_map.is_none(),
+        root && manifest.gid_map.is_none(),
+    );
     // Rootless, validation admits only the caller's own ids and grants. Root may map anything,
-    // so only the default range and root's own grants count as the sandbox's (the grants are
-    // read only for a range outside the default one).
+    // so only a leased block (the sandbox's alone) and root's own grants count as the
+    // sandbox's (the grants are read only for a range the manifest gives).
     let own_ids = !root
-        || (owned_by_root_sandboxes(&uid.map, || cx.host.subuid())
-            && owned_by_root_sandboxes(&gid.map, || cx.host.subgid()));
-    Some(UserPlan {
+        || ((leased.0 || owned_by_root(&uid.map, || cx.host.subuid()))
+            && (leased.1 || owned_by_root(&gid.map, || cx.host.subgid())));
+    let mut user = UserPlan {
         uid_map: uid.map,
         gid_map: gid.map,
         writer,
         deny_setgroups,
         own_ids,
-    })
+        pool: None,
+    };
+    if leased.0 || leased.1 {
+        let pool = id_pool(
+            cx.host.subuid_grants(),
+            cx.host.subgid_grants(),
+            leased.0,
+            leased.1,
+        );
+        let first = pool.blocks().next();
+        match first {
+            Some(first) => {
+                user.pool = Some(pool);
+                user.lease(first);
+            }
+            None => cx.report(
+                Problem::error(
+                    "sandbox::idmap::no-free-block",
+                    "no block of 65536 host ids is free for root's sandboxes",
+                )
+                .help(format!(
+                    "/etc/subuid and /etc/subgid grant every block of the ids root's sandboxes take ({}); \
+                     reserve ids no one else is granted with a line `{POOL_OWNER}:START:COUNT` in both \
+                     (COUNT a multiple of 65536), or map ids in uid_map and gid_map",
+                    pool_text(&pool)
+                )),
+            ),
+        }
+    }
+    Some(user)
 }
 
-/// As root: whether every range of `map` lies in the default range of root's sandboxes or in
-/// one of root's grants.
-fn owned_by_root_sandboxes(map: &[IdMapping], grants: impl Fn() -> Vec<SubIdRange>) -> bool {
+/// As root: whether every range of `map` lies in one of root's grants.
+fn owned_by_root(map: &[IdMapping], grants: impl Fn() -> Vec<SubIdRange>) -> bool {
     let within = |m: &IdMapping, start: u32, count: u32| {
         m.outside >= start && m.outside_end() <= start as u64 + count as u64
     };
-    map.iter().all(|m| {
-        within(m, ROOT_DEFAULT_OUTSIDE, ROOT_DEFAULT_COUNT)
-            || grants().iter().any(|g| within(m, g.start, g.count))
-    })
+    map.iter()
+        .all(|m| grants().iter().any(|g| within(m, g.start, g.count)))
+}
+
+/// The pool of root's sandboxes from the grants of /etc/subuid and /etc/subgid, for the sides
+/// (uids, gids) that lease their ids: the `sandbox` grant when there is one (of at least one
+/// block), else [`IdPool::REGION`]; minus every block holding an id granted to anyone else.
+pub fn id_pool(
+    uid_grants: &[SubIdGrant],
+    gid_grants: &[SubIdGrant],
+    uids: bool,
+    gids: bool,
+) -> IdPool {
+    let reserved = |grants: &[SubIdGrant]| {
+        grants
+            .iter()
+            .find(|g| g.owner == POOL_OWNER && g.count >= ID_BLOCK)
+            .map(|g| (g.start, g.count))
+    };
+    let sides = [(uids, uid_grants), (gids, gid_grants)];
+    let mut bases = [None, None];
+    let mut blocks = u32::MAX;
+    for ((leased, grants), base) in sides.iter().zip(&mut bases) {
+        if !leased {
+            continue;
+        }
+        let (start, count) =
+            reserved(grants).unwrap_or((IdPool::REGION.0, IdPool::REGION.1 - IdPool::REGION.0));
+        // Ids end at 4294967294 (u32::MAX means "no id").
+        let count = count.min(u32::MAX - start);
+        blocks = blocks.min(count / ID_BLOCK);
+        *base = Some(start);
+    }
+    if bases == [None, None] {
+        blocks = 0;
+    }
+    let block = u64::from(ID_BLOCK);
+    let mut taken: Vec<(u32, u32)> = Vec::new();
+    for ((_, grants), base) in sides.iter().zip(bases) {
+        let Some(base) = base.map(u64::from) else {
+            continue;
+        };
+        let end_of_pool = base + u64::from(blocks) * block;
+        for grant in grants.iter().filter(|g| g.owner != POOL_OWNER) {
+            let start = u64::from(grant.start);
+            let end = start + u64::from(grant.count);
+            if end <= base || start >= end_of_pool {
+                continue;
+            }
+            let first = (start.max(base) - base) / block;
+            let last = (end.min(end_of_pool) - 1 - base) / block;
+            taken.push((first as u32, last as u32 + 1));
+        }
+    }
+    taken.sort_unstable();
+    let mut free = Vec::new();
+    let mut next = 0;
+    for (start, end) in taken {
+        if start > next {
+            free.push((next, start));
+        }
+        next = next.max(end);
+    }
+    if next < blocks {
+        free.push((next, blocks));
+    }
+    IdPool {
+        uid_base: bases[0],
+        gid_base: bases[1],
+        blocks,
+        free,
+        reserved: sides
+            .iter()
+            .filter(|(leased, _)| *leased)
+            .all(|(_, grants)| reserved(grants).is_some()),
+    }
+}
+
+/// The ids a pool takes its blocks from, in words.
+pub fn pool_text(pool: &IdPool) -> String {
+    let blocks = pool.blocks;
+    let range = |base: Option<u32>| {
+        base.map(|base| {
+            format!(
+                "{base}..{}",
+                u64::from(base) + u64::from(blocks) * u64::from(ID_BLOCK) - 1
+            )
+        })
+    };
+    let (uids, gids) = (range(pool.uid_base), range(pool.gid_base));
+    let ids = match (uids, gids) {
+        (Some(uids), Some(gids)) if uids == gids => format!("ids {uids}"),
+        (Some(uids), Some(gids)) => format!("uids {uids}, gids {gids}"),
+        (Some(uids), None) => format!("uids {uids}"),
+        (None, Some(gids)) => format!("gids {gids}"),
+        (None, None) => "no ids".into(),
+    };
+    let from = if pool.reserved {
+        format!("the `{POOL_OWNER}` grant")
+    } else {
+        "the default region".into()
+    };
+    format!("{ids}, {from}")
 }
 
 fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u32) -> Side {
@@ -151,11 +281,12 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
         }
     };
     match spec.map(|s| (&s.value, s.span)) {
+        // Leased as the sandbox starts (see `user`): block 0 until then.
         None if root => Side {
             map: vec![IdMapping {
                 inside: 0,
-                outside: ROOT_DEFAULT_OUTSIDE,
-                count: ROOT_DEFAULT_COUNT,
+                outside: IdPool::REGION.0,
+                count: ID_BLOCK,
             }],
             needs_helper: false,
         },
@@ -196,13 +327,13 @@ fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u
                     map: vec![IdMapping {
                         inside: 0,
                         outside: grant.start,
-                        count: usable.min(ROOT_DEFAULT_COUNT),
+                        count: usable.min(ID_BLOCK),
                     }],
                     needs_helper: false,
                 }
             } else {
                 // 0 is the caller's own id; 1.. come from the grant.
-                let count = usable.min(ROOT_DEFAULT_COUNT - 1);
+                let count = usable.min(ID_BLOCK - 1);
                 Side {
                     map: vec![
                         IdMapping {
@@ -460,6 +591,137 @@ mod tests {
         };
         let (_, codes) = auto_map(1000, top, 0);
         assert_eq!(codes, ["sandbox::idmap::no-subid-grant"]);
+    }
+
+    fn grant(owner: &str, start: u32, count: u32) -> SubIdGrant {
+        SubIdGrant {
+            owner: owner.into(),
+            start,
+            count,
+        }
+    }
+
+    #[test]
+    fn the_pool_holds_no_id_anyone_is_granted() {
+        let region_blocks = (IdPool::REGION.1 - IdPool::REGION.0) / ID_BLOCK;
+        // What Debian's useradd grants: 65536 ids each from 100000; the 7th and 8th users'
+        // grants reach into the region.
+        let users: Vec<SubIdGrant> = (0..8)
+            .map(|n| grant(&format!("u{n}"), 100_000 + n * ID_BLOCK, ID_BLOCK))
+            .collect();
+        let pool = id_pool(&users, &users, true, true);
+        assert_eq!(pool.blocks, region_blocks);
+        assert_eq!(pool.free, [(2, region_blocks)]);
+        assert!(!pool.reserved);
+        for block in pool.blocks().take(3).chain([region_blocks - 1]) {
+            let (uid, gid) = pool.first_ids(block);
+            let (uid, gid) = (u64::from(uid.unwrap()), u64::from(gid.unwrap()));
+            assert!(uid + u64::from(ID_BLOCK) <= 1 << 31, "below 2^31");
+            for g in &users {
+                let (start, end) = (u64::from(g.start), u64::from(g.start) + u64::from(g.count));
+                assert!(end <= uid || start >= uid + u64::from(ID_BLOCK), "{g:?}");
+                assert!(end <= gid || start >= gid + u64::from(ID_BLOCK), "{g:?}");
+            }
+        }
+
+        // A grant in one file only takes the block away from both, when both are leased.
+        let base = IdPool::REGION.0;
+        let gid_only = [grant("g", base + 5 * ID_BLOCK, 1)];
+        assert_eq!(
+            id_pool(&[], &gid_only, true, true).free,
+            [(0, 5), (6, region_blocks)]
+        );
+        assert_eq!(
+            id_pool(&[], &gid_only, true, false).free,
+            [(0, region_blocks)],
+            "the gids are the manifest's own"
+        );
+        assert_eq!(id_pool(&[], &gid_only, true, false).gid_base, None);
+    }
+
+    #[test]
+    fn the_sandbox_grant_is_the_pool_when_there_is_one() {
+        let start = 1_000_000_000;
+        let grants = [
+            grant("sandbox", start, 10 * ID_BLOCK),
+            grant("ann", start + 3 * ID_BLOCK + 7, 10),
+        ];
+        let pool = id_pool(&grants, &grants, true, true);
+        assert_eq!(
+            (pool.uid_base, pool.blocks, pool.reserved),
+            (Some(start), 10, true)
+        );
+        assert_eq!(
+            pool.free,
+            [(0, 3), (4, 10)],
+            "what another user is granted is not"
+        );
+        assert_eq!(pool.lease_name(4), (start + 4 * ID_BLOCK).to_string());
+        // Ids end at 4294967294: a grant running past it gives what is there.
+        let top = [grant("sandbox", u32::MAX - 2 * ID_BLOCK + 1, u32::MAX)];
+        assert_eq!(id_pool(&top, &top, true, true).blocks, 1);
+        // Too small to hold a block: the default region.
+        let small = [grant("sandbox", start, 100)];
+        assert_eq!(
+            id_pool(&small, &small, true, true).uid_base,
+            Some(IdPool::REGION.0)
+        );
+    }
+
+    #[test]
+    fn root_leases_a_block_unless_the_manifest_maps_its_ids() {
+        let plan = |text: &str, others: Vec<SubIdGrant>| {
+            let caller = Caller {
+                uid: 0,
+                gid: 0,
+                euid: 0,
+                user: Some("root".into()),
+                home: None,
+                env: Default::default(),
+            };
+            let host = HostFacts::fixed(
+                caller.clone(),
+                FixedFacts {
+                    others,
+                    ..FixedFacts::default()
+                },
+            );
+            let loaded = load_str(
+                std::path::Path::new("/project/sandbox.toml"),
+                &format!("{text}[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\"]\n"),
+                &caller.vars(),
+            );
+            let validated = validate(&loaded, &host, &Invocation::default());
+            let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
+            (validated.plan.map(|p| p.user.unwrap()), codes)
+        };
+        let (user, _) = plan("", Vec::new());
+        let user = user.unwrap();
+        assert_eq!(user.pool.as_ref().unwrap().free[0].0, 0);
+        assert_eq!(
+            user.uid_map,
+            [IdMapping {
+                inside: 0,
+                outside: IdPool::REGION.0,
+                count: ID_BLOCK
+            }]
+        );
+        let reserved = vec![grant("sandbox", 2_000_000, 4 * ID_BLOCK)];
+        let (user, _) = plan("", reserved);
+        assert_eq!(user.unwrap().uid_map[0].outside, 2_000_000);
+        let (user, _) = plan(
+            "uid_map = [{ inside = 0, outside = 300000, count = 65536 }]\n",
+            Vec::new(),
+        );
+        let pool = user.unwrap().pool.unwrap();
+        assert_eq!(
+            (pool.uid_base, pool.gid_base),
+            (None, Some(IdPool::REGION.0))
+        );
+        let everything = vec![grant("ann", 1, u32::MAX - 1)];
+        let (user, codes) = plan("", everything);
+        assert!(user.is_none());
+        assert_eq!(codes, ["sandbox::idmap::no-free-block"]);
     }
 
     proptest! {

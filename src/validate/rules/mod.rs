@@ -4,7 +4,7 @@
 mod cgroup;
 mod egress;
 mod general;
-mod idmap;
+pub mod idmap;
 mod mounts;
 mod namespaces;
 mod network;
