@@ -629,14 +629,7 @@ mod tests {
 
         // A manifest mapping the range useradd gives the first user.
         let plan = |text: &str| {
-            let caller = crate::host::Caller {
-                uid: 0,
-                gid: 0,
-                euid: 0,
-                user: None,
-                home: None,
-                env: Default::default(),
-            };
+            let caller = crate::host::Caller::with_ids(0);
             let host = crate::host::HostFacts::fixed(caller.clone(), Default::default());
             let loaded = crate::manifest::load_str(
                 Path::new("/p/sandbox.toml"),

@@ -7,7 +7,6 @@ mod live;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use live::{Project, Who, stderr, stdout};
 
@@ -88,17 +87,6 @@ fn lease_of(first: u64) -> PathBuf {
     Path::new(LEASES).join(first.to_string())
 }
 
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn roots_sandboxes_lease_blocks_no_one_is_granted_each_its_own_and_give_them_back() {
     if !live::available(Who::Root) {
@@ -137,7 +125,7 @@ fn roots_sandboxes_lease_blocks_no_one_is_granted_each_its_own_and_give_them_bac
     }
     for (first, _) in [a, b] {
         assert!(
-            eventually(|| !lease_of(first).exists()),
+            live::eventually(|| !lease_of(first).exists()),
             "{first}: given back"
         );
     }
@@ -167,7 +155,7 @@ fn a_killed_launchers_block_is_reclaimed_by_the_next_run() {
         .spawn()
         .unwrap();
     let mut leased = None;
-    assert!(eventually(|| {
+    assert!(live::eventually(|| {
         leased = std::fs::read_dir(LEASES)
             .into_iter()
             .flatten()
@@ -180,7 +168,7 @@ fn a_killed_launchers_block_is_reclaimed_by_the_next_run() {
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(
-        eventually(|| live::processes_with(&marker).is_empty()),
+        live::eventually(|| live::processes_with(&marker).is_empty()),
         "the sandbox went with its launcher"
     );
     assert!(

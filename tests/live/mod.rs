@@ -399,6 +399,18 @@ pub fn rootless_default_map(which: usize) -> String {
     format!("0 {} 1", if which == 0 { ids.0 } else { ids.1 })
 }
 
+/// Wait (bounded) for `done`; the bound only keeps a broken test from hanging.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 /// Processes whose command line contains `marker`, as seen from the host.
 pub fn processes_with(marker: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")

@@ -965,14 +965,7 @@ mod tests {
             [[mount]]\ntype = \"overlay\"\nsource = [\"a\", \"b\"]\ntarget = \"/o\"\nupper = \"kept/o\"\n\
             [[mount]]\ntype = \"tmpfs\"\ntarget = \"/t\"\n\
             [[mount]]\ntype = \"bind\"\nsource = \"c\"\ntarget = \"/c\"\n";
-        let caller = Caller {
-            uid: 1000,
-            gid: 1000,
-            euid: 1000,
-            user: None,
-            home: None,
-            env: Default::default(),
-        };
+        let caller = Caller::with_ids(1000);
         let loaded = crate::manifest::load_str(&base.join("sandbox.toml"), text, &caller.vars());
         let host = HostFacts::fixed(caller, FixedFacts::default());
         let invocation = crate::validate::Invocation::inspecting();

@@ -671,14 +671,7 @@ mod tests {
     #[test]
     fn root_leases_a_block_unless_the_manifest_maps_its_ids() {
         let plan = |text: &str, others: Vec<SubIdGrant>| {
-            let caller = Caller {
-                uid: 0,
-                gid: 0,
-                euid: 0,
-                user: Some("root".into()),
-                home: None,
-                env: Default::default(),
-            };
+            let caller = Caller::with_ids(0);
             let host = HostFacts::fixed(
                 caller.clone(),
                 FixedFacts {
