@@ -391,6 +391,9 @@ pub fn id_ranges(host: &Host, plan: Option<&crate::plan::Plan>) -> Option<Check>
         (0, _) => Check::new(name, Status::Fail, detail).fix(
             "reserve ids no one is granted for sandboxes: `sandbox:START:COUNT` in /etc/subuid and /etc/subgid (COUNT a multiple of 65536)",
         ),
+        // Reserved ids that someone is granted too: a mistake in the files.
+        (_, true) if skipped > 0 => Check::new(name, Status::Warn, detail)
+            .fix("give the `sandbox` grant ids no other line of /etc/subuid and /etc/subgid grants"),
         (_, true) => Check::new(name, Status::Ok, detail),
         (_, false) => Check::new(name, Status::Ok, format!(
             "{detail}; a `sandbox:START:COUNT` line in /etc/subuid and /etc/subgid reserves them, so useradd grants them to no one"
@@ -677,6 +680,7 @@ mod tests {
                 .contains("ids 2000000..2131071, the `sandbox` grant: 1 blocks free"),
             "{check:?}"
         );
+        assert_eq!(check.status, Status::Warn, "bob is granted a reserved id");
         files.pop();
         files.push((
             "/etc/subgid",

@@ -205,5 +205,5 @@ fn a_kept_layer_outlives_the_block_it_was_written_with() {
     let _ = holder.command(&["down", "holder"]).output();
     let lines: Vec<&str> = second.lines().collect();
     assert_eq!(lines[..3], ["one", "two", "0"], "{second}");
-    assert_ne!(lines[3], first.trim(), "two blocks");
+    assert_ne!(lines[3].trim(), first.trim(), "two blocks");
 }
