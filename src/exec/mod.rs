@@ -148,7 +148,6 @@ pub fn run(
     drop(child_end);
     drop(exec_write);
     drop(ended_write);
-    drop(prepared);
     let mut timings: Timings = vec![
         ("seccomp build".into(), seccomp_build),
         ("clone".into(), clone_started.elapsed()),
@@ -164,6 +163,11 @@ pub fn run(
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
     timings.push(("mount (prepare)".into(), mount_time));
+    let step_started = Instant::now();
+    mount::parent(plan, root, &prepared, child.as_raw())?;
+    // The sandbox has its own copies.
+    drop(prepared);
+    timings.push(("mount (parent)".into(), step_started.elapsed()));
     let step_started = Instant::now();
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
     let network = net::parent(&plan.net, child.as_raw())?;

@@ -225,6 +225,16 @@ struct Slot<'a> {
     readonly: bool,
 }
 
+impl Slot<'_> {
+    /// The path it is made from, for messages.
+    fn path(&self) -> &Path {
+        match self.from {
+            Host::Judged(path) | Host::Cache(path) => path,
+            Host::Kept { upper, .. } => upper,
+        }
+    }
+}
+
 fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
     let mut slots = Vec::new();
     // A kept layer is id-mapped as its lower layers are: as root, through the sandbox's own
@@ -291,7 +301,7 @@ pub fn prepare(
     files: &HostFiles,
 ) -> Result<Prepared, StepFailure> {
     let as_root = nix::unistd::geteuid().is_root();
-    let mut userns = Userns::default();
+    let mut caller = None;
     let mut prepared = Vec::new();
     for slot in slots(plan, cached) {
         let opened = match slot.from {
@@ -306,10 +316,7 @@ pub fn prepare(
             Host::Cache(path) => open_dir(path),
             Host::Kept { upper, work } => kept_folder(files, upper, work),
         };
-        let path = match slot.from {
-            Host::Judged(path) | Host::Cache(path) => path,
-            Host::Kept { upper, .. } => upper,
-        };
+        let path = slot.path();
         let action = || format!("opening {}", path.display());
         let opened = opened.or_fail(StepId::Mount, action)?;
         if !as_root {
@@ -319,9 +326,10 @@ pub fn prepare(
             prepared.push(Some(Source::Judged { opened, path }));
             continue;
         }
+        // Through the sandbox's own map once the sandbox exists (see `parent`).
         let userns = match slot.idmap {
-            Some(idmap) => Some(userns.of(idmap, plan)?),
-            None => None,
+            Some(Idmap::Caller) => Some(caller_userns(&mut caller, plan)?),
+            Some(Idmap::Sandbox) | None => None,
         };
         let attrs = MOUNT_ATTR_NOSUID
             | MOUNT_ATTR_NODEV
@@ -340,27 +348,49 @@ fn io_errno(error: std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// The user namespaces id-mapped mounts are made through, each made once per launch.
-#[derive(Default)]
-struct Userns {
-    sandbox: Option<OwnedFd>,
-    caller: Option<OwnedFd>,
+/// The user namespace of `Idmap::Caller` mounts, made once per launch.
+fn caller_userns<'a>(
+    made: &'a mut Option<OwnedFd>,
+    plan: &Plan,
+) -> Result<BorrowedFd<'a>, StepFailure> {
+    if made.is_none() {
+        let (uid_map, gid_map) = plan.idmap_maps(Idmap::Caller).ok_or_else(|| {
+            StepFailure::new(StepId::Mount, "id-mapping without the maps", Errno::EINVAL)
+        })?;
+        *made = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
+    }
+    Ok(made.as_ref().expect("just made").as_fd())
 }
 
-impl Userns {
-    fn of(&mut self, idmap: Idmap, plan: &Plan) -> Result<BorrowedFd<'_>, StepFailure> {
-        let slot = match idmap {
-            Idmap::Sandbox => &mut self.sandbox,
-            Idmap::Caller => &mut self.caller,
+/// The launcher's half once the sandbox exists, its maps written: the mounts id-mapped through
+/// the sandbox's own map get it, from the sandbox's user namespace (rather than from one made
+/// for them, which costs a process). They are the very mounts the sandbox inherited, and it
+/// waits for `Go` before it uses them.
+pub fn parent(
+    plan: &Plan,
+    cached: Option<&Path>,
+    prepared: &Prepared,
+    child: i32,
+) -> Result<(), StepFailure> {
+    let mut userns = None;
+    for (slot, source) in slots(plan, cached).iter().zip(prepared) {
+        let (Some(Idmap::Sandbox), Some(Source::Tree(tree))) = (slot.idmap, source) else {
+            continue;
         };
-        if slot.is_none() {
-            let (uid_map, gid_map) = plan.idmap_maps(idmap).ok_or_else(|| {
-                StepFailure::new(StepId::Mount, "id-mapping without the maps", Errno::EINVAL)
-            })?;
-            *slot = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
-        }
-        Ok(slot.as_ref().expect("just made").as_fd())
+        let action = || format!("id-mapping {}", slot.path().display());
+        let userns = match &userns {
+            Some(userns) => userns,
+            None => userns.insert(
+                std::fs::File::open(format!("/proc/{child}/ns/user"))
+                    .map(OwnedFd::from)
+                    .map_err(io_errno)
+                    .or_fail(StepId::Mount, action)?,
+            ),
+        };
+        sys::mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd()))
+            .or_fail(StepId::Mount, action)?;
     }
+    Ok(())
 }
 
 /// Make a kept overlay layer's upper and work dirs (and the folders above them) below the
