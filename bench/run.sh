@@ -16,8 +16,8 @@
 # of case (c) back to back before counting what they left, 1000).
 #
 # Root is required: crun, runc and cgroup limits need it, and running every launcher as root
-# makes each one write the same kind of id map (0..65535 -> 100000.., sandbox's default for
-# root). The machine is shared and noisy: compare ratios within one run, never across runs.
+# makes each one write the same kind of id map (0..65535 -> 65536 unprivileged host ids:
+# 100000.. for the others, the block sandbox leases for each of root's sandboxes). The machine is shared and noisy: compare ratios within one run, never across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

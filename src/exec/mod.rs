@@ -113,7 +113,7 @@ pub fn run(
         .or_fail(StepId::User, || "pipe2".into())?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
     let mount_started = Instant::now();
-    let prepared = mount::prepare(plan, root, files)?;
+    let (prepared, helper) = mount::prepare(plan, root, files)?;
     let mount_time = mount_started.elapsed();
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
     // child was killed on an early return.
@@ -185,6 +185,7 @@ pub fn run(
     parent_end
         .send(&go, &[])
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
+    drop(helper);
 
     // With a terminal the answer brings the pty master, so it is needed at once; otherwise it
     // is read only when needed (see `Answer`), which saves the supervisor two wake-ups.

@@ -36,6 +36,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
 
+use super::user::Exiting;
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
@@ -294,12 +295,13 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
 
 /// The launcher's half, before the clone: every host path the sandbox mounts, from the
 /// descriptors opened when the plan was judged (`files`), as [`Source`]s; kept overlay layers
-/// are made here. `cached` is the unpacked tree of a tar or OCI root.
+/// are made here. `cached` is the unpacked tree of a tar or OCI root. Also the helper of an
+/// id-mapped mount, to be dropped (reaped) once the sandbox runs.
 pub fn prepare(
     plan: &Plan,
     cached: Option<&Path>,
     files: &HostFiles,
-) -> Result<Prepared, StepFailure> {
+) -> Result<(Prepared, Option<Exiting>), StepFailure> {
     let as_root = nix::unistd::geteuid().is_root();
     let mut caller = None;
     let mut prepared = Vec::new();
@@ -341,16 +343,18 @@ pub fn prepare(
             .or_fail(StepId::Mount, || format!("mounting {}", path.display()))?;
         prepared.push(Some(Source::Tree(tree)));
     }
-    Ok(prepared)
+    Ok((prepared, caller.map(|(_, helper)| helper)))
 }
 
 fn io_errno(error: std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// The user namespace of `Idmap::Caller` mounts, made once per launch.
+/// The user namespace of `Idmap::Caller` mounts, made once per launch, and its helper.
+type CallerUserns = Option<(OwnedFd, Exiting)>;
+
 fn caller_userns<'a>(
-    made: &'a mut Option<OwnedFd>,
+    made: &'a mut CallerUserns,
     plan: &Plan,
 ) -> Result<BorrowedFd<'a>, StepFailure> {
     if made.is_none() {
@@ -359,7 +363,7 @@ fn caller_userns<'a>(
         })?;
         *made = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
     }
-    Ok(made.as_ref().expect("just made").as_fd())
+    Ok(made.as_ref().expect("just made").0.as_fd())
 }
 
 /// The launcher's half once the sandbox exists, its maps written: the mounts id-mapped through

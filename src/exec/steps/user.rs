@@ -194,6 +194,19 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
         .or_fail(StepId::User, || "setns(time_for_children)".into())
 }
 
+/// A helper process told to exit, reaped when dropped: later, by when it is long gone, so the
+/// launch does not wait for it to be scheduled.
+pub struct Exiting(OwnedFd);
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        let _ = nix::sys::wait::waitid(
+            nix::sys::wait::Id::PIDFd(self.0.as_fd()),
+            nix::sys::wait::WaitPidFlag::WEXITED,
+        );
+    }
+}
+
 /// A user namespace with these maps, for id-mapped mounts (mount_setattr(2),
 /// MOUNT_ATTR_IDMAP). Made by the launcher, as the host's root, before the sandbox exists: a
 /// helper is cloned into a new user namespace where it only waits, the maps are written from
@@ -202,7 +215,7 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
 pub fn idmapped_userns(
     uid_map: &[IdMapping],
     gid_map: &[IdMapping],
-) -> Result<OwnedFd, StepFailure> {
+) -> Result<(OwnedFd, Exiting), StepFailure> {
     let fail = |action: &str| {
         let action = action.to_string();
         move |errno| StepFailure::new(StepId::Mount, action, errno)
@@ -220,6 +233,7 @@ pub fn idmapped_userns(
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(hold_read);
+    let helper = Exiting(pidfd);
     let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let made = std::fs::write(proc.join("uid_map"), map_text(uid_map))
@@ -228,11 +242,8 @@ pub fn idmapped_userns(
         .map(OwnedFd::from)
         .map_err(io);
     drop(hold_write);
-    let _ = nix::sys::wait::waitid(
-        nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
-        nix::sys::wait::WaitPidFlag::WEXITED,
-    );
-    made.map_err(fail("writing the maps of an id-mapped mount"))
+    let made = made.map_err(fail("writing the maps of an id-mapped mount"))?;
+    Ok((made, helper))
 }
 
 #[cfg(test)]
