@@ -632,7 +632,7 @@ mod tests {
 
         // A manifest mapping the range useradd gives the first user.
         let plan = |text: &str| {
-            let caller = crate::host::Caller::with_ids(0);
+            let caller = crate::host::Caller::ann(0);
             let host = crate::host::HostFacts::fixed(caller.clone(), Default::default());
             let loaded = crate::manifest::load_str(
                 Path::new("/p/sandbox.toml"),

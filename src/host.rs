@@ -95,19 +95,6 @@ impl Caller {
         self.euid == 0
     }
 
-    /// A caller of whom only the ids are known (`uid` for all of them), for tests.
-    #[cfg(test)]
-    pub(crate) fn with_ids(uid: u32) -> Caller {
-        Caller {
-            uid,
-            gid: uid,
-            euid: uid,
-            user: None,
-            home: None,
-            env: BTreeMap::new(),
-        }
-    }
-
     /// The caller's user name: $USER, or the password database when it is not set.
     pub fn user_name(&self) -> Option<String> {
         self.user.clone().or_else(|| user_name_of(self.uid))

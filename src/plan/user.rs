@@ -62,7 +62,7 @@ pub struct UserPlan {
     /// process writes the gid map itself (user_namespaces(7)).
     pub deny_setgroups: bool,
     /// Every host id the maps reach is the caller's to give: its own, its grants in
-    /// /etc/subuid and /etc/subgid, or (as root) the unprivileged default range. Capabilities
+    /// /etc/subuid and /etc/subgid, or (as root) a block leased from `pool`. Capabilities
     /// kept inside then act on nothing of anyone else's (see trust).
     pub own_ids: bool,
     /// Root's sandboxes whose manifest maps no ids lease a block of host ids as they start.

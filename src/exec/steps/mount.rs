@@ -999,7 +999,7 @@ mod tests {
             [[mount]]\ntype = \"overlay\"\nsource = [\"a\", \"b\"]\ntarget = \"/o\"\nupper = \"kept/o\"\n\
             [[mount]]\ntype = \"tmpfs\"\ntarget = \"/t\"\n\
             [[mount]]\ntype = \"bind\"\nsource = \"c\"\ntarget = \"/c\"\n";
-        let caller = Caller::with_ids(1000);
+        let caller = Caller::ann(1000);
         let loaded = crate::manifest::load_str(&base.join("sandbox.toml"), text, &caller.vars());
         let host = HostFacts::fixed(caller, FixedFacts::default());
         let invocation = crate::validate::Invocation::inspecting();

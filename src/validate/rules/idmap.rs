@@ -671,7 +671,7 @@ mod tests {
     #[test]
     fn root_leases_a_block_unless_the_manifest_maps_its_ids() {
         let plan = |text: &str, others: Vec<SubIdGrant>| {
-            let caller = Caller::with_ids(0);
+            let caller = Caller::ann(0);
             let host = HostFacts::fixed(
                 caller.clone(),
                 FixedFacts {
