@@ -200,7 +200,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         on_started: Some(&mut on_started),
     };
     // `root` stays alive (its cache entry locked in use) until the sandbox is gone.
-    let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), &files, hooks);
+    let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), files, hooks);
     // What the launcher says about the run, on stderr; or, for a detached sandbox whose
     // command never started, to the caller still waiting, which prints it.
     let mut said = String::new();

@@ -77,11 +77,13 @@ pub struct Hooks<'a> {
 
 /// Run the plan in the foreground; returns the command's outcome. `root` is the unpacked tree
 /// of a tar or OCI root ([`crate::rootfs::prepare`]).
-/// `files` are the host paths of the plan, opened when it was judged ([`HostFiles::open`]).
+/// `files` are the host paths of the plan, opened when it was judged ([`HostFiles::open`]);
+/// they are closed before the clone, so the sandbox keeps nothing of the host's but what its
+/// mount step consumes.
 pub fn run(
     plan: &Plan,
     root: Option<&Path>,
-    files: &HostFiles,
+    files: HostFiles,
     hooks: Hooks,
 ) -> Result<(Outcome, Timings), ExecError> {
     let started = Instant::now();
@@ -113,7 +115,8 @@ pub fn run(
         .or_fail(StepId::User, || "pipe2".into())?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
     let mount_started = Instant::now();
-    let (prepared, helper) = mount::prepare(plan, root, files)?;
+    let (prepared, helper) = mount::prepare(plan, root, &files)?;
+    drop(files);
     let mount_time = mount_started.elapsed();
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
     // child was killed on an early return.
