@@ -104,11 +104,15 @@ pub fn open_resolved_file(path: &Path) -> Result<File, InputError> {
         path: path.to_path_buf(),
         source,
     };
-    // As in open_regular_file; a symlink is left to the open, which refuses it.
+    // As in open_regular_file, and a symlink is named for what it is; the open refuses one
+    // all the same (also in a folder above), should it be put there meanwhile.
     let meta = std::fs::symlink_metadata(path).map_err(io)?;
-    if !meta.is_symlink()
-        && let Some(kind) = kind(meta.file_type())
-    {
+    let kind = if meta.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        kind(meta.file_type())
+    };
+    if let Some(kind) = kind {
         return Err(InputError::NotRegular {
             path: path.to_path_buf(),
             kind,
@@ -197,7 +201,8 @@ mod tests {
         assert!(missing.is_not_found(), "{missing}");
     }
 
-    /// A resolved path is read only as it is spelled: a symlink there now is refused.
+    /// A resolved path is read only as it is spelled: a symlink there now is refused, in its
+    /// last component or in a folder above.
     #[test]
     fn a_resolved_path_follows_no_symlink() {
         let dir = tempfile::tempdir().unwrap();
@@ -206,6 +211,13 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(read_resolved_file(&file, 10).unwrap(), b"x");
         let error = read_resolved_file(&link, 10).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{} is a symbolic link, not a regular file", link.display())
+        );
+        let folder = dir.path().join("folder");
+        std::os::unix::fs::symlink(dir.path(), &folder).unwrap();
+        let error = read_resolved_file(&folder.join("f"), 10).unwrap_err();
         assert!(
             matches!(&error, InputError::Io { source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
             "{error}"
