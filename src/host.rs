@@ -262,13 +262,17 @@ impl HostFacts {
     }
 
     fn own(&self, grants: &[SubIdGrant]) -> Vec<SubIdRange> {
-        let uid = self.caller.uid.to_string();
         // The name is looked up only when some grant is there to match.
         grants
             .iter()
-            .filter(|g| g.owner == uid || Some(g.owner.as_str()) == self.user_name())
+            .filter(|g| self.is_callers(g))
             .map(SubIdGrant::range)
             .collect()
+    }
+
+    /// Whether `grant` is the caller's, by uid or by name.
+    pub fn is_callers(&self, grant: &SubIdGrant) -> bool {
+        grant.owner == self.caller.uid.to_string() || Some(grant.owner.as_str()) == self.user_name()
     }
 
     /// The caller's user name, looked up (through NSS when $USER is unset) once.

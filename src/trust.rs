@@ -17,7 +17,7 @@ use crate::host::is_system_path;
 use crate::hostpath;
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
-use crate::plan::{CONFINED_CAPABILITIES, HostUse, NetPlan, Plan, SeccompPlan};
+use crate::plan::{CONFINED_CAPABILITIES, HostIds, HostUse, NetPlan, Plan, SeccompPlan};
 
 /// Environment variables harmless to copy in: terminal and locale settings.
 const HARMLESS_ENV: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
@@ -167,18 +167,46 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             shared.contains(&"user"),
         ));
     }
-    if let Some(user) = &plan.user
-        && user
-            .uid_map
+    if let Some(user) = &plan.user {
+        let sides = [
+            ("uid_map", "uids", &user.uid_map, &user.foreign.uids),
+            ("gid_map", "gids", &user.gid_map, &user.foreign.gids),
+        ];
+        if sides
             .iter()
-            .chain(&user.gid_map)
-            .any(|m| m.outside == 0)
-    {
-        out.push(Request::new(
-            "uid_map",
-            "maps the host's root into the sandbox",
-            true,
-        ));
+            .any(|(_, _, map, _)| map.iter().any(|m| m.outside == 0))
+        {
+            out.push(Request::new(
+                "uid_map",
+                "maps the host's root into the sandbox",
+                true,
+            ));
+        }
+        // Another user's ids are that user's files and processes (gid 42 reads /etc/shadow).
+        for (key, ids, _, foreign) in sides {
+            let others: Vec<String> = foreign
+                .iter()
+                .filter(|range| !(range.start == 0 && range.count == 1))
+                .map(|range| match range.start {
+                    0 => HostIds {
+                        start: 1,
+                        count: range.count - 1,
+                    }
+                    .to_string(),
+                    _ => range.to_string(),
+                })
+                .collect();
+            if !others.is_empty() {
+                out.push(Request::new(
+                    key,
+                    format!(
+                        "maps host {ids} {} into the sandbox, which are not its own: it acts as whoever has them",
+                        others.join(", ")
+                    ),
+                    true,
+                ));
+            }
+        }
     }
 
     let security = &plan.security;
@@ -188,7 +216,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
     // among what the mounts show (and the mounts are judged above), the sandbox's own network
     // namespace. Any other capability, or any with the host's user namespace or someone else's
     // ids, is a request.
-    let confined = plan.user.as_ref().is_some_and(|user| user.own_ids);
+    let confined = plan.user.as_ref().is_some_and(|user| user.own_ids());
     let names: Vec<String> = security
         .capabilities
         .iter()
@@ -416,7 +444,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{Caller, FixedFacts, HostEntry, HostFacts};
+    use crate::host::{Caller, FixedFacts, HostEntry, HostFacts, SubIdGrant, SubIdRange};
     use crate::manifest::{load_str, vars::Vars};
     use crate::validate::{Invocation, validate};
 
@@ -450,6 +478,17 @@ mod tests {
     /// What the manifest `path` holding `text` asks for, for the caller `uid` whose home is
     /// `home`.
     fn asks_in(uid: u32, path: &Path, home: &Path, text: &str) -> Vec<String> {
+        asks_granted(uid, path, home, text, FixedFacts::default())
+    }
+
+    /// [`asks_in`] on a host whose subordinate id grants are `grants`'.
+    fn asks_granted(
+        uid: u32,
+        path: &Path,
+        home: &Path,
+        text: &str,
+        grants: FixedFacts,
+    ) -> Vec<String> {
         let vars = Vars {
             home: Some(home.display().to_string()),
             uid: 1000,
@@ -464,7 +503,7 @@ mod tests {
                 landlock_abi: 5,
                 nft: Some("/usr/sbin/nft".into()),
                 pasta: Some("/usr/bin/pasta".into()),
-                ..FixedFacts::default()
+                ..grants
             },
         );
         let validated = validate(&loaded, &host, &Invocation::inspecting());
@@ -692,18 +731,20 @@ mod tests {
         let fixed = format!(
             "{keeps}[[uid_map]]\ninside = 0\noutside = 100000\ncount = 1000\n[[gid_map]]\ninside = 0\noutside = 165000\ncount = 536\n"
         );
-        assert_eq!(
-            asks_as(0, &fixed).len(),
-            1,
-            "ids root was not granted (where useradd puts the first user's) are not its own"
+        let asked = asks_as(0, &fixed);
+        assert!(
+            asked
+                .iter()
+                .any(|a| a.starts_with("keeps capabilities CAP_CHOWN")),
+            "ids root was not granted (where useradd puts the first user's) are not its own: {asked:?}"
         );
         let others = format!(
             "{keeps}[[uid_map]]\ninside = 0\noutside = 1000\ncount = 1\n[[gid_map]]\ninside = 0\noutside = 1000\ncount = 1\n"
         );
         let asked = asks_as(0, &others);
-        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked.len(), 3, "{asked:?}");
         assert!(
-            asked[0].starts_with("keeps capabilities CAP_CHOWN, CAP_DAC_OVERRIDE"),
+            asked[2].starts_with("keeps capabilities CAP_CHOWN, CAP_DAC_OVERRIDE"),
             "root mapping a user's ids: {asked:?}"
         );
         let kill = asks(&format!(
@@ -717,6 +758,88 @@ mod tests {
                 .any(|a| a.starts_with("keeps capabilities CAP_CHOWN")),
             "the host's user namespace: {shared:?}"
         );
+    }
+
+    #[test]
+    fn maps_onto_host_ids_not_the_sandboxs_own_are_asked_for_loudly() {
+        // As root, gid 42 inside the sandbox is the host's shadow group: /etc/shadow, a
+        // system file any manifest may bind read-only, is then readable.
+        let shadow = format!(
+            "{ROOT}[process]\ngroup = 42\n[[gid_map]]\ninside = 42\noutside = 42\ncount = 1\n[[mount]]\ntype = \"bind\"\nsource = \"/etc/shadow\"\ntarget = \"/s\"\n"
+        );
+        let not_own = "into the sandbox, which are not its own: it acts as whoever has them";
+        assert_eq!(
+            asks_as(0, &shadow),
+            [format!("!maps host gids 42 {not_own}")]
+        );
+        let users = format!(
+            "{ROOT}[[uid_map]]\ninside = 0\noutside = 0\ncount = 1\n[[uid_map]]\ninside = 1\noutside = 1000\ncount = 2000\n"
+        );
+        assert_eq!(
+            asks_as(0, &users),
+            [
+                "!maps the host's root into the sandbox".to_string(),
+                format!("!maps host uids 1000..2999 {not_own}"),
+            ]
+        );
+        let range = format!("{ROOT}[[gid_map]]\ninside = 0\noutside = 0\ncount = 43\n");
+        assert_eq!(
+            asks_as(0, &range),
+            [
+                "!maps the host's root into the sandbox".to_string(),
+                format!("!maps host gids 1..42 {not_own}"),
+            ]
+        );
+
+        // Root's grants are its own where no one else is granted the same ids.
+        let granted = |text: &str| {
+            let grant = |start| SubIdRange {
+                start,
+                count: 65536,
+            };
+            let ann = FixedFacts {
+                subuid: vec![grant(200_000)],
+                subgid: vec![grant(200_000)],
+                others: vec![SubIdGrant {
+                    owner: "bob".into(),
+                    start: 250_000,
+                    count: 10,
+                }],
+                ..FixedFacts::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            asks_granted(
+                0,
+                &dir.path().join("sandbox.toml"),
+                Path::new("/home/ann"),
+                text,
+                ann,
+            )
+        };
+        let map = |outside: u32, count: u32| {
+            format!(
+                "{ROOT}[[uid_map]]\ninside = 0\noutside = {outside}\ncount = {count}\n[[gid_map]]\ninside = 0\noutside = {outside}\ncount = {count}\n"
+            )
+        };
+        assert!(granted(&map(200_000, 50_000)).is_empty());
+        assert_eq!(
+            granted(&format!("uid_map = \"auto\"\n{ROOT}")),
+            [format!("!maps host uids 250000..250009 {not_own}")],
+            "bob's ids are within root's grant"
+        );
+        assert_eq!(
+            granted(&map(245_000, 20_000)),
+            [
+                format!("!maps host uids 250000..250009 {not_own}"),
+                format!("!maps host gids 250000..250009 {not_own}"),
+            ]
+        );
+
+        // Rootless, the maps admitted are the caller's own ids and grants.
+        let own = format!(
+            "{ROOT}[[uid_map]]\ninside = 0\noutside = \"self\"\ncount = 1\n[process]\nuser = 0\n"
+        );
+        assert!(asks(&own).is_empty());
     }
 
     #[test]

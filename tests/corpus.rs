@@ -793,3 +793,69 @@ fn as_root_binds_are_id_mapped_to_the_caller_but_not_system_dirs() {
         (None, vec!["sandbox::mount::not-idmapped"])
     );
 }
+
+/// As root, no mount is id-mapped onto host ids that are not the sandbox's own: through a fixed
+/// map onto a user's ids, a bind would give that user the caller's files, and the root and
+/// overlay layers the files of their owners (root's).
+#[test]
+fn as_root_nothing_is_id_mapped_onto_host_ids_not_the_sandboxs_own() {
+    use sandbox::plan::{Idmap, Plan};
+    let root = Facts {
+        who: Who::Root,
+        ..Facts::default()
+    };
+    let manifest = |maps: &str, bind: &str| {
+        format!(
+            "{maps}[rootfs]\npath = \"/usr\"\n[process]\ncommand = [\"/bin/true\"]\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/b\"\nreadonly = false\n{bind}[[mount]]\ntype = \"overlay\"\nsource = \"/usr\"\ntarget = \"/o\"\n"
+        )
+    };
+    let maps = |outside: u32| {
+        format!(
+            "[[uid_map]]\ninside = 0\noutside = {outside}\ncount = 1\n[[gid_map]]\ninside = 0\noutside = {outside}\ncount = 1\n"
+        )
+    };
+    let idmaps = |plan: &Plan| {
+        let mounts: Vec<Option<Idmap>> = plan
+            .mounts
+            .iter()
+            .filter(|m| m.key.starts_with("mount["))
+            .map(|m| match &m.op {
+                MountOp::Bind { idmap, .. } | MountOp::Overlay { idmap, .. } => *idmap,
+                _ => None,
+            })
+            .collect();
+        (plan.root.idmapped, mounts)
+    };
+    let codes = |validated: &Validated| -> Vec<&str> {
+        validated.problems.iter().map(|p| p.code).collect()
+    };
+    let mapped = (true, vec![Some(Idmap::Caller), Some(Idmap::Sandbox)]);
+
+    let leased = validate_on(&manifest("", ""), &root, false);
+    assert_eq!(
+        idmaps(leased.plan.as_ref().unwrap()),
+        mapped,
+        "a leased block"
+    );
+    let itself = validate_on(&manifest(&maps(0), ""), &root, false);
+    assert_eq!(
+        idmaps(itself.plan.as_ref().unwrap()),
+        mapped,
+        "the host's root onto itself changes no owner"
+    );
+
+    let user = validate_on(&manifest(&maps(1000), ""), &root, false);
+    assert_eq!(codes(&user), ["sandbox::mount::not-idmapped"]);
+    let plan = user.plan.as_ref().unwrap();
+    assert_eq!(idmaps(plan), (false, vec![None, None]));
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("(1000, 1000): its root and overlay layers are not id-mapped")),
+        "{:?}",
+        plan.warnings
+    );
+    let asked = validate_on(&manifest(&maps(1000), "idmap = true\n"), &root, false);
+    assert_eq!(codes(&asked), ["sandbox::mount::idmap-foreign"]);
+    assert!(asked.plan.is_none());
+}

@@ -185,3 +185,52 @@ as_root_and_rootless! {
         assert_eq!(live::stdout(&out), "judged\n");
     }
 }
+
+/// As root, a manifest may map any host ids into the sandbox: gid 42 is the shadow group, and
+/// /etc/shadow a system file any manifest may bind read-only. Ids that are not the sandbox's
+/// own are asked for, and once allowed, no bind is id-mapped onto them (the caller's files
+/// would be that user's).
+#[test]
+fn as_root_a_map_onto_other_users_ids_is_asked_for_and_given_no_files() {
+    if !live::available(Who::Root) {
+        return;
+    }
+    let p = Project::new(
+        Who::Root,
+        "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/cat\", \"/s\"]\ngroup = 42\n[[gid_map]]\ninside = 42\noutside = 42\ncount = 1\n[[mount]]\ntype = \"bind\"\nsource = \"/etc/shadow\"\ntarget = \"/s\"\n",
+    );
+    let home = p.mkdir("home");
+    let manifest = p.manifest();
+    let manifest = manifest.to_str().unwrap();
+    let asked = "!! maps host gids 42 into the sandbox, which are not its own";
+    let checked = sandbox(&p, &home, &["check", manifest]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    assert!(stderr(&checked).contains(asked), "{}", stderr(&checked));
+    let up = sandbox(&p, &home, &["up", manifest, "--", "/bin/cat", "/s"]);
+    assert_eq!(up.status.code(), Some(125), "{}", stderr(&up));
+    assert!(stderr(&up).contains(asked), "{}", stderr(&up));
+    assert_eq!(live::stdout(&up), "", "the command ran");
+
+    let (uid, gid) = live::rootless_ids().unwrap();
+    p.write("sandbox.toml", &format!(
+        "[rootfs]\nhost = true\n[[uid_map]]\ninside = 0\noutside = {uid}\ncount = 1\n[[gid_map]]\ninside = 0\noutside = {gid}\ncount = 1\n[[mount]]\ntype = \"bind\"\nsource = \"data\"\ntarget = \"/data\"\n"
+    ));
+    p.write("data/roots", "x\n");
+    let stat = [
+        "up",
+        "--trust",
+        manifest,
+        "--",
+        "/usr/bin/stat",
+        "-c",
+        "%u %g",
+        "/data/roots",
+    ];
+    let up = sandbox(&p, &home, &stat);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(
+        live::stdout(&up),
+        "65534 65534\n",
+        "root's file is nobody's inside, not the command's"
+    );
+}

@@ -95,7 +95,7 @@ mod tests {
             gid_map: Vec::new(),
             writer: MapWriter::Direct,
             deny_setgroups: false,
-            own_ids: true,
+            foreign: Default::default(),
             pool: Some(pool),
         }
     }

@@ -299,7 +299,7 @@ pub fn translate(
             gid_map,
             writer: _,
             deny_setgroups: _,
-            own_ids: _,
+            foreign: _,
             pool,
         } = user;
         let (fidelity, note) = match pool {

@@ -33,7 +33,9 @@ pub use render::{
 pub use security::{
     CONFINED_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
-pub use user::{ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, UserPlan};
+pub use user::{
+    ForeignIds, HostIds, ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, UserPlan,
+};
 
 use crate::manifest::Location;
 

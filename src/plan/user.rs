@@ -61,12 +61,44 @@ pub struct UserPlan {
     /// Write "deny" to /proc/PID/setgroups before the gid map: required when an unprivileged
     /// process writes the gid map itself (user_namespaces(7)).
     pub deny_setgroups: bool,
-    /// Every host id the maps reach is the caller's to give: its own, its grants in
-    /// /etc/subuid and /etc/subgid, or (as root) a block leased from `pool`. Capabilities
-    /// kept inside then act on nothing of anyone else's (see trust).
-    pub own_ids: bool,
+    /// The host ids the maps reach that are not the sandbox's own (see [`ForeignIds`]).
+    pub foreign: ForeignIds,
     /// Root's sandboxes whose manifest maps no ids lease a block of host ids as they start.
     pub pool: Option<IdPool>,
+}
+
+/// Host ids `start..start + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIds {
+    pub start: u32,
+    pub count: u32,
+}
+
+impl HostIds {
+    fn end(&self) -> u64 {
+        u64::from(self.start) + u64::from(self.count)
+    }
+}
+
+impl std::fmt::Display for HostIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.count {
+            1 => write!(f, "{}", self.start),
+            _ => write!(f, "{}..{}", self.start, self.end() - 1),
+        }
+    }
+}
+
+/// The host ids a sandbox's maps reach that are not its own. Its own are the caller's to give
+/// and no one else's: rootless, the caller's ids and its grants in /etc/subuid and
+/// /etc/subgid; as root, a block leased from the pool and root's grants that no one else's
+/// overlaps. Any other id is someone's on the host (gid 42 reads /etc/shadow, uid 1000 is a
+/// user, 0 is the host's root), and the sandbox acts as them: trust asks for it, and no mount
+/// is id-mapped onto them (see [`UserPlan::hands_over`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignIds {
+    pub uids: Vec<HostIds>,
+    pub gids: Vec<HostIds>,
 }
 
 /// Where root's blocks of host ids are leased (see `exec::ids`).
@@ -119,6 +151,29 @@ impl IdPool {
 }
 
 impl UserPlan {
+    /// Every host id the maps reach is the sandbox's own: capabilities kept inside then act on
+    /// nothing of anyone else's (see trust).
+    pub fn own_ids(&self) -> bool {
+        self.foreign.uids.is_empty() && self.foreign.gids.is_empty()
+    }
+
+    /// Whether a mount id-mapped through `uid_map` and `gid_map` (ids on disk to host ids)
+    /// gives files to host ids that are not the sandbox's own: through a `/proc/PID/root` of
+    /// the sandbox, whoever has those ids could then change them, and make files owned by
+    /// their owners (root's) on the host. A line that keeps the ids (inside = outside) gives
+    /// nothing: a mount that is not id-mapped does the same.
+    pub fn hands_over(&self, uid_map: &[IdMapping], gid_map: &[IdMapping]) -> bool {
+        let onto = |map: &[IdMapping], foreign: &[HostIds]| {
+            map.iter().any(|m| {
+                m.inside != m.outside
+                    && foreign.iter().any(|f| {
+                        u64::from(m.outside) < f.end() && u64::from(f.start) < m.outside_end()
+                    })
+            })
+        };
+        onto(uid_map, &self.foreign.uids) || onto(gid_map, &self.foreign.gids)
+    }
+
     /// Map the leased sides onto `block` of the pool.
     pub fn lease(&mut self, block: u32) {
         let Some(pool) = &self.pool else {

@@ -265,7 +265,7 @@ mod tests {
             }],
             writer: MapWriter::Direct,
             deny_setgroups: true,
-            own_ids: true,
+            foreign: Default::default(),
             pool: None,
         };
         let files = map_files(&plan, 42);

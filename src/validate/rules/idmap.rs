@@ -4,7 +4,9 @@ use super::super::Cx;
 use crate::diagnostics::Problem;
 use crate::host::{SubIdGrant, SubIdRange};
 use crate::manifest::{IdMapSpec, IdRange, Outside, Span, Spanned};
-use crate::plan::{ID_BLOCK, IdMapping, IdPool, MapWriter, Namespaces, ProcessPlan, UserPlan};
+use crate::plan::{
+    ForeignIds, HostIds, ID_BLOCK, IdMapping, IdPool, MapWriter, Namespaces, ProcessPlan, UserPlan,
+};
 
 /// The user whose grant in /etc/subuid and /etc/subgid reserves ids for root's sandboxes, as
 /// podman's `containers`.
@@ -112,18 +114,25 @@ pub(super) fn user(
         root && manifest.uid_map.is_none(),
         root && manifest.gid_map.is_none(),
     );
-    // Rootless, validation admits only the caller's own ids and grants. Root may map anything,
-    // so only a leased block (the sandbox's alone) and root's own grants count as the
-    // sandbox's (the grants are read only for a range the manifest gives).
-    let own_ids = !root
-        || ((leased.0 || owned_by_root(&uid.map, || cx.host.subuid()))
-            && (leased.1 || owned_by_root(&gid.map, || cx.host.subgid())));
+    // A leased side is mapped onto a block no one else has.
+    let foreign = ForeignIds {
+        uids: if leased.0 {
+            Vec::new()
+        } else {
+            foreign(cx, Kind::Uid, &uid.map)
+        },
+        gids: if leased.1 {
+            Vec::new()
+        } else {
+            foreign(cx, Kind::Gid, &gid.map)
+        },
+    };
     let mut user = UserPlan {
         uid_map: uid.map,
         gid_map: gid.map,
         writer,
         deny_setgroups,
-        own_ids,
+        foreign,
         pool: None,
     };
     if leased.0 || leased.1 {
@@ -156,13 +165,67 @@ pub(super) fn user(
     Some(user)
 }
 
-/// As root: whether every range of `map` lies in one of root's grants.
-fn owned_by_root(map: &[IdMapping], grants: impl Fn() -> Vec<SubIdRange>) -> bool {
-    let within = |m: &IdMapping, start: u32, count: u32| {
-        m.outside >= start && m.outside_end() <= start as u64 + count as u64
+/// The host ids `map` reaches that are not the sandbox's own (see [`ForeignIds`]): rootless,
+/// those outside the caller's id and grants (validation admits none); as root, those outside
+/// root's grants that no one else's overlaps. Root may map any id, so only what /etc/subuid
+/// reserves for it alone is its to give; even its own id 0 is the host's root. The grants are
+/// read only when the map reaches further than the caller's id.
+fn foreign(cx: &Cx, kind: Kind, map: &[IdMapping]) -> Vec<HostIds> {
+    let host = cx.host;
+    let root = host.caller.is_root();
+    let reached: Vec<(u64, u64)> = map
+        .iter()
+        .map(|m| (u64::from(m.outside), m.outside_end()))
+        .collect();
+    let own_id = u64::from(match kind {
+        Kind::Uid => host.caller.uid,
+        Kind::Gid => host.caller.gid,
+    });
+    let reached = if root {
+        reached
+    } else {
+        without(reached, &[(own_id, own_id + 1)])
     };
-    map.iter()
-        .all(|m| grants().iter().any(|g| within(m, g.start, g.count)))
+    if reached.is_empty() {
+        return Vec::new();
+    }
+    let (own, all) = match kind {
+        Kind::Uid => (host.subuid(), host.subuid_grants()),
+        Kind::Gid => (host.subgid(), host.subgid_grants()),
+    };
+    let span = |start: u32, count: u32| (u64::from(start), u64::from(start) + u64::from(count));
+    let mut granted: Vec<(u64, u64)> = own.iter().map(|g| span(g.start, g.count)).collect();
+    if root {
+        let others: Vec<(u64, u64)> = all
+            .iter()
+            .filter(|g| !host.is_callers(g))
+            .map(|g| span(g.start, g.count))
+            .collect();
+        granted = without(granted, &others);
+    }
+    without(reached, &granted)
+        .into_iter()
+        .map(|(start, end)| HostIds {
+            start: start as u32,
+            count: (end - start) as u32,
+        })
+        .collect()
+}
+
+/// The ids of `ranges` (each `[start, end)`) that none of `holes` holds.
+fn without(ranges: Vec<(u64, u64)>, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    holes
+        .iter()
+        .fold(ranges, |ranges, &(hole_start, hole_end)| {
+            ranges
+                .into_iter()
+                .flat_map(|(start, end)| {
+                    [(start, end.min(hole_start)), (start.max(hole_end), end)]
+                        .into_iter()
+                        .filter(|(start, end)| start < end)
+                })
+                .collect()
+        })
 }
 
 /// The pool of root's sandboxes from the grants of /etc/subuid and /etc/subgid, for the sides

@@ -20,7 +20,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     general::version(cx);
     let name = general::name(cx, invocation);
     let namespaces = namespaces::namespaces(cx);
-    let root = rootfs::root(cx, &namespaces);
+    let mut root = rootfs::root(cx, &namespaces);
     let process = process::process(cx, invocation, root.image.as_ref());
     let user = idmap::user(cx, &namespaces, &process);
     let (net, hosts) = network::network(cx, &namespaces);
@@ -34,6 +34,8 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         hosts: &hosts,
     };
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
+    let kept_owners = mounts::keep_owners(user.as_ref(), &mut root.plan, &mut mounts.mounts);
+    mounts.warnings.extend(kept_owners);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let time = namespaces::time(cx, &namespaces, &process);

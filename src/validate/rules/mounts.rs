@@ -12,7 +12,8 @@ use crate::diagnostics::Problem;
 use crate::host::is_system_path;
 use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
 use crate::plan::{
-    Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, UserPlan,
+    IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, RootPlan,
+    UserPlan,
 };
 
 pub(super) struct Mounts {
@@ -36,7 +37,9 @@ pub(super) struct Inside<'a> {
 /// the command makes is the caller's on the host. The kernel only lets a caller privileged over
 /// the file system's own user namespace id-map it, so as root the launcher makes these mounts;
 /// rootless, the sandbox's own map already shows the caller's files as the command's.
-fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
+/// Not onto host ids that are not the sandbox's own (see [`UserPlan::hands_over`]): `asked`
+/// (`idmap = true`) is then an error, the default a warning.
+fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside, asked: bool) -> Option<Idmap> {
     let Some(user) = who.user.filter(|_| who.namespaces.user) else {
         cx.report(
             Problem::error(
@@ -67,7 +70,37 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside) -> Option<Idmap> {
         return None;
     }
     // An unmapped command is reported by the id map rules.
-    (host_uid.is_some() && host_gid.is_some()).then_some(Idmap::Caller)
+    let (host_uid, host_gid) = (host_uid?, host_gid?);
+    let line = |disk: u32, host: u32| {
+        [IdMapping {
+            inside: disk,
+            outside: host,
+            count: 1,
+        }]
+    };
+    if !user.hands_over(&line(caller.uid, host_uid), &line(caller.gid, host_gid)) {
+        return Some(Idmap::Caller);
+    }
+    let why = format!(
+        "the command's host ids (uid {host_uid}, gid {host_gid}) are not the sandbox's own:          id-mapped, your files would be theirs, to change through the sandbox"
+    );
+    let fix = "map the command onto ids of the sandbox's own (without uid_map and gid_map,                root's sandboxes lease a block no one else has)";
+    cx.report(if asked {
+        Problem::error(
+            "sandbox::mount::idmap-foreign",
+            format!("this bind cannot be id-mapped: {why}"),
+        )
+        .at(span, "id-mapped")
+        .help(format!("{fix}, or remove `idmap = true`"))
+    } else {
+        Problem::warning(
+            "sandbox::mount::not-idmapped",
+            format!("this bind is not id-mapped: {why}"),
+        )
+        .at(span, "files keep their host owners")
+        .help(format!("{fix}; `idmap = false` silences this"))
+    });
+    None
 }
 
 /// As root, a bind behaves as it does rootless: the caller's files are the command's inside,
@@ -87,7 +120,7 @@ fn default_bind_idmap(cx: &mut Cx, source: &Path, span: Span, who: &Inside) -> O
         return None;
     }
     match cx.host.idmappable(source) {
-        Ok(()) => bind_idmap(cx, span, who),
+        Ok(()) => bind_idmap(cx, span, who, false),
         Err(fs) => {
             cx.report(
                 Problem::warning(
@@ -115,6 +148,33 @@ fn default_bind_idmap(cx: &mut Cx, source: &Path, span: Span, who: &Inside) -> O
 /// owner, and the host's root is not mapped in root's unprivileged id range.
 pub(super) fn sandbox_idmap(cx: &Cx, namespaces: &Namespaces) -> Option<Idmap> {
     (cx.host.caller.is_root() && namespaces.user).then_some(Idmap::Sandbox)
+}
+
+/// Mounts id-mapped through the sandbox's map (its root, overlay layers) are not, when that
+/// map gives files to host ids that are not the sandbox's own (a fixed map onto others' ids,
+/// see [`UserPlan::hands_over`]): their files keep their host owners. The root is planned
+/// before the map, so this is decided once both are; returns the warning that says so.
+pub(super) fn keep_owners(
+    user: Option<&UserPlan>,
+    root: &mut RootPlan,
+    mounts: &mut [MountStep],
+) -> Option<String> {
+    let user = user.filter(|user| user.hands_over(&user.uid_map, &user.gid_map))?;
+    let mut changed = std::mem::take(&mut root.idmapped);
+    for step in mounts {
+        if let MountOp::Overlay { idmap, .. } = &mut step.op {
+            changed |= idmap.take().is_some();
+        }
+    }
+    changed.then(|| {
+        let foreign = user.foreign.uids.iter().chain(&user.foreign.gids);
+        let ids: Vec<String> = foreign.map(ToString::to_string).collect();
+        format!(
+            "uid_map/gid_map map onto host ids that are not the sandbox's own ({}): its root and \
+             overlay layers are not id-mapped, so their files keep their host owners",
+            ids.join(", ")
+        )
+    })
 }
 
 /// A deterministic jail's machine-id(5): 32 hex digits derived from the sandbox's name, so two
@@ -391,7 +451,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                 );
             }
             let idmap = match &mount.idmap {
-                Some(setting) if setting.value => bind_idmap(cx, setting.span, who),
+                Some(setting) if setting.value => bind_idmap(cx, setting.span, who, true),
                 Some(_) => None,
                 None => default_bind_idmap(cx, &path, source.span, who),
             };
