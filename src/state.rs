@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::sys;
 use crate::folder::{self, FolderError, Purpose};
 use crate::lockfile::ofd;
-use crate::plan::{Namespaces, Plan};
+use crate::plan::Plan;
 
 /// The state folder, as messages name it.
 pub const STATE_FOLDER: Purpose = Purpose {
@@ -77,9 +77,12 @@ pub struct Record {
     pub cgroups: Vec<PathBuf>,
     /// Addresses inside the sandbox's network namespace, when it has some beyond lo.
     pub addresses: Vec<String>,
-    /// `ns:[inode]` of a namespace init's clone made (see `identifying_namespace`), by name:
-    /// `exec` checks the pid still names this sandbox.
-    pub namespaces: Vec<(String, String)>,
+    /// Init's start time (`/proc/PID/stat` field 22, clock ticks since boot): with its parent,
+    /// the supervisor, what shows a pid still names this sandbox's init. Both are in the one
+    /// /proc file of init that every process may read: init's others are closed (see
+    /// `exec::steps::pid`).
+    #[serde(default)]
+    pub init_started: u64,
     /// Where the command's output goes when detached.
     pub log: Option<PathBuf>,
     /// The plan the sandbox runs, so `exec` applies the same environment and security.
@@ -460,16 +463,16 @@ impl Store {
     /// Pidfds of the supervisor and init of the sandbox `record` describes, once each is shown
     /// to be its own: the supervisor holds this very record file open (a record planted or
     /// outdated names a process that does not, whatever else it forges), and init is its child,
-    /// in the namespace recorded at start. `None` when the supervisor is gone.
+    /// started at the recorded time. `None` when the supervisor is gone.
     pub fn processes(&self, record: &Record) -> Result<Option<Processes>, StateError> {
         let file = self.open_record(&record.name, false)?;
         let Some(supervisor) = supervisor_of(record, &file)? else {
             return Ok(None);
         };
-        let kinds: Vec<&str> = record.namespaces.iter().map(|(k, _)| k.as_str()).collect();
         let init = its_process(record.init_pid, |pid| {
-            parent_of(pid) == Some(record.supervisor_pid)
-                && namespaces_of(pid, &kinds) == record.namespaces
+            stat_of(pid).is_some_and(|stat| {
+                stat.parent == record.supervisor_pid && stat.started == record.init_started
+            })
         })
         .map_err(|()| StateError::NotItsProcess {
             name: record.name.clone(),
@@ -525,34 +528,23 @@ fn its_process(pid: i32, is_it: impl Fn(i32) -> bool) -> Result<Option<OwnedFd>,
     }
 }
 
-/// The parent of a process (field 4 of /proc/PID/stat).
-fn parent_of(pid: i32) -> Option<i32> {
+/// What /proc/PID/stat says of a process that identifies it: its parent and its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 4.
+    pub parent: i32,
+    /// Field 22, in clock ticks since boot.
+    pub started: u64,
+}
+
+/// [`ProcStat`] of `pid`; `None` when it is gone.
+pub fn stat_of(pid: i32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    crate::host::proc_stat_field(&stat, 4)?.parse().ok()
-}
-
-/// The namespace that identifies the sandbox's init from its start, by its /proc name: the
-/// first one its clone made (a new namespace is never another process's). One is enough: each
-/// costs a /proc lookup on every launch. None when the clone makes none.
-pub fn identifying_namespace(new: &Namespaces) -> Option<&'static str> {
-    // The cgroup and time namespaces are made later, in setup.
-    let first = new
-        .names()
-        .into_iter()
-        .find(|name| !matches!(*name, "cgroup" | "time"))?;
-    Some(if first == "mount" { "mnt" } else { first })
-}
-
-/// The namespaces of a process, `ns:[inode]` by name, as /proc shows them.
-pub fn namespaces_of(pid: i32, kinds: &[&str]) -> Vec<(String, String)> {
-    kinds
-        .iter()
-        .copied()
-        .filter_map(|ns| {
-            let link = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()?;
-            Some((ns.to_string(), link.to_string_lossy().into_owned()))
-        })
-        .collect()
+    let field = |n| crate::host::proc_stat_field(&stat, n);
+    Some(ProcStat {
+        parent: field(4)?.parse().ok()?,
+        started: field(22)?.parse().ok()?,
+    })
 }
 
 /// A fresh id for a run: random, from the kernel.
@@ -576,7 +568,7 @@ mod tests {
             started: 0,
             cgroups: vec![],
             addresses: vec![],
-            namespaces: namespaces_of(std::process::id() as i32, &["user", "mnt"]),
+            init_started: 0,
             log: None,
             plan: test_plan(),
         }
@@ -611,25 +603,6 @@ mod tests {
         crate::validate::validate(&loaded, &host, &invocation)
             .plan
             .expect("valid")
-    }
-
-    #[test]
-    fn the_first_namespace_the_clone_makes_identifies_the_sandbox() {
-        let mut new = test_plan().namespaces;
-        assert_eq!(identifying_namespace(&new), Some("user"));
-        new.user = false;
-        assert_eq!(identifying_namespace(&new), Some("mnt"));
-        new = Namespaces {
-            user: false,
-            mount: false,
-            pid: false,
-            net: false,
-            uts: false,
-            ipc: false,
-            cgroup: true,
-            time: true,
-        };
-        assert_eq!(identifying_namespace(&new), None, "made later in setup");
     }
 
     #[test]
@@ -835,7 +808,7 @@ mod tests {
             .unwrap();
         let mut mine = record("me");
         mine.init_pid = child.id() as i32;
-        mine.namespaces = namespaces_of(mine.init_pid, &["user", "mnt"]);
+        mine.init_started = stat_of(mine.init_pid).unwrap().started;
         claim.write(&mine).unwrap();
         let processes = store.processes(&mine).unwrap().expect("both live");
         assert!(processes.init.is_some());
@@ -860,9 +833,10 @@ mod tests {
                 ..
             })
         ));
-        // Init in other namespaces, or not the supervisor's child, is not the sandbox's.
+        // A process started at another time (a pid reused), or not the supervisor's child, is
+        // not the sandbox's init.
         let mut moved = mine.clone();
-        moved.namespaces = vec![("user".into(), "user:[1]".into())];
+        moved.init_started += 1;
         assert!(matches!(
             store.processes(&moved),
             Err(StateError::NotItsProcess { role: "init", .. })
@@ -885,18 +859,18 @@ mod tests {
     }
 
     #[test]
-    fn the_parent_of_a_process_is_read_from_proc() {
+    fn the_parent_and_start_of_a_process_are_read_from_proc() {
         let mut child = std::process::Command::new("sleep")
             .arg("100")
             .spawn()
             .unwrap();
-        assert_eq!(
-            parent_of(child.id() as i32),
-            Some(std::process::id() as i32)
-        );
+        let stat = stat_of(child.id() as i32).unwrap();
+        assert_eq!(stat.parent, std::process::id() as i32);
+        let own = stat_of(std::process::id() as i32).unwrap();
+        assert!(stat.started >= own.started, "started after its parent");
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(parent_of(-5), None);
+        assert_eq!(stat_of(-5), None);
     }
 
     #[test]

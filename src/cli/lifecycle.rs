@@ -165,9 +165,16 @@ pub fn ps(args: PsArgs, out: &Output) -> u8 {
         .iter()
         .map(|(record, ended)| {
             let mut row = row(record, *ended);
-            // Read from inside the sandbox: only for the JSON, which has room for it.
+            // Read from inside the sandbox, once its supervisor is shown to be its own: only
+            // for the JSON, which has room for it.
             if args.json && ended.is_none() && record.plan.net.egress().is_some() {
-                row.egress_refused = Some(crate::exec::join::egress_refused(record).ok());
+                let refused = match store.processes(record) {
+                    Ok(Some(Processes { supervisor, .. })) => {
+                        crate::exec::join::egress_refused(record, supervisor.as_fd()).ok()
+                    }
+                    _ => None,
+                };
+                row.egress_refused = Some(refused);
             }
             row
         })
@@ -451,20 +458,23 @@ pub fn exec(args: ExecArgs, out: &Output) -> u8 {
         Ok(store) => store,
         Err(code) => return code,
     };
-    // Joined only once its init is shown to be the sandbox's own.
-    let record =
-        match store
-            .running(&args.name)
-            .and_then(|record| match store.processes(&record)? {
-                Some(Processes { init: Some(_), .. }) => Ok(record),
-                _ => Err(StateError::NotRunning(args.name.clone())),
-            }) {
-            Ok(record) => record,
-            Err(e) => {
-                out.error(&e.to_string());
-                return exit::LAUNCHER_FAILED;
-            }
-        };
+    // Joined only once its supervisor and init are shown to be the sandbox's own.
+    let running = store
+        .running(&args.name)
+        .and_then(|record| match store.processes(&record)? {
+            Some(Processes {
+                supervisor,
+                init: Some(_),
+            }) => Ok((record, supervisor)),
+            _ => Err(StateError::NotRunning(args.name.clone())),
+        });
+    let (record, supervisor) = match running {
+        Ok(running) => running,
+        Err(e) => {
+            out.error(&e.to_string());
+            return exit::LAUNCHER_FAILED;
+        }
+    };
     let mut plan = record.plan.clone();
     plan.process.argv = args.command;
     plan.process.tty = if args.tty {
@@ -472,7 +482,7 @@ pub fn exec(args: ExecArgs, out: &Output) -> u8 {
     } else {
         crate::manifest::Tty::Never
     };
-    match crate::exec::join::join(&record, &plan, args.tty) {
+    match crate::exec::join::join(&record, supervisor.as_fd(), &plan, args.tty) {
         Ok(outcome) => {
             if let Some(failure) = &outcome.failure {
                 out.error(&failure.to_string());

@@ -169,6 +169,14 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     };
     let log = args.detach.then(|| claim.log_path());
     let mut write_record = |running: &exec::Running| {
+        let not_recorded = |error| ExecError::NotRecorded(std::sync::Arc::new(error));
+        let init = state::stat_of(running.init_pid).ok_or_else(|| {
+            not_recorded(StateError::Io {
+                action: "reading",
+                path: format!("/proc/{}/stat", running.init_pid).into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
+        })?;
         let record = Record {
             name: claim.name().to_string(),
             id: state::new_id(),
@@ -178,15 +186,11 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
             started: state::now(),
             cgroups: running.cgroups.clone(),
             addresses: running.address.iter().map(ToString::to_string).collect(),
-            namespaces: state::identifying_namespace(&plan.namespaces)
-                .map(|kind| state::namespaces_of(running.init_pid, &[kind]))
-                .unwrap_or_default(),
+            init_started: init.started,
             log: log.clone(),
             plan: plan.clone(),
         };
-        claim
-            .write(&record)
-            .map_err(|error| ExecError::NotRecorded(std::sync::Arc::new(error)))
+        claim.write(&record).map_err(not_recorded)
     };
     let mut started = false;
     let mut on_started = || {

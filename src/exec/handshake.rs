@@ -1,8 +1,8 @@
 //! The supervisor and the sandbox's setup process talk over a SOCK_SEQPACKET socketpair: one
 //! message per packet, typed, serialized with serde_json. The parent sends `Go` once it has
 //! written the id maps (on cgroup v1 the child then moves itself into its group); the child
-//! answers `Ready` (with its step timings and, for a terminal, the pty master) or `Failed` with
-//! the step that failed.
+//! answers `Ready` (with its step timings, its namespaces and, for a terminal, the pty master)
+//! or `Failed` with the step that failed.
 //!
 //! Either side reading end-of-file learns that the other died: this is also how the child
 //! notices a supervisor killed before it could set PR_SET_PDEATHSIG.
@@ -29,9 +29,11 @@ pub enum ToChild {
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToParent {
-    /// Setup is done; the command starts next. Timings are (step, nanoseconds) for `-v`.
-    /// With `egress`, the first descriptor is the netlink socket the egress rules were
-    /// installed through; the pty master, with a terminal, comes last.
+    /// Setup is done; the command starts next. Timings are (step, nanoseconds) for `-v`. The
+    /// message carries, with `egress`, the netlink socket the egress rules were installed
+    /// through; then the sandbox's namespaces, one descriptor each in
+    /// [`Namespaces::joined`](crate::plan::Namespaces::joined)'s order; then the pty master,
+    /// with a terminal.
     Ready {
         timings: Vec<(StepId, u64)>,
         #[serde(default)]
@@ -128,6 +130,12 @@ impl Channel {
 
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+impl From<Channel> for OwnedFd {
+    fn from(channel: Channel) -> OwnedFd {
+        channel.0
     }
 }
 

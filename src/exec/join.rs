@@ -2,21 +2,24 @@
 //!
 //! The joining process enters the sandbox's cgroup while its host credentials can still write
 //! it, then its namespaces with setns(2), the user namespace first (as nsenter does: the caller
-//! owns it, so it holds every capability there to join the others), then its root: after
-//! joining the mount namespace, /proc/PID/root (opened before) is the sandbox's pivoted root.
-//! The pid namespace only applies to children, so it spawns one; it takes the same steps as
-//! the sandbox's command (session, terminal, environment, cwd, capabilities, no_new_privs,
+//! owns it, so it holds every capability there to join the others). It takes them from the
+//! descriptors the sandbox's supervisor keeps (see `exec::Ready`), not from any process of the
+//! sandbox, which could have made namespaces of its own (nor from a sandbox still being set up:
+//! the supervisor has them once the setup is done). Joining the mount namespace makes the sandbox's root (the
+//! namespace's, which the setup pivoted to) this process's root and working directory. The pid
+//! namespace only applies to children, so it spawns one; it takes the same steps as the
+//! sandbox's command (session, terminal, environment, cwd, capabilities, no_new_privs,
 //! landlock, seccomp), and this process supervises it as `sandbox up` does.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::SockProtocol;
-use nix::sys::stat::Mode;
 
 use super::error::{ExecError, OrFail, StepFailure};
 use super::steps::{self, command, pid, security};
@@ -25,19 +28,7 @@ use super::{open_pty, seccomp, sys};
 use crate::egress::Refused;
 use crate::netlink::Socket;
 use crate::plan::{Plan, StepId};
-use crate::state::{Record, namespaces_of};
-
-/// Namespaces in the order they are joined, with their /proc name and clone flag.
-const ORDER: [(&str, libc::c_int); 8] = [
-    ("user", libc::CLONE_NEWUSER),
-    ("mnt", libc::CLONE_NEWNS),
-    ("pid", libc::CLONE_NEWPID),
-    ("net", libc::CLONE_NEWNET),
-    ("uts", libc::CLONE_NEWUTS),
-    ("ipc", libc::CLONE_NEWIPC),
-    ("cgroup", libc::CLONE_NEWCGROUP),
-    ("time", libc::CLONE_NEWTIME),
-];
+use crate::state::Record;
 
 fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
     move |e| {
@@ -47,29 +38,6 @@ fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailur
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     }
-}
-
-/// The namespaces of `pid` among `kinds` (in [`ORDER`]) that are not the caller's own, opened.
-fn to_join(
-    pid: i32,
-    kinds: &[&'static str],
-) -> Result<Vec<(&'static str, libc::c_int, File)>, StepFailure> {
-    let theirs = namespaces_of(pid, kinds);
-    let own = namespaces_of(std::process::id() as i32, kinds);
-    let mut joins = Vec::new();
-    for (name, flag) in ORDER.into_iter().filter(|(name, _)| kinds.contains(name)) {
-        let same = own
-            .iter()
-            .any(|o| theirs.iter().any(|t| t == o && t.0 == name));
-        if !same && theirs.iter().any(|(n, _)| n == name) {
-            let file = File::open(format!("/proc/{pid}/ns/{name}")).map_err(io(
-                StepId::User,
-                format!("opening {name} namespace of pid {pid}"),
-            ))?;
-            joins.push((name, flag, file));
-        }
-    }
-    Ok(joins)
 }
 
 fn enter(joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
@@ -83,10 +51,13 @@ fn enter(joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
 /// What the egress rules of the running sandbox of `record` refused so far (the same as its
 /// `up` reports at the end). A netfilter socket can only be opened inside the sandbox's
 /// network namespace, which a rootless caller enters only through its user namespace, for
-/// good: so a child process does it and sends the counts back.
-pub fn egress_refused(record: &Record) -> Result<Vec<Refused>, ExecError> {
-    // The caller showed this pid to be the sandbox's init (see `Store::processes`).
-    let joins = to_join(record.init_pid, &["user", "net"])?;
+/// good: so a child process does it, through the namespaces the supervisor holds (as `join`),
+/// and sends the counts back.
+pub fn egress_refused(
+    record: &Record,
+    supervisor: BorrowedFd<'_>,
+) -> Result<Vec<Refused>, ExecError> {
+    let joins = held_namespaces(record, supervisor, |name| matches!(name, "user" | "net"))?;
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Net, || "pipe2".into())?;
     let child = match sys::fork().or_fail(StepId::Net, || "fork".into())? {
@@ -138,17 +109,15 @@ pub fn egress_refused(record: &Record) -> Result<Vec<Refused>, ExecError> {
         .collect())
 }
 
-/// Run `plan` (the sandbox's plan, with the new command) inside the sandbox of `record`.
-pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, ExecError> {
-    // The caller showed this pid to be the sandbox's init (see `Store::processes`).
-    let pid = record.init_pid;
-    let joins = to_join(pid, &ORDER.map(|(name, _)| name))?;
-    let root = nix::fcntl::open(
-        format!("/proc/{pid}/root").as_str(),
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .or_fail(StepId::Chroot, || format!("opening the root of pid {pid}"))?;
+/// Run `plan` (the sandbox's plan, with the new command) inside the sandbox of `record`, whose
+/// supervisor `supervisor` (a pidfd) was shown to be its own (see `Store::processes`).
+pub fn join(
+    record: &Record,
+    supervisor: BorrowedFd<'_>,
+    plan: &Plan,
+    terminal: bool,
+) -> Result<Outcome, ExecError> {
+    let joins = held_namespaces(record, supervisor, |_| true)?;
 
     // The cgroup, with the host credentials that may write it.
     let me = std::process::id().to_string();
@@ -163,12 +132,8 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, || "blocking signals".into())?;
     enter(&joins)?;
+    drop(joins);
     steps::user::take_setup_ids(plan)?;
-    nix::unistd::fchdir(root.as_fd())
-        .or_fail(StepId::Chroot, || "entering the sandbox's root".into())?;
-    nix::unistd::chroot(".").or_fail(StepId::Chroot, || "chroot into the sandbox's root".into())?;
-    nix::unistd::chdir("/").or_fail(StepId::Chroot, || "chdir(/)".into())?;
-    drop(root);
 
     let (master, terminal) = if terminal {
         open_pty().map(|(m, t)| (Some(m), Some(t)))?
@@ -197,8 +162,69 @@ pub fn join(record: &Record, plan: &Plan, terminal: bool) -> Result<Outcome, Exe
         master,
         timeout: plan.process.timeout_ms.map(Duration::from_millis),
         on_started: None,
-        setup_ready: None,
         ended: None,
         return_early: false,
+        held: Vec::new(),
     })
+}
+
+/// The sandbox's namespaces, from the descriptors of its supervisor (`supervisor`, a pidfd of
+/// `record.supervisor_pid`), by what /proc/PID/fd says they are (`mnt:[4026532290]`); each
+/// one the plan makes whose /proc name `wanted` accepts, in
+/// [`Namespaces::joined`](crate::plan::Namespaces::joined)'s order.
+fn held_namespaces(
+    record: &Record,
+    supervisor: BorrowedFd<'_>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<(&'static str, libc::c_int, File)>, ExecError> {
+    let pid = record.supervisor_pid;
+    let wanted: Vec<_> = (record.plan.namespaces.joined().into_iter())
+        .filter(|(name, _)| wanted(name))
+        .collect();
+    let folder = format!("/proc/{pid}/fd");
+    let entries =
+        std::fs::read_dir(&folder).map_err(io(StepId::User, format!("reading {folder}")))?;
+    let mut held = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        for (name, flag) in &wanted {
+            let inode = (link.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix(":["))
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|number| number.parse::<u64>().ok());
+            if let Some(inode) = inode {
+                held.push((*name, *flag, inode, entry.path()));
+            }
+        }
+    }
+    let gone = |why: String| ExecError::Gone(format!("`{}` {why}", record.name));
+    let mut joins = Vec::with_capacity(wanted.len());
+    for (name, flag) in wanted {
+        let mut of_kind = held.iter().filter(|(kind, ..)| *kind == name);
+        let Some((_, _, inode, path)) = of_kind.next() else {
+            return Err(gone(format!(
+                "cannot be joined yet or any more: its supervisor holds no {name} namespace of it (it is starting or ending)"
+            )));
+        };
+        if of_kind.any(|(_, _, other, _)| other != inode) {
+            return Err(gone(format!(
+                "cannot be joined: its supervisor holds two {name} namespaces"
+            )));
+        }
+        let file =
+            File::open(path).map_err(io(StepId::User, format!("opening {}", path.display())))?;
+        // The descriptor was replaced between the look and the open.
+        if file.metadata().map(|m| m.ino()).ok() != Some(*inode) {
+            return Err(gone("is ending".into()));
+        }
+        joins.push((name, flag, file));
+    }
+    // Alive after the opens, the supervisor held its pid all along: what was read was its own.
+    if sys::pidfd_send_signal(supervisor, 0).is_err() {
+        return Err(gone("has ended".into()));
+    }
+    Ok(joins)
 }

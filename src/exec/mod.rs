@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use error::OrFail;
@@ -190,15 +192,18 @@ pub fn run(
         .or_fail(StepId::User, || "releasing the sandbox".into())?;
     drop(helper);
 
-    // With a terminal the answer brings the pty master, so it is needed at once; otherwise it
-    // is read only when needed (see `Answer`), which saves the supervisor two wake-ups.
-    let mut answer = Answer::Pending;
-    let master = if terminal {
-        answer.wait(&parent_end)?.master.take()
-    } else {
-        None
-    };
+    // The answer is read at once: besides the step timings (and the pty master with a
+    // terminal) it brings the sandbox's namespaces, which this process keeps for `sandbox exec`
+    // to join.
+    let Ready {
+        timings: steps,
+        master,
+        egress,
+        namespaces,
+    } = Ready::read(&parent_end, plan.namespaces.joined().len(), terminal)?;
     let pidfd = guard.release();
+    let mut held = namespaces;
+    held.push(parent_end.into());
     let mut outcome = supervise::supervise(supervise::Supervised {
         pidfd,
         exec_pipe: exec_read,
@@ -207,19 +212,15 @@ pub fn run(
         on_started: hooks
             .on_started
             .map(|started| &mut *started as &mut dyn FnMut()),
-        setup_ready: Some(&mut || answer.wait(&parent_end).is_ok()),
         ended: Some(ended_read),
-        return_early: plan.namespaces.pid && !plan.waits_for_teardown(),
+        return_early: plan.returns_at_command_end(),
+        held,
     })?;
-    let ready = answer.wait(&parent_end)?;
     // The socket keeps the sandbox's network namespace, and so the counts, after its end.
-    outcome.egress = ready
-        .egress
-        .take()
-        .map(|socket| crate::egress::refused(&mut crate::netlink::Socket::adopt(socket)));
+    outcome.egress =
+        egress.map(|socket| crate::egress::refused(&mut crate::netlink::Socket::adopt(socket)));
     timings.extend(
-        ready
-            .timings
+        steps
             .iter()
             .map(|(step, ns)| (step.name().to_string(), Duration::from_nanos(*ns))),
     );
@@ -278,16 +279,6 @@ pub fn probe_user_namespace() -> Result<(), String> {
     }
 }
 
-/// The child's answer to Go: Ready (with its step timings, and the pty master with a
-/// terminal), or the step that failed. Read once, when first needed: right away with a
-/// terminal, before the first forwarded signal, or after the sandbox ended (the message stays
-/// queued in the socket). Read after the end, it costs no wake-up of its own.
-enum Answer {
-    Pending,
-    Ready(Ready),
-    Failed(ExecError),
-}
-
 /// What the child says when its setup is done.
 struct Ready {
     timings: Vec<(StepId, u64)>,
@@ -296,34 +287,36 @@ struct Ready {
     /// The netlink socket the egress rules were installed through, in the sandbox's network
     /// namespace.
     egress: Option<OwnedFd>,
+    /// The sandbox's namespaces (see [`ToParent::Ready`]).
+    namespaces: Vec<OwnedFd>,
 }
 
-impl Answer {
-    fn wait(&mut self, channel: &Channel) -> Result<&mut Ready, ExecError> {
-        if let Answer::Pending = self {
-            *self = match channel.recv::<ToParent>() {
-                Ok((ToParent::Ready { timings, egress }, fds)) => {
-                    let mut fds = fds.into_iter();
-                    Answer::Ready(Ready {
-                        timings,
-                        egress: if egress { fds.next() } else { None },
-                        master: fds.next(),
-                    })
+impl Ready {
+    /// The child's answer to Go: Ready, or the step that failed. `namespaces`: how many the
+    /// plan makes.
+    fn read(channel: &Channel, namespaces: usize, terminal: bool) -> Result<Ready, ExecError> {
+        match channel.recv::<ToParent>() {
+            Ok((ToParent::Ready { timings, egress }, mut fds)) => {
+                let carried = usize::from(egress) + namespaces + usize::from(terminal);
+                if fds.len() != carried {
+                    return Err(ExecError::SetupDied(format!(
+                        "it sent {} descriptors, not {carried}",
+                        fds.len()
+                    )));
                 }
-                Ok((ToParent::Failed(failure), _)) => Answer::Failed(failure.into()),
-                Err(RecvError::Closed) => {
-                    Answer::Failed(ExecError::SetupDied("it exited without a word".into()))
-                }
-                Err(RecvError::Io(errno)) => {
-                    Answer::Failed(ExecError::SetupDied(errno.desc().into()))
-                }
-                Err(RecvError::Malformed(text)) => Answer::Failed(ExecError::SetupDied(text)),
-            };
-        }
-        match self {
-            Answer::Ready(ready) => Ok(ready),
-            Answer::Failed(error) => Err(error.clone()),
-            Answer::Pending => unreachable!("just read"),
+                let master = if terminal { fds.pop() } else { None };
+                let egress = egress.then(|| fds.remove(0));
+                Ok(Ready {
+                    timings,
+                    master,
+                    egress,
+                    namespaces: fds,
+                })
+            }
+            Ok((ToParent::Failed(failure), _)) => Err(failure.into()),
+            Err(RecvError::Closed) => Err(ExecError::SetupDied("it exited without a word".into())),
+            Err(RecvError::Io(errno)) => Err(ExecError::SetupDied(errno.desc().into())),
+            Err(RecvError::Malformed(text)) => Err(ExecError::SetupDied(text)),
         }
     }
 }
@@ -376,34 +369,35 @@ fn child_main(
         Ok((ToChild::Go { address }, _)) => address,
         _ => sys::exit_now(125),
     };
-    let Set {
-        timings,
-        master,
-        terminal,
-        egress,
-    } = match setup(plan, root, group, terminal, prepared, address) {
+    let set_up = match setup(plan, root, group, terminal, prepared, address) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
             sys::exit_now(125)
         }
     };
-    let fds: Vec<_> = egress
+    let fds: Vec<_> = (set_up
+        .egress
         .iter()
-        .map(|socket| socket.as_fd().as_raw_fd())
-        .chain(master.iter().map(AsRawFd::as_raw_fd))
-        .collect();
+        .map(|socket| socket.as_fd().as_raw_fd()))
+    .chain(set_up.namespaces.iter().map(AsRawFd::as_raw_fd))
+    .chain(set_up.master.iter().map(AsRawFd::as_raw_fd))
+    .collect();
     let ready = ToParent::Ready {
-        timings,
-        egress: egress.is_some(),
+        timings: set_up.timings,
+        egress: set_up.egress.is_some(),
     };
     if channel.send(&ready, &fds).is_err() {
         sys::exit_now(125);
     }
     // The supervisor holds them now; the command must not.
-    drop(master);
-    drop(egress);
-    drop(channel);
+    drop(set_up.master);
+    drop(set_up.egress);
+    drop(set_up.namespaces);
+    let terminal = set_up.terminal;
+    // See pid::init: init waits for the supervisor's close when the supervisor does not wait
+    // for init's exit.
+    let release = plan.returns_at_command_end().then_some(channel);
     let ChildPipes { exec, ended } = pipes;
     if !plan.namespaces.pid {
         drop(ended);
@@ -423,7 +417,7 @@ fn child_main(
     match spawned {
         Ok(command) => {
             drop(exec);
-            pid::init(Pid::from_raw(command), ended)
+            pid::init(Pid::from_raw(command), ended, release)
         }
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, "starting the command", errno);
@@ -435,13 +429,16 @@ fn child_main(
 }
 
 /// What the setup process has once the child halves are done.
-struct Set {
+struct SetUp {
     timings: Vec<(StepId, u64)>,
     /// The pty master, for the supervisor, and the slave's path, for the command.
     master: Option<OwnedFd>,
     terminal: Option<Terminal>,
     /// The egress rules' netlink socket, for the supervisor.
     egress: Option<crate::netlink::Socket>,
+    /// The sandbox's namespaces, in [`Namespaces::joined`](crate::plan::Namespaces::joined)'s
+    /// order: the supervisor keeps them for `sandbox exec`.
+    namespaces: Vec<OwnedFd>,
 }
 
 /// The child halves of the steps, timed.
@@ -452,13 +449,21 @@ fn setup(
     terminal: bool,
     prepared: mount::Prepared,
     address: Option<Ipv4Addr>,
-) -> Result<Set, StepFailure> {
+) -> Result<SetUp, StepFailure> {
     // First of all, so the limits cover everything below (see Group::enter).
     let entering = Instant::now();
     if let Some(group) = group {
         cgroup::enter(group)?;
     }
     let entering = entering.elapsed().as_nanos() as u64;
+    // The namespaces are handed to the supervisor once made, after the pivot (the cgroup
+    // namespace comes last): through this folder of the host's /proc, opened while it is here.
+    let own_namespaces = nix::fcntl::open(
+        "/proc/self/ns",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .or_fail(StepId::User, || "opening /proc/self/ns".into())?;
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -483,6 +488,19 @@ fn setup(
     chroot::child(plan, new_root)?;
     lap(StepId::Chroot, &mut timings);
     cgroup::child(plan)?;
+    // Timed with the cgroup step, which makes the last of them.
+    let namespaces = (plan.namespaces.joined().into_iter())
+        .map(|(name, _)| {
+            nix::fcntl::openat(
+                &own_namespaces,
+                name,
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .or_fail(StepId::Cgroup, || format!("opening /proc/self/ns/{name}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(own_namespaces);
     lap(StepId::Cgroup, &mut timings);
     if let Some((_, cgroup)) = timings.last_mut() {
         *cgroup += entering;
@@ -492,22 +510,22 @@ fn setup(
     } else {
         (None, None)
     };
-    Ok(Set {
+    Ok(SetUp {
         timings,
         master,
         terminal,
         egress,
+        namespaces,
     })
 }
 
 /// A new pty in the sandbox's own devpts instance: the master goes to the supervisor, which
 /// relays the caller's terminal; the command gets the slave.
 pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
-    use nix::fcntl::OFlag;
     let master = nix::fcntl::open(
         "/dev/ptmx",
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
+        Mode::empty(),
     )
     .or_fail(StepId::Exec, || {
         "opening /dev/ptmx (a terminal needs the sandbox's /dev)".into()

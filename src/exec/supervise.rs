@@ -30,17 +30,16 @@ pub struct Supervised<'a> {
     pub timeout: Option<Duration>,
     /// Called once the command runs; never if it does not.
     pub on_started: Option<&'a mut dyn FnMut()>,
-    /// Waits for the sandbox's setup to answer (once; later calls repeat the answer), and
-    /// says whether it is ready. Asked before a signal is forwarded (pid 1 drops a signal it
-    /// has no handler for, and it installs them during setup), and before the command is said
-    /// to run: the exec pipe also closes when the setup failed and exited.
-    pub setup_ready: Option<&'a mut dyn FnMut() -> bool>,
     /// The sandbox's init writes how the command ended here (see [`pid::Report`]).
     pub ended: Option<OwnedFd>,
     /// Return as soon as `ended` tells how the command ended, without waiting for init's exit
     /// (the kernel tears the namespaces down after, as it does behind bubblewrap), unless the
     /// command left other processes, which die with init.
     pub return_early: bool,
+    /// Descriptors kept while the command runs, let go in order as soon as init said it
+    /// ended, or else on return: the sandbox's namespaces, which `sandbox exec` joins through
+    /// this process, then the channel whose closing lets init exit (see [`pid::init`]).
+    pub held: Vec<OwnedFd>,
 }
 
 /// How the sandbox ended.
@@ -91,7 +90,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     };
     let mut relay = s.master.map(Relay::start).transpose()?;
     let mut on_started = s.on_started;
-    let mut setup_ready = s.setup_ready;
+    let mut held = s.held;
     let mut exec_pipe = Some(s.exec_pipe);
     let mut failure = None;
     let mut timed_out = false;
@@ -143,7 +142,6 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         if exec_ready && let Some(pipe) = exec_pipe.take() {
             failure = command::read_failure(&pipe);
             if failure.is_none()
-                && setup_ready.as_mut().is_none_or(|ready| ready())
                 && let Some(started) = on_started.take()
             {
                 started();
@@ -155,9 +153,6 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
                 match relay.as_mut() {
                     Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
                     _ => {
-                        if let Some(ready) = setup_ready.as_mut() {
-                            ready();
-                        }
                         let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), signal);
                     }
                 }
@@ -184,6 +179,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
             // End of file without a word: init itself was killed; its exit status tells.
             report = pid::Report::read(pipe.as_fd());
             watch_ended = false;
+            // Vec drops its elements in order.
+            held.clear();
             // Processes the command left are killed as init exits: wait for that, so that
             // nothing of the sandbox runs once `up` returned.
             if report.is_some_and(|r| !r.others_left) {

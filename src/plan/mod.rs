@@ -128,6 +128,25 @@ impl Namespaces {
         .filter_map(|(new, name)| new.then_some(name))
         .collect()
     }
+
+    /// The new namespaces as /proc/PID/ns names them, with their clone(2) flags, in the order
+    /// a process joins them: the user namespace first, as nsenter does, since it gives the
+    /// capabilities to join the others.
+    pub fn joined(&self) -> Vec<(&'static str, libc::c_int)> {
+        [
+            (self.user, "user", libc::CLONE_NEWUSER),
+            (self.mount, "mnt", libc::CLONE_NEWNS),
+            (self.pid, "pid", libc::CLONE_NEWPID),
+            (self.net, "net", libc::CLONE_NEWNET),
+            (self.uts, "uts", libc::CLONE_NEWUTS),
+            (self.ipc, "ipc", libc::CLONE_NEWIPC),
+            (self.cgroup, "cgroup", libc::CLONE_NEWCGROUP),
+            (self.time, "time", libc::CLONE_NEWTIME),
+        ]
+        .into_iter()
+        .filter_map(|(new, name, flag)| new.then_some((name, flag)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +290,13 @@ impl Plan {
         let groups_done =
             self.process.groups.is_empty() || self.user.as_ref().is_some_and(|u| u.deny_setgroups);
         self.setup_ids() == Some((self.process.uid, self.process.gid)) && groups_done
+    }
+
+    /// Whether `sandbox up` returns as soon as init says the command ended (see
+    /// [`Plan::waits_for_teardown`]); without a pid namespace the command is the sandbox's
+    /// first process and there is no init to say so.
+    pub fn returns_at_command_end(&self) -> bool {
+        self.namespaces.pid && !self.waits_for_teardown()
     }
 
     /// Whether `sandbox up` must wait, once the command has exited, until the kernel has torn

@@ -11,6 +11,7 @@
 //! pid 1 only receives signals it has a handler for; [`install_handlers`] runs before the
 //! supervisor is told the sandbox is ready, so no forwarded signal can be dropped.
 
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -20,6 +21,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::handshake::Channel;
 use crate::exec::sys;
 use crate::plan::StepId;
 
@@ -188,15 +190,22 @@ fn others_left() -> bool {
     }
 }
 
-/// Run as init until the command exits; never returns. `ended` is the one descriptor kept:
-/// the supervisor reads from it how the command ended.
-pub fn init(command: Pid, ended: OwnedFd) -> ! {
+/// Run as init until the command exits; never returns. `ended` is where init tells the
+/// supervisor how the command ended; `release`, when given, the channel whose closing says the
+/// supervisor let go of the sandbox's namespaces (see `exec::Ready`), which init waits for
+/// before it exits: so the last reference to them stays init's, and tearing down the
+/// sandbox's mounts is its exit's work, not the work of a `sandbox up` that returns at once.
+pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>) -> ! {
     // Nothing else of the launcher stays open in init, and it keeps no privilege but CAP_KILL:
     // the command may run under another uid than init's (`process.user`, or a setuid of its
     // own), and kill(2) across uids needs it. It reaches no further than the sandbox's user
     // namespace, and it keeps a command without it from reading init's memory and /proc files
     // (ptrace(2): the tracer needs every capability its target has).
-    let _ = sys::close_from_except(3, ended.as_raw_fd());
+    let kept = [
+        Some(ended.as_raw_fd()),
+        release.as_ref().map(|r| r.as_fd().as_raw_fd()),
+    ];
+    let _ = sys::close_from_except(3, &kept.into_iter().flatten().collect::<Vec<_>>());
     let _ = sys::set_capabilities(caps::Capability::CAP_KILL.bitmask());
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
@@ -219,6 +228,12 @@ pub fn init(command: Pid, ended: OwnedFd) -> ! {
                 others_left: others_left(),
             };
             let _ = nix::unistd::write(&ended, &report.to_bytes());
+            if let Some(release) = &release {
+                // Nothing more is sent: this reads the end of file of the supervisor's close.
+                while let Ok(1..) | Err(Errno::EINTR) =
+                    nix::unistd::read(release.as_fd(), &mut [0u8; 1])
+                {}
+            }
             sys::exit_now(i32::from(end.status()))
         }
         match signals.read_signal() {

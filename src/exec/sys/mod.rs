@@ -307,16 +307,23 @@ pub fn close_from(first: u32) -> Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(drop)
 }
 
-/// Close every descriptor from `first` up, except `keep`.
-pub fn close_from_except(first: u32, keep: RawFd) -> Result<()> {
-    let Ok(keep) = u32::try_from(keep) else {
-        return close_from(first);
-    };
-    if keep > first {
-        // SAFETY: as in close_from, for the descriptors first..keep-1.
-        check(unsafe { libc::syscall(libc::SYS_close_range, first, keep - 1, 0) })?;
+/// Close every descriptor from `first` up, except those in `keep`.
+pub fn close_from_except(first: u32, keep: &[RawFd]) -> Result<()> {
+    let mut kept: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .filter(|fd| *fd >= first)
+        .collect();
+    kept.sort_unstable();
+    let mut from = first;
+    for fd in kept {
+        if fd > from {
+            // SAFETY: as in close_from, for the descriptors from..fd-1.
+            check(unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) })?;
+        }
+        from = fd + 1;
     }
-    close_from(first.max(keep + 1))
+    close_from(from)
 }
 
 /// execve; returns only on failure.
