@@ -3,13 +3,14 @@
 //! The joining process enters the sandbox's cgroup while its host credentials can still write
 //! it, then its namespaces with setns(2), the user namespace first (as nsenter does: the caller
 //! owns it, so it holds every capability there to join the others). It takes them from the
-//! descriptors the sandbox's supervisor keeps (see `exec::Ready`), not from any process of the
-//! sandbox, which could have made namespaces of its own (nor from a sandbox still being set up:
-//! the supervisor has them once the setup is done). Joining the mount namespace makes the sandbox's root (the
+//! descriptors the sandbox's supervisor keeps (see `exec::Ready`), not from the sandbox's init,
+//! whose /proc files are closed to the caller, nor from any process of the sandbox, which could
+//! have made namespaces of its own. Joining the mount namespace makes the sandbox's root (the
 //! namespace's, which the setup pivoted to) this process's root and working directory. The pid
 //! namespace only applies to children, so it spawns one; it takes the same steps as the
 //! sandbox's command (session, terminal, environment, cwd, capabilities, no_new_privs,
-//! landlock, seccomp), and this process supervises it as `sandbox up` does.
+//! landlock, seccomp), and this process supervises it as `sandbox up` does, locked down as the
+//! sandbox's init is (see [`security::lock_down`]).
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -40,7 +41,11 @@ fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailur
     }
 }
 
+/// Join `joins`, undumpable first: in the sandbox's user namespace with every capability
+/// there, a process of the launcher must be out of reach of the sandbox's processes (ptrace,
+/// its memory and /proc files), as the sandbox's init is (see `exec::setup`).
 fn enter(joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
+    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
     for (name, flag, file) in joins {
         setns(file.as_fd(), CloneFlags::from_bits_retain(*flag))
             .or_fail(StepId::User, || format!("setns into the {name} namespace"))?;
@@ -145,6 +150,7 @@ pub fn join(
         timings: sys::SharedWords::new(security::TIMINGS)
             .or_fail(StepId::Security, || "mapping a shared page".into())?,
         caller_mask,
+        init_seccomp: None,
     };
     let (exec_read, exec_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Exec, || "pipe2".into())?;
@@ -156,6 +162,10 @@ pub fn join(
         })?;
     drop(exec_write);
     let pidfd: OwnedFd = sys::pidfd_open(child).or_fail(StepId::Exec, || "pidfd_open".into())?;
+    if let Err(failure) = security::lock_down(None) {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        return Err(failure.into());
+    }
     supervise::supervise(Supervised {
         pidfd,
         exec_pipe: exec_read,

@@ -103,6 +103,11 @@ pub fn run(
     let build_started = Instant::now();
     let security = security::Prepared {
         seccomp: seccomp::compile(&plan.security)?,
+        init_seccomp: plan
+            .namespaces
+            .pid
+            .then(seccomp::compile_init)
+            .transpose()?,
         timings: sys::SharedWords::new(security::TIMINGS)
             .or_fail(StepId::Security, || "mapping a shared page".into())?,
         caller_mask,
@@ -194,7 +199,7 @@ pub fn run(
 
     // The answer is read at once: besides the step timings (and the pty master with a
     // terminal) it brings the sandbox's namespaces, which this process keeps for `sandbox exec`
-    // to join.
+    // to join (init's own /proc files are closed to the caller, see `setup`).
     let Ready {
         timings: steps,
         master,
@@ -404,20 +409,14 @@ fn child_main(
         command::exec(plan, exec.as_fd(), terminal.as_ref(), security);
     }
     pid::name_init(&plan.name);
-    // A command that takes other ids does so before its execve, in this process's memory
-    // (CLONE_VM), which makes that memory undumpable: init's too. Init takes back its own
-    // setting, on which rootless `sandbox exec`, `ps` and `down` depend to read its /proc files.
-    let dumpable = (!plan.command_ids_set_up()).then(nix::sys::prctl::get_dumpable);
     // The command closes both pipes at its execve (close-on-exec).
     let spawned =
         sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security));
-    if let Some(Ok(dumpable)) = dumpable {
-        let _ = nix::sys::prctl::set_dumpable(dumpable);
-    }
     match spawned {
         Ok(command) => {
             drop(exec);
-            pid::init(Pid::from_raw(command), ended, release)
+            let filter = security.init_seccomp.as_ref();
+            pid::init(Pid::from_raw(command), ended, release, filter)
         }
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, "starting the command", errno);
@@ -456,6 +455,13 @@ fn setup(
         cgroup::enter(group)?;
     }
     let entering = entering.elapsed().as_nanos() as u64;
+    // This process runs the launcher's code with every capability in the sandbox's user
+    // namespace and stays as its init beside the command: none of the sandbox's processes may
+    // ptrace it or open its memory (see steps::pid). Before anything of the sandbox runs:
+    // undumpable, as only the host's root may then (PTRACE_MODE_*: CAP_SYS_PTRACE in the user
+    // namespace its memory was made in, the host's). Everything the supervisor did through
+    // its /proc files (id maps, pasta, the veth) is done by now.
+    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
     // The namespaces are handed to the supervisor once made, after the pivot (the cgroup
     // namespace comes last): through this folder of the host's /proc, opened while it is here.
     let own_namespaces = nix::fcntl::open(

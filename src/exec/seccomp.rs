@@ -24,7 +24,7 @@ use seccompiler::{
 
 use crate::exec::error::StepFailure;
 use crate::manifest::values::Arch;
-use crate::plan::seccomp::{ArgTest, Filter, Rule, Verdict, filter};
+use crate::plan::seccomp::{ArgTest, Filter, Rule, Verdict, filter, init_filter};
 use crate::plan::{SecurityPlan, StepId};
 
 /// One compiled BPF program.
@@ -54,6 +54,18 @@ fn compile_for(security: &SecurityPlan, arch: Arch) -> Result<Option<Program>, S
             )
             .with_key("security.seccomp")
         })
+}
+
+/// Init's own filter on the running architecture (see [`init_filter`]).
+pub fn compile_init() -> Result<Program, StepFailure> {
+    let arch = Arch::host();
+    compile_filter(&init_filter(arch), arch).map_err(|error| {
+        StepFailure::new(
+            StepId::Pid,
+            format!("compiling init's seccomp filter: {error}"),
+            nix::errno::Errno::EINVAL,
+        )
+    })
 }
 
 /// The x32 ABI's marker bit in the syscall number (__X32_SYSCALL_BIT).
@@ -624,5 +636,41 @@ mod tests {
             errno(libc::ENOSYS)
         );
         assert!(compiled(&plan(SeccompPlan::Off, &[]), Arch::X86_64).is_empty());
+    }
+
+    #[test]
+    fn init_may_only_read_write_wait_signal_and_exit() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let audit = match arch {
+                Arch::X86_64 => AUDIT_ARCH_X86_64,
+                Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+            };
+            let program = compile_filter(&init_filter(arch), arch).unwrap();
+            let decide = |name: &str| {
+                let nr = arch.syscall_number(name).expect(name);
+                run(&program, &data(nr as u32, audit, [0; 6]))
+            };
+            for name in crate::plan::seccomp::INIT_CALLS {
+                assert_eq!(decide(name), ALLOW, "{name} on {arch:?}");
+            }
+            for name in [
+                "execve",
+                "ptrace",
+                "openat",
+                "mmap",
+                "mprotect",
+                "setns",
+                "unshare",
+                "clone",
+                "capset",
+                "prctl",
+                "process_vm_writev",
+                "pidfd_getfd",
+            ] {
+                assert_eq!(decide(name), KILL, "{name} on {arch:?}");
+            }
+        }
+        let program = compile_init().unwrap();
+        assert_eq!(run(&program, &data(3, AUDIT_ARCH_I386, [0; 6])), KILL);
     }
 }

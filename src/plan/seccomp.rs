@@ -375,6 +375,29 @@ pub fn filter(security: &SecurityPlan, arch: Arch) -> Option<Filter<'_>> {
     })
 }
 
+/// The only calls the sandbox's init makes once it has locked itself down (see
+/// `exec::steps::pid::init`): it reads the signals to forward and its supervisor's word,
+/// reaps (wait4), forwards (kill), reports how the command ended and exits.
+pub const INIT_CALLS: [&str; 8] = [
+    "read",
+    "write",
+    "wait4",
+    "kill",
+    "exit",
+    "exit_group",
+    "rt_sigreturn",
+    "restart_syscall",
+];
+
+/// Init's own filter: [`INIT_CALLS`], and any other call kills it, and with it the sandbox.
+/// Whatever the manifest's `seccomp` says, as init runs the launcher's code, not the user's.
+pub fn init_filter(arch: Arch) -> Filter<'static> {
+    Filter {
+        otherwise: Verdict::KillProcess,
+        rules: numbered(INIT_CALLS.into_iter(), arch, Verdict::Allow),
+    }
+}
+
 /// Unconditional rules for the names `arch` has, in number order, each number once.
 fn numbered<'a>(
     names: impl Iterator<Item = &'a str>,

@@ -10,6 +10,18 @@
 //!
 //! pid 1 only receives signals it has a handler for; [`install_handlers`] runs before the
 //! supervisor is told the sandbox is ready, so no forwarded signal can be dropped.
+//!
+//! Init runs the launcher's code, with every capability in the sandbox's user namespace while
+//! it sets the sandbox up, and then stays beside the command: nothing the command does may
+//! give it control of init. Init is undumpable from `Go` on (see `exec::setup`): its memory and
+//! its /proc files (`mem`, `environ`, `exe`, `fd/`, `ns/`, `root`) then open, and ptrace
+//! attaches, only for a process with CAP_SYS_PTRACE in the user namespace its memory was made
+//! in, the host's, whatever the command's capabilities and uid (ptrace(2), "Ptrace access mode
+//! checking"). Once it spawned the command, [`init`] locks itself down as well
+//! ([`security::lock_down`], with a seccomp filter of its own: `plan::seccomp::INIT_CALLS`),
+//! so that even an init taken over would regain nothing. Nobody needs its /proc files: the
+//! supervisor keeps the sandbox's namespaces for `sandbox exec`, and `/proc/PID/stat`, open to
+//! all, says init's parent and start time, which identify it.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -17,11 +29,13 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::security;
 use crate::exec::error::{OrFail, StepFailure};
 use crate::exec::handshake::Channel;
+use crate::exec::seccomp::Program;
 use crate::exec::sys;
 use crate::plan::StepId;
 
@@ -195,23 +209,24 @@ fn others_left() -> bool {
 /// supervisor let go of the sandbox's namespaces (see `exec::Ready`), which init waits for
 /// before it exits: so the last reference to them stays init's, and tearing down the
 /// sandbox's mounts is its exit's work, not the work of a `sandbox up` that returns at once.
-pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>) -> ! {
-    // Nothing else of the launcher stays open in init, and it keeps no privilege but CAP_KILL:
-    // the command may run under another uid than init's (`process.user`, or a setuid of its
-    // own), and kill(2) across uids needs it. It reaches no further than the sandbox's user
-    // namespace, and it keeps a command without it from reading init's memory and /proc files
-    // (ptrace(2): the tracer needs every capability its target has).
+pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Option<&Program>) -> ! {
+    // Nothing else of the launcher stays open in init.
     let kept = [
         Some(ended.as_raw_fd()),
         release.as_ref().map(|r| r.as_fd().as_raw_fd()),
     ];
     let _ = sys::close_from_except(3, &kept.into_iter().flatten().collect::<Vec<_>>());
-    let _ = sys::set_capabilities(caps::Capability::CAP_KILL.bitmask());
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
         sys::exit_now(125)
     };
+    if let Err(failure) = security::lock_down(filter) {
+        // Fail closed: the sandbox does not run beside an init that could not lock itself down.
+        let said = format!("sandbox: init: {failure}\n");
+        let _ = crate::exec::write_all(std::io::stderr().as_fd(), said.as_bytes());
+        sys::exit_now(125)
+    }
     loop {
         // Reap first: the command may have exited before we got here.
         loop {
@@ -250,7 +265,6 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn how_the_command_ended_crosses_the_pipe() {

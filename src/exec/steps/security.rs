@@ -49,6 +49,8 @@ pub struct Prepared {
     /// The signal mask the launcher's caller gave it, which the command gets back before its
     /// execve (the exec step, in the same process).
     pub caller_mask: SigSet,
+    /// Init's own filter (see [`lock_down`]); none for a process that spawns no init.
+    pub init_seccomp: Option<Program>,
 }
 
 pub const TIMING_SECURITY: usize = 0;
@@ -100,21 +102,17 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
     }
 
     let kept: HashSet<Capability> = security.capabilities.iter().map(|c| c.0).collect();
-    for capability in caps::all() {
-        if !kept.contains(&capability) {
-            caps::drop(None, CapSet::Bounding, capability).map_err(caps_error(format!(
-                "dropping {capability} from the bounding set"
-            )))?;
-        }
-    }
+    let mask = kept.iter().fold(0, |mask, c| mask | c.bitmask());
+    sys::limit_bounding_set(mask).or_fail(StepId::Security, || {
+        "dropping the capabilities not kept from the bounding set".into()
+    })?;
 
     let process = &plan.process;
     if !plan.command_ids_set_up() {
         take_command_ids(plan)?;
     }
 
-    let mask = kept.iter().fold(0, |mask, c| mask | c.bitmask());
-    sys::set_capabilities(mask).or_fail(StepId::Security, || {
+    sys::set_capabilities(mask, mask).or_fail(StepId::Security, || {
         "setting the effective, permitted and inheritable capabilities".into()
     })?;
     caps::clear(None, CapSet::Ambient)
@@ -131,6 +129,30 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
         nix::sys::prctl::set_no_new_privs()
             .or_fail(StepId::Security, || "PR_SET_NO_NEW_PRIVS".into())?;
         confine(plan, prepared, started)?;
+    }
+    Ok(())
+}
+
+/// Lock down a process of the launcher that stays in the sandbox's namespaces while untrusted
+/// code runs there (init; `sandbox exec`'s joining process), once it has spawned its command,
+/// which inherits all of this and must not: so that even taken over, it regains nothing.
+/// no_new_privs; securebits that make execve grant root no capability and are locked; an empty
+/// bounding set; of its capabilities only CAP_KILL, which signals a command of another uid
+/// (kill(2)) and reaches no further than the sandbox's user namespace; and `filter`, when
+/// given. Its memory is already out of the sandbox's reach: it was made undumpable before it
+/// entered the sandbox's user namespace or anything of the sandbox ran (see `exec::setup`,
+/// `join::enter`).
+pub fn lock_down(filter: Option<&Program>) -> Result<(), StepFailure> {
+    nix::sys::prctl::set_no_new_privs().or_fail(StepId::Pid, || "PR_SET_NO_NEW_PRIVS".into())?;
+    sys::set_securebits(sys::SECUREBITS_LOCKED_DOWN)
+        .or_fail(StepId::Pid, || "PR_SET_SECUREBITS".into())?;
+    sys::limit_bounding_set(0).or_fail(StepId::Pid, || "emptying the bounding set".into())?;
+    // None inheritable: the bounding set, empty now, caps what may be.
+    sys::set_capabilities(Capability::CAP_KILL.bitmask(), 0)
+        .or_fail(StepId::Pid, || "keeping only CAP_KILL".into())?;
+    if let Some(filter) = filter {
+        sys::seccomp_set_filter(filter.instructions())
+            .or_fail(StepId::Pid, || "loading its own seccomp filter".into())?;
     }
     Ok(())
 }

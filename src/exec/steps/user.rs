@@ -170,8 +170,8 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
             read(nix::time::ClockId::CLOCK_BOOTTIME),
         )
     });
-    // The uid change of this step made the process non-dumpable, which hands its /proc files to
-    // the host's root; dumpable just for this write, so init is not ptrace-able later.
+    // The process is undumpable (see exec::setup), which hands its /proc files to the host's
+    // root: dumpable just for this write, while nothing else of the sandbox runs yet.
     nix::sys::prctl::set_dumpable(true).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
     let written = std::fs::write("/proc/self/timens_offsets", timens_offsets(time, now));
     nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;

@@ -79,9 +79,10 @@ pub fn fill_random(buffer: &mut [u8]) -> Result<()> {
     }
 }
 
-/// Set the effective, permitted and inheritable capability sets all to `capabilities` (a mask
-/// of `1 << CAP_*`) in one capset(2), where going set by set costs a capget and a capset each.
-pub fn set_capabilities(capabilities: u64) -> Result<()> {
+/// Set the effective and permitted capability sets to `capabilities` and the inheritable one
+/// to `inheritable` (masks of `1 << CAP_*`) in one capset(2), where going set by set costs a
+/// capget and a capset each.
+pub fn set_capabilities(capabilities: u64, inheritable: u64) -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -100,15 +101,61 @@ pub fn set_capabilities(capabilities: u64) -> Result<()> {
         pid: 0,
     };
     // Version 3 takes the 64 bits as two words, the low 32 first.
-    let data = [capabilities as u32, (capabilities >> 32) as u32].map(|word| Data {
-        effective: word,
-        permitted: word,
-        inheritable: word,
+    let word = |mask: u64, high: bool| {
+        if high {
+            (mask >> 32) as u32
+        } else {
+            mask as u32
+        }
+    };
+    let data = [false, true].map(|high| Data {
+        effective: word(capabilities, high),
+        permitted: word(capabilities, high),
+        inheritable: word(inheritable, high),
     });
     // SAFETY: `header` and the two `data` words are the layout capset(2) reads for version 3;
     // both outlive the call and the kernel only reads them.
     check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) })
         .map(drop)
+}
+
+/// securebits(7) of a process that must never regain a capability: execve grants root none
+/// (SECBIT_NOROOT), a uid change from root clears them (SECBIT_NO_SETUID_FIXUP stays off),
+/// PR_SET_KEEPCAPS and raising ambient capabilities are refused, and each of these is locked.
+pub const SECUREBITS_LOCKED_DOWN: libc::c_ulong = SECBIT_NOROOT
+    | SECBIT_NOROOT_LOCKED
+    | SECBIT_NO_SETUID_FIXUP_LOCKED
+    | SECBIT_KEEP_CAPS_LOCKED
+    | SECBIT_NO_CAP_AMBIENT_RAISE
+    | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+
+/// PR_SET_SECUREBITS; needs CAP_SETPCAP in the process's user namespace.
+pub fn set_securebits(bits: libc::c_ulong) -> Result<()> {
+    // SAFETY: PR_SET_SECUREBITS takes one integer argument and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) } as libc::c_long).map(drop)
+}
+
+/// Drop from the bounding set every capability not in `kept` (a mask of `1 << CAP_*`), also
+/// those newer than this program: the kernel refuses the first number past its last one
+/// (EINVAL). Needs CAP_SETPCAP.
+pub fn limit_bounding_set(kept: u64) -> Result<()> {
+    // Capability sets are 64 bits wide.
+    for capability in (0..64).filter(|capability| kept & (1 << capability) == 0) {
+        // SAFETY: PR_CAPBSET_DROP takes one integer argument and touches no memory.
+        let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) };
+        match check(dropped as libc::c_long) {
+            Ok(_) => {}
+            Err(Errno::EINVAL) if capability > 0 => return Ok(()),
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
 }
 
 /// Words of memory shared by this process and every process forked from it afterwards (an
