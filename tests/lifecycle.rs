@@ -2,6 +2,7 @@
 
 mod live;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
@@ -16,7 +17,10 @@ struct Named {
 
 impl Named {
     fn new(who: Who, manifest: &str) -> Named {
-        let project = Project::new(who, manifest);
+        Named::of(Project::new(who, manifest))
+    }
+
+    fn of(project: Project) -> Named {
         let state = project.mkdir("state");
         Named { project, state }
     }
@@ -96,6 +100,15 @@ impl Named {
     }
 }
 
+/// Stops a detached sandbox when dropped, also when a failing test unwinds.
+struct Downed<'a>(&'a Named, &'a str);
+
+impl Drop for Downed<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.sandbox(&["down", self.1, "--timeout", "1s"]);
+    }
+}
+
 fn alive(process: &mut Child) -> bool {
     process.try_wait().unwrap().is_none()
 }
@@ -150,6 +163,84 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// `ps`, `exec` and `down` reach a detached sandbox whose command keeps the capabilities that
+/// reach furthest (see `live::strongest_security`) as uid `user`, without reaching into its
+/// init, which is out of reach of what `exec` runs too. `maps`: the manifest's top-level keys.
+fn a_locked_down_sandbox_is_still_reached(n: &Named, maps: &str, user: u32) {
+    for security in live::strongest_security() {
+        let manifest = format!(
+            "{maps}[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \"{}\"\ntarget = \"/opt/probe\"\n\
+             [process]\nuser = {user}\ngroup = {user}\ncommand = [\"/opt/probe/probe\", \"echo-signal=1\", \"pause\"]\n{security}",
+            live::probe_dir().display()
+        );
+        n.project.write("sandbox.toml", &manifest);
+        let up = n.up_detached("locked");
+        assert!(up.status.success(), "{security}{}", stderr(&up));
+        let _down = Downed(n, "locked");
+        // Init forwarded the probe's signal back: it has locked itself down.
+        assert!(eventually(
+            || stdout(&n.sandbox(&["logs", "locked"])).contains("echo-signal=1 ok")
+        ));
+
+        let listed = n.ps();
+        assert_eq!(
+            (listed.len(), &listed[0]["status"]),
+            (1, &"running".into()),
+            "{listed:?}"
+        );
+        assert_eq!(listed[0]["pid"], n.record("locked")["init_pid"]);
+        assert_eq!(n.exec("locked", "id -u"), format!("{user}\n"));
+        let mut probe = vec!["exec", "locked", "--", "/opt/probe/probe", "status=1"];
+        probe.extend(live::AT_INIT.iter().map(|(action, _)| *action));
+        let expected: Vec<_> = live::INIT_LOCKED_DOWN
+            .into_iter()
+            .chain(live::AT_INIT)
+            .collect();
+        live::assert_probed(&n.sandbox(&probe), &expected, &security);
+
+        // `exec`'s own process stays in the sandbox's namespaces beside what it runs: it is
+        // undumpable (its /proc files the host root's) and locks itself down as init does.
+        let mut joiner = n
+            .project
+            .command(&["exec", "locked", "--", "/opt/probe/probe", "pause"])
+            .env("SANDBOX_STATE_DIR", &n.state)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = format!("/proc/{}/status", joiner.id());
+        let locked =
+            || std::fs::read_to_string(&status).is_ok_and(|s| s.contains("NoNewPrivs:\t1"));
+        assert!(
+            eventually(locked),
+            "{}",
+            std::fs::read_to_string(&status).unwrap_or_default()
+        );
+        let text = std::fs::read_to_string(&status).unwrap();
+        for field in ["CapBnd:\t0000000000000000", "CapPrm:\t0000000000000020"] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+        // (The folder /proc/PID itself shows the euid whatever the setting, for procps.)
+        let owner = std::fs::metadata(format!("/proc/{}/environ", joiner.id()))
+            .unwrap()
+            .uid();
+        assert_eq!(owner, 0, "undumpable");
+
+        let down = n.sandbox(&["down", "locked", "--timeout", "30s"]);
+        assert!(down.status.success(), "{}", stderr(&down));
+        assert!(n.ps().is_empty());
+        joiner.wait().unwrap();
+    }
+}
+
+/// Rootless with a range of ids, the command under another uid than init's.
+#[test]
+fn a_locked_down_sandbox_of_another_uid_of_a_range_map_is_still_reached() {
+    if live::granted_available() {
+        let maps = "uid_map = \"auto\"\ngid_map = \"auto\"\n";
+        a_locked_down_sandbox_is_still_reached(&Named::of(Project::granted("")), maps, 1000);
+    }
 }
 
 /// The sandbox's command prints its own view, then waits.
@@ -255,6 +346,10 @@ as_root_and_rootless! {
         let down = n.sandbox(&["down", "--all", "--timeout", "5s"]);
         assert!(down.status.success(), "{}", stderr(&down));
         assert!(n.ps().is_empty());
+    }
+
+    fn a_locked_down_sandbox_is_still_reached_by_ps_exec_and_down(who) {
+        a_locked_down_sandbox_is_still_reached(&Named::new(who, ""), "", 0);
     }
 
     fn logs_follow_until_the_sandbox_ends(who) {

@@ -14,12 +14,14 @@ use live::{Project, Who, stderr, stdout};
 
 /// A sandbox on the host's /usr with the probe at /opt/probe/probe.
 fn project(who: Who, extra: &str) -> Project {
-    Project::new(
-        who,
-        &format!(
-            "[rootfs]\nhost = true\n\n[[mount]]\ntype = \"bind\"\nsource = \"{}\"\ntarget = \"/opt/probe\"\n\n{extra}",
-            live::probe_dir().display()
-        ),
+    Project::new(who, &with_probe(extra))
+}
+
+/// A manifest of such a sandbox.
+fn with_probe(extra: &str) -> String {
+    format!(
+        "[rootfs]\nhost = true\n\n[[mount]]\ntype = \"bind\"\nsource = \"{}\"\ntarget = \"/opt/probe\"\n\n{extra}",
+        live::probe_dir().display()
     )
 }
 
@@ -343,6 +345,55 @@ execute = ["/opt/probe"]
                 stderr(&out)
             );
         }
+    }
+}
+
+/// The command, whatever capabilities it keeps and whatever its uid (`user`), cannot reach the
+/// sandbox's init: not its memory, nor its /proc files, nor with ptrace or a debugger. And init
+/// has locked itself down, which it does right after the command's execve: the probe's
+/// SIGUSR1, sent to init and forwarded back by it, says it has. `maps`: the manifest's
+/// top-level keys.
+fn init_is_out_of_reach(p: &Project, maps: &str, user: u32) {
+    for security in live::strongest_security() {
+        let user_table = format!("[process]\nuser = {user}\ngroup = {user}\n");
+        let manifest = with_probe(&format!("{user_table}{security}"));
+        p.write("sandbox.toml", &format!("{maps}{manifest}"));
+        let mut command = vec!["/opt/probe/probe", "echo-signal=1", "status=1"];
+        command.extend(live::AT_INIT.iter().map(|(action, _)| *action));
+        let mut expected = vec![("echo-signal=1", "ok")];
+        expected.extend(live::INIT_LOCKED_DOWN);
+        expected.extend(live::AT_INIT);
+        live::assert_probed(&p.up(&command), &expected, &security);
+
+        // strace and gdb, which sys_ptrace lets the default profile allow, are refused too
+        // (an attach that worked would wait for init's end: `timeout` ends it).
+        let out = p.up(&[
+            "/bin/sh",
+            "-c",
+            "timeout 10 strace -p 1 -o /dev/null; echo strace $?; \
+             gdb -batch -p 1 2>&1 | grep -o 'ptrace: Operation not permitted'",
+        ]);
+        let out = stdout(&out);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["strace 1", "ptrace: Operation not permitted"],
+            "{security}{out}"
+        );
+    }
+}
+
+as_root_and_rootless! {
+    fn the_command_cannot_reach_init_whatever_it_keeps(who) {
+        init_is_out_of_reach(&project(who, ""), "", 0);
+    }
+}
+
+/// Rootless with a range of ids and the command under another uid than init's.
+#[test]
+fn the_command_cannot_reach_init_from_another_uid_of_a_range_map() {
+    if live::granted_available() {
+        let maps = "uid_map = \"auto\"\ngid_map = \"auto\"\n";
+        init_is_out_of_reach(&Project::granted(""), maps, 1000);
     }
 }
 

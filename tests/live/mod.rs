@@ -452,3 +452,89 @@ macro_rules! as_root_and_rootless {
         )*
     };
 }
+
+/// The `[security]` tables of the two sandboxes whose command reaches furthest: the dev
+/// environment's capabilities with `kill` and `sys_ptrace` under the default seccomp profile
+/// (which then allows ptrace), and every capability there is, without seccomp or no_new_privs.
+pub fn strongest_security() -> [String; 2] {
+    let quoted = |names: &mut dyn Iterator<Item = caps::Capability>| {
+        let names: std::collections::BTreeSet<String> =
+            names.map(|name| format!("\"{name}\"")).collect();
+        names.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let dev = sandbox::plan::CONFINED_CAPABILITIES.iter().copied();
+    // Each of these let a rootless command reach init while init was dumpable.
+    let reaching = [caps::Capability::CAP_KILL, caps::Capability::CAP_SYS_PTRACE];
+    [
+        format!(
+            "[security]\ncapabilities = [{}]\n",
+            quoted(&mut dev.chain(reaching))
+        ),
+        format!(
+            "[security]\ncapabilities = [{}]\nseccomp = \"off\"\nno_new_privileges = false\n",
+            quoted(&mut caps::all().into_iter())
+        ),
+    ]
+}
+
+/// What tests/probe/probe.c tries against the sandbox's init (pid 1), and what the kernel must
+/// answer whatever the trying process's capabilities and uid: init's memory, its /proc files
+/// and ptrace are the host root's alone.
+pub const AT_INIT: [(&str, &str); 13] = [
+    ("open-rw=/proc/1/mem", "EACCES"),
+    ("open=/proc/1/mem", "EACCES"),
+    ("ptrace=1", "EPERM"),
+    ("process_vm_readv=1", "EPERM"),
+    ("process_vm_writev=1", "EPERM"),
+    ("pidfd_getfd=1", "EPERM"),
+    ("read=/proc/1/environ", "EACCES"),
+    ("readlink=/proc/1/exe", "EACCES"),
+    ("readlink=/proc/1/cwd", "EACCES"),
+    ("readlink=/proc/1/root", "EACCES"),
+    ("open=/proc/1/ns/user", "EACCES"),
+    ("open=/proc/1/fd", "EACCES"),
+    ("open=/proc/1/map_files", "EACCES"),
+];
+
+/// Init's own confinement, as /proc/1/status says it once init has locked itself down: no
+/// new privileges, an empty bounding set, CAP_KILL alone, and a seccomp filter.
+pub const INIT_LOCKED_DOWN: [(&str, &str); 7] = [
+    ("NoNewPrivs", "1"),
+    ("CapBnd", "0000000000000000"),
+    ("CapInh", "0000000000000000"),
+    ("CapPrm", "0000000000000020"),
+    ("CapEff", "0000000000000020"),
+    ("CapAmb", "0000000000000000"),
+    ("Seccomp", "2"),
+];
+
+/// What the probe printed, by action (`ACTION RESULT` lines) and by status field (`status
+/// FIELD VALUE` lines).
+pub fn probe_results(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|line| {
+            let (action, result) = line.split_once(' ')?;
+            Some(match action {
+                "status" => {
+                    let (field, value) = result.split_once(' ')?;
+                    (field.to_string(), value.to_string())
+                }
+                _ => (action.to_string(), result.to_string()),
+            })
+        })
+        .collect()
+}
+
+/// Assert that the probe ran and printed `expected`; a failure names every difference at
+/// once, after `context`.
+pub fn assert_probed(out: &Output, expected: &[(&str, &str)], context: &str) {
+    assert!(out.status.success(), "{context}{}", stderr(out));
+    let printed = stdout(out);
+    let results = probe_results(&printed);
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(key, value)| results.get(*key).map(String::as_str) != Some(*value))
+        .map(|(key, value)| format!("{key}: {:?}, expected {value}", results.get(*key)))
+        .collect();
+    assert!(wrong.is_empty(), "{context}{}\n{printed}", wrong.join("\n"));
+}

@@ -6,6 +6,8 @@
  *
  * Usage: probe ACTION[=ARG]...   (`view`: the sandbox as the command sees it)
  *
+ * A result line names the action as it was asked, argument included ("read=/etc/x EACCES").
+ *
  * Where the kernel itself would refuse with another errno than the filter, the arguments are
  * chosen so that it would let the call through: EPERM then means the seccomp filter refused.
  *
@@ -185,6 +187,27 @@ static void print_lines(const char *label, const char *path) {
     fclose(f);
 }
 
+/* A process's capabilities, no_new_privs, seccomp mode and umask from its status file:
+ * "status FIELD VALUE" lines. */
+static void print_status(const char *path) {
+    FILE *status = fopen(path, "r");
+    char line[4096];
+    while (status && fgets(line, sizeof line, status)) {
+        static const char *fields[] = {"Cap", "NoNewPrivs:", "Seccomp:", "Umask:"};
+        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+            if (!strncmp(line, fields[i], strlen(fields[i]))) {
+                char *colon = strchr(line, ':');
+                *colon = '\0';
+                char *value = colon + 1;
+                value += strspn(value, " \t");
+                value[strcspn(value, "\n")] = '\0';
+                printf("status %s %s\n", line, value);
+            }
+        }
+    }
+    if (status) fclose(status);
+}
+
 /* The sandbox as its command sees it, one "FIELD VALUE" line per fact, for tests/export.rs to
  * compare between runtimes. */
 static void view(void) {
@@ -204,22 +227,8 @@ static void view(void) {
     extern char **environ;
     for (char **e = environ; *e; e++) printf("env %s\n", *e);
 
-    FILE *status = fopen("/proc/self/status", "r");
+    print_status("/proc/self/status");
     char line[4096];
-    while (status && fgets(line, sizeof line, status)) {
-        static const char *fields[] = {"Cap", "NoNewPrivs:", "Seccomp:", "Umask:"};
-        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-            if (!strncmp(line, fields[i], strlen(fields[i]))) {
-                char *colon = strchr(line, ':');
-                *colon = '\0';
-                char *value = colon + 1;
-                value += strspn(value, " \t");
-                value[strcspn(value, "\n")] = '\0';
-                printf("status %s %s\n", line, value);
-            }
-        }
-    }
-    if (status) fclose(status);
 
     static const struct { int resource; const char *name; } limits[] = {
         {RLIMIT_AS, "as"}, {RLIMIT_CORE, "core"}, {RLIMIT_CPU, "cpu"}, {RLIMIT_DATA, "data"},
@@ -273,6 +282,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (int i = 1; i < argc; i++) {
+        /* Results are named as asked, argument included: ACTION=ARG RESULT. */
+        const char *label = strdup(argv[i]);
         char *action = argv[i];
         char *arg = strchr(action, '=');
         if (arg) *arg++ = '\0';
@@ -294,15 +305,51 @@ int main(int argc, char **argv) {
         } else if (!strcmp(action, "mknod")) {
             ret = mknod(arg, S_IFCHR | 0600, makedev(1, 1));
         } else if (!strcmp(action, "ptrace")) {
-            pid_t pid = sleeper();
-            ret = ptrace(PTRACE_ATTACH, pid, 0, 0);
-            finish(pid);
+            /* A child of its own, or the process ARG (left as it was). */
+            pid_t pid = arg ? atoi(arg) : sleeper();
+            ret = ptrace(PTRACE_SEIZE, pid, 0, 0);
+            if (arg && ret == 0) ptrace(PTRACE_DETACH, pid, 0, 0);
+            if (!arg) finish(pid);
         } else if (!strcmp(action, "process_vm_readv")) {
-            pid_t pid = sleeper();
-            char here[8], there[8];
-            struct iovec local = {here, sizeof here}, remote = {there, sizeof there};
+            pid_t pid = arg ? atoi(arg) : sleeper();
+            char here[8];
+            struct iovec local = {here, sizeof here}, remote = {here, sizeof here};
             ret = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-            finish(pid);
+            if (!arg) finish(pid);
+        } else if (!strcmp(action, "process_vm_writev")) {
+            pid_t pid = atoi(arg);
+            char here[8];
+            struct iovec local = {here, sizeof here}, remote = {here, sizeof here};
+            /* An address nothing is mapped at: a write that got past the access check fails
+             * with EFAULT and changes nothing. */
+            remote.iov_base = (void *)8;
+            ret = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+        } else if (!strcmp(action, "pidfd_getfd")) {
+            /* Descriptor 0 of the process ARG. */
+            int pidfd = syscall(SYS_pidfd_open, atoi(arg), 0);
+            ret = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+        } else if (!strcmp(action, "open")) {
+            ret = open(arg, O_RDONLY);
+        } else if (!strcmp(action, "open-rw")) {
+            ret = open(arg, O_RDWR);
+        } else if (!strcmp(action, "readlink")) {
+            char target[4096];
+            ret = readlink(arg, target, sizeof target);
+        } else if (!strcmp(action, "echo-signal")) {
+            /* SIGUSR1 to the process ARG, then wait for it to come back: the sandbox's init
+             * forwards it to its command, which this probe then is. */
+            sigset_t usr1;
+            sigemptyset(&usr1);
+            sigaddset(&usr1, SIGUSR1);
+            sigprocmask(SIG_BLOCK, &usr1, NULL);
+            ret = kill(atoi(arg), SIGUSR1);
+            if (ret == 0) ret = sigwaitinfo(&usr1, NULL);
+        } else if (!strcmp(action, "status")) {
+            /* The confinement of the process ARG: "status FIELD VALUE" lines. */
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%s/status", arg);
+            print_status(path);
+            continue;
         } else if (!strcmp(action, "name_to_handle_at")) {
             struct {
                 struct file_handle handle;
@@ -365,10 +412,10 @@ int main(int argc, char **argv) {
         } else if (!strcmp(action, "packet-socket")) {
             ret = socket(AF_PACKET, SOCK_RAW, htons(0x0003 /* ETH_P_ALL */));
         } else if (!strcmp(action, "i386-mount")) {
-            in_child(action, i386_mount);
+            in_child(label, i386_mount);
             continue;
         } else if (!strcmp(action, "x32-getpid")) {
-            in_child(action, x32_getpid);
+            in_child(label, x32_getpid);
             continue;
         } else if (!strcmp(action, "getpid")) {
             ret = syscall(SYS_getpid);
@@ -405,6 +452,9 @@ int main(int argc, char **argv) {
         } else if (!strcmp(action, "view")) {
             view();
             continue;
+        } else if (!strcmp(action, "pause")) {
+            /* Until a signal ends it. */
+            for (;;) pause();
         } else if (!strcmp(action, "say")) {
             printf("%s\n", arg);
             fflush(stdout);
@@ -413,7 +463,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "probe: unknown action %s\n", action);
             return 2;
         }
-        report(action, ret);
+        report(label, ret);
     }
     return 0;
 }
