@@ -2,10 +2,10 @@
 //!
 //! A manifest arrives with `git clone`; running it must not hand a stranger the caller's files.
 //! [`requests`] lists what a plan asks for beyond the default jail (its own folder, the host's
-//! read-only system directories, no network beyond its own namespace, no capabilities but
-//! [`CONFINED_CAPABILITIES`] in its own user namespace and ids, default security). Such a plan
-//! runs only once the caller allowed exactly that content: the store keeps the SHA-256 of every
-//! merged file, so a change to any of them asks again.
+//! read-only system directories, no network beyond its own namespace, no capabilities but a
+//! container engine's default ones confined to its own user namespace and ids, default
+//! security). Such a plan runs only once the caller allowed exactly that content: the store
+//! keeps the SHA-256 of every merged file, so a change to any of them asks again.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,7 @@ use crate::host::is_system_path;
 use crate::hostpath;
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
-use crate::plan::{CONFINED_CAPABILITIES, HostIds, HostUse, NetPlan, Plan, SeccompPlan};
+use crate::plan::{CONTAINER_CAPABILITIES, HostIds, HostUse, NetPlan, Plan, SeccompPlan};
 
 /// Environment variables harmless to copy in: terminal and locale settings.
 const HARMLESS_ENV: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
@@ -211,16 +211,15 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
 
     let security = &plan.security;
     // In the sandbox's own user namespace, mapping only ids that are the caller's, the
-    // capabilities a container engine keeps (but kill, see CONFINED_CAPABILITIES) act on
-    // nothing the caller could not reach as the owner of those ids: files of mapped owners
-    // among what the mounts show (and the mounts are judged above), the sandbox's own network
-    // namespace. Any other capability, or any with the host's user namespace or someone else's
-    // ids, is a request.
+    // capabilities a container engine keeps act on nothing the caller could not reach as the
+    // owner of those ids: files of mapped owners among what the mounts show (and the mounts
+    // are judged above), the sandbox's own processes and network namespace. Any other
+    // capability, or any with the host's user namespace or someone else's ids, is a request.
     let confined = plan.user.as_ref().is_some_and(|user| user.own_ids());
     let names: Vec<String> = security
         .capabilities
         .iter()
-        .filter(|cap| !(confined && CONFINED_CAPABILITIES.contains(&cap.0)))
+        .filter(|cap| !(confined && CONTAINER_CAPABILITIES.contains(&cap.0)))
         .map(ToString::to_string)
         .collect();
     if !names.is_empty() {
@@ -717,7 +716,7 @@ mod tests {
 
     #[test]
     fn container_capabilities_confined_to_the_sandboxs_own_ids_ask_for_nothing() {
-        let all = CONFINED_CAPABILITIES
+        let all = CONTAINER_CAPABILITIES
             .iter()
             .map(|c| format!("\"{c}\""))
             .collect::<Vec<_>>()
@@ -747,10 +746,6 @@ mod tests {
             asked[2].starts_with("keeps capabilities CAP_CHOWN, CAP_DAC_OVERRIDE"),
             "root mapping a user's ids: {asked:?}"
         );
-        let kill = asks(&format!(
-            "{ROOT}[security]\ncapabilities = [\"chown\", \"kill\"]\n"
-        ));
-        assert_eq!(kill, ["keeps capabilities CAP_KILL"], "init keeps CAP_KILL");
         let shared = asks_as(0, &format!("{keeps}[namespaces]\nuser = false\n"));
         assert!(
             shared

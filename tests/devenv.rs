@@ -56,8 +56,8 @@ const ROOT_AWARE: &str = "set -e; cd /tmp; tar xf /work/owned.tar; stat -c %u:%g
     python3 -c 'import os; os.initgroups(\"root\", 0); print(0 in os.getgroups())'; \
     setpriv --reuid 1000 --regid 1000 --clear-groups id -u";
 
-/// The sandbox's init (no seccomp filter, every capability in its bounding set) must stay out
-/// of the dev environment's command's reach: its memory cannot be opened for writing.
+/// The sandbox's init, which keeps CAP_KILL as the dev environment's command does, must stay
+/// out of that command's reach: its memory cannot be opened for writing.
 const INIT_OUT_OF_REACH: &str =
     "python3 -c 'open(\"/proc/1/mem\", \"r+b\")' 2>&1 | grep -o PermissionError";
 

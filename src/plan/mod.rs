@@ -31,7 +31,7 @@ pub use render::{
     Line, StepId, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
 };
 pub use security::{
-    CONFINED_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
+    CONTAINER_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
 pub use user::{
     ForeignIds, HostIds, ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, UserPlan,

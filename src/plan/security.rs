@@ -86,18 +86,15 @@ impl LandlockPlan {
     }
 }
 
-/// The capabilities a container engine keeps by default (Docker's and Podman's list) but
-/// CAP_KILL. In the sandbox's own user namespace each acts only on what that namespace owns: ids
-/// it maps, its own network namespace, files through its mounts. docs/manifest.md says what each
-/// one does there. CAP_KILL is left out: rootless, the sandbox's init stays dumpable (so that
-/// `sandbox exec` can join it) and keeps CAP_KILL to forward signals, and a command holding
-/// every capability init holds may ptrace it and open its memory, outside the command's seccomp
-/// filter and capability drop.
-pub const CONFINED_CAPABILITIES: &[caps::Capability] = &[
+/// The capabilities a container engine keeps by default (Docker's and Podman's list). In the
+/// sandbox's own user namespace each acts only on what that namespace owns: ids it maps, its own
+/// processes, its own network namespace. docs/manifest.md says what each one does there.
+pub const CONTAINER_CAPABILITIES: &[caps::Capability] = &[
     caps::Capability::CAP_CHOWN,
     caps::Capability::CAP_DAC_OVERRIDE,
     caps::Capability::CAP_FOWNER,
     caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_KILL,
     caps::Capability::CAP_SETGID,
     caps::Capability::CAP_SETUID,
     caps::Capability::CAP_SETPCAP,

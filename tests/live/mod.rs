@@ -454,21 +454,20 @@ macro_rules! as_root_and_rootless {
 }
 
 /// The `[security]` tables of the two sandboxes whose command reaches furthest: the dev
-/// environment's capabilities with `kill` and `sys_ptrace` under the default seccomp profile
-/// (which then allows ptrace), and every capability there is, without seccomp or no_new_privs.
+/// environment's capabilities (`kill` among them) with `sys_ptrace` under the default seccomp
+/// profile (which then allows ptrace), and every capability there is, without seccomp or
+/// no_new_privs.
 pub fn strongest_security() -> [String; 2] {
     let quoted = |names: &mut dyn Iterator<Item = caps::Capability>| {
         let names: std::collections::BTreeSet<String> =
             names.map(|name| format!("\"{name}\"")).collect();
         names.into_iter().collect::<Vec<_>>().join(", ")
     };
-    let dev = sandbox::plan::CONFINED_CAPABILITIES.iter().copied();
-    // Each of these let a rootless command reach init while init was dumpable.
-    let reaching = [caps::Capability::CAP_KILL, caps::Capability::CAP_SYS_PTRACE];
+    let dev = sandbox::plan::CONTAINER_CAPABILITIES.iter().copied();
     [
         format!(
             "[security]\ncapabilities = [{}]\n",
-            quoted(&mut dev.chain(reaching))
+            quoted(&mut dev.chain([caps::Capability::CAP_SYS_PTRACE]))
         ),
         format!(
             "[security]\ncapabilities = [{}]\nseccomp = \"off\"\nno_new_privileges = false\n",
