@@ -118,15 +118,39 @@ pub const HOST_ROOT_PATHS: &[&str] = &[
 ];
 
 /// The host's system directories: a read-only bind of one needs no trust, and as root their
-/// files stay the host's root's (never id-mapped to the command's user, or /etc/shadow would
-/// be the command's to read).
+/// files stay the host's root's (never id-mapped to the sandbox's ids unless asked for, or
+/// /etc/shadow would be the sandbox's to read).
 pub const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
 ];
 
+/// The kernel's file systems a bind may show: their files are the kernel's, never the caller's.
+const KERNEL_DIRS: &[&str] = &["/dev", "/proc", "/sys"];
+
 /// Whether `path` (resolved) is one of the host's system directories or below one.
 pub fn is_system_path(path: &Path) -> bool {
     SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
+/// Why a host directory's files are not the caller's own to id-map, when they are not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotOwn {
+    /// One of the host's system directories (or below one), or a kernel file system: never
+    /// id-mapped unless asked for, and said nothing about (the documented default).
+    System(&'static str),
+    /// Someone else's, or one that others may write (files they put there, or set-id files
+    /// the sandbox would make there as the caller): id-mapped only when asked for, and
+    /// said when the default would have.
+    Others(String),
+}
+
+impl std::fmt::Display for NotOwn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotOwn::System(why) => f.write_str(why),
+            NotOwn::Others(why) => f.write_str(why),
+        }
+    }
 }
 
 /// File systems whose mounts Linux can id-map (FS_ALLOW_IDMAP), by statfs(2) magic, with the
@@ -165,6 +189,8 @@ pub struct HostFacts {
     kernel: OnceCell<(u32, u32)>,
     /// Given, for tests: every path is on this file system, which cannot be id-mapped.
     not_idmappable: Option<String>,
+    /// Given, for tests: every path belongs to this uid (and group), writable by it alone.
+    owner: Option<u32>,
 }
 
 impl HostFacts {
@@ -195,6 +221,7 @@ impl HostFacts {
             names_fixed: false,
             kernel: OnceCell::new(),
             not_idmappable: None,
+            owner: None,
         }
     }
 
@@ -210,6 +237,7 @@ impl HostFacts {
         );
         facts.names_fixed = true;
         facts.not_idmappable = fixed.not_idmappable;
+        facts.owner = fixed.owner;
         // The caller's own grants are listed under its uid, after everyone else's.
         let grants = |own: Vec<SubIdRange>| -> Vec<SubIdGrant> {
             let owner = facts.caller.uid.to_string();
@@ -350,6 +378,47 @@ impl HostFacts {
         }
     }
 
+    /// Whether the files below `path` (resolved) are the caller's own to id-map onto the
+    /// sandbox's ids, or why not. They are not in the host's system directories, the kernel's
+    /// file systems or a folder holding them (`/`), and not in a folder that someone else owns
+    /// or may write: id-mapped, its owner's files would be the sandbox's, and what the sandbox
+    /// makes there (set-id files included) the caller's. A path still to be made is judged by
+    /// the folder it will be made in.
+    pub fn not_own(&self, path: &Path) -> Option<NotOwn> {
+        if KERNEL_DIRS.iter().any(|dir| path.starts_with(dir)) {
+            return Some(NotOwn::System("a kernel file system"));
+        }
+        if is_system_path(path) {
+            return Some(NotOwn::System("one of the host's system directories"));
+        }
+        if SYSTEM_DIRS
+            .iter()
+            .any(|dir| Path::new(dir).starts_with(path))
+        {
+            return Some(NotOwn::System("it holds the host's system directories"));
+        }
+        let (uid, gid, mode) = match self.owner {
+            Some(uid) => (uid, uid, 0o755),
+            None => {
+                use std::os::unix::fs::MetadataExt;
+                let meta = path
+                    .ancestors()
+                    .find_map(|p| std::fs::symlink_metadata(p).ok())?;
+                (meta.uid(), meta.gid(), meta.mode())
+            }
+        };
+        let why = if uid != self.caller.uid {
+            format!("owned by uid {uid}")
+        } else if mode & 0o002 != 0 {
+            "writable by every user".to_string()
+        } else if mode & 0o020 != 0 && gid != self.caller.gid {
+            format!("writable by group {gid}")
+        } else {
+            return None;
+        };
+        Some(NotOwn::Others(why))
+    }
+
     /// The landlock ABI version the kernel offers (0: none).
     pub fn landlock_abi(&self) -> u32 {
         *self
@@ -455,6 +524,8 @@ pub struct FixedFacts {
     pub names: BTreeMap<String, Vec<IpAddr>>,
     /// Every path is on this file system, whose mounts cannot be id-mapped (default: all can).
     pub not_idmappable: Option<String>,
+    /// Every path belongs to this uid and group, writable by it alone (default: as on disk).
+    pub owner: Option<u32>,
 }
 
 /// The running kernel's major and minor version.

@@ -63,6 +63,8 @@ pub struct Facts {
     pub sys_resource: bool,
     /// Whether the file systems' mounts can be id-mapped (`idmap: none` in a header: no).
     pub idmap: bool,
+    /// Who owns every path (default: as on disk).
+    pub owner: Option<u32>,
 }
 
 /// The cgroup layouts a fixture can ask for.
@@ -147,6 +149,7 @@ impl Default for Facts {
             hard_limits: Vec::new(),
             sys_resource: false,
             idmap: true,
+            owner: None,
         }
     }
 }
@@ -191,6 +194,7 @@ impl Facts {
                 })
                 .collect(),
                 not_idmappable: (!self.idmap).then(|| "nfs".to_string()),
+                owner: self.owner,
                 ..FixedFacts::default()
             },
         )
