@@ -806,7 +806,7 @@ fn as_root_nothing_is_id_mapped_onto_host_ids_not_the_sandboxs_own() {
     };
     let manifest = |maps: &str, bind: &str| {
         format!(
-            "{maps}[rootfs]\npath = \"/usr\"\n[process]\ncommand = [\"/bin/true\"]\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/b\"\nreadonly = false\n{bind}[[mount]]\ntype = \"overlay\"\nsource = \"/usr\"\ntarget = \"/o\"\n"
+            "{maps}[rootfs]\npath = \".\"\n[process]\ncommand = [\"/bin/true\"]\n[[mount]]\ntype = \"bind\"\nsource = \".\"\ntarget = \"/b\"\nreadonly = false\n{bind}[[mount]]\ntype = \"overlay\"\nsource = \".\"\ntarget = \"/o\"\n"
         )
     };
     let maps = |outside: u32| {
@@ -858,4 +858,205 @@ fn as_root_nothing_is_id_mapped_onto_host_ids_not_the_sandboxs_own() {
     let asked = validate_on(&manifest(&maps(1000), "idmap = true\n"), &root, false);
     assert_eq!(codes(&asked), ["sandbox::mount::idmap-foreign"]);
     assert!(asked.plan.is_none());
+}
+
+/// As root, only the caller's own directories are id-mapped by default, whatever mounts them
+/// (a bind, an overlay's layers, the root, the host's dirs of `rootfs.host`): not the host's
+/// system dirs (their root-only files, /etc/shadow, would be the sandbox's), not a folder that
+/// holds them (`/`), not someone else's. `idmap = true` id-maps them all the same, and the plan
+/// lists them for the trust check.
+#[test]
+fn as_root_only_the_callers_own_directories_are_id_mapped() {
+    use sandbox::plan::{Idmap, OverlayUpper, Plan};
+    let root = Facts {
+        who: Who::Root,
+        owner: Some(0),
+        ..Facts::default()
+    };
+    let others = Facts {
+        owner: Some(1000),
+        ..root.clone()
+    };
+    let command = "[process]\ncommand = [\"/bin/true\"]\n";
+    let plan_of = |facts: &Facts, text: &str| {
+        let validated = validate_on(&format!("{command}{text}"), facts, false);
+        let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
+        (validated.plan.unwrap_or_else(|| panic!("{codes:?}")), codes)
+    };
+    let layers = |plan: &Plan| -> Vec<(String, Option<Idmap>, Option<Idmap>)> {
+        plan.mounts
+            .iter()
+            .filter_map(|m| match &m.op {
+                MountOp::Overlay {
+                    target,
+                    idmap,
+                    upper,
+                    ..
+                } => Some((
+                    target.display().to_string(),
+                    *idmap,
+                    match upper {
+                        Some(OverlayUpper::Dir { idmap, .. }) => *idmap,
+                        _ => None,
+                    },
+                )),
+                MountOp::Bind { target, idmap, .. } => {
+                    Some((target.display().to_string(), *idmap, None))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let handed = |plan: &Plan| -> Vec<(String, String, String)> {
+        plan.handed_over
+            .iter()
+            .map(|h| (h.key.clone(), h.path.display().to_string(), h.why.clone()))
+            .collect()
+    };
+    let system = "one of the host's system directories".to_string();
+
+    // The host's dirs, overlaid: as rootless, root's files are nobody's inside.
+    let (plan, _) = plan_of(&root, "[rootfs]\nhost = true\noverlay = true\n");
+    assert_eq!(
+        layers(&plan),
+        [("/usr".into(), None, None), ("/etc".into(), None, None)]
+    );
+    assert!(handed(&plan).is_empty());
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.starts_with("overlay: the host's system dirs are not id-mapped")),
+        "{:?}",
+        plan.warnings
+    );
+    // A kept layer in the project is the caller's: stored with the ids files have inside.
+    let (plan, _) = plan_of(
+        &root,
+        "[rootfs]\nhost = true\noverlay = { upper = \"changes\" }\n",
+    );
+    assert_eq!(
+        layers(&plan),
+        [
+            ("/usr".into(), None, Some(Idmap::Sandbox)),
+            ("/etc".into(), None, Some(Idmap::Sandbox))
+        ]
+    );
+    // Asked for: id-mapped, and listed for the trust check.
+    let (plan, _) = plan_of(
+        &root,
+        "[rootfs]\nhost = true\noverlay = true\nidmap = true\n",
+    );
+    assert_eq!(
+        layers(&plan),
+        [
+            ("/usr".into(), Some(Idmap::Sandbox), None),
+            ("/etc".into(), Some(Idmap::Sandbox), None)
+        ]
+    );
+    assert_eq!(
+        handed(&plan),
+        [
+            ("rootfs.host".into(), "/usr".into(), system.clone()),
+            ("rootfs.host".into(), "/etc".into(), system.clone())
+        ]
+    );
+    assert!(
+        !plan.warnings.iter().any(|w| w.starts_with("overlay:")),
+        "{:?}",
+        plan.warnings
+    );
+
+    // A root directory: the caller's own folder is id-mapped, a system one or `/` is not.
+    for (path, mapped) in [(".", true), ("/", false), ("/usr", false), ("/etc", false)] {
+        let (plan, codes) = plan_of(&root, &format!("[rootfs]\npath = \"{path}\"\n"));
+        assert_eq!((plan.root.idmapped, codes), (mapped, vec![]), "{path}");
+        assert!(handed(&plan).is_empty(), "{path}");
+    }
+    // Overlay layers and binds of system dirs are not; of the caller's own folder they are.
+    let mount = |kind: &str, source: &str, extra: &str| {
+        format!(
+            "[rootfs]\nhost = true\n[[mount]]\ntype = \"{kind}\"\nsource = \"{source}\"\ntarget = \"/m\"\n{extra}"
+        )
+    };
+    let mounted = |facts: &Facts, text: &str| {
+        let (plan, codes) = plan_of(facts, text);
+        let m = layers(&plan)
+            .into_iter()
+            .find(|(target, ..)| target == "/m")
+            .expect("the mount");
+        (m.1, codes, handed(&plan))
+    };
+    assert_eq!(
+        mounted(&root, &mount("overlay", "/usr", "")),
+        (None, vec![], vec![])
+    );
+    assert_eq!(
+        mounted(&root, &mount("overlay", ".", "")),
+        (Some(Idmap::Sandbox), vec![], vec![])
+    );
+    assert_eq!(
+        mounted(&root, &mount("overlay", "/usr", "idmap = true\n")),
+        (
+            Some(Idmap::Sandbox),
+            vec![],
+            vec![("mount[0]".into(), "/usr".into(), system.clone())]
+        )
+    );
+    assert_eq!(
+        mounted(&root, &mount("bind", "/etc", "idmap = true\n")),
+        (
+            Some(Idmap::Caller),
+            vec![],
+            vec![("mount[0]".into(), "/etc".into(), system.clone())]
+        )
+    );
+    // Through the sandbox's map, which gives every owner's files, a folder outside the project
+    // is listed too; a bind maps the caller's ids alone.
+    let outside = tempfile::tempdir().unwrap();
+    let outside = std::fs::canonicalize(outside.path()).unwrap();
+    let path = outside.display().to_string();
+    assert_eq!(
+        mounted(&root, &mount("overlay", &path, "")),
+        (
+            Some(Idmap::Sandbox),
+            vec![],
+            vec![(
+                "mount[0]".into(),
+                path.clone(),
+                "outside the project".into()
+            )]
+        )
+    );
+    assert_eq!(
+        mounted(&root, &mount("bind", &path, "")),
+        (Some(Idmap::Caller), vec![], vec![])
+    );
+
+    // Someone else's folder is not id-mapped, and a warning says so; `idmap = true` does.
+    let (plan, codes) = plan_of(&others, "[rootfs]\npath = \".\"\n");
+    assert_eq!(
+        (plan.root.idmapped, codes),
+        (false, vec!["sandbox::mount::not-idmapped"])
+    );
+    for kind in ["bind", "overlay"] {
+        let (idmap, codes, _) = mounted(&others, &mount(kind, ".", ""));
+        assert_eq!(
+            (idmap, codes),
+            (None, vec!["sandbox::mount::not-idmapped"]),
+            "{kind}"
+        );
+        let (idmap, codes, listed) = mounted(&others, &mount(kind, ".", "idmap = true\n"));
+        assert!(idmap.is_some() && codes.is_empty(), "{kind}: {codes:?}");
+        assert_eq!(listed.len(), 1, "{kind}");
+        assert_eq!(listed[0].2, "owned by uid 1000", "{kind}");
+    }
+
+    // Rootless nothing is id-mapped, nor needs to be: `idmap = true` on a layer changes nothing.
+    let rootless = Facts::default();
+    let (plan, codes) = plan_of(
+        &rootless,
+        "[rootfs]\nhost = true\noverlay = true\nidmap = true\n",
+    );
+    assert_eq!((layers(&plan)[0].1, codes), (None, vec![]));
+    assert!(handed(&plan).is_empty());
 }

@@ -399,3 +399,63 @@ fn the_command_cannot_reach_init_from_another_uid_of_a_range_map() {
 
 /// What the static probe calls from execve to exit (found with strace -f), getpid excluded.
 const PROBE_STARTUP: &str = r#"["execve", "brk", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64", "mprotect", "readlink", "readlinkat", "getrandom", "newfstatat", "fstat", "openat", "read", "close", "write", "exit_group"]"#;
+
+/// As root, the host's files are the sandbox's only where they are the caller's own: the host's
+/// system dirs and another user's folder are not id-mapped onto the sandbox's ids, overlaid or
+/// bound, so the sandbox sees them as a rootless one does (their owners are nobody inside) and
+/// what only the host's root or that user may read stays unreadable: /etc/shadow through a
+/// writable overlay of the host's /etc, a root-only file and the user's own in their folder.
+#[test]
+fn as_root_what_is_not_the_callers_own_stays_unreadable() {
+    if !live::available(Who::Root) {
+        return;
+    }
+    let (uid, gid) = live::rootless_ids().expect("the test user");
+    let theirs = tempfile::Builder::new()
+        .prefix("sandbox-theirs-")
+        .tempdir()
+        .unwrap();
+    let dir = theirs.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, owner) in [("root-only", (0, 0)), ("their-own", (uid, gid))] {
+        let file = dir.join(name);
+        std::fs::write(&file, "secret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&file, Some(owner.0), Some(owner.1)).unwrap();
+    }
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+    let p = Project::new(
+        Who::Root,
+        &format!(
+            "[rootfs]\nhost = true\noverlay = true\n[[mount]]\ntype = \"overlay\"\nsource = \"{0}\"\ntarget = \"/layer\"\n[[mount]]\ntype = \"bind\"\nsource = \"{0}\"\ntarget = \"/bound\"\n",
+            dir.display()
+        ),
+    );
+    let files = "/etc/shadow /layer/root-only /layer/their-own /bound/root-only /bound/their-own";
+    let out = p.sh(&format!(
+        "for f in {files}; do cat $f >/dev/null 2>&1 && echo \"$f read\" || echo \"$f denied\"; done; \
+         stat -c %u {files}"
+    ));
+    let denied: String = files.split(' ').map(|f| format!("{f} denied\n")).collect();
+    assert_eq!(out, format!("{denied}{}", "65534\n".repeat(5)));
+
+    let manifest = p.manifest();
+    let plan = p
+        .command(&["plan", manifest.to_str().unwrap(), "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    for mount in [
+        "overlay /usr over",
+        "overlay /etc over",
+        "overlay /layer over",
+        "-> /bound",
+    ] {
+        let line = text
+            .lines()
+            .find(|line| line.contains(mount))
+            .unwrap_or_else(|| panic!("no {mount}: {text}"));
+        assert!(!line.contains("id-mapped"), "{line}");
+    }
+}

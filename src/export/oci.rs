@@ -232,6 +232,7 @@ pub fn translate(
         security,
         provenance: _,
         warnings: _,
+        handed_over: _,
     } = plan;
     let mut rows = Rows {
         plan,
@@ -1171,7 +1172,9 @@ impl MountsOut<'_> {
                 let mut notes = Vec::new();
                 let layers = match upper {
                     None => None,
-                    Some(OverlayUpper::Dir { upper, work }) => Some((upper.clone(), work.clone())),
+                    Some(OverlayUpper::Dir { upper, work, .. }) => {
+                        Some((upper.clone(), work.clone()))
+                    }
                     Some(OverlayUpper::Tmpfs) => {
                         let dir = self
                             .bundle
@@ -1197,6 +1200,9 @@ impl MountsOut<'_> {
                 options.extend(ro(*readonly));
                 if idmap.is_some() {
                     notes.push("the lower layers are not id-mapped".into());
+                }
+                if let Some(OverlayUpper::Dir { idmap: Some(_), .. }) = upper {
+                    notes.push("the kept layer is not id-mapped".into());
                 }
                 self.mounts
                     .push(mount(target, "overlay", "overlay", options));

@@ -24,7 +24,10 @@ pub struct Mount {
     pub target: Spanned<String>,
     /// Read-only (bind default true, others false).
     pub readonly: Option<Spanned<bool>>,
-    /// bind: an id-mapped mount, so files owned by the caller appear owned by process.user.
+    /// As root, an id-mapped mount. bind: files owned by the caller appear owned by
+    /// process.user; overlay: the layers' owners are the sandbox's. Default: only a folder of
+    /// the caller's own (not the host's system directories, nor anyone else's); true asks for it
+    /// whatever the folder, which `sandbox up` asks to allow.
     pub idmap: Option<Spanned<bool>>,
     /// Skip silently when the source is missing.
     pub optional: Option<Spanned<bool>>,

@@ -34,6 +34,11 @@ pub struct Rootfs {
     /// true: an ephemeral writable layer (tmpfs upper) over the read-only source; or a table
     /// `{ upper = "./.sandbox/upper" }` to keep the changes in a directory.
     pub overlay: Option<Spanned<Overlay>>,
+    /// As root, id-map the host directories the root is made of (`path`, the host's dirs of
+    /// `host`, a kept `upper`) through the sandbox's map, so their owners' files are the
+    /// sandbox's. Default: only directories of the caller's own (not the host's system
+    /// directories); true asks for it whatever they are, which `sandbox up` asks to allow.
+    pub idmap: Option<Spanned<bool>>,
     /// Mount a fresh /proc (default: true when the sandbox has its own pid namespace).
     pub proc: Option<Spanned<bool>>,
     /// Mount a minimal /dev: null zero full random urandom tty, ptmx and pts, shm, fd links

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
 pub use egress::{EGRESS_TABLE, EgressPlan, EgressRule};
 pub use mount::{
-    Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan, RootSource,
-    hosts_file,
+    HandedOver, Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan,
+    RootSource, hosts_file,
 };
 pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;
@@ -58,6 +58,9 @@ pub struct Plan {
     pub root: RootPlan,
     /// Mounts in the order they are made, including the defaults (/proc, /dev, /tmp).
     pub mounts: Vec<MountStep>,
+    /// Host directories id-mapped although their files are not the caller's own to give.
+    #[serde(default)]
+    pub handed_over: Vec<HandedOver>,
     /// Hostname and domain name, when the sandbox has its own UTS namespace.
     pub uts: Option<UtsPlan>,
     /// Clock offsets, when the sandbox has its own time namespace.
@@ -263,6 +266,23 @@ impl Plan {
                 ))
             }
         }
+    }
+
+    /// The owners (host uids, host gids) whose files a mount id-mapped `through` a map gives
+    /// the sandbox: the on-disk side of each line that changes an owner.
+    pub fn handed_owners(&self, through: Idmap) -> (Vec<HostIds>, Vec<HostIds>) {
+        let owners = |map: Vec<IdMapping>| {
+            map.iter()
+                .filter(|m| m.inside != m.outside)
+                .map(|m| HostIds {
+                    start: m.inside,
+                    count: m.count,
+                })
+                .collect()
+        };
+        self.idmap_maps(through)
+            .map(|(uid_map, gid_map)| (owners(uid_map), owners(gid_map)))
+            .unwrap_or_default()
     }
 
     /// The ids the sandbox's setup process takes in the user step, inside the sandbox's user

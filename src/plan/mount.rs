@@ -41,7 +41,15 @@ pub enum OverlayUpper {
     /// Thrown away on exit.
     Tmpfs,
     /// Kept: `upper` holds the changes, `work` is overlayfs's scratch dir on the same fs.
-    Dir { upper: PathBuf, work: PathBuf },
+    Dir {
+        upper: PathBuf,
+        work: PathBuf,
+        /// As root, the layer is id-mapped through the sandbox's map (when it is the caller's),
+        /// so its files are stored with the ids they have inside, whatever block of host ids
+        /// the next run leases.
+        #[serde(default)]
+        idmap: Option<Idmap>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +62,22 @@ pub struct RootPlan {
     /// The source directory is id-mapped through the sandbox's own user map, so that files the
     /// host's root owns appear owned by root inside (as root, whose sandboxes run in an
     /// unprivileged id range, root-owned files would otherwise be nobody's and read-only).
+    /// Only a directory of the caller's own, or one `idmap = true` asks for.
     pub idmapped: bool,
+}
+
+/// A host directory id-mapped although its files are not the caller's own to give: one
+/// `idmap = true` asks for (a system directory, someone else's, one others may write), or a
+/// layer outside the project id-mapped through the sandbox's map, which gives the sandbox the
+/// files of every owner it maps. The trust check asks for it, naming those owners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOver {
+    /// The manifest key that mounts it.
+    pub key: String,
+    pub path: PathBuf,
+    /// Why its files are not the caller's own: "owned by uid 1000", "outside the project".
+    pub why: String,
+    pub through: Idmap,
 }
 
 /// How host files are id-mapped (mount_setattr(2), MOUNT_ATTR_IDMAP). Only the host's root may

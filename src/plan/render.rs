@@ -249,9 +249,11 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 None if shared => " under the sandbox's own layer for its mount points".into(),
                 None => String::new(),
                 Some(OverlayUpper::Tmpfs) => " under a throw-away writable overlay".into(),
-                Some(OverlayUpper::Dir { upper, .. }) => {
-                    format!(" under a writable overlay kept in {}", upper.display())
-                }
+                Some(OverlayUpper::Dir { upper, idmap, .. }) => format!(
+                    " under a writable overlay kept in {}{}",
+                    upper.display(),
+                    idmap_text(idmap.as_ref())
+                ),
             };
             let idmapped = if plan.root.idmapped {
                 ", id-mapped so the host's root owns it as root inside"
@@ -660,6 +662,18 @@ fn idmap_text(idmap: Option<&Idmap>) -> String {
     }
 }
 
+fn upper_text(upper: Option<&OverlayUpper>) -> String {
+    match upper {
+        None => String::new(),
+        Some(OverlayUpper::Tmpfs) => ", writable (tmpfs upper)".into(),
+        Some(OverlayUpper::Dir { upper, idmap, .. }) => format!(
+            ", changes kept in {}{}",
+            upper.display(),
+            idmap_text(idmap.as_ref())
+        ),
+    }
+}
+
 /// Who the caller's files in a bind belong to inside: what the command can do with them.
 fn owners_seen(plan: &Plan, idmap: Option<&Idmap>) -> String {
     let Ids { uid, gid } = plan.caller;
@@ -740,13 +754,8 @@ pub fn describe_mount(op: &MountOp) -> String {
                 .map(|l| l.display().to_string())
                 .collect::<Vec<_>>()
                 .join(":"),
-            match upper {
-                None => String::new(),
-                Some(OverlayUpper::Tmpfs) => ", writable (tmpfs upper)".into(),
-                Some(OverlayUpper::Dir { upper, .. }) =>
-                    format!(", changes kept in {}", upper.display()),
-            },
             idmap_text(idmap.as_ref()),
+            upper_text(upper.as_ref()),
             ro(*readonly)
         ),
         MountOp::Symlink { link, target } => format!("symlink {} -> {link}", target.display()),

@@ -238,13 +238,10 @@ impl Slot<'_> {
 
 fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
     let mut slots = Vec::new();
-    // A kept layer is id-mapped as its lower layers are: as root, through the sandbox's own
-    // map, so its files are stored with the ids they have inside, whatever block of host ids
-    // the next run leases.
-    let kept = |upper: Option<&'a OverlayUpper>, idmap| match upper {
-        Some(OverlayUpper::Dir { upper, work }) => Some(Slot {
+    let kept = |upper: Option<&'a OverlayUpper>| match upper {
+        Some(OverlayUpper::Dir { upper, work, idmap }) => Some(Slot {
             from: Host::Kept { upper, work },
-            idmap,
+            idmap: *idmap,
             readonly: false,
         }),
         _ => None,
@@ -260,7 +257,7 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
             idmap,
             readonly: false,
         });
-        slots.extend(kept(plan.root.overlay.as_ref(), idmap));
+        slots.extend(kept(plan.root.overlay.as_ref()));
     }
     for step in &plan.mounts {
         match &step.op {
@@ -285,7 +282,7 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
                     idmap: *idmap,
                     readonly: true,
                 }));
-                slots.extend(kept(upper.as_ref(), *idmap));
+                slots.extend(kept(upper.as_ref()));
             }
             _ => {}
         }
@@ -855,7 +852,7 @@ fn overlay(
                 Some(PathBuf::from(format!("/{name}/work"))),
             )
         }
-        Some(OverlayUpper::Dir { upper, work }) => {
+        Some(OverlayUpper::Dir { upper, work, .. }) => {
             let [upper, work] = staging.next_kept(upper, work)?;
             let names = (Some(fd_name(upper.as_fd())), Some(fd_name(work.as_fd())));
             kept = Some([upper, work]);

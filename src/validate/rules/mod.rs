@@ -34,7 +34,14 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         hosts: &hosts,
     };
     let mut mounts = mounts::mounts(cx, &root, &net, &inside);
-    let kept_owners = mounts::keep_owners(user.as_ref(), &mut root.plan, &mut mounts.mounts);
+    let mut handed = std::mem::take(&mut root.handed);
+    handed.append(&mut mounts.handed);
+    let kept_owners = mounts::keep_owners(
+        user.as_ref(),
+        &mut root.plan,
+        &mut mounts.mounts,
+        &mut handed,
+    );
     mounts.warnings.extend(kept_owners);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
@@ -52,11 +59,13 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     let host_overlay = root
         .host_mounts
         .iter()
-        .any(|m| matches!(m.op, crate::plan::MountOp::Overlay { .. }));
-    if host_overlay && !cx.host.caller.is_root() {
+        .any(|m| matches!(m.op, crate::plan::MountOp::Overlay { idmap: None, .. }));
+    if host_overlay {
         warnings.push(
-            "overlay: rootless, files the host's root owns cannot be copied up, so writes under \
-             the host's system dirs fail with EACCES (as root, they are id-mapped and writable)"
+            "overlay: the host's system dirs are not id-mapped, so files the host's root owns are \
+             nobody's inside and cannot be copied up: writes below their top folders fail with \
+             EACCES (as root, `idmap = true` in [rootfs] id-maps them, and gives the sandbox \
+             every file root can read there: `sandbox up` asks first)"
                 .into(),
         );
     }
@@ -64,7 +73,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     warnings.extend(fallback.warnings);
 
     let loaded = cx.loaded;
-    Plan {
+    let mut plan = Plan {
         name_given: invocation.name.is_some() || loaded.manifest.name.is_some(),
         name,
         manifest: loaded.path.clone(),
@@ -82,6 +91,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         user,
         root: root.plan,
         mounts: mounts.mounts,
+        handed_over: Vec::new(),
         uts,
         time,
         net,
@@ -94,7 +104,13 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
             .filter_map(|(key, span)| Some((key.clone(), loaded.sources.locate(*span)?)))
             .collect(),
         warnings,
-    }
+    };
+    // Only what is still mounted: a later file's mount replaces an earlier one on its target.
+    let mounted: std::collections::HashSet<(&str, &std::path::Path)> =
+        plan.host_paths().iter().map(|h| (h.key, h.path)).collect();
+    handed.retain(|h| mounted.contains(&(h.key.as_str(), h.path.as_path())));
+    plan.handed_over = handed;
+    plan
 }
 
 /// The value of an optional setting.

@@ -9,16 +9,18 @@ use super::super::Cx;
 use super::get;
 use super::rootfs::{Root, work_dir_for};
 use crate::diagnostics::Problem;
-use crate::host::is_system_path;
+use crate::host::NotOwn;
 use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
 use crate::plan::{
-    IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, ProcessPlan, RootPlan,
-    UserPlan,
+    HandedOver, IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper,
+    ProcessPlan, RootPlan, UserPlan,
 };
 
 pub(super) struct Mounts {
     pub mounts: Vec<MountStep>,
     pub warnings: Vec<String>,
+    /// Host directories id-mapped though not the caller's own to give (see [`host_idmap`]).
+    pub handed: Vec<HandedOver>,
 }
 
 /// Who the command is inside the sandbox: what id-mapped binds map the caller's files to.
@@ -103,51 +105,174 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside, asked: bool) -> Option<Idma
     None
 }
 
-/// As root, a bind behaves as it does rootless: the caller's files are the command's inside,
-/// and what the command makes is the caller's. Root's sandboxes run as unprivileged host ids,
-/// so without an id map the caller's files would be nobody's inside and a "writable" project
-/// not writable. Not for the host's system directories and kernel file systems, whose
-/// root-owned files must stay out of reach (/etc/shadow), nor where the file system cannot be
-/// id-mapped: a warning says what the sandbox will see then, and what to do.
-fn default_bind_idmap(cx: &mut Cx, source: &Path, span: Span, who: &Inside) -> Option<Idmap> {
-    if !cx.host.caller.is_root() || !who.namespaces.user || who.user.is_none() {
-        return None;
+/// A host directory a mount shows, as the id-mapping decision judges it.
+pub(super) struct HostDir<'a> {
+    pub path: &'a Path,
+    /// Where the manifest names it, for a warning.
+    pub span: Span,
+    /// The manifest key of its mount, as the plan's host paths name it.
+    pub key: &'a str,
+}
+
+/// The one decision of whether the host directories a mount shows are id-mapped, for every
+/// such mount: the root directory, the host's dirs of `rootfs.host`, binds, overlay layers
+/// (lower and kept). Only as root with a user namespace: rootless, the sandbox's map already
+/// shows the caller's files as its own, and the kernel lets only root id-map.
+///
+/// `asked` is the manifest's `idmap`. Unset, the directories are id-mapped only when each is
+/// the caller's own ([`crate::host::HostFacts::not_own`]): the host's system directories are
+/// not (the sandbox sees them as rootless does: root's files are nobody's inside, and
+/// /etc/shadow stays unreadable), and someone else's, or one others may write, is not, with a
+/// warning. `true` id-maps them whatever they are; those whose files are not the caller's to
+/// give (and, through the sandbox's map, which gives the files of every owner it maps, those
+/// outside the project) go to `handed`, which the trust check asks for. `map` is how the mount
+/// would be id-mapped, given whether it was asked for (`None`: it is not, reported there).
+pub(super) fn host_idmap(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    dirs: &[HostDir],
+    asked: Option<bool>,
+    handed: &mut Vec<HandedOver>,
+    map: impl FnOnce(&mut Cx, bool) -> Option<Idmap>,
+) -> Option<Idmap> {
+    match asked {
+        Some(false) => return None,
+        _ if !(cx.host.caller.is_root() && namespaces.user) => {
+            return if asked == Some(true) {
+                map(cx, true)
+            } else {
+                None
+            };
+        }
+        _ => {}
     }
-    let kernel = ["/dev", "/proc", "/sys"]
-        .iter()
-        .any(|dir| source.starts_with(dir));
-    if kernel || is_system_path(source) {
-        return None;
-    }
-    match cx.host.idmappable(source) {
-        Ok(()) => bind_idmap(cx, span, who, false),
-        Err(fs) => {
+    let not_own: Vec<Option<NotOwn>> = dirs.iter().map(|dir| cx.host.not_own(dir.path)).collect();
+    if asked.is_none() {
+        let others = dirs.iter().zip(&not_own).find_map(|(dir, why)| match why {
+            Some(NotOwn::Others(why)) => Some((dir, why)),
+            _ => None,
+        });
+        if let Some((dir, why)) = others {
             cx.report(
                 Problem::warning(
                     "sandbox::mount::not-idmapped",
                     format!(
-                        "as root, {} cannot be id-mapped ({fs} has no id-mapped mounts): its files belong to nobody inside",
-                        source.display()
+                        "as root, {} is not id-mapped: it is {why}, so its files keep their host owners (nobody's inside)",
+                        dir.path.display()
                     ),
                 )
-                .at(span, "owned by nobody inside")
+                .at(dir.span, "not yours")
                 .help(
-                    "root's sandboxes run as unprivileged host ids, so the command cannot write these files; \
-                     run `sandbox` as the user who owns them (rootless, they are the command's), keep them on \
-                     a file system with id-mapped mounts (ext4, xfs, btrfs, tmpfs), or give them to fixed \
-                     host ids set with uid_map/gid_map; `idmap = false` silences this",
+                    "id-mapped, its owners' files would be the sandbox's, and what the sandbox makes there \
+                     yours; run `sandbox` as its owner, or use a folder of your own that no one else may \
+                     write; `idmap = true` id-maps it all the same (`sandbox up` asks first), `idmap = false` \
+                     silences this",
                 ),
             );
-            None
+            return None;
+        }
+        if not_own.iter().any(Option::is_some) {
+            return None;
         }
     }
+    let idmap = map(cx, asked == Some(true))?;
+    // A bind maps the caller's ids alone: the project folder is resolved only for layers.
+    let project =
+        (idmap == Idmap::Sandbox).then(|| crate::hostpath::resolve(&cx.loaded.project_dir));
+    for (dir, why) in dirs.iter().zip(not_own) {
+        let why = match (why, &project) {
+            (Some(why), _) => why.to_string(),
+            (None, Some(project)) if !dir.path.starts_with(project) => {
+                "outside the project".to_string()
+            }
+            (None, _) => continue,
+        };
+        handed.push(HandedOver {
+            key: dir.key.to_string(),
+            path: dir.path.to_path_buf(),
+            why,
+            through: idmap,
+        });
+    }
+    Some(idmap)
 }
 
-/// As root with a user namespace, host directories the sandbox writes through (its root, the
-/// lower layers of overlays) are id-mapped through its own map: copy-up keeps each file's
-/// owner, and the host's root is not mapped in root's unprivileged id range.
-pub(super) fn sandbox_idmap(cx: &Cx, namespaces: &Namespaces) -> Option<Idmap> {
-    (cx.host.caller.is_root() && namespaces.user).then_some(Idmap::Sandbox)
+/// How a bind is id-mapped: as root, as it behaves rootless, the caller's files are the
+/// command's inside and what the command makes is the caller's. Root's sandboxes run as
+/// unprivileged host ids, so without an id map the caller's files would be nobody's inside and
+/// a "writable" project not writable. Not where the file system cannot be id-mapped: a warning
+/// says what the sandbox will see then, and what to do. (Which sources: see [`host_idmap`].)
+fn bind_source_idmap(
+    cx: &mut Cx,
+    dir: &HostDir,
+    asked: Option<&Spanned<bool>>,
+    who: &Inside,
+    handed: &mut Vec<HandedOver>,
+) -> Option<Idmap> {
+    let map = |cx: &mut Cx, is_asked: bool| {
+        if let (true, Some(asked)) = (is_asked, asked) {
+            return bind_idmap(cx, asked.span, who, true);
+        }
+        who.user?;
+        match cx.host.idmappable(dir.path) {
+            Ok(()) => bind_idmap(cx, dir.span, who, false),
+            Err(fs) => {
+                cx.report(
+                    Problem::warning(
+                        "sandbox::mount::not-idmapped",
+                        format!(
+                            "as root, {} cannot be id-mapped ({fs} has no id-mapped mounts): its files belong to nobody inside",
+                            dir.path.display()
+                        ),
+                    )
+                    .at(dir.span, "owned by nobody inside")
+                    .help(
+                        "root's sandboxes run as unprivileged host ids, so the command cannot write these files; \
+                         run `sandbox` as the user who owns them (rootless, they are the command's), keep them on \
+                         a file system with id-mapped mounts (ext4, xfs, btrfs, tmpfs), or give them to fixed \
+                         host ids set with uid_map/gid_map; `idmap = false` silences this",
+                    ),
+                );
+                None
+            }
+        }
+    };
+    host_idmap(
+        cx,
+        who.namespaces,
+        std::slice::from_ref(dir),
+        asked.map(|a| a.value),
+        handed,
+        map,
+    )
+}
+
+/// How a layer (the root directory, an overlay's lower or kept layer) is id-mapped: as root,
+/// through the sandbox's own map, as copy-up keeps each file's owner and the host's root is
+/// not mapped in root's unprivileged id range. Rootless, nothing is (nor needs to be): the
+/// caller's files are already the sandbox's root's. (Which layers: see [`host_idmap`].)
+pub(super) fn layer_idmap(
+    cx: &mut Cx,
+    namespaces: &Namespaces,
+    dirs: &[HostDir],
+    asked: Option<&Spanned<bool>>,
+    handed: &mut Vec<HandedOver>,
+) -> Option<Idmap> {
+    let map = |cx: &mut Cx, _| {
+        if !namespaces.user {
+            cx.report(
+                Problem::error(
+                    "sandbox::mount::idmap-needs-userns",
+                    "an id-mapped layer needs the sandbox's own user namespace",
+                )
+                .at_span(asked.map(|a| a.span))
+                .help("remove `user = false` from [namespaces], or `idmap = true`"),
+            );
+            return None;
+        }
+        cx.host.caller.is_root().then_some(Idmap::Sandbox)
+    };
+    host_idmap(cx, namespaces, dirs, asked.map(|a| a.value), handed, map)
 }
 
 /// Mounts id-mapped through the sandbox's map (its root, overlay layers) are not, when that
@@ -158,14 +283,20 @@ pub(super) fn keep_owners(
     user: Option<&UserPlan>,
     root: &mut RootPlan,
     mounts: &mut [MountStep],
+    handed: &mut Vec<HandedOver>,
 ) -> Option<String> {
     let user = user.filter(|user| user.hands_over(&user.uid_map, &user.gid_map))?;
-    let mut changed = std::mem::take(&mut root.idmapped);
+    let kept = |upper: Option<&mut OverlayUpper>| match upper {
+        Some(OverlayUpper::Dir { idmap, .. }) => idmap.take().is_some(),
+        _ => false,
+    };
+    let mut changed = std::mem::take(&mut root.idmapped) | kept(root.overlay.as_mut());
     for step in mounts {
-        if let MountOp::Overlay { idmap, .. } = &mut step.op {
-            changed |= idmap.take().is_some();
+        if let MountOp::Overlay { idmap, upper, .. } = &mut step.op {
+            changed |= kept(upper.as_mut()) | idmap.take().is_some();
         }
     }
+    handed.retain(|handed| handed.through != Idmap::Sandbox);
     changed.then(|| {
         let foreign = user.foreign.uids.iter().chain(&user.foreign.gids);
         let ids: Vec<String> = foreign.map(ToString::to_string).collect();
@@ -191,7 +322,7 @@ fn allowed_keys(kind: MountType) -> &'static [&'static str] {
     match kind {
         MountType::Bind => &["source", "readonly", "idmap", "optional"],
         MountType::Tmpfs => &["size", "mode", "readonly"],
-        MountType::Overlay => &["source", "readonly", "upper"],
+        MountType::Overlay => &["source", "readonly", "upper", "idmap"],
         MountType::Symlink => &["source"],
         MountType::File => &["content", "mode"],
         MountType::Dir => &["mode"],
@@ -223,6 +354,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     let namespaces = who.namespaces;
     let loaded = cx.loaded;
     let mut out: Vec<MountStep> = root.host_mounts.clone();
+    let mut handed = Vec::new();
 
     // Defaults, each one a key a manifest can turn off.
     let default_on =
@@ -275,7 +407,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     let mut written: HashMap<OsString, (Span, usize)> = HashMap::new();
     for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
         let key = format!("mount[{index}]");
-        let Some(op) = mount_op(cx, &mount.value, mount.span, who) else {
+        let Some(op) = mount_op(cx, &mount.value, mount.span, &key, who, &mut handed) else {
             continue;
         };
         if matches!(op, MountOp::Sysfs { .. }) && namespaces.user && !namespaces.net {
@@ -330,6 +462,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     Mounts {
         mounts: out,
         warnings,
+        handed,
     }
 }
 
@@ -402,7 +535,14 @@ fn same_file(cx: &Cx, a: Span, b: Span) -> bool {
     }
 }
 
-fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Option<MountOp> {
+fn mount_op(
+    cx: &mut Cx,
+    mount: &Mount,
+    entry_span: Span,
+    key: &str,
+    who: &Inside,
+    handed: &mut Vec<HandedOver>,
+) -> Option<MountOp> {
     let kind = mount.kind.value;
     for (key, span) in present_keys(mount) {
         if !allowed_keys(kind).contains(&key) {
@@ -450,11 +590,12 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                         .help("relative paths are relative to the manifest's folder; create it, fix the path, or add `optional = true`"),
                 );
             }
-            let idmap = match &mount.idmap {
-                Some(setting) if setting.value => bind_idmap(cx, setting.span, who, true),
-                Some(_) => None,
-                None => default_bind_idmap(cx, &path, source.span, who),
+            let dir = HostDir {
+                path: &path,
+                span: source.span,
+                key,
             };
+            let idmap = bind_source_idmap(cx, &dir, mount.idmap.as_ref(), who, handed);
             MountOp::Bind {
                 source: path,
                 target,
@@ -503,7 +644,7 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
             if lower.is_empty() {
                 return None;
             }
-            let lower: Vec<PathBuf> = lower
+            let lower: Vec<(PathBuf, Span)> = lower
                 .iter()
                 .filter_map(|dir| {
                     let path = cx.host_path(dir, "an overlay lower dir")?;
@@ -517,9 +658,18 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                             .help("relative paths are relative to the manifest's folder"),
                         );
                     }
-                    Some(path)
+                    Some((path, dir.span))
                 })
                 .collect();
+            let dirs: Vec<HostDir> = lower
+                .iter()
+                .map(|(path, span)| HostDir {
+                    path,
+                    span: *span,
+                    key,
+                })
+                .collect();
+            let idmap = layer_idmap(cx, who.namespaces, &dirs, mount.idmap.as_ref(), handed);
             let readonly = readonly.unwrap_or(false);
             let upper = match (&mount.upper, readonly) {
                 (Some(upper), true) => {
@@ -533,22 +683,30 @@ fn mount_op(cx: &mut Cx, mount: &Mount, entry_span: Span, who: &Inside) -> Optio
                     );
                     None
                 }
-                (Some(upper), false) => {
-                    let upper = cx.host_path(upper, "an overlay's upper dir")?;
+                (Some(spanned), false) => {
+                    let upper = cx.host_path(spanned, "an overlay's upper dir")?;
+                    let dir = HostDir {
+                        path: &upper,
+                        span: spanned.span,
+                        key,
+                    };
+                    let idmap =
+                        layer_idmap(cx, who.namespaces, &[dir], mount.idmap.as_ref(), handed);
                     Some(OverlayUpper::Dir {
                         work: work_dir_for(&upper),
                         upper,
+                        idmap,
                     })
                 }
                 (None, false) => Some(OverlayUpper::Tmpfs),
                 (None, true) => None,
             };
             MountOp::Overlay {
-                lower,
+                lower: lower.into_iter().map(|(path, _)| path).collect(),
                 upper,
                 target,
                 readonly,
-                idmap: sandbox_idmap(cx, who.namespaces),
+                idmap,
             }
         }
         MountType::Symlink => {

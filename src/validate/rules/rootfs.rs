@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 
 use super::super::Cx;
 use super::get;
+use super::mounts::{HostDir, layer_idmap};
 use crate::diagnostics::Problem;
 use crate::host::HostEntry;
-use crate::manifest::{Overlay, Rootfs, Spanned};
-use crate::plan::{Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan, RootSource};
+use crate::manifest::{Overlay, Rootfs, Span, Spanned};
+use crate::plan::{
+    HandedOver, Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan, RootSource,
+};
 use crate::rootfs::ImageConfig;
 use crate::rootfs::oci::{self, Image};
 
@@ -21,6 +24,9 @@ pub(super) struct Root {
     pub tmp: Option<Spanned<bool>>,
     /// An OCI image's config: defaults for [process].
     pub image: Option<ImageConfig>,
+    /// Host directories id-mapped though not the caller's own to give (see
+    /// [`super::mounts::host_idmap`]).
+    pub handed: Vec<HandedOver>,
 }
 
 pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
@@ -37,6 +43,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         dev: None,
         tmp: None,
         image: None,
+        handed: Vec::new(),
     };
     let Some(rootfs) = &loaded.manifest.rootfs else {
         cx.report_absent(
@@ -219,8 +226,22 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
             Some(OverlayUpper::Dir {
                 work: work_dir_for(&upper),
                 upper,
+                idmap: None,
             })
         }
+    };
+    let upper_span = match &r.overlay {
+        Some(Spanned {
+            value: Overlay::Kept(kept),
+            ..
+        }) => kept.upper.span,
+        _ => rootfs.span,
+    };
+    let mut layers = Layers {
+        namespaces,
+        asked: r.idmap.as_ref(),
+        upper_span,
+        handed: Vec::new(),
     };
     let readonly = match (&r.readonly, &overlay) {
         (Some(readonly), Some(_)) if readonly.value => {
@@ -236,17 +257,48 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         (readonly, None) => get(readonly).unwrap_or(true),
     };
 
+    // The root directory is judged as any layer; an unpacked archive is the launcher's own
+    // cache, nothing to judge.
+    let idmapped = match &source {
+        RootSource::Tmpfs => false,
+        RootSource::Dir { path } => {
+            let span = r.path.as_ref().map_or(rootfs.span, |p| p.span);
+            let dir = HostDir {
+                path,
+                span,
+                key: "rootfs",
+            };
+            layers.idmap(cx, &[dir]).is_some()
+        }
+        RootSource::Tar { .. } | RootSource::Oci { .. } => layers.idmap(cx, &[]).is_some(),
+    };
     let host_mounts = match source {
-        RootSource::Tmpfs if !sources.is_empty() => host_mounts(
-            cx,
-            overlay.as_ref(),
-            super::mounts::sandbox_idmap(cx, namespaces),
-        ),
+        RootSource::Tmpfs if !sources.is_empty() => {
+            let span = r.host.as_ref().map_or(rootfs.span, |h| h.span);
+            host_mounts(cx, overlay.as_ref(), |cx, lower, upper| {
+                let dir = HostDir {
+                    path: lower,
+                    span,
+                    key: "rootfs.host",
+                };
+                let idmap = layers.idmap(cx, &[dir]);
+                (
+                    idmap,
+                    upper.map(|upper| layers.kept(cx, upper, "rootfs.host")),
+                )
+            })
+        }
         _ => Vec::new(),
     };
     // With `host = true` the overlay applies to the host dirs, not the (already writable) tmpfs.
     // An unpacked archive is shared by every sandbox and never written: a writable one gets a
     // throw-away layer.
+    let overlay = match overlay {
+        Some(OverlayUpper::Dir { upper, .. }) if !matches!(source, RootSource::Tmpfs) => {
+            Some(layers.kept(cx, upper, "rootfs.overlay"))
+        }
+        overlay => overlay,
+    };
     let root_overlay = match &source {
         RootSource::Tmpfs => None,
         RootSource::Tar { .. } | RootSource::Oci { .. } if !readonly => {
@@ -256,8 +308,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
     };
     Root {
         plan: RootPlan {
-            idmapped: super::mounts::sandbox_idmap(cx, namespaces).is_some()
-                && !matches!(source, RootSource::Tmpfs),
+            idmapped,
             source,
             readonly,
             overlay: root_overlay,
@@ -267,6 +318,37 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         dev: r.dev.clone(),
         tmp: r.tmp.clone(),
         image: image_config,
+        handed: layers.handed,
+    }
+}
+
+/// The root's host directories, id-mapped as [`layer_idmap`] decides, as `rootfs.idmap` asks.
+struct Layers<'a> {
+    namespaces: &'a Namespaces,
+    asked: Option<&'a Spanned<bool>>,
+    /// Where a kept layer's folder is named.
+    upper_span: Span,
+    handed: Vec<HandedOver>,
+}
+
+impl Layers<'_> {
+    fn idmap(&mut self, cx: &mut Cx, dirs: &[HostDir]) -> Option<Idmap> {
+        layer_idmap(cx, self.namespaces, dirs, self.asked, &mut self.handed)
+    }
+
+    /// A kept layer in `upper`.
+    fn kept(&mut self, cx: &mut Cx, upper: PathBuf, key: &str) -> OverlayUpper {
+        let dir = HostDir {
+            path: &upper,
+            span: self.upper_span,
+            key,
+        };
+        let idmap = self.idmap(cx, &[dir]);
+        OverlayUpper::Dir {
+            work: work_dir_for(&upper),
+            upper,
+            idmap,
+        }
     }
 }
 
@@ -314,9 +396,17 @@ pub(super) fn work_dir_for(upper: &Path) -> PathBuf {
     upper.with_file_name(format!(".{name}.work"))
 }
 
-fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>, idmap: Option<Idmap>) -> Vec<MountStep> {
-    cx.host
-        .host_root()
+/// The mounts of `host = true`: each of the host's system dirs bound read-only, or with
+/// `overlay` layered under a writable layer of its own (a kept one in a sub-folder of `upper`),
+/// and its symlinks recreated. `idmap` decides how a host dir (and its kept layer) is
+/// id-mapped.
+fn host_mounts(
+    cx: &mut Cx,
+    overlay: Option<&OverlayUpper>,
+    mut idmap: impl FnMut(&mut Cx, &Path, Option<PathBuf>) -> (Option<Idmap>, Option<OverlayUpper>),
+) -> Vec<MountStep> {
+    let host = cx.host;
+    host.host_root()
         .iter()
         .map(|(path, entry)| {
             let target = PathBuf::from(path);
@@ -325,31 +415,29 @@ fn host_mounts(cx: &Cx, overlay: Option<&OverlayUpper>, idmap: Option<Idmap>) ->
                     link: link.clone(),
                     target,
                 },
-                // Not id-mapped: the host's root-only files (/etc/shadow) must stay unreadable
-                // to the sandbox's root.
                 (HostEntry::Dir, None) => MountOp::Bind {
+                    idmap: idmap(cx, &target, None).0,
                     source: target.clone(),
                     target,
                     readonly: true,
-                    idmap: None,
                     optional: false,
                 },
-                (HostEntry::Dir, Some(upper)) => MountOp::Overlay {
-                    lower: vec![target.clone()],
-                    upper: Some(match upper {
-                        OverlayUpper::Tmpfs => OverlayUpper::Tmpfs,
+                (HostEntry::Dir, Some(upper)) => {
+                    let kept = match upper {
+                        OverlayUpper::Tmpfs => None,
                         OverlayUpper::Dir { upper, .. } => {
-                            let upper = upper.join(path.trim_start_matches('/'));
-                            OverlayUpper::Dir {
-                                work: work_dir_for(&upper),
-                                upper,
-                            }
+                            Some(upper.join(path.trim_start_matches('/')))
                         }
-                    }),
-                    target,
-                    readonly: false,
-                    idmap,
-                },
+                    };
+                    let (idmap, kept) = idmap(cx, &target, kept);
+                    MountOp::Overlay {
+                        lower: vec![target.clone()],
+                        upper: Some(kept.unwrap_or(OverlayUpper::Tmpfs)),
+                        target,
+                        readonly: false,
+                        idmap,
+                    }
+                }
             };
             MountStep {
                 op,
