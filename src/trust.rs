@@ -17,7 +17,7 @@ use crate::host::is_system_path;
 use crate::hostpath;
 use crate::manifest::Loaded;
 use crate::plan::seccomp::default_denied;
-use crate::plan::{CONTAINER_CAPABILITIES, HostIds, HostUse, NetPlan, Plan, SeccompPlan};
+use crate::plan::{CONTAINER_CAPABILITIES, HostIds, HostUse, Idmap, NetPlan, Plan, SeccompPlan};
 
 /// Environment variables harmless to copy in: terminal and locale settings.
 const HARMLESS_ENV: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
@@ -107,6 +107,32 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             )),
             _ => {}
         }
+    }
+
+    // Id-mapped, a directory's files are the sandbox's as their owners': those of the host's
+    // root in /etc (shadow, ssh host keys), those of another user, what others put in a folder
+    // they may write.
+    for handed in &plan.handed_over {
+        let (uids, gids) = plan.handed_owners(handed.through);
+        let list = |ids: Vec<HostIds>| {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            ids.join(", ")
+        };
+        let whose = match handed.through {
+            Idmap::Sandbox => "the sandbox's",
+            Idmap::Caller => "the command's, and what it makes there theirs",
+        };
+        out.push(Request::new(
+            handed.key.clone(),
+            format!(
+                "{} ({}): the files of host uids {} and gids {} there are {whose}",
+                describe(&handed.path, false, "id-maps"),
+                handed.why,
+                list(uids),
+                list(gids),
+            ),
+            true,
+        ));
     }
 
     match &plan.net {
@@ -835,6 +861,55 @@ mod tests {
             "{ROOT}[[uid_map]]\ninside = 0\noutside = \"self\"\ncount = 1\n[process]\nuser = 0\n"
         );
         assert!(asks(&own).is_empty());
+    }
+
+    #[test]
+    fn id_mapping_what_is_not_the_callers_own_is_asked_for_loudly() {
+        // As root, the host's dirs are not id-mapped, overlaid or not: nothing to ask.
+        let overlay = format!("{ROOT}overlay = true\n");
+        assert!(asks_as(0, &overlay).is_empty());
+        let system = "(one of the host's system directories): the files of host";
+        assert_eq!(
+            asks_as(0, &format!("{overlay}idmap = true\n")),
+            [format!(
+                "!id-maps /usr {system} uids 0..65535 and gids 0..65535 there are the sandbox's"
+            )]
+        );
+        assert_eq!(
+            asks_as(
+                0,
+                &format!(
+                    "{ROOT}[[mount]]\ntype = \"bind\"\nsource = \"/etc\"\ntarget = \"/e\"\nidmap = true\n"
+                )
+            ),
+            [format!(
+                "!id-maps /etc {system} uids 0 and gids 0 there are the command's, and what it makes there theirs"
+            )],
+            "a read-only bind of a system dir asks for nothing, id-mapped it does"
+        );
+        // A root of the caller's own outside the project: through the sandbox's map, every
+        // owner's files in it are the sandbox's.
+        let dir = tempfile::tempdir().unwrap();
+        let outside = std::fs::canonicalize(dir.path()).unwrap();
+        let root_dir = format!("[rootfs]\npath = \"{}\"\n", outside.display());
+        let own = FixedFacts {
+            owner: Some(0),
+            ..FixedFacts::default()
+        };
+        let project = tempfile::tempdir().unwrap();
+        let manifest = project.path().join("sandbox.toml");
+        assert_eq!(
+            asks_granted(0, &manifest, Path::new("/root"), &root_dir, own),
+            [
+                format!("uses as its root {}", outside.display()),
+                format!(
+                    "!id-maps {} (outside the project): the files of host uids 0..65535 and gids 0..65535 there are the sandbox's",
+                    outside.display()
+                ),
+            ]
+        );
+        // Rootless nothing is id-mapped.
+        assert!(asks(&format!("{overlay}idmap = true\n")).is_empty());
     }
 
     #[test]
