@@ -84,9 +84,9 @@ fn bind_idmap(cx: &mut Cx, span: Span, who: &Inside, asked: bool) -> Option<Idma
         return Some(Idmap::Caller);
     }
     let why = format!(
-        "the command's host ids (uid {host_uid}, gid {host_gid}) are not the sandbox's own:          id-mapped, your files would be theirs, to change through the sandbox"
+        "the command's host ids (uid {host_uid}, gid {host_gid}) are not the sandbox's own: id-mapped, your files would be theirs, to change through the sandbox"
     );
-    let fix = "map the command onto ids of the sandbox's own (without uid_map and gid_map,                root's sandboxes lease a block no one else has)";
+    let fix = "map the command onto ids of the sandbox's own (without uid_map and gid_map, root's sandboxes lease a block no one else has)";
     cx.report(if asked {
         Problem::error(
             "sandbox::mount::idmap-foreign",
