@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::cgroup::CgroupHost;
 use crate::manifest::values::{Arch, Rlimit};
 use crate::manifest::vars::Vars;
-use crate::plan::CgroupVersion;
+use crate::plan::{CgroupVersion, Ids};
 
 /// A range of subordinate ids granted to the caller in /etc/subuid or /etc/subgid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,6 +130,20 @@ const KERNEL_DIRS: &[&str] = &["/dev", "/proc", "/sys"];
 /// Whether `path` (resolved) is one of the host's system directories or below one.
 pub fn is_system_path(path: &Path) -> bool {
     SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
+/// Why a folder owned by `owner` with `mode` is not `caller`'s own (see
+/// [`HostFacts::not_own`]): someone else owns it, or others may write it.
+pub fn others_folder(owner: Ids, mode: u32, caller: Ids) -> Option<String> {
+    if owner.uid != caller.uid {
+        Some(format!("owned by uid {}", owner.uid))
+    } else if mode & 0o002 != 0 {
+        Some("writable by every user".to_string())
+    } else if mode & 0o020 != 0 && owner.gid != caller.gid {
+        Some(format!("writable by group {}", owner.gid))
+    } else {
+        None
+    }
 }
 
 /// Why a host directory's files are not the caller's own to id-map, when they are not.
@@ -407,16 +421,15 @@ impl HostFacts {
                 (meta.uid(), meta.gid(), meta.mode())
             }
         };
-        let why = if uid != self.caller.uid {
-            format!("owned by uid {uid}")
-        } else if mode & 0o002 != 0 {
-            "writable by every user".to_string()
-        } else if mode & 0o020 != 0 && gid != self.caller.gid {
-            format!("writable by group {gid}")
-        } else {
-            return None;
-        };
-        Some(NotOwn::Others(why))
+        others_folder(
+            Ids { uid, gid },
+            mode,
+            Ids {
+                uid: self.caller.uid,
+                gid: self.caller.gid,
+            },
+        )
+        .map(NotOwn::Others)
     }
 
     /// The landlock ABI version the kernel offers (0: none).

@@ -43,7 +43,9 @@ use crate::exec::sys::{
 };
 use crate::exec::{root_file, write_all};
 use crate::hostpath::{self, HostFiles};
-use crate::plan::{Idmap, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file};
+use crate::plan::{
+    Idmap, Ids, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file,
+};
 
 const STAGING: &str = "/tmp";
 /// The part of the root's /etc/hosts that is kept (whole lines): hosts files that block ad
@@ -318,6 +320,9 @@ pub fn prepare(
         let path = slot.path();
         let action = || format!("opening {}", path.display());
         let opened = opened.or_fail(StepId::Mount, action)?;
+        if let (Host::Judged(path), Some(_)) = (slot.from, slot.idmap) {
+            still_own(plan, path, opened.as_fd())?;
+        }
         if !as_root {
             let path = hostpath::fd_path(opened.as_fd())
                 .map_err(io_errno)
@@ -341,6 +346,32 @@ pub fn prepare(
         prepared.push(Some(Source::Tree(tree)));
     }
     Ok((prepared, caller.map(|(_, helper)| helper)))
+}
+
+/// A folder id-mapped as the caller's own (not one `idmap = true` hands over) must still be:
+/// it was judged by its path, and this is the very folder mounted. One that someone else may
+/// now own (moved in by whoever may write its parent) would have its files given to the
+/// sandbox, and what the sandbox makes there to the caller.
+fn still_own(plan: &Plan, path: &Path, folder: BorrowedFd<'_>) -> Result<(), StepFailure> {
+    if plan.handed_over.iter().any(|handed| handed.path == path) {
+        return Ok(());
+    }
+    let stat = fstat(folder).or_fail(StepId::Mount, || format!("checking {}", path.display()))?;
+    let owner = Ids {
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+    };
+    match crate::host::others_folder(owner, stat.st_mode, plan.caller) {
+        None => Ok(()),
+        Some(why) => Err(StepFailure::new(
+            StepId::Mount,
+            format!(
+                "id-mapping {}: it is {why} now, no longer yours as when it was judged",
+                path.display()
+            ),
+            Errno::EPERM,
+        )),
+    }
 }
 
 fn io_errno(error: std::io::Error) -> Errno {
@@ -1016,5 +1047,48 @@ mod tests {
             order,
             ["root", "kept kept/root", "a", "b", "kept kept/o", "c"]
         );
+    }
+
+    #[test]
+    fn a_folder_id_mapped_as_the_callers_own_must_still_be_when_mounted() {
+        use std::os::unix::fs::PermissionsExt;
+
+        use crate::host::{Caller, FixedFacts, HostFacts};
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let folder = base.join("c");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let text =
+            "[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \"c\"\ntarget = \"/c\"\n";
+        let caller = Caller::ann(0);
+        let loaded = crate::manifest::load_str(&base.join("sandbox.toml"), text, &caller.vars());
+        // Judged root's own, as root.
+        let facts = FixedFacts {
+            owner: Some(0),
+            ..FixedFacts::default()
+        };
+        let host = HostFacts::fixed(caller, facts);
+        let invocation = crate::validate::Invocation::inspecting();
+        let plan = crate::validate::validate(&loaded, &host, &invocation)
+            .plan
+            .expect("a plan");
+        assert!(plan.mounts.iter().any(|m| matches!(
+            &m.op,
+            MountOp::Bind { source, idmap: Some(Idmap::Caller), .. } if *source == folder
+        )));
+        let opened = open_dir(&folder).unwrap();
+        let own = nix::unistd::geteuid().is_root();
+        assert_eq!(still_own(&plan, &folder, opened.as_fd()).is_ok(), own);
+        // Others may write it now: their files would be the sandbox's.
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = still_own(&plan, &folder, opened.as_fd()).unwrap_err();
+        assert_eq!(refused.errno, libc::EPERM);
+        let why = if own {
+            "writable by every user"
+        } else {
+            "owned by uid"
+        };
+        assert!(refused.action.contains(why), "{}", refused.action);
     }
 }
