@@ -242,10 +242,34 @@ pub(super) fn backend(version: CgroupVersion) -> &'static dyn Backend {
     }
 }
 
+/// What a cgroup operation was doing; it chooses the advice for its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CgroupOp {
+    /// Learning who owns the launcher (/proc/self/stat).
+    Owner,
+    /// Opening the group, or its `tasks` file.
+    Open,
+    /// Making the group or a level of its parent.
+    Create,
+    /// Handing the controllers down to child groups.
+    PassDown,
+    /// Finding a limit's hierarchy or file.
+    Find,
+    /// Writing a limit.
+    Write,
+    /// Moving the sandbox into the group.
+    Join,
+    /// Killing what is left in the group.
+    Kill,
+    /// Removing the group.
+    Remove,
+}
+
 /// A cgroup operation that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {}", self.what(), errno.desc())]
 pub struct CgroupError {
+    pub op: CgroupOp,
     pub action: String,
     /// The file or directory acted on; empty when the action says it all.
     pub path: PathBuf,
@@ -266,12 +290,14 @@ impl CgroupError {
 }
 
 fn failed(
+    op: CgroupOp,
     action: impl Into<String>,
     path: &Path,
     key: &'static str,
 ) -> impl FnOnce(io::Error) -> CgroupError {
     let (action, path) = (action.into(), path.to_path_buf());
     move |error| CgroupError {
+        op,
         action,
         path,
         errno: errno_of(&error),
@@ -330,6 +356,7 @@ impl<'fs> Group<'fs> {
             && let Some(joined) = group.joined.first()
         {
             let dir = std::fs::File::open(&joined.dir).map_err(failed(
+                CgroupOp::Open,
                 "opening the group",
                 &joined.dir,
                 "cgroup",
@@ -341,7 +368,7 @@ impl<'fs> Group<'fs> {
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&tasks)
-                    .map_err(failed("opening", &tasks, "cgroup"))?;
+                    .map_err(failed(CgroupOp::Open, "opening", &tasks, "cgroup"))?;
                 group.tasks.push((tasks, file));
             }
         }
@@ -371,9 +398,12 @@ impl<'fs> Group<'fs> {
         let mut attempts = 3;
         loop {
             let made = self.make_parents(base, parent, controllers).and_then(|()| {
-                self.fs
-                    .mkdir(dir)
-                    .map_err(failed("creating the group", dir, "cgroup"))
+                self.fs.mkdir(dir).map_err(failed(
+                    CgroupOp::Create,
+                    "creating the group",
+                    dir,
+                    "cgroup",
+                ))
             });
             match made {
                 Err(error) if error.errno == Errno::ENOENT && attempts > 1 => attempts -= 1,
@@ -394,6 +424,7 @@ impl<'fs> Group<'fs> {
             self.backend
                 .pass_down(self.fs, dir, controllers)
                 .map_err(failed(
+                    CgroupOp::PassDown,
                     "handing the controllers down to child groups in",
                     dir,
                     key,
@@ -411,9 +442,12 @@ impl<'fs> Group<'fs> {
                 }
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
                 Err(error) => {
-                    return Err(failed("creating the parent group", &dir, "cgroup.parent")(
-                        error,
-                    ));
+                    return Err(failed(
+                        CgroupOp::Create,
+                        "creating the parent group",
+                        &dir,
+                        "cgroup.parent",
+                    )(error));
                 }
             };
             self.parents.insert(
@@ -433,6 +467,7 @@ impl<'fs> Group<'fs> {
             self.backend
                 .dir_for(&self.joined, controller)
                 .ok_or_else(|| CgroupError {
+                    op: CgroupOp::Find,
                     action: format!("finding the {controller} hierarchy of the group"),
                     path: PathBuf::new(),
                     errno: Errno::ENOENT,
@@ -446,6 +481,7 @@ impl<'fs> Group<'fs> {
             .backend
             .limit_writes(&self.limits, &has)
             .map_err(|unsupported| CgroupError {
+                op: CgroupOp::Find,
                 action: unsupported.why.to_string(),
                 path: PathBuf::new(),
                 errno: Errno::EOPNOTSUPP,
@@ -454,6 +490,7 @@ impl<'fs> Group<'fs> {
         for write in writes {
             let file = dir_for(write.controller)?.join(write.file);
             self.fs.write(&file, &write.value).map_err(failed(
+                CgroupOp::Write,
                 format!("writing {} to", write.value),
                 &file,
                 write.key,
@@ -473,8 +510,12 @@ impl<'fs> Group<'fs> {
     pub fn enter(&self) -> Result<(), CgroupError> {
         for (path, file) in &self.tasks {
             let mut file = file;
-            file.write_all(b"0")
-                .map_err(failed("moving the sandbox into", path, "cgroup"))?;
+            file.write_all(b"0").map_err(failed(
+                CgroupOp::Join,
+                "moving the sandbox into",
+                path,
+                "cgroup",
+            ))?;
         }
         Ok(())
     }
@@ -545,15 +586,25 @@ fn remove(fs: &dyn Cgroupfs, backend: &dyn Backend, joined: &[Joined]) -> Result
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) if error.raw_os_error() == Some(libc::EBUSY) => busy.push(j),
-            Err(error) => return Err(failed("removing the group", &j.dir, "cgroup")(error)),
+            Err(error) => {
+                return Err(failed(
+                    CgroupOp::Remove,
+                    "removing the group",
+                    &j.dir,
+                    "cgroup",
+                )(error));
+            }
         }
     }
     if busy.is_empty() {
         return Ok(());
     }
-    backend
-        .kill(fs, &busy)
-        .map_err(failed("killing what is left in", &busy[0].dir, "cgroup"))?;
+    backend.kill(fs, &busy).map_err(failed(
+        CgroupOp::Kill,
+        "killing what is left in",
+        &busy[0].dir,
+        "cgroup",
+    ))?;
     busy.iter().try_for_each(|j| remove_tree(fs, &j.dir))
 }
 
@@ -562,9 +613,12 @@ fn remove_tree(fs: &dyn Cgroupfs, dir: &Path) -> Result<(), CgroupError> {
         remove_tree(fs, &dir.join(child))?;
     }
     match fs.rmdir(dir) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(failed("removing the group", dir, "cgroup")(error))
-        }
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(failed(
+            CgroupOp::Remove,
+            "removing the group",
+            dir,
+            "cgroup",
+        )(error)),
         _ => Ok(()),
     }
 }

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use access::{Access, CgroupHost, kernel_weighs_io, probe, usable};
 pub use detect::{Hierarchy, Layout, detect};
-pub use group::{CgroupError, Cgroupfs, Group, Kernel, Owner, Usage};
+pub use group::{CgroupError, CgroupOp, Cgroupfs, Group, Kernel, Owner, Usage};
 
 use crate::plan::CgroupVersion;
 

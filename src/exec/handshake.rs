@@ -142,6 +142,7 @@ impl From<Channel> for OwnedFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::error::Op;
 
     #[test]
     fn messages_and_descriptors_cross_the_pair() {
@@ -160,8 +161,13 @@ mod tests {
         assert!(fds.is_empty());
 
         let file = std::fs::File::open("/dev/null").unwrap();
-        let failure = StepFailure::new(StepId::Mount, "mount tmpfs on /tmp", Errno::EPERM)
-            .with_key("mount[0]");
+        let failure = StepFailure::new(
+            StepId::Mount,
+            Op::Mount,
+            "mount tmpfs on /tmp",
+            Errno::EPERM,
+        )
+        .with_key("mount[0]");
         let other = std::fs::File::open("/dev/zero").unwrap();
         child
             .send(

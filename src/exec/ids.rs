@@ -10,7 +10,7 @@
 
 use nix::errno::Errno;
 
-use crate::exec::error::StepFailure;
+use crate::exec::error::{Op, StepFailure};
 use crate::folder::Purpose;
 use crate::lease::{Lease, Store};
 use crate::plan::{IDS_DIR, IdPool, Plan, StepId, UserPlan};
@@ -56,11 +56,17 @@ pub fn lease(plan: &mut Plan) -> Result<Option<Block>, StepFailure> {
 
 fn lease_in(store: Store, user: &mut UserPlan) -> Result<Block, StepFailure> {
     let pool: &IdPool = user.pool.as_ref().expect("a pool");
-    let fail =
-        |what: &str, errno| StepFailure::new(StepId::User, format!("{what} {IDS_DIR}"), errno);
+    let fail = |what: &str, errno| {
+        StepFailure::new(
+            StepId::User,
+            Op::LeaseIds,
+            format!("{what} {IDS_DIR}"),
+            errno,
+        )
+    };
     let locked = store
         .lock()
-        .map_err(|e| StepFailure::new(StepId::User, e.to_string(), e.errno()))?;
+        .map_err(|e| StepFailure::new(StepId::User, Op::LeaseIds, e.to_string(), e.errno()))?;
     let (live, stale) = locked
         .leases(BLOCKS)
         .map_err(|e| fail("reading the id leases in", e))?;

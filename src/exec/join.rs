@@ -22,19 +22,21 @@ use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::SockProtocol;
 
-use super::error::{ExecError, OrFail, StepFailure};
+use super::error::{ExecError, Op, OrFail, StepFailure};
 use super::steps::{self, command, pid, security};
 use super::supervise::{self, Outcome, Supervised};
 use super::{open_pty, seccomp, sys};
+use crate::cgroup::CgroupOp;
 use crate::egress::Refused;
 use crate::netlink::Socket;
 use crate::plan::{Plan, StepId};
 use crate::state::Record;
 
-fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
+fn io(step: StepId, op: Op, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
     move |e| {
         StepFailure::new(
             step,
+            op,
             action,
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
@@ -45,10 +47,14 @@ fn io(step: StepId, action: String) -> impl FnOnce(std::io::Error) -> StepFailur
 /// there, a process of the launcher must be out of reach of the sandbox's processes (ptrace,
 /// its memory and /proc files), as the sandbox's init is (see `exec::setup`).
 fn enter(joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
-    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    nix::sys::prctl::set_dumpable(false)
+        .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     for (name, flag, file) in joins {
-        setns(file.as_fd(), CloneFlags::from_bits_retain(*flag))
-            .or_fail(StepId::User, || format!("setns into the {name} namespace"))?;
+        setns(file.as_fd(), CloneFlags::from_bits_retain(*flag)).or_fail(
+            StepId::User,
+            Op::Setns,
+            || format!("setns into the {name} namespace"),
+        )?;
     }
     Ok(())
 }
@@ -64,8 +70,9 @@ pub fn egress_refused(
 ) -> Result<Vec<Refused>, ExecError> {
     let joins = held_namespaces(record, supervisor, |name| matches!(name, "user" | "net"))?;
     let (read, write) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Net, || "pipe2".into())?;
-    let child = match sys::fork().or_fail(StepId::Net, || "fork".into())? {
+        nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .or_fail(StepId::Net, Op::Channel, || "pipe2".into())?;
+    let child = match sys::fork().or_fail(StepId::Net, Op::Fork, || "fork".into())? {
         Some(child) => child,
         None => {
             drop(read);
@@ -87,11 +94,16 @@ pub fn egress_refused(
     let mut bytes = Vec::new();
     let read = std::io::Read::read_to_end(&mut File::from(read), &mut bytes);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
-    read.map_err(io(StepId::Net, "reading the egress counts".into()))?;
+    read.map_err(io(
+        StepId::Net,
+        Op::EgressCounts,
+        "reading the egress counts".into(),
+    ))?;
     let counted: Option<Vec<(std::net::IpAddr, u8, u16, u64)>> = serde_json::from_slice(&bytes)
         .map_err(|_| {
             StepFailure::new(
                 StepId::Net,
+                Op::EgressCounts,
                 "reading the egress counts: a malformed answer",
                 Errno::EBADMSG,
             )
@@ -99,6 +111,7 @@ pub fn egress_refused(
     let counted = counted.ok_or_else(|| {
         StepFailure::new(
             StepId::Net,
+            Op::EgressCounts,
             "reading the egress counts inside the sandbox",
             Errno::EPERM,
         )
@@ -128,14 +141,17 @@ pub fn join(
     let me = std::process::id().to_string();
     for dir in &record.cgroups {
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, &me)
-            .map_err(io(StepId::Cgroup, format!("writing {}", procs.display())))?;
+        std::fs::write(&procs, &me).map_err(io(
+            StepId::Cgroup,
+            Op::Cgroup(CgroupOp::Join),
+            format!("writing {}", procs.display()),
+        ))?;
     }
 
     security::raise_hard_limits(plan)?;
     let caller_mask = pid::forwarded_set()
         .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .or_fail(StepId::User, || "blocking signals".into())?;
+        .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
     enter(&joins)?;
     drop(joins);
     steps::user::take_setup_ids(plan)?;
@@ -147,21 +163,26 @@ pub fn join(
     };
     let prepared = security::Prepared {
         seccomp: seccomp::compile(&plan.security)?,
-        timings: sys::SharedWords::new(security::TIMINGS)
-            .or_fail(StepId::Security, || "mapping a shared page".into())?,
+        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
+            StepId::Security,
+            Op::SharedPage,
+            || "mapping a shared page".into(),
+        )?,
         caller_mask,
         init_seccomp: None,
     };
     let (exec_read, exec_write) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).or_fail(StepId::Exec, || "pipe2".into())?;
+        nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .or_fail(StepId::Exec, Op::Channel, || "pipe2".into())?;
     // The command closes exec_read and the master at its execve (both are close-on-exec).
     let child =
         sys::spawn(&mut || command::exec(plan, exec_write.as_fd(), terminal.as_ref(), &prepared))
-            .or_fail(StepId::Pid, || {
+            .or_fail(StepId::Pid, Op::Execute, || {
             "starting the command in the sandbox's pid namespace".into()
         })?;
     drop(exec_write);
-    let pidfd: OwnedFd = sys::pidfd_open(child).or_fail(StepId::Exec, || "pidfd_open".into())?;
+    let pidfd: OwnedFd =
+        sys::pidfd_open(child).or_fail(StepId::Exec, Op::PidfdOpen, || "pidfd_open".into())?;
     if let Err(failure) = security::lock_down(None) {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         return Err(failure.into());
@@ -192,8 +213,11 @@ fn held_namespaces(
         .filter(|(name, _)| wanted(name))
         .collect();
     let folder = format!("/proc/{pid}/fd");
-    let entries =
-        std::fs::read_dir(&folder).map_err(io(StepId::User, format!("reading {folder}")))?;
+    let entries = std::fs::read_dir(&folder).map_err(io(
+        StepId::User,
+        Op::OpenNamespace,
+        format!("reading {folder}"),
+    ))?;
     let mut held = Vec::new();
     for entry in entries.flatten() {
         let Ok(link) = std::fs::read_link(entry.path()) else {
@@ -224,8 +248,11 @@ fn held_namespaces(
                 "cannot be joined: its supervisor holds two {name} namespaces"
             )));
         }
-        let file =
-            File::open(path).map_err(io(StepId::User, format!("opening {}", path.display())))?;
+        let file = File::open(path).map_err(io(
+            StepId::User,
+            Op::OpenNamespace,
+            format!("opening {}", path.display()),
+        ))?;
         // The descriptor was replaced between the look and the open.
         if file.metadata().map(|m| m.ino()).ok() != Some(*inode) {
             return Err(gone("is ending".into()));

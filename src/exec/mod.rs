@@ -32,8 +32,8 @@ use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-use error::OrFail;
 pub use error::{ExecError, StepFailure};
+use error::{Op, OrFail};
 use handshake::{Channel, RecvError, ToChild, ToParent};
 pub use steps::command::Terminal;
 pub use steps::pid::note_caller_ignored;
@@ -98,7 +98,7 @@ pub fn run(
     // not lost; the command gets its caller's mask back before exec.
     let caller_mask = pid::forwarded_set()
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .or_fail(StepId::User, || "blocking signals".into())?;
+        .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
 
     let build_started = Instant::now();
     let security = security::Prepared {
@@ -108,18 +108,27 @@ pub fn run(
             .pid
             .then(seccomp::compile_init)
             .transpose()?,
-        timings: sys::SharedWords::new(security::TIMINGS)
-            .or_fail(StepId::Security, || "mapping a shared page".into())?,
+        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
+            StepId::Security,
+            Op::SharedPage,
+            || "mapping a shared page".into(),
+        )?,
         caller_mask,
     };
     let seccomp_build = build_started.elapsed();
     security::raise_hard_limits(plan)?;
     let (parent_end, child_end) =
-        handshake::pair().or_fail(StepId::User, || "socketpair".into())?;
-    let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .or_fail(StepId::User, || "pipe2".into())?;
-    let (ended_read, ended_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .or_fail(StepId::User, || "pipe2".into())?;
+        handshake::pair().or_fail(StepId::User, Op::Channel, || "socketpair".into())?;
+    let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).or_fail(
+        StepId::User,
+        Op::Channel,
+        || "pipe2".into(),
+    )?;
+    let (ended_read, ended_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).or_fail(
+        StepId::User,
+        Op::Channel,
+        || "pipe2".into(),
+    )?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
     let mount_started = Instant::now();
     let (prepared, helper) = mount::prepare(plan, root, &files)?;
@@ -133,28 +142,29 @@ pub fn run(
     let clone_started = Instant::now();
     let flags = clone_flags(plan);
     let into = group.as_ref().and_then(Group::clone_into);
-    let (child, pidfd) = match sys::clone3(flags, into).or_fail(StepId::User, || match into {
-        Some(_) => "clone into new namespaces and the sandbox's cgroup".into(),
-        None => "clone into new namespaces".into(),
-    })? {
-        sys::Forked::Child => {
-            // The supervisor owns the group: nothing in the child may remove it, not even
-            // the unwinding of a panic.
-            let group = std::mem::ManuallyDrop::new(group);
-            drop(parent_end);
-            drop(exec_read);
-            drop(ended_read);
-            let pipes = ChildPipes {
-                exec: exec_write,
-                ended: ended_write,
-            };
-            let group = group.as_ref();
-            child_main(
-                plan, root, group, child_end, pipes, terminal, &security, prepared,
-            )
-        }
-        sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
-    };
+    let (child, pidfd) =
+        match sys::clone3(flags, into).or_fail(StepId::User, Op::Clone, || match into {
+            Some(_) => "clone into new namespaces and the sandbox's cgroup".into(),
+            None => "clone into new namespaces".into(),
+        })? {
+            sys::Forked::Child => {
+                // The supervisor owns the group: nothing in the child may remove it, not even
+                // the unwinding of a panic.
+                let group = std::mem::ManuallyDrop::new(group);
+                drop(parent_end);
+                drop(exec_read);
+                drop(ended_read);
+                let pipes = ChildPipes {
+                    exec: exec_write,
+                    ended: ended_write,
+                };
+                let group = group.as_ref();
+                child_main(
+                    plan, root, group, child_end, pipes, terminal, &security, prepared,
+                )
+            }
+            sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
+        };
     drop(child_end);
     drop(exec_write);
     drop(ended_write);
@@ -194,7 +204,7 @@ pub fn run(
     };
     parent_end
         .send(&go, &[])
-        .or_fail(StepId::User, || "releasing the sandbox".into())?;
+        .or_fail(StepId::User, Op::Channel, || "releasing the sandbox".into())?;
     drop(helper);
 
     // The answer is read at once: besides the step timings (and the pty master with a
@@ -419,7 +429,7 @@ fn child_main(
             pid::init(Pid::from_raw(command), ended, release, filter)
         }
         Err(errno) => {
-            let failure = StepFailure::new(StepId::Pid, "starting the command", errno);
+            let failure = StepFailure::new(StepId::Pid, Op::Execute, "starting the command", errno);
             let bytes = serde_json::to_vec(&failure).expect("serializes");
             let _ = write_all(exec.as_fd(), &bytes);
             sys::exit_now(125)
@@ -461,7 +471,8 @@ fn setup(
     // undumpable, as only the host's root may then (PTRACE_MODE_*: CAP_SYS_PTRACE in the user
     // namespace its memory was made in, the host's). Everything the supervisor did through
     // its /proc files (id maps, pasta, the veth) is done by now.
-    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    nix::sys::prctl::set_dumpable(false)
+        .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     // The namespaces are handed to the supervisor once made, after the pivot (the cgroup
     // namespace comes last): through this folder of the host's /proc, opened while it is here.
     let own_namespaces = nix::fcntl::open(
@@ -469,7 +480,9 @@ fn setup(
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .or_fail(StepId::User, || "opening /proc/self/ns".into())?;
+    .or_fail(StepId::User, Op::OpenNamespace, || {
+        "opening /proc/self/ns".into()
+    })?;
     let mut timings = Vec::with_capacity(CHILD_STEPS.len());
     let mut clock = Instant::now();
     let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
@@ -481,7 +494,7 @@ fn setup(
     user::child(plan)?;
     // Credentials changed, which clears the parent-death signal (prctl(2)): set it again.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .or_fail(StepId::User, || "PR_SET_PDEATHSIG".into())?;
+        .or_fail(StepId::User, Op::Prctl, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
     let new_root = mount::child(plan, root, prepared, address)?;
     lap(StepId::Mount, &mut timings);
@@ -503,7 +516,9 @@ fn setup(
                 OFlag::O_RDONLY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .or_fail(StepId::Cgroup, || format!("opening /proc/self/ns/{name}"))
+            .or_fail(StepId::Cgroup, Op::OpenNamespace, || {
+                format!("opening /proc/self/ns/{name}")
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     drop(own_namespaces);
@@ -533,12 +548,14 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .or_fail(StepId::Exec, || {
+    .or_fail(StepId::Exec, Op::Terminal, || {
         "opening /dev/ptmx (a terminal needs the sandbox's /dev)".into()
     })
     .map_err(|f| f.with_key("process.tty"))?;
-    sys::unlock_pty(master.as_fd()).or_fail(StepId::Exec, || "unlocking the pty".into())?;
-    let number = sys::pty_number(master.as_fd()).or_fail(StepId::Exec, || "TIOCGPTN".into())?;
+    sys::unlock_pty(master.as_fd())
+        .or_fail(StepId::Exec, Op::Terminal, || "unlocking the pty".into())?;
+    let number = sys::pty_number(master.as_fd())
+        .or_fail(StepId::Exec, Op::Terminal, || "TIOCGPTN".into())?;
     Ok((
         master,
         Terminal {

@@ -49,6 +49,7 @@ fn compile_for(security: &SecurityPlan, arch: Arch) -> Result<Option<Program>, S
         .map_err(|error| {
             StepFailure::new(
                 StepId::Security,
+                crate::exec::error::Op::Seccomp,
                 format!("compiling the seccomp filter: {error}"),
                 nix::errno::Errno::EINVAL,
             )
@@ -62,6 +63,7 @@ pub fn compile_init() -> Result<Program, StepFailure> {
     compile_filter(&init_filter(arch), arch).map_err(|error| {
         StepFailure::new(
             StepId::Pid,
+            crate::exec::error::Op::Seccomp,
             format!("compiling init's seccomp filter: {error}"),
             nix::errno::Errno::EINVAL,
         )

@@ -22,8 +22,8 @@ use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::Mode;
 
-use crate::cgroup::{CgroupError, Group, Kernel, Owner, errno_of};
-use crate::exec::error::{OrFail, StepFailure};
+use crate::cgroup::{CgroupError, CgroupOp, Group, Kernel, Owner, errno_of};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys::{self, FsContext};
 use crate::plan::{CgroupPlan, CgroupVersion, Plan, StepId};
 
@@ -35,7 +35,12 @@ pub fn create(plan: &Plan) -> Result<Option<Group<'static>>, StepFailure> {
         return Ok(None);
     };
     let owner = Owner::current().map_err(|error| {
-        StepFailure::new(StepId::Cgroup, "reading /proc/self/stat", errno_of(&error))
+        StepFailure::new(
+            StepId::Cgroup,
+            Op::Cgroup(CgroupOp::Owner),
+            "reading /proc/self/stat",
+            errno_of(&error),
+        )
     })?;
     Group::create(&KERNEL, cgroup, &plan.name, owner)
         .map(Some)
@@ -48,18 +53,25 @@ pub fn enter(group: &Group) -> Result<(), StepFailure> {
 }
 
 fn failure(error: CgroupError) -> StepFailure {
-    StepFailure::new(StepId::Cgroup, error.what(), error.errno).with_key(error.key)
+    StepFailure::new(
+        StepId::Cgroup,
+        Op::Cgroup(error.op),
+        error.what(),
+        error.errno,
+    )
+    .with_key(error.key)
 }
 
 pub fn child(plan: &Plan) -> Result<(), StepFailure> {
     if !plan.namespaces.cgroup {
         return Ok(());
     }
-    unshare(CloneFlags::CLONE_NEWCGROUP)
-        .or_fail(StepId::Cgroup, || "unshare(CLONE_NEWCGROUP)".into())?;
+    unshare(CloneFlags::CLONE_NEWCGROUP).or_fail(StepId::Cgroup, Op::Unshare, || {
+        "unshare(CLONE_NEWCGROUP)".into()
+    })?;
     match &plan.cgroup {
         Some(cgroup) if cgroup.view => mount_view(cgroup)
-            .or_fail(StepId::Cgroup, || {
+            .or_fail(StepId::Cgroup, Op::Mount, || {
                 "mounting the group's cgroup file system on /sys/fs/cgroup".into()
             })
             .map_err(|f| f.with_key("cgroup")),

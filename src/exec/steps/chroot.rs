@@ -11,27 +11,31 @@ use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::Mode;
 
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys;
 use crate::plan::{Plan, StepId};
 
 pub fn child(plan: &Plan, new_root: OwnedFd) -> Result<(), StepFailure> {
-    nix::unistd::fchdir(new_root.as_fd())
-        .or_fail(StepId::Chroot, || "entering the new root".into())?;
+    nix::unistd::fchdir(new_root.as_fd()).or_fail(StepId::Chroot, Op::PivotRoot, || {
+        "entering the new root".into()
+    })?;
     drop(new_root);
-    sys::pivot_root_here().or_fail(StepId::Chroot, || "pivot_root(., .)".into())?;
-    umount2(".", MntFlags::MNT_DETACH)
-        .or_fail(StepId::Chroot, || "detaching the old root".into())?;
-    nix::unistd::chdir("/").or_fail(StepId::Chroot, || "chdir(/)".into())?;
+    sys::pivot_root_here().or_fail(StepId::Chroot, Op::PivotRoot, || "pivot_root(., .)".into())?;
+    umount2(".", MntFlags::MNT_DETACH).or_fail(StepId::Chroot, Op::PivotRoot, || {
+        "detaching the old root".into()
+    })?;
+    nix::unistd::chdir("/").or_fail(StepId::Chroot, Op::Chdir, || "chdir(/)".into())?;
     if plan.root.readonly {
         let root = nix::fcntl::open(
             "/",
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .or_fail(StepId::Chroot, || "opening /".into())?;
+        .or_fail(StepId::Chroot, Op::PivotRoot, || "opening /".into())?;
         sys::mount_setattr(root.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
-            .or_fail(StepId::Chroot, || "making / read-only".into())
+            .or_fail(StepId::Chroot, Op::RemountReadonly, || {
+                "making / read-only".into()
+            })
             .map_err(|f| f.with_key("rootfs.readonly"))?;
     }
     Ok(())

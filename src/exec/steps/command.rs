@@ -15,7 +15,7 @@ use nix::sys::stat::{Mode, umask};
 
 use super::{pid, security};
 use crate::cli::exit;
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::root_file;
 use crate::exec::sys;
 use crate::plan::{Plan, StepId};
@@ -57,21 +57,24 @@ fn prepare(
     security: &security::Prepared,
 ) -> Result<Prepared, StepFailure> {
     let process = &plan.process;
-    nix::unistd::setsid().or_fail(StepId::Exec, || "setsid".into())?;
+    nix::unistd::setsid().or_fail(StepId::Exec, Op::Setsid, || "setsid".into())?;
     if let Some(terminal) = terminal {
         let slave = nix::fcntl::open(
             &terminal.slave,
             OFlag::O_RDWR | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .or_fail(StepId::Exec, || {
+        .or_fail(StepId::Exec, Op::Terminal, || {
             format!("opening {}", terminal.slave.display())
         })?;
         nix::unistd::dup2_stdin(&slave)
             .and_then(|()| nix::unistd::dup2_stdout(&slave))
             .and_then(|()| nix::unistd::dup2_stderr(&slave))
-            .or_fail(StepId::Exec, || "attaching the terminal".into())?;
-        sys::ioctl_set_ctty(slave.as_fd()).or_fail(StepId::Exec, || "TIOCSCTTY".into())?;
+            .or_fail(StepId::Exec, Op::Terminal, || {
+                "attaching the terminal".into()
+            })?;
+        sys::ioctl_set_ctty(slave.as_fd())
+            .or_fail(StepId::Exec, Op::Terminal, || "TIOCSCTTY".into())?;
     }
     sys::restore_caller_signals(
         pid::caller_ignores(libc::SIGPIPE),
@@ -79,13 +82,20 @@ fn prepare(
     );
     umask(Mode::from_bits_truncate(process.umask));
     nix::unistd::chdir(&process.cwd)
-        .or_fail(StepId::Exec, || format!("chdir({})", process.cwd.display()))
+        .or_fail(StepId::Exec, Op::Chdir, || {
+            format!("chdir({})", process.cwd.display())
+        })
         .map_err(|f| f.with_key("process.cwd"))?;
     let cstrings = |items: &mut dyn Iterator<Item = String>| -> Result<Vec<CString>, StepFailure> {
         items
             .map(|s| {
                 CString::new(s).map_err(|_| {
-                    StepFailure::new(StepId::Exec, "an argument holds a NUL byte", Errno::EINVAL)
+                    StepFailure::new(
+                        StepId::Exec,
+                        Op::Argument,
+                        "an argument holds a NUL byte",
+                        Errno::EINVAL,
+                    )
                 })
             })
             .collect()
@@ -118,7 +128,7 @@ fn prepare(
 
     // Only 0, 1 and 2 reach the command; the exec pipe closes itself on success. Before the
     // security step, whose seccomp filter leaves nothing but execve to the launcher.
-    sys::cloexec_from(3).or_fail(StepId::Exec, || "close_range(3..)".into())?;
+    sys::cloexec_from(3).or_fail(StepId::Exec, Op::CloseFds, || "close_range(3..)".into())?;
     security::apply(plan, security)?;
     Ok((path_list, argv, envp))
 }
@@ -144,8 +154,13 @@ fn search_and_exec(
     envp: &[CString],
 ) -> StepFailure {
     let fail = |errno: Errno| {
-        StepFailure::new(StepId::Exec, format!("executing {program}"), errno)
-            .with_key("process.command")
+        StepFailure::new(
+            StepId::Exec,
+            Op::Execute,
+            format!("executing {program}"),
+            errno,
+        )
+        .with_key("process.command")
     };
     if program.contains('/') {
         let path = CString::new(program).expect("checked for NUL");

@@ -37,7 +37,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
 
 use super::user::Exiting;
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys::{
     self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
@@ -319,14 +319,14 @@ pub fn prepare(
         };
         let path = slot.path();
         let action = || format!("opening {}", path.display());
-        let opened = opened.or_fail(StepId::Mount, action)?;
+        let opened = opened.or_fail(StepId::Mount, Op::OpenSource, action)?;
         if let (Host::Judged(path), Some(_)) = (slot.from, slot.idmap) {
             still_own(plan, path, opened.as_fd())?;
         }
         if !as_root {
             let path = hostpath::fd_path(opened.as_fd())
                 .map_err(io_errno)
-                .or_fail(StepId::Mount, action)?;
+                .or_fail(StepId::Mount, Op::OpenSource, action)?;
             prepared.push(Some(Source::Judged { opened, path }));
             continue;
         }
@@ -342,7 +342,9 @@ pub fn prepare(
             .and_then(|tree| {
                 sys::mount_setattr(tree.as_fd(), true, attrs, 0, userns).map(|()| tree)
             })
-            .or_fail(StepId::Mount, || format!("mounting {}", path.display()))?;
+            .or_fail(StepId::Mount, Op::AttachTree, || {
+                format!("mounting {}", path.display())
+            })?;
         prepared.push(Some(Source::Tree(tree)));
     }
     Ok((prepared, caller.map(|(_, helper)| helper)))
@@ -356,7 +358,9 @@ fn still_own(plan: &Plan, path: &Path, folder: BorrowedFd<'_>) -> Result<(), Ste
     if plan.handed_over.iter().any(|handed| handed.path == path) {
         return Ok(());
     }
-    let stat = fstat(folder).or_fail(StepId::Mount, || format!("checking {}", path.display()))?;
+    let stat = fstat(folder).or_fail(StepId::Mount, Op::OpenSource, || {
+        format!("checking {}", path.display())
+    })?;
     let owner = Ids {
         uid: stat.st_uid,
         gid: stat.st_gid,
@@ -365,6 +369,7 @@ fn still_own(plan: &Plan, path: &Path, folder: BorrowedFd<'_>) -> Result<(), Ste
         None => Ok(()),
         Some(why) => Err(StepFailure::new(
             StepId::Mount,
+            Op::IdmapTree,
             format!(
                 "id-mapping {}: it is {why} now, no longer yours as when it was judged",
                 path.display()
@@ -387,7 +392,12 @@ fn caller_userns<'a>(
 ) -> Result<BorrowedFd<'a>, StepFailure> {
     if made.is_none() {
         let (uid_map, gid_map) = plan.idmap_maps(Idmap::Caller).ok_or_else(|| {
-            StepFailure::new(StepId::Mount, "id-mapping without the maps", Errno::EINVAL)
+            StepFailure::new(
+                StepId::Mount,
+                Op::IdmapTree,
+                "id-mapping without the maps",
+                Errno::EINVAL,
+            )
         })?;
         *made = Some(super::user::idmapped_userns(&uid_map, &gid_map)?);
     }
@@ -416,11 +426,14 @@ pub fn parent(
                 std::fs::File::open(format!("/proc/{child}/ns/user"))
                     .map(OwnedFd::from)
                     .map_err(io_errno)
-                    .or_fail(StepId::Mount, action)?,
+                    .or_fail(StepId::Mount, Op::IdmapTree, action)?,
             ),
         };
-        sys::mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd()))
-            .or_fail(StepId::Mount, action)?;
+        sys::mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd())).or_fail(
+            StepId::Mount,
+            Op::IdmapTree,
+            action,
+        )?;
     }
     Ok(())
 }
@@ -459,7 +472,7 @@ pub fn child(
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .or_fail(StepId::Mount, fail("making / private"))?;
+    .or_fail(StepId::Mount, Op::Propagation, fail("making / private"))?;
 
     // Staging root, with the host's root below it at /oldroot.
     let staging = FsContext::open(c"tmpfs")
@@ -467,24 +480,47 @@ pub fn child(
             fs.set(c"mode", c"755")?;
             fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
         })
-        .or_fail(StepId::Mount, fail("creating the staging tmpfs"))?;
-    let staging_target =
-        open_dir(STAGING).or_fail(StepId::Mount, fail("opening /tmp for the staging root"))?;
-    sys::move_mount(staging.as_fd(), staging_target.as_fd())
-        .or_fail(StepId::Mount, fail("mounting the staging root on /tmp"))?;
+        .or_fail(
+            StepId::Mount,
+            Op::Staging,
+            fail("creating the staging tmpfs"),
+        )?;
+    let staging_target = open_dir(STAGING).or_fail(
+        StepId::Mount,
+        Op::Staging,
+        fail("opening /tmp for the staging root"),
+    )?;
+    sys::move_mount(staging.as_fd(), staging_target.as_fd()).or_fail(
+        StepId::Mount,
+        Op::Staging,
+        fail("mounting the staging root on /tmp"),
+    )?;
     drop(staging_target);
     for dir in ["newroot", "oldroot", "files"] {
-        nix::sys::stat::mkdirat(staging.as_fd(), dir, Mode::from_bits_truncate(0o755))
-            .or_fail(StepId::Mount, || format!("creating {STAGING}/{dir}"))?;
+        nix::sys::stat::mkdirat(staging.as_fd(), dir, Mode::from_bits_truncate(0o755)).or_fail(
+            StepId::Mount,
+            Op::Staging,
+            || format!("creating {STAGING}/{dir}"),
+        )?;
     }
-    nix::unistd::fchdir(staging.as_fd())
-        .or_fail(StepId::Mount, fail("entering the staging root"))?;
-    nix::unistd::pivot_root(".", "oldroot")
-        .or_fail(StepId::Mount, fail("pivot_root into the staging root"))?;
-    nix::unistd::chdir("/").or_fail(StepId::Mount, fail("chdir(/)"))?;
+    nix::unistd::fchdir(staging.as_fd()).or_fail(
+        StepId::Mount,
+        Op::Staging,
+        fail("entering the staging root"),
+    )?;
+    nix::unistd::pivot_root(".", "oldroot").or_fail(
+        StepId::Mount,
+        Op::PivotRoot,
+        fail("pivot_root into the staging root"),
+    )?;
+    nix::unistd::chdir("/").or_fail(StepId::Mount, Op::Chdir, fail("chdir(/)"))?;
     let mut staging = Staging {
-        dir: open_dir("/").or_fail(StepId::Mount, fail("opening the staging root"))?,
-        old_root: open_dir(OLD_ROOT).or_fail(StepId::Mount, fail("opening the host's root"))?,
+        dir: open_dir("/").or_fail(StepId::Mount, Op::Staging, fail("opening the staging root"))?,
+        old_root: open_dir(OLD_ROOT).or_fail(
+            StepId::Mount,
+            Op::Staging,
+            fail("opening the host's root"),
+        )?,
         counter: 0,
         prepared: prepared.into_iter(),
         userns: plan.namespaces.user,
@@ -494,7 +530,8 @@ pub fn child(
     let new_root = root(plan, cached, &mut staging)?;
     for step in &plan.mounts {
         apply(step, new_root.as_fd(), &mut staging).map_err(|errno| {
-            StepFailure::new(StepId::Mount, describe(&step.op), errno).with_key(step.key.clone())
+            StepFailure::new(StepId::Mount, op_of(&step.op), describe(&step.op), errno)
+                .with_key(step.key.clone())
         })?;
     }
     protect_kernel_entries(plan, new_root.as_fd())?;
@@ -502,7 +539,8 @@ pub fn child(
 }
 
 fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
-    let target = open_dir("/newroot").or_fail(StepId::Mount, || "opening /newroot".into())?;
+    let target =
+        open_dir("/newroot").or_fail(StepId::Mount, Op::Staging, || "opening /newroot".into())?;
     let key = |f: StepFailure| f.with_key("rootfs");
     // An unpacked archive is shared by every sandbox using it: it is only ever a lower layer,
     // and the mount points this sandbox needs are made in its own upper layer.
@@ -521,11 +559,14 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
                 fs.set(c"mode", c"755")?;
                 fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
             })
-            .or_fail(StepId::Mount, || "creating the root tmpfs".into())
+            .or_fail(StepId::Mount, Op::Mount, || {
+                "creating the root tmpfs".into()
+            })
             .map_err(key)?,
         (None, _) => {
             return Err(StepFailure::new(
                 StepId::Mount,
+                Op::Mount,
                 "the root was not unpacked",
                 Errno::ENOENT,
             )
@@ -534,24 +575,37 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
         (Some(path), None) => staging
             .next_tree(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
             .and_then(|tree| tree.ok_or(Errno::ENOENT))
-            .or_fail(StepId::Mount, || format!("bind {} -> /", path.display()))
+            .or_fail(StepId::Mount, Op::Bind, || {
+                format!("bind {} -> /", path.display())
+            })
             .map_err(key)?,
         (Some(path), Some(upper)) => {
             let action = || format!("overlay / over {}", path.display());
             // overlayfs takes its layers by path: the source is attached in the staging root.
             let lower = staging
                 .next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)
-                .or_fail(StepId::Mount, action)
+                .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?;
             overlay(&[lower], Some(upper), false, staging)
-                .or_fail(StepId::Mount, action)
+                .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?
         }
     };
     sys::move_mount(mount.as_fd(), target.as_fd())
-        .or_fail(StepId::Mount, || "mounting the root on /newroot".into())
+        .or_fail(StepId::Mount, Op::Mount, || {
+            "mounting the root on /newroot".into()
+        })
         .map_err(key)?;
     Ok(mount)
+}
+
+/// The operation a mount op is, for advice.
+fn op_of(op: &MountOp) -> Op {
+    match op {
+        MountOp::Bind { .. } => Op::Bind,
+        MountOp::Overlay { .. } => Op::Overlay,
+        _ => Op::Mount,
+    }
 }
 
 /// What a mount op does, for error messages.
@@ -916,14 +970,16 @@ fn protect_kernel_entries(plan: &Plan, root: BorrowedFd<'_>) -> Result<(), StepF
         first_masks: [None, None],
     };
     for path in &plan.security.masked_paths {
-        entries
-            .mask(path)
-            .or_fail(StepId::Mount, || format!("masking {}", path.display()))?;
+        entries.mask(path).or_fail(StepId::Mount, Op::Mask, || {
+            format!("masking {}", path.display())
+        })?;
     }
     for path in &plan.security.readonly_paths {
-        entries.make_readonly(path).or_fail(StepId::Mount, || {
-            format!("making {} read-only", path.display())
-        })?;
+        entries
+            .make_readonly(path)
+            .or_fail(StepId::Mount, Op::RemountReadonly, || {
+                format!("making {} read-only", path.display())
+            })?;
     }
     Ok(())
 }

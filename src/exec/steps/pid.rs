@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::security;
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::handshake::Channel;
 use crate::exec::seccomp::Program;
 use crate::exec::sys;
@@ -90,10 +90,10 @@ pub fn install_handlers() -> Result<(), StepFailure> {
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     set.thread_block()
-        .or_fail(StepId::Pid, || "blocking signals".into())?;
+        .or_fail(StepId::Pid, Op::Signals, || "blocking signals".into())?;
     for signal in set.iter() {
         sys::install_noop_handler(signal as i32)
-            .or_fail(StepId::Pid, || format!("handler for {signal}"))?;
+            .or_fail(StepId::Pid, Op::Signals, || format!("handler for {signal}"))?;
     }
     Ok(())
 }

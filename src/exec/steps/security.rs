@@ -33,7 +33,7 @@ use nix::sys::resource::{getrlimit, setrlimit};
 use nix::sys::signal::SigSet;
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::seccomp::Program;
 use crate::exec::sys;
 use crate::plan::{LandlockPlan, Plan, StepId};
@@ -58,7 +58,14 @@ pub const TIMING_SECCOMP_LOAD: usize = 1;
 pub const TIMINGS: usize = 2;
 
 fn caps_error(action: String) -> impl FnOnce(caps::errors::CapsError) -> StepFailure {
-    move |e| StepFailure::new(StepId::Security, format!("{action}: {e}"), Errno::last())
+    move |e| {
+        StepFailure::new(
+            StepId::Security,
+            Op::Capabilities,
+            format!("{action}: {e}"),
+            Errno::last(),
+        )
+    }
 }
 
 /// Raise the launcher's own hard limits to the plan's values above them
@@ -79,9 +86,9 @@ pub fn raise_hard_limits(plan: &Plan) -> Result<(), StepFailure> {
                 value.as_raw()
             )
         };
-        let (soft, _) = getrlimit(name.resource()).or_fail(StepId::Security, action)?;
+        let (soft, _) = getrlimit(name.resource()).or_fail(StepId::Security, Op::Rlimit, action)?;
         setrlimit(name.resource(), soft, value.as_raw())
-            .or_fail(StepId::Security, action)
+            .or_fail(StepId::Security, Op::Rlimit, action)
             .map_err(|f| f.with_key(format!("security.rlimits.{}", name.name())))?;
     }
     Ok(())
@@ -92,7 +99,7 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
     let security = &plan.security;
     for (name, value) in &security.rlimits {
         setrlimit(name.resource(), value.as_raw(), value.as_raw())
-            .or_fail(StepId::Security, || {
+            .or_fail(StepId::Security, Op::Rlimit, || {
                 format!("setrlimit({}, {})", name.name(), value.as_raw())
             })
             .map_err(|f| f.with_key(format!("security.rlimits.{}", name.name())))?;
@@ -103,7 +110,7 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
 
     let kept: HashSet<Capability> = security.capabilities.iter().map(|c| c.0).collect();
     let mask = kept.iter().fold(0, |mask, c| mask | c.bitmask());
-    sys::limit_bounding_set(mask).or_fail(StepId::Security, || {
+    sys::limit_bounding_set(mask).or_fail(StepId::Security, Op::Capabilities, || {
         "dropping the capabilities not kept from the bounding set".into()
     })?;
 
@@ -112,7 +119,7 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
         take_command_ids(plan)?;
     }
 
-    sys::set_capabilities(mask, mask).or_fail(StepId::Security, || {
+    sys::set_capabilities(mask, mask).or_fail(StepId::Security, Op::Capabilities, || {
         "setting the effective, permitted and inheritable capabilities".into()
     })?;
     caps::clear(None, CapSet::Ambient)
@@ -127,7 +134,7 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
 
     if security.no_new_privileges {
         nix::sys::prctl::set_no_new_privs()
-            .or_fail(StepId::Security, || "PR_SET_NO_NEW_PRIVS".into())?;
+            .or_fail(StepId::Security, Op::Prctl, || "PR_SET_NO_NEW_PRIVS".into())?;
         confine(plan, prepared, started)?;
     }
     Ok(())
@@ -143,16 +150,23 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
 /// entered the sandbox's user namespace or anything of the sandbox ran (see `exec::setup`,
 /// `join::enter`).
 pub fn lock_down(filter: Option<&Program>) -> Result<(), StepFailure> {
-    nix::sys::prctl::set_no_new_privs().or_fail(StepId::Pid, || "PR_SET_NO_NEW_PRIVS".into())?;
+    nix::sys::prctl::set_no_new_privs()
+        .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_NO_NEW_PRIVS".into())?;
     sys::set_securebits(sys::SECUREBITS_LOCKED_DOWN)
-        .or_fail(StepId::Pid, || "PR_SET_SECUREBITS".into())?;
-    sys::limit_bounding_set(0).or_fail(StepId::Pid, || "emptying the bounding set".into())?;
+        .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_SECUREBITS".into())?;
+    sys::limit_bounding_set(0).or_fail(StepId::Pid, Op::Capabilities, || {
+        "emptying the bounding set".into()
+    })?;
     // None inheritable: the bounding set, empty now, caps what may be.
-    sys::set_capabilities(Capability::CAP_KILL.bitmask(), 0)
-        .or_fail(StepId::Pid, || "keeping only CAP_KILL".into())?;
+    sys::set_capabilities(Capability::CAP_KILL.bitmask(), 0).or_fail(
+        StepId::Pid,
+        Op::Capabilities,
+        || "keeping only CAP_KILL".into(),
+    )?;
     if let Some(filter) = filter {
-        sys::seccomp_set_filter(filter.instructions())
-            .or_fail(StepId::Pid, || "loading its own seccomp filter".into())?;
+        sys::seccomp_set_filter(filter.instructions()).or_fail(StepId::Pid, Op::Seccomp, || {
+            "loading its own seccomp filter".into()
+        })?;
     }
     Ok(())
 }
@@ -165,21 +179,27 @@ fn take_command_ids(plan: &Plan) -> Result<(), StepFailure> {
     if may_setgroups {
         let groups: Vec<Gid> = process.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         setgroups(&groups)
-            .or_fail(StepId::Security, || {
+            .or_fail(StepId::Security, Op::SetIds, || {
                 format!("setgroups({:?})", process.groups)
             })
             .map_err(|f| f.with_key("process.groups"))?;
     }
-    nix::sys::prctl::set_keepcaps(true).or_fail(StepId::Security, || "PR_SET_KEEPCAPS".into())?;
+    nix::sys::prctl::set_keepcaps(true)
+        .or_fail(StepId::Security, Op::Prctl, || "PR_SET_KEEPCAPS".into())?;
     let gid = Gid::from_raw(process.gid);
     setresgid(gid, gid, gid)
-        .or_fail(StepId::Security, || format!("setresgid({})", process.gid))
+        .or_fail(StepId::Security, Op::SetIds, || {
+            format!("setresgid({})", process.gid)
+        })
         .map_err(|f| f.with_key("process.group"))?;
     let uid = Uid::from_raw(process.uid);
     setresuid(uid, uid, uid)
-        .or_fail(StepId::Security, || format!("setresuid({})", process.uid))
+        .or_fail(StepId::Security, Op::SetIds, || {
+            format!("setresuid({})", process.uid)
+        })
         .map_err(|f| f.with_key("process.user"))?;
-    nix::sys::prctl::set_keepcaps(false).or_fail(StepId::Security, || "PR_SET_KEEPCAPS".into())?;
+    nix::sys::prctl::set_keepcaps(false)
+        .or_fail(StepId::Security, Op::Prctl, || "PR_SET_KEEPCAPS".into())?;
     Ok(())
 }
 
@@ -195,7 +215,9 @@ fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), Ste
     let loading = Instant::now();
     if let Some(program) = &prepared.seccomp {
         sys::seccomp_set_filter(program.instructions())
-            .or_fail(StepId::Security, || "loading the seccomp filter".into())
+            .or_fail(StepId::Security, Op::Seccomp, || {
+                "loading the seccomp filter".into()
+            })
             .map_err(|f| f.with_key("security.seccomp"))?;
     }
     // Reading the clock is a system call on hosts whose clock source has no vDSO, which a
@@ -217,7 +239,7 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
             Some(errno) => (action, errno),
             None => (format!("{action}: {error}"), Errno::EOPNOTSUPP),
         };
-        StepFailure::new(StepId::Security, action, errno).with_key(key)
+        StepFailure::new(StepId::Security, Op::Landlock, action, errno).with_key(key)
     };
     let fail = |action: String, error: &(dyn std::error::Error + 'static)| {
         fail_at("security.landlock", action, error)
@@ -295,6 +317,7 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
     if rules.required && status.ruleset != RulesetStatus::FullyEnforced {
         return Err(StepFailure::new(
             StepId::Security,
+            Op::Landlock,
             format!(
                 "the kernel enforces only part of the landlock rules (missing: {})",
                 missing()

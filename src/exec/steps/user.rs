@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys;
 use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
 
@@ -35,12 +35,12 @@ pub fn take_setup_ids(plan: &Plan) -> Result<(), StepFailure> {
         return Ok(());
     };
     let gid = Gid::from_raw(gid);
-    setresgid(gid, gid, gid).or_fail(StepId::User, || format!("setresgid({gid})"))?;
+    setresgid(gid, gid, gid).or_fail(StepId::User, Op::SetIds, || format!("setresgid({gid})"))?;
     if !user.deny_setgroups {
-        setgroups(&[]).or_fail(StepId::User, || "setgroups([])".into())?;
+        setgroups(&[]).or_fail(StepId::User, Op::SetIds, || "setgroups([])".into())?;
     }
     let uid = Uid::from_raw(uid);
-    setresuid(uid, uid, uid).or_fail(StepId::User, || format!("setresuid({uid})"))
+    setresuid(uid, uid, uid).or_fail(StepId::User, Op::SetIds, || format!("setresuid({uid})"))
 }
 
 /// The files the launcher writes for a direct mapping, in the order the kernel requires.
@@ -75,6 +75,7 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
                 std::fs::write(&path, &text).map_err(|e| {
                     StepFailure::new(
                         StepId::User,
+                        Op::IdMap,
                         format!(
                             "writing {} ({})",
                             path.display(),
@@ -104,6 +105,7 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
                 let status = Command::new(helper).args(&args).status().map_err(|e| {
                     StepFailure::new(
                         StepId::User,
+                        Op::IdMap,
                         action(),
                         Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
                     )
@@ -112,6 +114,7 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
                 if !status.success() {
                     return Err(StepFailure::new(
                         StepId::User,
+                        Op::IdMap,
                         format!("{} (exit status {status})", action()),
                         Errno::EPERM,
                     )
@@ -131,11 +134,15 @@ pub fn child(plan: &Plan) -> Result<(), StepFailure> {
     take_setup_ids(plan)?;
     if let Some(uts) = &plan.uts {
         nix::unistd::sethostname(&uts.hostname)
-            .or_fail(StepId::User, || format!("sethostname({})", uts.hostname))
+            .or_fail(StepId::User, Op::Hostname, || {
+                format!("sethostname({})", uts.hostname)
+            })
             .map_err(|f| f.with_key("uts.hostname"))?;
         if let Some(domain) = &uts.domainname {
             sys::set_domainname(domain)
-                .or_fail(StepId::User, || format!("setdomainname({domain})"))
+                .or_fail(StepId::User, Op::Hostname, || {
+                    format!("setdomainname({domain})")
+                })
                 .map_err(|f| f.with_key("uts.domainname"))?;
         }
     }
@@ -159,8 +166,11 @@ pub fn timens_offsets(time: &TimePlan, now: Option<(i64, i64)>) -> String {
 }
 
 fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
-    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
-        .or_fail(StepId::User, || "unshare(CLONE_NEWTIME)".into())?;
+    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).or_fail(
+        StepId::User,
+        Op::Unshare,
+        || "unshare(CLONE_NEWTIME)".into(),
+    )?;
     let now = time.zero_at_start.then(|| {
         let read = |clock| {
             nix::time::clock_gettime(clock).map_or(0, |t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
@@ -172,12 +182,15 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
     });
     // The process is undumpable (see exec::setup), which hands its /proc files to the host's
     // root: dumpable just for this write, while nothing else of the sandbox runs yet.
-    nix::sys::prctl::set_dumpable(true).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    nix::sys::prctl::set_dumpable(true)
+        .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     let written = std::fs::write("/proc/self/timens_offsets", timens_offsets(time, now));
-    nix::sys::prctl::set_dumpable(false).or_fail(StepId::User, || "PR_SET_DUMPABLE".into())?;
+    nix::sys::prctl::set_dumpable(false)
+        .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     written.map_err(|e| {
         StepFailure::new(
             StepId::User,
+            Op::ClockOffsets,
             "writing /proc/self/timens_offsets",
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
@@ -186,12 +199,16 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
     let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(|e| {
         StepFailure::new(
             StepId::User,
+            Op::OpenNamespace,
             "opening time_for_children",
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     })?;
-    setns(ns, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
-        .or_fail(StepId::User, || "setns(time_for_children)".into())
+    setns(ns, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).or_fail(
+        StepId::User,
+        Op::Setns,
+        || "setns(time_for_children)".into(),
+    )
 }
 
 /// A helper process told to exit, reaped when dropped: later, by when it is long gone, so the
@@ -216,14 +233,14 @@ pub fn idmapped_userns(
     uid_map: &[IdMapping],
     gid_map: &[IdMapping],
 ) -> Result<(OwnedFd, Exiting), StepFailure> {
-    let fail = |action: &str| {
+    let fail = |op: Op, action: &str| {
         let action = action.to_string();
-        move |errno| StepFailure::new(StepId::Mount, action, errno)
+        move |errno| StepFailure::new(StepId::Mount, op, action, errno)
     };
     let (hold_read, hold_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail("pipe2"))?;
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail(Op::Channel, "pipe2"))?;
     let (pid, pidfd) = match sys::clone3(libc::CLONE_NEWUSER as u64, None)
-        .map_err(fail("clone for an id-mapped mount"))?
+        .map_err(fail(Op::Clone, "clone for an id-mapped mount"))?
     {
         sys::Forked::Child => {
             drop(hold_write);
@@ -242,7 +259,7 @@ pub fn idmapped_userns(
         .map(OwnedFd::from)
         .map_err(io);
     drop(hold_write);
-    let made = made.map_err(fail("writing the maps of an id-mapped mount"))?;
+    let made = made.map_err(fail(Op::IdMap, "writing the maps of an id-mapped mount"))?;
     Ok((made, helper))
 }
 

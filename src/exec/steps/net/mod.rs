@@ -32,7 +32,7 @@ use std::path::Path;
 use nftables::schema::Nftables;
 use nix::errno::Errno;
 
-use crate::exec::error::{OrFail, StepFailure};
+use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::netlink::{Netlink, Socket};
 use crate::plan::{BridgePlan, LEASE_DIR, NetPlan, Plan, StepId, veth_name};
 use lease::{BridgeState, Lease, Locked, Store};
@@ -87,6 +87,7 @@ pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<Option<Socket>, S
             crate::egress::install(egress).map_err(|error| {
                 StepFailure::new(
                     StepId::Net,
+                    Op::EgressRules,
                     format!("installing the egress rules: {error}"),
                     error.errno(),
                 )
@@ -98,17 +99,21 @@ pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<Option<Socket>, S
 
 fn configure(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
     let mut netlink = Netlink::open()
-        .or_fail(StepId::Net, || "opening a netlink socket".into())
+        .or_fail(StepId::Net, Op::Netlink, || {
+            "opening a netlink socket".into()
+        })
         .map_err(|f| f.with_key("network.mode"))?;
     netlink
         .set_up(LOOPBACK, None)
-        .or_fail(StepId::Net, || "bringing lo up".into())
+        .or_fail(StepId::Net, Op::Netlink, || "bringing lo up".into())
         .map_err(|f| f.with_key("network.mode"))?;
     let (NetPlan::Bridge(bridge), Some(address)) = (&plan.net, address) else {
         return Ok(());
     };
     let fail = |action: String| {
-        move |errno| StepFailure::new(StepId::Net, action, errno).with_key("network.address")
+        move |errno| {
+            StepFailure::new(StepId::Net, Op::Netlink, action, errno).with_key("network.address")
+        }
     };
     let eth0 = netlink
         .index("eth0")
@@ -141,13 +146,14 @@ pub struct Bridged<'a> {
     rules: bool,
 }
 
-fn net_failure(key: &'static str) -> impl Fn(String, Errno) -> StepFailure {
-    move |action, errno| StepFailure::new(StepId::Net, action, errno).with_key(key)
+fn net_failure(key: &'static str) -> impl Fn(Op, String, Errno) -> StepFailure {
+    move |op, action, errno| StepFailure::new(StepId::Net, op, action, errno).with_key(key)
 }
 
 fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, StepFailure> {
     let fail = net_failure("network.bridge");
-    let netlink = Netlink::open().map_err(|e| fail("opening a netlink socket".into(), e))?;
+    let netlink =
+        Netlink::open().map_err(|e| fail(Op::Netlink, "opening a netlink socket".into(), e))?;
     let mut made = Bridged {
         plan,
         store,
@@ -159,7 +165,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
         let locked = made
             .store
             .lock()
-            .map_err(|e| fail(e.to_string(), e.errno()))?;
+            .map_err(|e| fail(Op::NetState, e.to_string(), e.errno()))?;
         let live = sweep(plan, &locked, &mut made.netlink)?;
         let state = locked.bridge_state(&plan.bridge);
         if let Some(state) = state
@@ -167,6 +173,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
             && !live.is_empty()
         {
             return Err(net_failure("network.subnet")(
+                Op::NetState,
                 format!(
                     "bridge {} is in use with the subnet {}, not {}",
                     plan.bridge, state.subnet, plan.subnet
@@ -178,6 +185,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
             .take(&plan.bridge, plan.subnet, plan.gateway, plan.address, &live)
             .map_err(|e| {
                 net_failure("network.address")(
+                    Op::LeaseAddress,
                     match plan.address {
                         Some(address) => format!("leasing {address} on {}", plan.bridge),
                         None => format!("leasing an address in {}", plan.subnet),
@@ -194,26 +202,43 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
     let veth = veth_name(address);
     let netns = std::fs::File::open(format!("/proc/{child}/ns/net")).map_err(|e| {
         fail(
+            Op::OpenNamespace,
             "opening the sandbox's network namespace".into(),
             Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     })?;
     made.netlink
         .create_veth(&veth, "eth0", netns.as_fd())
-        .map_err(|e| fail(format!("creating the veth pair {veth} / eth0"), e))?;
+        .map_err(|e| {
+            fail(
+                Op::Netlink,
+                format!("creating the veth pair {veth} / eth0"),
+                e,
+            )
+        })?;
     let host_end = made
         .netlink
         .index(&veth)
         .and_then(|i| i.ok_or(Errno::ENODEV))
-        .map_err(|e| fail(format!("finding {veth}"), e))?;
+        .map_err(|e| fail(Op::Netlink, format!("finding {veth}"), e))?;
     let bridge = made
         .netlink
         .index(&plan.bridge)
         .and_then(|i| i.ok_or(Errno::ENODEV))
-        .map_err(|e| fail(format!("finding the bridge {}", plan.bridge), e))?;
-    made.netlink
-        .set_up(host_end, Some(bridge))
-        .map_err(|e| fail(format!("attaching {veth} to {}", plan.bridge), e))?;
+        .map_err(|e| {
+            fail(
+                Op::Netlink,
+                format!("finding the bridge {}", plan.bridge),
+                e,
+            )
+        })?;
+    made.netlink.set_up(host_end, Some(bridge)).map_err(|e| {
+        fail(
+            Op::AttachBridge,
+            format!("attaching {veth} to {}", plan.bridge),
+            e,
+        )
+    })?;
     if let Some(document) = rules::sandbox(plan, address) {
         made.rules = true;
         nft(
@@ -248,7 +273,7 @@ fn set_up_bridge(
     let name = &plan.bridge;
     let created = netlink
         .create_bridge(name)
-        .map_err(|e| fail(format!("creating the bridge {name}"), e))?;
+        .map_err(|e| fail(Op::Netlink, format!("creating the bridge {name}"), e))?;
     // Recorded first, so that a failure below still removes a bridge made here.
     let state = BridgeState {
         subnet: plan.subnet,
@@ -256,16 +281,17 @@ fn set_up_bridge(
     };
     locked
         .set_bridge_state(name, state)
-        .map_err(|e| fail(format!("recording the bridge {name}"), e))?;
+        .map_err(|e| fail(Op::NetState, format!("recording the bridge {name}"), e))?;
     let index = netlink
         .index(name)
         .and_then(|i| i.ok_or(Errno::ENODEV))
-        .map_err(|e| fail(format!("finding the bridge {name}"), e))?;
+        .map_err(|e| fail(Op::Netlink, format!("finding the bridge {name}"), e))?;
     if state.created {
         netlink
             .add_address(index, plan.gateway, plan.subnet.prefix_len())
             .map_err(|e| {
                 fail(
+                    Op::Netlink,
                     format!(
                         "adding {}/{} to {name}",
                         plan.gateway,
@@ -277,7 +303,7 @@ fn set_up_bridge(
     }
     netlink
         .set_up(index, None)
-        .map_err(|e| fail(format!("bringing {name} up"), e))?;
+        .map_err(|e| fail(Op::Netlink, format!("bringing {name} up"), e))?;
     // Forwarding is the host's setting, shared with everything else routing there; it is
     // turned on and left on, as Docker and Podman do.
     // route_localnet lets the host's own connections to a port published on 127.0.0.1 be
@@ -286,7 +312,8 @@ fn set_up_bridge(
         "/proc/sys/net/ipv4/ip_forward".to_string(),
         format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
     ] {
-        enable(Path::new(&path)).map_err(|e| fail(format!("writing 1 to {path}"), e))?;
+        enable(Path::new(&path))
+            .map_err(|e| fail(Op::Sysctl, format!("writing 1 to {path}"), e))?;
     }
     nft(
         &plan.nft,
@@ -311,9 +338,13 @@ fn sweep(
     netlink: &mut Netlink,
 ) -> Result<BTreeSet<Ipv4Addr>, StepFailure> {
     let fail = net_failure("network.bridge");
-    let (live, stale) = locked
-        .leases(&plan.bridge)
-        .map_err(|e| fail(format!("reading the leases of {}", plan.bridge), e))?;
+    let (live, stale) = locked.leases(&plan.bridge).map_err(|e| {
+        fail(
+            Op::NetState,
+            format!("reading the leases of {}", plan.bridge),
+            e,
+        )
+    })?;
     if stale.is_empty() {
         return Ok(live);
     }
@@ -322,7 +353,7 @@ fn sweep(
         let veth = veth_name(address);
         netlink
             .delete(&veth)
-            .map_err(|e| fail(format!("removing the stale veth {veth}"), e))?;
+            .map_err(|e| fail(Op::Netlink, format!("removing the stale veth {veth}"), e))?;
         tables.extend(rules::sandbox_tables(plan, address));
     }
     nft(
@@ -332,9 +363,13 @@ fn sweep(
         "network.bridge",
     )?;
     for address in stale {
-        locked
-            .forget(&plan.bridge, address)
-            .map_err(|e| fail(format!("removing the stale lease of {address}"), e))?;
+        locked.forget(&plan.bridge, address).map_err(|e| {
+            fail(
+                Op::NetState,
+                format!("removing the stale lease of {address}"),
+                e,
+            )
+        })?;
     }
     Ok(live)
 }
@@ -422,13 +457,18 @@ fn nft(
         })
         .map_err(|error| {
             let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
-            fail(format!("{action}: running {}", program.display()), errno)
+            fail(
+                Op::Nft,
+                format!("{action}: running {}", program.display()),
+                errno,
+            )
         })?;
     if output.status.success() {
         return Ok(());
     }
     let message = String::from_utf8_lossy(&output.stderr);
     Err(fail(
+        Op::Nft,
         format!("{action}: nft refused them: {}", message.trim()),
         Errno::EINVAL,
     ))

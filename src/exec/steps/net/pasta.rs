@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use nix::errno::Errno;
 
-use crate::exec::error::StepFailure;
+use crate::exec::error::{Op, StepFailure};
 use crate::exec::sys;
 use crate::manifest::values::{PortSpec, Protocol};
 use crate::plan::{PastaPlan, StepId};
@@ -79,7 +79,8 @@ impl Drop for Running {
 
 pub fn start(plan: &PastaPlan, pid: i32) -> Result<Running, StepFailure> {
     let fail = |what: String, errno: Errno| {
-        StepFailure::new(StepId::Net, format!("pasta: {what}"), errno).with_key("network.mode")
+        StepFailure::new(StepId::Net, Op::Pasta, format!("pasta: {what}"), errno)
+            .with_key("network.mode")
     };
     let mut command = Command::new(&plan.pasta);
     command
