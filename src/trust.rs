@@ -49,41 +49,80 @@ impl Request {
 /// [`crate::hostpath`]), and so are the project folder and `home` here, so a symlink in the
 /// repository (`hh -> ..`) or in the path of either folder changes nothing.
 pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Request> {
-    let project = hostpath::resolve(&loaded.project_dir);
-    let home = home.map(hostpath::resolve);
-    let mut out = Vec::new();
-    let outside = |path: &Path| !path.starts_with(&project);
-    // A folder that holds the home folder gives it away as much as one inside it.
-    let home_note = |path: &Path| match &home {
-        Some(home) if path.starts_with(home) => Some(" (in your home folder)"),
-        Some(home) if home.starts_with(path) => Some(" (holds your home folder)"),
-        _ => None,
+    let places = Places {
+        project: hostpath::resolve(&loaded.project_dir),
+        home: home.map(hostpath::resolve),
     };
-    let under_home = |path: &Path| home_note(path).is_some();
-    let describe = |path: &Path, writable: bool, what: &str| {
+    let mut out = Vec::new();
+    host_paths(plan, &places, &mut out);
+    handed_over(plan, &places, &mut out);
+    network(&plan.net, &mut out);
+    namespaces_and_ids(plan, &mut out);
+    security(plan, &mut out);
+    for (path, _) in &loaded.extends {
+        if places.outside(path) {
+            out.push(Request::new(
+                "extends",
+                places.describe(path, false, "extends"),
+                places.under_home(path),
+            ));
+        }
+    }
+    environment(plan, loaded, &mut out);
+    out
+}
+
+/// The project folder and the caller's home folder, resolved, that host paths are judged by.
+struct Places {
+    project: PathBuf,
+    home: Option<PathBuf>,
+}
+
+impl Places {
+    fn outside(&self, path: &Path) -> bool {
+        !path.starts_with(&self.project)
+    }
+
+    /// A folder that holds the home folder gives it away as much as one inside it.
+    fn home_note(&self, path: &Path) -> Option<&'static str> {
+        match &self.home {
+            Some(home) if path.starts_with(home) => Some(" (in your home folder)"),
+            Some(home) if home.starts_with(path) => Some(" (holds your home folder)"),
+            _ => None,
+        }
+    }
+
+    fn under_home(&self, path: &Path) -> bool {
+        self.home_note(path).is_some()
+    }
+
+    fn describe(&self, path: &Path, writable: bool, what: &str) -> String {
         let mut text = format!("{what} {}", path.display());
         if writable {
             text.push_str(" WRITABLE");
         }
-        text.push_str(home_note(path).unwrap_or_default());
+        text.push_str(self.home_note(path).unwrap_or_default());
         text
-    };
+    }
+}
 
+/// The host paths the plan mounts, binds or layers outside the project.
+fn host_paths(plan: &Plan, places: &Places, out: &mut Vec<Request>) {
     for host in plan.host_paths() {
         let (path, key) = (host.path, host.key);
         // The host's system directories that `rootfs.host` binds (or layers) read-only.
         let host_root = key == "rootfs.host" && host.used != HostUse::Upper;
         match host.used {
             _ if host_root => {}
-            HostUse::Root | HostUse::Archive if outside(path) => out.push(Request::new(
+            HostUse::Root | HostUse::Archive if places.outside(path) => out.push(Request::new(
                 key,
-                describe(path, false, "uses as its root"),
-                under_home(path),
+                places.describe(path, false, "uses as its root"),
+                places.under_home(path),
             )),
-            HostUse::Upper if outside(path) => {
+            HostUse::Upper if places.outside(path) => {
                 out.push(Request::new(
                     key,
-                    describe(path, true, "keeps changes in"),
+                    places.describe(path, true, "keeps changes in"),
                     true,
                 ));
             }
@@ -92,23 +131,32 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
                 if path.starts_with("/dev") {
                     out.push(Request::new(
                         key,
-                        describe(path, !readonly, "gives the device"),
+                        places.describe(path, !readonly, "gives the device"),
                         true,
                     ));
-                } else if outside(path) && !harmless {
-                    let loud = !readonly || under_home(path);
-                    out.push(Request::new(key, describe(path, !readonly, "binds"), loud));
+                } else if places.outside(path) && !harmless {
+                    let loud = !readonly || places.under_home(path);
+                    out.push(Request::new(
+                        key,
+                        places.describe(path, !readonly, "binds"),
+                        loud,
+                    ));
                 }
             }
-            HostUse::Lower if outside(path) && !is_system_path(path) => out.push(Request::new(
-                key,
-                describe(path, false, "layers"),
-                under_home(path),
-            )),
+            HostUse::Lower if places.outside(path) && !is_system_path(path) => {
+                out.push(Request::new(
+                    key,
+                    places.describe(path, false, "layers"),
+                    places.under_home(path),
+                ))
+            }
             _ => {}
         }
     }
+}
 
+/// The folders id-mapped that are not the caller's own.
+fn handed_over(plan: &Plan, places: &Places, out: &mut Vec<Request>) {
     // Id-mapped, a directory's files are the sandbox's as their owners': those of the host's
     // root in /etc (shadow, ssh host keys), those of another user, what others put in a folder
     // they may write.
@@ -126,7 +174,7 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             handed.key.clone(),
             format!(
                 "{} ({}): the files of host uids {} and gids {} there are {whose}",
-                describe(&handed.path, false, "id-maps"),
+                places.describe(&handed.path, false, "id-maps"),
                 handed.why,
                 list(uids),
                 list(gids),
@@ -134,35 +182,37 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             true,
         ));
     }
+}
 
-    match &plan.net {
-        NetPlan::Host => out.push(Request::new(
-            "network.mode",
-            "shares the host's network",
-            true,
-        )),
+/// The network beyond the sandbox's own namespace, and the ports it publishes: every mode
+/// is named here, so a new one cannot publish ports without asking.
+fn network(net: &NetPlan, out: &mut Vec<Request>) {
+    let ports = match net {
+        NetPlan::Host => {
+            out.push(Request::new(
+                "network.mode",
+                "shares the host's network",
+                true,
+            ));
+            &[][..]
+        }
         NetPlan::Bridge(bridge) => {
             out.push(Request::new(
                 "network.mode",
-                format!(
-                    "reaches {} through bridge {}",
-                    reach(&plan.net),
-                    bridge.bridge
-                ),
+                format!("reaches {} through bridge {}", reach(net), bridge.bridge),
                 false,
             ));
+            bridge.ports.as_slice()
         }
-        NetPlan::Pasta(_) => out.push(Request::new(
-            "network.mode",
-            format!("reaches {} through pasta", reach(&plan.net)),
-            false,
-        )),
-        NetPlan::None => {}
-    }
-    let ports = match &plan.net {
-        NetPlan::Bridge(bridge) => bridge.ports.as_slice(),
-        NetPlan::Pasta(pasta) => pasta.ports.as_slice(),
-        _ => &[],
+        NetPlan::Pasta(pasta) => {
+            out.push(Request::new(
+                "network.mode",
+                format!("reaches {} through pasta", reach(net)),
+                false,
+            ));
+            pasta.ports.as_slice()
+        }
+        NetPlan::None => &[],
     };
     for port in ports {
         let everywhere = port.host_address.is_unspecified();
@@ -172,7 +222,10 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             everywhere,
         ));
     }
+}
 
+/// Host namespaces shared, and host ids mapped that are not the sandbox's own.
+fn namespaces_and_ids(plan: &Plan, out: &mut Vec<Request>) {
     let ns = &plan.namespaces;
     let shared: Vec<&str> = [
         (ns.user, "user"),
@@ -234,7 +287,10 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             }
         }
     }
+}
 
+/// Capabilities, no_new_privileges and seccomp weaker than the default.
+fn security(plan: &Plan, out: &mut Vec<Request>) {
     let security = &plan.security;
     // In the sandbox's own user namespace, mapping only ids that are the caller's, the
     // capabilities a container engine keeps act on nothing the caller could not reach as the
@@ -299,16 +355,10 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
         }
         SeccompPlan::Default => {}
     }
+}
 
-    for (path, _) in &loaded.extends {
-        if outside(path) {
-            out.push(Request::new(
-                "extends",
-                describe(path, false, "extends"),
-                under_home(path),
-            ));
-        }
-    }
+/// The caller's environment variables copied in or read by the manifest.
+fn environment(plan: &Plan, loaded: &Loaded, out: &mut Vec<Request>) {
     let copied: Vec<&str> = plan
         .process
         .env
@@ -338,7 +388,6 @@ pub fn requests(plan: &Plan, loaded: &Loaded, home: Option<&Path>) -> Vec<Reques
             false,
         ));
     }
-    out
 }
 
 /// What the network request covers: `egress` narrows it to its destinations, so that a
