@@ -11,6 +11,7 @@
 //! the open (ELOOP) instead of leading elsewhere, and a mount is made from the descriptor
 //! opened when the plan was judged, whatever the path names by then.
 
+use crate::origin::Origin;
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -92,7 +93,7 @@ pub struct HostFiles {
 #[error("{} cannot be used: {}", path.display(), why(*errno))]
 pub struct HostFileError {
     /// The manifest key that names it.
-    pub key: String,
+    pub key: Origin,
     pub path: PathBuf,
     pub errno: Errno,
 }
@@ -119,7 +120,7 @@ impl HostFiles {
                 continue;
             }
             let fail = |errno| HostFileError {
-                key: host.key.to_string(),
+                key: host.key.clone(),
                 path: host.path.to_path_buf(),
                 errno,
             };

@@ -20,6 +20,7 @@ pub mod lease;
 pub mod lockfile;
 pub mod manifest;
 pub mod netlink;
+pub mod origin;
 pub mod plan;
 pub mod rootfs;
 pub mod state;

@@ -7,6 +7,7 @@
 //! security). Such a plan runs only once the caller allowed exactly that content: the store
 //! keeps the SHA-256 of every merged file, so a change to any of them asks again.
 
+use crate::origin::Origin;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -30,11 +31,11 @@ pub struct Request {
     /// Said loudly: writable access outside the project, anything under $HOME, the host's root.
     pub loud: bool,
     /// The manifest key behind it.
-    pub key: String,
+    pub key: Origin,
 }
 
 impl Request {
-    fn new(key: impl Into<String>, what: impl Into<String>, loud: bool) -> Request {
+    fn new(key: impl Into<Origin>, what: impl Into<String>, loud: bool) -> Request {
         Request {
             what: what.into(),
             loud,
@@ -111,7 +112,7 @@ fn host_paths(plan: &Plan, places: &Places, out: &mut Vec<Request>) {
     for host in plan.host_paths() {
         let (path, key) = (host.path, host.key);
         // The host's system directories that `rootfs.host` binds (or layers) read-only.
-        let host_root = key == "rootfs.host" && host.used != HostUse::Upper;
+        let host_root = key.is_key("rootfs.host") && host.used != HostUse::Upper;
         match host.used {
             _ if host_root => {}
             HostUse::Root | HostUse::Archive if places.outside(path) => out.push(Request::new(
@@ -442,7 +443,8 @@ pub fn content_hash(loaded: &Loaded, asked: &[Request]) -> String {
         hasher.update(file.text.as_bytes());
     }
     for request in asked {
-        for field in [&request.key, &request.what] {
+        let key = request.key.to_string();
+        for field in [&key, &request.what] {
             hasher.update((field.len() as u64).to_le_bytes());
             hasher.update(field.as_bytes());
         }

@@ -720,7 +720,7 @@ fn ten_thousand_mounts_validate_with_a_bounded_list_of_warnings() {
         let made = plan
             .mounts
             .iter()
-            .filter(|m| m.key.starts_with("mount["))
+            .filter(|m| matches!(m.key, sandbox::origin::Origin::Mount(_)))
             .count();
         assert_eq!(made, 10_000, "{shape}");
         let hidden: Vec<&String> = plan.warnings.iter().filter(|w| w.contains("hid")).collect();
@@ -818,7 +818,7 @@ fn as_root_nothing_is_id_mapped_onto_host_ids_not_the_sandboxs_own() {
         let mounts: Vec<Option<Idmap>> = plan
             .mounts
             .iter()
-            .filter(|m| m.key.starts_with("mount["))
+            .filter(|m| matches!(m.key, sandbox::origin::Origin::Mount(_)))
             .map(|m| match &m.op {
                 MountOp::Bind { idmap, .. } | MountOp::Overlay { idmap, .. } => *idmap,
                 _ => None,
@@ -910,7 +910,13 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
     let handed = |plan: &Plan| -> Vec<(String, String, String)> {
         plan.handed_over
             .iter()
-            .map(|h| (h.key.clone(), h.path.display().to_string(), h.why.clone()))
+            .map(|h| {
+                (
+                    h.key.to_string(),
+                    h.path.display().to_string(),
+                    h.why.clone(),
+                )
+            })
             .collect()
     };
     let system = "one of the host's system directories".to_string();

@@ -33,9 +33,8 @@ pub fn describe(requests: &[Request], loaded: &Loaded) -> String {
         .iter()
         .map(|r| {
             let place = loaded
-                .provenance
-                .get(&r.key)
-                .and_then(|span| loaded.sources.locate(*span));
+                .span_of(&r.key)
+                .and_then(|span| loaded.sources.locate(span));
             let place = place
                 .map(|l| format!("  [{} at {l}]", r.key))
                 .unwrap_or_else(|| format!("  [{}]", r.key));

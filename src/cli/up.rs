@@ -79,8 +79,8 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         Err(error) => {
             let mut problem = Problem::error("sandbox::mount::source-changed", error.to_string())
                 .help("run it again; if it keeps failing, something is changing that path");
-            if let Some(span) = loaded.provenance.get(&error.key) {
-                problem = problem.at(*span, "this path");
+            if let Some(span) = loaded.span_of(&error.key) {
+                problem = problem.at(span, "this path");
             }
             out.problems(&[problem], &loaded);
             return exit::LAUNCHER_FAILED;
@@ -360,7 +360,12 @@ fn failure_text(
 ) -> String {
     let problem = failure_problem(failure, loaded);
     match command_line {
-        Some(argv) if failure.key.as_deref() == Some("process.command") => {
+        Some(argv)
+            if failure
+                .key
+                .as_ref()
+                .is_some_and(|key| key.is_key("process.command")) =>
+        {
             // The command line, shown as a source of its own with the program underlined.
             let mut sources = SourceMap::default();
             let program = shell_words(&argv[..1]).len();
@@ -389,12 +394,8 @@ fn failure_problem(failure: &StepFailure, loaded: &Loaded) -> Problem {
         crate::plan::StepId::Exec => "sandbox::exec::exec",
     };
     let mut problem = Problem::error(code, failure.to_string());
-    if let Some(span) = failure
-        .key
-        .as_ref()
-        .and_then(|key| loaded.provenance.get(key))
-    {
-        problem = problem.at(*span, format!("{} failed here", failure.step.name()));
+    if let Some(span) = failure.key.as_ref().and_then(|key| loaded.span_of(key)) {
+        problem = problem.at(span, format!("{} failed here", failure.step.name()));
     }
     if let Some(advice) = failure.advice() {
         problem = problem.help(advice);

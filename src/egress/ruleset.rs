@@ -626,7 +626,7 @@ mod tests {
             networks: networks.iter().map(|n| n.parse().unwrap()).collect(),
             protocols: protocols.to_vec(),
             port,
-            key: format!("network.egress[{key}]"),
+            key: crate::origin::Origin::Egress(key),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Failures of the executor: which step, doing what, on which manifest key, with which errno.
 
+use crate::origin::Origin;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +100,7 @@ pub struct StepFailure {
     /// What was being done, for people, e.g. "bind /home/x -> /work".
     pub action: String,
     pub errno: i32,
-    pub key: Option<String>,
+    pub key: Option<Origin>,
 }
 
 impl StepFailure {
@@ -113,7 +114,7 @@ impl StepFailure {
         }
     }
 
-    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+    pub fn with_key(mut self, key: impl Into<Origin>) -> Self {
         self.key = Some(key.into());
         self
     }

@@ -1028,6 +1028,7 @@ impl MountsOut<'_> {
 
     fn step(&mut self, step: &MountStep, exists: &dyn Fn(&Path) -> bool, rows: &mut Rows<'_>) {
         let MountStep { op, key } = step;
+        let key = &*key.path();
         let value = describe_mount(op);
         let exact =
             |rows: &mut Rows<'_>, oci: &str| rows.add(key, &value, Fidelity::Exact, oci, "");

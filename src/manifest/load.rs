@@ -1,5 +1,6 @@
 //! Finding, reading and merging manifest files.
 
+use crate::origin::Origin;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Where `origin` was written, if it was.
+    pub fn span_of(&self, origin: &Origin) -> Option<Span> {
+        self.provenance.get(&*origin.path()).copied()
+    }
+
     pub fn has_errors(&self) -> bool {
         self.problems.iter().any(Problem::is_error)
     }

@@ -1,5 +1,6 @@
 //! `network.egress` decided: every destination the sandbox may reach, host names resolved.
 
+use crate::origin::Origin;
 use std::fmt;
 
 use ipnet::IpNet;
@@ -32,8 +33,8 @@ pub struct EgressRule {
     pub protocols: Vec<Protocol>,
     /// `None`: any port.
     pub port: Option<u16>,
-    /// The manifest key behind it: `network.egress[2]`, `network.dns[0]`.
-    pub key: String,
+    /// The manifest entry behind it.
+    pub key: Origin,
 }
 
 /// What it allows, for people: `registry.example.org:443 (192.0.2.10, 2001:db8::10)`.

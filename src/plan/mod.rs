@@ -14,6 +14,7 @@ pub mod seccomp;
 mod security;
 mod user;
 
+use crate::origin::Origin;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -94,10 +95,10 @@ pub enum HostUse {
 }
 
 /// A host path of the plan, with the manifest key that names it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HostPath<'a> {
     pub path: &'a Path,
-    pub key: &'a str,
+    pub key: Origin,
     pub used: HostUse,
 }
 
@@ -182,19 +183,19 @@ impl Plan {
         if let Some((path, used)) = root {
             paths.push(HostPath {
                 path,
-                key: "rootfs",
+                key: "rootfs".into(),
                 used,
             });
         }
         if let Some(OverlayUpper::Dir { upper, .. }) = &self.root.overlay {
             paths.push(HostPath {
                 path: upper,
-                key: "rootfs.overlay",
+                key: "rootfs.overlay".into(),
                 used: HostUse::Upper,
             });
         }
         for step in &self.mounts {
-            let key = step.key.as_str();
+            let key = &step.key;
             match &step.op {
                 MountOp::Bind {
                     source,
@@ -203,7 +204,7 @@ impl Plan {
                     ..
                 } => paths.push(HostPath {
                     path: source,
-                    key,
+                    key: key.clone(),
                     used: HostUse::Bind {
                         readonly: *readonly,
                         optional: *optional,
@@ -212,13 +213,13 @@ impl Plan {
                 MountOp::Overlay { lower, upper, .. } => {
                     paths.extend(lower.iter().map(|path| HostPath {
                         path,
-                        key,
+                        key: key.clone(),
                         used: HostUse::Lower,
                     }));
                     if let Some(OverlayUpper::Dir { upper, .. }) = upper {
                         paths.push(HostPath {
                             path: upper,
-                            key,
+                            key: key.clone(),
                             used: HostUse::Upper,
                         });
                     }

@@ -1,3 +1,4 @@
+use crate::origin::Origin;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -73,7 +74,7 @@ pub struct RootPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandedOver {
     /// The manifest key that mounts it.
-    pub key: String,
+    pub key: Origin,
     pub path: PathBuf,
     /// Why its files are not the caller's own: "owned by uid 1000", "outside the project".
     pub why: String,
@@ -236,5 +237,5 @@ impl MountOp {
 pub struct MountStep {
     #[serde(flatten)]
     pub op: MountOp,
-    pub key: String,
+    pub key: Origin,
 }

@@ -1,6 +1,7 @@
 //! The plan as the ordered steps the executor takes: user -> mount -> pid -> net -> chroot ->
 //! cgroup -> security -> exec. `sandbox plan` prints these as a numbered list or as JSON.
 
+use crate::origin::Origin;
 use std::fmt::Write as _;
 
 use caps::Capability as Cap;
@@ -59,7 +60,7 @@ impl StepId {
 #[derive(Debug, Clone)]
 pub struct Line {
     pub text: String,
-    pub key: Option<String>,
+    pub key: Option<Origin>,
 }
 
 /// One step as people and machines see it.
@@ -83,11 +84,11 @@ impl StepView {
     fn line(&mut self, key: impl Into<Option<&'static str>>, text: impl Into<String>) {
         self.lines.push(Line {
             text: text.into(),
-            key: key.into().map(String::from),
+            key: key.into().map(Origin::from),
         });
     }
 
-    fn line_for(&mut self, key: String, text: impl Into<String>) {
+    fn line_for(&mut self, key: Origin, text: impl Into<String>) {
         self.lines.push(Line {
             text: text.into(),
             key: Some(key),
@@ -265,7 +266,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
             for mount in &plan.mounts {
                 let mut line = describe_mount(&mount.op);
                 if let (MountOp::Bind { idmap, .. }, true) =
-                    (&mount.op, mount.key.starts_with("mount["))
+                    (&mount.op, matches!(mount.key, Origin::Mount(_)))
                 {
                     line.push_str(&owners_seen(plan, idmap.as_ref()));
                 }
@@ -822,7 +823,7 @@ pub fn render_text(plan: &Plan, explain: bool) -> String {
                 " ".repeat(13)
             };
             let origin = if explain {
-                format!("   [{}]", origin_text(plan, line.key.as_deref()))
+                format!("   [{}]", origin_text(plan, line.key.as_ref()))
             } else {
                 String::new()
             };
@@ -835,10 +836,10 @@ pub fn render_text(plan: &Plan, explain: bool) -> String {
     out
 }
 
-fn origin_text(plan: &Plan, key: Option<&str>) -> String {
+fn origin_text(plan: &Plan, key: Option<&Origin>) -> String {
     match key {
         None => "always".into(),
-        Some(key) => match plan.origin(key) {
+        Some(key) => match plan.origin(&key.path()) {
             Some(location) => format!("{key} at {location}"),
             None => format!("{key}: default"),
         },
@@ -860,12 +861,12 @@ pub fn render_json(plan: &Plan, explain: bool) -> Value {
                 let origins: serde_json::Map<String, Value> = step
                     .lines
                     .iter()
-                    .filter_map(|l| l.key.clone())
+                    .filter_map(|l| l.key.as_ref())
                     .map(|key| {
                         let origin = plan
-                            .origin(&key)
+                            .origin(&key.path())
                             .map_or_else(|| json!("default"), |l| json!(l.to_string()));
-                        (key, origin)
+                        (key.to_string(), origin)
                     })
                     .collect();
                 object.insert("origins".into(), Value::Object(origins));

@@ -239,7 +239,7 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
             Some(errno) => (action, errno),
             None => (format!("{action}: {error}"), Errno::EOPNOTSUPP),
         };
-        StepFailure::new(StepId::Security, Op::Landlock, action, errno).with_key(key)
+        StepFailure::new(StepId::Security, Op::Landlock, action, errno).with_key(key.to_string())
     };
     let fail = |action: String, error: &(dyn std::error::Error + 'static)| {
         fail_at("security.landlock", action, error)

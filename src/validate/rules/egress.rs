@@ -5,6 +5,7 @@
 //! rules allow. A name the manifest's `hosts` already maps keeps that address and is not
 //! looked up at all.
 
+use crate::origin::Origin;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -63,7 +64,7 @@ pub(super) fn egress(
     let reachable = |ip: &IpAddr| mode == NetworkMode::Pasta || ip.is_ipv4();
     let mut rules = Vec::new();
     for (index, entry) in entries.value.iter().enumerate() {
-        let key = format!("network.egress[{index}]");
+        let key = Origin::Egress(index);
         let Destination {
             protocol,
             host,
@@ -118,7 +119,7 @@ pub(super) fn egress(
             networks: vec![IpNet::from(*server)],
             protocols: vec![Protocol::Udp, Protocol::Tcp],
             port: Some(53),
-            key: format!("network.dns[{index}]"),
+            key: Origin::Dns(index),
         });
     }
     Some(EgressPlan { rules })
@@ -204,6 +205,7 @@ fn refuse_bypassing_capabilities(cx: &mut Cx) {
 mod tests {
     use crate::host::{Caller, FixedFacts, HostFacts};
     use crate::manifest::load_str;
+    use crate::origin::Origin;
     use std::collections::BTreeMap;
     use std::net::IpAddr;
 
@@ -282,7 +284,7 @@ mod tests {
                 "192.0.2.10/32".parse().unwrap()
             ]
         );
-        assert_eq!(rule.key, "network.egress[0]");
+        assert_eq!(rule.key, Origin::Egress(0));
         assert_eq!(
             pinned(&plan)["registry.example.org"].to_string(),
             "2001:db8::10",
@@ -321,7 +323,7 @@ mod tests {
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].port, Some(53));
         assert_eq!(rules[0].protocols.len(), 2);
-        assert_eq!(rules[0].key, "network.dns[0]");
+        assert_eq!(rules[0].key, Origin::Dns(0));
         assert_eq!(rules[0].to_string(), "dns server 192.0.2.53:53");
     }
 
@@ -357,6 +359,6 @@ mod tests {
     fn loopback_destinations_are_dropped_with_a_warning() {
         let plan = plan("pasta", "egress = [\"127.0.0.1:5432\", \"10.0.0.0/8\"]\n").unwrap();
         assert_eq!(egress(&plan).rules.len(), 1);
-        assert_eq!(egress(&plan).rules[0].key, "network.egress[1]");
+        assert_eq!(egress(&plan).rules[0].key, Origin::Egress(1));
     }
 }

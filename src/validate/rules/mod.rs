@@ -14,6 +14,7 @@ mod security;
 
 use super::{Cx, Invocation};
 use crate::manifest::Spanned;
+use crate::origin::Origin;
 use crate::plan::Plan;
 
 pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
@@ -106,9 +107,12 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         warnings,
     };
     // Only what is still mounted: a later file's mount replaces an earlier one on its target.
-    let mounted: std::collections::HashSet<(&str, &std::path::Path)> =
-        plan.host_paths().iter().map(|h| (h.key, h.path)).collect();
-    handed.retain(|h| mounted.contains(&(h.key.as_str(), h.path.as_path())));
+    let mounted: std::collections::HashSet<(Origin, &std::path::Path)> = plan
+        .host_paths()
+        .into_iter()
+        .map(|h| (h.key, h.path))
+        .collect();
+    handed.retain(|h| mounted.contains(&(h.key.clone(), h.path.as_path())));
     plan.handed_over = handed;
     plan
 }

@@ -1,5 +1,6 @@
 //! `[[mount]]` entries, the default mounts (/proc, /dev, /tmp) and files the network writes.
 
+use crate::origin::Origin;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
@@ -111,7 +112,7 @@ pub(super) struct HostDir<'a> {
     /// Where the manifest names it, for a warning.
     pub span: Span,
     /// The manifest key of its mount, as the plan's host paths name it.
-    pub key: &'a str,
+    pub key: Origin,
 }
 
 /// The one decision of whether the host directories a mount shows are id-mapped, for every
@@ -188,7 +189,7 @@ pub(super) fn host_idmap(
             (None, _) => continue,
         };
         handed.push(HandedOver {
-            key: dir.key.to_string(),
+            key: dir.key.clone(),
             path: dir.path.to_path_buf(),
             why,
             through: idmap,
@@ -406,7 +407,7 @@ pub(super) fn mounts(cx: &mut Cx, root: &Root, net: &NetPlan, who: &Inside) -> M
     // component, which dominated the check of ten thousand mounts).
     let mut written: HashMap<OsString, (Span, usize)> = HashMap::new();
     for (index, mount) in loaded.manifest.mount.iter().flatten().enumerate() {
-        let key = format!("mount[{index}]");
+        let key = Origin::Mount(index);
         let Some(op) = mount_op(cx, &mount.value, mount.span, &key, who, &mut handed) else {
             continue;
         };
@@ -499,7 +500,7 @@ fn hidden_mounts(out: &[MountStep]) -> Vec<String> {
         if let Some(later) = hidden_by {
             hidden.push((index, later));
         }
-        if step.key.starts_with("mount[") {
+        if let Origin::Mount(_) = step.key {
             mounted[node] = Some(index);
         }
     }
@@ -539,7 +540,7 @@ fn mount_op(
     cx: &mut Cx,
     mount: &Mount,
     entry_span: Span,
-    key: &str,
+    key: &Origin,
     who: &Inside,
     handed: &mut Vec<HandedOver>,
 ) -> Option<MountOp> {
@@ -593,7 +594,7 @@ fn mount_op(
             let dir = HostDir {
                 path: &path,
                 span: source.span,
-                key,
+                key: key.clone(),
             };
             let idmap = bind_source_idmap(cx, &dir, mount.idmap.as_ref(), who, handed);
             MountOp::Bind {
@@ -666,7 +667,7 @@ fn mount_op(
                 .map(|(path, span)| HostDir {
                     path,
                     span: *span,
-                    key,
+                    key: key.clone(),
                 })
                 .collect();
             let idmap = layer_idmap(cx, who.namespaces, &dirs, mount.idmap.as_ref(), handed);
@@ -688,7 +689,7 @@ fn mount_op(
                     let dir = HostDir {
                         path: &upper,
                         span: spanned.span,
-                        key,
+                        key: key.clone(),
                     };
                     let idmap =
                         layer_idmap(cx, who.namespaces, &[dir], mount.idmap.as_ref(), handed);
@@ -810,7 +811,7 @@ fn network_files(net: &NetPlan, who: &Inside, out: &mut Vec<MountStep>) {
 mod tests {
     use super::*;
 
-    fn step(target: &str, key: &str) -> MountStep {
+    fn step(target: &str, key: impl Into<Origin>) -> MountStep {
         MountStep {
             op: MountOp::Dir {
                 target: target.into(),
@@ -824,12 +825,12 @@ mod tests {
     fn a_later_mount_on_a_parent_hides_each_earlier_one_once() {
         let out = [
             step("/tmp/x", "rootfs.host"),
-            step("/a/b/c", "mount[0]"),
-            step("/a/b", "mount[1]"),
-            step("/a", "mount[2]"),
-            step("/ab", "mount[3]"),
+            step("/a/b/c", Origin::Mount(0)),
+            step("/a/b", Origin::Mount(1)),
+            step("/a", Origin::Mount(2)),
+            step("/ab", Origin::Mount(3)),
             step("/tmp", "rootfs.tmp"),
-            step("/a/b/c/d", "mount[4]"),
+            step("/a/b/c/d", Origin::Mount(4)),
         ];
         assert_eq!(
             hidden_mounts(&out),
@@ -848,7 +849,7 @@ mod tests {
             .iter()
             .rev()
             .enumerate()
-            .map(|(i, target)| step(target, &format!("mount[{i}]")))
+            .map(|(i, target)| step(target, Origin::Mount(i)))
             .collect();
         let warnings = hidden_mounts(&out);
         assert_eq!(warnings.len(), HIDDEN_NAMED + 1);

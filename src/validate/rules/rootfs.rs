@@ -1,5 +1,6 @@
 //! `[rootfs]`: the root's source, read-only flag, overlay, and the host binds of `host = true`.
 
+use crate::origin::Origin;
 use std::path::{Path, PathBuf};
 
 use super::super::Cx;
@@ -266,7 +267,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
             let dir = HostDir {
                 path,
                 span,
-                key: "rootfs",
+                key: "rootfs".into(),
             };
             layers.idmap(cx, &[dir]).is_some()
         }
@@ -279,12 +280,12 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
                 let dir = HostDir {
                     path: lower,
                     span,
-                    key: "rootfs.host",
+                    key: "rootfs.host".into(),
                 };
                 let idmap = layers.idmap(cx, &[dir]);
                 (
                     idmap,
-                    upper.map(|upper| layers.kept(cx, upper, "rootfs.host")),
+                    upper.map(|upper| layers.kept(cx, upper, "rootfs.host".into())),
                 )
             })
         }
@@ -295,7 +296,7 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
     // throw-away layer.
     let overlay = match overlay {
         Some(OverlayUpper::Dir { upper, .. }) if !matches!(source, RootSource::Tmpfs) => {
-            Some(layers.kept(cx, upper, "rootfs.overlay"))
+            Some(layers.kept(cx, upper, "rootfs.overlay".into()))
         }
         overlay => overlay,
     };
@@ -337,7 +338,7 @@ impl Layers<'_> {
     }
 
     /// A kept layer in `upper`.
-    fn kept(&mut self, cx: &mut Cx, upper: PathBuf, key: &str) -> OverlayUpper {
+    fn kept(&mut self, cx: &mut Cx, upper: PathBuf, key: Origin) -> OverlayUpper {
         let dir = HostDir {
             path: &upper,
             span: self.upper_span,
