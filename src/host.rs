@@ -168,16 +168,52 @@ impl std::fmt::Display for NotOwn {
 }
 
 /// File systems whose mounts Linux can id-map (FS_ALLOW_IDMAP), by statfs(2) magic, with the
-/// release that allowed it. Others may too, on newer kernels or out of tree (OpenZFS 2.2):
-/// `idmap = true` asks for it anyway; only the default is cautious.
-const IDMAPPABLE: &[(i64, &str, (u32, u32))] = &[
-    (0xEF53, "ext4", (5, 12)),
-    (0x5846_5342, "xfs", (5, 12)),
-    (0x4d44, "vfat", (5, 12)),
-    (0x9123_683E, "btrfs", (5, 15)),
-    (0xF2F5_2010, "f2fs", (5, 18)),
-    (0x0102_1994, "tmpfs", (6, 3)),
+/// release that allowed it; `None`: no release up to [`IDMAP_CHECKED_UP_TO`] does
+/// (mount_setattr(2) fails with EINVAL). Others may, on newer kernels or out of tree (OpenZFS
+/// 2.2): `idmap = true` asks for it anyway; only the default is cautious.
+const IDMAPPABLE: &[(i64, &str, Option<Release>)] = &[
+    (0xEF53, "ext4", Some((5, 12))),
+    (0x5846_5342, "xfs", Some((5, 12))),
+    (0x4d44, "vfat", Some((5, 12))),
+    (0x9123_683E, "btrfs", Some((5, 15))),
+    (0xF2F5_2010, "f2fs", Some((5, 18))),
+    (0x794c_7630, "overlayfs", Some((5, 19))),
+    (0x0102_1994, "tmpfs", Some((6, 3))),
+    (0x0102_1997, "9p", None),
+    (0x6969, "nfs", None),
+    (0xFF53_4D42, "cifs", None),
+    (0xFE53_4D42, "smb2", None),
 ];
+const IDMAP_CHECKED_UP_TO: Release = (6, 18);
+
+/// A Linux release, (major, minor).
+pub type Release = (u32, u32);
+
+/// Why mounts of a file system cannot be id-mapped here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotIdmappable {
+    /// One this kernel is known not to id-map: Linux does from `since` on (`None`: no release
+    /// does yet).
+    Known {
+        fs: &'static str,
+        since: Option<Release>,
+    },
+    /// One not known to be id-mappable (its statfs type, or given by a test).
+    Unknown(String),
+}
+
+impl std::fmt::Display for NotIdmappable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotIdmappable::Known {
+                fs,
+                since: Some((major, minor)),
+            } => write!(f, "{fs} before Linux {major}.{minor}"),
+            NotIdmappable::Known { fs, since: None } => f.write_str(fs),
+            NotIdmappable::Unknown(what) => f.write_str(what),
+        }
+    }
+}
 
 pub struct HostFacts {
     pub caller: Caller,
@@ -200,17 +236,24 @@ pub struct HostFacts {
     /// Host names looked up so far; with fixed facts, the only names there are.
     names: RefCell<BTreeMap<String, Result<Vec<IpAddr>, String>>>,
     names_fixed: bool,
-    kernel: OnceCell<(u32, u32)>,
+    kernel: OnceCell<Option<(u32, u32)>>,
+    /// Given file systems (tests); the live host asks statfs(2).
+    filesystems: OnceCell<Vec<(PathBuf, i64)>>,
     /// Given, for tests: every path is on this file system, which cannot be id-mapped.
     not_idmappable: Option<String>,
     /// Given, for tests: every path belongs to this uid (and group), writable by it alone.
     owner: Option<u32>,
+    systemd: OnceCell<bool>,
+    /// This run's command line, for fixes that repeat it.
+    argv: Vec<String>,
 }
 
 impl HostFacts {
     /// Facts of this machine and caller, probed on first use.
     pub fn live() -> HostFacts {
-        HostFacts::with_caller(Caller::current())
+        let mut facts = HostFacts::with_caller(Caller::current());
+        facts.argv = std::env::args().collect();
+        facts
     }
 
     fn with_caller(caller: Caller) -> HostFacts {
@@ -234,8 +277,11 @@ impl HostFacts {
             names: RefCell::new(BTreeMap::new()),
             names_fixed: false,
             kernel: OnceCell::new(),
+            filesystems: OnceCell::new(),
             not_idmappable: None,
             owner: None,
+            systemd: OnceCell::new(),
+            argv: Vec::new(),
         }
     }
 
@@ -278,6 +324,10 @@ impl HostFacts {
             .set(fixed.hard_limits.into_iter().collect());
         let _ = facts.sys_resource.set(fixed.sys_resource);
         let _ = facts.nr_open.set(fixed.nr_open.unwrap_or(NR_OPEN_DEFAULT));
+        let _ = facts.kernel.set(fixed.kernel);
+        let _ = facts.filesystems.set(fixed.filesystems);
+        let _ = facts.systemd.set(fixed.systemd);
+        facts.argv = fixed.argv;
         facts
     }
 
@@ -371,24 +421,25 @@ impl HostFacts {
         })
     }
 
-    /// Whether mounts of the file system holding `path` can be id-mapped here; `Err` names the
-    /// file system when they cannot (or are not known to).
-    pub fn idmappable(&self, path: &Path) -> Result<(), String> {
+    /// Whether mounts of the file system holding `path` can be id-mapped here.
+    pub fn idmappable(&self, path: &Path) -> Result<(), NotIdmappable> {
         if let Some(fs) = &self.not_idmappable {
-            return Err(fs.clone());
+            return Err(NotIdmappable::Unknown(fs.clone()));
         }
-        let Ok(stat) = nix::sys::statfs::statfs(path) else {
+        let Some(magic) = self.filesystem(path) else {
             // Absent (an optional bind): there is nothing to map yet.
             return Ok(());
         };
-        // f_type is a long with glibc and unsigned with musl.
-        #[allow(clippy::unnecessary_cast)]
-        let magic = stat.filesystem_type().0 as i64;
-        let kernel = *self.kernel.get_or_init(kernel_release);
+        let kernel = self.kernel().unwrap_or_default();
         match IDMAPPABLE.iter().find(|(known, ..)| *known == magic) {
-            Some((_, _, since)) if kernel >= *since => Ok(()),
-            Some((_, name, (major, minor))) => Err(format!("{name} before Linux {major}.{minor}")),
-            None => Err(format!("its file system (statfs type {magic:#x})")),
+            Some((_, _, Some(since))) if kernel >= *since => Ok(()),
+            Some((_, fs, None)) if kernel > IDMAP_CHECKED_UP_TO => {
+                Err(NotIdmappable::Unknown((*fs).to_string()))
+            }
+            Some((_, fs, since)) => Err(NotIdmappable::Known { fs, since: *since }),
+            None => Err(NotIdmappable::Unknown(format!(
+                "its file system (statfs type {magic:#x})"
+            ))),
         }
     }
 
@@ -505,6 +556,51 @@ impl HostFacts {
                 .unwrap_or(NR_OPEN_DEFAULT)
         })
     }
+    /// The running kernel's version, (major, minor).
+    pub fn kernel(&self) -> Option<(u32, u32)> {
+        *self.kernel.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .and_then(|release| kernel_version(&release))
+        })
+    }
+
+    /// Whether systemd manages this host (sd_booted(3): /run/systemd/system exists).
+    pub fn systemd(&self) -> bool {
+        *self
+            .systemd
+            .get_or_init(|| Path::new("/run/systemd/system").is_dir())
+    }
+
+    /// On a systemd host, this very command run in a transient scope of the caller's user
+    /// manager that delegates its cgroup (what a login shell's session scope does not).
+    pub fn systemd_run(&self) -> Option<String> {
+        let command = if self.argv.is_empty() {
+            "sandbox up ...".to_string()
+        } else {
+            crate::plan::shell_words(&self.argv)
+        };
+        self.systemd()
+            .then(|| format!("systemd-run --user --scope -p Delegate=yes -- {command}"))
+    }
+
+    /// The file system `path` is on, by statfs(2)'s magic number (`f_type`).
+    fn filesystem(&self, path: &Path) -> Option<i64> {
+        match self.filesystems.get() {
+            Some(given) => given.iter().find(|(p, _)| p == path).map(|(_, fs)| *fs),
+            // f_type is a long with glibc and unsigned with musl.
+            #[allow(clippy::unnecessary_cast)]
+            None => nix::sys::statfs::statfs(path)
+                .ok()
+                .map(|fs| fs.filesystem_type().0 as i64),
+        }
+    }
+}
+
+/// (major, minor) of a kernel release such as "6.1.0-57-amd64".
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// The kernel's default fs.nr_open.
@@ -539,14 +635,12 @@ pub struct FixedFacts {
     pub not_idmappable: Option<String>,
     /// Every path belongs to this uid and group, writable by it alone (default: as on disk).
     pub owner: Option<u32>,
-}
-
-/// The running kernel's major and minor version.
-fn kernel_release() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (next(), next())
+    pub kernel: Option<(u32, u32)>,
+    /// The file system of each path asked about (statfs magic); others are unknown.
+    pub filesystems: Vec<(PathBuf, i64)>,
+    /// systemd manages the host.
+    pub systemd: bool,
+    pub argv: Vec<String>,
 }
 
 fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {

@@ -195,6 +195,8 @@ impl Facts {
                 .collect(),
                 not_idmappable: (!self.idmap).then(|| "nfs".to_string()),
                 owner: self.owner,
+                kernel: Some((6, 18)),
+                filesystems: Vec::new(),
                 ..FixedFacts::default()
             },
         )

@@ -44,6 +44,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
         &mut handed,
     );
     mounts.warnings.extend(kept_owners);
+    mounts::idmap_supported(cx, &root.plan, &mounts.mounts);
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let time = namespaces::time(cx, &namespaces, &process);

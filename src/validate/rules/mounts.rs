@@ -10,11 +10,11 @@ use super::super::Cx;
 use super::get;
 use super::rootfs::{Root, work_dir_for};
 use crate::diagnostics::Problem;
-use crate::host::NotOwn;
+use crate::host::{NotIdmappable, NotOwn};
 use crate::manifest::{Mount, MountType, Sources, Span, Spanned};
 use crate::plan::{
     HandedOver, IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper,
-    ProcessPlan, RootPlan, UserPlan,
+    ProcessPlan, RootPlan, RootSource, UserPlan,
 };
 
 pub(super) struct Mounts {
@@ -307,6 +307,91 @@ pub(super) fn keep_owners(
             ids.join(", ")
         )
     })
+}
+
+/// A kept layer id-mapped through the sandbox's map.
+fn idmapped_upper(upper: &Option<OverlayUpper>) -> Option<&Path> {
+    match upper {
+        Some(OverlayUpper::Dir {
+            upper,
+            idmap: Some(_),
+            ..
+        }) => Some(upper),
+        _ => None,
+    }
+}
+
+/// Refuse the id-mapped mounts this kernel cannot make (a root on tmpfs before Linux 6.3, a
+/// bind of an NFS export), at the key that asks for them, rather than half-way through the
+/// launch. The same directories as the executor's: the root, id-mapped binds, and the lower
+/// and kept layers of id-mapped overlays.
+pub(super) fn idmap_supported(cx: &mut Cx, root: &RootPlan, mounts: &[MountStep]) {
+    // (directory, key to point at, whether the manifest asked with `idmap = true`)
+    let mut dirs: Vec<(&Path, String, bool)> = Vec::new();
+    if let (true, RootSource::Dir { path }) = (root.idmapped, &root.source) {
+        dirs.push((path, "rootfs.path".into(), false));
+    }
+    dirs.extend(idmapped_upper(&root.overlay).map(|upper| (upper, "rootfs.overlay".into(), false)));
+    for step in mounts {
+        let key = || step.key.path().into_owned();
+        match &step.op {
+            MountOp::Bind {
+                source,
+                idmap: Some(_),
+                ..
+            } => dirs.push((source, format!("{}.idmap", key()), true)),
+            MountOp::Overlay {
+                lower,
+                idmap,
+                upper,
+                ..
+            } => {
+                if idmap.is_some() {
+                    dirs.extend(lower.iter().map(|l| (l.as_path(), key(), false)));
+                }
+                dirs.extend(idmapped_upper(upper).map(|upper| (upper, key(), false)));
+            }
+            _ => {}
+        }
+    }
+    for (dir, key, asked) in dirs {
+        let Err(NotIdmappable::Known { fs, since }) = cx.host.idmappable(dir) else {
+            continue;
+        };
+        let (upgrade, never) = match since {
+            Some((major, minor)) => (format!(", upgrade to Linux {major}.{minor} or later"), ""),
+            None => (String::new(), " (no Linux release does yet)"),
+        };
+        let kernel = cx
+            .host
+            .kernel()
+            .map_or("this kernel".to_string(), |(major, minor)| {
+                format!("Linux {major}.{minor}")
+            });
+        let help = if asked {
+            format!(
+                "remove `idmap = true`, move the source to a file system this kernel id-maps (ext4, xfs, btrfs){upgrade}"
+            )
+        } else {
+            format!(
+                "as root, `sandbox` id-maps it through the sandbox's own uid map: move it to a file system this kernel id-maps (ext4, xfs, btrfs){upgrade}, or run `sandbox` as an unprivileged user"
+            )
+        };
+        let span = cx
+            .span_of(&key)
+            .or_else(|| cx.span_of(key.trim_end_matches(".idmap")));
+        cx.report(
+            Problem::error(
+                "sandbox::mount::idmap-unsupported",
+                format!(
+                    "{} is on {fs}, which {kernel} cannot id-map{never}",
+                    dir.display()
+                ),
+            )
+            .at_span(span)
+            .help(help),
+        );
+    }
 }
 
 /// A deterministic jail's machine-id(5): 32 hex digits derived from the sandbox's name, so two
@@ -810,6 +895,9 @@ fn network_files(net: &NetPlan, who: &Inside, out: &mut Vec<MountStep>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{Caller, FixedFacts, HostFacts};
+    use crate::manifest::load_str;
+    use crate::validate::{Invocation, validate};
 
     fn step(target: &str, key: impl Into<Origin>) -> MountStep {
         MountStep {
@@ -857,5 +945,88 @@ mod tests {
             warnings[HIDDEN_NAMED],
             "1994 more mounts are hidden by a mount on a parent folder made after them"
         );
+    }
+
+    const TMPFS: i64 = 0x0102_1994;
+
+    /// Root's sandbox on a root directory on tmpfs: refused on Linux 6.1 with the fix, made on
+    /// 6.3 and later; an `idmap = true` bind of an NFS export is refused on any kernel.
+    fn problems(
+        kernel: (u32, u32),
+        manifest: &str,
+        filesystems: Vec<(std::path::PathBuf, i64)>,
+    ) -> Vec<(String, String)> {
+        let caller = Caller {
+            uid: 0,
+            gid: 0,
+            euid: 0,
+            user: Some("root".into()),
+            home: None,
+            env: Default::default(),
+        };
+        let host = HostFacts::fixed(
+            caller.clone(),
+            FixedFacts {
+                kernel: Some(kernel),
+                filesystems,
+                ..FixedFacts::default()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load_str(&dir.path().join("sandbox.toml"), manifest, &caller.vars());
+        validate(&loaded, &host, &Invocation::inspecting())
+            .problems
+            .into_iter()
+            .map(|p| (p.message, p.help.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn an_idmap_the_kernel_cannot_make_is_refused_with_the_fix() {
+        let root = tempfile::tempdir().unwrap();
+        let manifest = format!("[rootfs]\npath = \"{}\"\n", root.path().display());
+        let on_tmpfs = vec![(root.path().to_path_buf(), TMPFS)];
+        let found = problems((6, 1), &manifest, on_tmpfs.clone());
+        let [(message, help)] = &found[..] else {
+            panic!("{found:?}");
+        };
+        assert!(
+            message.ends_with("is on tmpfs, which Linux 6.1 cannot id-map"),
+            "{message}"
+        );
+        assert!(help.contains("upgrade to Linux 6.3 or later"), "{help}");
+        assert!(help.contains("unprivileged user"), "{help}");
+        assert!(problems((6, 3), &manifest, on_tmpfs).is_empty());
+
+        let source = tempfile::tempdir().unwrap();
+        let bind = format!(
+            "[rootfs]\nhost = true\n[[mount]]\ntype = \"bind\"\nsource = \"{}\"\ntarget = \"/data\"\nidmap = true\n",
+            source.path().display()
+        );
+        let found = problems((6, 18), &bind, vec![(source.path().to_path_buf(), 0x6969)]);
+        let [(message, help)] = &found[..] else {
+            panic!("{found:?}");
+        };
+        assert!(
+            message
+                .contains("is on nfs, which Linux 6.18 cannot id-map (no Linux release does yet)"),
+            "{message}"
+        );
+        assert!(help.starts_with("remove `idmap = true`"), "{help}");
+
+        // A kept layer, id-mapped through the sandbox's map as the root directory is.
+        let upper = tempfile::tempdir().unwrap();
+        let kept = format!(
+            "[rootfs]\nhost = true\n[[mount]]\ntype = \"overlay\"\nsource = [\"/usr\"]\nupper = \"{}\"\ntarget = \"/usr\"\n",
+            upper.path().display()
+        );
+        let on_tmpfs = vec![(upper.path().to_path_buf(), TMPFS)];
+        let found = problems((6, 1), &kept, on_tmpfs.clone());
+        assert!(
+            found.iter().any(|(message, _)| message
+                .starts_with(&format!("{} is on tmpfs", upper.path().display()))),
+            "{found:?}"
+        );
+        assert!(problems((6, 3), &kept, on_tmpfs).is_empty());
     }
 }
