@@ -64,6 +64,8 @@ pub struct Host {
     pub cgroups: crate::cgroup::CgroupHost,
     /// Whether the kernel weighs groups' I/O (BFQ or io.cost), which `io_weight` needs.
     pub weighs_io: bool,
+    /// Whether systemd manages the host (a rootless fix then goes through systemd-run).
+    pub systemd: bool,
 }
 
 impl Host {
@@ -82,6 +84,7 @@ impl Host {
             userns_probe: Some(crate::exec::probe_user_namespace()),
             programs,
             cgroup_layout: crate::cgroup::describe_layout(),
+            systemd: Path::new("/run/systemd/system").is_dir(),
             weighs_io: match (cgroups.version, cgroups.access(Controller::Io)) {
                 (Some(version), Access::Usable { base, .. }) => {
                     crate::cgroup::kernel_weighs_io(version, base)
@@ -106,9 +109,7 @@ impl Host {
     }
 
     fn kernel(&self) -> Option<(u32, u32)> {
-        let release = self.read("/proc/sys/kernel/osrelease")?;
-        let mut parts = release.split(|c: char| !c.is_ascii_digit());
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        crate::host::kernel_version(&self.read("/proc/sys/kernel/osrelease")?)
     }
 }
 
@@ -216,6 +217,7 @@ pub fn checks(host: &Host) -> Vec<Check> {
 
 fn cgroups(host: &Host) -> Check {
     use crate::cgroup::{Access, Controller};
+    use crate::plan::CgroupVersion;
     let name = "cgroups";
     let usable: Vec<&str> = host
         .cgroups
@@ -233,14 +235,46 @@ fn cgroups(host: &Host) -> Check {
         "{}; usable by this caller: {usable_text}",
         host.cgroup_layout
     );
+    // v2: the subtree this caller's groups go in, and what its parent delegates to it.
+    if host.cgroups.version == Some(CgroupVersion::V2) {
+        let base = host
+            .cgroups
+            .controllers
+            .iter()
+            .find_map(|(_, access)| match access {
+                Access::Usable { base, .. }
+                | Access::NotDelegated { base }
+                | Access::Busy { base } => Some(base),
+                _ => None,
+            });
+        if let Some(base) = base {
+            let not_delegated: Vec<&str> = host
+                .cgroups
+                .controllers
+                .iter()
+                .filter(|(_, access)| matches!(access, Access::NotDelegated { .. }))
+                .map(|(c, _)| c.name())
+                .collect();
+            detail.push_str(&format!("; groups go under {}", base.display()));
+            if !not_delegated.is_empty() {
+                detail.push_str(&format!(
+                    ", which is not delegated {}",
+                    not_delegated.join(", ")
+                ));
+            }
+        }
+    }
     if usable.contains(&Controller::Io.name()) && !host.weighs_io {
         detail.push_str("; no I/O weight (io_weight needs BFQ, `modprobe bfq`, or io.cost)");
     }
+    let systemd_run = host
+        .systemd
+        .then_some("systemd-run --user --scope -p Delegate=yes -- sandbox up ...");
     let limits = [Controller::Memory, Controller::Cpu, Controller::Pids];
     let blocked = limits.iter().find_map(|c| {
         host.cgroups
             .access(*c)
-            .problem(*c, host.cgroups.version, host.uid == 0)
+            .problem(*c, host.cgroups.version, host.uid == 0, systemd_run)
             .map(|(why, fix)| (*c, why, fix))
     });
     match blocked {
@@ -425,6 +459,7 @@ mod tests {
             cgroup_layout: "v2".into(),
             cgroups: delegated_v2(),
             weighs_io: true,
+            systemd: false,
         };
         (dir, host)
     }
@@ -473,10 +508,36 @@ mod tests {
             "{}",
             check.detail
         );
+        assert!(
+            check.detail.contains(&format!(
+                "groups go under {}, which is not delegated memory, pids",
+                base.display()
+            )),
+            "{}",
+            check.detail
+        );
         let fix = check.fix.unwrap();
         assert!(
             fix.to_lowercase().contains("delegat"),
             "the fix says how to delegate: {fix}"
+        );
+        // A login shell's scope on a systemd host: nothing writable, the fix is systemd-run.
+        let scope = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope");
+        for (_, access) in host.cgroups.controllers.iter_mut() {
+            *access = Access::NotWritable { dir: scope.clone() };
+        }
+        host.systemd = true;
+        let check = find(&checks(&host), "cgroups").clone();
+        assert_eq!(check.status, Status::Warn);
+        assert!(
+            check.detail.contains("usable by this caller: none"),
+            "{}",
+            check.detail
+        );
+        let fix = check.fix.unwrap();
+        assert!(
+            fix.contains("`systemd-run --user --scope -p Delegate=yes -- sandbox up ...`"),
+            "{fix}"
         );
     }
 

@@ -237,11 +237,13 @@ fn denied(errno: Errno, dir: &Path) -> Access {
 
 impl Access {
     /// Why the controller cannot be used, and what to do about it; `None` when it can.
+    /// `systemd_run`: on a systemd host, the command that repeats this run in a delegated scope.
     pub fn problem(
         &self,
         controller: Controller,
         version: Option<CgroupVersion>,
         root: bool,
+        systemd_run: Option<&str>,
     ) -> Option<(String, String)> {
         let c = controller.name();
         let v1_name = controller.kernel_name(CgroupVersion::V1).unwrap_or(c);
@@ -282,6 +284,12 @@ impl Access {
                 format!("this user may not create groups in {}", dir.display()),
                 if root {
                     "check that the cgroup file system is writable here".into()
+                } else if let Some(command) = systemd_run {
+                    // Like podman's and crun's systemd cgroup manager, but through systemd-run:
+                    // the launcher speaks no D-Bus (docs/manifest.md says why).
+                    format!(
+                        "systemd delegates no cgroup to a login session's scope; run it in a scope of your user manager that does: `{command}`"
+                    )
                 } else {
                     "run from a delegated cgroup: under systemd, `systemd-run --user --scope -p Delegate=yes sandbox up ...`; without systemd, have root create one (`mkdir -p /sys/fs/cgroup/$USER/shell && echo +memory +cpu +pids +io > /sys/fs/cgroup/$USER/cgroup.subtree_control && chown -R $USER /sys/fs/cgroup/$USER`) and move your shell into it (`echo $$ > /sys/fs/cgroup/$USER/shell/cgroup.procs`)".into()
                 },
@@ -399,7 +407,7 @@ mod tests {
         assert_eq!(none.access(Controller::Memory), &Access::NoCgroups);
         let (message, help) = none
             .access(Controller::Memory)
-            .problem(Controller::Memory, None, false)
+            .problem(Controller::Memory, None, false, None)
             .unwrap();
         assert!(message.contains("no cgroup"), "{message}");
         assert!(help.contains("cgroup2"), "{help}");
@@ -411,14 +419,29 @@ mod tests {
             dir: "/sys/fs/cgroup/memory".into(),
         };
         let (message, help) = access
-            .problem(Controller::Memory, Some(CgroupVersion::V1), false)
+            .problem(Controller::Memory, Some(CgroupVersion::V1), false, None)
             .unwrap();
         assert!(message.contains("cgroup v1 has no delegation"), "{message}");
         assert!(help.contains("run `sandbox` as root"), "{help}");
         assert!(help.contains("/sys/fs/cgroup/memory/$USER"), "{help}");
         let v2 = access
-            .problem(Controller::Memory, Some(CgroupVersion::V2), false)
+            .problem(Controller::Memory, Some(CgroupVersion::V2), false, None)
             .unwrap();
         assert!(v2.1.contains("Delegate=yes"), "{}", v2.1);
+        let command =
+            "systemd-run --user --scope -p Delegate=yes -- sandbox up --trust sandbox.toml";
+        let systemd = access
+            .problem(
+                Controller::Memory,
+                Some(CgroupVersion::V2),
+                false,
+                Some(command),
+            )
+            .unwrap();
+        assert!(
+            systemd.1.ends_with(&format!("`{command}`")),
+            "{}",
+            systemd.1
+        );
     }
 }

@@ -248,7 +248,9 @@ pub(super) fn cgroup(
                     "load BFQ (`modprobe bfq`) and choose it for the disk (`echo bfq > /sys/block/DEV/queue/scheduler`), or remove io_weight".into(),
                 ))
             }
-            access => access.problem(controller, version, root),
+            Access::Usable { .. } => None,
+            // Only a refusal asks whether systemd manages the host.
+            access => access.problem(controller, version, root, cx.host.systemd_run().as_deref()),
         };
         match problem {
             Some(problem) => unusable.push((span, key, controller, problem)),
@@ -327,9 +329,12 @@ pub(super) fn cgroup(
     if hierarchies.is_empty() {
         // With limits, each unusable one was reported at its key; without, only --stats asked.
         if !asked_for_limits
-            && let Some((message, help)) =
-                host.access(Controller::Cpuacct)
-                    .problem(Controller::Cpuacct, version, root)
+            && let Some((message, help)) = host.access(Controller::Cpuacct).problem(
+                Controller::Cpuacct,
+                version,
+                root,
+                cx.host.systemd_run().as_deref(),
+            )
         {
             cx.report(
                 Problem::error(
