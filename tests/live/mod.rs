@@ -239,12 +239,20 @@ pub fn binary() -> &'static Path {
 /// The folder holding tests/probe/probe.c, compiled (statically, so it runs in any root), next
 /// to the copy of `sandbox` the harness runs (a world-readable place, so the rootless user can
 /// reach it). Tests bind it into their sandboxes at /opt/probe.
+///
+/// `SANDBOX_TEST_PROBE` names a probe compiled beforehand, copied instead: the VM lane
+/// (tests/vm/run.sh) compiles it once on the host, where gcc takes a second rather than the
+/// half minute it takes under software emulation in each test binary.
 pub fn probe_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = binary().parent().expect("a folder").join("probe");
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if let Some(built) = std::env::var_os("SANDBOX_TEST_PROBE") {
+            std::fs::copy(&built, dir.join("probe")).expect("copy SANDBOX_TEST_PROBE");
+            return dir;
+        }
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
         let output = Command::new("gcc")
             .args(["-static", "-O1", "-Wall", "-o"])
@@ -536,4 +544,37 @@ pub fn assert_probed(out: &Output, expected: &[(&str, &str)], context: &str) {
         .map(|(key, value)| format!("{key}: {:?}, expected {value}", results.get(*key)))
         .collect();
     assert!(wrong.is_empty(), "{context}{}\n{printed}", wrong.join("\n"));
+}
+
+/// The cgroup v2 controllers delegated to the rootless user where its sandboxes start, the way
+/// systemd delegates user@UID.service: the topmost of this process's group and its ancestors
+/// that the user owns, and that group's cgroup.controllers. Empty on cgroup v1 (no delegation)
+/// and where the user owns no group of its own (the harness as root runs the rootless user
+/// from its own group, which root owns). The harness's own reading, not `sandbox`'s.
+pub fn delegated_to_rootless() -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some((uid, _)) = rootless_ids() else {
+        return Vec::new();
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    // Pure v2 only: one line, `0::PATH`.
+    let [line] = own.lines().collect::<Vec<_>>()[..] else {
+        return Vec::new();
+    };
+    let Some(path) = line.strip_prefix("0::") else {
+        return Vec::new();
+    };
+    let root = Path::new("/sys/fs/cgroup");
+    let mut base = None;
+    let mut dir = root.join(path.trim_start_matches('/'));
+    while dir.starts_with(root) && dir != root {
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.uid() == uid => base = Some(dir.clone()),
+            _ => break,
+        }
+        dir.pop();
+    }
+    base.and_then(|base| std::fs::read_to_string(base.join("cgroup.controllers")).ok())
+        .map(|text| text.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
