@@ -205,7 +205,11 @@ as_root_and_rootless! {
         let dir = p.mkdir("suid");
         let setuid = dir.join("probe");
         std::fs::copy(live::probe_dir().join("probe"), &setuid).unwrap();
-        std::os::unix::fs::chown(&setuid, Some(owner), Some(owner)).unwrap();
+        // Run unprivileged (the VM lane's rootless pass), the tests cannot give the file away:
+        // it stays the caller's, whose one mapped uid is 1000 inside.
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&setuid, Some(owner), Some(owner)).unwrap();
+        }
         std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
         let out = p.up(&["/opt/suid/probe", "ids"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -230,28 +234,60 @@ as_root_and_rootless! {
 
     fn landlock_allows_exactly_its_paths_and_ports(who) {
         // The probe checks /proc/self/uid_map before anything (it refuses to run on the host).
-        let p = project(who, r#"
+        let rules = r#"
 [security.landlock]
 read = ["/etc", "/proc/self/uid_map"]
 write = ["/tmp"]
 execute = ["/opt/probe"]
 bind_tcp = [8080]
 connect_tcp = [8080, 8081]
-required = true
-"#);
-        expect(&p, &[
+"#;
+        let files = [
             ("read=/etc/passwd", "ok"),
             ("read=/usr/lib/os-release", "EACCES"),
             ("read=/proc/self/status", "EACCES"),
             ("create=/tmp/allowed", "ok"),
             // Writable for the mounts, not for landlock.
             ("create=/dev/shm/denied", "EACCES"),
+        ];
+        let ports = [
             ("serve=8080", "ok"),
             // Allowed, and nothing listens: the kernel's answer, not landlock's.
             ("connect=8081", "ECONNREFUSED"),
             ("bind=9090", "EACCES"),
             ("connect=9091", "EACCES"),
-        ]);
+        ];
+        // Rules the kernel cannot enforce (TCP before ABI 4, truncate before 3, ioctl before 5)
+        // are refused with `required = true`, before anything starts.
+        let abi = sandbox::exec::sys::landlock_abi();
+        let required = project(who, &format!("{rules}required = true\n"));
+        if abi >= 5 {
+            expect(&required, &[&files[..], &ports[..]].concat());
+            return;
+        }
+        let refused = required.up(&["/opt/probe/probe", "ids"]);
+        assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+        let wanted = if abi == 0 {
+            "landlock is required but this kernel does not offer it".to_string()
+        } else {
+            format!("this kernel's landlock (ABI {abi}) cannot enforce")
+        };
+        assert!(stderr(&refused).contains(&wanted), "{}", stderr(&refused));
+        // `required = false`: what the kernel knows is enforced, and the plan says what is not.
+        let optional = project(who, &format!("{rules}required = false\n"));
+        let plan = optional.command(&["plan", "--", "true"]).output().unwrap();
+        assert!(stdout(&plan).contains("landlock: this kernel"), "{}", stdout(&plan));
+        let unenforced = [
+            ("serve=8080", "ok"),
+            ("connect=8081", "ECONNREFUSED"),
+            ("bind=9090", "ok"),
+            ("connect=9091", "ECONNREFUSED"),
+        ];
+        match abi {
+            0 => expect(&optional, &[("read=/usr/lib/os-release", "ok"), ("bind=9090", "ok")]),
+            1..=3 => expect(&optional, &[&files[..], &unenforced[..]].concat()),
+            _ => expect(&optional, &[&files[..], &ports[..]].concat()),
+        }
     }
 
     fn without_no_new_privs_the_filter_and_landlock_still_hold(who) {
