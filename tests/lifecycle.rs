@@ -297,9 +297,11 @@ as_root_and_rootless! {
         let marker = n.project.path().to_str().unwrap().to_string();
 
         let started = Instant::now();
-        let down = n.sandbox(&["down", "joined", "--timeout", "5s"]);
+        // SIGTERM ends sleep: `down` returns long before the timeout would send SIGKILL (a
+        // generous one: under software emulation `down` alone takes seconds).
+        let down = n.sandbox(&["down", "joined", "--timeout", "60s"]);
         assert!(down.status.success(), "{}", stderr(&down));
-        assert!(started.elapsed() < Duration::from_secs(5), "sleep dies of SIGTERM at once");
+        assert!(started.elapsed() < Duration::from_secs(60), "sleep dies of SIGTERM at once");
         assert!(n.ps().is_empty());
         assert!(std::fs::read_dir(&n.state).unwrap().next().is_none(), "no record left");
         assert!(live::processes_with(&marker).is_empty(), "no process left");
@@ -353,10 +355,29 @@ as_root_and_rootless! {
     }
 
     fn logs_follow_until_the_sandbox_ends(who) {
-        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\", \"-c\", \"echo one; sleep 0.3; echo two\"]\n");
+        // The command prints its second line once the test opens the gate, so `logs -f` is
+        // following while it runs, however slow the machine.
+        let n = Named::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\", \"-c\", \"echo one; while [ ! -e /gate/open ]; do sleep 0.05; done; echo two\"]\n[[mount]]\ntype = \"bind\"\nsource = \"gate\"\ntarget = \"/gate\"\n");
+        n.project.mkdir("gate");
         assert!(n.up_detached("brief").status.success());
-        let followed = n.sandbox(&["logs", "-f", "brief"]);
-        assert_eq!(stdout(&followed), "one\ntwo\n", "{}", stderr(&followed));
+        let mut follow = n
+            .project
+            .command(&["logs", "-f", "brief"])
+            .env("SANDBOX_STATE_DIR", &n.state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sandbox logs");
+        let mut followed = std::io::BufReader::new(follow.stdout.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut followed, &mut first).unwrap();
+        assert_eq!(first, "one\n");
+        n.project.write("gate/open", "");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut followed, &mut rest).unwrap();
+        let status = follow.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        assert_eq!(rest, "two\n");
     }
 
     fn a_stderr_nobody_reads_any_more_ends_no_run_halfway(who) {

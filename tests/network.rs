@@ -117,17 +117,25 @@ fn serve(port: u16, reply: &str) -> String {
     )
 }
 
-/// What a server at `host:port` says, from inside a sandbox; "failed" when it cannot be reached.
-fn fetch(host: &str, port: u16) -> String {
+/// What a server at `host:port` says, from inside a sandbox; "failed" when it cannot be reached
+/// within `seconds`: short where the test expects no answer (a dropped packet waits it out),
+/// long where it expects one (an answer ends the wait, which under software emulation can take
+/// seconds: socat forks a shell for each connection).
+fn fetch(host: &str, port: u16, seconds: u32) -> String {
     format!(
-        "(timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}; head -n1 <&3' 2>/dev/null || echo failed); "
+        "(timeout {seconds} bash -c 'exec 3<>/dev/tcp/{host}/{port}; head -n1 <&3' 2>/dev/null || echo failed); "
     )
 }
+
+/// How long a fetch that should be answered may take.
+const ANSWERED: u32 = 60;
 
 /// What the host reads from 127.0.0.1:port.
 fn fetch_from_host(port: u16) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(ANSWERED.into())))
+        .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     Some(text.trim().to_string())
@@ -182,7 +190,7 @@ as_root_and_rootless! {
         let mut sandbox = Running::start(&p, &format!(
             "ip -o link | awk '{{print $2, $3}}'; {}{}read -r _ || true",
             serve(port, "inside"),
-            fetch("127.0.0.1", port)
+            fetch("127.0.0.1", port, ANSWERED)
         ));
         assert_eq!(sandbox.line(), "lo: <LOOPBACK,UP,LOWER_UP>", "only lo, up");
         assert_eq!(sandbox.line(), "ready");
@@ -218,8 +226,8 @@ fn bridge_sandboxes_talk_by_address_and_by_name() {
     );
     let out = client.sh(&format!(
         "{}{}ip -4 -o addr show eth0 | awk '{{print $4}}'; ip route | head -n1; grep -w \"$(hostname)\" /etc/hosts | cut -f1; getent hosts $(hostname) | awk '{{print $1}}'; [ \"$(hostname -f)\" = \"$(hostname)\" ] && echo resolves",
-        fetch(&server_address.to_string(), 7000),
-        fetch("server", 7000)
+        fetch(&server_address.to_string(), 7000, ANSWERED),
+        fetch("server", 7000, ANSWERED)
     ));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello-from-a", "by address");
@@ -273,7 +281,7 @@ fn isolated_sandboxes_cannot_reach_each_other() {
         let client = Project::new(Who::Root, &bridge_manifest(&bridge, net, client));
         let out = client.sh(&format!(
             "{}{}",
-            fetch(&server_address.to_string(), 7000),
+            fetch(&server_address.to_string(), 7000, 3),
             // The host still answers at the gateway (here: refuses a closed port).
             "(timeout 3 bash -c \"exec 3<>/dev/tcp/$(ip route | awk '/default/{print $3}')/9\" 2>&1 || true) | grep -q refused && echo refused"
         ));
@@ -608,7 +616,7 @@ fn pasta_reaches_the_hosts_loopback_and_publishes_ports(who) {
         &p,
         &format!(
             "export gw=$(ip route | awk '/default/ {{print $3}}'); {}{}read -r _ || true",
-            fetch("$gw", host_port),
+            fetch("$gw", host_port, ANSWERED),
             serve(8080, "hello-from-inside")
         ),
     );
