@@ -65,6 +65,10 @@ pub struct Facts {
     pub idmap: bool,
     /// Who owns every path (default: as on disk).
     pub owner: Option<u32>,
+    /// Linux (major, minor).
+    pub kernel: (u32, u32),
+    /// Directories on tmpfs (the others' file systems are unknown).
+    pub on_tmpfs: Vec<PathBuf>,
 }
 
 /// The cgroup layouts a fixture can ask for.
@@ -150,6 +154,8 @@ impl Default for Facts {
             sys_resource: false,
             idmap: true,
             owner: None,
+            kernel: (6, 18),
+            on_tmpfs: Vec::new(),
         }
     }
 }
@@ -195,8 +201,12 @@ impl Facts {
                 .collect(),
                 not_idmappable: (!self.idmap).then(|| "nfs".to_string()),
                 owner: self.owner,
-                kernel: Some((6, 18)),
-                filesystems: Vec::new(),
+                kernel: Some(self.kernel),
+                filesystems: self
+                    .on_tmpfs
+                    .iter()
+                    .map(|dir| (dir.clone(), TMPFS_MAGIC))
+                    .collect(),
                 ..FixedFacts::default()
             },
         )
@@ -229,6 +239,8 @@ pub struct Expect {
 /// # hard-limits: nofile 20000, data 1073741824           (default: unlimited)
 /// # sys-resource: yes                                    (default: no CAP_SYS_RESOURCE)
 /// # idmap: none                                        (default: every file system id-maps)
+/// # kernel: 6.1                                        (default: 6.18)
+/// # on-tmpfs: .                                        (a folder, from the fixture's, on tmpfs)
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Header {
@@ -236,7 +248,12 @@ pub struct Header {
     pub expect: Option<Expect>,
 }
 
+/// statfs(2)'s f_type of tmpfs.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
 const KEYS: &[&str] = &[
+    "kernel",
+    "on-tmpfs",
     "expect",
     "help",
     "caller",
@@ -341,6 +358,17 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
             "idmap" => {
                 header.facts.idmap = choice(path, key, value, [("none", false), ("all", true)])
             }
+            "kernel" => {
+                let (major, minor) = value
+                    .split_once('.')
+                    .unwrap_or_else(|| panic!("{}: kernel MAJOR.MINOR", path.display()));
+                header.facts.kernel =
+                    (major.parse().expect("major"), minor.parse().expect("minor"));
+            }
+            "on-tmpfs" => header
+                .facts
+                .on_tmpfs
+                .push(path.parent().expect("a folder").join(value)),
             "io-weight" => {
                 header.facts.io_weight = choice(path, key, value, [("none", false), ("bfq", true)])
             }
