@@ -219,13 +219,16 @@ fn cgroups(host: &Host) -> Check {
     use crate::cgroup::{Access, Controller};
     use crate::plan::CgroupVersion;
     let name = "cgroups";
-    let usable: Vec<&str> = host
-        .cgroups
-        .controllers
-        .iter()
-        .filter(|(_, access)| matches!(access, Access::Usable { .. }))
-        .map(|(c, _)| c.name())
-        .collect();
+    // The controllers whose access is `which`.
+    let named = |which: fn(&Access) -> bool| -> Vec<&str> {
+        host.cgroups
+            .controllers
+            .iter()
+            .filter(|(_, access)| which(access))
+            .map(|(c, _)| c.name())
+            .collect()
+    };
+    let usable = named(|access| matches!(access, Access::Usable { .. }));
     let usable_text = if usable.is_empty() {
         "none".to_string()
     } else {
@@ -248,13 +251,7 @@ fn cgroups(host: &Host) -> Check {
                 _ => None,
             });
         if let Some(base) = base {
-            let not_delegated: Vec<&str> = host
-                .cgroups
-                .controllers
-                .iter()
-                .filter(|(_, access)| matches!(access, Access::NotDelegated { .. }))
-                .map(|(c, _)| c.name())
-                .collect();
+            let not_delegated = named(|access| matches!(access, Access::NotDelegated { .. }));
             detail.push_str(&format!("; groups go under {}", base.display()));
             if !not_delegated.is_empty() {
                 detail.push_str(&format!(
