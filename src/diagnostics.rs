@@ -276,6 +276,38 @@ pub fn render_line(report: &Report) -> String {
     }
 }
 
+/// The words textwrap would break `line` into, except that a span in backticks is one word: a
+/// command the help says to run stays on one line, ready to copy (a line break in it would run
+/// its first half). Such a span longer than a line runs past the width rather than being cut.
+fn quoted_whole(line: &str) -> Box<dyn Iterator<Item = textwrap::core::Word<'_>> + '_> {
+    let mut words = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for word in textwrap::WordSeparator::new().find_words(line) {
+        // The words are consecutive slices of `line`: this one ends after its whitespace.
+        let end =
+            word.whitespace.as_ptr() as usize - line.as_ptr() as usize + word.whitespace.len();
+        quoted ^= word.word.matches('`').count() % 2 == 1;
+        if !quoted {
+            words.push(textwrap::core::Word::from(&line[start..end]));
+            start = end;
+        }
+    }
+    if start < line.len() {
+        words.push(textwrap::core::Word::from(&line[start..]));
+    }
+    Box::new(words.into_iter())
+}
+
+/// Where a word may be split at a line's end: at its hyphens, as textwrap does, unless it is
+/// (or holds) a span in backticks, which [`quoted_whole`] keeps whole.
+fn unquoted_hyphens(word: &str) -> Vec<usize> {
+    if word.contains('`') {
+        Vec::new()
+    } else {
+        textwrap::WordSplitter::HyphenSplitter.split_points(word)
+    }
+}
+
 /// Render a report as text, with or without colours and Unicode.
 pub fn render(report: &Report, color: bool) -> String {
     let theme = if color {
@@ -286,11 +318,42 @@ pub fn render(report: &Report, color: bool) -> String {
     let mut out = String::new();
     miette::GraphicalReportHandler::new_themed(theme)
         .with_width(100)
+        .with_word_separator(textwrap::WordSeparator::Custom(quoted_whole))
+        .with_word_splitter(textwrap::WordSplitter::Custom(unquoted_hyphens))
+        .with_break_words(false)
         .render_report(&mut out, report)
         .expect("rendering to a String cannot fail");
     // A plain `file:line:col` line first, so editors and CI logs can jump to the place.
     match report.location() {
         Some(location) => format!("{location}: {}\n{out}", report.problem.message),
         None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_in_backticks_is_never_wrapped() {
+        let command = "systemd-run --user --scope -p Delegate=yes -- sandbox up --trust /home/someone/projects/a-rather-long-name/sandbox.toml -- true";
+        let report = Report::new(
+            Problem::error("sandbox::test", "a message long enough to be wrapped somewhere, as every message of this length is")
+                .help(format!("run it in a scope of your user manager that does: `{command}`; or set `required = false` in [cgroup] to fall back to rlimits where they exist")),
+            &SourceMap::default(),
+        );
+        let text = render(&report, false);
+        assert!(
+            text.lines()
+                .any(|line| line.trim_start().starts_with(&format!("`{command}`"))),
+            "{text}"
+        );
+        // Text outside backticks still wraps at the width.
+        assert!(
+            text.lines()
+                .filter(|line| !line.contains(command))
+                .all(|line| line.chars().count() <= 100),
+            "{text}"
+        );
     }
 }
