@@ -766,9 +766,9 @@ fn host_gateway() -> Ipv4Addr {
         .expect("pasta needs a default route on the host")
 }
 
-/// A bash function: `try HOST PORT` prints `STATUS MILLISECONDS OUTPUT` for a connection
-/// attempt (bounded by `timeout`, so a dropped packet shows as a timeout, not a hang).
-const TRY: &str = "try() { s=$(date +%s%N); out=$(timeout 5 bash -c \"exec 3<>/dev/tcp/$1/$2 && head -n1 <&3\" 2>&1); rc=$?; e=$(date +%s%N); echo \"$rc $(( (e - s) / 1000000 )) $(echo \"$out\" | head -n1)\"; }; ";
+/// A bash function: `try HOST PORT` prints `STATUS OUTPUT` for a connection attempt (bounded
+/// by `timeout`, so a dropped packet shows as a timeout, status 124 and no output, not a hang).
+const TRY: &str = "try() { out=$(timeout 30 bash -c \"exec 3<>/dev/tcp/$1/$2 && head -n1 <&3\" 2>&1); rc=$?; echo \"$rc $(echo \"$out\" | head -n1)\"; }; ";
 
 /// A name only the launcher's own /etc/hosts knows.
 const NAME: &str = "egress-test.example";
@@ -801,28 +801,19 @@ fn with_hosts_file(command: &Command, hosts: &Path) -> Option<Command> {
     Some(wrapped)
 }
 
-/// One `try` line: (succeeded, milliseconds, what was said).
-fn attempt(line: &str) -> (bool, u64, String) {
-    let mut fields = line.splitn(3, ' ');
-    let status = fields.next().unwrap_or_default();
-    let millis = fields
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(u64::MAX);
-    (
-        status == "0",
-        millis,
-        fields.next().unwrap_or_default().to_string(),
-    )
+/// One `try` line: (succeeded, what was said).
+fn attempt(line: &str) -> (bool, String) {
+    let (status, said) = line.split_once(' ').unwrap_or((line, ""));
+    (status == "0", said.to_string())
 }
 
-/// Refused by the rules: a reset seen at once, not a timeout (which takes seconds, and which
-/// `timeout` would have cut at 5).
+/// Refused by the rules: a reset the kernel answered with ("Connection refused"), not a
+/// dropped packet (a timeout, with nothing said). How long it took is no proof: under
+/// emulation starting bash alone takes seconds.
 fn assert_refused(line: &str) {
-    let (ok, millis, said) = attempt(line);
+    let (ok, said) = attempt(line);
     assert!(!ok, "reached: {line}");
     assert!(said.contains("Connection refused"), "not refused: {line}");
-    assert!(millis < 1000, "refused only after {millis} ms: {line}");
 }
 
 /// Run the egress checks in the sandbox of `p`, whose egress lists `gateway:allowed` and
@@ -851,13 +842,13 @@ fn check_egress(p: &Project, gateway: Ipv4Addr, allowed: u16, other: u16) {
     assert!(out.status.success(), "{said}\n{errors}");
     let lines: Vec<&str> = said.lines().collect();
     assert_eq!(lines.len(), 5, "{said}\n{errors}");
-    let (ok, _, answer) = attempt(lines[0]);
+    let (ok, answer) = attempt(lines[0]);
     assert!(
         ok && answer == format!("hello-{allowed}"),
         "the listed destination: {said}"
     );
     assert_refused(lines[1]);
-    let (ok, _, answer) = attempt(lines[2]);
+    let (ok, answer) = attempt(lines[2]);
     assert!(
         ok && answer == format!("hello-{allowed}"),
         "by the listed name: {said}"
