@@ -25,6 +25,67 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .unwrap()
 }
 
+/// On cgroup v2 the report names the subtree this caller's groups go under, the controllers
+/// usable there and those its parent does not hand down: each as that directory's
+/// `cgroup.controllers` says (the VM lane runs this on pure v2, root, rootless from root's
+/// group and rootless from a delegated subtree).
+fn v2_delegation_is_the_kernels(cgroups: &serde_json::Value, who: Who) {
+    let detail = cgroups["detail"].as_str().unwrap();
+    fn after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+        text.split_once(marker).map(|(_, rest)| rest)
+    }
+    let usable: Vec<&str> = after(detail, "usable by this caller: ")
+        .expect(detail)
+        .split(';')
+        .next()
+        .unwrap()
+        .split(", ")
+        .filter(|c| *c != "none")
+        .collect();
+    // cpuacct and freezer are built into every v2 group: no controller to hand down.
+    let handed_down = ["memory", "cpu", "pids", "io"];
+    match after(detail, "; groups go under ") {
+        Some(rest) => {
+            let base = rest.split([',', ';']).next().unwrap();
+            let offered =
+                std::fs::read_to_string(std::path::Path::new(base).join("cgroup.controllers"))
+                    .unwrap();
+            let offered: Vec<&str> = offered.split_whitespace().collect();
+            for c in usable.iter().filter(|c| handed_down.contains(*c)) {
+                assert!(
+                    offered.contains(c),
+                    "{c} is usable but {base} does not offer it: {detail}"
+                );
+            }
+            if let Some(list) = after(rest, ", which is not delegated ") {
+                for c in list.split(';').next().unwrap().split(", ") {
+                    assert!(!offered.contains(&c), "{c} is offered in {base}: {detail}");
+                }
+            }
+            if who == Who::Root {
+                assert!(
+                    usable.contains(&"memory") && usable.contains(&"pids"),
+                    "{detail}"
+                );
+            }
+        }
+        // Nowhere this caller may write: nothing is usable, and the fix says how to delegate.
+        None => {
+            assert!(usable.is_empty(), "{detail}");
+            assert_ne!(who, Who::Root, "{detail}");
+        }
+    }
+    let limits_usable = ["memory", "cpu", "pids"].iter().all(|c| usable.contains(c));
+    assert_eq!(cgroups["status"] == "ok", limits_usable, "{cgroups}");
+    if !limits_usable {
+        let fix = cgroups["fix"].as_str().unwrap();
+        assert!(
+            fix.contains("delegat") || fix.contains("Delegate=yes"),
+            "{fix}"
+        );
+    }
+}
+
 as_root_and_rootless! {
     fn doctor_reports_what_the_kernel_files_say(who) {
         let p = Project::new(who, "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/true\"]\n");
@@ -50,6 +111,8 @@ as_root_and_rootless! {
         let v1 = std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().any(|l| !l.starts_with("0::"));
         if v1 {
             assert_eq!(cgroups["status"] == "ok", who == Who::Root, "{cgroups}");
+        } else {
+            v2_delegation_is_the_kernels(cgroups, who);
         }
         let idmap = &check(&report, "idmapped mounts")["status"];
         assert_eq!(idmap == "ok", who == Who::Root);
