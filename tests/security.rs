@@ -270,7 +270,9 @@ connect_tcp = [8080, 8081]
         let wanted = if abi == 0 {
             "landlock is required but this kernel does not offer it".to_string()
         } else {
-            format!("this kernel's landlock (ABI {abi}) cannot enforce")
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+            let major_minor: Vec<&str> = release.split('.').take(2).collect();
+            format!("this kernel's landlock (Linux {}, ABI {abi}) cannot enforce", major_minor.join("."))
         };
         assert!(stderr(&refused).contains(&wanted), "{}", stderr(&refused));
         // `required = false`: what the kernel knows is enforced, and the plan says what is not.

@@ -176,9 +176,10 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
                     .map(|list| list.span)
                     .filter(|_| abi < LANDLOCK_NET_ABI)
                     .collect::<Vec<_>>();
+                let kernel = cx.host.kernel().map(|(major, minor)| format!("Linux {major}.{minor}, ")).unwrap_or_default();
                 let mut problem = Problem::error(
                     "sandbox::landlock::abi",
-                    format!("this kernel's landlock (ABI {abi}) cannot enforce {}", missing.join(", ")),
+                    format!("this kernel's landlock ({kernel}ABI {abi}) cannot enforce {}", missing.join(", ")),
                 );
                 problem = match tcp.split_first() {
                     Some((first, rest)) => rest.iter().fold(
@@ -188,7 +189,7 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
                     None => problem.at_span(required_span),
                 };
                 cx.report(problem.help(
-                    "run on a newer kernel, or set `required = false` to apply what the kernel supports",
+                    "run on the Linux release named for each, or later, or set `required = false` to apply what the kernel supports",
                 ));
             }
         }
@@ -399,6 +400,23 @@ mod tests {
         sys_resource: bool,
         extra: &str,
     ) -> (Option<Plan>, Vec<Problem>, String) {
+        validate_on(
+            euid,
+            FixedFacts {
+                hard_limits: vec![(Rlimit::Nofile, 20_000), (Rlimit::Data, 1 << 30)],
+                sys_resource,
+                ..FixedFacts::default()
+            },
+            extra,
+        )
+    }
+
+    /// Validate `extra` (after a host root) for a caller of `euid` on a host with `facts`.
+    fn validate_on(
+        euid: u32,
+        facts: FixedFacts,
+        extra: &str,
+    ) -> (Option<Plan>, Vec<Problem>, String) {
         let caller = Caller {
             uid: euid,
             gid: euid,
@@ -407,14 +425,7 @@ mod tests {
             home: None,
             env: Default::default(),
         };
-        let host = HostFacts::fixed(
-            caller.clone(),
-            FixedFacts {
-                hard_limits: vec![(Rlimit::Nofile, 20_000), (Rlimit::Data, 1 << 30)],
-                sys_resource,
-                ..FixedFacts::default()
-            },
-        );
+        let host = HostFacts::fixed(caller.clone(), facts);
         let text = format!("[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/sh\"]\n{extra}");
         let loaded = load_str(
             std::path::Path::new("/project/sandbox.toml"),
@@ -423,6 +434,37 @@ mod tests {
         );
         let validated = validate(&loaded, &host, &Invocation::default());
         (validated.plan, validated.problems, text)
+    }
+
+    #[test]
+    fn landlock_rules_an_older_kernel_cannot_enforce_are_refused_with_its_version() {
+        let (plan, problems, text) = validate_on(
+            1000,
+            FixedFacts {
+                landlock_abi: 2,
+                kernel: Some((6, 1)),
+                ..FixedFacts::default()
+            },
+            "[security.landlock]\nread = [\"/usr\"]\nconnect_tcp = [443]\nrequired = true\n",
+        );
+        assert!(plan.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problem = &problems[0];
+        assert_eq!(problem.code, "sandbox::landlock::abi");
+        assert!(
+            problem
+                .message
+                .starts_with("this kernel's landlock (Linux 6.1, ABI 2) cannot enforce")
+                && problem
+                    .message
+                    .contains("TCP bind/connect rules (ABI 4, Linux 6.7)"),
+            "{}",
+            problem.message
+        );
+        let span = problem.span.expect("at the TCP rules");
+        assert_eq!(&text[span.start..span.end], "[443]");
+        let help = problem.help.as_deref().unwrap();
+        assert!(help.contains("`required = false`"), "{help}");
     }
 
     #[test]
