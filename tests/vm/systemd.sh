@@ -1,31 +1,27 @@
 #!/usr/bin/env bash
-# Inside a VM booted with systemd as init (tests/vm/run.sh systemd): rootless limits the way
+# Inside a Debian 12 VM with systemd as init (tests/vm/run.sh systemd): rootless limits the way
 # users run them. A login shell (su -l, through pam_systemd) sits in its session's scope, which
 # systemd does not delegate: `sandbox up` with limits is refused with the exact systemd-run
 # command, and that command, run as given, puts the sandbox in a transient scope of the user's
 # own user@UID.service whose cgroup is delegated, where the kernel enforces the limits.
-# Run by systemd (systemd.run= on the kernel command line); what run.sh built is in
-# target/vm. The output goes to the console, which run.sh shows.
+# Usage: systemd.sh DIR, DIR holding the launcher run.sh built (the image's own unit runs this
+# with its output on the serial console, then powers the VM off).
 set -uo pipefail
-exec >/dev/console 2>&1
-lane=$(cd "$(dirname "$0")/../../target/vm" && pwd)
+payload=$1
 passed=0
 failed=0
 check() { # check WHAT CONDITION-EXIT-STATUS
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
 }
 
-echo "vm: $(uname -r), $(systemctl --version | head -n1), system state: $(systemctl is-system-running)"
-# The root is read-only here: /tmp and /usr/local/bin on tmpfs, then the launcher installed
-# there as a user would, stripped of its debug information.
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs tmpfs /usr/local/bin
-install -m 0755 "$lane/sandbox" /usr/local/bin/sandbox
+echo "vm: $(uname -r), $(systemctl --version | head -n1), up for $(cut -d' ' -f1 /proc/uptime) s, system state: $(systemctl is-system-running)"
+echo "vm: cgroup $(stat -f -c %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+# The launcher installed as a user would.
+install -m 0755 "$payload/sandbox" /usr/local/bin/sandbox
 
 user=sandbox-test
-id "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
 uid=$(id -u "$user")
-project=$(mktemp -d /tmp/vm-systemd-XXXXXX)
+project=$(mktemp -d /tmp/vm-systemd-XXXXXX) # /tmp: the image's ext4 root
 cat >"$project/sandbox.toml" <<'EOF'
 [rootfs]
 host = true
@@ -39,6 +35,8 @@ memory = "64M"
 memory_swap = "0"
 pids = 32
 EOF
+# The same without a cgroup namespace: the sandbox's own /proc/self/cgroup names its group.
+sed 's/^\[cgroup\]/[namespaces]\ncgroup = false\n\n&/' "$project/sandbox.toml" >"$project/placement.toml"
 chown -R "$user:" "$project"
 chmod 0755 "$project"
 
@@ -75,6 +73,10 @@ ran=$(as_login "${command% -- true} -- /bin/sh -c 'cat /proc/self/cgroup /sys/fs
 echo "$ran"
 [[ $ran == *"0::/"*"67108864"*"32"*"status 0"* ]]
 check "the systemd-run command runs the sandbox with its limits" $?
+placed=$(as_login "${command% --trust sandbox.toml -- true} --trust placement.toml -- cat /proc/self/cgroup")
+echo "$placed"
+[[ $placed == *"0::/user.slice/user-$uid.slice/user@$uid.service/"* ]]
+check "the sandbox's group is in user@$uid.service" $?
 oom=$(as_login "${command% -- true} -- dd if=/dev/zero of=/dev/null bs=100M count=1; echo \"status \$?\"")
 echo "$oom"
 [[ $oom == *"killed: out of memory (limit 64M)"*"status 137"* ]]
