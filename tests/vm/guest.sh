@@ -65,13 +65,15 @@ run() {
 }
 
 # The tests that depend on the kernel and the cgroup hierarchy (libtest filters: a test runs
-# when its name contains one; none: every test of the binary). Left to `cargo test` on the
-# host: what only the launcher decides (exit statuses, logs, records, leases, the cleanup after
-# a failed step, plan and verbose output) and
-# the stress tests (40 launches racing renames, twenty or ten sandboxes at once), which take
-# minutes each under software emulation.
+# when its name contains one; none: every test of the binary): among them the egress rules
+# (nftables over netlink, conntrack for replies, the refused counts read back) and doctor's
+# report of the kernel and of v2 delegation. Left to `cargo test` on the host: what only the
+# launcher decides (exit statuses, logs, records, leases, the cleanup after a failed step,
+# plan and verbose output) and the stress tests (40 launches racing renames, twenty or ten
+# sandboxes at once), which take minutes each under software emulation.
 declare -A root_tests=(
   [cgroup]=""
+  [doctor]="doctor_reports_what_the_kernel_files_say"
   [security]="the_kernels_sensitive_proc_entries with_default_security_every_escape_fails
     without_the_filter_those_calls_go_through the_process_has_no_capability
     a_setuid_binary_gains_nothing net_bind_service_lets_uid_1000_bind_port_80
@@ -87,18 +89,20 @@ declare -A root_tests=(
     sigkill_of_the_launcher_leaves_no_process a_root_on_tmpfs_runs_where_the_kernel_id_maps"
   [lifecycle]="exec_joins_everything_and_is_as_confined a_running_name_is_refused_and_a_killed"
   [network]="none_has_only_lo bridge_sandboxes_talk isolated_sandboxes_cannot_reach_each_other
-    a_published_loopback_port pasta_reaches_the_hosts_loopback"
+    a_published_loopback_port pasta_reaches_the_hosts_loopback egress"
 )
-# Rootless from the delegated subtree: the cgroup tests' rootless ones, and one of each kind
-# of the others (mounts, the jail, pasta), whose rootless halves the root pass already ran
-# from a group that is not delegated.
+# Rootless from the delegated subtree: the cgroup tests' rootless ones, doctor's report there,
+# and one of each kind of the others (mounts, the jail, pasta, egress), whose rootless halves
+# the root pass already ran from a group that is not delegated.
 declare -A rootless_tests=(
   [cgroup]="rootless"
+  [doctor]="doctor_reports_what_the_kernel_files_say::rootless"
   [security]="with_default_security_every_escape_fails_with_its_errno::rootless
     landlock_allows_exactly_its_paths_and_ports::rootless"
   [exec]="every_mount_type_is_made::rootless an_overlay_root_is_thrown_away_or_kept::rootless"
   [lifecycle]=""
-  [network]="pasta_reaches_the_hosts_loopback_and_publishes_ports::rootless"
+  [network]="pasta_reaches_the_hosts_loopback_and_publishes_ports::rootless
+    pasta_egress_reaches_only_what_it_lists::rootless"
 )
 
 # Root, from the root group: the tests' rootless halves run as sandbox-test through setpriv,
