@@ -109,14 +109,20 @@ mkdir -p "$lane"
 tests=(cgroup exec security lifecycle network doctor)
 test_args=()
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
+# Their paths from cargo's own messages, wherever CARGO_TARGET_DIR puts them.
 cargo test --no-run --message-format=json "${test_args[@]}" 2>/dev/null \
   | python3 -c '
 import json, sys
+tests = open(sys.argv[1], "w")
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["target"]["name"], m["executable"])
-' >"$lane/binaries"
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    if m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"], file=tests)
+    elif m["target"]["kind"] == ["bin"] and m["target"]["name"] == "sandbox":
+        print(m["executable"])
+' "$lane/binaries" >"$lane/launcher"
 [ "$(wc -l <"$lane/binaries")" -eq "${#tests[@]}" ] || { echo "vm: building the test binaries failed" >&2; cargo test --no-run "${test_args[@]}"; exit 1; }
 
 if [ "$mode" = lane ]; then
@@ -137,7 +143,7 @@ else
 fi
 # The launcher without its debug information (118 MB otherwise, which each test binary would
 # copy over 9p under emulation).
-objcopy --strip-debug target/debug/sandbox "$lane/sandbox"
+objcopy --strip-debug "$(cat "$lane/launcher")" "$lane/sandbox"
 
 booted=$(date +%s)
 status=0
