@@ -956,14 +956,7 @@ mod tests {
         manifest: &str,
         filesystems: Vec<(std::path::PathBuf, i64)>,
     ) -> Vec<(String, String)> {
-        let caller = Caller {
-            uid: 0,
-            gid: 0,
-            euid: 0,
-            user: Some("root".into()),
-            home: None,
-            env: Default::default(),
-        };
+        let caller = Caller::ann(0);
         let host = HostFacts::fixed(
             caller.clone(),
             FixedFacts {
