@@ -64,21 +64,22 @@ run() {
   rm -f "$out"
 }
 
-# The tests that depend on the kernel and the cgroup hierarchy (libtest filters: a test runs
-# when its name contains one; none: every test of the binary): among them the egress rules
-# (nftables over netlink, conntrack for replies, the refused counts read back) and doctor's
-# report of the kernel and of v2 delegation. Left to `cargo test` on the host: what only the
-# launcher decides (exit statuses, logs, records, leases, the cleanup after a failed step,
-# plan and verbose output) and the stress tests (40 launches racing renames, twenty or ten
-# sandboxes at once), which take minutes each under software emulation.
-declare -A root_tests=(
+# The tests that depend on the kernel and the cgroup hierarchy, by the words their names hold
+# (none: every test of the binary): among them the egress rules (nftables over netlink,
+# conntrack for replies, the refused counts read back) and doctor's report of the kernel and
+# of v2 delegation. Left to `cargo test` on the host: what only the launcher decides (exit
+# statuses, logs, records, leases, the cleanup after a failed step, plan and verbose output)
+# and the stress tests (40 launches racing renames, twenty or ten sandboxes at once), which
+# take minutes each under software emulation.
+declare -A tests=(
   [cgroup]=""
   [doctor]="doctor_reports_what_the_kernel_files_say"
   [security]="the_kernels_sensitive_proc_entries with_default_security_every_escape_fails
     without_the_filter_those_calls_go_through the_process_has_no_capability
     a_setuid_binary_gains_nothing net_bind_service_lets_uid_1000_bind_port_80
     landlock_allows_exactly_its_paths_and_ports without_no_new_privs_the_filter_and_landlock
-    rlimits_are_the_manifests custom_profiles_deny_what_they_list a_kill_profile_kills"
+    rlimits_are_the_manifests custom_profiles_deny_what_they_list a_kill_profile_kills
+    the_command_cannot_reach_init as_root_what_is_not_the_callers_own_stays_unreadable"
   [exec]="id_maps_are_the_planned_ones explicit_maps_and_identity the_command_is_the_child_of_init
     the_mount_table_holds_only_planned_mounts the_root_is_read_only_and_writable_when_asked
     a_read_only_bind_refuses_writes_with_erofs a_tmpfs_size_limit_holds
@@ -86,36 +87,43 @@ declare -A root_tests=(
     a_hostile_symlink_cannot_send_a_mount_onto_the_host capabilities_are_dropped
     every_mount_type_is_made an_overlay_root_is_thrown_away_or_kept a_terminal_is_a_new_pty
     the_hosts_root_only_files_stay_unreadable a_deterministic_jail_prints_the_same_twice
-    sigkill_of_the_launcher_leaves_no_process a_root_on_tmpfs_runs_where_the_kernel_id_maps"
-  [lifecycle]="exec_joins_everything_and_is_as_confined a_running_name_is_refused_and_a_killed"
+    sigkill_of_the_launcher_leaves_no_process a_root_on_tmpfs_runs_where_the_kernel_id_maps
+    a_writable_project_bind_is_the_callers_as_the_command"
+  [lifecycle]="exec_joins_everything_and_is_as_confined a_running_name_is_refused_and_a_killed
+    a_locked_down_sandbox"
   [network]="none_has_only_lo bridge_sandboxes_talk isolated_sandboxes_cannot_reach_each_other
     a_published_loopback_port pasta_reaches_the_hosts_loopback egress"
 )
-# Rootless from the delegated subtree: the cgroup tests' rootless ones, doctor's report there,
-# and one of each kind of the others (mounts, the jail, pasta, egress), whose rootless halves
-# the root pass already ran from a group that is not delegated.
-declare -A rootless_tests=(
-  [cgroup]="rootless"
-  [doctor]="doctor_reports_what_the_kernel_files_say::rootless"
-  [security]="with_default_security_every_escape_fails_with_its_errno::rootless
-    landlock_allows_exactly_its_paths_and_ports::rootless"
-  [exec]="every_mount_type_is_made::rootless an_overlay_root_is_thrown_away_or_kept::rootless"
-  [lifecycle]=""
-  [network]="pasta_reaches_the_hosts_loopback_and_publishes_ports::rootless
-    pasta_egress_reaches_only_what_it_lists::rootless"
-)
 
-# Root, from the root group: the tests' rootless halves run as sandbox-test through setpriv,
-# from a group that user may not write (no delegation).
+# picked BIN PASS NAME: the exact names of the tests of BIN (NAME in the lane) that hold one of
+# its words: for the rootless pass the rootless halves (`::rootless`) and the cgroup tests of
+# rootless limits (`rootless_*`), for the root pass the others. A rootless half runs once,
+# from the delegated subtree; the cgroup tests of rootless limits run from both, as root runs
+# them (the user from root's group, where they are refused with the fix) and as the user.
+picked() {
+  local bin=$1 pass=$2 name word
+  "$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p' | while read -r name; do
+    if [ "$pass" = rootless ]; then [[ $name == *::rootless || $name == rootless_* ]] || continue
+    else [[ $name != *::rootless ]] || continue; fi
+    [ -n "${tests[$3]}" ] || { echo "$name"; continue; }
+    for word in ${tests[$3]}; do
+      [[ $name == *"$word"* ]] && { echo "$name"; break; }
+    done
+  done
+}
+
+# Root, from the root group.
 while read -r name bin; do
-  # shellcheck disable=SC2086 # one filter a word
-  run "$name" root "$bin" ${root_tests[$name]} --test-threads="$threads"
+  mapfile -t names < <(picked "$bin" root "$name")
+  [ "${#names[@]}" -gt 0 ] || continue
+  run "$name" root "$bin" --exact "${names[@]}" --test-threads="$threads"
 done <<<"$binaries"
 
 # Rootless, from a subtree delegated as systemd delegates user@UID.service (Delegate=pids
 # memory cpu): the controllers enabled at each level above it, the service's directory and its
 # cgroup.procs, cgroup.threads and cgroup.subtree_control owned by the user, and the user's
-# processes in a scope below it that the user's own manager would have made.
+# processes in a scope below it that the user's own manager would have made. The test
+# binaries run as the user, who runs `sandbox` itself.
 user=sandbox-test
 id "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
 uid=$(id -u "$user")
@@ -130,12 +138,12 @@ chown "$uid:$gid" "$service" "$service/cgroup.procs" "$service/cgroup.threads" "
 chown -R "$uid:$gid" "$service/app.slice"
 echo "vm: rootless from ${service#"$cg"}/app.slice/vm-tests.scope, delegated: $(cat "$service/cgroup.controllers")"
 while read -r name bin; do
-  [ -n "${rootless_tests[$name]}" ] || continue
+  mapfile -t names < <(picked "$bin" rootless "$name")
+  [ "${#names[@]}" -gt 0 ] || continue
   # Root moves the shell (migrating from the root group takes root), which then becomes the user.
-  # shellcheck disable=SC2086 # one filter a word
   run "$name" rootless sh -c 'scope=$0 uid=$1 gid=$2; shift 2; echo $$ >"$scope/cgroup.procs" &&
       exec setpriv --reuid "$uid" --regid "$gid" --clear-groups -- env HOME=/tmp "$@"' \
-    "$service/app.slice/vm-tests.scope" "$uid" "$gid" "$bin" ${rootless_tests[$name]} --test-threads="$threads"
+    "$service/app.slice/vm-tests.scope" "$uid" "$gid" "$bin" --exact "${names[@]}" --test-threads="$threads"
 done <<<"$binaries"
 
 echo "vm: the tests took $(( $(date +%s) - boot_done )) s"
