@@ -6,7 +6,7 @@ mod live;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use live::{Project, Who, stderr, stdout};
@@ -620,15 +620,45 @@ as_root_and_rootless! {
     }
 }
 
-/// tmpfs can be id-mapped from Linux 6.3 on: root's sandbox on a root directory in /dev/shm
-/// (tmpfs on every host) runs there, and is refused by validation before, with the fix.
+/// A tmpfs of the test's own on a temporary folder, unmounted when dropped: root's, on tmpfs,
+/// and outside /dev (whose folders root's sandboxes never id-map by default).
+struct OwnTmpfs(tempfile::TempDir);
+
+impl OwnTmpfs {
+    fn mount() -> OwnTmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0700,size=16m", "sandbox-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs on {}",
+            dir.path().display()
+        );
+        OwnTmpfs(dir)
+    }
+}
+
+impl Drop for OwnTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// tmpfs can be id-mapped from Linux 6.3 on: root's sandbox on a root directory of its own on
+/// tmpfs runs there, and is refused by validation before, with the fix.
 #[test]
 fn a_root_on_tmpfs_runs_where_the_kernel_id_maps_tmpfs_and_is_refused_where_not() {
     if !live::available(Who::Root) {
         return;
     }
-    let shm = tempfile::tempdir_in("/dev/shm").expect("a folder in /dev/shm");
-    let root = shm.path();
+    let tmpfs = OwnTmpfs::mount();
+    let root = tmpfs.0.path();
     for dir in ["usr", "proc", "dev", "tmp"] {
         std::fs::create_dir(root.join(dir)).unwrap();
     }
