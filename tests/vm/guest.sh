@@ -8,13 +8,17 @@ threads=$2
 boot_done=$(date +%s)
 echo "vm: $(uname -r) up for $(cut -d' ' -f1 /proc/uptime) s, cgroup $(stat -f -c %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 
-# /tmp on ext4, as on a Debian 12 install (the tests make their roots there; tmpfs could not
-# be id-mapped before Linux 6.3, which `check` refuses on its own: a test covers that).
+# The tests' temporary folders on ext4, as /tmp is on a Debian 12 install (the tests make
+# their roots there; tmpfs could not be id-mapped before Linux 6.3, which `check` refuses on
+# its own: a test covers that). Through TMPDIR, not over /tmp: the checkout and the test
+# binaries may be in the host's /tmp, which virtme-ng shows there (copy-on-write).
 truncate -s 6G /run/vm-tmp.img
 mkfs.ext4 -q -F /run/vm-tmp.img
 modprobe loop
-mount -o loop /run/vm-tmp.img /tmp
-chmod 1777 /tmp
+mkdir -p /run/vm-tmp
+mount -o loop /run/vm-tmp.img /run/vm-tmp
+chmod 1777 /run/vm-tmp
+export TMPDIR=/run/vm-tmp
 
 # virtme-ng binds generated files over /etc/{fstab,shadow,sudoers,hosts}: the host's own are
 # what a sandbox of this machine should see (its /etc/shadow is root's only).
@@ -142,7 +146,7 @@ while read -r name bin; do
   [ "${#names[@]}" -gt 0 ] || continue
   # Root moves the shell (migrating from the root group takes root), which then becomes the user.
   run "$name" rootless sh -c 'scope=$0 uid=$1 gid=$2; shift 2; echo $$ >"$scope/cgroup.procs" &&
-      exec setpriv --reuid "$uid" --regid "$gid" --clear-groups -- env HOME=/tmp "$@"' \
+      exec setpriv --reuid "$uid" --regid "$gid" --clear-groups -- env HOME="$TMPDIR" "$@"' \
     "$service/app.slice/vm-tests.scope" "$uid" "$gid" "$bin" --exact "${names[@]}" --test-threads="$threads"
 done <<<"$binaries"
 
