@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod egress;
 pub mod escape;
 pub mod exec;
+pub mod exit;
 pub mod export;
 pub mod folder;
 pub mod host;

@@ -56,17 +56,7 @@ use crate::host::HostFacts;
 use crate::manifest::{self, Loaded};
 use crate::validate::{self, Invocation, Validated};
 
-/// Exit statuses of the launcher itself (the command's own status passes through `up`).
-pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    /// `check`: a manifest is invalid.
-    pub const INVALID: u8 = 1;
-    /// `up`: the launcher failed (invalid manifest included).
-    pub const LAUNCHER_FAILED: u8 = 125;
-    pub const NOT_EXECUTABLE: u8 = 126;
-    pub const NOT_FOUND: u8 = 127;
-    pub const TIMEOUT: u8 = 124;
-}
+pub use crate::exit;
 
 #[derive(Debug, Parser)]
 #[command(

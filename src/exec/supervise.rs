@@ -18,7 +18,7 @@ use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
 use super::{sys, write_all};
 use crate::cgroup::{CgroupError, Usage};
-use crate::cli::exit;
+use crate::exit;
 
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
 pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);

@@ -14,10 +14,10 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, umask};
 
 use super::{pid, security};
-use crate::cli::exit;
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::root_file;
 use crate::exec::sys;
+use crate::exit;
 use crate::plan::{Plan, StepId};
 
 /// The slave side of the sandbox's pty, by path inside the sandbox's devpts.
