@@ -105,6 +105,7 @@ impl Caller {
             project_dir: String::new(),
             home: self.home.clone(),
             user: self.user.clone(),
+            user_name_of: Some(user_name_of),
             uid: self.uid,
             gid: self.gid,
             env: self.env.clone(),

@@ -108,14 +108,7 @@ pub fn cgroup_host(version: Option<CgroupVersion>, root: bool) -> CgroupHost {
 }
 
 pub fn vars_for(caller: &Caller) -> Vars {
-    Vars {
-        project_dir: String::new(),
-        home: caller.home.clone(),
-        user: caller.user.clone(),
-        uid: caller.uid,
-        gid: caller.gid,
-        env: caller.env.clone(),
-    }
+    caller.vars()
 }
 
 /// Run a manifest text through everything `sandbox check` and `sandbox plan` do with it short of

@@ -14,7 +14,12 @@ use super::source::Span;
 pub struct Vars {
     pub project_dir: String,
     pub home: Option<String>,
+    /// The caller's user name, when known without a lookup ($USER).
     pub user: Option<String>,
+    /// Looks a user's name up by uid (the host's password database) for a `${USER}` when
+    /// `user` is not set; the caller passes it in, so a manifest without `${USER}` is loaded
+    /// without a lookup, and loading never asks the host itself.
+    pub user_name_of: Option<fn(u32) -> Option<String>>,
     pub uid: u32,
     pub gid: u32,
     pub env: BTreeMap<String, String>,
@@ -77,7 +82,7 @@ impl Vars {
             "USER" => self
                 .user
                 .clone()
-                .or_else(|| crate::host::user_name_of(self.uid)),
+                .or_else(|| self.user_name_of.and_then(|lookup| lookup(self.uid))),
             "UID" => Some(self.uid.to_string()),
             "GID" => Some(self.gid.to_string()),
             _ => {
@@ -157,6 +162,7 @@ mod tests {
             project_dir: "/src/app".into(),
             home: Some("/home/ann".into()),
             user: Some("ann".into()),
+            user_name_of: None,
             uid: 1000,
             gid: 1001,
             env: [("EDITOR".to_string(), "vi".to_string())]
@@ -202,6 +208,25 @@ mod tests {
             panic!()
         };
         assert!(help.contains("${env:EDITOR}"), "{help}");
+    }
+
+    #[test]
+    fn the_user_name_is_looked_up_only_without_user_and_only_through_the_callers_lookup() {
+        let unset = Vars {
+            user: None,
+            ..vars()
+        };
+        assert!(unset.expand("${USER}").is_err());
+        let looked_up = Vars {
+            user_name_of: Some(|uid| Some(format!("user{uid}"))),
+            ..unset
+        };
+        assert_eq!(looked_up.expand("${USER}").unwrap(), "user1000");
+        let set = Vars {
+            user_name_of: Some(|_| panic!("$USER is set: no lookup")),
+            ..vars()
+        };
+        assert_eq!(set.expand("${USER}").unwrap(), "ann");
     }
 
     #[test]
