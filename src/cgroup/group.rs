@@ -11,6 +11,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{errno_of, v1, v2};
 use crate::plan::{CgroupLimits, CgroupPlan, CgroupVersion};
+use crate::sys;
 
 /// How long the end of a sandbox waits for the processes left in its group to die. A task
 /// stuck in the kernel can outlast SIGKILL; its group is then left for the next run's sweep.
@@ -661,7 +662,6 @@ pub(super) fn kill_listed(
     dirs: &[&Path],
     freezer: &[PathBuf],
 ) -> io::Result<()> {
-    use crate::exec::sys;
     let deadline = Instant::now() + KILL_TIMEOUT;
     loop {
         let listed = processes(fs, dirs)?;

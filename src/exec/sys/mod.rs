@@ -1,5 +1,5 @@
-//! The only place that makes raw system calls. Everything else goes through these wrappers or
-//! through nix, caps, landlock and seccompiler.
+//! The executor's raw system calls (with [`crate::sys`], the only ones). Everything else goes
+//! through these wrappers or through nix, caps, landlock and seccompiler.
 //!
 //! Mounts use the file-descriptor mount API (open_tree, fsopen/fsmount, move_mount,
 //! mount_setattr; Linux 5.12+): a mount is built detached, given its flags, and only then
@@ -7,26 +7,17 @@
 //! resolved by path twice, so a symlink swapped into the new root cannot redirect a mount.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 
-pub type Result<T> = std::result::Result<T, Errno>;
-
-fn check(ret: libc::c_long) -> Result<libc::c_long> {
-    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
-}
+pub use crate::sys::{Result, pidfd_open, pidfd_send_signal};
+use crate::sys::{check, owned};
 
 /// Take ownership of a descriptor passed to us with SCM_RIGHTS.
 pub fn adopt_received(fd: RawFd) -> OwnedFd {
     owned(fd as libc::c_long)
-}
-
-/// Wrap a descriptor the kernel just returned.
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: the kernel just returned this descriptor to us and nothing else refers to it.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
 /// The landlock ABI version of the running kernel; 0 when landlock is unavailable.
@@ -311,27 +302,6 @@ pub fn fork() -> Result<Option<libc::pid_t>> {
         0 => Ok(None),
         pid => Ok(Some(pid)),
     }
-}
-
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
-    // SAFETY: a valid pidfd, a signal number, no siginfo and no flags.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })
-    .map(drop)
-}
-
-/// A pidfd for an existing process (pidfd_open(2)), close-on-exec. Signals sent through it
-/// never reach another process that later gets the same pid.
-pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd> {
-    // SAFETY: a pid and no flags; the kernel returns a new descriptor.
-    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
 }
 
 /// Mark every descriptor from `first` up close-on-exec, so the command inherits only 0, 1, 2.
