@@ -257,7 +257,8 @@ fn a_manifest_that_cannot_be_read_is_reported() {
 
 use common::Who;
 use sandbox::plan::{
-    CgroupHierarchy, CgroupLimits, CgroupVersion, MapWriter, MountOp, NetPlan, Plan, RootSource,
+    CgroupHierarchy, CgroupLimit, CgroupLimits, CgroupVersion, MapWriter, MountOp, NetPlan, Plan,
+    RootSource,
 };
 
 fn plan_of(name: &str, who: Who) -> Plan {
@@ -310,8 +311,11 @@ fn extends_merges_tables_replaces_same_target_mounts_and_the_root_source() {
     assert!(plan.process.env.contains(&("EDITOR".into(), "vi".into())));
     let project = fixture_dir("good").display().to_string();
     assert!(plan.process.env.contains(&("PROJECT".into(), project)));
-    let limits = plan.cgroup.as_ref().unwrap().limits;
-    assert_eq!((limits.memory, limits.pids), (Some(1 << 30), Some(512)));
+    let limits = &plan.cgroup.as_ref().unwrap().limits;
+    assert_eq!(
+        limits,
+        &CgroupLimits::from([(CgroupLimit::Memory, 1 << 30), (CgroupLimit::Pids, 512)])
+    );
     // The [[mount]] on /shared is replaced (not a duplicate), and its relative source is
     // relative to the file that wrote it; the base's /cache stays.
     let shared = mount_at(&plan, "/shared");
@@ -586,12 +590,7 @@ fn limits_that_fall_back_are_left_out_of_the_plan() {
     let cgroup = partial.plan.unwrap().cgroup.unwrap();
     assert_eq!(
         cgroup.limits,
-        CgroupLimits {
-            memory: Some(64 << 20),
-            pids: Some(9),
-            cpu_period_us: 100_000,
-            ..CgroupLimits::default()
-        }
+        CgroupLimits::from([(CgroupLimit::Memory, 64 << 20), (CgroupLimit::Pids, 9)])
     );
     assert_eq!(cgroup.hierarchies[0].controllers, ["memory", "pids"]);
     let warned: Vec<&str> = details(&partial.problems)
@@ -631,8 +630,8 @@ fn limits_that_fall_back_are_left_out_of_the_plan() {
         .unwrap()
         .cgroup
         .unwrap();
-    assert_eq!(cgroup.limits.io_weight, None);
-    assert_eq!(cgroup.limits.cpu_quota_us, Some(50_000));
+    assert_eq!(cgroup.limits.get(CgroupLimit::IoWeight), None);
+    assert_eq!(cgroup.limits.get(CgroupLimit::Cpus), Some(50_000));
     assert!(!cgroup.hierarchies.iter().any(|h| h.base.ends_with("blkio")));
     let weighed = Facts {
         io_weight: true,
@@ -643,7 +642,7 @@ fn limits_that_fall_back_are_left_out_of_the_plan() {
         .unwrap()
         .cgroup
         .unwrap();
-    assert_eq!(cgroup.limits.io_weight, Some(50));
+    assert_eq!(cgroup.limits.get(CgroupLimit::IoWeight), Some(50));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{errno_of, v1, v2};
-use crate::plan::{CgroupLimits, CgroupPlan, CgroupVersion};
+use crate::plan::{CgroupLimit, CgroupLimits, CgroupPlan, CgroupVersion};
 use crate::sys;
 
 /// How long the end of a sandbox waits for the processes left in its group to die. A task
@@ -192,35 +192,10 @@ pub struct Joined {
     pub controllers: Vec<String>,
 }
 
-/// A write that sets a limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitWrite {
-    /// The hierarchy's controller (v1), for finding the directory.
-    pub controller: &'static str,
-    pub file: &'static str,
-    pub value: String,
-    /// The manifest key asking for it.
-    pub key: &'static str,
-}
-
-/// A limit the host's kernel cannot apply although the controller is there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported {
-    pub key: &'static str,
-    pub why: &'static str,
-}
-
 /// What differs between cgroup v1 and v2.
 pub(crate) trait Backend: Sync {
     /// Let `dir` hand `controllers` down to the groups made below it.
     fn pass_down(&self, fs: &dyn Cgroupfs, dir: &Path, controllers: &[String]) -> io::Result<()>;
-    /// The writes that set `limits`, in the order the kernel accepts them; `has(controller,
-    /// file)` says whether the group has an interface file.
-    fn limit_writes(
-        &self,
-        limits: &CgroupLimits,
-        has: &dyn Fn(&str, &str) -> bool,
-    ) -> Result<Vec<LimitWrite>, Unsupported>;
     /// Whether the sandbox is cloned straight into the group (clone3's CLONE_INTO_CGROUP, v2
     /// only) rather than moved in afterwards: a move takes the kernel's threadgroup lock for
     /// writing, an RCU grace period (some 15 ms) on every launch.
@@ -305,9 +280,11 @@ fn failed(
         key,
     }
 }
+
 /// A sandbox's own group, removed (with anything still running in it) when dropped.
 pub struct Group<'fs> {
     fs: &'fs dyn Cgroupfs,
+    version: CgroupVersion,
     backend: &'static dyn Backend,
     joined: Vec<Joined>,
     /// The levels of `parent`, deepest first: removed at the end when empty and made by a
@@ -333,10 +310,11 @@ impl<'fs> Group<'fs> {
     ) -> Result<Group<'fs>, CgroupError> {
         let mut group = Group {
             fs,
+            version: plan.version,
             backend: backend(plan.version),
             joined: Vec::with_capacity(plan.hierarchies.len()),
             parents: Vec::new(),
-            limits: plan.limits,
+            limits: plan.limits.clone(),
             stats: plan.stats,
             clone_into: None,
             tasks: Vec::new(),
@@ -376,12 +354,12 @@ impl<'fs> Group<'fs> {
         Ok(group)
     }
 
-    /// The directory to clone the sandbox into, when the backend does that.
     /// The group's directory in each hierarchy.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.joined.iter().map(|j| j.dir.clone()).collect()
     }
 
+    /// The directory to clone the sandbox into, when the backend does that.
     pub fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.clone_into.as_ref().map(AsFd::as_fd)
     }
@@ -479,14 +457,14 @@ impl<'fs> Group<'fs> {
             dir_for(controller).is_ok_and(|dir| self.fs.exists(&dir.join(file)))
         };
         let writes = self
-            .backend
-            .limit_writes(&self.limits, &has)
+            .limits
+            .writes(self.version, &has)
             .map_err(|unsupported| CgroupError {
                 op: CgroupOp::Find,
                 action: unsupported.why.to_string(),
                 path: PathBuf::new(),
                 errno: Errno::EOPNOTSUPP,
-                key: unsupported.key,
+                key: unsupported.limit.setting(),
             })?;
         for write in writes {
             let file = dir_for(write.controller)?.join(write.file);
@@ -494,7 +472,7 @@ impl<'fs> Group<'fs> {
                 CgroupOp::Write,
                 format!("writing {} to", write.value),
                 &file,
-                write.key,
+                write.limit.setting(),
             ))?;
         }
         Ok(())
@@ -525,7 +503,7 @@ impl<'fs> Group<'fs> {
     /// could not be removed (the next run's sweep removes it).
     pub fn finish(mut self) -> (Usage, Result<(), CgroupError>) {
         let mut usage = Usage::default();
-        if self.limits.memory.is_some() {
+        if self.limits.get(CgroupLimit::Memory).is_some() {
             usage.oom_kills = self.backend.oom_kills(self.fs, &self.joined);
         }
         if self.stats {

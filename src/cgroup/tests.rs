@@ -1,5 +1,5 @@
 //! The group's lifecycle against a fake cgroup v2 tree in a temporary directory, and the
-//! pure conversions.
+//! parsers of what the kernel lists.
 
 use std::cell::RefCell;
 use std::io;
@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::cgroup::{blkio_weight, cpu_shares};
-use crate::plan::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
+use crate::plan::{CgroupHierarchy, CgroupLimit, CgroupLimits, CgroupPlan, CgroupVersion};
 
 /// A cgroup v2 tree that acts like the kernel where the backend depends on it: mkdir creates
 /// the interface files of the controllers the parent hands down, writes only go to files that
@@ -209,15 +208,14 @@ fn log(entries: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn v2_group_every_write_in_order_then_gone() {
     let fake = FakeV2::new("cpu io memory pids\n");
-    let limits = CgroupLimits {
-        memory: Some(64 << 20),
-        memory_swap: Some(0),
-        cpu_quota_us: Some(25_000),
-        cpu_period_us: 100_000,
-        cpu_weight: Some(200),
-        pids: Some(32),
-        io_weight: Some(500),
-    };
+    let limits = CgroupLimits::from([
+        (CgroupLimit::Memory, 64 << 20),
+        (CgroupLimit::MemorySwap, 0),
+        (CgroupLimit::Cpus, 25_000),
+        (CgroupLimit::CpuWeight, 200),
+        (CgroupLimit::Pids, 32),
+        (CgroupLimit::IoWeight, 500),
+    ]);
     let plan = plan(&fake, "ci/jobs", limits, &["memory", "cpu", "pids", "io"]);
     let group = Group::create(&fake, &plan, "box", OWNER).unwrap();
     let all = "+memory +cpu +pids +io";
@@ -267,10 +265,7 @@ fn v2_group_every_write_in_order_then_gone() {
 #[test]
 fn the_run_that_empties_a_parent_another_run_made_removes_it() {
     let fake = FakeV2::new("pids\n");
-    let limits = CgroupLimits {
-        pids: Some(8),
-        ..CgroupLimits::default()
-    };
+    let limits = CgroupLimits::from([(CgroupLimit::Pids, 8)]);
     let plan = plan(&fake, "ci/jobs", limits, &["pids"]);
     let first = Group::create(&fake, &plan, "a", OWNER).unwrap();
     let second = Group::create(&fake, &plan, "b", Owner { pid: 9, start: 1 }).unwrap();
@@ -304,10 +299,7 @@ fn stale_groups_are_swept_and_others_kept() {
         fake.mkdir(&fake.path().join(dir)).unwrap();
     }
     fake.take_log();
-    let limits = CgroupLimits {
-        pids: Some(8),
-        ..CgroupLimits::default()
-    };
+    let limits = CgroupLimits::from([(CgroupLimit::Pids, 8)]);
     let group = Group::create(
         &fake,
         &plan(&fake, "sandbox", limits, &["pids"]),
@@ -335,11 +327,7 @@ fn stale_groups_are_swept_and_others_kept() {
 #[test]
 fn a_limit_the_kernel_lacks_fails_and_leaves_nothing() {
     let fake = FakeV2::new("memory\n");
-    let limits = CgroupLimits {
-        memory: Some(1 << 30),
-        io_weight: Some(100),
-        ..CgroupLimits::default()
-    };
+    let limits = CgroupLimits::from([(CgroupLimit::Memory, 1 << 30), (CgroupLimit::IoWeight, 100)]);
     let error = Group::create(&fake, &plan(&fake, "a/b", limits, &["memory"]), "x", OWNER)
         .err()
         .unwrap();
@@ -353,10 +341,7 @@ fn a_limit_the_kernel_lacks_fails_and_leaves_nothing() {
 fn a_controller_not_handed_down_names_the_file() {
     // The plan asks for pids, but the tree never got it: the write finds no pids.max.
     let fake = FakeV2::new("memory\n");
-    let limits = CgroupLimits {
-        pids: Some(4),
-        ..CgroupLimits::default()
-    };
+    let limits = CgroupLimits::from([(CgroupLimit::Pids, 4)]);
     let error = Group::create(&fake, &plan(&fake, "p", limits, &["memory"]), "x", OWNER)
         .err()
         .unwrap();
@@ -369,10 +354,7 @@ fn a_controller_not_handed_down_names_the_file() {
 #[test]
 fn a_group_with_children_is_emptied_from_the_bottom() {
     let fake = FakeV2::new("pids\n");
-    let limits = CgroupLimits {
-        pids: Some(4),
-        ..CgroupLimits::default()
-    };
+    let limits = CgroupLimits::from([(CgroupLimit::Pids, 4)]);
     let group = Group::create(&fake, &plan(&fake, "p", limits, &["pids"]), "x", OWNER).unwrap();
     fake.mkdir(&fake.path().join("p/x-4242-777/inner")).unwrap();
     fake.take_log();
@@ -410,35 +392,6 @@ fn start_time_counts_fields_after_the_name() {
     let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 347076 1 2";
     assert_eq!(start_time(stat), Some(347076));
     assert_eq!(start_time("garbage"), None);
-}
-
-#[test]
-fn cpu_weight_to_shares_meets_the_defaults() {
-    assert_eq!(cpu_shares(1), 2);
-    assert_eq!(cpu_shares(100), 1024);
-    assert_eq!(cpu_shares(10_000), 262_144);
-    // crun's forward conversion gives the weight back.
-    let crun = |shares: u64| {
-        let l = (shares as f64).log2();
-        10f64.powf((l * l + 125.0 * l) / 612.0 - 7.0 / 34.0).ceil() as u64
-    };
-    for weight in [1u32, 2, 50, 100, 200, 500, 1000, 5000, 9999] {
-        let back = crun(cpu_shares(weight));
-        assert!(
-            back.abs_diff(u64::from(weight)) <= 1 + u64::from(weight) / 500,
-            "{weight} -> {back}"
-        );
-    }
-    assert!((1..10_000).all(|w| cpu_shares(w) <= cpu_shares(w + 1)));
-}
-
-#[test]
-fn io_weight_to_blkio_scale() {
-    assert_eq!(blkio_weight(1), 10);
-    assert_eq!(blkio_weight(10_000), 1000);
-    // runc's example: blkio 750 is io.weight 7475.
-    assert_eq!(blkio_weight(7475), 750);
-    assert_eq!(blkio_weight(100), 20);
 }
 
 #[test]

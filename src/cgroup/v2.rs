@@ -5,12 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use super::blkio_weight;
 use super::group::{
-    Backend, Cgroupfs, Joined, KILL_TIMEOUT, LimitWrite, Unsupported, Usage, field, kill_listed,
-    read_number,
+    Backend, Cgroupfs, Joined, KILL_TIMEOUT, Usage, field, kill_listed, read_number,
 };
-use crate::plan::CgroupLimits;
 
 pub struct V2;
 
@@ -23,74 +20,6 @@ impl Backend for V2 {
         // in `dir`; so there is no need to read the file first.
         let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
         fs.write(&dir.join("cgroup.subtree_control"), &enable.join(" "))
-    }
-
-    fn limit_writes(
-        &self,
-        limits: &CgroupLimits,
-        has: &dyn Fn(&str, &str) -> bool,
-    ) -> Result<Vec<LimitWrite>, Unsupported> {
-        let mut writes = Vec::new();
-        let mut set = |controller, file, value: String, key| {
-            writes.push(LimitWrite {
-                controller,
-                file,
-                value,
-                key,
-            })
-        };
-        if let Some(memory) = limits.memory {
-            set("memory", "memory.max", memory.to_string(), "cgroup.memory");
-        }
-        if let Some(swap) = limits.memory_swap {
-            if !has("memory", "memory.swap.max") {
-                return Err(Unsupported {
-                    key: "cgroup.memory_swap",
-                    why: "this kernel does not account swap (memory.swap.max is missing): boot it with swapaccount=1, or remove memory_swap",
-                });
-            }
-            set(
-                "memory",
-                "memory.swap.max",
-                swap.to_string(),
-                "cgroup.memory_swap",
-            );
-        }
-        if let Some(quota) = limits.cpu_quota_us {
-            let value = format!("{quota} {}", limits.cpu_period_us);
-            set("cpu", "cpu.max", value, "cgroup.cpus");
-        }
-        if let Some(weight) = limits.cpu_weight {
-            set("cpu", "cpu.weight", weight.to_string(), "cgroup.cpu_weight");
-        }
-        if let Some(pids) = limits.pids {
-            set("pids", "pids.max", pids.to_string(), "cgroup.pids");
-        }
-        if let Some(weight) = limits.io_weight {
-            // io.weight is io.cost's (same scale as the manifest), io.bfq.weight BFQ's (v1's
-            // scale); the device's scheduler decides which counts, so both are set when there.
-            let cost = has("io", "io.weight");
-            let bfq = has("io", "io.bfq.weight");
-            if !cost && !bfq {
-                return Err(Unsupported {
-                    key: "cgroup.io_weight",
-                    why: "no I/O controller of this kernel offers a weight (io.weight and io.bfq.weight are missing): build with io.cost or load BFQ, or remove io_weight",
-                });
-            }
-            if cost {
-                set(
-                    "io",
-                    "io.weight",
-                    format!("default {weight}"),
-                    "cgroup.io_weight",
-                );
-            }
-            if bfq {
-                let value = format!("default {}", blkio_weight(weight));
-                set("io", "io.bfq.weight", value, "cgroup.io_weight");
-            }
-        }
-        Ok(writes)
     }
 
     fn joins_at_clone(&self) -> bool {
@@ -139,44 +68,5 @@ impl Backend for V2 {
             .ok()
             .and_then(|stat| field(&stat, "usage_usec"));
         usage.task_peak = read_number(fs, &dir.join("pids.peak"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_limit_in_v2_files() {
-        let limits = CgroupLimits {
-            memory: Some(512 << 20),
-            memory_swap: Some(0),
-            cpu_quota_us: Some(150_000),
-            cpu_period_us: 100_000,
-            cpu_weight: Some(250),
-            pids: Some(256),
-            io_weight: Some(10_000),
-        };
-        let writes: Vec<(&str, String)> = V2
-            .limit_writes(&limits, &|_, _| true)
-            .unwrap()
-            .into_iter()
-            .map(|w| (w.file, w.value))
-            .collect();
-        assert_eq!(
-            writes,
-            [
-                ("memory.max", "536870912".to_string()),
-                ("memory.swap.max", "0".into()),
-                ("cpu.max", "150000 100000".into()),
-                ("cpu.weight", "250".into()),
-                ("pids.max", "256".into()),
-                ("io.weight", "default 10000".into()),
-                ("io.bfq.weight", "default 1000".into()),
-            ]
-        );
-        let no_swap = |_: &str, file: &str| file != "memory.swap.max";
-        let err = V2.limit_writes(&limits, &no_swap).unwrap_err();
-        assert_eq!(err.key, "cgroup.memory_swap");
     }
 }

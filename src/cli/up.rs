@@ -14,7 +14,7 @@ use crate::host::HostFacts;
 use crate::hostpath::HostFiles;
 use crate::manifest::values::Size;
 use crate::manifest::{Loaded, SourceMap, Span};
-use crate::plan::{Plan, RootSource, SeccompPlan, render_text, shell_words};
+use crate::plan::{CgroupLimit, Plan, RootSource, SeccompPlan, render_text, shell_words};
 use crate::rootfs::{self, Cache, PreparedRoot, Progress, RootfsError};
 use crate::state::{self, Record, StateError};
 use crate::validate::Invocation;
@@ -406,7 +406,10 @@ fn failure_problem(failure: &StepFailure, loaded: &Loaded) -> Problem {
 /// The out-of-memory verdict, and `--stats` (`Some(json)`), for stderr.
 fn report_usage(usage: &Usage, outcome: &Outcome, plan: &Plan, stats: Option<bool>) -> String {
     let mut said = String::new();
-    let limit = plan.cgroup.as_ref().and_then(|c| c.limits.memory);
+    let limit = plan
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.limits.get(CgroupLimit::Memory));
     if let Some(limit) = limit
         && usage.oom_kills > 0
     {

@@ -10,20 +10,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability as OciCapability, LinuxBlockIo, LinuxCapabilities, LinuxCpu,
-    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace, LinuxNamespaceType,
-    LinuxPids, LinuxResources, LinuxTimeOffset, Mount, PosixRlimitBuilder, PosixRlimitType,
-    Process, Root, Spec, User,
+    Capabilities, Capability as OciCapability, LinuxCapabilities, LinuxIdMapping,
+    LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, LinuxResources, LinuxTimeOffset,
+    Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 use serde::Serialize;
 
-use crate::cgroup::{blkio_weight, cpu_shares};
 use crate::manifest::Tty;
-use crate::manifest::values::{Arch, Capability, Size};
+use crate::manifest::values::{Arch, Capability};
 use crate::plan::{
-    CgroupLimits, CgroupPlan, IdMapping, Idmap, MountOp, MountStep, NetPlan, OverlayUpper, Plan,
-    ProcessPlan, RootSource, SeccompPlan, TimePlan, UserPlan, describe_mount, hosts_file, maps,
-    shell_words,
+    CgroupPlan, IdMapping, Idmap, MountOp, MountStep, NetPlan, OverlayUpper, Plan, ProcessPlan,
+    RootSource, SeccompPlan, TimePlan, UserPlan, describe_mount, hosts_file, maps, shell_words,
 };
 
 /// How faithfully a setting is carried into the bundle.
@@ -807,89 +804,12 @@ fn resources(
         stats: _,
         view,
     } = cgroup;
-    let CgroupLimits {
-        memory,
-        memory_swap,
-        cpu_quota_us,
-        cpu_period_us,
-        cpu_weight,
-        pids,
-        io_weight,
-    } = *limits;
     let mut resources = LinuxResources::default();
-    if let Some(bytes) = memory {
-        let mut oci = LinuxMemory::default();
-        oci.set_limit(Some(bytes as i64));
-        rows.add(
-            "cgroup.memory",
-            Size(bytes).to_string(),
-            Fidelity::Exact,
-            "linux.resources.memory.limit",
-            "",
-        );
-        if let Some(swap) = memory_swap {
-            oci.set_swap(Some(bytes.saturating_add(swap) as i64));
-            rows.add(
-                "cgroup.memory_swap",
-                Size(swap).to_string(),
-                Fidelity::Exact,
-                "linux.resources.memory.swap",
-                "memory plus swap, as the runtime-spec counts it",
-            );
+    for (limit, value) in limits.iter() {
+        if let Some((field, note)) = limit.oci(value, limits, &mut resources) {
+            let value = limit.value_text(value);
+            rows.add(limit.setting(), value, Fidelity::Exact, field, note);
         }
-        resources.set_memory(Some(oci));
-    }
-    let mut cpu = LinuxCpu::default();
-    let mut any_cpu = false;
-    if let Some(quota) = cpu_quota_us {
-        cpu.set_quota(Some(quota as i64));
-        cpu.set_period(Some(cpu_period_us));
-        any_cpu = true;
-        rows.add(
-            "cgroup.cpus",
-            format!("{quota}/{cpu_period_us} us"),
-            Fidelity::Exact,
-            "linux.resources.cpu.quota, .period",
-            "",
-        );
-    }
-    if let Some(weight) = cpu_weight {
-        cpu.set_shares(Some(cpu_shares(weight)));
-        any_cpu = true;
-        rows.add(
-            "cgroup.cpu_weight",
-            weight.to_string(),
-            Fidelity::Exact,
-            "linux.resources.cpu.shares",
-            "as v1 shares; runtimes on cgroup v2 convert them back to this weight",
-        );
-    }
-    if any_cpu {
-        resources.set_cpu(Some(cpu));
-    }
-    if let Some(max) = pids {
-        let mut oci = LinuxPids::default();
-        oci.set_limit(i64::from(max));
-        resources.set_pids(Some(oci));
-        rows.add(
-            "cgroup.pids",
-            max.to_string(),
-            Fidelity::Exact,
-            "linux.resources.pids.limit",
-            "",
-        );
-    }
-    if let Some(weight) = io_weight {
-        let mut oci = LinuxBlockIo::default();
-        oci.set_weight(Some(blkio_weight(weight) as u16));
-        resources.set_block_io(Some(oci));
-        rows.add(
-            "cgroup.io_weight",
-            weight.to_string(),
-            Fidelity::Exact,
-            "linux.resources.blockIO.weight",
-            "on blkio's 10..1000 scale; runtimes on cgroup v2 convert it back",
-        );
     }
     if !limits.is_empty() {
         linux.set_resources(Some(resources));

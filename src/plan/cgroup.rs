@@ -2,46 +2,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Limits in kernel units. Each is `None` when the manifest does not ask for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct CgroupLimits {
-    /// Bytes.
-    pub memory: Option<u64>,
-    /// Bytes of swap on top of `memory`.
-    pub memory_swap: Option<u64>,
-    /// CPU quota per period, in microseconds.
-    pub cpu_quota_us: Option<u64>,
-    pub cpu_period_us: u64,
-    /// 1..=10000 (cgroup v2 cpu.weight).
-    pub cpu_weight: Option<u32>,
-    pub pids: Option<u32>,
-    /// 1..=10000 (cgroup v2 io.weight).
-    pub io_weight: Option<u32>,
-}
-
-impl CgroupLimits {
-    pub fn is_empty(&self) -> bool {
-        self.memory.is_none()
-            && self.memory_swap.is_none()
-            && self.cpu_quota_us.is_none()
-            && self.cpu_weight.is_none()
-            && self.pids.is_none()
-            && self.io_weight.is_none()
-    }
-
-    /// Leave out the limit of manifest key `key` (in [cgroup]).
-    pub fn clear(&mut self, key: &str) {
-        match key {
-            "memory" => self.memory = None,
-            "memory_swap" => self.memory_swap = None,
-            "cpus" => self.cpu_quota_us = None,
-            "cpu_weight" => self.cpu_weight = None,
-            "pids" => self.pids = None,
-            "io_weight" => self.io_weight = None,
-            _ => unreachable!("not a limit of [cgroup]: {key}"),
-        }
-    }
-}
+use super::CgroupLimits;
 
 /// Which cgroup interface the host offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,6 +17,52 @@ impl CgroupVersion {
         match self {
             CgroupVersion::V1 => "v1",
             CgroupVersion::V2 => "v2",
+        }
+    }
+}
+
+/// The resources `sandbox` uses, by what they do; [`Controller::kernel_name`] gives each
+/// version's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Controller {
+    Memory,
+    Cpu,
+    /// CPU time accounting: v1's cpuacct; every v2 group has cpu.stat.
+    Cpuacct,
+    Pids,
+    Io,
+    /// Stopping a group while killing it: v1's freezer; every v2 group has cgroup.kill.
+    Freezer,
+}
+
+impl Controller {
+    pub const ALL: [Controller; 6] = [
+        Controller::Memory,
+        Controller::Cpu,
+        Controller::Cpuacct,
+        Controller::Pids,
+        Controller::Io,
+        Controller::Freezer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Pids => "pids",
+            Controller::Io => "io",
+            Controller::Freezer => "freezer",
+        }
+    }
+
+    /// The controller's name in `version`; `None` for what v2 builds into every group.
+    pub fn kernel_name(self, version: CgroupVersion) -> Option<&'static str> {
+        match (self, version) {
+            (Controller::Io, CgroupVersion::V1) => Some("blkio"),
+            (Controller::Cpuacct | Controller::Freezer, CgroupVersion::V2) => None,
+            (other, _) => Some(other.name()),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod cgroup;
 mod egress;
+mod limit;
 mod mount;
 mod net;
 mod process;
@@ -20,8 +21,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroup::{CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion};
+pub use cgroup::{CgroupHierarchy, CgroupPlan, CgroupVersion, Controller};
 pub use egress::{EGRESS_TABLE, EgressPlan, EgressRule};
+pub use limit::{Asked, CgroupLimit, CgroupLimits, LimitWrite, Unsupported};
 pub use mount::{
     HandedOver, Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan,
     RootSource, hosts_file,

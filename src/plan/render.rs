@@ -386,26 +386,11 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                 return None;
             }
             if let Some(cgroup) = &plan.cgroup {
-                let l = &cgroup.limits;
-                let mut limits = Vec::new();
-                if let Some(m) = l.memory {
-                    limits.push(format!("memory {}", size(m)));
-                }
-                if let Some(m) = l.memory_swap {
-                    limits.push(format!("swap {}", size(m)));
-                }
-                if let Some(q) = l.cpu_quota_us {
-                    limits.push(format!("cpu {q}/{} us", l.cpu_period_us));
-                }
-                if let Some(w) = l.cpu_weight {
-                    limits.push(format!("cpu weight {w}"));
-                }
-                if let Some(p) = l.pids {
-                    limits.push(format!("pids {p}"));
-                }
-                if let Some(w) = l.io_weight {
-                    limits.push(format!("io weight {w}"));
-                }
+                let limits: Vec<String> = cgroup
+                    .limits
+                    .iter()
+                    .map(|(limit, value)| limit.text(value))
+                    .collect();
                 s.line(
                     "cgroup",
                     format!(
@@ -448,7 +433,7 @@ fn step(plan: &Plan, id: StepId) -> Option<StepView> {
                     );
                 }
                 s.set("parent", &cgroup.parent);
-                s.set("limits", l);
+                s.set("limits", &cgroup.limits);
                 s.set("version", cgroup.version);
                 s.set("hierarchies", &cgroup.hierarchies);
                 s.set("stats", cgroup.stats);

@@ -7,23 +7,17 @@
 use std::path::Path;
 
 use super::super::Cx;
-use super::get;
-use crate::cgroup::{Access, Controller};
+use crate::cgroup::{Access, CgroupHost, Controller};
 use crate::diagnostics::Problem;
 use crate::manifest::values::{Rlimit, RlimitValue};
-use crate::manifest::{Cgroup, Span, Spanned};
+use crate::manifest::{Cgroup, Span};
 use crate::plan::{
-    CgroupHierarchy, CgroupLimits, CgroupPlan, CgroupVersion, MountOp, MountStep, Namespaces,
+    Asked, CgroupHierarchy, CgroupLimit, CgroupLimits, CgroupPlan, CgroupVersion, MountOp,
+    MountStep, Namespaces,
 };
 
 pub const DEFAULT_PARENT: &str = "sandbox";
-/// The CFS period the quota is expressed in (the kernel's default, 100 ms).
-pub const CPU_PERIOD_US: u64 = 100_000;
-/// Below this the sandbox could not even start its init.
-const MIN_MEMORY: u64 = 1 << 20;
 
-/// The sandbox's own group: when the manifest sets a limit, or `stats` (`up --stats`) asks for
-/// its accounting.
 /// What stands in for limits a host cannot apply, with `required = false`.
 #[derive(Default)]
 pub(super) struct Fallback {
@@ -31,33 +25,17 @@ pub(super) struct Fallback {
     pub warnings: Vec<String>,
 }
 
-/// The rlimit that approximates a cgroup limit, when there is one: its value, its kernel name
-/// and what it really limits.
-fn rlimit_for(
-    key: &str,
-    limits: &CgroupLimits,
-) -> Option<(Rlimit, u64, &'static str, &'static str)> {
-    match key {
-        "memory" => limits.memory.map(|m| {
-            (
-                Rlimit::Data,
-                m,
-                "RLIMIT_DATA",
-                "the heap and private mappings of each process, not the sandbox's total",
-            )
-        }),
-        "pids" => limits.pids.map(|p| {
-            (
-                Rlimit::Nproc,
-                p as u64,
-                "RLIMIT_NPROC",
-                "which counts every process of your user on this host, not only the sandbox's",
-            )
-        }),
-        _ => None,
-    }
+/// A limit whose controller this caller cannot use, with why and what to do about it.
+struct Unusable {
+    span: Span,
+    limit: CgroupLimit,
+    value: u64,
+    why: String,
+    help: String,
 }
 
+/// The sandbox's own group: when the manifest sets a limit, or `stats` (`up --stats`) asks for
+/// its accounting.
 pub(super) fn cgroup(
     cx: &mut Cx,
     namespaces: &Namespaces,
@@ -68,195 +46,29 @@ pub(super) fn cgroup(
     let loaded = cx.loaded;
     let none = Cgroup::default();
     let cgroup = loaded.manifest.cgroup.as_ref().map_or(&none, |c| &c.value);
-    let mut limits = CgroupLimits {
-        cpu_period_us: CPU_PERIOD_US,
-        ..CgroupLimits::default()
-    };
-
-    if let Some(memory) = &cgroup.memory {
-        if memory.value.0 < MIN_MEMORY {
-            out_of_range(
-                cx,
-                memory.span,
-                "`memory` is below 1M",
-                "a sandbox needs at least \"1M\"; sizes without a suffix are bytes",
-            );
-        }
-        limits.memory = Some(memory.value.0);
-    }
-    if let Some(swap) = &cgroup.memory_swap {
-        if cgroup.memory.is_none() {
-            cx.report(
-                Problem::error(
-                    "sandbox::cgroup::swap-without-memory",
-                    "`memory_swap` needs a `memory` limit",
-                )
-                .at(swap.span, "swap on top of what?")
-                .help("set `memory` too: swap is allowed on top of it"),
-            );
-        }
-        limits.memory_swap = Some(swap.value.0);
-    }
-    if let Some(cpus) = &cgroup.cpus {
-        let quota = cpus.value * CPU_PERIOD_US as f64;
-        if !cpus.value.is_finite() || quota < 1000.0 || cpus.value > 4096.0 {
-            out_of_range(
-                cx,
-                cpus.span,
-                "`cpus` is out of range",
-                "use a number of cores from 0.01 to 4096, e.g. 1.5",
-            );
-        } else {
-            limits.cpu_quota_us = Some(quota.round() as u64);
-        }
-    }
-    limits.cpu_weight = weight(cx, &cgroup.cpu_weight, "cpu_weight");
-    limits.io_weight = weight(cx, &cgroup.io_weight, "io_weight");
-    if let Some(pids) = &cgroup.pids {
-        if pids.value == 0 {
-            out_of_range(
-                cx,
-                pids.span,
-                "`pids` is 0",
-                "allow at least 1 task (the sandbox's init counts)",
-            );
-        }
-        limits.pids = Some(pids.value);
-    }
-
-    let parent = match &cgroup.parent {
-        Some(parent) => {
-            let valid = !parent.value.is_empty()
-                && parent.value.split('/').all(|part| {
-                    !part.is_empty()
-                        && part != "."
-                        && part != ".."
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b))
-                });
-            if !valid {
-                cx.report(
-                    Problem::error("sandbox::cgroup::parent", format!("invalid cgroup parent \"{}\"", parent.value))
-                        .at(parent.span, "not a relative cgroup path")
-                        .help("write a relative path of names such as \"sandbox\" or \"ci/jobs\" (no leading `/`, no `..`)"),
-                );
-            }
-            parent.value.clone()
-        }
-        None => DEFAULT_PARENT.to_string(),
-    };
-    if limits.is_empty() && !stats {
+    let asked = asked(cx, cgroup);
+    let parent = parent(cx, cgroup);
+    if asked.is_empty() && !stats {
         return None;
     }
     let host = cx.host.cgroup();
     let version = host.version;
-    let root = cx.host.caller.is_root();
-    let mut hierarchies: Vec<CgroupHierarchy> = Vec::new();
-    let mut join = |controller: Controller| {
-        let Access::Usable { base, hierarchy } = host.access(controller) else {
-            return false;
-        };
-        match version {
-            Some(CgroupVersion::V2) => {
-                if hierarchies.is_empty() {
-                    hierarchies.push(CgroupHierarchy {
-                        base: base.clone(),
-                        controllers: Vec::new(),
-                    });
-                }
-                let handed = &mut hierarchies[0].controllers;
-                if let Some(name) = controller.kernel_name(CgroupVersion::V2)
-                    && !handed.iter().any(|c| c == name)
-                {
-                    handed.push(name.to_string());
-                }
-            }
-            _ => {
-                if !hierarchies.iter().any(|h| &h.base == base) {
-                    hierarchies.push(CgroupHierarchy {
-                        base: base.clone(),
-                        controllers: hierarchy.clone(),
-                    });
-                }
-            }
-        }
-        true
+    let mut hierarchies = Hierarchies {
+        host,
+        version,
+        list: Vec::new(),
     };
-
-    // The limits that survived their own checks, each with the span to point at.
-    let span = |value: Option<Span>, set: bool| value.filter(|_| set);
-    let needed = [
-        (
-            span(
-                cgroup.memory.as_ref().map(|s| s.span),
-                limits.memory.is_some(),
-            ),
-            "memory",
-            Controller::Memory,
-        ),
-        (
-            span(
-                cgroup.memory_swap.as_ref().map(|s| s.span),
-                limits.memory_swap.is_some(),
-            ),
-            "memory_swap",
-            Controller::Memory,
-        ),
-        (
-            span(
-                cgroup.cpus.as_ref().map(|s| s.span),
-                limits.cpu_quota_us.is_some(),
-            ),
-            "cpus",
-            Controller::Cpu,
-        ),
-        (
-            span(
-                cgroup.cpu_weight.as_ref().map(|s| s.span),
-                limits.cpu_weight.is_some(),
-            ),
-            "cpu_weight",
-            Controller::Cpu,
-        ),
-        (
-            span(cgroup.pids.as_ref().map(|s| s.span), limits.pids.is_some()),
-            "pids",
-            Controller::Pids,
-        ),
-        (
-            span(
-                cgroup.io_weight.as_ref().map(|s| s.span),
-                limits.io_weight.is_some(),
-            ),
-            "io_weight",
-            Controller::Io,
-        ),
-    ];
     let mut unusable = Vec::new();
-    for (span, key, controller) in needed {
-        let Some(span) = span else {
-            continue;
-        };
-        let problem = match host.access(controller) {
-            Access::Usable { base, .. }
-                if key == "io_weight"
-                    && version.is_some_and(|v| !cx.host.kernel_weighs_io(v, base)) =>
-            {
-                Some((
-                    "this kernel weighs no group's I/O: no block device offers the BFQ scheduler, and there is no io.cost".into(),
-                    "load BFQ (`modprobe bfq`) and choose it for the disk (`echo bfq > /sys/block/DEV/queue/scheduler`), or remove io_weight".into(),
-                ))
-            }
-            Access::Usable { .. } => None,
-            // Only a refusal asks whether systemd manages the host.
-            access => access.problem(controller, version, root, cx.host.systemd_run().as_deref()),
-        };
-        match problem {
-            Some(problem) => unusable.push((span, key, controller, problem)),
-            None => {
-                join(controller);
-            }
+    for &(span, limit, value) in &asked {
+        match refusal(cx, limit) {
+            Some((why, help)) => unusable.push(Unusable {
+                span,
+                limit,
+                value,
+                why,
+                help,
+            }),
+            None => hierarchies.join(limit.controller()),
         }
     }
     // Accounting for --stats, and v1's freezer, which only matters when no pid namespace
@@ -269,43 +81,205 @@ pub(super) fn cgroup(
         optional.push(Controller::Freezer);
     }
     for controller in optional {
-        join(controller);
+        hierarchies.join(controller);
     }
 
+    let mut limits: CgroupLimits = asked
+        .iter()
+        .map(|&(_, limit, value)| (limit, value))
+        .collect();
+    fall_back(cx, cgroup, unusable, &mut limits, fallback);
+    if hierarchies.list.is_empty() {
+        // With limits, each unusable one was reported at its key; without, only --stats asked.
+        if asked.is_empty() {
+            stats_unavailable(cx);
+        }
+        return None;
+    }
+    Some(CgroupPlan {
+        parent,
+        limits,
+        version: version.expect("a usable controller means a mounted hierarchy"),
+        hierarchies: hierarchies.list,
+        stats,
+        view: namespaces.cgroup && sysfs_holds_cgroup_dir(mounts),
+    })
+}
+
+/// The limits `[cgroup]` asks for, each at its span with its value in kernel units: a value
+/// out of range is an error at its key (and left out when it has no kernel form).
+fn asked(cx: &mut Cx, cgroup: &Cgroup) -> Vec<(Span, CgroupLimit, u64)> {
+    let mut asked = Vec::new();
+    for limit in CgroupLimit::ALL {
+        let Some(Asked {
+            span,
+            value,
+            out_of_range,
+        }) = limit.asked(cgroup)
+        else {
+            continue;
+        };
+        if let Some((message, help)) = out_of_range {
+            cx.report(
+                Problem::error("sandbox::cgroup::out-of-range", message)
+                    .at(span, "out of range")
+                    .help(help),
+            );
+        }
+        if limit == CgroupLimit::MemorySwap && cgroup.memory.is_none() {
+            cx.report(
+                Problem::error(
+                    "sandbox::cgroup::swap-without-memory",
+                    "`memory_swap` needs a `memory` limit",
+                )
+                .at(span, "swap on top of what?")
+                .help("set `memory` too: swap is allowed on top of it"),
+            );
+        }
+        if let Some(value) = value {
+            asked.push((span, limit, value));
+        }
+    }
+    asked
+}
+
+/// The group under which the sandbox's own group is made.
+fn parent(cx: &mut Cx, cgroup: &Cgroup) -> String {
+    let Some(parent) = &cgroup.parent else {
+        return DEFAULT_PARENT.to_string();
+    };
+    let valid = !parent.value.is_empty()
+        && parent.value.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b))
+        });
+    if !valid {
+        cx.report(
+            Problem::error("sandbox::cgroup::parent", format!("invalid cgroup parent \"{}\"", parent.value))
+                .at(parent.span, "not a relative cgroup path")
+                .help("write a relative path of names such as \"sandbox\" or \"ci/jobs\" (no leading `/`, no `..`)"),
+        );
+    }
+    parent.value.clone()
+}
+
+/// Why this caller cannot apply `limit` here, and what to do about it; `None` when it can.
+fn refusal(cx: &Cx, limit: CgroupLimit) -> Option<(String, String)> {
+    let host = cx.host.cgroup();
+    let controller = limit.controller();
+    match host.access(controller) {
+        Access::Usable { base, .. }
+            if limit == CgroupLimit::IoWeight
+                && host.version.is_some_and(|v| !cx.host.kernel_weighs_io(v, base)) =>
+        {
+            Some((
+                "this kernel weighs no group's I/O: no block device offers the BFQ scheduler, and there is no io.cost".into(),
+                "load BFQ (`modprobe bfq`) and choose it for the disk (`echo bfq > /sys/block/DEV/queue/scheduler`), or remove io_weight".into(),
+            ))
+        }
+        Access::Usable { .. } => None,
+        // Only a refusal asks whether systemd manages the host.
+        access => access.problem(
+            controller,
+            host.version,
+            cx.host.caller.is_root(),
+            cx.host.systemd_run().as_deref(),
+        ),
+    }
+}
+
+/// The hierarchies the sandbox's group is made in, as the controllers it uses join them.
+struct Hierarchies<'h> {
+    host: &'h CgroupHost,
+    version: Option<CgroupVersion>,
+    list: Vec<CgroupHierarchy>,
+}
+
+impl Hierarchies<'_> {
+    /// Add the hierarchy that carries `controller`, when this caller can use it: on v2 the one
+    /// hierarchy, handing the controller down; on v1 the controller's own.
+    fn join(&mut self, controller: Controller) {
+        let Access::Usable { base, hierarchy } = self.host.access(controller) else {
+            return;
+        };
+        if self.version != Some(CgroupVersion::V2) {
+            if !self.list.iter().any(|h| &h.base == base) {
+                self.list.push(CgroupHierarchy {
+                    base: base.clone(),
+                    controllers: hierarchy.clone(),
+                });
+            }
+            return;
+        }
+        if self.list.is_empty() {
+            self.list.push(CgroupHierarchy {
+                base: base.clone(),
+                controllers: Vec::new(),
+            });
+        }
+        let handed = &mut self.list[0].controllers;
+        if let Some(name) = controller.kernel_name(CgroupVersion::V2)
+            && !handed.iter().any(|c| c == name)
+        {
+            handed.push(name.to_string());
+        }
+    }
+}
+
+/// The limits this caller cannot apply: each an error at its key, or with `required = false`
+/// an rlimit where one approximates it (else nothing), a warning, and left out of `limits`.
+fn fall_back(
+    cx: &mut Cx,
+    cgroup: &Cgroup,
+    unusable: Vec<Unusable>,
+    limits: &mut CgroupLimits,
+    fallback: &mut Fallback,
+) {
     let required = cgroup.required.as_ref().is_none_or(|r| r.value);
-    let asked_for_limits = !limits.is_empty();
     let mut fell_back = Vec::new();
-    for (span, key, controller, (message, help)) in unusable {
+    for Unusable {
+        span,
+        limit,
+        value,
+        why,
+        help,
+    } in unusable
+    {
+        let (key, controller) = (limit.key(), limit.controller().name());
         if required {
             cx.report(
                 Problem::error(
                     "sandbox::cgroup::unavailable",
-                    format!("`{key}` needs the {} controller: {message}", controller.name()),
+                    format!("`{key}` needs the {controller} controller: {why}"),
                 )
-                .at(span, format!("needs the {} controller", controller.name()))
+                .at(span, format!("needs the {controller} controller"))
                 .help(format!("{help}; or set `required = false` in [cgroup] to fall back to rlimits where they exist")),
             );
             continue;
         }
-        let (instead, what) = match rlimit_for(key, &limits) {
-            Some((rlimit, value, name, what)) => {
+        let (instead, what) = match limit.rlimit() {
+            Some((rlimit, what)) => {
                 fallback.rlimits.push((rlimit, RlimitValue::Limited(value)));
-                (format!("falls back to {name}"), format!(", {what}"))
+                (
+                    format!("falls back to RLIMIT_{}", rlimit.name().to_uppercase()),
+                    format!(", {what}"),
+                )
             }
             None => ("is not applied".to_string(), String::new()),
         };
         // Out of the plan: the group gets the limits that can be applied, and nothing is
         // written for this one.
-        limits.clear(key);
+        limits.remove(limit);
         cx.report(
             Problem::warning(
                 "sandbox::cgroup::fallback",
-                format!(
-                    "cgroup: `{key}` {instead}{what} ({} controller: {message})",
-                    controller.name()
-                ),
+                format!("cgroup: `{key}` {instead}{what} ({controller} controller: {why})"),
             )
-            .at(span, format!("needs the {} controller", controller.name()))
+            .at(span, format!("needs the {controller} controller"))
             .help(help)
             .detail(),
         );
@@ -326,34 +300,26 @@ pub(super) fn cgroup(
         );
         fallback.warnings.push(summary);
     }
-    if hierarchies.is_empty() {
-        // With limits, each unusable one was reported at its key; without, only --stats asked.
-        if !asked_for_limits
-            && let Some((message, help)) = host.access(Controller::Cpuacct).problem(
-                Controller::Cpuacct,
-                version,
-                root,
-                cx.host.systemd_run().as_deref(),
+}
+
+/// `--stats` alone asks for a group, and no controller of its accounting can be used.
+fn stats_unavailable(cx: &mut Cx) {
+    let host = cx.host.cgroup();
+    let problem = host.access(Controller::Cpuacct).problem(
+        Controller::Cpuacct,
+        host.version,
+        cx.host.caller.is_root(),
+        cx.host.systemd_run().as_deref(),
+    );
+    if let Some((message, help)) = problem {
+        cx.report(
+            Problem::error(
+                "sandbox::cgroup::unavailable",
+                format!("`--stats` needs the sandbox's own cgroup: {message}"),
             )
-        {
-            cx.report(
-                Problem::error(
-                    "sandbox::cgroup::unavailable",
-                    format!("`--stats` needs the sandbox's own cgroup: {message}"),
-                )
-                .help(help),
-            );
-        }
-        return None;
+            .help(help),
+        );
     }
-    Some(CgroupPlan {
-        parent,
-        limits,
-        version: version.expect("a usable controller means a mounted hierarchy"),
-        hierarchies,
-        stats,
-        view: namespaces.cgroup && sysfs_holds_cgroup_dir(mounts),
-    })
 }
 
 /// Whether the sandbox's /sys/fs/cgroup is the empty directory of a sysfs on /sys: the last
@@ -366,26 +332,4 @@ fn sysfs_holds_cgroup_dir(mounts: &[MountStep]) -> bool {
     });
     matches!(covering.map(|m| &m.op), Some(MountOp::Sysfs { target }) if target == Path::new("/sys"))
         && !mounts.iter().any(|m| m.op.target().starts_with(dir))
-}
-
-fn weight(cx: &mut Cx, value: &Option<Spanned<u32>>, key: &str) -> Option<u32> {
-    let value = value.as_ref()?;
-    if !(1..=10_000).contains(&value.value) {
-        out_of_range(
-            cx,
-            value.span,
-            &format!("`{key}` is out of range"),
-            "use a weight from 1 to 10000 (100 is the default)",
-        );
-        return None;
-    }
-    get(&Some(value.clone()))
-}
-
-fn out_of_range(cx: &mut Cx, span: Span, message: &str, help: &str) {
-    cx.report(
-        Problem::error("sandbox::cgroup::out-of-range", message)
-            .at(span, "out of range")
-            .help(help),
-    );
 }
