@@ -6,7 +6,8 @@
 //! by field (no `..`): a field added to the plan does not compile here until it is exported or
 //! reported as not exported.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -19,8 +20,9 @@ use serde::Serialize;
 use crate::manifest::Tty;
 use crate::manifest::values::{Arch, Capability};
 use crate::plan::{
-    CgroupPlan, IdMapping, Idmap, MountOp, MountStep, NetPlan, OverlayUpper, Plan, ProcessPlan,
-    RootSource, SeccompPlan, TimePlan, UserPlan, describe_mount, hosts_file, maps, shell_words,
+    CgroupPlan, IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, Plan,
+    ProcessPlan, RootSource, SeccompPlan, SecurityPlan, TimePlan, UserPlan, UtsPlan,
+    describe_mount, hosts_file, maps, shell_words,
 };
 
 /// How faithfully a setting is carried into the bundle.
@@ -250,6 +252,65 @@ pub fn translate(
     spec.set_root(Some(oci_root));
 
     // Namespaces, ids, names, clocks.
+    new_namespaces(namespaces, &mut linux, &mut rows);
+    if let Some(user) = user {
+        id_maps(user, &mut linux, &mut rows);
+    }
+    names(uts.as_ref(), &mut spec, &mut rows);
+    if let Some(time) = time {
+        time_offsets(time, &mut linux, &mut rows);
+    }
+
+    // Mounts, in order.
+    let mut out = MountsOut {
+        bundle,
+        user_namespace: namespaces.user,
+        uid_map: user.as_ref().map(|u| u.uid_map.as_slice()).unwrap_or(&[]),
+        gid_map: user.as_ref().map(|u| u.gid_map.as_slice()).unwrap_or(&[]),
+        caller_maps: plan.idmap_maps(Idmap::Caller),
+        mounts: Vec::new(),
+        entries: Vec::new(),
+        files: Vec::new(),
+        layers: Vec::new(),
+    };
+    for step in mounts {
+        out.step(step, exists, &mut rows);
+    }
+    if let Some(cgroup) = cgroup {
+        resources(cgroup, &mut linux, &mut out, &mut rows);
+    }
+    spec.set_mounts(Some(out.mounts));
+
+    // Network.
+    network(net, &mut annotations, &mut rows);
+
+    // The process, and what confines it.
+    let mut oci_process = process_spec(process, &mut rows);
+    capabilities(security, process.uid, &mut oci_process, &mut rows)?;
+    rlimits(security, &mut oci_process, &mut rows);
+    oci_process.set_oom_score_adj(None);
+    spec.set_process(Some(oci_process));
+    confinement(security, arch, &mut linux, &mut rows);
+    spec.set_linux(Some(linux));
+    spec.set_annotations((!annotations.is_empty()).then_some(annotations));
+    Ok(Export {
+        spec,
+        mappings: rows.rows,
+        root: content,
+        entries: out.entries,
+        files: out.files,
+        layers: out.layers,
+        owner,
+        shift,
+    })
+}
+
+/// The namespaces the bundle's container gets: the plan's new ones.
+fn new_namespaces(
+    namespaces: &Namespaces,
+    linux: &mut oci_spec::runtime::Linux,
+    rows: &mut Rows<'_>,
+) {
     let mut kinds = Vec::new();
     for (new, kind, key) in [
         (namespaces.user, LinuxNamespaceType::User, "namespaces.user"),
@@ -291,44 +352,50 @@ pub fn translate(
         }
     }
     linux.set_namespaces(Some(kinds));
-    if let Some(user) = user {
-        let UserPlan {
-            uid_map,
-            gid_map,
-            writer: _,
-            deny_setgroups: _,
-            foreign: _,
-            pool,
-        } = user;
-        let (fidelity, note) = match pool {
-            None => (
-                Fidelity::Exact,
-                "the ids of the user who exported: run the bundle as that user (the runtime \
-                 writes the maps, with newuidmap where there are several ranges)",
-            ),
-            Some(_) => (
-                Fidelity::Approximate,
-                "the pool's first free block: `sandbox up` leases a free block for each run, a \
-                 bundle keeps the one it was given (set uid_map/gid_map for ids of your choosing)",
-            ),
-        };
-        rows.add(
-            "uid_map",
-            maps(uid_map),
-            fidelity,
-            "linux.uidMappings",
-            note,
-        );
-        rows.add(
-            "gid_map",
-            maps(gid_map),
-            fidelity,
-            "linux.gidMappings",
-            note,
-        );
-        linux.set_uid_mappings(Some(id_mappings(uid_map)));
-        linux.set_gid_mappings(Some(id_mappings(gid_map)));
-    }
+}
+
+/// The user namespace's id maps.
+fn id_maps(user: &UserPlan, linux: &mut oci_spec::runtime::Linux, rows: &mut Rows<'_>) {
+    let UserPlan {
+        uid_map,
+        gid_map,
+        writer: _,
+        deny_setgroups: _,
+        foreign: _,
+        pool,
+    } = user;
+    let (fidelity, note) = match pool {
+        None => (
+            Fidelity::Exact,
+            "the ids of the user who exported: run the bundle as that user (the runtime \
+             writes the maps, with newuidmap where there are several ranges)",
+        ),
+        Some(_) => (
+            Fidelity::Approximate,
+            "the pool's first free block: `sandbox up` leases a free block for each run, a \
+             bundle keeps the one it was given (set uid_map/gid_map for ids of your choosing)",
+        ),
+    };
+    rows.add(
+        "uid_map",
+        maps(uid_map),
+        fidelity,
+        "linux.uidMappings",
+        note,
+    );
+    rows.add(
+        "gid_map",
+        maps(gid_map),
+        fidelity,
+        "linux.gidMappings",
+        note,
+    );
+    linux.set_uid_mappings(Some(id_mappings(uid_map)));
+    linux.set_gid_mappings(Some(id_mappings(gid_map)));
+}
+
+/// The host and domain names of the sandbox's own UTS namespace.
+fn names(uts: Option<&UtsPlan>, spec: &mut Spec, rows: &mut Rows<'_>) {
     match uts {
         Some(uts) => {
             rows.add(
@@ -352,61 +419,12 @@ pub fn translate(
             spec.set_hostname(None);
         }
     }
-    if let Some(time) = time {
-        time_offsets(time, &mut linux, &mut rows);
-    }
+}
 
-    // Mounts, in order.
-    let mut out = MountsOut {
-        bundle,
-        user_namespace: namespaces.user,
-        uid_map: user.as_ref().map(|u| u.uid_map.as_slice()).unwrap_or(&[]),
-        gid_map: user.as_ref().map(|u| u.gid_map.as_slice()).unwrap_or(&[]),
-        caller_maps: plan.idmap_maps(Idmap::Caller),
-        mounts: Vec::new(),
-        entries: Vec::new(),
-        files: Vec::new(),
-        layers: Vec::new(),
-    };
-    for step in mounts {
-        out.step(step, exists, &mut rows);
-    }
-    if let Some(cgroup) = cgroup {
-        resources(cgroup, &mut linux, &mut out, &mut rows);
-    }
-    spec.set_mounts(Some(out.mounts));
-
-    // Network.
-    network(net, &mut annotations, &mut rows);
-
-    // The process.
+/// The command, its terminal, environment, folder and ids.
+fn process_spec(process: &ProcessPlan, rows: &mut Rows<'_>) -> Process {
     let mut oci_process = Process::default();
-    let terminal = match process.tty {
-        Tty::Always => true,
-        Tty::Never => false,
-        Tty::Auto => {
-            rows.add(
-                "process.tty",
-                "auto",
-                Fidelity::Approximate,
-                "process.terminal",
-                "false: a bundle cannot ask whether its caller has a terminal; the engine \
-                 gives one when asked (crun run -t needs --console-socket, ctr run -t)",
-            );
-            false
-        }
-    };
-    if process.tty != Tty::Auto {
-        let value = if terminal { "always" } else { "never" };
-        rows.add(
-            "process.tty",
-            value,
-            Fidelity::Exact,
-            "process.terminal",
-            "",
-        );
-    }
-    oci_process.set_terminal(Some(terminal));
+    oci_process.set_terminal(Some(terminal(process.tty, rows)));
     rows.add(
         "process.command",
         shell_words(&process.argv),
@@ -450,6 +468,52 @@ pub fn translate(
         "",
     );
     oci_process.set_cwd(process.cwd.clone());
+    oci_process.set_user(user(process, rows));
+    if let Some(ms) = process.timeout_ms {
+        rows.add(
+            "process.timeout",
+            format!("{ms} ms"),
+            Fidelity::None,
+            "",
+            "the runtime-spec has no time limit: the engine's (kubernetes \
+             activeDeadlineSeconds, `timeout` around `crun run`)",
+        );
+    }
+    oci_process
+}
+
+/// Whether the command gets a terminal: `auto` asks the caller's, which a bundle cannot.
+fn terminal(tty: Tty, rows: &mut Rows<'_>) -> bool {
+    let terminal = match tty {
+        Tty::Always => true,
+        Tty::Never => false,
+        Tty::Auto => {
+            rows.add(
+                "process.tty",
+                "auto",
+                Fidelity::Approximate,
+                "process.terminal",
+                "false: a bundle cannot ask whether its caller has a terminal; the engine \
+                 gives one when asked (crun run -t needs --console-socket, ctr run -t)",
+            );
+            false
+        }
+    };
+    if tty != Tty::Auto {
+        let value = if terminal { "always" } else { "never" };
+        rows.add(
+            "process.tty",
+            value,
+            Fidelity::Exact,
+            "process.terminal",
+            "",
+        );
+    }
+    terminal
+}
+
+/// The ids the command runs as, and its umask.
+fn user(process: &ProcessPlan, rows: &mut Rows<'_>) -> User {
     let mut oci_user = User::default();
     oci_user.set_uid(process.uid);
     oci_user.set_gid(process.gid);
@@ -485,19 +549,16 @@ pub fn translate(
         "process.user.umask",
         "",
     );
-    oci_process.set_user(oci_user);
-    if let Some(ms) = process.timeout_ms {
-        rows.add(
-            "process.timeout",
-            format!("{ms} ms"),
-            Fidelity::None,
-            "",
-            "the runtime-spec has no time limit: the engine's (kubernetes \
-             activeDeadlineSeconds, `timeout` around `crun run`)",
-        );
-    }
+    oci_user
+}
 
-    // Security.
+/// The capabilities the command keeps, and no_new_privileges.
+fn capabilities(
+    security: &SecurityPlan,
+    uid: u32,
+    oci_process: &mut Process,
+    rows: &mut Rows<'_>,
+) -> Result<(), ExportError> {
     let kept = security
         .capabilities
         .iter()
@@ -510,11 +571,7 @@ pub fn translate(
     caps.set_inheritable(Some(kept.clone()));
     // `up` raises the kept ones in the ambient set only for a non-root command (root keeps
     // them across execve through the bounding set).
-    caps.set_ambient(Some(if process.uid == 0 {
-        Capabilities::new()
-    } else {
-        kept
-    }));
+    caps.set_ambient(Some(if uid == 0 { Capabilities::new() } else { kept }));
     oci_process.set_capabilities(Some(caps));
     let names: Vec<String> = security
         .capabilities
@@ -536,6 +593,11 @@ pub fn translate(
         "process.noNewPrivileges",
         "",
     );
+    Ok(())
+}
+
+/// The command's rlimits, soft and hard alike.
+fn rlimits(security: &SecurityPlan, oci_process: &mut Process, rows: &mut Rows<'_>) {
     let rlimits = security
         .rlimits
         .iter()
@@ -560,9 +622,15 @@ pub fn translate(
         })
         .collect();
     oci_process.set_rlimits(Some(rlimits));
-    oci_process.set_oom_score_adj(None);
-    spec.set_process(Some(oci_process));
+}
 
+/// The seccomp filter, what landlock would allow, and the masked and read-only kernel paths.
+fn confinement(
+    security: &SecurityPlan,
+    arch: Arch,
+    linux: &mut oci_spec::runtime::Linux,
+    rows: &mut Rows<'_>,
+) {
     match crate::export::seccomp::seccomp(security, arch) {
         Some(seccomp) => {
             let entries = seccomp.syscalls().as_ref().map_or(0, Vec::len);
@@ -633,19 +701,6 @@ pub fn translate(
     );
     linux.set_masked_paths(Some(list(&security.masked_paths)));
     linux.set_readonly_paths(Some(list(&security.readonly_paths)));
-
-    spec.set_linux(Some(linux));
-    spec.set_annotations((!annotations.is_empty()).then_some(annotations));
-    Ok(Export {
-        spec,
-        mappings: rows.rows,
-        root: content,
-        entries: out.entries,
-        files: out.files,
-        layers: out.layers,
-        owner,
-        shift,
-    })
 }
 
 fn root_content(
@@ -948,17 +1003,13 @@ impl MountsOut<'_> {
 
     fn step(&mut self, step: &MountStep, exists: &dyn Fn(&Path) -> bool, rows: &mut Rows<'_>) {
         let MountStep { op, key } = step;
-        let key = &*key.path();
-        let value = describe_mount(op);
-        let exact =
-            |rows: &mut Rows<'_>, oci: &str| rows.add(key, &value, Fidelity::Exact, oci, "");
-        let ro = |readonly: bool| {
-            if readonly {
-                vec!["ro".to_string()]
-            } else {
-                Vec::new()
-            }
-        };
+        let (maps, oci, note) = self.mount_op(op, exists);
+        rows.add(&key.path(), describe_mount(op), maps, oci, note);
+    }
+
+    /// Add what `op` becomes in the bundle: how faithfully, the runtime-spec field, and a note.
+    fn mount_op(&mut self, op: &MountOp, exists: &dyn Fn(&Path) -> bool) -> Carried {
+        let exact = |oci| (Fidelity::Exact, oci, String::new());
         match op {
             MountOp::Bind {
                 source,
@@ -968,43 +1019,13 @@ impl MountsOut<'_> {
                 optional,
             } => {
                 if *optional && !exists(source) {
-                    rows.add(
-                        key,
-                        &value,
+                    return (
                         Fidelity::None,
                         "",
-                        "optional, and the source is missing now: left out",
-                    );
-                    return;
-                }
-                let mut options = strings(&["rbind", "nosuid", "nodev"]);
-                options.extend(ro(*readonly));
-                let mut oci = mount(target, "bind", &source.display().to_string(), options);
-                let mut notes = Vec::new();
-                if *optional {
-                    notes.push(
-                        "optional: present now, so exported; a runtime fails when it is missing",
+                        "optional, and the source is missing now: left out".into(),
                     );
                 }
-                if let Some(idmap) = idmap {
-                    let (uid, gid) = match idmap {
-                        Idmap::Sandbox => (self.uid_map.to_vec(), self.gid_map.to_vec()),
-                        Idmap::Caller => self.caller_maps.clone().unwrap_or_default(),
-                    };
-                    oci.set_uid_mappings(Some(id_mappings(&uid)));
-                    oci.set_gid_mappings(Some(id_mappings(&gid)));
-                    if let Some(options) = oci.options_mut() {
-                        options.push("idmap".into());
-                    }
-                    notes.push("an id-mapped mount (runtime-spec 1.1): runtimes before runc 1.2 ignore or refuse it");
-                }
-                let maps = if notes.is_empty() {
-                    Fidelity::Exact
-                } else {
-                    Fidelity::Approximate
-                };
-                rows.add(key, &value, maps, "mounts (bind)", notes.join("; "));
-                self.mounts.push(oci);
+                self.bind(source, target, *readonly, idmap.as_ref(), *optional)
             }
             MountOp::Tmpfs {
                 target,
@@ -1019,196 +1040,242 @@ impl MountsOut<'_> {
                 }
                 options.extend(ro(*readonly));
                 self.mounts.push(mount(target, "tmpfs", "tmpfs", options));
-                exact(rows, "mounts (tmpfs)");
+                exact("mounts (tmpfs)")
             }
             MountOp::Proc { target } => {
-                self.mounts.push(mount(
-                    target,
-                    "proc",
-                    "proc",
-                    strings(&["nosuid", "nodev", "noexec"]),
-                ));
-                exact(rows, "mounts (proc)");
+                let options = strings(&["nosuid", "nodev", "noexec"]);
+                self.mounts.push(mount(target, "proc", "proc", options));
+                exact("mounts (proc)")
             }
             MountOp::Sysfs { target } => {
-                self.mounts.push(mount(
-                    target,
-                    "sysfs",
-                    "sysfs",
-                    strings(&["nosuid", "nodev", "noexec", "ro"]),
-                ));
-                exact(rows, "mounts (sysfs)");
+                let options = strings(&["nosuid", "nodev", "noexec", "ro"]);
+                self.mounts.push(mount(target, "sysfs", "sysfs", options));
+                exact("mounts (sysfs)")
             }
             MountOp::Mqueue { target } => {
-                self.mounts.push(mount(
-                    target,
-                    "mqueue",
-                    "mqueue",
-                    strings(&["nosuid", "nodev", "noexec"]),
-                ));
-                exact(rows, "mounts (mqueue)");
+                let options = strings(&["nosuid", "nodev", "noexec"]);
+                self.mounts.push(mount(target, "mqueue", "mqueue", options));
+                exact("mounts (mqueue)")
             }
             MountOp::Devpts { target } => {
                 self.mounts.push(devpts(target));
-                exact(rows, "mounts (devpts)");
+                exact("mounts (devpts)")
             }
-            MountOp::Dev { target } => {
-                // A tmpfs on /dev: the runtime then makes the runtime-spec's default devices
-                // (null zero full random urandom tty, the fd and std* links, ptmx), the same
-                // set as `up`'s.
-                self.mounts.push(mount(
-                    target,
-                    "tmpfs",
-                    "tmpfs",
-                    strings(&["nosuid", "noexec", "mode=755"]),
-                ));
-                self.mounts.push(devpts(&target.join("pts")));
-                self.mounts.push(mount(
-                    &target.join("shm"),
-                    "tmpfs",
-                    "shm",
-                    strings(&["nosuid", "nodev", "mode=1777"]),
-                ));
-                rows.add(
-                    key,
-                    &value,
-                    Fidelity::Exact,
-                    "mounts (tmpfs, devpts, tmpfs)",
-                    "the runtime makes the default devices in the tmpfs",
-                );
-            }
+            MountOp::Dev { target } => self.dev(target),
             MountOp::Overlay {
                 lower,
                 upper,
                 target,
                 readonly,
                 idmap,
-            } => {
-                let lowerdir = lower
-                    .iter()
-                    .map(|l| l.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":");
-                let mut options = vec![format!("lowerdir={lowerdir}")];
-                let mut notes = Vec::new();
-                let layers = match upper {
-                    None => None,
-                    Some(OverlayUpper::Dir { upper, work, .. }) => {
-                        Some((upper.clone(), work.clone()))
-                    }
-                    Some(OverlayUpper::Tmpfs) => {
-                        let dir = self
-                            .bundle
-                            .join(format!("overlay/{}", self.layers.len() / 2 + 1));
-                        let (upper, work) = (dir.join("upper"), dir.join("work"));
-                        self.layers.push(upper.clone());
-                        self.layers.push(work.clone());
-                        notes.push(format!(
-                            "the tmpfs upper layer is {} in the bundle: changes outlive the run",
-                            dir.display()
-                        ));
-                        Some((upper, work))
-                    }
-                };
-                if let Some((upper, work)) = layers {
-                    options.push(format!("upperdir={}", upper.display()));
-                    options.push(format!("workdir={}", work.display()));
-                }
-                if self.user_namespace {
-                    options.push("userxattr".into());
-                }
-                options.extend(strings(&["nosuid", "nodev"]));
-                options.extend(ro(*readonly));
-                if idmap.is_some() {
-                    notes.push("the lower layers are not id-mapped".into());
-                }
-                if let Some(OverlayUpper::Dir { idmap: Some(_), .. }) = upper {
-                    notes.push("the kept layer is not id-mapped".into());
-                }
-                self.mounts
-                    .push(mount(target, "overlay", "overlay", options));
-                let maps = if notes.is_empty() {
-                    Fidelity::Exact
-                } else {
-                    Fidelity::Approximate
-                };
-                rows.add(key, &value, maps, "mounts (overlay)", notes.join("; "));
-            }
-            MountOp::Symlink { link, target } => match self.covering(target) {
-                Some(mount) => rows.add(
-                    key,
-                    &value,
-                    Fidelity::None,
-                    "",
-                    format!(
-                        "under the mount on {}: a symlink is no mount, and rootfs/ is hidden there",
-                        mount.display()
-                    ),
-                ),
-                None => {
-                    self.entries.push(RootEntry::Symlink {
-                        path: target.clone(),
-                        link: link.clone(),
-                    });
-                    rows.add(key, &value, Fidelity::Exact, "rootfs/", "made in rootfs/");
-                }
-            },
-            MountOp::Dir { target, mode } => match self.covering(target) {
-                Some(mount) => rows.add(
-                    key,
-                    &value,
-                    Fidelity::None,
-                    "",
-                    format!(
-                        "under the mount on {}: a folder is no mount, and rootfs/ is hidden there",
-                        mount.display()
-                    ),
-                ),
-                None => {
-                    self.entries.push(RootEntry::Dir {
-                        path: target.clone(),
-                        mode: *mode,
-                    });
-                    rows.add(key, &value, Fidelity::Exact, "rootfs/", "made in rootfs/");
-                }
-            },
+            } => self.overlay(lower, upper.as_ref(), target, *readonly, idmap.is_some()),
+            MountOp::Symlink { link, target } => self.root_entry(
+                RootEntry::Symlink {
+                    path: target.clone(),
+                    link: link.clone(),
+                },
+                "a symlink",
+            ),
+            MountOp::Dir { target, mode } => self.root_entry(
+                RootEntry::Dir {
+                    path: target.clone(),
+                    mode: *mode,
+                },
+                "a folder",
+            ),
             MountOp::File {
                 target,
                 content,
                 mode,
             } => {
                 self.file(target, content.clone(), *mode);
-                rows.add(
-                    key,
-                    &value,
+                (
                     Fidelity::Exact,
                     "mounts (bind)",
                     format!("bound from files/{} in the bundle", self.files.len()),
-                );
+                )
             }
             MountOp::Hosts {
                 target,
                 hostname,
                 names,
-            } => {
-                self.file(
-                    target,
-                    hosts_file(hostname.as_deref(), None, names, None),
-                    0o644,
-                );
-                rows.add(
-                    key,
-                    &value,
-                    Fidelity::Approximate,
-                    "mounts (bind)",
-                    format!(
-                        "bound from files/{}; the sandbox's own name points to 127.0.1.1, as \
-                         its address is the engine's, and the root's own entries are not kept",
-                        self.files.len()
-                    ),
-                );
-            }
+            } => self.hosts(target, hostname.as_deref(), names),
         }
+    }
+
+    /// A tmpfs on /dev, with devpts and shm: the runtime then makes the runtime-spec's default
+    /// devices in it (null zero full random urandom tty, the fd and std* links, ptmx), the
+    /// same set as `up`'s.
+    fn dev(&mut self, target: &Path) -> Carried {
+        self.mounts.push(mount(
+            target,
+            "tmpfs",
+            "tmpfs",
+            strings(&["nosuid", "noexec", "mode=755"]),
+        ));
+        self.mounts.push(devpts(&target.join("pts")));
+        self.mounts.push(mount(
+            &target.join("shm"),
+            "tmpfs",
+            "shm",
+            strings(&["nosuid", "nodev", "mode=1777"]),
+        ));
+        (
+            Fidelity::Exact,
+            "mounts (tmpfs, devpts, tmpfs)",
+            "the runtime makes the default devices in the tmpfs".into(),
+        )
+    }
+
+    /// /etc/hosts, as a file of the bundle.
+    fn hosts(
+        &mut self,
+        target: &Path,
+        hostname: Option<&str>,
+        names: &BTreeMap<String, IpAddr>,
+    ) -> Carried {
+        self.file(target, hosts_file(hostname, None, names, None), 0o644);
+        (
+            Fidelity::Approximate,
+            "mounts (bind)",
+            format!(
+                "bound from files/{}; the sandbox's own name points to 127.0.1.1, as \
+                 its address is the engine's, and the root's own entries are not kept",
+                self.files.len()
+            ),
+        )
+    }
+
+    /// A bind mount, id-mapped as the plan says (runtime-spec 1.1).
+    fn bind(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        readonly: bool,
+        idmap: Option<&Idmap>,
+        optional: bool,
+    ) -> Carried {
+        let mut options = strings(&["rbind", "nosuid", "nodev"]);
+        options.extend(ro(readonly));
+        let mut oci = mount(target, "bind", &source.display().to_string(), options);
+        let mut notes = Vec::new();
+        if optional {
+            notes.push("optional: present now, so exported; a runtime fails when it is missing");
+        }
+        if let Some(idmap) = idmap {
+            let (uid, gid) = match idmap {
+                Idmap::Sandbox => (self.uid_map.to_vec(), self.gid_map.to_vec()),
+                Idmap::Caller => self.caller_maps.clone().unwrap_or_default(),
+            };
+            oci.set_uid_mappings(Some(id_mappings(&uid)));
+            oci.set_gid_mappings(Some(id_mappings(&gid)));
+            if let Some(options) = oci.options_mut() {
+                options.push("idmap".into());
+            }
+            notes.push("an id-mapped mount (runtime-spec 1.1): runtimes before runc 1.2 ignore or refuse it");
+        }
+        self.mounts.push(oci);
+        (
+            approximate_if_noted(&notes),
+            "mounts (bind)",
+            notes.join("; "),
+        )
+    }
+
+    /// An overlay; a tmpfs upper layer becomes folders in the bundle.
+    fn overlay(
+        &mut self,
+        lower: &[PathBuf],
+        upper: Option<&OverlayUpper>,
+        target: &Path,
+        readonly: bool,
+        idmapped: bool,
+    ) -> Carried {
+        let lowerdir = lower
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut options = vec![format!("lowerdir={lowerdir}")];
+        let mut notes = Vec::new();
+        let layers = match upper {
+            None => None,
+            Some(OverlayUpper::Dir { upper, work, .. }) => Some((upper.clone(), work.clone())),
+            Some(OverlayUpper::Tmpfs) => {
+                let dir = self
+                    .bundle
+                    .join(format!("overlay/{}", self.layers.len() / 2 + 1));
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                self.layers.push(upper.clone());
+                self.layers.push(work.clone());
+                notes.push(format!(
+                    "the tmpfs upper layer is {} in the bundle: changes outlive the run",
+                    dir.display()
+                ));
+                Some((upper, work))
+            }
+        };
+        if let Some((upper, work)) = layers {
+            options.push(format!("upperdir={}", upper.display()));
+            options.push(format!("workdir={}", work.display()));
+        }
+        if self.user_namespace {
+            options.push("userxattr".into());
+        }
+        options.extend(strings(&["nosuid", "nodev"]));
+        options.extend(ro(readonly));
+        if idmapped {
+            notes.push("the lower layers are not id-mapped".into());
+        }
+        if let Some(OverlayUpper::Dir { idmap: Some(_), .. }) = upper {
+            notes.push("the kept layer is not id-mapped".into());
+        }
+        self.mounts
+            .push(mount(target, "overlay", "overlay", options));
+        (
+            approximate_if_noted(&notes),
+            "mounts (overlay)",
+            notes.join("; "),
+        )
+    }
+
+    /// A symlink or folder `up` makes in the root, made in rootfs/ unless a mount hides it.
+    fn root_entry(&mut self, entry: RootEntry, what: &str) -> Carried {
+        let (RootEntry::Symlink { path, .. } | RootEntry::Dir { path, .. }) = &entry;
+        if let Some(mount) = self.covering(path) {
+            return (
+                Fidelity::None,
+                "",
+                format!(
+                    "under the mount on {}: {what} is no mount, and rootfs/ is hidden there",
+                    mount.display()
+                ),
+            );
+        }
+        self.entries.push(entry);
+        (Fidelity::Exact, "rootfs/", "made in rootfs/".into())
+    }
+}
+
+/// How a mount is carried into the bundle: how faithfully, as which runtime-spec field, with
+/// what note.
+type Carried = (Fidelity, &'static str, String);
+
+/// Exact, unless a note says what differs.
+fn approximate_if_noted<T>(notes: &[T]) -> Fidelity {
+    if notes.is_empty() {
+        Fidelity::Exact
+    } else {
+        Fidelity::Approximate
+    }
+}
+
+/// The `ro` option when `readonly`.
+fn ro(readonly: bool) -> Vec<String> {
+    if readonly {
+        vec!["ro".to_string()]
+    } else {
+        Vec::new()
     }
 }
 
