@@ -56,207 +56,17 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
         return placeholder;
     };
     let r: &Rootfs = &rootfs.value;
-    let sources: Vec<(&str, _)> = [
-        ("host", r.host.as_ref().filter(|h| h.value).map(|h| h.span)),
-        ("path", r.path.as_ref().map(|p| p.span)),
-        ("tar", r.tar.as_ref().map(|p| p.span)),
-        ("oci", r.oci.as_ref().map(|p| p.span)),
-    ]
-    .into_iter()
-    .filter_map(|(name, span)| Some((name, span?)))
-    .collect();
-    match sources.as_slice() {
-        [] => cx.report_absent(
-            "rootfs",
-            Problem::error("sandbox::rootfs::no-source", "[rootfs] names no source")
-                .at(rootfs.span, "no host, path, tar or oci")
-                .help("set exactly one of `host = true`, `path = \"./rootfs\"`, `tar = \"root.tar.gz\"`, `oci = \"./image\"`"),
-        ),
-        [_] => {}
-        [(first, first_span), rest @ ..] => {
-            for (name, span) in rest {
-                cx.report(
-                    Problem::error("sandbox::rootfs::several-sources", format!("[rootfs] has two sources: `{first}` and `{name}`"))
-                        .at(*span, "second source")
-                        .also(*first_span, "first source")
-                        .help("keep exactly one of host, path, tar and oci"),
-                );
-            }
-        }
-    }
-
-    // A missing root is usually one still to be made, and the manifest may say how.
-    let make_it = |fallback: &str| match &r.made_by {
-        Some(made_by) => format!("make it first: {}", made_by.value),
-        None => fallback.to_string(),
-    };
+    let sources = sources(cx, rootfs);
     let mut image_config = None;
     let source = match sources.first().map(|(name, _)| *name) {
-        Some("path") => {
-            let path = r.path.as_ref().expect("path source");
-            let resolved = cx.host_path(path, "the root directory");
-            if let Some(resolved) = resolved.as_ref().filter(|r| !r.is_dir()) {
-                let why = if resolved.exists() {
-                    "is not a directory"
-                } else {
-                    "does not exist"
-                };
-                cx.report(
-                    Problem::error("sandbox::rootfs::missing", format!("the root directory {} {why}", resolved.display()))
-                        .at(path.span, why)
-                        .help(make_it("relative paths are relative to the manifest's folder; create the directory or fix the path")),
-                );
-            }
-            RootSource::Dir {
-                path: resolved.unwrap_or_default(),
-            }
-        }
-        Some(kind @ ("tar" | "oci")) => {
-            let path = if kind == "tar" {
-                r.tar.as_ref()
-            } else {
-                r.oci.as_ref()
-            }
-            .expect("archive source");
-            let what = if kind == "tar" {
-                "the root tarball"
-            } else {
-                "the root image"
-            };
-            let resolved = cx.host_path(path, what);
-            // A tarball is read as a file: a FIFO or a device (through a symlink the
-            // repository carries) would be waited on or read forever.
-            let unusable =
-                resolved
-                    .as_ref()
-                    .and_then(|resolved| match std::fs::metadata(resolved) {
-                        Err(_) => Some("does not exist"),
-                        Ok(meta) if kind == "tar" && !meta.is_file() => {
-                            Some("is not a regular file")
-                        }
-                        Ok(_) => None,
-                    });
-            let resolved = resolved.unwrap_or_default();
-            if let Some(why) = unusable {
-                cx.report(
-                    Problem::error(
-                        "sandbox::rootfs::missing",
-                        format!("the root {kind} {} {why}", resolved.display()),
-                    )
-                    .at(path.span, why)
-                    .help(match unusable {
-                        Some("does not exist") => {
-                            make_it("relative paths are relative to the manifest's folder")
-                        }
-                        _ => "name the archive file itself, not a FIFO or a device".to_string(),
-                    }),
-                );
-            }
-            let sha256 = get(&r.sha256);
-            if kind == "tar" {
-                RootSource::Tar {
-                    path: resolved,
-                    sha256,
-                }
-            } else {
-                let image = if resolved.exists() {
-                    image(cx, &resolved, path.span, r.sha256.as_ref())
-                } else {
-                    None
-                };
-                let (manifest, layers) = match image {
-                    Some(Image {
-                        manifest,
-                        layers,
-                        config,
-                    }) => {
-                        image_config = Some(config);
-                        (manifest, layers)
-                    }
-                    None => (String::new(), Vec::new()),
-                };
-                RootSource::Oci {
-                    path: resolved,
-                    sha256,
-                    manifest,
-                    layers,
-                }
-            }
-        }
+        Some("path") => dir_source(cx, r),
+        Some(kind @ ("tar" | "oci")) => archive_source(cx, r, kind, &mut image_config),
         _ => RootSource::Tmpfs,
     };
-    if let Some(sha) = &r.sha256 {
-        if !matches!(source, RootSource::Tar { .. } | RootSource::Oci { .. }) {
-            cx.report(
-                Problem::error(
-                    "sandbox::rootfs::sha256-without-archive",
-                    "`sha256` only applies to a `tar` or `oci` root",
-                )
-                .at(sha.span, "nothing to check")
-                .help("remove `sha256`, or use it with `tar = ...` or `oci = ...`"),
-            );
-        } else if sha.value.len() != 64 || !sha.value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            cx.report(
-                Problem::error(
-                    "sandbox::rootfs::sha256",
-                    "`sha256` must be 64 hexadecimal digits",
-                )
-                .at(sha.span, "not a SHA-256 digest")
-                .help("compute it with `sha256sum FILE`"),
-            );
-        }
-    }
-
-    let overlay = match &r.overlay {
-        None
-        | Some(Spanned {
-            value: Overlay::Enabled(false),
-            ..
-        }) => None,
-        Some(Spanned {
-            value: Overlay::Enabled(true),
-            ..
-        }) => Some(OverlayUpper::Tmpfs),
-        Some(Spanned {
-            value: Overlay::Kept(kept),
-            ..
-        }) => {
-            let upper = cx
-                .host_path(&kept.upper, "the overlay's upper dir")
-                .unwrap_or_default();
-            Some(OverlayUpper::Dir {
-                work: work_dir_for(&upper),
-                upper,
-                idmap: None,
-            })
-        }
-    };
-    let upper_span = match &r.overlay {
-        Some(Spanned {
-            value: Overlay::Kept(kept),
-            ..
-        }) => kept.upper.span,
-        _ => rootfs.span,
-    };
-    let mut layers = Layers {
-        namespaces,
-        asked: r.idmap.as_ref(),
-        upper_span,
-        handed: Vec::new(),
-    };
-    let readonly = match (&r.readonly, &overlay) {
-        (Some(readonly), Some(_)) if readonly.value => {
-            cx.report(
-                Problem::error("sandbox::rootfs::readonly-overlay", "a read-only root cannot have a writable overlay")
-                    .at(readonly.span, "read-only")
-                    .also(r.overlay.as_ref().expect("overlay set").span, "writable layer")
-                    .help("remove `readonly = true` (an overlay makes the root writable), or remove `overlay`"),
-            );
-            true
-        }
-        (_, Some(_)) => false,
-        (readonly, None) => get(readonly).unwrap_or(true),
-    };
+    check_sha256(cx, r, &source);
+    let overlay = overlay(cx, r);
+    let mut layers = Layers::new(namespaces, rootfs);
+    let readonly = readonly(cx, r, overlay.as_ref());
 
     // The root directory is judged as any layer; an unpacked archive is the launcher's own
     // cache, nothing to judge.
@@ -323,6 +133,218 @@ pub(super) fn root(cx: &mut Cx, namespaces: &Namespaces) -> Root {
     }
 }
 
+/// The source keys `[rootfs]` sets (`host` only when true), each with its span: exactly one is
+/// an error to leave out or to add to.
+fn sources(cx: &mut Cx, rootfs: &Spanned<Rootfs>) -> Vec<(&'static str, Span)> {
+    let r = &rootfs.value;
+    let sources: Vec<(&str, _)> = [
+        ("host", r.host.as_ref().filter(|h| h.value).map(|h| h.span)),
+        ("path", r.path.as_ref().map(|p| p.span)),
+        ("tar", r.tar.as_ref().map(|p| p.span)),
+        ("oci", r.oci.as_ref().map(|p| p.span)),
+    ]
+    .into_iter()
+    .filter_map(|(name, span)| Some((name, span?)))
+    .collect();
+    match sources.as_slice() {
+        [] => cx.report_absent(
+            "rootfs",
+            Problem::error("sandbox::rootfs::no-source", "[rootfs] names no source")
+                .at(rootfs.span, "no host, path, tar or oci")
+                .help("set exactly one of `host = true`, `path = \"./rootfs\"`, `tar = \"root.tar.gz\"`, `oci = \"./image\"`"),
+        ),
+        [_] => {}
+        [(first, first_span), rest @ ..] => {
+            for (name, span) in rest {
+                cx.report(
+                    Problem::error("sandbox::rootfs::several-sources", format!("[rootfs] has two sources: `{first}` and `{name}`"))
+                        .at(*span, "second source")
+                        .also(*first_span, "first source")
+                        .help("keep exactly one of host, path, tar and oci"),
+                );
+            }
+        }
+    }
+
+    sources
+}
+
+/// A missing root is usually one still to be made, and the manifest may say how.
+fn make_it(r: &Rootfs, fallback: &str) -> String {
+    match &r.made_by {
+        Some(made_by) => format!("make it first: {}", made_by.value),
+        None => fallback.to_string(),
+    }
+}
+
+/// `path = ...`: a directory on the host.
+fn dir_source(cx: &mut Cx, r: &Rootfs) -> RootSource {
+    let path = r.path.as_ref().expect("path source");
+    let resolved = cx.host_path(path, "the root directory");
+    if let Some(resolved) = resolved.as_ref().filter(|r| !r.is_dir()) {
+        let why = if resolved.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        cx.report(
+            Problem::error("sandbox::rootfs::missing", format!("the root directory {} {why}", resolved.display()))
+                .at(path.span, why)
+                .help(make_it(r, "relative paths are relative to the manifest's folder; create the directory or fix the path")),
+        );
+    }
+    RootSource::Dir {
+        path: resolved.unwrap_or_default(),
+    }
+}
+
+/// `tar = ...` or `oci = ...`: an archive or image unpacked into the cache; an image's config
+/// goes to `image_config`.
+fn archive_source(
+    cx: &mut Cx,
+    r: &Rootfs,
+    kind: &str,
+    image_config: &mut Option<ImageConfig>,
+) -> RootSource {
+    let path = if kind == "tar" {
+        r.tar.as_ref()
+    } else {
+        r.oci.as_ref()
+    }
+    .expect("archive source");
+    let what = if kind == "tar" {
+        "the root tarball"
+    } else {
+        "the root image"
+    };
+    let resolved = cx.host_path(path, what);
+    // A tarball is read as a file: a FIFO or a device (through a symlink the
+    // repository carries) would be waited on or read forever.
+    let unusable = resolved
+        .as_ref()
+        .and_then(|resolved| match std::fs::metadata(resolved) {
+            Err(_) => Some("does not exist"),
+            Ok(meta) if kind == "tar" && !meta.is_file() => Some("is not a regular file"),
+            Ok(_) => None,
+        });
+    let resolved = resolved.unwrap_or_default();
+    if let Some(why) = unusable {
+        cx.report(
+            Problem::error(
+                "sandbox::rootfs::missing",
+                format!("the root {kind} {} {why}", resolved.display()),
+            )
+            .at(path.span, why)
+            .help(match unusable {
+                Some("does not exist") => {
+                    make_it(r, "relative paths are relative to the manifest's folder")
+                }
+                _ => "name the archive file itself, not a FIFO or a device".to_string(),
+            }),
+        );
+    }
+    let sha256 = get(&r.sha256);
+    if kind == "tar" {
+        RootSource::Tar {
+            path: resolved,
+            sha256,
+        }
+    } else {
+        let image = if resolved.exists() {
+            image(cx, &resolved, path.span, r.sha256.as_ref())
+        } else {
+            None
+        };
+        let (manifest, layers) = match image {
+            Some(Image {
+                manifest,
+                layers,
+                config,
+            }) => {
+                *image_config = Some(config);
+                (manifest, layers)
+            }
+            None => (String::new(), Vec::new()),
+        };
+        RootSource::Oci {
+            path: resolved,
+            sha256,
+            manifest,
+            layers,
+        }
+    }
+}
+
+/// `sha256` checks an archive, and is a SHA-256 digest.
+fn check_sha256(cx: &mut Cx, r: &Rootfs, source: &RootSource) {
+    if let Some(sha) = &r.sha256 {
+        if !matches!(source, RootSource::Tar { .. } | RootSource::Oci { .. }) {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::sha256-without-archive",
+                    "`sha256` only applies to a `tar` or `oci` root",
+                )
+                .at(sha.span, "nothing to check")
+                .help("remove `sha256`, or use it with `tar = ...` or `oci = ...`"),
+            );
+        } else if sha.value.len() != 64 || !sha.value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            cx.report(
+                Problem::error(
+                    "sandbox::rootfs::sha256",
+                    "`sha256` must be 64 hexadecimal digits",
+                )
+                .at(sha.span, "not a SHA-256 digest")
+                .help("compute it with `sha256sum FILE`"),
+            );
+        }
+    }
+}
+
+/// The writable layer `overlay` asks for.
+fn overlay(cx: &mut Cx, r: &Rootfs) -> Option<OverlayUpper> {
+    match &r.overlay {
+        None
+        | Some(Spanned {
+            value: Overlay::Enabled(false),
+            ..
+        }) => None,
+        Some(Spanned {
+            value: Overlay::Enabled(true),
+            ..
+        }) => Some(OverlayUpper::Tmpfs),
+        Some(Spanned {
+            value: Overlay::Kept(kept),
+            ..
+        }) => {
+            let upper = cx
+                .host_path(&kept.upper, "the overlay's upper dir")
+                .unwrap_or_default();
+            Some(OverlayUpper::Dir {
+                work: work_dir_for(&upper),
+                upper,
+                idmap: None,
+            })
+        }
+    }
+}
+
+/// Whether the root is read-only: by default, unless a writable layer is asked for.
+fn readonly(cx: &mut Cx, r: &Rootfs, overlay: Option<&OverlayUpper>) -> bool {
+    match (&r.readonly, overlay) {
+        (Some(readonly), Some(_)) if readonly.value => {
+            cx.report(
+                Problem::error("sandbox::rootfs::readonly-overlay", "a read-only root cannot have a writable overlay")
+                    .at(readonly.span, "read-only")
+                    .also(r.overlay.as_ref().expect("overlay set").span, "writable layer")
+                    .help("remove `readonly = true` (an overlay makes the root writable), or remove `overlay`"),
+            );
+            true
+        }
+        (_, Some(_)) => false,
+        (readonly, None) => get(readonly).unwrap_or(true),
+    }
+}
+
 /// The root's host directories, id-mapped as [`layer_idmap`] decides, as `rootfs.idmap` asks.
 struct Layers<'a> {
     namespaces: &'a Namespaces,
@@ -332,7 +354,23 @@ struct Layers<'a> {
     handed: Vec<HandedOver>,
 }
 
-impl Layers<'_> {
+impl<'a> Layers<'a> {
+    fn new(namespaces: &'a Namespaces, rootfs: &'a Spanned<Rootfs>) -> Layers<'a> {
+        let upper_span = match &rootfs.value.overlay {
+            Some(Spanned {
+                value: Overlay::Kept(kept),
+                ..
+            }) => kept.upper.span,
+            _ => rootfs.span,
+        };
+        Layers {
+            namespaces,
+            asked: rootfs.value.idmap.as_ref(),
+            upper_span,
+            handed: Vec::new(),
+        }
+    }
+
     fn idmap(&mut self, cx: &mut Cx, dirs: &[HostDir]) -> Option<Idmap> {
         layer_idmap(cx, self.namespaces, dirs, self.asked, &mut self.handed)
     }
