@@ -11,7 +11,7 @@ use super::get;
 use crate::diagnostics::Problem;
 use crate::manifest::values::PortSpec;
 use crate::manifest::{Network, NetworkMode, Span, Spanned};
-use crate::plan::{BridgePlan, Namespaces, NetPlan, PastaPlan};
+use crate::plan::{BridgePlan, EgressPlan, Namespaces, NetPlan, PastaPlan};
 
 pub const DEFAULT_BRIDGE: &str = "sbx0";
 pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
@@ -31,62 +31,14 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMa
         NetworkMode::Host
     });
     let mode_span = network.mode.as_ref().map(|m| m.span);
-    let net_span = cx.span_of("namespaces.net");
 
-    match (mode, namespaces.net) {
-        (NetworkMode::Host, true) => cx.report(
-            Problem::error("sandbox::network::mode-conflict", "network mode \"host\" shares the host's network namespace")
-                .at_span(mode_span)
-                .label("needs namespaces.net = false")
-                .help("add `net = false` to [namespaces], or choose mode \"none\", \"bridge\" or \"pasta\""),
-        ),
-        (NetworkMode::None | NetworkMode::Bridge | NetworkMode::Pasta, false) => {
-            let mode_name = serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-            cx.report(
-                Problem::error("sandbox::network::mode-conflict", format!("network mode \"{mode_name}\" needs the sandbox's own network namespace"))
-                    .at_span(mode_span.or(net_span))
-                    .label("needs the sandbox's own network namespace")
-                    .help("remove `net = false` from [namespaces], or set mode = \"host\""),
-            )
-        }
-        _ => {}
-    }
-
-    let bridge_only: [(&str, Option<_>); 4] = [
-        ("bridge", network.bridge.as_ref().map(|s| s.span)),
-        ("subnet", network.subnet.as_ref().map(|s| s.span)),
-        ("address", network.address.as_ref().map(|s| s.span)),
-        ("isolate", network.isolate.as_ref().map(|s| s.span)),
-    ];
-    if mode != NetworkMode::Bridge {
-        for (key, span) in bridge_only {
-            if let Some(span) = span {
-                cx.report(
-                    Problem::error(
-                        "sandbox::network::bridge-only",
-                        format!("`{key}` only applies to mode = \"bridge\""),
-                    )
-                    .at(span, "unused in this mode")
-                    .help("set mode = \"bridge\", or remove the key"),
-                );
-            }
-        }
-    }
+    check_mode(cx, mode, namespaces.net, mode_span);
     let ports: Vec<_> = network
         .ports
         .as_ref()
         .map(|p| p.value.iter().map(|p| p.value).collect())
         .unwrap_or_default();
-    if !ports.is_empty() && !matches!(mode, NetworkMode::Bridge | NetworkMode::Pasta) {
-        cx.report(
-            Problem::error("sandbox::network::ports-need-forwarding", "published ports need mode = \"bridge\" or \"pasta\"")
-                .at_span(network.ports.as_ref().map(|p| p.span))
-                .help(match mode {
-                    NetworkMode::Host => "with the host's network the sandbox's ports are the host's already; remove `ports`",
-                    _ => "a sandbox with mode \"none\" has no way in; use \"bridge\" (root) or \"pasta\" (rootless)",
-                }),
-        );
-    }
+    check_keys_of_mode(cx, network, mode);
     duplicate_ports(cx, network.ports.as_ref());
     let dns = ip_list(cx, network.dns.as_ref());
     let mut hosts = host_entries(cx, network.hosts.as_ref());
@@ -126,116 +78,197 @@ pub(super) fn network(cx: &mut Cx, namespaces: &Namespaces) -> (NetPlan, BTreeMa
                 egress,
             })
         }
-        NetworkMode::Bridge => {
-            if !cx.host.caller.is_root() {
-                cx.report(
-                    Problem::error(
-                        "sandbox::network::bridge-needs-root",
-                        "bridge networking needs root",
-                    )
-                    .at_span(mode_span)
-                    .label("needs root")
-                    .help("rootless sandboxes get networking from pasta: set mode = \"pasta\""),
-                );
-            }
-            let bridge = get(&network.bridge).unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
-            if let Some(name) = &network.bridge
-                && !is_valid_ifname(&name.value)
-            {
-                cx.report(
-                    Problem::error(
-                        "sandbox::network::ifname",
-                        format!("invalid interface name \"{}\"", name.value),
-                    )
-                    .at(name.span, "not an interface name")
-                    .help("use 1 to 15 characters: letters, digits, `-`, `_` and `.`"),
-                );
-            }
-            let subnet = match &network.subnet {
-                Some(text) => match text.value.parse::<Ipv4Net>() {
-                    Ok(net) if net.prefix_len() <= 30 => net.trunc(),
-                    Ok(_) => {
-                        cx.report(
-                            Problem::error(
-                                "sandbox::network::subnet",
-                                format!("subnet {} is too small", text.value),
-                            )
-                            .at(text.span, "no room for a gateway and a sandbox")
-                            .help("use a prefix of /30 or shorter, e.g. \"10.88.0.0/16\""),
-                        );
-                        DEFAULT_SUBNET.parse().expect("valid default")
-                    }
-                    Err(_) => {
-                        cx.report(
-                            Problem::error(
-                                "sandbox::network::subnet",
-                                format!("invalid subnet \"{}\"", text.value),
-                            )
-                            .at(text.span, "not an IPv4 CIDR")
-                            .help("write an IPv4 network in CIDR notation, e.g. \"10.88.0.0/16\""),
-                        );
-                        DEFAULT_SUBNET.parse().expect("valid default")
-                    }
-                },
-                None => DEFAULT_SUBNET.parse().expect("valid default"),
-            };
-            let gateway = first_host(subnet);
-            let address = network.address.as_ref().and_then(|text| {
-                let problem = |why: &str, label: &str| {
-                    Problem::error("sandbox::network::address", format!("address {} {why}", text.value))
-                        .at(text.span, label.to_string())
-                        .help(format!("choose an address in {subnet} other than its network, gateway ({gateway}) and broadcast addresses, or leave `address` out"))
-                };
-                match text.value.parse::<Ipv4Addr>() {
-                    Err(_) => {
-                        cx.report(problem("is not an IPv4 address", "not an address"));
-                        None
-                    }
-                    Ok(ip) if !subnet.contains(&ip) => {
-                        cx.report(problem(&format!("is outside the subnet {subnet}"), "outside the subnet"));
-                        None
-                    }
-                    Ok(ip) if ip == subnet.network() || ip == subnet.broadcast() || ip == gateway => {
-                        cx.report(problem("is reserved", "network, gateway or broadcast address"));
-                        None
-                    }
-                    Ok(ip) => Some(ip),
-                }
-            });
-            for port in network.ports.iter().flat_map(|p| &p.value) {
-                if port.value.host_address.is_ipv6() {
-                    cx.report(
-                        Problem::error(
-                            "sandbox::network::ipv6-port",
-                            format!("{} cannot be forwarded to a bridge sandbox", port.value),
-                        )
-                        .at(port.span, "an IPv6 host address")
-                        .help("a bridge sandbox has an IPv4 address only, and NAT does not translate IPv6 to IPv4: publish on an IPv4 host address, or use mode = \"pasta\""),
-                    );
-                }
-            }
-            let nft = helper(
-                cx,
-                cx.host.nft().map(Path::to_path_buf),
-                mode_span,
-                "sandbox::network::nft-missing",
-                "nft",
-                "nftables",
-            );
-            NetPlan::Bridge(BridgePlan {
-                bridge,
-                subnet,
-                gateway,
-                address,
-                ports,
-                isolate: get(&network.isolate).unwrap_or(false),
-                dns,
-                nft,
-                egress,
-            })
-        }
+        NetworkMode::Bridge => NetPlan::Bridge(bridge(cx, network, mode_span, ports, dns, egress)),
     };
     (plan, hosts)
+}
+
+/// The mode against the namespaces: "host" shares the host's network namespace, the others
+/// need the sandbox's own.
+fn check_mode(cx: &mut Cx, mode: NetworkMode, own_namespace: bool, mode_span: Option<Span>) {
+    let net_span = cx.span_of("namespaces.net");
+    match (mode, own_namespace) {
+        (NetworkMode::Host, true) => cx.report(
+            Problem::error("sandbox::network::mode-conflict", "network mode \"host\" shares the host's network namespace")
+                .at_span(mode_span)
+                .label("needs namespaces.net = false")
+                .help("add `net = false` to [namespaces], or choose mode \"none\", \"bridge\" or \"pasta\""),
+        ),
+        (NetworkMode::None | NetworkMode::Bridge | NetworkMode::Pasta, false) => {
+            let mode_name = serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            cx.report(
+                Problem::error("sandbox::network::mode-conflict", format!("network mode \"{mode_name}\" needs the sandbox's own network namespace"))
+                    .at_span(mode_span.or(net_span))
+                    .label("needs the sandbox's own network namespace")
+                    .help("remove `net = false` from [namespaces], or set mode = \"host\""),
+            )
+        }
+        _ => {}
+    }
+}
+
+/// Keys that only some modes use: bridge settings, and published ports.
+fn check_keys_of_mode(cx: &mut Cx, network: &Network, mode: NetworkMode) {
+    let bridge_only: [(&str, Option<_>); 4] = [
+        ("bridge", network.bridge.as_ref().map(|s| s.span)),
+        ("subnet", network.subnet.as_ref().map(|s| s.span)),
+        ("address", network.address.as_ref().map(|s| s.span)),
+        ("isolate", network.isolate.as_ref().map(|s| s.span)),
+    ];
+    if mode != NetworkMode::Bridge {
+        for (key, span) in bridge_only {
+            if let Some(span) = span {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::bridge-only",
+                        format!("`{key}` only applies to mode = \"bridge\""),
+                    )
+                    .at(span, "unused in this mode")
+                    .help("set mode = \"bridge\", or remove the key"),
+                );
+            }
+        }
+    }
+    if network.ports.as_ref().is_some_and(|p| !p.value.is_empty())
+        && !matches!(mode, NetworkMode::Bridge | NetworkMode::Pasta)
+    {
+        cx.report(
+            Problem::error("sandbox::network::ports-need-forwarding", "published ports need mode = \"bridge\" or \"pasta\"")
+                .at_span(network.ports.as_ref().map(|p| p.span))
+                .help(match mode {
+                    NetworkMode::Host => "with the host's network the sandbox's ports are the host's already; remove `ports`",
+                    _ => "a sandbox with mode \"none\" has no way in; use \"bridge\" (root) or \"pasta\" (rootless)",
+                }),
+        );
+    }
+}
+
+/// A bridge on the host, the sandbox's veth on it, and NAT (root only).
+fn bridge(
+    cx: &mut Cx,
+    network: &Network,
+    mode_span: Option<Span>,
+    ports: Vec<PortSpec>,
+    dns: Vec<IpAddr>,
+    egress: Option<EgressPlan>,
+) -> BridgePlan {
+    if !cx.host.caller.is_root() {
+        cx.report(
+            Problem::error(
+                "sandbox::network::bridge-needs-root",
+                "bridge networking needs root",
+            )
+            .at_span(mode_span)
+            .label("needs root")
+            .help("rootless sandboxes get networking from pasta: set mode = \"pasta\""),
+        );
+    }
+    let bridge = get(&network.bridge).unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+    if let Some(name) = &network.bridge
+        && !is_valid_ifname(&name.value)
+    {
+        cx.report(
+            Problem::error(
+                "sandbox::network::ifname",
+                format!("invalid interface name \"{}\"", name.value),
+            )
+            .at(name.span, "not an interface name")
+            .help("use 1 to 15 characters: letters, digits, `-`, `_` and `.`"),
+        );
+    }
+    let subnet = subnet(cx, network);
+    let gateway = first_host(subnet);
+    let address = address(cx, network, subnet, gateway);
+    for port in network.ports.iter().flat_map(|p| &p.value) {
+        if port.value.host_address.is_ipv6() {
+            cx.report(
+                Problem::error(
+                    "sandbox::network::ipv6-port",
+                    format!("{} cannot be forwarded to a bridge sandbox", port.value),
+                )
+                .at(port.span, "an IPv6 host address")
+                .help("a bridge sandbox has an IPv4 address only, and NAT does not translate IPv6 to IPv4: publish on an IPv4 host address, or use mode = \"pasta\""),
+            );
+        }
+    }
+    let nft = helper(
+        cx,
+        cx.host.nft().map(Path::to_path_buf),
+        mode_span,
+        "sandbox::network::nft-missing",
+        "nft",
+        "nftables",
+    );
+    BridgePlan {
+        bridge,
+        subnet,
+        gateway,
+        address,
+        ports,
+        isolate: get(&network.isolate).unwrap_or(false),
+        dns,
+        nft,
+        egress,
+    }
+}
+
+/// The bridge's subnet: a network of at least four addresses.
+fn subnet(cx: &mut Cx, network: &Network) -> Ipv4Net {
+    match &network.subnet {
+        Some(text) => match text.value.parse::<Ipv4Net>() {
+            Ok(net) if net.prefix_len() <= 30 => net.trunc(),
+            Ok(_) => {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::subnet",
+                        format!("subnet {} is too small", text.value),
+                    )
+                    .at(text.span, "no room for a gateway and a sandbox")
+                    .help("use a prefix of /30 or shorter, e.g. \"10.88.0.0/16\""),
+                );
+                DEFAULT_SUBNET.parse().expect("valid default")
+            }
+            Err(_) => {
+                cx.report(
+                    Problem::error(
+                        "sandbox::network::subnet",
+                        format!("invalid subnet \"{}\"", text.value),
+                    )
+                    .at(text.span, "not an IPv4 CIDR")
+                    .help("write an IPv4 network in CIDR notation, e.g. \"10.88.0.0/16\""),
+                );
+                DEFAULT_SUBNET.parse().expect("valid default")
+            }
+        },
+        None => DEFAULT_SUBNET.parse().expect("valid default"),
+    }
+}
+
+/// The sandbox's address, when the manifest fixes one: a host address of the subnet other
+/// than the gateway's.
+fn address(cx: &mut Cx, network: &Network, subnet: Ipv4Net, gateway: Ipv4Addr) -> Option<Ipv4Addr> {
+    network.address.as_ref().and_then(|text| {
+        let problem = |why: &str, label: &str| {
+            Problem::error("sandbox::network::address", format!("address {} {why}", text.value))
+                .at(text.span, label.to_string())
+                .help(format!("choose an address in {subnet} other than its network, gateway ({gateway}) and broadcast addresses, or leave `address` out"))
+        };
+        match text.value.parse::<Ipv4Addr>() {
+            Err(_) => {
+                cx.report(problem("is not an IPv4 address", "not an address"));
+                None
+            }
+            Ok(ip) if !subnet.contains(&ip) => {
+                cx.report(problem(&format!("is outside the subnet {subnet}"), "outside the subnet"));
+                None
+            }
+            Ok(ip) if ip == subnet.network() || ip == subnet.broadcast() || ip == gateway => {
+                cx.report(problem("is reserved", "network, gateway or broadcast address"));
+                None
+            }
+            Ok(ip) => Some(ip),
+        }
+    })
 }
 
 /// The path of a helper program the mode needs; a problem when the host has none.
