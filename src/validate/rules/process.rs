@@ -6,7 +6,7 @@ use super::super::{Cx, Invocation};
 use super::{get, section};
 use crate::diagnostics::Problem;
 use crate::escape::escaped;
-use crate::manifest::Tty;
+use crate::manifest::{Process, Tty};
 use crate::plan::ProcessPlan;
 use crate::rootfs::ImageConfig;
 
@@ -33,12 +33,51 @@ pub(super) fn process(
     image: Option<&ImageConfig>,
 ) -> ProcessPlan {
     let loaded = cx.loaded;
-    let image_argv: Vec<String> = image
-        .map(|i| i.entrypoint.iter().chain(&i.cmd).cloned().collect())
-        .unwrap_or_default();
     let process = section(&loaded.manifest.process);
     let deterministic = get(&process.deterministic).unwrap_or(false);
 
+    let argv = argv(cx, invocation, &process, image);
+    let cwd = cwd(cx, &process, image);
+    let env = env(cx, &process, image, deterministic);
+    let (image_uid, image_gid) = match image.and_then(|i| i.user.as_deref()) {
+        Some(user) if !user.is_empty() && process.user.is_none() => image_user(cx, user),
+        _ => (None, None),
+    };
+    let named_env = NAMED_ENV
+        .iter()
+        .filter(|name| !env.iter().any(|(set, _)| set == *name))
+        .map(|name| name.to_string())
+        .collect();
+    ProcessPlan {
+        argv,
+        cwd,
+        uid: get(&process.user).or(image_uid).unwrap_or(0),
+        gid: get(&process.group).or(image_gid).unwrap_or(0),
+        groups: process
+            .groups
+            .as_ref()
+            .map(|g| g.value.iter().map(|id| id.value).collect())
+            .unwrap_or_default(),
+        env,
+        named_env,
+        tty: get(&process.tty).unwrap_or(Tty::Auto),
+        timeout_ms: get(&process.timeout).map(|d| d.0),
+        umask: get(&process.umask).map_or(0o022, |m| m.0),
+        deterministic,
+    }
+}
+
+/// The command and its arguments: after `--`, from the manifest, or the image's Entrypoint
+/// and Cmd; each a string a program can take.
+fn argv(
+    cx: &mut Cx,
+    invocation: &Invocation,
+    process: &Process,
+    image: Option<&ImageConfig>,
+) -> Vec<String> {
+    let image_argv: Vec<String> = image
+        .map(|i| i.entrypoint.iter().chain(&i.cmd).cloned().collect())
+        .unwrap_or_default();
     let argv = match (&invocation.command, &process.command) {
         (Some(command), _) => command.clone(),
         (None, Some(command)) => {
@@ -95,10 +134,15 @@ pub(super) fn process(
         }
     }
 
+    argv
+}
+
+/// The folder the command starts in: the manifest's, the image's WorkingDir, or /.
+fn cwd(cx: &mut Cx, process: &Process, image: Option<&ImageConfig>) -> PathBuf {
     let image_cwd = image
         .and_then(|i| i.working_dir.as_deref())
         .filter(|dir| !dir.is_empty());
-    let cwd = match (&process.cwd, image_cwd) {
+    match (&process.cwd, image_cwd) {
         (Some(cwd), _) => cx
             .target_path(cwd, "`cwd`")
             .unwrap_or_else(|| PathBuf::from("/")),
@@ -114,8 +158,18 @@ pub(super) fn process(
             PathBuf::from("/")
         }),
         (None, None) => PathBuf::from("/"),
-    };
+    }
+}
 
+/// The command's environment: PATH, the image's, what a deterministic jail pins, what is
+/// inherited from the caller, then the manifest's own; a name or value no kernel takes is
+/// an error at its key.
+fn env(
+    cx: &mut Cx,
+    process: &Process,
+    image: Option<&ImageConfig>,
+    deterministic: bool,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |name: &str, value: String| match env.iter_mut().find(|(n, _)| n == name) {
         Some(entry) => entry.1 = value,
@@ -189,33 +243,7 @@ pub(super) fn process(
             .help("an environment variable's value ends at a NUL byte: remove it"),
         );
     }
-
-    let (image_uid, image_gid) = match image.and_then(|i| i.user.as_deref()) {
-        Some(user) if !user.is_empty() && process.user.is_none() => image_user(cx, user),
-        _ => (None, None),
-    };
-    let named_env = NAMED_ENV
-        .iter()
-        .filter(|name| !env.iter().any(|(set, _)| set == *name))
-        .map(|name| name.to_string())
-        .collect();
-    ProcessPlan {
-        argv,
-        cwd,
-        uid: get(&process.user).or(image_uid).unwrap_or(0),
-        gid: get(&process.group).or(image_gid).unwrap_or(0),
-        groups: process
-            .groups
-            .as_ref()
-            .map(|g| g.value.iter().map(|id| id.value).collect())
-            .unwrap_or_default(),
-        env,
-        named_env,
-        tty: get(&process.tty).unwrap_or(Tty::Auto),
-        timeout_ms: get(&process.timeout).map(|d| d.0),
-        umask: get(&process.umask).map_or(0o022, |m| m.0),
-        deterministic,
-    }
+    env
 }
 
 /// The image config's User: `uid` or `uid:gid`. A name would have to be looked up in the
