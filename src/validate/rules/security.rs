@@ -6,7 +6,9 @@ use super::super::Cx;
 use super::get;
 use crate::diagnostics::Problem;
 use crate::manifest::values::{Rlimit, RlimitValue};
-use crate::manifest::{Seccomp, SeccompAction, SeccompPreset, Security, Spanned};
+use crate::manifest::{
+    Landlock, Seccomp, SeccompAction, SeccompPreset, SeccompTable, Security, Spanned,
+};
 use crate::plan::{LANDLOCK_NET_ABI, LandlockPlan, MountOp, MountStep, SeccompPlan, SecurityPlan};
 
 /// Hidden when /proc is mounted: kernel memory, keys and scheduler internals (OCI defaults).
@@ -52,150 +54,197 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
     let seccomp = match security.seccomp.as_ref().map(|s| &s.value) {
         None | Some(Seccomp::Named(SeccompPreset::Default)) => SeccompPlan::Default,
         Some(Seccomp::Named(SeccompPreset::Off)) => SeccompPlan::Off,
-        Some(Seccomp::Custom(table)) => {
-            let names = |list: &Option<Spanned<Vec<Spanned<crate::manifest::values::Syscall>>>>| -> Vec<String> {
-                list.as_ref().map(|l| l.value.iter().map(|s| s.value.0.clone()).collect()).unwrap_or_default()
-            };
-            let errno = get(&table.errno).map_or(libc::EPERM, |e| e.0);
-            let (wrong, right) = match table.default_action.value {
-                SeccompAction::Allow => (&table.allow, "deny"),
-                SeccompAction::Errno | SeccompAction::Kill => (&table.deny, "allow"),
-            };
-            if let Some(wrong) = wrong {
-                let action = serde_json::to_value(table.default_action.value)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                cx.report(
-                    Problem::error(
-                        "sandbox::seccomp::wrong-list",
-                        format!("with default_action = \"{action}\" the list is `{right}`"),
-                    )
-                    .at(wrong.span, "this list would have no effect")
-                    .also(table.default_action.span, "default action")
-                    .help(format!(
-                        "rename the key to `{right}`, or change default_action"
-                    )),
-                );
-            }
-            if let (Some(errno_key), SeccompAction::Kill) =
-                (&table.errno, table.default_action.value)
-            {
-                cx.report(
-                    Problem::error(
-                        "sandbox::seccomp::errno-with-kill",
-                        "`errno` has no effect with default_action = \"kill\"",
-                    )
-                    .at(errno_key.span, "never returned")
-                    .help("remove `errno`, or use default_action = \"errno\""),
-                );
-            }
-            match table.default_action.value {
-                SeccompAction::Allow => SeccompPlan::DenyList {
-                    deny: names(&table.deny),
-                    errno,
-                },
-                SeccompAction::Errno => SeccompPlan::AllowList {
-                    allow: names(&table.allow),
-                    errno: Some(errno),
-                },
-                SeccompAction::Kill => SeccompPlan::AllowList {
-                    allow: names(&table.allow),
-                    errno: None,
-                },
-            }
-        }
+        Some(Seccomp::Custom(table)) => custom_seccomp(cx, table),
     };
 
     let no_new_privileges = get(&security.no_new_privileges).unwrap_or(true);
     if let Some(Seccomp::Custom(table)) = security.seccomp.as_ref().map(|s| &s.value) {
-        let blocked = crate::plan::seccomp::blocks_launcher(&seccomp, no_new_privileges);
-        let (list, wrong) = match table.default_action.value {
-            SeccompAction::Allow => (&table.deny, &table.allow),
-            SeccompAction::Errno | SeccompAction::Kill => (&table.allow, &table.deny),
-        };
-        // A misnamed list is already reported; what it lacks would only repeat that.
-        if !blocked.is_empty() && wrong.is_none() {
-            let span = list.as_ref().map_or(table.default_action.span, |l| l.span);
-            let why = if no_new_privileges {
-                "the command is started with execve after the filter is in place".to_string()
-            } else {
-                "with no_new_privileges = false the filter goes in before the launcher drops \
-                 capabilities and changes uid, then execs the command"
-                    .to_string()
-            };
-            cx.report(
-                Problem::error(
-                    "sandbox::seccomp::blocks-launcher",
-                    format!(
-                        "this profile refuses {}, which the sandbox needs to start the command",
-                        blocked.join(", ")
-                    ),
-                )
-                .at(span, "here")
-                .help(format!("{why}: allow {}", blocked.join(", "))),
-            );
-        }
+        check_launcher_allowed(cx, table, &seccomp, no_new_privileges);
     }
 
-    let landlock = security.landlock.as_ref().map(|landlock| {
-        let l = &landlock.value;
-        let mut paths = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<PathBuf> {
-            list.iter()
-                .flat_map(|l| l.value.iter())
-                .filter_map(|p| cx.target_path(p, "a landlock path"))
-                .collect()
-        };
-        let (read, write, execute) = (paths(&l.read), paths(&l.write), paths(&l.execute));
-        let ports = |list: &Option<Spanned<Vec<Spanned<u16>>>>| -> Option<Vec<u16>> {
-            list.as_ref().map(|l| l.value.iter().map(|p| p.value).collect())
-        };
-        let plan = LandlockPlan {
-            read,
-            write,
-            execute,
-            bind_tcp: ports(&l.bind_tcp),
-            connect_tcp: ports(&l.connect_tcp),
-            required: get(&l.required).unwrap_or(false),
-        };
-        if plan.required {
-            let abi = cx.host.landlock_abi();
-            let missing = plan.unenforceable(abi);
-            let required_span = l.required.as_ref().map(|r| r.span);
-            if abi == 0 {
-                cx.report(
-                    Problem::error("sandbox::landlock::unsupported", "landlock is required but this kernel does not offer it")
-                        .at_span(required_span)
-                        .help("boot a kernel with landlock enabled (CONFIG_SECURITY_LANDLOCK, lsm=...,landlock), or set `required = false`; `sandbox doctor` shows the details"),
-                );
-            } else if !missing.is_empty() {
-                // Point at the TCP rules when they are what the kernel lacks, else at `required`.
-                let tcp = [&l.bind_tcp, &l.connect_tcp]
-                    .into_iter()
-                    .flatten()
-                    .map(|list| list.span)
-                    .filter(|_| abi < LANDLOCK_NET_ABI)
-                    .collect::<Vec<_>>();
-                let kernel = cx.host.kernel().map(|(major, minor)| format!("Linux {major}.{minor}, ")).unwrap_or_default();
-                let mut problem = Problem::error(
-                    "sandbox::landlock::abi",
-                    format!("this kernel's landlock ({kernel}ABI {abi}) cannot enforce {}", missing.join(", ")),
-                );
-                problem = match tcp.split_first() {
-                    Some((first, rest)) => rest.iter().fold(
-                        problem.at(*first, "cannot be enforced here"),
-                        |p, span| p.also(*span, "nor this"),
-                    ),
-                    None => problem.at_span(required_span),
-                };
-                cx.report(problem.help(
-                    "run on the Linux release named for each, or later, or set `required = false` to apply what the kernel supports",
-                ));
-            }
-        }
-        plan
-    });
+    let landlock = security.landlock.as_ref().map(|l| landlock(cx, &l.value));
 
+    let (rlimits, raise_hard_limits) = rlimits(cx, security);
+
+    SecurityPlan {
+        capabilities,
+        no_new_privileges,
+        seccomp,
+        landlock,
+        rlimits,
+        raise_hard_limits,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+    }
+}
+
+/// A custom `seccomp` table: a deny list with default_action = "allow", else an allow list.
+fn custom_seccomp(cx: &mut Cx, table: &SeccompTable) -> SeccompPlan {
+    let names =
+        |list: &Option<Spanned<Vec<Spanned<crate::manifest::values::Syscall>>>>| -> Vec<String> {
+            list.as_ref()
+                .map(|l| l.value.iter().map(|s| s.value.0.clone()).collect())
+                .unwrap_or_default()
+        };
+    let errno = get(&table.errno).map_or(libc::EPERM, |e| e.0);
+    let (wrong, right) = match table.default_action.value {
+        SeccompAction::Allow => (&table.allow, "deny"),
+        SeccompAction::Errno | SeccompAction::Kill => (&table.deny, "allow"),
+    };
+    if let Some(wrong) = wrong {
+        let action = serde_json::to_value(table.default_action.value)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        cx.report(
+            Problem::error(
+                "sandbox::seccomp::wrong-list",
+                format!("with default_action = \"{action}\" the list is `{right}`"),
+            )
+            .at(wrong.span, "this list would have no effect")
+            .also(table.default_action.span, "default action")
+            .help(format!(
+                "rename the key to `{right}`, or change default_action"
+            )),
+        );
+    }
+    if let (Some(errno_key), SeccompAction::Kill) = (&table.errno, table.default_action.value) {
+        cx.report(
+            Problem::error(
+                "sandbox::seccomp::errno-with-kill",
+                "`errno` has no effect with default_action = \"kill\"",
+            )
+            .at(errno_key.span, "never returned")
+            .help("remove `errno`, or use default_action = \"errno\""),
+        );
+    }
+    match table.default_action.value {
+        SeccompAction::Allow => SeccompPlan::DenyList {
+            deny: names(&table.deny),
+            errno,
+        },
+        SeccompAction::Errno => SeccompPlan::AllowList {
+            allow: names(&table.allow),
+            errno: Some(errno),
+        },
+        SeccompAction::Kill => SeccompPlan::AllowList {
+            allow: names(&table.allow),
+            errno: None,
+        },
+    }
+}
+
+/// What a custom profile refuses that the sandbox's own start needs.
+fn check_launcher_allowed(
+    cx: &mut Cx,
+    table: &SeccompTable,
+    seccomp: &SeccompPlan,
+    no_new_privileges: bool,
+) {
+    let blocked = crate::plan::seccomp::blocks_launcher(seccomp, no_new_privileges);
+    let (list, wrong) = match table.default_action.value {
+        SeccompAction::Allow => (&table.deny, &table.allow),
+        SeccompAction::Errno | SeccompAction::Kill => (&table.allow, &table.deny),
+    };
+    // A misnamed list is already reported; what it lacks would only repeat that.
+    if !blocked.is_empty() && wrong.is_none() {
+        let span = list.as_ref().map_or(table.default_action.span, |l| l.span);
+        let why = if no_new_privileges {
+            "the command is started with execve after the filter is in place".to_string()
+        } else {
+            "with no_new_privileges = false the filter goes in before the launcher drops \
+             capabilities and changes uid, then execs the command"
+                .to_string()
+        };
+        cx.report(
+            Problem::error(
+                "sandbox::seccomp::blocks-launcher",
+                format!(
+                    "this profile refuses {}, which the sandbox needs to start the command",
+                    blocked.join(", ")
+                ),
+            )
+            .at(span, "here")
+            .help(format!("{why}: allow {}", blocked.join(", "))),
+        );
+    }
+}
+
+/// The paths and ports landlock allows.
+fn landlock(cx: &mut Cx, l: &Landlock) -> LandlockPlan {
+    let mut paths = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<PathBuf> {
+        list.iter()
+            .flat_map(|l| l.value.iter())
+            .filter_map(|p| cx.target_path(p, "a landlock path"))
+            .collect()
+    };
+    let (read, write, execute) = (paths(&l.read), paths(&l.write), paths(&l.execute));
+    let ports = |list: &Option<Spanned<Vec<Spanned<u16>>>>| -> Option<Vec<u16>> {
+        list.as_ref()
+            .map(|l| l.value.iter().map(|p| p.value).collect())
+    };
+    let plan = LandlockPlan {
+        read,
+        write,
+        execute,
+        bind_tcp: ports(&l.bind_tcp),
+        connect_tcp: ports(&l.connect_tcp),
+        required: get(&l.required).unwrap_or(false),
+    };
+    if plan.required {
+        check_landlock_abi(cx, l, &plan);
+    }
+    plan
+}
+
+/// A required landlock that this kernel cannot enforce, in full or for the rules asked.
+fn check_landlock_abi(cx: &mut Cx, l: &Landlock, plan: &LandlockPlan) {
+    let abi = cx.host.landlock_abi();
+    let missing = plan.unenforceable(abi);
+    let required_span = l.required.as_ref().map(|r| r.span);
+    if abi == 0 {
+        cx.report(
+            Problem::error("sandbox::landlock::unsupported", "landlock is required but this kernel does not offer it")
+                .at_span(required_span)
+                .help("boot a kernel with landlock enabled (CONFIG_SECURITY_LANDLOCK, lsm=...,landlock), or set `required = false`; `sandbox doctor` shows the details"),
+        );
+    } else if !missing.is_empty() {
+        // Point at the TCP rules when they are what the kernel lacks, else at `required`.
+        let tcp = [&l.bind_tcp, &l.connect_tcp]
+            .into_iter()
+            .flatten()
+            .map(|list| list.span)
+            .filter(|_| abi < LANDLOCK_NET_ABI)
+            .collect::<Vec<_>>();
+        let kernel = cx
+            .host
+            .kernel()
+            .map(|(major, minor)| format!("Linux {major}.{minor}, "))
+            .unwrap_or_default();
+        let mut problem = Problem::error(
+            "sandbox::landlock::abi",
+            format!(
+                "this kernel's landlock ({kernel}ABI {abi}) cannot enforce {}",
+                missing.join(", ")
+            ),
+        );
+        problem = match tcp.split_first() {
+            Some((first, rest)) => rest
+                .iter()
+                .fold(problem.at(*first, "cannot be enforced here"), |p, span| {
+                    p.also(*span, "nor this")
+                }),
+            None => problem.at_span(required_span),
+        };
+        cx.report(problem.help(
+            "run on the Linux release named for each, or later, or set `required = false` to apply what the kernel supports",
+        ));
+    }
+}
+
+/// The rlimits the command starts with (no core dumps unless asked), and those above the
+/// caller's hard limit, which the launcher raises.
+fn rlimits(cx: &mut Cx, security: &Security) -> (Vec<(Rlimit, RlimitValue)>, Vec<Rlimit>) {
     let mut rlimits: Vec<(Rlimit, RlimitValue)> = Vec::new();
     let mut raise_hard_limits = Vec::new();
     for (name, value) in security.rlimits.iter().flat_map(|r| &r.value) {
@@ -208,17 +257,7 @@ pub(super) fn security(cx: &mut Cx) -> SecurityPlan {
         rlimits.push((Rlimit::Core, RlimitValue::Limited(0)));
     }
     rlimits.sort_by_key(|(name, _)| *name);
-
-    SecurityPlan {
-        capabilities,
-        no_new_privileges,
-        seccomp,
-        landlock,
-        rlimits,
-        raise_hard_limits,
-        masked_paths: Vec::new(),
-        readonly_paths: Vec::new(),
-    }
+    (rlimits, raise_hard_limits)
 }
 
 /// Whether `name = value` is above the caller's hard limit, which the launcher then raises for
