@@ -432,67 +432,10 @@ fn ranges_side(
     let root = cx.host.caller.is_root();
     let mut map: Vec<(IdMapping, Span)> = Vec::new();
     for range in ranges {
-        let outside = match range.value.outside.value {
-            Outside::Id(id) => id,
-            Outside::Caller => own,
-        };
-        let mapping = IdMapping {
-            inside: range.value.inside.value,
-            outside,
-            count: range.value.count.value,
-        };
-        if mapping.count == 0 {
-            cx.report(
-                Problem::error(
-                    "sandbox::idmap::zero-count",
-                    format!("a {} range maps no ids", kind.key()),
-                )
-                .at(range.value.count.span, "count is 0")
-                .help("use a count of at least 1"),
-            );
+        let Some(mapping) = mapping(cx, kind, range, own) else {
             continue;
-        }
-        if mapping.inside_end() > u32::MAX as u64 || mapping.outside_end() > u32::MAX as u64 {
-            cx.report(
-                Problem::error(
-                    "sandbox::idmap::overflow",
-                    format!("a {} range runs past the largest id", kind.key()),
-                )
-                .at(range.value.count.span, "too many ids")
-                .help("ids end at 4294967294; lower `count`"),
-            );
-            continue;
-        }
-        for (other, other_span) in &map {
-            let side = if overlaps(
-                mapping.inside,
-                mapping.inside_end(),
-                other.inside,
-                other.inside_end(),
-            ) {
-                Some("inside")
-            } else if overlaps(
-                mapping.outside,
-                mapping.outside_end(),
-                other.outside,
-                other.outside_end(),
-            ) {
-                Some("outside")
-            } else {
-                None
-            };
-            if let Some(side) = side {
-                cx.report(
-                    Problem::error(
-                        "sandbox::idmap::overlap",
-                        format!("{} ranges overlap {side}", kind.key()),
-                    )
-                    .at(range.span, format!("overlaps {side}"))
-                    .also(*other_span, "with this range")
-                    .help("each id may be mapped once on each side; make the ranges disjoint"),
-                );
-            }
-        }
+        };
+        check_overlap(cx, kind, &mapping, range.span, &map);
         map.push((mapping, range.span));
     }
     if map.len() > MAX_MAP_LINES {
@@ -526,6 +469,100 @@ fn ranges_side(
             needs_helper: false,
         };
     }
+    check_granted(cx, kind, &map, &spans, own, grants);
+    Side {
+        map,
+        needs_helper: true,
+    }
+}
+
+/// The mapping a range asks for; `None`, reported, when it maps no id or runs past the
+/// largest.
+fn mapping(cx: &mut Cx, kind: Kind, range: &Spanned<IdRange>, own: u32) -> Option<IdMapping> {
+    let outside = match range.value.outside.value {
+        Outside::Id(id) => id,
+        Outside::Caller => own,
+    };
+    let mapping = IdMapping {
+        inside: range.value.inside.value,
+        outside,
+        count: range.value.count.value,
+    };
+    if mapping.count == 0 {
+        cx.report(
+            Problem::error(
+                "sandbox::idmap::zero-count",
+                format!("a {} range maps no ids", kind.key()),
+            )
+            .at(range.value.count.span, "count is 0")
+            .help("use a count of at least 1"),
+        );
+        return None;
+    }
+    if mapping.inside_end() > u32::MAX as u64 || mapping.outside_end() > u32::MAX as u64 {
+        cx.report(
+            Problem::error(
+                "sandbox::idmap::overflow",
+                format!("a {} range runs past the largest id", kind.key()),
+            )
+            .at(range.value.count.span, "too many ids")
+            .help("ids end at 4294967294; lower `count`"),
+        );
+        return None;
+    }
+    Some(mapping)
+}
+
+/// An error for each earlier range that `mapping` overlaps, inside or outside.
+fn check_overlap(
+    cx: &mut Cx,
+    kind: Kind,
+    mapping: &IdMapping,
+    span: Span,
+    earlier: &[(IdMapping, Span)],
+) {
+    for (other, other_span) in earlier {
+        let side = if overlaps(
+            mapping.inside,
+            mapping.inside_end(),
+            other.inside,
+            other.inside_end(),
+        ) {
+            Some("inside")
+        } else if overlaps(
+            mapping.outside,
+            mapping.outside_end(),
+            other.outside,
+            other.outside_end(),
+        ) {
+            Some("outside")
+        } else {
+            None
+        };
+        if let Some(side) = side {
+            cx.report(
+                Problem::error(
+                    "sandbox::idmap::overlap",
+                    format!("{} ranges overlap {side}", kind.key()),
+                )
+                .at(span, format!("overlaps {side}"))
+                .also(*other_span, "with this range")
+                .help("each id may be mapped once on each side; make the ranges disjoint"),
+            );
+        }
+    }
+}
+
+/// Rootless, through the setuid helper: an error for each range outside the caller's own id
+/// and its grants in /etc/subuid or /etc/subgid.
+fn check_granted(
+    cx: &mut Cx,
+    kind: Kind,
+    map: &[IdMapping],
+    spans: &[Span],
+    own: u32,
+    grants: &[SubIdRange],
+) {
     for (mapping, range_span) in map.iter().zip(spans) {
         let covered = (mapping.outside == own && mapping.count == 1)
             || grants.iter().any(|g| {
@@ -549,14 +586,10 @@ fn ranges_side(
                     "sandbox::idmap::not-permitted",
                     format!("you cannot map outside ids {}..{}", mapping.outside, mapping.outside_end() - 1),
                 )
-                .at(range_span, "not yours to map")
+                .at(*range_span, "not yours to map")
                 .help(format!("{granted}; ask an administrator for a grant in {}, or map `outside = \"self\"` only", kind.file())),
             );
         }
-    }
-    Side {
-        map,
-        needs_helper: true,
     }
 }
 
