@@ -10,7 +10,7 @@ use toml::de::DeTable;
 use super::Manifest;
 use super::de::NodeDeserializer;
 use super::node::{self, IdGen, Node, NodeId, NodeKind};
-use super::source::{SourceMap, Span};
+use super::source::{FileId, SourceMap, Span};
 use super::vars::Vars;
 use crate::diagnostics::Problem;
 use crate::hostpath;
@@ -155,6 +155,41 @@ fn read_manifest_file(path: &Path) -> Result<Vec<u8>, crate::input::InputError> 
 const TOO_DEEP: &str = "cannot recurse further; max recursion depth met";
 /// toml_parser's message for an integer written with a leading zero (`umask = 022`).
 const LEADING_ZERO: &str = "unexpected leading zero";
+
+/// What is wrong with a file's TOML, at the error's place.
+fn syntax_problem(text: &str, base: usize, error: &toml::de::Error) -> Problem {
+    let (message, start) = (error.message(), error.span().map(|r| r.start));
+    if message == TOO_DEEP
+        && let Some(start) = start
+    {
+        let from = nesting_start(text, start).unwrap_or(start);
+        Problem::error(
+            "sandbox::manifest::syntax",
+            "invalid TOML: this value nests arrays and tables deeper than the parser goes",
+        )
+        .at(
+            Span::new(base + from, base + from + 1),
+            "nested too deep from here",
+        )
+        .help("no manifest value nests more than a few levels; flatten this one")
+    } else if message.starts_with(LEADING_ZERO)
+        && let Some(start) = start
+    {
+        leading_zero(text, base, start)
+    } else {
+        Problem::error(
+            "sandbox::manifest::syntax",
+            format!("invalid TOML: {message}"),
+        )
+        .at_span(
+            error
+                .span()
+                .map(|r| Span::new(base + r.start, base + r.end)),
+        )
+        .label("here")
+        .help("see https://toml.io for the syntax")
+    }
+}
 
 /// `umask = 022`: TOML has no leading zeros, and the reader most likely meant an octal mode.
 fn leading_zero(text: &str, base: usize, start: usize) -> Problem {
@@ -303,46 +338,27 @@ impl Loader {
     /// files being loaded above this one, for cycle detection.
     fn load_text(&mut self, path: &Path, text: String, stack: &mut Vec<PathBuf>) -> Option<Node> {
         let file = self.sources.add(path.to_path_buf(), text);
+        let mut tree = self.parse(file)?;
+        self.expand_variables(&mut tree);
+        let Some(extends) = tree.take("extends") else {
+            return Some(tree);
+        };
+        Some(self.extend(path, tree, &extends.value, stack))
+    }
+
+    /// The tree of a file's TOML; `None` when it is not valid TOML (each error is reported).
+    fn parse(&mut self, file: FileId) -> Option<Node> {
         let base = self.sources.base(file);
         let text = self.sources.file(file).text.clone();
         let (table, syntax_errors) = DeTable::parse_recoverable(&text);
         let syntax_failed = !syntax_errors.is_empty();
         let syntax_spans: Vec<std::ops::Range<usize>> =
             syntax_errors.iter().filter_map(|e| e.span()).collect();
-        for error in syntax_errors {
-            let (message, start) = (error.message(), error.span().map(|r| r.start));
-            let problem =
-                if message == TOO_DEEP
-                    && let Some(start) = start
-                {
-                    let from = nesting_start(&text, start).unwrap_or(start);
-                    Problem::error(
-                    "sandbox::manifest::syntax",
-                    "invalid TOML: this value nests arrays and tables deeper than the parser goes",
-                )
-                .at(Span::new(base + from, base + from + 1), "nested too deep from here")
-                .help("no manifest value nests more than a few levels; flatten this one")
-                } else if message.starts_with(LEADING_ZERO)
-                    && let Some(start) = start
-                {
-                    leading_zero(&text, base, start)
-                } else {
-                    Problem::error(
-                        "sandbox::manifest::syntax",
-                        format!("invalid TOML: {message}"),
-                    )
-                    .at_span(
-                        error
-                            .span()
-                            .map(|r| Span::new(base + r.start, base + r.end)),
-                    )
-                    .label("here")
-                    .help("see https://toml.io for the syntax")
-                };
-            self.problems.push(problem);
+        for error in &syntax_errors {
+            self.problems.push(syntax_problem(&text, base, error));
         }
         let mut convert_errors = Vec::new();
-        let mut tree = node::from_toml(table, base, &mut self.ids, &mut convert_errors);
+        let tree = node::from_toml(table, base, &mut self.ids, &mut convert_errors);
         for error in convert_errors {
             self.bad_nodes.push(error.node);
             // What the parser made of text it already reported is no value to judge.
@@ -364,9 +380,14 @@ impl Loader {
             self.incomplete = true;
             return None;
         }
+        Some(tree)
+    }
 
+    /// Expand the variables of every string; one that cannot be is reported and its node
+    /// dropped.
+    fn expand_variables(&mut self, tree: &mut Node) {
         let mut var_errors = Vec::new();
-        self.vars.expand_tree(&mut tree, &mut var_errors);
+        self.vars.expand_tree(tree, &mut var_errors);
         for (id, span, error) in var_errors {
             self.bad_nodes.push(id);
             self.problems.push(
@@ -375,13 +396,19 @@ impl Loader {
                     .help(error.help()),
             );
         }
+    }
 
-        let Some(extends) = tree.take("extends") else {
-            return Some(tree);
-        };
+    /// `tree` merged over the files its `extends` names, in order, each loaded in turn.
+    fn extend(
+        &mut self,
+        path: &Path,
+        tree: Node,
+        extends: &Node,
+        stack: &mut Vec<PathBuf>,
+    ) -> Node {
         let mut merged: Option<Node> = None;
         stack.push(path.to_path_buf());
-        for (target, span) in self.extends_entries(&extends.value) {
+        for (target, span) in self.extends_entries(extends) {
             // Judged (`extends` from outside the project), read and shown where it leads.
             let resolved = hostpath::resolve(&absolute(
                 &path.parent().unwrap_or(Path::new("/")).join(&target),
@@ -429,9 +456,9 @@ impl Loader {
         match merged {
             Some(mut merged) => {
                 node::merge(&mut merged, tree);
-                Some(merged)
+                merged
             }
-            None => Some(tree),
+            None => tree,
         }
     }
 
