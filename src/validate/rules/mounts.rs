@@ -630,21 +630,7 @@ fn mount_op(
     handed: &mut Vec<HandedOver>,
 ) -> Option<MountOp> {
     let kind = mount.kind.value;
-    for (key, span) in present_keys(mount) {
-        if !allowed_keys(kind).contains(&key) {
-            cx.report(
-                Problem::error(
-                    "sandbox::mount::key-not-for-type",
-                    format!("`{key}` does not apply to a {} mount", kind.name()),
-                )
-                .at(span, "not used by this mount type")
-                .help(match allowed_keys(kind) {
-                    [] => format!("a {} mount takes only `type` and `target`", kind.name()),
-                    keys => format!("a {} mount takes: {}", kind.name(), keys.join(", ")),
-                }),
-            );
-        }
-    }
+    check_keys(cx, mount);
     let target = cx.target_path(&mount.target, "a mount target")?;
     if target.as_os_str() == "/" {
         cx.report(
@@ -658,38 +644,16 @@ fn mount_op(
         return None;
     }
     let readonly = get(&mount.readonly);
+    let entry = |target| Entry {
+        mount,
+        span: entry_span,
+        key,
+        who,
+        target,
+    };
     let mode = |default: u32| get(&mount.mode).map_or(default, |m| m.0);
     let op = match kind {
-        MountType::Bind => {
-            let source = single_source(
-                cx,
-                mount,
-                entry_span,
-                "a bind mount needs a `source` on the host",
-            )?;
-            let optional = get(&mount.optional).unwrap_or(false);
-            let path = cx.host_path(&source, "the bind source")?;
-            if !optional && std::fs::metadata(&path).is_err() {
-                cx.report(
-                    Problem::error("sandbox::mount::missing-source", format!("the bind source {} does not exist", path.display()))
-                        .at(source.span, "does not exist")
-                        .help("relative paths are relative to the manifest's folder; create it, fix the path, or add `optional = true`"),
-                );
-            }
-            let dir = HostDir {
-                path: &path,
-                span: source.span,
-                key: key.clone(),
-            };
-            let idmap = bind_source_idmap(cx, &dir, mount.idmap.as_ref(), who, handed);
-            MountOp::Bind {
-                source: path,
-                target,
-                readonly: readonly.unwrap_or(true),
-                idmap,
-                optional,
-            }
-        }
+        MountType::Bind => bind(cx, entry(target), handed)?,
         MountType::Tmpfs => MountOp::Tmpfs {
             target,
             size: get(&mount.size).map(|s| s.0),
@@ -701,100 +665,7 @@ fn mount_op(
         MountType::Dev => MountOp::Dev { target },
         MountType::Devpts => MountOp::Devpts { target },
         MountType::Mqueue => MountOp::Mqueue { target },
-        MountType::Overlay => {
-            let lower: Vec<Spanned<String>> = match &mount.source {
-                Some(Spanned {
-                    value: Sources::One(one),
-                    span,
-                }) => vec![Spanned::new(one.clone(), *span)],
-                Some(Spanned {
-                    value: Sources::Many(many),
-                    ..
-                }) => many.clone(),
-                None => Vec::new(),
-            };
-            // A `source` dropped for an error is reported already.
-            if lower.is_empty() && !cx.loaded.dropped_from(entry_span, "source") {
-                cx.report(
-                    Problem::error(
-                        "sandbox::mount::overlay-no-lower",
-                        "an overlay mount needs at least one lower dir",
-                    )
-                    .at(
-                        mount.source.as_ref().map_or(entry_span, |s| s.span),
-                        "no lower dir",
-                    )
-                    .help("set `source = \"./base\"` or `source = [\"./top\", \"./bottom\"]`"),
-                );
-            }
-            if lower.is_empty() {
-                return None;
-            }
-            let lower: Vec<(PathBuf, Span)> = lower
-                .iter()
-                .filter_map(|dir| {
-                    let path = cx.host_path(dir, "an overlay lower dir")?;
-                    if !path.is_dir() {
-                        cx.report(
-                            Problem::error(
-                                "sandbox::mount::missing-source",
-                                format!("the overlay lower dir {} does not exist", path.display()),
-                            )
-                            .at(dir.span, "not a directory")
-                            .help("relative paths are relative to the manifest's folder"),
-                        );
-                    }
-                    Some((path, dir.span))
-                })
-                .collect();
-            let dirs: Vec<HostDir> = lower
-                .iter()
-                .map(|(path, span)| HostDir {
-                    path,
-                    span: *span,
-                    key: key.clone(),
-                })
-                .collect();
-            let idmap = layer_idmap(cx, who.namespaces, &dirs, mount.idmap.as_ref(), handed);
-            let readonly = readonly.unwrap_or(false);
-            let upper = match (&mount.upper, readonly) {
-                (Some(upper), true) => {
-                    cx.report(
-                        Problem::error(
-                            "sandbox::mount::readonly-overlay",
-                            "a read-only overlay has no upper dir",
-                        )
-                        .at(upper.span, "would never be written")
-                        .help("remove `upper`, or `readonly = true`"),
-                    );
-                    None
-                }
-                (Some(spanned), false) => {
-                    let upper = cx.host_path(spanned, "an overlay's upper dir")?;
-                    let dir = HostDir {
-                        path: &upper,
-                        span: spanned.span,
-                        key: key.clone(),
-                    };
-                    let idmap =
-                        layer_idmap(cx, who.namespaces, &[dir], mount.idmap.as_ref(), handed);
-                    Some(OverlayUpper::Dir {
-                        work: work_dir_for(&upper),
-                        upper,
-                        idmap,
-                    })
-                }
-                (None, false) => Some(OverlayUpper::Tmpfs),
-                (None, true) => None,
-            };
-            MountOp::Overlay {
-                lower: lower.into_iter().map(|(path, _)| path).collect(),
-                upper,
-                target,
-                readonly,
-                idmap,
-            }
-        }
+        MountType::Overlay => overlay(cx, entry(target), handed)?,
         MountType::Symlink => {
             let link = single_source(
                 cx,
@@ -818,6 +689,193 @@ fn mount_op(
         },
     };
     Some(op)
+}
+
+/// A `[[mount]]` entry being planned: its table, where it is, its key (`mount[N]`), the
+/// sandbox it is for and its target there.
+struct Entry<'a> {
+    mount: &'a Mount,
+    span: Span,
+    key: &'a Origin,
+    who: &'a Inside<'a>,
+    target: PathBuf,
+}
+
+/// Each key the mount sets must be one its type takes.
+fn check_keys(cx: &mut Cx, mount: &Mount) {
+    let kind = mount.kind.value;
+    for (key, span) in present_keys(mount) {
+        if !allowed_keys(kind).contains(&key) {
+            cx.report(
+                Problem::error(
+                    "sandbox::mount::key-not-for-type",
+                    format!("`{key}` does not apply to a {} mount", kind.name()),
+                )
+                .at(span, "not used by this mount type")
+                .help(match allowed_keys(kind) {
+                    [] => format!("a {} mount takes only `type` and `target`", kind.name()),
+                    keys => format!("a {} mount takes: {}", kind.name(), keys.join(", ")),
+                }),
+            );
+        }
+    }
+}
+
+/// A bind of a host path: it must exist unless optional, and is id-mapped as its source
+/// allows (see [`bind_source_idmap`]).
+fn bind(cx: &mut Cx, entry: Entry, handed: &mut Vec<HandedOver>) -> Option<MountOp> {
+    let mount = entry.mount;
+    let source = single_source(
+        cx,
+        mount,
+        entry.span,
+        "a bind mount needs a `source` on the host",
+    )?;
+    let optional = get(&mount.optional).unwrap_or(false);
+    let path = cx.host_path(&source, "the bind source")?;
+    if !optional && std::fs::metadata(&path).is_err() {
+        cx.report(
+            Problem::error("sandbox::mount::missing-source", format!("the bind source {} does not exist", path.display()))
+                .at(source.span, "does not exist")
+                .help("relative paths are relative to the manifest's folder; create it, fix the path, or add `optional = true`"),
+        );
+    }
+    let dir = HostDir {
+        path: &path,
+        span: source.span,
+        key: entry.key.clone(),
+    };
+    let idmap = bind_source_idmap(cx, &dir, mount.idmap.as_ref(), entry.who, handed);
+    Some(MountOp::Bind {
+        source: path,
+        target: entry.target,
+        readonly: get(&mount.readonly).unwrap_or(true),
+        idmap,
+        optional,
+    })
+}
+
+/// An overlay of lower dirs on the host, with a kept upper dir, a throw-away one, or none
+/// when read-only; its layers id-mapped as [`layer_idmap`] decides.
+fn overlay(cx: &mut Cx, entry: Entry, handed: &mut Vec<HandedOver>) -> Option<MountOp> {
+    let mount = entry.mount;
+    let lower = lower_dirs(cx, mount, entry.span)?;
+    let dirs: Vec<HostDir> = lower
+        .iter()
+        .map(|(path, span)| HostDir {
+            path,
+            span: *span,
+            key: entry.key.clone(),
+        })
+        .collect();
+    let idmap = layer_idmap(
+        cx,
+        entry.who.namespaces,
+        &dirs,
+        mount.idmap.as_ref(),
+        handed,
+    );
+    let readonly = get(&mount.readonly).unwrap_or(false);
+    let upper = upper(cx, &entry, readonly, handed)?;
+    Some(MountOp::Overlay {
+        lower: lower.into_iter().map(|(path, _)| path).collect(),
+        upper,
+        target: entry.target,
+        readonly,
+        idmap,
+    })
+}
+
+/// An overlay's lower dirs on the host, each with where it is named; `None` when there are
+/// none, reported.
+fn lower_dirs(cx: &mut Cx, mount: &Mount, entry_span: Span) -> Option<Vec<(PathBuf, Span)>> {
+    let lower: Vec<Spanned<String>> = match &mount.source {
+        Some(Spanned {
+            value: Sources::One(one),
+            span,
+        }) => vec![Spanned::new(one.clone(), *span)],
+        Some(Spanned {
+            value: Sources::Many(many),
+            ..
+        }) => many.clone(),
+        None => Vec::new(),
+    };
+    // A `source` dropped for an error is reported already.
+    if lower.is_empty() && !cx.loaded.dropped_from(entry_span, "source") {
+        cx.report(
+            Problem::error(
+                "sandbox::mount::overlay-no-lower",
+                "an overlay mount needs at least one lower dir",
+            )
+            .at(
+                mount.source.as_ref().map_or(entry_span, |s| s.span),
+                "no lower dir",
+            )
+            .help("set `source = \"./base\"` or `source = [\"./top\", \"./bottom\"]`"),
+        );
+    }
+    if lower.is_empty() {
+        return None;
+    }
+    let lower = lower
+        .iter()
+        .filter_map(|dir| {
+            let path = cx.host_path(dir, "an overlay lower dir")?;
+            if !path.is_dir() {
+                cx.report(
+                    Problem::error(
+                        "sandbox::mount::missing-source",
+                        format!("the overlay lower dir {} does not exist", path.display()),
+                    )
+                    .at(dir.span, "not a directory")
+                    .help("relative paths are relative to the manifest's folder"),
+                );
+            }
+            Some((path, dir.span))
+        })
+        .collect();
+    Some(lower)
+}
+
+/// An overlay's writable layer: a kept upper dir (id-mapped as its lower dirs would be), a
+/// throw-away one, or none when read-only; `None` when the upper dir is no usable path.
+fn upper(
+    cx: &mut Cx,
+    entry: &Entry,
+    readonly: bool,
+    handed: &mut Vec<HandedOver>,
+) -> Option<Option<OverlayUpper>> {
+    let Entry { mount, who, .. } = entry;
+    let upper = match (&mount.upper, readonly) {
+        (Some(upper), true) => {
+            cx.report(
+                Problem::error(
+                    "sandbox::mount::readonly-overlay",
+                    "a read-only overlay has no upper dir",
+                )
+                .at(upper.span, "would never be written")
+                .help("remove `upper`, or `readonly = true`"),
+            );
+            None
+        }
+        (Some(spanned), false) => {
+            let upper = cx.host_path(spanned, "an overlay's upper dir")?;
+            let dir = HostDir {
+                path: &upper,
+                span: spanned.span,
+                key: entry.key.clone(),
+            };
+            let idmap = layer_idmap(cx, who.namespaces, &[dir], mount.idmap.as_ref(), handed);
+            Some(OverlayUpper::Dir {
+                work: work_dir_for(&upper),
+                upper,
+                idmap,
+            })
+        }
+        (None, false) => Some(OverlayUpper::Tmpfs),
+        (None, true) => None,
+    };
+    Some(upper)
 }
 
 fn single_source(
