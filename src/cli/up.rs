@@ -74,17 +74,8 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         return exit::SUCCESS;
     }
     // Opened before the trust check judges the plan: these very descriptors are mounted.
-    let files = match HostFiles::open(&plan) {
-        Ok(files) => files,
-        Err(error) => {
-            let mut problem = Problem::error("sandbox::mount::source-changed", error.to_string())
-                .help("run it again; if it keeps failing, something is changing that path");
-            if let Some(span) = loaded.span_of(&error.key) {
-                problem = problem.at(span, "this path");
-            }
-            out.problems(&[problem], &loaded);
-            return exit::LAUNCHER_FAILED;
-        }
+    let Some(files) = host_files(&plan, &loaded, out) else {
+        return exit::LAUNCHER_FAILED;
     };
     if !super::trust::may_run(&plan, &loaded, &host, args.trust, out) {
         return exit::LAUNCHER_FAILED;
@@ -104,54 +95,15 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     if out.verbose
         && let Some(root) = &root
     {
-        match root.unpacked {
-            Some(took) => say!(
-                "sandbox: rootfs         unpacked {} in {:.3} ms",
-                root.digest,
-                took.as_secs_f64() * 1e3
-            ),
-            None => say!("sandbox: rootfs         cached {}", root.digest),
-        }
+        say_root(root);
     }
-    let store = match super::lifecycle::store_of(&host.caller) {
-        Ok(store) => store,
-        Err(error) => {
-            out.error(&format!("cannot record the sandbox: {error}"));
-            return exit::LAUNCHER_FAILED;
-        }
-    };
-    let mut claim = match store.claim_free(&plan.name, plan.name_given) {
-        Ok((claim, _stale)) => claim,
-        Err(StateError::Running(name)) => {
-            out.error(&format!(
-                "a sandbox named `{name}` is already running: stop it with `sandbox down {name}`, or run this one under another name with --name"
-            ));
-            return exit::LAUNCHER_FAILED;
-        }
-        Err(error) => {
-            out.error(&format!("cannot record the sandbox: {error}"));
-            return exit::LAUNCHER_FAILED;
-        }
+    let Some(mut claim) = claim(&plan, &host, out) else {
+        return exit::LAUNCHER_FAILED;
     };
     // Leased before the detach and the clone: the supervisor and the sandbox's init hold it.
-    let leasing = std::time::Instant::now();
-    let block = match exec::ids::lease(&mut plan) {
-        Ok(block) => block,
-        Err(failure) => {
-            out.problems(&[failure_problem(&failure, &loaded)], &loaded);
-            return exit::LAUNCHER_FAILED;
-        }
+    let Ok(block) = lease_ids(&mut plan, &loaded, out) else {
+        return exit::LAUNCHER_FAILED;
     };
-    if out.verbose
-        && let Some(user) = block.as_ref().and(plan.user.as_ref())
-    {
-        say!(
-            "sandbox: {:<15} {:>8.3} ms  (uid map {})",
-            "ids (lease)",
-            leasing.elapsed().as_secs_f64() * 1e3,
-            crate::plan::maps(&user.uid_map)
-        );
-    }
     let waiter = if args.detach {
         match detach(&plan, &claim, out) {
             Detached::Supervisor(waiter) => Some(waiter),
@@ -207,50 +159,8 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
     let result = exec::run(&plan, root.as_ref().map(|r| r.dir.as_path()), files, hooks);
     // What the launcher says about the run, on stderr; or, for a detached sandbox whose
     // command never started, to the caller still waiting, which prints it.
-    let mut said = String::new();
-    let status = match result {
-        Ok((outcome, timings)) => {
-            if out.verbose {
-                for (step, duration) in &timings {
-                    said += &format!(
-                        "sandbox: {step:<15} {:>8.3} ms\n",
-                        duration.as_secs_f64() * 1e3
-                    );
-                }
-            }
-            if let Some(failure) = &outcome.failure {
-                said += &failure_text(out, failure, &loaded, invocation.command.as_deref());
-            }
-            if outcome.timed_out {
-                said += &timed_out(&plan);
-            }
-            if let Some(usage) = &outcome.usage {
-                said += &report_usage(usage, &outcome, &plan, args.stats.then_some(args.json));
-            }
-            said += &egress_report(&outcome, out);
-            if let Some(error) = &outcome.cleanup {
-                said += &format!(
-                    "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it\n"
-                );
-            }
-            if outcome.signal == Some(libc::SIGSYS) && plan.security.seccomp != SeccompPlan::Off {
-                said += &out.problems_text(&[seccomp_kill_problem(&loaded)], &loaded);
-            }
-            outcome.status
-        }
-        Err(error) => {
-            said += &match &error {
-                ExecError::Step(failure) => {
-                    failure_text(out, failure, &loaded, invocation.command.as_deref())
-                }
-                other => out.problems_text(
-                    &[Problem::error("sandbox::exec::setup", other.to_string())],
-                    &loaded,
-                ),
-            };
-            exit::LAUNCHER_FAILED
-        }
-    };
+    let stats = args.stats.then_some(args.json);
+    let (status, said) = report(result, out, &loaded, &plan, &invocation, stats);
     match waiter {
         // Never started: nothing to keep. The record and the log go before the caller hears,
         // so that when it returns, no trace is left.
@@ -264,6 +174,145 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         }
     }
     status
+}
+
+/// The host paths the plan mounts, opened; `None` when one changed since it was judged,
+/// reported.
+fn host_files(plan: &Plan, loaded: &Loaded, out: &Output) -> Option<HostFiles> {
+    match HostFiles::open(plan) {
+        Ok(files) => Some(files),
+        Err(error) => {
+            let mut problem = Problem::error("sandbox::mount::source-changed", error.to_string())
+                .help("run it again; if it keeps failing, something is changing that path");
+            if let Some(span) = loaded.span_of(&error.key) {
+                problem = problem.at(span, "this path");
+            }
+            out.problems(&[problem], loaded);
+            None
+        }
+    }
+}
+
+/// `-v`: where the root came from.
+fn say_root(root: &PreparedRoot) {
+    match root.unpacked {
+        Some(took) => say!(
+            "sandbox: rootfs         unpacked {} in {:.3} ms",
+            root.digest,
+            took.as_secs_f64() * 1e3
+        ),
+        None => say!("sandbox: rootfs         cached {}", root.digest),
+    }
+}
+
+/// The sandbox's name, claimed in the caller's store; `None` when it cannot be, reported.
+fn claim(plan: &Plan, host: &HostFacts, out: &Output) -> Option<state::Claim> {
+    let store = match super::lifecycle::store_of(&host.caller) {
+        Ok(store) => store,
+        Err(error) => {
+            out.error(&format!("cannot record the sandbox: {error}"));
+            return None;
+        }
+    };
+    match store.claim_free(&plan.name, plan.name_given) {
+        Ok((claim, _stale)) => Some(claim),
+        Err(StateError::Running(name)) => {
+            out.error(&format!(
+                "a sandbox named `{name}` is already running: stop it with `sandbox down {name}`, or run this one under another name with --name"
+            ));
+            None
+        }
+        Err(error) => {
+            out.error(&format!("cannot record the sandbox: {error}"));
+            None
+        }
+    }
+}
+
+/// The block of host ids the sandbox's map leases, when it has one (`-v` says which);
+/// `Err` when none is free, reported.
+fn lease_ids(
+    plan: &mut Plan,
+    loaded: &Loaded,
+    out: &Output,
+) -> Result<Option<exec::ids::Block>, ()> {
+    let leasing = std::time::Instant::now();
+    let block = match exec::ids::lease(plan) {
+        Ok(block) => block,
+        Err(failure) => {
+            out.problems(&[failure_problem(&failure, loaded)], loaded);
+            return Err(());
+        }
+    };
+    if out.verbose
+        && let Some(user) = block.as_ref().and(plan.user.as_ref())
+    {
+        say!(
+            "sandbox: {:<15} {:>8.3} ms  (uid map {})",
+            "ids (lease)",
+            leasing.elapsed().as_secs_f64() * 1e3,
+            crate::plan::maps(&user.uid_map)
+        );
+    }
+    Ok(block)
+}
+
+/// The run's status, and what the launcher says about it: each step's time (`-v`), a failure,
+/// a timeout, memory and usage (`stats`: `--stats`, as JSON or not), egress, what was left
+/// behind, a seccomp kill.
+fn report(
+    result: Result<(Outcome, Vec<(String, std::time::Duration)>), ExecError>,
+    out: &Output,
+    loaded: &Loaded,
+    plan: &Plan,
+    invocation: &Invocation,
+    stats: Option<bool>,
+) -> (u8, String) {
+    let mut said = String::new();
+    let status = match result {
+        Ok((outcome, timings)) => {
+            if out.verbose {
+                for (step, duration) in &timings {
+                    said += &format!(
+                        "sandbox: {step:<15} {:>8.3} ms\n",
+                        duration.as_secs_f64() * 1e3
+                    );
+                }
+            }
+            if let Some(failure) = &outcome.failure {
+                said += &failure_text(out, failure, loaded, invocation.command.as_deref());
+            }
+            if outcome.timed_out {
+                said += &timed_out(plan);
+            }
+            if let Some(usage) = &outcome.usage {
+                said += &report_usage(usage, &outcome, plan, stats);
+            }
+            said += &egress_report(&outcome, out);
+            if let Some(error) = &outcome.cleanup {
+                said += &format!(
+                    "sandbox: warning: the sandbox's cgroup is left behind ({error}); the next run removes it\n"
+                );
+            }
+            if outcome.signal == Some(libc::SIGSYS) && plan.security.seccomp != SeccompPlan::Off {
+                said += &out.problems_text(&[seccomp_kill_problem(loaded)], loaded);
+            }
+            outcome.status
+        }
+        Err(error) => {
+            said += &match &error {
+                ExecError::Step(failure) => {
+                    failure_text(out, failure, loaded, invocation.command.as_deref())
+                }
+                other => out.problems_text(
+                    &[Problem::error("sandbox::exec::setup", other.to_string())],
+                    loaded,
+                ),
+            };
+            exit::LAUNCHER_FAILED
+        }
+    };
+    (status, said)
 }
 
 /// What the egress rules refused, for stderr (not with `-q`).
