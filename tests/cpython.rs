@@ -352,59 +352,9 @@ fn cpython_runs_inside_as_outside() {
         return;
     }
     let started = Instant::now();
-    let allowed: AllowedList = toml::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpython-lane.toml"),
-        )
-        .unwrap(),
-    )
-    .expect("tests/data/cpython-lane.toml");
-    for entry in &allowed.difference {
-        assert!(
-            entry.reason.split_whitespace().count() >= 5,
-            "{:?}: every allowed difference says why",
-            entry.tests
-        );
-    }
-
-    // Two waves, so that runs whose processes belong to one host uid (root's sandboxes are
-    // 100000, rootless ones the test user's) never run at once: the jail's RLIMIT_NPROC
-    // counts every process of its uid.
-    let waves = [
-        [
-            (Place::Outside, Who::Root),
-            (Place::Dev, Who::Root),
-            (Place::Jail, Who::Rootless),
-        ],
-        [
-            (Place::Outside, Who::Rootless),
-            (Place::Dev, Who::Rootless),
-            (Place::Jail, Who::Root),
-        ],
-    ];
-    let mut envs: Vec<Env> = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
-    for wave in waves {
-        let first = envs.len();
-        envs.extend(wave.iter().map(|(place, who)| Env::new(*place, *who)));
-        let jobs = (first..envs.len())
-            .flat_map(|index| {
-                GROUPS
-                    .iter()
-                    .map(move |group| (index, group.iter().map(|m| m.to_string()).collect()))
-            })
-            .collect::<Vec<_>>();
-        let count = jobs.len();
-        let mut done = run_all(&envs, jobs, count);
-        records.extend(done.drain(first..));
-    }
-    let first_pass = started.elapsed();
-
-    let outside = |who: Who| {
-        envs.iter()
-            .position(|e| e.place == Place::Outside && e.who == who)
-            .unwrap()
-    };
+    let allowed = allowed_differences();
+    let (envs, records) = first_pass();
+    let first_pass_took = started.elapsed();
     for (index, env) in envs.iter().enumerate() {
         assert!(
             records[index].len() > 1000,
@@ -413,54 +363,13 @@ fn cpython_runs_inside_as_outside() {
             records[index].len()
         );
     }
-
-    // Every case whose outcome differs from outside, then run once more on both sides.
-    let differs = |base: &Record, here: &Record| -> Vec<(String, Status, Status)> {
-        base.keys()
-            .chain(here.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(|id| {
-                let get = |r: &Record| r.get(id).copied().unwrap_or(Status::Absent);
-                (id.clone(), get(base), get(here))
-            })
-            .filter(|(_, a, b)| a != b)
-            .collect()
-    };
+    let (first_differences, reruns) = rerun_differences(&envs, &records);
     let mut unexplained = Vec::new();
     let mut flaky = Vec::new();
     let mut explained = 0;
-    let mut rerun_jobs = Vec::new();
-    let mut first_differences = BTreeMap::new();
-    for (index, env) in envs.iter().enumerate() {
-        if env.place == Place::Outside {
-            continue;
-        }
-        let base = outside(env.who);
-        let found = differs(&records[base], &records[index]);
-        if found.is_empty() {
-            continue;
-        }
-        let ids: Vec<&String> = found.iter().map(|(id, _, _)| id).collect();
-        let list: String = ids.iter().map(|id| format!("{id}\n")).collect();
-        for side in [index, base] {
-            let name = format!("rerun-{index}.txt");
-            envs[side].project.write(&name, &list);
-            let mut args = vec![
-                "--matchfile".to_string(),
-                envs[side].work().join(&name).display().to_string(),
-            ];
-            args.extend(modules_of(ids.iter().copied()));
-            rerun_jobs.push((side, args));
-        }
-        first_differences.insert(index, found);
-    }
-    // The reruns of one outside run (for the dev environment and the jail) share its record.
-    let count = rerun_jobs.len();
-    let reruns = run_all(&envs, rerun_jobs, count);
     for (index, found) in &first_differences {
         let env = &envs[*index];
-        let base = outside(env.who);
+        let base = outside(&envs, env.who);
         for (id, outside_status, inside_status) in found {
             let again = |side: usize| reruns[side].get(id).copied().unwrap_or(Status::Absent);
             let (outside_again, inside_again) = (again(base), again(*index));
@@ -496,7 +405,7 @@ fn cpython_runs_inside_as_outside() {
         "cpython lane: {} runs, {} test cases each ({}), {explained} differences explained by \
          tests/data/cpython-lane.toml, {} flaky; {:.0} s ({:.0} s for the first pass)",
         envs.len(),
-        records[outside(Who::Root)].len(),
+        records[outside(&envs, Who::Root)].len(),
         envs.iter()
             .zip(&records)
             .map(|(e, r)| format!("{}: {}", e.name(), r.len()))
@@ -504,7 +413,7 @@ fn cpython_runs_inside_as_outside() {
             .join(", "),
         flaky.len(),
         elapsed.as_secs_f64(),
-        first_pass.as_secs_f64()
+        first_pass_took.as_secs_f64()
     );
     for line in &flaky {
         eprintln!("flaky: {line}");
@@ -515,6 +424,121 @@ fn cpython_runs_inside_as_outside() {
         unexplained.len(),
         unexplained.join("\n")
     );
+}
+
+/// The differences tests/data/cpython-lane.toml allows, each with its reason.
+fn allowed_differences() -> AllowedList {
+    let allowed: AllowedList = toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cpython-lane.toml"),
+        )
+        .unwrap(),
+    )
+    .expect("tests/data/cpython-lane.toml");
+    for entry in &allowed.difference {
+        assert!(
+            entry.reason.split_whitespace().count() >= 5,
+            "{:?}: every allowed difference says why",
+            entry.tests
+        );
+    }
+    allowed
+}
+
+/// Every run of the suite, outside, in the dev environment and in the jail, as root and
+/// rootless, and what each recorded.
+fn first_pass() -> (Vec<Env>, Vec<Record>) {
+    // Two waves, so that runs whose processes belong to one host uid (root's sandboxes are
+    // 100000, rootless ones the test user's) never run at once: the jail's RLIMIT_NPROC
+    // counts every process of its uid.
+    let waves = [
+        [
+            (Place::Outside, Who::Root),
+            (Place::Dev, Who::Root),
+            (Place::Jail, Who::Rootless),
+        ],
+        [
+            (Place::Outside, Who::Rootless),
+            (Place::Dev, Who::Rootless),
+            (Place::Jail, Who::Root),
+        ],
+    ];
+    let mut envs: Vec<Env> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    for wave in waves {
+        let first = envs.len();
+        envs.extend(wave.iter().map(|(place, who)| Env::new(*place, *who)));
+        let jobs = (first..envs.len())
+            .flat_map(|index| {
+                GROUPS
+                    .iter()
+                    .map(move |group| (index, group.iter().map(|m| m.to_string()).collect()))
+            })
+            .collect::<Vec<_>>();
+        let count = jobs.len();
+        let mut done = run_all(&envs, jobs, count);
+        records.extend(done.drain(first..));
+    }
+    (envs, records)
+}
+
+/// The outside run of `who`.
+fn outside(envs: &[Env], who: Who) -> usize {
+    envs.iter()
+        .position(|e| e.place == Place::Outside && e.who == who)
+        .unwrap()
+}
+
+/// Each case whose outcome differs between two runs, with both outcomes.
+fn differences(base: &Record, here: &Record) -> Vec<(String, Status, Status)> {
+    base.keys()
+        .chain(here.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|id| {
+            let get = |r: &Record| r.get(id).copied().unwrap_or(Status::Absent);
+            (id.clone(), get(base), get(here))
+        })
+        .filter(|(_, a, b)| a != b)
+        .collect()
+}
+
+/// The cases of each inside run (by index) whose outcome differs from outside: (case,
+/// outside, inside).
+type Differences = BTreeMap<usize, Vec<(String, Status, Status)>>;
+
+/// The cases of each inside run that differ from outside, each run once more on both sides;
+/// the differences, and what the reruns recorded.
+fn rerun_differences(envs: &[Env], records: &[Record]) -> (Differences, Vec<Record>) {
+    let mut rerun_jobs = Vec::new();
+    let mut first_differences = BTreeMap::new();
+    for (index, env) in envs.iter().enumerate() {
+        if env.place == Place::Outside {
+            continue;
+        }
+        let base = outside(envs, env.who);
+        let found = differences(&records[base], &records[index]);
+        if found.is_empty() {
+            continue;
+        }
+        let ids: Vec<&String> = found.iter().map(|(id, _, _)| id).collect();
+        let list: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        for side in [index, base] {
+            let name = format!("rerun-{index}.txt");
+            envs[side].project.write(&name, &list);
+            let mut args = vec![
+                "--matchfile".to_string(),
+                envs[side].work().join(&name).display().to_string(),
+            ];
+            args.extend(modules_of(ids.iter().copied()));
+            rerun_jobs.push((side, args));
+        }
+        first_differences.insert(index, found);
+    }
+    // The reruns of one outside run (for the dev environment and the jail) share its record.
+    let count = rerun_jobs.len();
+    let reruns = run_all(envs, rerun_jobs, count);
+    (first_differences, reruns)
 }
 
 #[test]
