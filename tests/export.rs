@@ -87,24 +87,29 @@ fn the_schema_catches_a_broken_config() {
     }
 }
 
+/// The plan of a manifest for `who`, with fixed host facts, or the problems that stop it.
+fn plan_for(
+    manifest: &Path,
+    who: common::Who,
+) -> Result<sandbox::plan::Plan, Vec<sandbox::diagnostics::Problem>> {
+    let host = common::Facts {
+        who,
+        ..common::Facts::default()
+    }
+    .host();
+    let loaded = sandbox::manifest::load(manifest, &host.caller.vars());
+    let validated =
+        sandbox::validate::validate(&loaded, &host, &sandbox::validate::Invocation::default());
+    validated.plan.ok_or(validated.problems)
+}
+
 /// Every reference manifest, for root and for an unprivileged caller (with fixed host facts):
 /// the config validates, and says what the plan says.
 #[test]
 fn reference_configs_validate_against_the_runtime_spec_schema() {
     for name in ["ci-jail", "dev-env", "minimal", "network-service"] {
         for who in [common::Who::Root, common::Who::Rootless] {
-            let host = common::Facts {
-                who,
-                ..common::Facts::default()
-            }
-            .host();
-            let loaded = sandbox::manifest::load(&reference(name), &host.caller.vars());
-            let validated = sandbox::validate::validate(
-                &loaded,
-                &host,
-                &sandbox::validate::Invocation::default(),
-            );
-            let Some(plan) = validated.plan else {
+            let Ok(plan) = plan_for(&reference(name), who) else {
                 // Bridge networking is root's.
                 assert_eq!((name, who), ("network-service", common::Who::Rootless));
                 continue;
@@ -694,17 +699,8 @@ fn check_lists_every_setting() {
     );
 }
 
-/// Each kind of mount op becomes what docs/export.md says: mounts in order, files bound from
-/// the bundle, symlinks and folders made in rootfs/ (unless an earlier mount hides that spot),
-/// an overlay's tmpfs upper layer kept in the bundle, a missing optional bind left out.
-#[test]
-fn mount_ops_become_mounts_files_and_rootfs_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("lower")).unwrap();
-    let manifest = dir.path().join("sandbox.toml");
-    std::fs::write(
-        &manifest,
-        r#"
+/// One mount of each kind, and a symlink hidden by an earlier mount.
+const EVERY_MOUNT_OP: &str = r#"
 [rootfs]
 host = true
 [process]
@@ -740,20 +736,19 @@ mode = "0640"
 type = "overlay"
 source = "./lower"
 target = "/layered"
-"#,
-    )
-    .unwrap();
-    let host = common::Facts {
-        who: common::Who::Root,
-        ..common::Facts::default()
-    }
-    .host();
-    let loaded = sandbox::manifest::load(&manifest, &host.caller.vars());
-    let validated =
-        sandbox::validate::validate(&loaded, &host, &sandbox::validate::Invocation::default());
-    let plan = validated
-        .plan
-        .unwrap_or_else(|| panic!("{:?}", validated.problems));
+"#;
+
+/// Each kind of mount op becomes what docs/export.md says: mounts in order, files bound from
+/// the bundle, symlinks and folders made in rootfs/ (unless an earlier mount hides that spot),
+/// an overlay's tmpfs upper layer kept in the bundle, a missing optional bind left out.
+#[test]
+fn mount_ops_become_mounts_files_and_rootfs_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lower")).unwrap();
+    let manifest = dir.path().join("sandbox.toml");
+    std::fs::write(&manifest, EVERY_MOUNT_OP).unwrap();
+    let plan =
+        plan_for(&manifest, common::Who::Root).unwrap_or_else(|problems| panic!("{problems:?}"));
     let bundle = Path::new("/srv/bundle");
     let exported = sandbox::export::translate(
         &plan,
