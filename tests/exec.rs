@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use live::{Project, Who, stderr, stdout};
+use live::{Project, Who, eventually, stderr, stdout};
 
 const HOST_ROOT: &str = "[rootfs]\nhost = true\n";
 
@@ -17,7 +17,6 @@ fn project(who: Who, extra: &str) -> Project {
     Project::new(who, &format!("{HOST_ROOT}{extra}"))
 }
 
-/// Wait (bounded) for `done`; the bound only keeps a broken test from hanging.
 /// A writable root of the project's, `root/`, with the host's /usr bound in by the manifest's
 /// first mount and the usual links to it.
 fn usr_root(p: &Project) -> std::path::PathBuf {
@@ -34,17 +33,6 @@ fn usr_root(p: &Project) -> std::path::PathBuf {
         p.give(&root.join(link));
     }
     root
-}
-
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 as_root_and_rootless! {
