@@ -411,7 +411,7 @@ pub fn id_ranges(host: &Host, plan: Option<&crate::plan::Plan>) -> Option<Check>
     let skipped = pool.blocks - usable;
     let detail = format!(
         "each sandbox without uid_map/gid_map leases a block of 65536 of {}: {usable} blocks free of any grant{}",
-        crate::validate::pool_text(&pool),
+        pool.text(),
         if skipped > 0 {
             format!(", {skipped} skipped for grants in /etc/subuid or /etc/subgid")
         } else {

@@ -37,7 +37,7 @@ pub use security::{
     CONTAINER_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
 pub use user::{
-    ForeignIds, HostIds, ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, UserPlan,
+    ForeignIds, HostIds, ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, POOL_OWNER, UserPlan,
 };
 
 use crate::manifest::Location;

@@ -160,7 +160,7 @@ fn user_step(plan: &Plan) -> Option<StepView> {
                  starts: the first free one of {} ({} now, if no other sandbox runs)",
                 map[0].inside,
                 map[0].inside_end() - 1,
-                crate::validate::pool_text(pool),
+                pool.text(),
                 maps(map).split(" -> ").nth(1).unwrap_or_default()
             ),
             _ => maps(map),

@@ -107,6 +107,10 @@ pub const IDS_DIR: &str = "/run/sandbox/ids";
 /// How many host ids one of root's sandboxes gets: inside ids 0..65535, as a distribution's.
 pub const ID_BLOCK: u32 = 65_536;
 
+/// The user whose grant in /etc/subuid and /etc/subgid reserves ids for root's sandboxes, as
+/// podman's `containers`.
+pub const POOL_OWNER: &str = "sandbox";
+
 /// Where root's sandboxes take their host ids when the manifest maps none: a block of
 /// [`ID_BLOCK`] ids for each running sandbox, leased as it starts (see `exec::ids`), the same
 /// block number for uids and gids. No block holds an id /etc/subuid or /etc/subgid grants to
@@ -131,6 +135,31 @@ impl IdPool {
     /// --private-users=pick: above any ordinary user's ids, below 2^31, which many tools
     /// mishandle.
     pub const REGION: (u32, u32) = (0x0008_0000, 0x7000_0000);
+
+    /// The ids the pool takes its blocks from, in words.
+    pub fn text(&self) -> String {
+        let range = |base: Option<u32>| {
+            base.map(|base| {
+                format!(
+                    "{base}..{}",
+                    u64::from(base) + u64::from(self.blocks) * u64::from(ID_BLOCK) - 1
+                )
+            })
+        };
+        let ids = match (range(self.uid_base), range(self.gid_base)) {
+            (Some(uids), Some(gids)) if uids == gids => format!("ids {uids}"),
+            (Some(uids), Some(gids)) => format!("uids {uids}, gids {gids}"),
+            (Some(uids), None) => format!("uids {uids}"),
+            (None, Some(gids)) => format!("gids {gids}"),
+            (None, None) => "no ids".into(),
+        };
+        let from = if self.reserved {
+            format!("the `{POOL_OWNER}` grant")
+        } else {
+            "the default region".into()
+        };
+        format!("{ids}, {from}")
+    }
 
     /// The usable block numbers, lowest first.
     pub fn blocks(&self) -> impl Iterator<Item = u32> + '_ {

@@ -10,7 +10,7 @@ mod rules;
 use std::path::PathBuf;
 
 pub use paths::{TargetError, normalize_target};
-pub use rules::idmap::{id_pool, pool_text};
+pub use rules::idmap::id_pool;
 
 use crate::diagnostics::Problem;
 use crate::host::HostFacts;

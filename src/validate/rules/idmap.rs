@@ -5,12 +5,9 @@ use crate::diagnostics::Problem;
 use crate::host::{SubIdGrant, SubIdRange};
 use crate::manifest::{IdMapSpec, IdRange, Outside, Span, Spanned};
 use crate::plan::{
-    ForeignIds, HostIds, ID_BLOCK, IdMapping, IdPool, MapWriter, Namespaces, ProcessPlan, UserPlan,
+    ForeignIds, HostIds, ID_BLOCK, IdMapping, IdPool, MapWriter, Namespaces, POOL_OWNER,
+    ProcessPlan, UserPlan,
 };
-
-/// The user whose grant in /etc/subuid and /etc/subgid reserves ids for root's sandboxes, as
-/// podman's `containers`.
-pub const POOL_OWNER: &str = "sandbox";
 
 /// The kernel accepts at most this many lines in a map (user_namespaces(7), since 4.15).
 const MAX_MAP_LINES: usize = 340;
@@ -157,7 +154,7 @@ pub(super) fn user(
                     "/etc/subuid and /etc/subgid grant every block of the ids root's sandboxes take ({}); \
                      reserve ids no one else is granted with a line `{POOL_OWNER}:START:COUNT` in both \
                      (COUNT a multiple of 65536), or map ids in uid_map and gid_map",
-                    pool_text(&pool)
+                    pool.text()
                 )),
             ),
         }
@@ -300,33 +297,6 @@ pub fn id_pool(
             .filter(|(leased, _)| *leased)
             .all(|(_, grants)| reserved(grants).is_some()),
     }
-}
-
-/// The ids a pool takes its blocks from, in words.
-pub fn pool_text(pool: &IdPool) -> String {
-    let blocks = pool.blocks;
-    let range = |base: Option<u32>| {
-        base.map(|base| {
-            format!(
-                "{base}..{}",
-                u64::from(base) + u64::from(blocks) * u64::from(ID_BLOCK) - 1
-            )
-        })
-    };
-    let (uids, gids) = (range(pool.uid_base), range(pool.gid_base));
-    let ids = match (uids, gids) {
-        (Some(uids), Some(gids)) if uids == gids => format!("ids {uids}"),
-        (Some(uids), Some(gids)) => format!("uids {uids}, gids {gids}"),
-        (Some(uids), None) => format!("uids {uids}"),
-        (None, Some(gids)) => format!("gids {gids}"),
-        (None, None) => "no ids".into(),
-    };
-    let from = if pool.reserved {
-        format!("the `{POOL_OWNER}` grant")
-    } else {
-        "the default region".into()
-    };
-    format!("{ids}, {from}")
 }
 
 fn side(cx: &mut Cx, kind: Kind, spec: Option<&Spanned<IdMapSpec>>, inside_id: u32) -> Side {
