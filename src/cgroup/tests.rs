@@ -208,14 +208,9 @@ fn log(entries: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn v2_group_every_write_in_order_then_gone() {
     let fake = FakeV2::new("cpu io memory pids\n");
-    let limits = CgroupLimits::from([
-        (CgroupLimit::Memory, 64 << 20),
-        (CgroupLimit::MemorySwap, 0),
-        (CgroupLimit::Cpus, 25_000),
-        (CgroupLimit::CpuWeight, 200),
-        (CgroupLimit::Pids, 32),
-        (CgroupLimit::IoWeight, 500),
-    ]);
+    // One value per limit, in `CgroupLimit::ALL`'s order.
+    let values = [64 << 20, 0, 25_000, 200, 32, 500];
+    let limits = CgroupLimit::ALL.into_iter().zip(values).collect();
     let plan = plan(&fake, "ci/jobs", limits, &["memory", "cpu", "pids", "io"]);
     let group = Group::create(&fake, &plan, "box", OWNER).unwrap();
     let all = "+memory +cpu +pids +io";

@@ -449,15 +449,9 @@ pub fn blkio_weight(io_weight: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn every_limit() -> CgroupLimits {
-        CgroupLimits::from([
-            (CgroupLimit::Memory, 64 << 20),
-            (CgroupLimit::MemorySwap, 16 << 20),
-            (CgroupLimit::Cpus, 25_000),
-            (CgroupLimit::CpuWeight, 100),
-            (CgroupLimit::Pids, 32),
-            (CgroupLimit::IoWeight, 7475),
-        ])
+    /// Every limit, with the values in `CgroupLimit::ALL`'s order.
+    fn every_limit(values: [u64; 6]) -> CgroupLimits {
+        CgroupLimit::ALL.into_iter().zip(values).collect()
     }
 
     fn writes(
@@ -476,7 +470,11 @@ mod tests {
     #[test]
     fn every_limit_in_v1_files() {
         assert_eq!(
-            writes(&every_limit(), CgroupVersion::V1, &|_, _| true),
+            writes(
+                &every_limit([64 << 20, 16 << 20, 25_000, 100, 32, 7475]),
+                CgroupVersion::V1,
+                &|_, _| true
+            ),
             [
                 "memory/memory.limit_in_bytes=67108864",
                 "memory/memory.memsw.limit_in_bytes=83886080",
@@ -500,14 +498,7 @@ mod tests {
 
     #[test]
     fn every_limit_in_v2_files() {
-        let limits = CgroupLimits::from([
-            (CgroupLimit::Memory, 512 << 20),
-            (CgroupLimit::MemorySwap, 0),
-            (CgroupLimit::Cpus, 150_000),
-            (CgroupLimit::CpuWeight, 250),
-            (CgroupLimit::Pids, 256),
-            (CgroupLimit::IoWeight, 10_000),
-        ]);
+        let limits = every_limit([512 << 20, 0, 150_000, 250, 256, 10_000]);
         assert_eq!(
             writes(&limits, CgroupVersion::V2, &|_, _| true),
             [
@@ -558,7 +549,7 @@ mod tests {
 
     #[test]
     fn oci_fields_in_runtime_spec_units() {
-        let limits = every_limit();
+        let limits = every_limit([64 << 20, 16 << 20, 25_000, 100, 32, 7475]);
         let mut resources = LinuxResources::default();
         let fields: Vec<&str> = limits
             .iter()
