@@ -458,29 +458,29 @@ fn mapping(cx: &mut Cx, kind: Kind, range: &Spanned<IdRange>, own: u32) -> Optio
         outside,
         count: range.value.count.value,
     };
-    if mapping.count == 0 {
-        cx.report(
-            Problem::error(
-                "sandbox::idmap::zero-count",
-                format!("a {} range maps no ids", kind.key()),
-            )
-            .at(range.value.count.span, "count is 0")
-            .help("use a count of at least 1"),
-        );
-        return None;
-    }
-    if mapping.inside_end() > u32::MAX as u64 || mapping.outside_end() > u32::MAX as u64 {
-        cx.report(
-            Problem::error(
-                "sandbox::idmap::overflow",
-                format!("a {} range runs past the largest id", kind.key()),
-            )
-            .at(range.value.count.span, "too many ids")
-            .help("ids end at 4294967294; lower `count`"),
-        );
-        return None;
-    }
-    Some(mapping)
+    let overflows =
+        mapping.inside_end() > u32::MAX as u64 || mapping.outside_end() > u32::MAX as u64;
+    let (code, what, label, help) = match (mapping.count, overflows) {
+        (0, _) => (
+            "sandbox::idmap::zero-count",
+            "maps no ids",
+            "count is 0",
+            "use a count of at least 1",
+        ),
+        (_, true) => (
+            "sandbox::idmap::overflow",
+            "runs past the largest id",
+            "too many ids",
+            "ids end at 4294967294; lower `count`",
+        ),
+        _ => return Some(mapping),
+    };
+    cx.report(
+        Problem::error(code, format!("a {} range {what}", kind.key()))
+            .at(range.value.count.span, label)
+            .help(help),
+    );
+    None
 }
 
 /// An error for each earlier range that `mapping` overlaps, inside or outside.
@@ -491,24 +491,19 @@ fn check_overlap(
     span: Span,
     earlier: &[(IdMapping, Span)],
 ) {
+    let range = |m: &IdMapping, inside: bool| match inside {
+        true => (m.inside, m.inside_end()),
+        false => (m.outside, m.outside_end()),
+    };
     for (other, other_span) in earlier {
-        let side = if overlaps(
-            mapping.inside,
-            mapping.inside_end(),
-            other.inside,
-            other.inside_end(),
-        ) {
-            Some("inside")
-        } else if overlaps(
-            mapping.outside,
-            mapping.outside_end(),
-            other.outside,
-            other.outside_end(),
-        ) {
-            Some("outside")
-        } else {
-            None
-        };
+        let side = [("inside", true), ("outside", false)]
+            .into_iter()
+            .find(|&(_, inside)| {
+                let (a, a_end) = range(mapping, inside);
+                let (b, b_end) = range(other, inside);
+                overlaps(a, a_end, b, b_end)
+            })
+            .map(|(side, _)| side);
         if let Some(side) = side {
             cx.report(
                 Problem::error(

@@ -214,34 +214,29 @@ fn bridge(
 
 /// The bridge's subnet: a network of at least four addresses.
 fn subnet(cx: &mut Cx, network: &Network) -> Ipv4Net {
-    match &network.subnet {
-        Some(text) => match text.value.parse::<Ipv4Net>() {
-            Ok(net) if net.prefix_len() <= 30 => net.trunc(),
-            Ok(_) => {
-                cx.report(
-                    Problem::error(
-                        "sandbox::network::subnet",
-                        format!("subnet {} is too small", text.value),
-                    )
-                    .at(text.span, "no room for a gateway and a sandbox")
-                    .help("use a prefix of /30 or shorter, e.g. \"10.88.0.0/16\""),
-                );
-                DEFAULT_SUBNET.parse().expect("valid default")
-            }
-            Err(_) => {
-                cx.report(
-                    Problem::error(
-                        "sandbox::network::subnet",
-                        format!("invalid subnet \"{}\"", text.value),
-                    )
-                    .at(text.span, "not an IPv4 CIDR")
-                    .help("write an IPv4 network in CIDR notation, e.g. \"10.88.0.0/16\""),
-                );
-                DEFAULT_SUBNET.parse().expect("valid default")
-            }
-        },
-        None => DEFAULT_SUBNET.parse().expect("valid default"),
-    }
+    let default = DEFAULT_SUBNET.parse().expect("valid default");
+    let Some(text) = &network.subnet else {
+        return default;
+    };
+    let (message, label, help) = match text.value.parse::<Ipv4Net>() {
+        Ok(net) if net.prefix_len() <= 30 => return net.trunc(),
+        Ok(_) => (
+            format!("subnet {} is too small", text.value),
+            "no room for a gateway and a sandbox",
+            "use a prefix of /30 or shorter, e.g. \"10.88.0.0/16\"",
+        ),
+        Err(_) => (
+            format!("invalid subnet \"{}\"", text.value),
+            "not an IPv4 CIDR",
+            "write an IPv4 network in CIDR notation, e.g. \"10.88.0.0/16\"",
+        ),
+    };
+    cx.report(
+        Problem::error("sandbox::network::subnet", message)
+            .at(text.span, label)
+            .help(help),
+    );
+    default
 }
 
 /// The sandbox's address, when the manifest fixes one: a host address of the subnet other
