@@ -257,8 +257,8 @@ fn a_manifest_that_cannot_be_read_is_reported() {
 
 use common::Who;
 use sandbox::plan::{
-    CgroupHierarchy, CgroupLimit, CgroupLimits, CgroupVersion, MapWriter, MountOp, NetPlan, Plan,
-    RootSource,
+    CgroupHierarchy, CgroupLimit, CgroupLimits, CgroupVersion, Idmap, MapWriter, MountOp, NetPlan,
+    OverlayUpper, Plan, RootSource,
 };
 
 fn plan_of(name: &str, who: Who) -> Plan {
@@ -859,69 +859,95 @@ fn as_root_nothing_is_id_mapped_onto_host_ids_not_the_sandboxs_own() {
     assert!(asked.plan.is_none());
 }
 
+/// Root, owning the folders the tests name (`owner`), or not.
+fn root_owning(owner: u32) -> Facts {
+    Facts {
+        who: Who::Root,
+        owner: Some(owner),
+        ..Facts::default()
+    }
+}
+
+/// The plan of a manifest with its command, and the codes of its problems.
+fn idmap_plan(facts: &Facts, text: &str) -> (Plan, Vec<&'static str>) {
+    let command = "[process]\ncommand = [\"/bin/true\"]\n";
+    let validated = validate_on(&format!("{command}{text}"), facts, false);
+    let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
+    (validated.plan.unwrap_or_else(|| panic!("{codes:?}")), codes)
+}
+
+/// Each overlay's and bind's target, how it is id-mapped, and how its kept layer is.
+fn layers(plan: &Plan) -> Vec<(String, Option<Idmap>, Option<Idmap>)> {
+    plan.mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            MountOp::Overlay {
+                target,
+                idmap,
+                upper,
+                ..
+            } => Some((
+                target.display().to_string(),
+                *idmap,
+                match upper {
+                    Some(OverlayUpper::Dir { idmap, .. }) => *idmap,
+                    _ => None,
+                },
+            )),
+            MountOp::Bind { target, idmap, .. } => {
+                Some((target.display().to_string(), *idmap, None))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A folder the plan hands over for the trust check: (key, path, why).
+type Handed = (String, String, String);
+
+/// The folders the plan hands over for the trust check.
+fn handed(plan: &Plan) -> Vec<Handed> {
+    plan.handed_over
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_string(),
+                h.path.display().to_string(),
+                h.why.clone(),
+            )
+        })
+        .collect()
+}
+
+const SYSTEM: &str = "one of the host's system directories";
+
+/// The host's dirs and a `[[mount]]` of `kind` from `source` on /m.
+fn mount(kind: &str, source: &str, extra: &str) -> String {
+    format!(
+        "[rootfs]\nhost = true\n[[mount]]\ntype = \"{kind}\"\nsource = \"{source}\"\ntarget = \"/m\"\n{extra}"
+    )
+}
+
+/// How the mount on /m is id-mapped, the problems, and what is handed over.
+fn mounted(facts: &Facts, text: &str) -> (Option<Idmap>, Vec<&'static str>, Vec<Handed>) {
+    let (plan, codes) = idmap_plan(facts, text);
+    let m = layers(&plan)
+        .into_iter()
+        .find(|(target, ..)| target == "/m")
+        .expect("the mount");
+    (m.1, codes, handed(&plan))
+}
+
 /// As root, only the caller's own directories are id-mapped by default, whatever mounts them
 /// (a bind, an overlay's layers, the root, the host's dirs of `rootfs.host`): not the host's
 /// system dirs (their root-only files, /etc/shadow, would be the sandbox's), not a folder that
 /// holds them (`/`), not someone else's. `idmap = true` id-maps them all the same, and the plan
 /// lists them for the trust check.
 #[test]
-fn as_root_only_the_callers_own_directories_are_id_mapped() {
-    use sandbox::plan::{Idmap, OverlayUpper, Plan};
-    let root = Facts {
-        who: Who::Root,
-        owner: Some(0),
-        ..Facts::default()
-    };
-    let others = Facts {
-        owner: Some(1000),
-        ..root.clone()
-    };
-    let command = "[process]\ncommand = [\"/bin/true\"]\n";
-    let plan_of = |facts: &Facts, text: &str| {
-        let validated = validate_on(&format!("{command}{text}"), facts, false);
-        let codes: Vec<&str> = validated.problems.iter().map(|p| p.code).collect();
-        (validated.plan.unwrap_or_else(|| panic!("{codes:?}")), codes)
-    };
-    let layers = |plan: &Plan| -> Vec<(String, Option<Idmap>, Option<Idmap>)> {
-        plan.mounts
-            .iter()
-            .filter_map(|m| match &m.op {
-                MountOp::Overlay {
-                    target,
-                    idmap,
-                    upper,
-                    ..
-                } => Some((
-                    target.display().to_string(),
-                    *idmap,
-                    match upper {
-                        Some(OverlayUpper::Dir { idmap, .. }) => *idmap,
-                        _ => None,
-                    },
-                )),
-                MountOp::Bind { target, idmap, .. } => {
-                    Some((target.display().to_string(), *idmap, None))
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    let handed = |plan: &Plan| -> Vec<(String, String, String)> {
-        plan.handed_over
-            .iter()
-            .map(|h| {
-                (
-                    h.key.to_string(),
-                    h.path.display().to_string(),
-                    h.why.clone(),
-                )
-            })
-            .collect()
-    };
-    let system = "one of the host's system directories".to_string();
-
+fn as_root_the_hosts_dirs_are_id_mapped_only_when_asked() {
+    let root = root_owning(0);
     // The host's dirs, overlaid: as rootless, root's files are nobody's inside.
-    let (plan, _) = plan_of(&root, "[rootfs]\nhost = true\noverlay = true\n");
+    let (plan, _) = idmap_plan(&root, "[rootfs]\nhost = true\noverlay = true\n");
     assert_eq!(
         layers(&plan),
         [("/usr".into(), None, None), ("/etc".into(), None, None)]
@@ -935,7 +961,7 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         plan.warnings
     );
     // A kept layer in the project is the caller's: stored with the ids files have inside.
-    let (plan, _) = plan_of(
+    let (plan, _) = idmap_plan(
         &root,
         "[rootfs]\nhost = true\noverlay = { upper = \"changes\" }\n",
     );
@@ -947,7 +973,7 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         ]
     );
     // Asked for: id-mapped, and listed for the trust check.
-    let (plan, _) = plan_of(
+    let (plan, _) = idmap_plan(
         &root,
         "[rootfs]\nhost = true\noverlay = true\nidmap = true\n",
     );
@@ -961,8 +987,8 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
     assert_eq!(
         handed(&plan),
         [
-            ("rootfs.host".into(), "/usr".into(), system.clone()),
-            ("rootfs.host".into(), "/etc".into(), system.clone())
+            ("rootfs.host".into(), "/usr".into(), SYSTEM.into()),
+            ("rootfs.host".into(), "/etc".into(), SYSTEM.into())
         ]
     );
     assert!(
@@ -970,27 +996,23 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         "{:?}",
         plan.warnings
     );
+}
 
+#[test]
+fn as_root_a_root_directory_is_id_mapped_when_it_is_the_callers() {
+    let root = root_owning(0);
     // A root directory: the caller's own folder is id-mapped, a system one or `/` is not.
     for (path, mapped) in [(".", true), ("/", false), ("/usr", false), ("/etc", false)] {
-        let (plan, codes) = plan_of(&root, &format!("[rootfs]\npath = \"{path}\"\n"));
+        let (plan, codes) = idmap_plan(&root, &format!("[rootfs]\npath = \"{path}\"\n"));
         assert_eq!((plan.root.idmapped, codes), (mapped, vec![]), "{path}");
         assert!(handed(&plan).is_empty(), "{path}");
     }
+}
+
+#[test]
+fn as_root_overlays_and_binds_of_the_callers_folders_are_id_mapped() {
+    let root = root_owning(0);
     // Overlay layers and binds of system dirs are not; of the caller's own folder they are.
-    let mount = |kind: &str, source: &str, extra: &str| {
-        format!(
-            "[rootfs]\nhost = true\n[[mount]]\ntype = \"{kind}\"\nsource = \"{source}\"\ntarget = \"/m\"\n{extra}"
-        )
-    };
-    let mounted = |facts: &Facts, text: &str| {
-        let (plan, codes) = plan_of(facts, text);
-        let m = layers(&plan)
-            .into_iter()
-            .find(|(target, ..)| target == "/m")
-            .expect("the mount");
-        (m.1, codes, handed(&plan))
-    };
     assert_eq!(
         mounted(&root, &mount("overlay", "/usr", "")),
         (None, vec![], vec![])
@@ -1004,7 +1026,7 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         (
             Some(Idmap::Sandbox),
             vec![],
-            vec![("mount[0]".into(), "/usr".into(), system.clone())]
+            vec![("mount[0]".into(), "/usr".into(), SYSTEM.into())]
         )
     );
     assert_eq!(
@@ -1012,7 +1034,7 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         (
             Some(Idmap::Caller),
             vec![],
-            vec![("mount[0]".into(), "/etc".into(), system.clone())]
+            vec![("mount[0]".into(), "/etc".into(), SYSTEM.into())]
         )
     );
     // Through the sandbox's map, which gives every owner's files, a folder outside the project
@@ -1036,9 +1058,13 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         mounted(&root, &mount("bind", &path, "")),
         (Some(Idmap::Caller), vec![], vec![])
     );
+}
 
+#[test]
+fn as_root_someone_elses_folder_is_id_mapped_only_when_asked() {
+    let others = root_owning(1000);
     // Someone else's folder is not id-mapped, and a warning says so; `idmap = true` does.
-    let (plan, codes) = plan_of(&others, "[rootfs]\npath = \".\"\n");
+    let (plan, codes) = idmap_plan(&others, "[rootfs]\npath = \".\"\n");
     assert_eq!(
         (plan.root.idmapped, codes),
         (false, vec!["sandbox::mount::not-idmapped"])
@@ -1055,10 +1081,13 @@ fn as_root_only_the_callers_own_directories_are_id_mapped() {
         assert_eq!(listed.len(), 1, "{kind}");
         assert_eq!(listed[0].2, "owned by uid 1000", "{kind}");
     }
+}
 
+#[test]
+fn rootless_nothing_is_id_mapped() {
     // Rootless nothing is id-mapped, nor needs to be: `idmap = true` on a layer changes nothing.
     let rootless = Facts::default();
-    let (plan, codes) = plan_of(
+    let (plan, codes) = idmap_plan(
         &rootless,
         "[rootfs]\nhost = true\noverlay = true\nidmap = true\n",
     );
