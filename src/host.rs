@@ -128,6 +128,16 @@ pub const SYSTEM_DIRS: &[&str] = &[
 /// The kernel's file systems a bind may show: their files are the kernel's, never the caller's.
 const KERNEL_DIRS: &[&str] = &["/dev", "/proc", "/sys"];
 
+/// Below a kernel directory, a scratch tmpfs every user may make folders in, as in /tmp: a
+/// folder there is judged by its owner and mode like any other.
+const SCRATCH_DIRS: &[&str] = &["/dev/shm"];
+
+/// Whether `path` (resolved) shows a kernel file system's files.
+fn is_kernel_path(path: &Path) -> bool {
+    KERNEL_DIRS.iter().any(|dir| path.starts_with(dir))
+        && !SCRATCH_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
 /// Whether `path` (resolved) is one of the host's system directories or below one.
 pub fn is_system_path(path: &Path) -> bool {
     SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
@@ -145,6 +155,16 @@ pub fn others_folder(owner: Ids, mode: u32, caller: Ids) -> Option<String> {
     } else {
         None
     }
+}
+
+/// A path missing in a root directory (see [`HostFacts::missing_below`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBelow {
+    /// The first missing part, as the sandbox sees it (`/proc`).
+    pub path: PathBuf,
+    /// The owner and mode of the folder it would be made in.
+    pub owner: Ids,
+    pub mode: u32,
 }
 
 /// Why a host directory's files are not the caller's own to id-map, when they are not.
@@ -451,7 +471,7 @@ impl HostFacts {
     /// makes there (set-id files included) the caller's. A path still to be made is judged by
     /// the folder it will be made in.
     pub fn not_own(&self, path: &Path) -> Option<NotOwn> {
-        if KERNEL_DIRS.iter().any(|dir| path.starts_with(dir)) {
+        if is_kernel_path(path) {
             return Some(NotOwn::System("a kernel file system"));
         }
         if is_system_path(path) {
@@ -482,6 +502,44 @@ impl HostFacts {
             },
         )
         .map(NotOwn::Others)
+    }
+
+    /// The first part of `inside` missing below the directory `root`, with the owner and mode
+    /// of the folder it would be made in; `None` when `inside` is there, or when the way to it
+    /// passes a symlink or a file (the mount step resolves those in the root, and judges them).
+    pub fn missing_below(&self, root: &Path, inside: &Path) -> Option<MissingBelow> {
+        use std::os::unix::fs::MetadataExt;
+        let mut folder = root.to_path_buf();
+        let mut missing = PathBuf::from("/");
+        let mut meta = std::fs::symlink_metadata(&folder).ok()?;
+        for part in inside.components().skip_while(|c| c.as_os_str() == "/") {
+            if !meta.is_dir() {
+                return None;
+            }
+            folder.push(part);
+            missing.push(part);
+            match std::fs::symlink_metadata(&folder) {
+                Ok(next) => meta = next,
+                Err(_) => {
+                    let (owner, mode) = match self.owner {
+                        Some(uid) => (Ids { uid, gid: uid }, 0o755),
+                        None => (
+                            Ids {
+                                uid: meta.uid(),
+                                gid: meta.gid(),
+                            },
+                            meta.mode(),
+                        ),
+                    };
+                    return Some(MissingBelow {
+                        path: missing,
+                        owner,
+                        mode,
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// The landlock ABI version the kernel offers (0: none).

@@ -609,9 +609,15 @@ mod tests {
             project.join("data"),
             home.join(".ssh"),
             base.join("other/data"),
+            // A root's mount points: the sandbox could not make them in root's folder.
+            base.join("other/proc"),
+            base.join("other/dev"),
+            base.join("other/tmp"),
+            base.join("other/etc"),
         ] {
             std::fs::create_dir_all(folder).unwrap();
         }
+        std::fs::write(base.join("other/etc/hosts"), "").unwrap();
         symlink("..", project.join("hh")).unwrap();
         symlink("../home", project.join("relative")).unwrap();
         symlink(&home, project.join("absolute")).unwrap();

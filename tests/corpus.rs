@@ -526,8 +526,15 @@ fn plan_with_cgroups(text: &str, who: Who, layout: Cgroups, stats: bool) -> Vali
     validate_on(text, &facts, stats)
 }
 
+/// Validate `text` as the manifest of a fresh folder, which is shaped like a root: a manifest's
+/// `path = "."` has every mount point these tests' sandboxes mount on (the mount points of a
+/// root the sandbox cannot write have tests of their own).
 fn validate_on(text: &str, facts: &Facts, stats: bool) -> Validated {
     let dir = tempfile::tempdir().unwrap();
+    for folder in ["proc", "dev", "tmp", "etc", "b", "o", "m"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+    }
+    std::fs::write(dir.path().join("etc/hosts"), "").unwrap();
     let path = dir.path().join("sandbox.toml");
     std::fs::write(&path, text).unwrap();
     let host = facts.host();
@@ -1001,12 +1008,78 @@ fn as_root_the_hosts_dirs_are_id_mapped_only_when_asked() {
 #[test]
 fn as_root_a_root_directory_is_id_mapped_when_it_is_the_callers() {
     let root = root_owning(0);
-    // A root directory: the caller's own folder is id-mapped, a system one or `/` is not.
+    // A root directory: the caller's own folder is id-mapped, a system one or `/` is not (and
+    // without id-mapping the sandbox could make no mount point in them: none is asked for).
+    let nothing_mounted = "proc = false\ndev = false\ntmp = false\n[namespaces]\nuts = false\n";
     for (path, mapped) in [(".", true), ("/", false), ("/usr", false), ("/etc", false)] {
-        let (plan, codes) = idmap_plan(&root, &format!("[rootfs]\npath = \"{path}\"\n"));
+        let (plan, codes) = idmap_plan(
+            &root,
+            &format!("[rootfs]\npath = \"{path}\"\n{nothing_mounted}"),
+        );
         assert_eq!((plan.root.idmapped, codes), (mapped, vec![]), "{path}");
         assert!(handed(&plan).is_empty(), "{path}");
     }
+}
+
+/// A root the sandbox cannot write (not id-mapped, its owner beyond the sandbox's map) that
+/// lacks a mount point is refused by validation, naming each missing path and the commands
+/// that make them, rather than failing half-way through `up` with EACCES. Paths below an
+/// earlier mount are made on that mount, and a root the sandbox can write is not judged.
+#[test]
+fn a_root_the_sandbox_cannot_write_must_have_its_mount_points() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("root/etc")).unwrap();
+    std::fs::create_dir_all(dir.path().join("root/dev")).unwrap();
+    let manifest = "[rootfs]\npath = \"root\"\n[process]\ncommand = [\"/bin/true\"]\n";
+    let path = dir.path().join("sandbox.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let problems = |facts: &Facts| {
+        let host = facts.host();
+        let loaded = manifest::load(&path, &host.caller.vars());
+        validate(&loaded, &host, &Invocation::default()).problems
+    };
+    let root_dir = dir.path().join("root").canonicalize().unwrap();
+    let owned_by = |owner: u32, who: Who| Facts {
+        who,
+        owner: Some(owner),
+        ..Facts::default()
+    };
+
+    // Rootless, a folder of root's: /proc, /tmp and /etc/hosts are missing; /dev is there,
+    // and /dev/pts, /dev/shm... are made on the /dev mount.
+    let refused = problems(&owned_by(0, Who::Rootless));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let problem = &refused[0];
+    assert_eq!(problem.code, "sandbox::rootfs::mount-point");
+    assert!(
+        problem
+            .message
+            .contains("has no /proc, /tmp, /etc/hosts, which the sandbox mounts on"),
+        "{}",
+        problem.message
+    );
+    let help = problem.help.as_deref().unwrap();
+    let root = root_dir.display();
+    assert!(
+        help.contains(&format!(
+            "`mkdir -p {root}/proc {root}/tmp && touch {root}/etc/hosts`"
+        )),
+        "{help}"
+    );
+    assert!(help.contains("a root folder you own"), "{help}");
+
+    // The caller's own folder (its map makes the caller the sandbox's root), and as root an
+    // id-mapped one: the sandbox makes them itself.
+    assert!(problems(&owned_by(1000, Who::Rootless)).is_empty());
+    assert!(problems(&owned_by(0, Who::Root)).is_empty());
+    // As root, someone else's folder is not id-mapped: refused, and the help says why.
+    let others = problems(&owned_by(1000, Who::Root));
+    let refusal = others
+        .iter()
+        .find(|p| p.code == "sandbox::rootfs::mount-point")
+        .expect("refused");
+    let help = refusal.help.as_deref().unwrap();
+    assert!(help.contains("not id-mapped: owned by uid 1000"), "{help}");
 }
 
 #[test]

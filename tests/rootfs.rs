@@ -865,3 +865,49 @@ as_root_and_rootless! {
         assert!(p.roots().is_empty());
     }
 }
+
+/// A busybox root owned by root in `dir`, without the paths the sandbox mounts on.
+fn bare_busybox_root(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", dir.join("bin/sh")).unwrap();
+    std::os::unix::fs::chown(dir, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+as_root_and_rootless! {
+    // A root the sandbox cannot write (root's folder, rootless; someone else's, as root) that
+    // lacks /proc, /dev, /tmp and /etc/hosts is refused before anything is made, with the
+    // commands that make them, which then let it run; before, `up` failed in the mount step
+    // (EACCES on /proc). As root a folder of root's own in /dev/shm is id-mapped like one in
+    // /tmp (it was judged a kernel file system), so the sandbox makes them itself.
+    fn a_root_without_its_mount_points_is_refused_or_made(who) {
+        let p = Project::new(who, "[rootfs]\npath = \"root\"\n[process]\ncommand = [\"/bin/true\"]\n");
+        let root = p.path().join("root");
+        bare_busybox_root(&root);
+        if who == Who::Root {
+            let (uid, gid) = live::other_ids().expect("another user");
+            std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+        }
+        let out = p.up(&["/bin/sh", "-c", "echo ran"]);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{text}");
+        assert!(text.contains("sandbox::rootfs::mount-point"), "{text}");
+        assert!(!text.contains("step `mount` failed"), "{text}");
+        assert!(std::fs::read_dir(&root).unwrap().count() == 1, "nothing was made in the root");
+        // The help's commands, run by the folder's owner, make a root the sandbox runs in.
+        let (_, help) = text.split_once("make them on the host first:").expect("the help");
+        let help = help.split('`').nth(1).expect("a command in the help").replace('\n', " ");
+        assert!(help.starts_with("mkdir -p "), "{help}");
+        let made = Command::new("/bin/sh").args(["-c", &help]).status().unwrap();
+        assert!(made.success(), "{help}");
+        assert_eq!(p.sh("echo ran"), "ran\n");
+
+        if who == Who::Root {
+            let scratch = tempfile::Builder::new().prefix("sandbox-test-").tempdir_in("/dev/shm").unwrap();
+            bare_busybox_root(scratch.path());
+            let q = Project::new(who, &format!("[rootfs]\npath = \"{}\"\n", scratch.path().display()));
+            assert_eq!(q.sh("id -u; ls -d /proc/1 /tmp"), "0\n/proc/1\n/tmp\n");
+        }
+    }
+}

@@ -239,6 +239,7 @@ pub struct Expect {
 /// # hard-limits: nofile 20000, data 1073741824           (default: unlimited)
 /// # sys-resource: yes                                    (default: no CAP_SYS_RESOURCE)
 /// # idmap: none                                        (default: every file system id-maps)
+/// # owner: 0                                           (default: every path's owner on disk)
 /// # kernel: 6.1                                        (default: 6.18)
 /// # on-tmpfs: .                                        (a folder, from the fixture's, on tmpfs)
 /// ```
@@ -265,6 +266,7 @@ const KEYS: &[&str] = &[
     "hard-limits",
     "sys-resource",
     "idmap",
+    "owner",
 ];
 
 /// The value a header key's word stands for.
@@ -358,6 +360,7 @@ pub fn parse_header(path: &Path, text: &str) -> Header {
             "idmap" => {
                 header.facts.idmap = choice(path, key, value, [("none", false), ("all", true)])
             }
+            "owner" => header.facts.owner = Some(value.parse().expect("an owner uid")),
             "kernel" => {
                 let (major, minor) = value
                     .split_once('.')

@@ -45,6 +45,7 @@ pub(crate) fn plan(cx: &mut Cx, invocation: &Invocation) -> Plan {
     );
     mounts.warnings.extend(kept_owners);
     mounts::idmap_supported(cx, &root.plan, &mounts.mounts);
+    rootfs::mount_points(cx, &root.plan, &mounts.mounts, user.as_ref());
     let mut security = security::security(cx);
     security::mask_kernel_paths(&mut security, &mounts.mounts);
     let time = namespaces::time(cx, &namespaces, &process);

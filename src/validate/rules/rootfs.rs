@@ -7,10 +7,12 @@ use super::super::Cx;
 use super::get;
 use super::mounts::{HostDir, layer_idmap};
 use crate::diagnostics::Problem;
-use crate::host::HostEntry;
+use crate::host::{HostEntry, MissingBelow};
 use crate::manifest::{Overlay, Rootfs, Span, Spanned};
+use crate::plan::shell_words;
 use crate::plan::{
-    HandedOver, Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan, RootSource,
+    HandedOver, IdMapping, Idmap, MountOp, MountStep, Namespaces, OverlayUpper, RootPlan,
+    RootSource, UserPlan,
 };
 use crate::rootfs::ImageConfig;
 use crate::rootfs::oci::{self, Image};
@@ -196,6 +198,151 @@ fn dir_source(cx: &mut Cx, r: &Rootfs) -> RootSource {
     RootSource::Dir {
         path: resolved.unwrap_or_default(),
     }
+}
+
+/// A root directory the sandbox cannot write lacks a path it mounts on: the mount step would
+/// fail halfway (EACCES), so say which before anything is made, and how to make them. The
+/// sandbox's root makes mount points as itself: it may write a folder whose owner and group
+/// its id map reaches, one that every user may write, or any folder of an id-mapped root. Over
+/// an overlay's upper layer it may make them at the top at least: not judged here.
+pub(super) fn mount_points(
+    cx: &mut Cx,
+    root: &RootPlan,
+    mounts: &[MountStep],
+    user: Option<&UserPlan>,
+) {
+    let (RootSource::Dir { path: dir }, false, None, Some(user)) =
+        (&root.source, root.idmapped, &root.overlay, user)
+    else {
+        return;
+    };
+    let Some(span) = cx
+        .loaded
+        .manifest
+        .rootfs
+        .as_ref()
+        .and_then(|r| r.value.path.as_ref())
+        .map(|p| p.span)
+    else {
+        return;
+    };
+    let mapped = |map: &[IdMapping], id: u32| map.iter().any(|m| m.unmap(id).is_some());
+    let writable = |missing: &MissingBelow| {
+        missing.mode & 0o002 != 0
+            || (mapped(&user.uid_map, missing.owner.uid)
+                && mapped(&user.gid_map, missing.owner.gid))
+    };
+    let mut unmakeable: Vec<(&MountOp, MissingBelow)> = Vec::new();
+    for (i, step) in mounts.iter().enumerate() {
+        let target = step.op.target();
+        // Below an earlier mount the path is made on that mount, not in the root directory.
+        if mounts[..i]
+            .iter()
+            .any(|earlier| target.starts_with(earlier.op.target()))
+        {
+            continue;
+        }
+        if let Some(missing) = cx.host.missing_below(dir, target).filter(|m| !writable(m)) {
+            unmakeable.push((&step.op, missing));
+        }
+    }
+    let Some((_, first)) = unmakeable.first() else {
+        return;
+    };
+    let targets: Vec<String> = unmakeable
+        .iter()
+        .map(|(op, _)| op.target().display().to_string())
+        .collect();
+    let mut help = format!(
+        "make them on the host first: `{}`",
+        make_commands(dir, unmakeable.iter().map(|(op, _)| *op))
+    );
+    if cx.host.caller.is_root() {
+        let why = cx.host.not_own(dir).map_or_else(String::new, |why| {
+            format!(" (this one is not id-mapped: {why})")
+        });
+        help.push_str(&format!(
+            "; or use a root folder of your own, which is id-mapped to the sandbox{why}"
+        ));
+    } else {
+        help.push_str("; or use a root folder you own");
+    }
+    cx.report(
+        Problem::error(
+            "sandbox::rootfs::mount-point",
+            format!(
+                "the root {} has no {}, which the sandbox mounts on, and the sandbox cannot make {} there",
+                dir.display(),
+                targets.join(", "),
+                if targets.len() == 1 { "it" } else { "them" },
+            ),
+        )
+        .at(
+            span,
+            format!(
+                "{} belongs to uid {} and gid {}, which the sandbox's id map does not reach",
+                on_host(dir, first.path.parent().unwrap_or(Path::new("/"))).display(),
+                first.owner.uid,
+                first.owner.gid,
+            ),
+        )
+        .help(help),
+    );
+}
+
+/// Where `inside` (absolute, as the sandbox sees it) is in the root directory `dir`.
+fn on_host(dir: &Path, inside: &Path) -> PathBuf {
+    match inside.strip_prefix("/") {
+        Ok(relative) if relative.as_os_str().is_empty() => dir.to_path_buf(),
+        Ok(relative) => dir.join(relative),
+        Err(_) => dir.join(inside),
+    }
+}
+
+/// The shell commands that make the targets of `ops` in the root directory `dir`: the folders
+/// first, in one `mkdir -p`, then the files and symlinks.
+fn make_commands<'a>(dir: &Path, ops: impl Iterator<Item = &'a MountOp>) -> String {
+    let word = |path: &Path| shell_words(&[path.display().to_string()]);
+    let mut folders: Vec<String> = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    let mut folder = |path: &Path| {
+        let path = word(path);
+        if !folders.contains(&path) {
+            folders.push(path);
+        }
+    };
+    for op in ops {
+        let target = on_host(dir, op.target());
+        let file = match op {
+            MountOp::Symlink { link, .. } => Some(format!(
+                "ln -s {} {}",
+                shell_words(std::slice::from_ref(link)),
+                word(&target)
+            )),
+            MountOp::File { .. } | MountOp::Hosts { .. } => {
+                Some(format!("touch {}", word(&target)))
+            }
+            MountOp::Bind { source, .. } if !source.is_dir() => {
+                Some(format!("touch {}", word(&target)))
+            }
+            _ => None,
+        };
+        match file {
+            Some(command) => {
+                if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
+                    folder(parent);
+                }
+                others.push(command);
+            }
+            None => folder(&target),
+        }
+    }
+    let mkdir = (!folders.is_empty()).then(|| format!("mkdir -p {}", folders.join(" ")));
+    mkdir
+        .into_iter()
+        .chain(others)
+        .collect::<Vec<_>>()
+        .join(" && ")
 }
 
 /// `tar = ...` or `oci = ...`: an archive or image unpacked into the cache; an image's config
