@@ -154,7 +154,7 @@ pub fn join(
         .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
     enter(&joins)?;
     drop(joins);
-    steps::user::take_setup_ids(plan)?;
+    steps::user::take_setup_ids(&crate::sys::KERNEL, plan)?;
 
     let (master, terminal) = if terminal {
         open_pty().map(|(m, t)| (Some(m), Some(t)))?

@@ -17,8 +17,8 @@ pub(crate) mod root_file;
 pub mod seccomp;
 pub(crate) mod steps;
 mod supervise;
-#[allow(unsafe_code)]
-pub mod sys;
+/// The raw calls, where the executor has always found them.
+pub use crate::sys::raw as sys;
 
 use std::io::IsTerminal;
 use std::net::Ipv4Addr;
@@ -44,6 +44,7 @@ use crate::cgroup::Group;
 use crate::hostpath::HostFiles;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
+use crate::sys::KERNEL;
 
 /// The child's steps, in the order the plan promises (user -> mount -> pid -> net -> chroot ->
 /// cgroup -> security -> exec). `pid` is where the command is spawned; `security` and
@@ -131,7 +132,7 @@ pub fn run(
     )?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
     let mount_started = Instant::now();
-    let (prepared, helper) = mount::prepare(plan, root, &files)?;
+    let (prepared, helper) = mount::prepare(&KERNEL, plan, root, &files)?;
     drop(files);
     let mount_time = mount_started.elapsed();
     // Declared before the child's guard, so it is dropped (emptied and removed) after the
@@ -179,12 +180,12 @@ pub fn run(
     }
     let step_started = Instant::now();
     if let Some(user_plan) = &plan.user {
-        user::parent(user_plan, child.as_raw())?;
+        user::parent(&KERNEL, user_plan, child.as_raw())?;
     }
     timings.push(("user (parent)".into(), step_started.elapsed()));
     timings.push(("mount (prepare)".into(), mount_time));
     let step_started = Instant::now();
-    mount::parent(plan, root, &prepared, child.as_raw())?;
+    mount::parent(&KERNEL, plan, root, &prepared, child.as_raw())?;
     // The sandbox has its own copies.
     drop(prepared);
     timings.push(("mount (parent)".into(), step_started.elapsed()));
@@ -491,12 +492,12 @@ fn setup(
         clock = now;
     };
 
-    user::child(plan)?;
+    user::child(&KERNEL, plan)?;
     // Credentials changed, which clears the parent-death signal (prctl(2)): set it again.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .or_fail(StepId::User, Op::Prctl, || "PR_SET_PDEATHSIG".into())?;
     lap(StepId::User, &mut timings);
-    let new_root = mount::child(plan, root, prepared, address)?;
+    let new_root = mount::child(&KERNEL, plan, root, prepared, address)?;
     lap(StepId::Mount, &mut timings);
     if plan.namespaces.pid {
         pid::install_handlers()?;
@@ -506,7 +507,7 @@ fn setup(
     lap(StepId::Net, &mut timings);
     chroot::child(plan, new_root)?;
     lap(StepId::Chroot, &mut timings);
-    cgroup::child(plan)?;
+    cgroup::child(&KERNEL, plan)?;
     // Timed with the cgroup step, which makes the last of them.
     let namespaces = (plan.namespaces.joined().into_iter())
         .map(|(name, _)| {

@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::oci::{Export, IdShift, RootContent, RootEntry};
 use crate::exec::steps::mount::{dir_in, symlink_in};
 use crate::plan::IdMapping;
+use crate::sys::KERNEL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -161,7 +162,7 @@ fn make_entry(
     let (path, made) = match entry {
         RootEntry::Symlink { path, link } => (
             path,
-            symlink_in(root.as_fd(), path, link).and_then(|(parent, name)| match owner {
+            symlink_in(&KERNEL, root.as_fd(), path, link).and_then(|(parent, name)| match owner {
                 Some((uid, gid)) => nix::unistd::fchownat(
                     parent.as_fd(),
                     name,
@@ -172,7 +173,7 @@ fn make_entry(
                 None => Ok(()),
             }),
         ),
-        RootEntry::Dir { path, mode } => (path, dir_in(root.as_fd(), path, *mode)),
+        RootEntry::Dir { path, mode } => (path, dir_in(&KERNEL, root.as_fd(), path, *mode)),
     };
     made.map_err(|errno| BundleError::Entry {
         path: path.clone(),

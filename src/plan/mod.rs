@@ -342,3 +342,31 @@ impl Plan {
         self.provenance.get(key)
     }
 }
+
+/// An unprivileged caller's plan with a tmpfs root, no mount and nothing masked, for unit tests
+/// to fill in.
+#[cfg(test)]
+pub(crate) fn for_tests() -> Plan {
+    use crate::host::{Caller, FixedFacts, HostFacts};
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    // The paths `up` mounts on: a root the caller cannot write must have them.
+    for dir in ["root/proc", "root/dev", "root/tmp", "root/etc"] {
+        std::fs::create_dir_all(base.join(dir)).unwrap();
+    }
+    std::fs::write(base.join("root/etc/hosts"), "").unwrap();
+    let caller = Caller::ann(1000);
+    let text = "[rootfs]\npath = \"root\"\n";
+    let loaded = crate::manifest::load_str(&base.join("sandbox.toml"), text, &caller.vars());
+    let host = HostFacts::fixed(caller, FixedFacts::default());
+    let invocation = crate::validate::Invocation::inspecting();
+    let validated = crate::validate::validate(&loaded, &host, &invocation);
+    let mut plan = validated.plan.expect("a plan");
+    plan.root.source = RootSource::Tmpfs;
+    plan.root.overlay = None;
+    plan.root.idmapped = false;
+    plan.mounts.clear();
+    plan.security.masked_paths.clear();
+    plan.security.readonly_paths.clear();
+    plan
+}

@@ -18,14 +18,11 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sched::{CloneFlags, unshare};
-use nix::sys::stat::Mode;
 
 use crate::cgroup::{CgroupError, CgroupOp, Group, Kernel, Owner, errno_of};
 use crate::exec::error::{Op, OrFail, StepFailure};
-use crate::exec::sys::{self, FsContext};
 use crate::plan::{CgroupPlan, CgroupVersion, Plan, StepId};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys};
 
 static KERNEL: Kernel = Kernel;
 
@@ -62,15 +59,16 @@ fn failure(error: CgroupError) -> StepFailure {
     .with_key(error.key)
 }
 
-pub fn child(plan: &Plan) -> Result<(), StepFailure> {
+pub fn child(sys: &dyn Sys, plan: &Plan) -> Result<(), StepFailure> {
     if !plan.namespaces.cgroup {
         return Ok(());
     }
-    unshare(CloneFlags::CLONE_NEWCGROUP).or_fail(StepId::Cgroup, Op::Unshare, || {
-        "unshare(CLONE_NEWCGROUP)".into()
-    })?;
+    sys.unshare(libc::CLONE_NEWCGROUP)
+        .or_fail(StepId::Cgroup, Op::Unshare, || {
+            "unshare(CLONE_NEWCGROUP)".into()
+        })?;
     match &plan.cgroup {
-        Some(cgroup) if cgroup.view => mount_view(cgroup)
+        Some(cgroup) if cgroup.view => mount_view(sys, cgroup)
             .or_fail(StepId::Cgroup, Op::Mount, || {
                 "mounting the group's cgroup file system on /sys/fs/cgroup".into()
             })
@@ -81,40 +79,120 @@ pub fn child(plan: &Plan) -> Result<(), StepFailure> {
 
 /// The group's cgroup file system, read-only, on /sys/fs/cgroup: cgroup2 itself, or on v1 a
 /// tmpfs with one directory per hierarchy the group is in, named as the host names them.
-fn mount_view(cgroup: &CgroupPlan) -> Result<(), Errno> {
-    let read_only = sys::MOUNT_ATTR_RDONLY
-        | sys::MOUNT_ATTR_NOSUID
-        | sys::MOUNT_ATTR_NODEV
-        | sys::MOUNT_ATTR_NOEXEC;
-    let root = nix::fcntl::open(
-        "/",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let target = sys::open_in_root(root.as_fd(), c"sys/fs/cgroup", libc::O_PATH)?;
+fn mount_view(sys: &dyn Sys, cgroup: &CgroupPlan) -> Result<(), Errno> {
+    let read_only = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let root = sys.openat(None, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let target = sys.open_in_root(root.as_fd(), c"sys/fs/cgroup", libc::O_PATH)?;
     if cgroup.version == CgroupVersion::V2 {
-        let mount = FsContext::open(c"cgroup2")?.mount(read_only)?;
-        return sys::move_mount(mount.as_fd(), target.as_fd());
+        let fs = sys.fsopen(c"cgroup2")?;
+        let mount = sys.fsmount(fs.as_fd(), read_only)?;
+        return sys.attach(mount.as_fd(), target.as_fd());
     }
-    let tmpfs = FsContext::open(c"tmpfs").and_then(|fs| {
-        fs.set(c"mode", c"755")?;
-        fs.mount(sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC)
-    })?;
-    sys::move_mount(tmpfs.as_fd(), target.as_fd())?;
+    let fs = sys.fsopen(c"tmpfs")?;
+    sys.fsconfig_set(fs.as_fd(), c"mode", c"755")?;
+    let tmpfs = sys.fsmount(
+        fs.as_fd(),
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )?;
+    sys.attach(tmpfs.as_fd(), target.as_fd())?;
     for hierarchy in &cgroup.hierarchies {
         let name = CString::new(hierarchy.controllers.join(",")).map_err(|_| Errno::EINVAL)?;
-        nix::sys::stat::mkdirat(
-            tmpfs.as_fd(),
-            name.as_c_str(),
-            Mode::from_bits_truncate(0o755),
-        )?;
-        let fs = FsContext::open(c"cgroup")?;
+        sys.mkdirat(tmpfs.as_fd(), &name, 0o755)?;
+        let fs = sys.fsopen(c"cgroup")?;
         for controller in &hierarchy.controllers {
-            fs.flag(&CString::new(controller.as_str()).map_err(|_| Errno::EINVAL)?)?;
+            let controller = CString::new(controller.as_str()).map_err(|_| Errno::EINVAL)?;
+            sys.fsconfig_flag(fs.as_fd(), &controller)?;
         }
-        let mount = fs.mount(read_only)?;
-        let dir = sys::open_in_root(tmpfs.as_fd(), &name, libc::O_PATH)?;
-        sys::move_mount(mount.as_fd(), dir.as_fd())?;
+        let mount = sys.fsmount(fs.as_fd(), read_only)?;
+        let dir = sys.open_in_root(tmpfs.as_fd(), &name, libc::O_PATH)?;
+        sys.attach(mount.as_fd(), dir.as_fd())?;
     }
-    sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
+    sys.mount_setattr(tmpfs.as_fd(), false, MOUNT_ATTR_RDONLY, 0, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::CgroupHierarchy;
+    use crate::sys::fake::Fake;
+
+    fn viewed(version: CgroupVersion, controllers: &[&[&str]]) -> Plan {
+        let mut plan = crate::plan::for_tests();
+        plan.namespaces.cgroup = true;
+        let hierarchies = (controllers.iter())
+            .map(|names| CgroupHierarchy {
+                base: "/sys/fs/cgroup/x".into(),
+                controllers: names.iter().map(|name| name.to_string()).collect(),
+            })
+            .collect();
+        plan.cgroup = Some(CgroupPlan {
+            parent: "sandbox".into(),
+            limits: Default::default(),
+            version,
+            hierarchies,
+            stats: false,
+            view: true,
+        });
+        plan
+    }
+
+    #[test]
+    fn on_v2_the_view_is_a_read_only_cgroup2_of_the_new_namespace() {
+        let fake = Fake::new();
+        child(&fake, &viewed(CgroupVersion::V2, &[&["memory"]])).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                format!("unshare({:#x})", libc::CLONE_NEWCGROUP),
+                "openat(/)".into(),
+                "openat2(//sys/fs/cgroup)".into(),
+                "fsopen(cgroup2)".into(),
+                "fsmount(cgroup2, ro nosuid nodev noexec)".into(),
+                "move_mount(cgroup2 -> //sys/fs/cgroup)".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn on_v1_each_hierarchy_is_mounted_read_only_in_a_tmpfs_made_read_only_last() {
+        let fake = Fake::new();
+        let plan = viewed(CgroupVersion::V1, &[&["cpu", "cpuacct"], &["memory"]]);
+        child(&fake, &plan).unwrap();
+        assert_eq!(
+            fake.calls_of("fsconfig"),
+            [
+                "fsconfig(tmpfs, mode=755)",
+                "fsconfig(cgroup, cpu)",
+                "fsconfig(cgroup, cpuacct)",
+                "fsconfig(cgroup, memory)",
+            ]
+        );
+        assert_eq!(
+            fake.calls_of("fsmount"),
+            [
+                "fsmount(tmpfs, nosuid nodev noexec)",
+                "fsmount(cgroup, ro nosuid nodev noexec)",
+                "fsmount(cgroup, ro nosuid nodev noexec)",
+            ]
+        );
+        assert_eq!(fake.calls().last().unwrap(), "mount_setattr(tmpfs, +[ro])");
+    }
+
+    #[test]
+    fn without_a_cgroup_namespace_the_step_makes_no_call() {
+        let fake = Fake::new();
+        let mut plan = viewed(CgroupVersion::V2, &[]);
+        plan.namespaces.cgroup = false;
+        child(&fake, &plan).unwrap();
+        assert!(fake.calls().is_empty());
+    }
+
+    #[test]
+    fn a_view_that_cannot_be_mounted_fails_with_the_cgroup_key() {
+        let fake = Fake::new();
+        fake.fail("fsmount", 0, Errno::EPERM);
+        let failure = child(&fake, &viewed(CgroupVersion::V2, &[])).unwrap_err();
+        assert!(failure.key.is_some_and(|key| key.is_key("cgroup")));
+        assert_eq!(failure.step, StepId::Cgroup);
+    }
 }

@@ -25,26 +25,24 @@
 //! namespace, while a fully visible proc (sysfs) is mounted in the mount namespace: the host's,
 //! under /oldroot, until the chroot step.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::mount::{MsFlags, mount};
-use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
+use nix::sys::stat::fstat;
 
 use super::user::Exiting;
 use crate::exec::error::{Op, OrFail, StepFailure};
-use crate::exec::sys::{
-    self, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
-};
-use crate::exec::{root_file, write_all};
+use crate::exec::root_file;
 use crate::hostpath::{self, HostFiles};
 use crate::plan::{
     Idmap, Ids, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file,
+};
+use crate::sys::{
+    FileKind, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys,
 };
 
 const STAGING: &str = "/tmp";
@@ -66,7 +64,8 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
 ];
 
 /// Scratch space for mounts that need a backing store (files, tmpfs overlay layers).
-struct Staging {
+struct Staging<'s> {
+    sys: &'s dyn Sys,
     dir: OwnedFd,
     /// The host's root, below the staging root.
     old_root: OwnedFd,
@@ -79,28 +78,24 @@ struct Staging {
     address: Option<Ipv4Addr>,
 }
 
-impl Staging {
+impl Staging<'_> {
     fn next_name(&mut self, prefix: &str) -> String {
         self.counter += 1;
         format!("{prefix}{}", self.counter)
     }
 
+    /// A new directory in the staging root, opened; and its name there.
+    fn new_dir(&mut self) -> Result<(OwnedFd, String), Errno> {
+        let name = self.next_name("layer");
+        self.sys.mkdirat(self.dir.as_fd(), &cstring(&name), 0o755)?;
+        Ok((open_dir(self.sys, Some(self.dir.as_fd()), &name)?, name))
+    }
+
     /// Attach a detached mount in the staging root and return its path there (overlayfs takes
     /// its layers by path).
     fn attach(&mut self, tree: OwnedFd) -> Result<PathBuf, Errno> {
-        let name = self.next_name("layer");
-        nix::sys::stat::mkdirat(
-            self.dir.as_fd(),
-            name.as_str(),
-            Mode::from_bits_truncate(0o755),
-        )?;
-        let at = nix::fcntl::openat(
-            self.dir.as_fd(),
-            name.as_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        sys::move_mount(tree.as_fd(), at.as_fd())?;
+        let (at, name) = self.new_dir()?;
+        self.sys.attach(tree.as_fd(), at.as_fd())?;
         Ok(PathBuf::from(format!("/{name}")))
     }
 
@@ -111,17 +106,18 @@ impl Staging {
             None => Ok(None),
             Some(Source::Tree(tree)) => Ok(Some(tree)),
             Some(Source::Judged { opened, path }) => {
-                let own = sys::openat2(
+                let own = self.sys.openat2(
                     Some(self.old_root.as_fd()),
                     &inside(&path),
                     libc::O_PATH,
                     libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
                 )?;
-                if !hostpath::same_file(own.as_fd(), opened.as_fd())? {
+                let id = |fd: BorrowedFd<'_>| self.sys.stat(fd, c"").map(|stat| stat.id);
+                if id(own.as_fd())? != id(opened.as_fd())? {
                     return Err(Errno::ESTALE);
                 }
-                let tree = sys::open_tree_clone(Some(own.as_fd()), c"")?;
-                sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+                let tree = self.sys.open_tree(Some(own.as_fd()), c"")?;
+                self.sys.mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
                 Ok(Some(tree))
             }
         }
@@ -138,11 +134,13 @@ impl Staging {
     /// and named for overlayfs by their descriptors.
     fn next_kept(&mut self, upper: &Path, work: &Path) -> Result<[OwnedFd; 2], Errno> {
         let folder = self.next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
-        let folder = open_dir(folder.as_path())?;
+        let folder = open_dir(self.sys, None, folder.as_os_str())?;
         let open = |dir: &Path| {
-            hostpath::open_dir_beneath(
-                folder.as_fd(),
-                Path::new(dir.file_name().ok_or(Errno::EINVAL)?),
+            self.sys.openat2(
+                Some(folder.as_fd()),
+                &cstring(dir.file_name().ok_or(Errno::EINVAL)?),
+                libc::O_PATH | libc::O_DIRECTORY,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
             )
         };
         Ok([open(upper)?, open(work)?])
@@ -169,12 +167,13 @@ fn inside(path: &Path) -> CString {
     })
 }
 
-fn open_dir<P: ?Sized + nix::NixPath>(path: &P) -> Result<OwnedFd, Errno> {
-    nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
+/// An O_PATH descriptor of the directory `path` (below `dir`, or the current directory).
+fn open_dir(
+    sys: &dyn Sys,
+    dir: Option<BorrowedFd<'_>>,
+    path: impl AsRef<OsStr>,
+) -> Result<OwnedFd, Errno> {
+    sys.openat(dir, &cstring(path), libc::O_PATH | libc::O_DIRECTORY, 0)
 }
 
 fn mode_string(mode: u32) -> CString {
@@ -297,11 +296,12 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
 /// are made here. `cached` is the unpacked tree of a tar or OCI root. Also the helper of an
 /// id-mapped mount, to be dropped (reaped) once the sandbox runs.
 pub fn prepare(
+    sys: &dyn Sys,
     plan: &Plan,
     cached: Option<&Path>,
     files: &HostFiles,
 ) -> Result<(Prepared, Option<Exiting>), StepFailure> {
-    let as_root = nix::unistd::geteuid().is_root();
+    let as_root = sys.euid() == 0;
     let mut caller = None;
     let mut prepared = Vec::new();
     for slot in slots(plan, cached) {
@@ -314,7 +314,7 @@ pub fn prepare(
                     continue;
                 }
             },
-            Host::Cache(path) => open_dir(path),
+            Host::Cache(path) => open_dir(sys, None, path),
             Host::Kept { upper, work } => kept_folder(files, upper, work),
         };
         let path = slot.path();
@@ -338,9 +338,11 @@ pub fn prepare(
         let attrs = MOUNT_ATTR_NOSUID
             | MOUNT_ATTR_NODEV
             | if slot.readonly { MOUNT_ATTR_RDONLY } else { 0 };
-        let tree = sys::open_tree_clone(Some(opened.as_fd()), c"")
+        let tree = sys
+            .open_tree(Some(opened.as_fd()), c"")
             .and_then(|tree| {
-                sys::mount_setattr(tree.as_fd(), true, attrs, 0, userns).map(|()| tree)
+                sys.mount_setattr(tree.as_fd(), true, attrs, 0, userns)
+                    .map(|()| tree)
             })
             .or_fail(StepId::Mount, Op::AttachTree, || {
                 format!("mounting {}", path.display())
@@ -409,6 +411,7 @@ fn caller_userns<'a>(
 /// for them, which costs a process). They are the very mounts the sandbox inherited, and it
 /// waits for `Go` before it uses them.
 pub fn parent(
+    sys: &dyn Sys,
     plan: &Plan,
     cached: Option<&Path>,
     prepared: &Prepared,
@@ -423,17 +426,12 @@ pub fn parent(
         let userns = match &userns {
             Some(userns) => userns,
             None => userns.insert(
-                std::fs::File::open(format!("/proc/{child}/ns/user"))
-                    .map(OwnedFd::from)
-                    .map_err(io_errno)
+                sys.openat(None, &cstring(format!("/proc/{child}/ns/user")), 0, 0)
                     .or_fail(StepId::Mount, Op::IdmapTree, action)?,
             ),
         };
-        sys::mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd())).or_fail(
-            StepId::Mount,
-            Op::IdmapTree,
-            action,
-        )?;
+        sys.mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd()))
+            .or_fail(StepId::Mount, Op::IdmapTree, action)?;
     }
     Ok(())
 }
@@ -456,6 +454,7 @@ fn kept_folder(files: &HostFiles, upper: &Path, work: &Path) -> Result<OwnedFd, 
 /// `prepared` holds what [`prepare`] made, `cached` the unpacked tree of a tar or OCI root,
 /// `address` the sandbox's leased address.
 pub fn child(
+    sys: &dyn Sys,
     plan: &Plan,
     cached: Option<&Path>,
     prepared: Prepared,
@@ -465,58 +464,53 @@ pub fn child(
         let action = action.to_string();
         move || action
     };
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .or_fail(StepId::Mount, Op::Propagation, fail("making / private"))?;
+    sys.make_mounts_private()
+        .or_fail(StepId::Mount, Op::Propagation, fail("making / private"))?;
 
     // Staging root, with the host's root below it at /oldroot.
-    let staging = FsContext::open(c"tmpfs")
-        .and_then(|fs| {
-            fs.set(c"mode", c"755")?;
-            fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
-        })
-        .or_fail(
-            StepId::Mount,
-            Op::Staging,
-            fail("creating the staging tmpfs"),
-        )?;
-    let staging_target = open_dir(STAGING).or_fail(
+    let staging = fs_mount(sys, c"tmpfs", &[(c"mode", c"755".into())], FS).or_fail(
+        StepId::Mount,
+        Op::Staging,
+        fail("creating the staging tmpfs"),
+    )?;
+    let staging_target = open_dir(sys, None, STAGING).or_fail(
         StepId::Mount,
         Op::Staging,
         fail("opening /tmp for the staging root"),
     )?;
-    sys::move_mount(staging.as_fd(), staging_target.as_fd()).or_fail(
-        StepId::Mount,
-        Op::Staging,
-        fail("mounting the staging root on /tmp"),
-    )?;
-    drop(staging_target);
-    for dir in ["newroot", "oldroot", "files"] {
-        nix::sys::stat::mkdirat(staging.as_fd(), dir, Mode::from_bits_truncate(0o755)).or_fail(
+    sys.attach(staging.as_fd(), staging_target.as_fd())
+        .or_fail(
             StepId::Mount,
             Op::Staging,
-            || format!("creating {STAGING}/{dir}"),
+            fail("mounting the staging root on /tmp"),
         )?;
+    drop(staging_target);
+    for dir in [c"newroot", c"oldroot", c"files"] {
+        sys.mkdirat(staging.as_fd(), dir, 0o755)
+            .or_fail(StepId::Mount, Op::Staging, || {
+                format!("creating {STAGING}/{}", dir.to_string_lossy())
+            })?;
     }
-    nix::unistd::fchdir(staging.as_fd()).or_fail(
+    sys.fchdir(staging.as_fd()).or_fail(
         StepId::Mount,
         Op::Staging,
         fail("entering the staging root"),
     )?;
-    nix::unistd::pivot_root(".", "oldroot").or_fail(
+    sys.pivot_root(c".", c"oldroot").or_fail(
         StepId::Mount,
         Op::PivotRoot,
         fail("pivot_root into the staging root"),
     )?;
-    nix::unistd::chdir("/").or_fail(StepId::Mount, Op::Chdir, fail("chdir(/)"))?;
+    sys.chdir(c"/")
+        .or_fail(StepId::Mount, Op::Chdir, fail("chdir(/)"))?;
     let mut staging = Staging {
-        dir: open_dir("/").or_fail(StepId::Mount, Op::Staging, fail("opening the staging root"))?,
-        old_root: open_dir(OLD_ROOT).or_fail(
+        sys,
+        dir: open_dir(sys, None, "/").or_fail(
+            StepId::Mount,
+            Op::Staging,
+            fail("opening the staging root"),
+        )?,
+        old_root: open_dir(sys, None, OLD_ROOT).or_fail(
             StepId::Mount,
             Op::Staging,
             fail("opening the host's root"),
@@ -534,13 +528,14 @@ pub fn child(
                 .with_key(step.key.clone())
         })?;
     }
-    protect_kernel_entries(plan, new_root.as_fd())?;
+    protect_kernel_entries(sys, plan, new_root.as_fd())?;
     Ok(new_root)
 }
 
 fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<OwnedFd, StepFailure> {
-    let target =
-        open_dir("/newroot").or_fail(StepId::Mount, Op::Staging, || "opening /newroot".into())?;
+    let sys = staging.sys;
+    let target = open_dir(sys, None, "/newroot")
+        .or_fail(StepId::Mount, Op::Staging, || "opening /newroot".into())?;
     let key = |f: StepFailure| f.with_key("rootfs");
     // An unpacked archive is shared by every sandbox using it: it is only ever a lower layer,
     // and the mount points this sandbox needs are made in its own upper layer.
@@ -554,15 +549,13 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
         (None, false) => None,
     };
     let mount = match (root_dir(plan, cached), upper) {
-        (None, _) if matches!(plan.root.source, RootSource::Tmpfs) => FsContext::open(c"tmpfs")
-            .and_then(|fs| {
-                fs.set(c"mode", c"755")?;
-                fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
-            })
-            .or_fail(StepId::Mount, Op::Mount, || {
-                "creating the root tmpfs".into()
-            })
-            .map_err(key)?,
+        (None, _) if matches!(plan.root.source, RootSource::Tmpfs) => {
+            fs_mount(sys, c"tmpfs", &[(c"mode", c"755".into())], FS)
+                .or_fail(StepId::Mount, Op::Mount, || {
+                    "creating the root tmpfs".into()
+                })
+                .map_err(key)?
+        }
         (None, _) => {
             return Err(StepFailure::new(
                 StepId::Mount,
@@ -573,7 +566,7 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
             .with_key("rootfs"));
         }
         (Some(path), None) => staging
-            .next_tree(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+            .next_tree(FS)
             .and_then(|tree| tree.ok_or(Errno::ENOENT))
             .or_fail(StepId::Mount, Op::Bind, || {
                 format!("bind {} -> /", path.display())
@@ -583,7 +576,7 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
             let action = || format!("overlay / over {}", path.display());
             // overlayfs takes its layers by path: the source is attached in the staging root.
             let lower = staging
-                .next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)
+                .next_layer(FS | MOUNT_ATTR_RDONLY)
                 .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?;
             overlay(&[lower], Some(upper), false, staging)
@@ -591,7 +584,7 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
                 .map_err(key)?
         }
     };
-    sys::move_mount(mount.as_fd(), target.as_fd())
+    sys.attach(mount.as_fd(), target.as_fd())
         .or_fail(StepId::Mount, Op::Mount, || {
             "mounting the root on /newroot".into()
         })
@@ -628,38 +621,38 @@ enum Leaf {
 
 /// Open `target` below `root` as an O_PATH descriptor, creating it (and missing parents) when
 /// absent. Every lookup is RESOLVE_IN_ROOT, so symlinks cannot lead outside the new root.
-fn ensure(root: BorrowedFd<'_>, target: &Path, leaf: Leaf) -> Result<OwnedFd, Errno> {
-    match sys::open_in_root(root, &inside(target), libc::O_PATH) {
+fn ensure(
+    sys: &dyn Sys,
+    root: BorrowedFd<'_>,
+    target: &Path,
+    leaf: Leaf,
+) -> Result<OwnedFd, Errno> {
+    match sys.open_in_root(root, &inside(target), libc::O_PATH) {
         Err(Errno::ENOENT) => {}
         other => return other,
     }
     let parent_path = target.parent().ok_or(Errno::ENOENT)?;
-    let name = target.file_name().ok_or(Errno::EINVAL)?;
-    let parent = sys::open_in_root(
-        root,
-        &inside(parent_path),
-        libc::O_DIRECTORY | libc::O_RDONLY,
-    )
-    .or_else(|errno| {
-        if errno != Errno::ENOENT {
-            return Err(errno);
-        }
-        drop(ensure(root, parent_path, Leaf::Dir)?);
-        sys::open_in_root(
-            root,
-            &inside(parent_path),
-            libc::O_DIRECTORY | libc::O_RDONLY,
-        )
-    })?;
+    let name = cstring(target.file_name().ok_or(Errno::EINVAL)?);
+    let parent_flags = libc::O_DIRECTORY | libc::O_RDONLY;
+    let parent = sys
+        .open_in_root(root, &inside(parent_path), parent_flags)
+        .or_else(|errno| {
+            if errno != Errno::ENOENT {
+                return Err(errno);
+            }
+            drop(ensure(sys, root, parent_path, Leaf::Dir)?);
+            sys.open_in_root(root, &inside(parent_path), parent_flags)
+        })?;
     let created = match leaf {
-        Leaf::Dir => nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)),
-        Leaf::File => nix::fcntl::openat(
-            parent.as_fd(),
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map(drop),
+        Leaf::Dir => sys.mkdirat(parent.as_fd(), &name, 0o755),
+        Leaf::File => sys
+            .openat(
+                Some(parent.as_fd()),
+                &name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+            )
+            .map(drop),
     };
     match created {
         Ok(()) | Err(Errno::EEXIST) => {}
@@ -667,28 +660,44 @@ fn ensure(root: BorrowedFd<'_>, target: &Path, leaf: Leaf) -> Result<OwnedFd, Er
     }
     // A name that existed but could not be resolved is a dangling symlink: refuse it rather
     // than follow it.
-    sys::open_in_root(root, &inside(target), libc::O_PATH)
+    sys.open_in_root(root, &inside(target), libc::O_PATH)
 }
 
-fn is_dir(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    Ok(SFlag::from_bits_truncate(fstat(fd)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+/// The attributes every mount of the sandbox has, and a read-only one's.
+const FS: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+
+fn ro(readonly: bool) -> u64 {
+    if readonly { MOUNT_ATTR_RDONLY } else { 0 }
 }
 
 fn fs_mount(
-    fstype: &std::ffi::CStr,
-    options: &[(&std::ffi::CStr, CString)],
+    sys: &dyn Sys,
+    fstype: &CStr,
+    options: &[(&CStr, CString)],
     attrs: u64,
 ) -> Result<OwnedFd, Errno> {
-    let fs = FsContext::open(fstype)?;
+    let fs = sys.fsopen(fstype)?;
     for (key, value) in options {
-        fs.set(key, value)?;
+        sys.fsconfig_set(fs.as_fd(), key, value)?;
     }
-    fs.mount(attrs)
+    sys.fsmount(fs.as_fd(), attrs)
+}
+
+/// A new mount of a file system of the kernel's own (no source) on `target` below `root`.
+fn kernel_fs(
+    sys: &dyn Sys,
+    root: BorrowedFd<'_>,
+    target: &Path,
+    fstype: &CStr,
+    options: &[(&CStr, CString)],
+    attrs: u64,
+) -> Result<(), Errno> {
+    let mount = fs_mount(sys, fstype, options, attrs)?;
+    sys.attach(mount.as_fd(), ensure(sys, root, target, Leaf::Dir)?.as_fd())
 }
 
 fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Result<(), Errno> {
-    const FS: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    let ro = |readonly: bool| if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+    let sys = staging.sys;
     match &step.op {
         MountOp::Bind {
             target, readonly, ..
@@ -696,13 +705,12 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             let Some(tree) = staging.next_tree(FS | ro(*readonly))? else {
                 return Ok(());
             };
-            let leaf = if is_dir(tree.as_fd())? {
-                Leaf::Dir
-            } else {
-                Leaf::File
+            let leaf = match sys.stat(tree.as_fd(), c"")?.kind {
+                FileKind::Dir => Leaf::Dir,
+                FileKind::Other => Leaf::File,
             };
-            let target = ensure(root, target, leaf)?;
-            sys::move_mount(tree.as_fd(), target.as_fd())
+            let target = ensure(sys, root, target, leaf)?;
+            sys.attach(tree.as_fd(), target.as_fd())
         }
         MountOp::Tmpfs {
             target,
@@ -714,23 +722,20 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             if let Some(size) = size {
                 options.push((c"size", cstring(size.to_string())));
             }
-            let mount = fs_mount(c"tmpfs", &options, FS | ro(*readonly))?;
-            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+            kernel_fs(sys, root, target, c"tmpfs", &options, FS | ro(*readonly))
         }
         MountOp::Proc { target } => {
-            let mount = fs_mount(c"proc", &[], FS | MOUNT_ATTR_NOEXEC)?;
-            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+            kernel_fs(sys, root, target, c"proc", &[], FS | MOUNT_ATTR_NOEXEC)
         }
         MountOp::Sysfs { target } => {
-            let mount = fs_mount(c"sysfs", &[], FS | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY)?;
-            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+            let attrs = FS | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY;
+            kernel_fs(sys, root, target, c"sysfs", &[], attrs)
         }
         MountOp::Mqueue { target } => {
-            let mount = fs_mount(c"mqueue", &[], FS | MOUNT_ATTR_NOEXEC)?;
-            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+            kernel_fs(sys, root, target, c"mqueue", &[], FS | MOUNT_ATTR_NOEXEC)
         }
-        MountOp::Devpts { target } => devpts(ensure(root, target, Leaf::Dir)?.as_fd()),
-        MountOp::Dev { target } => dev(ensure(root, target, Leaf::Dir)?.as_fd()),
+        MountOp::Devpts { target } => devpts(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd()),
+        MountOp::Dev { target } => dev(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd()),
         MountOp::Overlay {
             lower,
             upper,
@@ -743,9 +748,9 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
                 .map(|_| staging.next_layer(FS | MOUNT_ATTR_RDONLY))
                 .collect::<Result<Vec<PathBuf>, Errno>>()?;
             let mount = overlay(&lower, upper.as_ref(), *readonly, staging)?;
-            sys::move_mount(mount.as_fd(), ensure(root, target, Leaf::Dir)?.as_fd())
+            sys.attach(mount.as_fd(), ensure(sys, root, target, Leaf::Dir)?.as_fd())
         }
-        MountOp::Symlink { link, target } => symlink_in(root, target, link).map(drop),
+        MountOp::Symlink { link, target } => symlink_in(sys, root, target, link).map(drop),
         MountOp::File {
             target,
             content,
@@ -766,7 +771,7 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
                 other => other,
             }
         }
-        MountOp::Dir { target, mode } => dir_in(root, target, *mode),
+        MountOp::Dir { target, mode } => dir_in(sys, root, target, *mode),
     }
 }
 
@@ -774,15 +779,21 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
 /// the same text is fine. Returns the parent directory and the link's name in it. Also used
 /// by `sandbox export` to make the links in a bundle's rootfs.
 pub(crate) fn symlink_in<'a>(
+    sys: &dyn Sys,
     root: BorrowedFd<'_>,
     target: &'a Path,
     link: &str,
 ) -> Result<(OwnedFd, &'a OsStr), Errno> {
-    let parent = ensure(root, target.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
+    let parent = ensure(
+        sys,
+        root,
+        target.parent().unwrap_or(Path::new("/")),
+        Leaf::Dir,
+    )?;
     let name = target.file_name().ok_or(Errno::EINVAL)?;
-    match nix::unistd::symlinkat(link, parent.as_fd(), name) {
+    match sys.symlinkat(&cstring(link), parent.as_fd(), &cstring(name)) {
         Err(Errno::EEXIST) => {
-            let existing = nix::fcntl::readlinkat(parent.as_fd(), name)?;
+            let existing = sys.readlinkat(parent.as_fd(), &cstring(name))?;
             if existing.as_os_str() != OsStr::new(link) {
                 return Err(Errno::EEXIST);
             }
@@ -793,10 +804,15 @@ pub(crate) fn symlink_in<'a>(
 }
 
 /// A directory at `target` below `root` with `mode` (parents made as needed).
-pub(crate) fn dir_in(root: BorrowedFd<'_>, target: &Path, mode: u32) -> Result<(), Errno> {
-    let dir = ensure(root, target, Leaf::Dir)?;
-    let dir = sys::open_in_root(dir.as_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY)?;
-    fchmod(dir.as_fd(), Mode::from_bits_truncate(mode))
+pub(crate) fn dir_in(
+    sys: &dyn Sys,
+    root: BorrowedFd<'_>,
+    target: &Path,
+    mode: u32,
+) -> Result<(), Errno> {
+    let dir = ensure(sys, root, target, Leaf::Dir)?;
+    let dir = sys.open_in_root(dir.as_fd(), c".", libc::O_DIRECTORY | libc::O_RDONLY)?;
+    sys.fchmod(dir.as_fd(), mode)
 }
 
 /// A file with `content` over `target`. The content lives in the staging tmpfs and is bound
@@ -808,85 +824,56 @@ fn bind_file(
     content: &str,
     mode: u32,
 ) -> Result<(), Errno> {
-    let name = staging.next_name("files/");
-    let file = nix::fcntl::openat(
-        staging.dir.as_fd(),
-        name.as_str(),
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )?;
-    write_all(file.as_fd(), content.as_bytes())?;
-    fchmod(file.as_fd(), Mode::from_bits_truncate(mode))?;
+    let sys = staging.sys;
+    let name = cstring(staging.next_name("files/"));
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY;
+    let file = sys.openat(Some(staging.dir.as_fd()), &name, flags, 0o600)?;
+    sys.write_all(file.as_fd(), content.as_bytes())?;
+    sys.fchmod(file.as_fd(), mode)?;
     drop(file);
-    let tree = sys::open_tree_clone(Some(staging.dir.as_fd()), &cstring(&name))?;
-    sys::move_mount(tree.as_fd(), ensure(root, target, Leaf::File)?.as_fd())
+    let tree = sys.open_tree(Some(staging.dir.as_fd()), &name)?;
+    sys.attach(tree.as_fd(), ensure(sys, root, target, Leaf::File)?.as_fd())
 }
 
-fn devpts(target: BorrowedFd<'_>) -> Result<(), Errno> {
+fn devpts(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let options = [(c"ptmxmode", c"0666".into()), (c"mode", c"0620".into())];
     let mount = fs_mount(
+        sys,
         c"devpts",
-        &[(c"ptmxmode", cstring("0666")), (c"mode", cstring("0620"))],
+        &options,
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
     )?;
-    sys::move_mount(mount.as_fd(), target)
+    sys.attach(mount.as_fd(), target)
 }
 
 /// A minimal /dev, as bubblewrap's --dev: a tmpfs with the harmless device nodes bound from the
 /// host, a private devpts instance, a /dev/shm tmpfs and the usual symlinks.
-fn dev(target: BorrowedFd<'_>) -> Result<(), Errno> {
-    let dev = fs_mount(
-        c"tmpfs",
-        &[(c"mode", cstring("755"))],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-    )?;
-    sys::move_mount(dev.as_fd(), target)?;
+fn dev(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+    let dev = fs_mount(sys, c"tmpfs", &[(c"mode", c"755".into())], attrs)?;
+    sys.attach(dev.as_fd(), target)?;
     for node in DEV_NODES {
-        nix::fcntl::openat(
-            dev.as_fd(),
-            *node,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        )?;
-        let tree = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/{node}")))?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            false,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-            0,
-            None,
-        )?;
-        let file = nix::fcntl::openat(
-            dev.as_fd(),
-            *node,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        sys::move_mount(tree.as_fd(), file.as_fd())?;
+        let node = cstring(node);
+        let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY;
+        sys.openat(Some(dev.as_fd()), &node, flags, 0o666)?;
+        let host = cstring(format!("{OLD_ROOT}/dev/{}", node.to_string_lossy()));
+        let tree = sys.open_tree(None, &host)?;
+        sys.mount_setattr(tree.as_fd(), false, attrs, 0, None)?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW;
+        let file = sys.openat(Some(dev.as_fd()), &node, flags, 0)?;
+        sys.attach(tree.as_fd(), file.as_fd())?;
     }
-    for dir in ["pts", "shm"] {
-        nix::sys::stat::mkdirat(dev.as_fd(), dir, Mode::from_bits_truncate(0o755))?;
+    for dir in [c"pts", c"shm"] {
+        sys.mkdirat(dev.as_fd(), dir, 0o755)?;
     }
-    let pts = nix::fcntl::openat(
-        dev.as_fd(),
-        "pts",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
+    devpts(sys, open_dir(sys, Some(dev.as_fd()), "pts")?.as_fd())?;
+    let shm = fs_mount(sys, c"tmpfs", &[(c"mode", c"1777".into())], FS)?;
+    sys.attach(
+        shm.as_fd(),
+        open_dir(sys, Some(dev.as_fd()), "shm")?.as_fd(),
     )?;
-    devpts(pts.as_fd())?;
-    let shm = fs_mount(
-        c"tmpfs",
-        &[(c"mode", cstring("1777"))],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-    )?;
-    let shm_dir = nix::fcntl::openat(
-        dev.as_fd(),
-        "shm",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    sys::move_mount(shm.as_fd(), shm_dir.as_fd())?;
     for (name, link) in DEV_LINKS {
-        nix::unistd::symlinkat(*link, dev.as_fd(), *name)?;
+        sys.symlinkat(&cstring(link), dev.as_fd(), &cstring(name))?;
     }
     Ok(())
 }
@@ -899,38 +886,24 @@ fn overlay(
     readonly: bool,
     staging: &mut Staging,
 ) -> Result<OwnedFd, Errno> {
+    let sys = staging.sys;
     let lowerdir = lower
         .iter()
         .map(|l| l.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
-    let fs = FsContext::open(c"overlay")?;
-    fs.set(c"lowerdir", &cstring(lowerdir))?;
+    let fs = sys.fsopen(c"overlay")?;
+    sys.fsconfig_set(fs.as_fd(), c"lowerdir", &cstring(lowerdir))?;
     // A kept layer's descriptors, which its names refer to until the mount is made.
     let mut kept = None;
     let (upper_dir, work_dir) = match upper {
         None => (None, None),
         Some(OverlayUpper::Tmpfs) => {
-            let name = staging.next_name("layer");
-            nix::sys::stat::mkdirat(
-                staging.dir.as_fd(),
-                name.as_str(),
-                Mode::from_bits_truncate(0o755),
-            )?;
-            let layer = fs_mount(
-                c"tmpfs",
-                &[(c"mode", cstring("755"))],
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            )?;
-            let at = nix::fcntl::openat(
-                staging.dir.as_fd(),
-                name.as_str(),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            sys::move_mount(layer.as_fd(), at.as_fd())?;
-            for dir in ["upper", "work"] {
-                nix::sys::stat::mkdirat(layer.as_fd(), dir, Mode::from_bits_truncate(0o755))?;
+            let (at, name) = staging.new_dir()?;
+            let layer = fs_mount(sys, c"tmpfs", &[(c"mode", c"755".into())], FS)?;
+            sys.attach(layer.as_fd(), at.as_fd())?;
+            for dir in [c"upper", c"work"] {
+                sys.mkdirat(layer.as_fd(), dir, 0o755)?;
             }
             (
                 Some(PathBuf::from(format!("/{name}/upper"))),
@@ -945,14 +918,13 @@ fn overlay(
         }
     };
     if let (Some(upper), Some(work)) = (upper_dir, work_dir) {
-        fs.set(c"upperdir", &cstring(upper))?;
-        fs.set(c"workdir", &cstring(work))?;
+        sys.fsconfig_set(fs.as_fd(), c"upperdir", &cstring(upper))?;
+        sys.fsconfig_set(fs.as_fd(), c"workdir", &cstring(work))?;
     }
     if staging.userns {
-        fs.flag(c"userxattr")?;
+        sys.fsconfig_flag(fs.as_fd(), c"userxattr")?;
     }
-    let mount = fs
-        .mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | if readonly { MOUNT_ATTR_RDONLY } else { 0 });
+    let mount = sys.fsmount(fs.as_fd(), FS | ro(readonly));
     drop(kept);
     mount
 }
@@ -963,8 +935,13 @@ fn overlay(
 /// that no other process can reach yet, so each is named relative to its directory, opened
 /// once, rather than opened itself; and every mask after the first of its kind is a clone of
 /// that first one. About 30 system calls instead of 60 for a /proc.
-fn protect_kernel_entries(plan: &Plan, root: BorrowedFd<'_>) -> Result<(), StepFailure> {
+fn protect_kernel_entries(
+    sys: &dyn Sys,
+    plan: &Plan,
+    root: BorrowedFd<'_>,
+) -> Result<(), StepFailure> {
     let mut entries = KernelEntries {
+        sys,
         root,
         dirs: Vec::new(),
         first_masks: [None, None],
@@ -988,6 +965,7 @@ fn protect_kernel_entries(plan: &Plan, root: BorrowedFd<'_>) -> Result<(), StepF
 type Entry = (usize, CString);
 
 struct KernelEntries<'a> {
+    sys: &'a dyn Sys,
     root: BorrowedFd<'a>,
     /// The directories of the entries, each opened once below the new root.
     dirs: Vec<(PathBuf, OwnedFd)>,
@@ -1004,7 +982,7 @@ impl KernelEntries<'_> {
             Some(index) => index,
             None => {
                 let flags = libc::O_PATH | libc::O_DIRECTORY;
-                let dir = sys::open_in_root(self.root, &inside(parent), flags)?;
+                let dir = self.sys.open_in_root(self.root, &inside(parent), flags)?;
                 self.dirs.push((parent.to_path_buf(), dir));
                 self.dirs.len() - 1
             }
@@ -1017,46 +995,45 @@ impl KernelEntries<'_> {
     }
 
     fn mask(&mut self, path: &Path) -> Result<(), Errno> {
+        let sys = self.sys;
         let (dir, name) = self.split(path)?;
-        let stat = match nix::sys::stat::fstatat(
-            self.dir(dir),
-            name.as_c_str(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
+        let kind = match sys.stat(self.dir(dir), &name) {
             Err(Errno::ENOENT) => return Ok(()),
-            other => other?,
+            other => other?.kind,
         };
-        let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let is_dir = kind == FileKind::Dir;
         let mask = match &self.first_masks[usize::from(is_dir)] {
             Some((first_dir, first_name)) => {
-                sys::open_tree_clone(Some(self.dir(*first_dir)), first_name)?
+                sys.open_tree(Some(self.dir(*first_dir)), first_name)?
             }
             None if is_dir => fs_mount(
+                sys,
                 c"tmpfs",
-                &[(c"size", cstring("0")), (c"nr_inodes", cstring("1"))],
+                &[(c"size", c"0".into()), (c"nr_inodes", c"1".into())],
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             )?,
             None => {
-                let null = sys::open_tree_clone(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
+                let null = sys.open_tree(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
                 let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
-                sys::mount_setattr(null.as_fd(), false, attrs, 0, None)?;
+                sys.mount_setattr(null.as_fd(), false, attrs, 0, None)?;
                 null
             }
         };
-        sys::move_mount_at(mask.as_fd(), self.dir(dir), &name)?;
+        sys.move_mount(mask.as_fd(), self.dir(dir), &name)?;
         self.first_masks[usize::from(is_dir)].get_or_insert((dir, name));
         Ok(())
     }
 
     fn make_readonly(&mut self, path: &Path) -> Result<(), Errno> {
+        let sys = self.sys;
         let (dir, name) = self.split(path)?;
-        let tree = match sys::open_tree_clone(Some(self.dir(dir)), &name) {
+        let tree = match sys.open_tree(Some(self.dir(dir)), &name) {
             Err(Errno::ENOENT) => return Ok(()),
             other => other?,
         };
         let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-        sys::mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
-        sys::move_mount_at(tree.as_fd(), self.dir(dir), &name)
+        sys.mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+        sys.move_mount(tree.as_fd(), self.dir(dir), &name)
     }
 }
 
@@ -1069,6 +1046,379 @@ mod tests {
         assert_eq!(inside(Path::new("/usr/bin")).to_str().unwrap(), "usr/bin");
         assert_eq!(inside(Path::new("/")).to_str().unwrap(), ".");
         assert_eq!(mode_string(0o1777).to_str().unwrap(), "1777");
+    }
+
+    use crate::sys::fake::Fake;
+
+    /// A plan with a tmpfs root and these mounts, and nothing masked.
+    fn plan_with(mounts: Vec<MountOp>) -> Plan {
+        let mut plan = crate::plan::for_tests();
+        plan.mounts = (mounts.into_iter().enumerate())
+            .map(|(i, op)| MountStep {
+                op,
+                key: crate::origin::Origin::Mount(i),
+            })
+            .collect();
+        plan
+    }
+
+    fn staging(sys: &Fake, prepared: Prepared, userns: bool) -> Staging<'_> {
+        Staging {
+            sys,
+            dir: sys.descriptor("staging"),
+            old_root: sys.descriptor("oldroot"),
+            counter: 0,
+            prepared: prepared.into_iter(),
+            userns,
+            address: None,
+        }
+    }
+
+    /// Apply one op below a new root, with what the launcher prepared; the calls it made.
+    fn applied(fake: &Fake, op: MountOp, prepared: Prepared) -> Result<Vec<String>, Errno> {
+        let root = fake.descriptor("newroot");
+        let step = MountStep {
+            op,
+            key: crate::origin::Origin::Mount(0),
+        };
+        apply(&step, root.as_fd(), &mut staging(fake, prepared, true))?;
+        Ok(fake.calls())
+    }
+
+    fn bind(readonly: bool, idmap: Option<Idmap>) -> MountOp {
+        MountOp::Bind {
+            source: "/srv/data".into(),
+            target: "/data".into(),
+            readonly,
+            idmap,
+            optional: false,
+        }
+    }
+
+    #[test]
+    fn a_tmpfs_is_nosuid_nodev_with_its_mode_and_size_and_read_only_when_asked() {
+        let fake = Fake::new();
+        let op = MountOp::Tmpfs {
+            target: "/scratch".into(),
+            size: Some(1 << 20),
+            mode: 0o1777,
+            readonly: true,
+        };
+        assert_eq!(
+            applied(&fake, op, vec![]).unwrap(),
+            [
+                "fsopen(tmpfs)",
+                "fsconfig(tmpfs, mode=1777)",
+                "fsconfig(tmpfs, size=1048576)",
+                "fsmount(tmpfs, ro nosuid nodev)",
+                "openat2(newroot/scratch)",
+                "move_mount(tmpfs -> newroot/scratch)",
+            ]
+        );
+        let fake = Fake::new();
+        let op = MountOp::Tmpfs {
+            target: "/scratch".into(),
+            size: None,
+            mode: 0o755,
+            readonly: false,
+        };
+        applied(&fake, op, vec![]).unwrap();
+        assert_eq!(fake.calls_of("fsmount"), ["fsmount(tmpfs, nosuid nodev)"]);
+    }
+
+    #[test]
+    fn each_kernel_file_system_gets_its_own_flags() {
+        let target = || PathBuf::from("/k");
+        for (op, expected) in [
+            (
+                MountOp::Proc { target: target() },
+                "fsmount(proc, nosuid nodev noexec)",
+            ),
+            (
+                MountOp::Sysfs { target: target() },
+                "fsmount(sysfs, ro nosuid nodev noexec)",
+            ),
+            (
+                MountOp::Mqueue { target: target() },
+                "fsmount(mqueue, nosuid nodev noexec)",
+            ),
+            (
+                MountOp::Devpts { target: target() },
+                "fsmount(devpts, nosuid noexec)",
+            ),
+        ] {
+            let fake = Fake::new();
+            applied(&fake, op, vec![]).unwrap();
+            assert_eq!(fake.calls_of("fsmount"), [expected]);
+        }
+    }
+
+    #[test]
+    fn a_devpts_is_a_private_instance_with_a_usable_ptmx() {
+        let fake = Fake::new();
+        applied(
+            &fake,
+            MountOp::Devpts {
+                target: "/dev/pts".into(),
+            },
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            fake.calls_of("fsconfig"),
+            [
+                "fsconfig(devpts, ptmxmode=0666)",
+                "fsconfig(devpts, mode=0620)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_read_only_bind_judged_rootless_is_made_read_only_before_it_is_attached() {
+        let fake = Fake::new();
+        let judged = Source::Judged {
+            opened: fake.descriptor("judged"),
+            path: "/srv/data".into(),
+        };
+        let calls = applied(&fake, bind(true, None), vec![Some(judged)]).unwrap();
+        assert_eq!(
+            calls,
+            [
+                "openat2(oldroot/srv/data)",
+                "stat(oldroot/srv/data)",
+                "stat(judged)",
+                "open_tree(oldroot/srv/data)",
+                "mount_setattr(oldroot/srv/data, +[ro nosuid nodev], recursive)",
+                "stat(oldroot/srv/data)",
+                "openat2(newroot/data)",
+                "move_mount(oldroot/srv/data -> newroot/data)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bind_the_launcher_made_as_root_is_attached_as_it_is() {
+        let fake = Fake::new();
+        let tree = Source::Tree(fake.descriptor("tree"));
+        let calls = applied(&fake, bind(false, None), vec![Some(tree)]).unwrap();
+        assert_eq!(
+            calls,
+            [
+                "stat(tree)",
+                "openat2(newroot/data)",
+                "move_mount(tree -> newroot/data)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_optional_bind_whose_source_was_absent_mounts_nothing() {
+        let fake = Fake::new();
+        assert!(
+            applied(&fake, bind(false, None), vec![None])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_bind_onto_a_file_makes_a_file_to_mount_on() {
+        let fake = Fake::new();
+        fake.file("tree").fail("openat2", 0, Errno::ENOENT);
+        let tree = Source::Tree(fake.descriptor("tree"));
+        let calls = applied(&fake, bind(false, None), vec![Some(tree)]).unwrap();
+        assert_eq!(
+            calls[1..],
+            [
+                "openat2(newroot/data)",
+                "openat2(newroot/.)",
+                "openat(newroot/./data, create 644)",
+                "openat2(newroot/data)",
+                "move_mount(tree -> newroot/data)",
+            ]
+        );
+    }
+
+    #[test]
+    fn id_mapped_binds_take_the_sandboxs_own_map_in_the_parent_half_and_only_they() {
+        let mapped = || bind(false, Some(Idmap::Sandbox));
+        let plan = plan_with(vec![mapped(), bind(true, None), mapped()]);
+        let fake = Fake::new();
+        let prepared = ["first", "plain", "second"]
+            .map(|name| Some(Source::Tree(fake.descriptor(name))))
+            .into_iter()
+            .collect();
+        parent(&fake, &plan, None, &prepared, 42).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "openat(/proc/42/ns/user)",
+                "mount_setattr(first, +[], recursive, idmap /proc/42/ns/user)",
+                "mount_setattr(second, +[], recursive, idmap /proc/42/ns/user)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_id_mapped_bind_fails_naming_its_source_when_the_namespace_cannot_be_opened() {
+        let plan = plan_with(vec![bind(false, Some(Idmap::Sandbox))]);
+        let fake = Fake::new();
+        fake.fail("openat", 0, Errno::ESRCH);
+        let prepared = vec![Some(Source::Tree(fake.descriptor("tree")))];
+        let failure = parent(&fake, &plan, None, &prepared, 42).unwrap_err();
+        assert_eq!(failure.step, StepId::Mount);
+        assert_eq!(failure.action, "id-mapping /srv/data");
+        assert!(fake.calls_of("mount_setattr").is_empty());
+    }
+
+    #[test]
+    fn masked_paths_hide_files_under_dev_null_and_dirs_under_an_empty_tmpfs_cloned_after_the_first()
+    {
+        let mut plan = plan_with(vec![]);
+        plan.security.masked_paths = ["/proc/kcore", "/proc/acpi", "/proc/keys", "/proc/gone"]
+            .map(PathBuf::from)
+            .to_vec();
+        plan.security.readonly_paths = ["/proc/sys", "/proc/absent"].map(PathBuf::from).to_vec();
+        let fake = Fake::new();
+        fake.file("kcore")
+            .file("keys")
+            .absent("gone")
+            .absent("absent");
+        let root = fake.descriptor("newroot");
+        protect_kernel_entries(&fake, &plan, root.as_fd()).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "openat2(newroot/proc)",
+                "stat(newroot/proc/kcore)",
+                "open_tree(/oldroot/dev/null)",
+                "mount_setattr(/oldroot/dev/null, +[ro nosuid noexec])",
+                "move_mount(/oldroot/dev/null -> newroot/proc/kcore)",
+                "stat(newroot/proc/acpi)",
+                "fsopen(tmpfs)",
+                "fsconfig(tmpfs, size=0)",
+                "fsconfig(tmpfs, nr_inodes=1)",
+                "fsmount(tmpfs, ro nosuid nodev noexec)",
+                "move_mount(tmpfs -> newroot/proc/acpi)",
+                "stat(newroot/proc/keys)",
+                "open_tree(newroot/proc/kcore)",
+                "move_mount(newroot/proc/kcore -> newroot/proc/keys)",
+                "stat(newroot/proc/gone)",
+                "open_tree(newroot/proc/sys)",
+                "mount_setattr(newroot/proc/sys, +[ro nosuid nodev noexec], recursive)",
+                "move_mount(newroot/proc/sys -> newroot/proc/sys)",
+                "open_tree(newroot/proc/absent)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mask_that_cannot_be_made_fails_the_step_naming_the_path() {
+        let mut plan = plan_with(vec![]);
+        plan.security.masked_paths = vec!["/proc/kcore".into()];
+        let fake = Fake::new();
+        fake.file("kcore").fail("move_mount", 0, Errno::EPERM);
+        let root = fake.descriptor("newroot");
+        let failure = protect_kernel_entries(&fake, &plan, root.as_fd()).unwrap_err();
+        assert_eq!(
+            (failure.step, failure.action.as_str(), failure.errno),
+            (StepId::Mount, "masking /proc/kcore", Errno::EPERM as i32)
+        );
+    }
+
+    #[test]
+    fn an_overlay_in_a_user_namespace_keeps_its_metadata_in_user_xattrs() {
+        let fake = Fake::new();
+        let op = MountOp::Overlay {
+            lower: vec!["/a".into(), "/b".into()],
+            upper: Some(OverlayUpper::Tmpfs),
+            target: "/o".into(),
+            readonly: true,
+            idmap: None,
+        };
+        let prepared = ["a", "b"]
+            .map(|name| Some(Source::Tree(fake.descriptor(name))))
+            .into_iter()
+            .collect();
+        applied(&fake, op, prepared).unwrap();
+        assert_eq!(
+            fake.calls_of("fsconfig"),
+            [
+                "fsconfig(overlay, lowerdir=/layer1:/layer2)",
+                "fsconfig(tmpfs, mode=755)",
+                "fsconfig(overlay, upperdir=/layer3/upper)",
+                "fsconfig(overlay, workdir=/layer3/work)",
+                "fsconfig(overlay, userxattr)",
+            ]
+        );
+        assert_eq!(
+            fake.calls_of("fsmount"),
+            [
+                "fsmount(tmpfs, nosuid nodev)",
+                "fsmount(overlay, ro nosuid nodev)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sandbox_pivots_into_a_staging_root_before_it_mounts_anything() {
+        let plan = plan_with(vec![MountOp::Proc {
+            target: "/proc".into(),
+        }]);
+        let fake = Fake::new();
+        child(&fake, &plan, None, vec![], None).unwrap();
+        let calls = fake.calls();
+        let at = |call: &str| calls.iter().position(|c| c == call).expect(call);
+        assert_eq!(calls[0], "make_mounts_private()");
+        assert!(at("pivot_root(\".\", \"oldroot\")") < at("fsopen(proc)"));
+        assert!(at("chdir(/)") < at("openat(/newroot)"));
+        assert_eq!(calls.last().unwrap(), "move_mount(proc -> tmpfs/proc)");
+    }
+
+    #[test]
+    fn a_failed_mount_stops_the_step_and_names_its_key() {
+        let plan = plan_with(vec![
+            MountOp::Proc {
+                target: "/proc".into(),
+            },
+            MountOp::Mqueue {
+                target: "/dev/mqueue".into(),
+            },
+        ]);
+        let fake = Fake::new();
+        // The staging root, the root, then /proc.
+        fake.fail("fsmount", 2, Errno::EPERM);
+        let failure = child(&fake, &plan, None, vec![], None).unwrap_err();
+        assert_eq!(failure.step, StepId::Mount);
+        assert_eq!(failure.key, Some(crate::origin::Origin::Mount(0)));
+        assert_eq!(failure.action, "proc on /proc");
+        assert_eq!(failure.errno, Errno::EPERM as i32);
+        assert!(
+            fake.calls_of("fsopen")
+                .iter()
+                .all(|c| c != "fsopen(mqueue)")
+        );
+    }
+
+    #[test]
+    fn a_minimal_dev_binds_only_harmless_nodes_from_the_host() {
+        let fake = Fake::new();
+        applied(
+            &fake,
+            MountOp::Dev {
+                target: "/dev".into(),
+            },
+            vec![],
+        )
+        .unwrap();
+        let bound: Vec<String> = DEV_NODES
+            .iter()
+            .map(|node| format!("open_tree(/oldroot/dev/{node})"))
+            .collect();
+        assert_eq!(fake.calls_of("open_tree"), bound);
+        assert!(
+            (fake.calls_of("mount_setattr").iter()).all(|call| call.ends_with("+[nosuid noexec])"))
+        );
     }
 
     #[test]
@@ -1133,7 +1483,7 @@ mod tests {
             &m.op,
             MountOp::Bind { source, idmap: Some(Idmap::Caller), .. } if *source == folder
         )));
-        let opened = open_dir(&folder).unwrap();
+        let opened = open_dir(&crate::sys::KERNEL, None, &folder).unwrap();
         let own = nix::unistd::geteuid().is_root();
         assert_eq!(still_own(&plan, &folder, opened.as_fd()).is_ok(), own);
         // Others may write it now: their files would be the sandbox's.

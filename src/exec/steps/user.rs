@@ -12,15 +12,13 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Command;
 
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, setns, unshare};
-use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys;
 use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
+use crate::sys::Sys;
 
 fn map_text(map: &[IdMapping]) -> String {
     map.iter()
@@ -30,17 +28,18 @@ fn map_text(map: &[IdMapping]) -> String {
 
 /// Take the ids of [`Plan::setup_ids`] and drop the supplementary groups when allowed: in the
 /// user step, and in a process joining a running sandbox.
-pub fn take_setup_ids(plan: &Plan) -> Result<(), StepFailure> {
+pub fn take_setup_ids(sys: &dyn Sys, plan: &Plan) -> Result<(), StepFailure> {
     let (Some(user), Some((uid, gid))) = (&plan.user, plan.setup_ids()) else {
         return Ok(());
     };
-    let gid = Gid::from_raw(gid);
-    setresgid(gid, gid, gid).or_fail(StepId::User, Op::SetIds, || format!("setresgid({gid})"))?;
+    sys.setresgid(gid)
+        .or_fail(StepId::User, Op::SetIds, || format!("setresgid({gid})"))?;
     if !user.deny_setgroups {
-        setgroups(&[]).or_fail(StepId::User, Op::SetIds, || "setgroups([])".into())?;
+        sys.drop_groups()
+            .or_fail(StepId::User, Op::SetIds, || "setgroups([])".into())?;
     }
-    let uid = Uid::from_raw(uid);
-    setresuid(uid, uid, uid).or_fail(StepId::User, Op::SetIds, || format!("setresuid({uid})"))
+    sys.setresuid(uid)
+        .or_fail(StepId::User, Op::SetIds, || format!("setresuid({uid})"))
 }
 
 /// The files the launcher writes for a direct mapping, in the order the kernel requires.
@@ -68,11 +67,11 @@ pub fn helper_args(map: &[IdMapping], pid: i32) -> Vec<String> {
         .collect()
 }
 
-pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
+pub fn parent(sys: &dyn Sys, plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
     match &plan.writer {
         MapWriter::Direct => {
             for (path, text) in map_files(plan, pid) {
-                std::fs::write(&path, &text).map_err(|e| {
+                sys.write_file(&path, text.as_bytes()).map_err(|errno| {
                     StepFailure::new(
                         StepId::User,
                         Op::IdMap,
@@ -81,7 +80,7 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
                             path.display(),
                             text.trim().replace('\n', ", ")
                         ),
-                        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                        errno,
                     )
                     .with_key(if path.ends_with("gid_map") {
                         "gid_map"
@@ -102,14 +101,8 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
             ] {
                 let args = helper_args(map, pid);
                 let action = || format!("{} {}", helper.display(), args.join(" "));
-                let status = Command::new(helper).args(&args).status().map_err(|e| {
-                    StepFailure::new(
-                        StepId::User,
-                        Op::IdMap,
-                        action(),
-                        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                    )
-                    .with_key(key)
+                let status = sys.run(helper, &args).map_err(|errno| {
+                    StepFailure::new(StepId::User, Op::IdMap, action(), errno).with_key(key)
                 })?;
                 if !status.success() {
                     return Err(StepFailure::new(
@@ -130,16 +123,16 @@ pub fn parent(plan: &UserPlan, pid: i32) -> Result<(), StepFailure> {
 /// root is mapped, else the command's ids; an unmapped fsuid cannot create a file), drop the
 /// host's supplementary groups when allowed, then set the hostname and clock offsets. The
 /// capabilities of the namespace's creator survive these changes (capabilities(7)).
-pub fn child(plan: &Plan) -> Result<(), StepFailure> {
-    take_setup_ids(plan)?;
+pub fn child(sys: &dyn Sys, plan: &Plan) -> Result<(), StepFailure> {
+    take_setup_ids(sys, plan)?;
     if let Some(uts) = &plan.uts {
-        nix::unistd::sethostname(&uts.hostname)
+        sys.sethostname(&uts.hostname)
             .or_fail(StepId::User, Op::Hostname, || {
                 format!("sethostname({})", uts.hostname)
             })
             .map_err(|f| f.with_key("uts.hostname"))?;
         if let Some(domain) = &uts.domainname {
-            sys::set_domainname(domain)
+            sys.setdomainname(domain)
                 .or_fail(StepId::User, Op::Hostname, || {
                     format!("setdomainname({domain})")
                 })
@@ -147,7 +140,7 @@ pub fn child(plan: &Plan) -> Result<(), StepFailure> {
         }
     }
     if let Some(time) = &plan.time {
-        enter_time_namespace(time)?;
+        enter_time_namespace(sys, time)?;
     }
     Ok(())
 }
@@ -165,12 +158,11 @@ pub fn timens_offsets(time: &TimePlan, now: Option<(i64, i64)>) -> String {
         + &line("boottime", time.boottime_ns - boottime_now)
 }
 
-fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
-    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).or_fail(
-        StepId::User,
-        Op::Unshare,
-        || "unshare(CLONE_NEWTIME)".into(),
-    )?;
+fn enter_time_namespace(sys: &dyn Sys, time: &TimePlan) -> Result<(), StepFailure> {
+    sys.unshare(libc::CLONE_NEWTIME)
+        .or_fail(StepId::User, Op::Unshare, || {
+            "unshare(CLONE_NEWTIME)".into()
+        })?;
     let now = time.zero_at_start.then(|| {
         let read = |clock| {
             nix::time::clock_gettime(clock).map_or(0, |t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
@@ -182,33 +174,26 @@ fn enter_time_namespace(time: &TimePlan) -> Result<(), StepFailure> {
     });
     // The process is undumpable (see exec::setup), which hands its /proc files to the host's
     // root: dumpable just for this write, while nothing else of the sandbox runs yet.
-    nix::sys::prctl::set_dumpable(true)
+    sys.set_dumpable(true)
         .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
-    let written = std::fs::write("/proc/self/timens_offsets", timens_offsets(time, now));
-    nix::sys::prctl::set_dumpable(false)
+    let offsets = timens_offsets(time, now);
+    let written = sys.write_file("/proc/self/timens_offsets".as_ref(), offsets.as_bytes());
+    sys.set_dumpable(false)
         .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
-    written.map_err(|e| {
-        StepFailure::new(
-            StepId::User,
-            Op::ClockOffsets,
-            "writing /proc/self/timens_offsets",
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-        .with_key("time")
+    written.map_err(|errno| {
+        let action = "writing /proc/self/timens_offsets";
+        StepFailure::new(StepId::User, Op::ClockOffsets, action, errno).with_key("time")
     })?;
-    let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(|e| {
-        StepFailure::new(
-            StepId::User,
-            Op::OpenNamespace,
-            "opening time_for_children",
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    })?;
-    setns(ns, CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).or_fail(
-        StepId::User,
-        Op::Setns,
-        || "setns(time_for_children)".into(),
-    )
+    let ns = sys
+        .openat(None, c"/proc/self/ns/time_for_children", libc::O_RDONLY, 0)
+        .map_err(|errno| {
+            let action = "opening time_for_children";
+            StepFailure::new(StepId::User, Op::OpenNamespace, action, errno)
+        })?;
+    sys.setns(ns.as_fd(), libc::CLONE_NEWTIME)
+        .or_fail(StepId::User, Op::Setns, || {
+            "setns(time_for_children)".into()
+        })
 }
 
 /// A helper process told to exit, reaped when dropped: later, by when it is long gone, so the
@@ -266,6 +251,85 @@ pub fn idmapped_userns(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::sys::fake::Fake;
+
+    fn one_to_one(outside: u32) -> Vec<IdMapping> {
+        vec![IdMapping {
+            inside: 0,
+            outside,
+            count: 1,
+        }]
+    }
+
+    fn user_plan(writer: MapWriter, deny_setgroups: bool) -> UserPlan {
+        UserPlan {
+            uid_map: one_to_one(1000),
+            gid_map: one_to_one(1000),
+            writer,
+            deny_setgroups,
+            foreign: Default::default(),
+            pool: None,
+        }
+    }
+
+    #[test]
+    fn the_parent_writes_setgroups_then_each_map_once() {
+        let fake = Fake::new();
+        parent(&fake, &user_plan(MapWriter::Direct, true), 42).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "write_file(/proc/42/setgroups, \"deny\")",
+                "write_file(/proc/42/uid_map, \"0 1000 1\\n\")",
+                "write_file(/proc/42/gid_map, \"0 1000 1\\n\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_map_that_cannot_be_written_fails_naming_its_key() {
+        let fake = Fake::new();
+        fake.fail("write_file", 1, Errno::EPERM);
+        let failure = parent(&fake, &user_plan(MapWriter::Direct, false), 42).unwrap_err();
+        assert!(failure.key.is_some_and(|key| key.is_key("gid_map")));
+        assert_eq!(failure.action, "writing /proc/42/gid_map (0 1000 1)");
+        assert_eq!(failure.errno, Errno::EPERM as i32);
+    }
+
+    #[test]
+    fn subordinate_ranges_go_through_the_setuid_helpers() {
+        let fake = Fake::new();
+        let writer = MapWriter::Helper {
+            newuidmap: "/usr/bin/newuidmap".into(),
+            newgidmap: "/usr/bin/newgidmap".into(),
+        };
+        parent(&fake, &user_plan(writer, false), 42).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "run(/usr/bin/newuidmap 42 0 1000 1)",
+                "run(/usr/bin/newgidmap 42 0 1000 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_child_drops_supplementary_groups_only_where_setgroups_is_allowed() {
+        for deny in [false, true] {
+            let mut plan = crate::plan::for_tests();
+            plan.user = Some(user_plan(MapWriter::Direct, deny));
+            let fake = Fake::new();
+            take_setup_ids(&fake, &plan).unwrap();
+            let calls = fake.calls();
+            assert!(
+                calls.first().unwrap().starts_with("setresgid("),
+                "{calls:?}"
+            );
+            assert!(calls.last().unwrap().starts_with("setresuid("), "{calls:?}");
+            assert_eq!(calls.contains(&"drop_groups()".to_string()), !deny);
+        }
+    }
 
     #[test]
     fn direct_maps_deny_setgroups_first() {

@@ -1,5 +1,6 @@
-//! The executor's raw system calls (with [`crate::sys`], the only ones). Everything else goes
-//! through these wrappers or through nix, caps, landlock and seccompiler.
+//! The raw system calls: the only `unsafe` outside `main.rs`, each block with its `// SAFETY:`.
+//! Everything else goes through these wrappers, through [`Sys`](super::Sys), or through nix,
+//! caps, landlock and seccompiler.
 //!
 //! Mounts use the file-descriptor mount API (open_tree, fsopen/fsmount, move_mount,
 //! mount_setattr; Linux 5.12+): a mount is built detached, given its flags, and only then
@@ -7,13 +8,44 @@
 //! resolved by path twice, so a symlink swapped into the new root cannot redirect a mount.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 
-pub use crate::sys::{Result, pidfd_open, pidfd_send_signal};
-use crate::sys::{check, owned};
+pub type Result<T> = std::result::Result<T, Errno>;
+
+/// A raw syscall's return value, or the errno it set.
+pub(crate) fn check(ret: libc::c_long) -> Result<libc::c_long> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+/// Wrap a descriptor the kernel just returned.
+pub(crate) fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this descriptor to us and nothing else refers to it.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo and no flags.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// A pidfd for an existing process (pidfd_open(2)), close-on-exec. Signals sent through it
+/// never reach another process that later gets the same pid.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd> {
+    // SAFETY: a pid and no flags; the kernel returns a new descriptor.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
 
 /// Take ownership of a descriptor passed to us with SCM_RIGHTS.
 pub fn adopt_received(fd: RawFd) -> OwnedFd {
@@ -476,70 +508,59 @@ pub fn move_mount_at(mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) ->
     .map(drop)
 }
 
-/// A file system being configured (fsopen), to become a detached mount with [`FsContext::mount`].
-pub struct FsContext(OwnedFd);
+/// fsopen(2): a file system being configured, to become a detached mount with [`fsmount`].
+pub fn fsopen(fstype: &CStr) -> Result<OwnedFd> {
+    // SAFETY: a NUL-terminated file system name.
+    check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) }).map(owned)
+}
 
-impl FsContext {
-    pub fn open(fstype: &CStr) -> Result<FsContext> {
-        // SAFETY: a NUL-terminated file system name.
-        check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
-            .map(|fd| FsContext(owned(fd)))
-    }
+pub fn fsconfig_set(fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()> {
+    // SAFETY: NUL-terminated key and value on a valid fs context.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
 
-    pub fn set(&self, key: &CStr, value: &CStr) -> Result<()> {
-        // SAFETY: NUL-terminated key and value on a valid fs context.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                key.as_ptr(),
-                value.as_ptr(),
-                0,
-            )
-        })
-        .map(drop)
-    }
+pub fn fsconfig_flag(fs: BorrowedFd<'_>, key: &CStr) -> Result<()> {
+    // SAFETY: a NUL-terminated key on a valid fs context; flags take no value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })
+    .map(drop)
+}
 
-    pub fn flag(&self, key: &CStr) -> Result<()> {
-        // SAFETY: a NUL-terminated key on a valid fs context; flags take no value.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_SET_FLAG,
-                key.as_ptr(),
-                std::ptr::null::<u8>(),
-                0,
-            )
-        })
-        .map(drop)
-    }
-
-    /// Create the superblock and return it as a detached mount with `attrs` (MOUNT_ATTR_*).
-    pub fn mount(self, attrs: u64) -> Result<OwnedFd> {
-        // SAFETY: a valid fs context; CMD_CREATE takes no key or value.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<u8>(),
-                std::ptr::null::<u8>(),
-                0,
-            )
-        })?;
-        // SAFETY: a created fs context; attrs are MOUNT_ATTR_* bits.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                self.0.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        })
+/// Create the superblock of a configured fs context and return it as a detached mount with
+/// `attrs` (MOUNT_ATTR_*).
+pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd> {
+    // SAFETY: a valid fs context; CMD_CREATE takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })?;
+    // SAFETY: a created fs context; attrs are MOUNT_ATTR_* bits.
+    check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
         .map(owned)
-    }
 }
 
 /// openat2: open `path` below `dir`, resolving it as if `dir` were the root: `..` and absolute

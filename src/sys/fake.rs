@@ -1,0 +1,332 @@
+//! A [`Sys`] that makes no change to the machine: it records each call with its arguments, as
+//! a line of text (`fsmount(tmpfs, nosuid nodev)`), and returns what the test scripted. Every
+//! descriptor it returns is a fresh one of /dev/null, named after what it stands for (a path,
+//! a file system type), so the record reads as the step's plan of calls.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{CStr, OsString};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::process::ExitStatus;
+
+use nix::errno::Errno;
+
+use super::{
+    FileKind, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY, Result, Stat, Sys,
+};
+
+#[derive(Default)]
+pub struct Fake {
+    calls: RefCell<Vec<String>>,
+    /// Descriptor number -> what it stands for.
+    names: RefCell<HashMap<RawFd, String>>,
+    /// Call name -> (the how-manieth call of that name, starting at 0; the error it returns).
+    failures: RefCell<HashMap<&'static str, Vec<(usize, Errno)>>>,
+    counts: RefCell<HashMap<&'static str, usize>>,
+    /// Names `stat` reports as files rather than directories.
+    files: RefCell<Vec<String>>,
+    /// Names `stat` and `open_tree` report as absent.
+    absent: RefCell<Vec<String>>,
+    /// What `euid` says: root unless a test says otherwise.
+    euid: Cell<u32>,
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        Fake::default()
+    }
+
+    /// The `nth` call (from 0) of `call` fails with `errno`.
+    pub fn fail(&self, call: &'static str, nth: usize, errno: Errno) -> &Fake {
+        self.failures
+            .borrow_mut()
+            .entry(call)
+            .or_default()
+            .push((nth, errno));
+        self
+    }
+
+    /// `stat` of a name ending in `name` says it is a file.
+    pub fn file(&self, name: &str) -> &Fake {
+        self.files.borrow_mut().push(name.into());
+        self
+    }
+
+    /// `stat` and `open_tree` of a name ending in `name` fail with ENOENT.
+    pub fn absent(&self, name: &str) -> &Fake {
+        self.absent.borrow_mut().push(name.into());
+        self
+    }
+
+    /// `euid` says `uid`.
+    pub fn as_user(&self, uid: u32) -> &Fake {
+        self.euid.set(uid);
+        self
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+
+    /// The calls of one kind (`"fsmount"`), in order.
+    pub fn calls_of(&self, call: &str) -> Vec<String> {
+        let prefix = format!("{call}(");
+        self.calls()
+            .into_iter()
+            .filter(|line| line.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Wrap a fake descriptor's name, for a test handing the step a descriptor of its own.
+    pub fn descriptor(&self, name: &str) -> OwnedFd {
+        let fd = std::fs::File::open("/dev/null").expect("/dev/null").into();
+        self.names
+            .borrow_mut()
+            .insert(AsRawFd::as_raw_fd(&fd), name.into());
+        fd
+    }
+
+    fn name(&self, fd: BorrowedFd<'_>) -> String {
+        let raw = fd.as_raw_fd();
+        (self.names.borrow().get(&raw).cloned()).unwrap_or_else(|| format!("fd{raw}"))
+    }
+
+    fn at(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> String {
+        let path = path.to_string_lossy();
+        match (dir, path.is_empty()) {
+            (None, _) => path.into_owned(),
+            (Some(dir), true) => self.name(dir),
+            (Some(dir), false) => format!("{}/{path}", self.name(dir)),
+        }
+    }
+
+    /// Record `call` and return its scripted outcome.
+    fn record(&self, call: &'static str, args: String) -> Result<()> {
+        self.calls.borrow_mut().push(format!("{call}({args})"));
+        let mut counts = self.counts.borrow_mut();
+        let count = counts.entry(call).or_default();
+        let nth = *count;
+        *count += 1;
+        match self.failures.borrow().get(call) {
+            Some(failures) => failures
+                .iter()
+                .find(|(at, _)| *at == nth)
+                .map_or(Ok(()), |(_, errno)| Err(*errno)),
+            None => Ok(()),
+        }
+    }
+
+    fn matches(list: &RefCell<Vec<String>>, name: &str) -> bool {
+        list.borrow().iter().any(|end| name.ends_with(end.as_str()))
+    }
+}
+
+/// MOUNT_ATTR_* bits as words.
+pub fn attrs(bits: u64) -> String {
+    let words: Vec<&str> = [
+        (MOUNT_ATTR_RDONLY, "ro"),
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+        (MOUNT_ATTR_IDMAP, "idmap"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, word)| word)
+    .collect();
+    words.join(" ")
+}
+
+impl Sys for Fake {
+    fn fsopen(&self, fstype: &CStr) -> Result<OwnedFd> {
+        let fstype = fstype.to_string_lossy();
+        self.record("fsopen", fstype.to_string())?;
+        Ok(self.descriptor(&fstype))
+    }
+
+    fn fsconfig_set(&self, fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()> {
+        let (key, value) = (key.to_string_lossy(), value.to_string_lossy());
+        self.record("fsconfig", format!("{}, {key}={value}", self.name(fs)))
+    }
+
+    fn fsconfig_flag(&self, fs: BorrowedFd<'_>, key: &CStr) -> Result<()> {
+        let key = key.to_string_lossy();
+        self.record("fsconfig", format!("{}, {key}", self.name(fs)))
+    }
+
+    fn fsmount(&self, fs: BorrowedFd<'_>, bits: u64) -> Result<OwnedFd> {
+        let fstype = self.name(fs);
+        self.record("fsmount", format!("{fstype}, {}", attrs(bits)))?;
+        Ok(self.descriptor(&fstype))
+    }
+
+    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd> {
+        let at = self.at(dir, path);
+        self.record("open_tree", at.clone())?;
+        if Fake::matches(&self.absent, &at) {
+            return Err(Errno::ENOENT);
+        }
+        Ok(self.descriptor(&at))
+    }
+
+    fn mount_setattr(
+        &self,
+        mount: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+        userns: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
+        let mut args = format!("{}, +[{}]", self.name(mount), attrs(set));
+        if clear != 0 {
+            args += &format!(" -[{}]", attrs(clear));
+        }
+        if recursive {
+            args += ", recursive";
+        }
+        if let Some(userns) = userns {
+            args += &format!(", idmap {}", self.name(userns));
+        }
+        self.record("mount_setattr", args)
+    }
+
+    fn move_mount(&self, mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+        let args = format!("{} -> {}", self.name(mount), self.at(Some(dir), name));
+        self.record("move_mount", args)
+    }
+
+    fn make_mounts_private(&self) -> Result<()> {
+        self.record("make_mounts_private", String::new())
+    }
+
+    fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()> {
+        let args = format!("{new_root:?}, {put_old:?}");
+        self.record("pivot_root", args)
+    }
+
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()> {
+        self.record("fchdir", self.name(dir))
+    }
+
+    fn chdir(&self, path: &CStr) -> Result<()> {
+        self.record("chdir", path.to_string_lossy().into_owned())
+    }
+
+    fn openat2(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        _flags: i32,
+        _resolve: u64,
+    ) -> Result<OwnedFd> {
+        let at = self.at(dir, path);
+        self.record("openat2", at.clone())?;
+        Ok(self.descriptor(&at))
+    }
+
+    fn openat(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        flags: i32,
+        mode: u32,
+    ) -> Result<OwnedFd> {
+        let at = self.at(dir, path);
+        let args = match flags & libc::O_CREAT {
+            0 => at.clone(),
+            _ => format!("{at}, create {mode:o}"),
+        };
+        self.record("openat", args)?;
+        Ok(self.descriptor(&at))
+    }
+
+    fn mkdirat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()> {
+        self.record("mkdirat", format!("{}, {mode:o}", self.at(Some(dir), name)))
+    }
+
+    fn symlinkat(&self, target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+        let args = format!(
+            "{} -> {}",
+            self.at(Some(dir), name),
+            target.to_string_lossy()
+        );
+        self.record("symlinkat", args)
+    }
+
+    fn readlinkat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OsString> {
+        self.record("readlinkat", self.at(Some(dir), name))?;
+        Ok(OsString::new())
+    }
+
+    fn fchmod(&self, fd: BorrowedFd<'_>, mode: u32) -> Result<()> {
+        self.record("fchmod", format!("{}, {mode:o}", self.name(fd)))
+    }
+
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat> {
+        let at = self.at(Some(dir), name);
+        self.record("stat", at.clone())?;
+        if Fake::matches(&self.absent, &at) {
+            return Err(Errno::ENOENT);
+        }
+        let kind = match Fake::matches(&self.files, &at) {
+            true => FileKind::Other,
+            false => FileKind::Dir,
+        };
+        Ok(Stat { kind, id: (0, 0) })
+    }
+
+    fn write_all(&self, fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {
+        let text = String::from_utf8_lossy(bytes);
+        self.record("write", format!("{}, {text:?}", self.name(fd)))
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()> {
+        let text = String::from_utf8_lossy(contents);
+        self.record("write_file", format!("{}, {text:?}", path.display()))
+    }
+
+    fn setresuid(&self, uid: u32) -> Result<()> {
+        self.record("setresuid", uid.to_string())
+    }
+
+    fn setresgid(&self, gid: u32) -> Result<()> {
+        self.record("setresgid", gid.to_string())
+    }
+
+    fn drop_groups(&self) -> Result<()> {
+        self.record("drop_groups", String::new())
+    }
+
+    fn sethostname(&self, name: &str) -> Result<()> {
+        self.record("sethostname", name.into())
+    }
+
+    fn setdomainname(&self, name: &str) -> Result<()> {
+        self.record("setdomainname", name.into())
+    }
+
+    fn unshare(&self, flags: i32) -> Result<()> {
+        self.record("unshare", format!("{flags:#x}"))
+    }
+
+    fn setns(&self, ns: BorrowedFd<'_>, kind: i32) -> Result<()> {
+        self.record("setns", format!("{}, {kind:#x}", self.name(ns)))
+    }
+
+    fn set_dumpable(&self, dumpable: bool) -> Result<()> {
+        self.record("set_dumpable", dumpable.to_string())
+    }
+
+    fn run(&self, program: &Path, args: &[String]) -> Result<ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        self.record("run", format!("{} {}", program.display(), args.join(" ")))?;
+        Ok(ExitStatus::from_raw(0))
+    }
+
+    fn euid(&self) -> u32 {
+        self.euid.get()
+    }
+}

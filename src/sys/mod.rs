@@ -1,0 +1,311 @@
+//! The crate's syscall seam. [`raw`] holds the raw calls (the only `unsafe` outside `main.rs`);
+//! [`Sys`] is every kernel call the executor's steps make through a `&dyn Sys`, so that a step
+//! can be run against [`fake::Fake`], which records each call and returns scripted results,
+//! and unit-tested without root. [`Kernel`] is the real implementation: plain calls, nothing
+//! recorded, nothing allocated beyond what the call itself needs.
+
+#[cfg(test)]
+pub mod fake;
+pub mod raw;
+
+use std::ffi::{CStr, OsString};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::process::ExitStatus;
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Uid};
+
+pub use raw::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    Result, pidfd_open, pidfd_send_signal,
+};
+
+/// What a name is, as far as the steps care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Dir,
+    Other,
+}
+
+/// What `stat` tells: the kind, and the identity (device, inode) of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: FileKind,
+    pub id: (u64, u64),
+}
+
+/// The kernel calls of the executor's steps. Paths are `CStr`s, as the kernel takes them;
+/// `dir: None` is the current directory.
+pub trait Sys {
+    /// fsopen(2): a new file system of `fstype` to configure.
+    fn fsopen(&self, fstype: &CStr) -> Result<OwnedFd>;
+    /// fsconfig(FSCONFIG_SET_STRING).
+    fn fsconfig_set(&self, fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()>;
+    /// fsconfig(FSCONFIG_SET_FLAG).
+    fn fsconfig_flag(&self, fs: BorrowedFd<'_>, key: &CStr) -> Result<()>;
+    /// fsconfig(FSCONFIG_CMD_CREATE), then fsmount(2) with `attrs` (MOUNT_ATTR_*): the
+    /// superblock as a detached mount.
+    fn fsmount(&self, fs: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd>;
+    /// open_tree(OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the tree at `path` below
+    /// `dir` (an empty path: `dir` itself).
+    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd>;
+    /// mount_setattr(2); `userns` makes the mount id-mapped through that namespace's map.
+    fn mount_setattr(
+        &self,
+        mount: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+        userns: Option<BorrowedFd<'_>>,
+    ) -> Result<()>;
+    /// move_mount(2) of a detached mount onto `name` in `dir` (empty: `dir` itself).
+    fn move_mount(&self, mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()>;
+    /// mount(2) with MS_REC | MS_PRIVATE on `/`: nothing propagates to or from the host.
+    fn make_mounts_private(&self) -> Result<()>;
+    /// pivot_root(2).
+    fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()>;
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()>;
+    fn chdir(&self, path: &CStr) -> Result<()>;
+
+    /// openat2(2), always close-on-exec.
+    fn openat2(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        flags: i32,
+        resolve: u64,
+    ) -> Result<OwnedFd>;
+    /// openat(2), always close-on-exec.
+    fn openat(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        flags: i32,
+        mode: u32,
+    ) -> Result<OwnedFd>;
+    fn mkdirat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()>;
+    fn symlinkat(&self, target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<()>;
+    fn readlinkat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OsString>;
+    fn fchmod(&self, fd: BorrowedFd<'_>, mode: u32) -> Result<()>;
+    /// fstatat(AT_SYMLINK_NOFOLLOW) of `name` in `dir`; an empty name is `dir` itself.
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat>;
+    /// write(2) until every byte is written.
+    fn write_all(&self, fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()>;
+    /// Write a whole (proc) file: open, one write, close.
+    fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()>;
+
+    fn setresuid(&self, uid: u32) -> Result<()>;
+    fn setresgid(&self, gid: u32) -> Result<()>;
+    /// setgroups(2) with no group.
+    fn drop_groups(&self) -> Result<()>;
+    fn sethostname(&self, name: &str) -> Result<()>;
+    fn setdomainname(&self, name: &str) -> Result<()>;
+    /// unshare(2) with CLONE_* `flags`.
+    fn unshare(&self, flags: i32) -> Result<()>;
+    /// setns(2) into the namespace `ns` of type `kind` (CLONE_NEW*).
+    fn setns(&self, ns: BorrowedFd<'_>, kind: i32) -> Result<()>;
+    /// PR_SET_DUMPABLE.
+    fn set_dumpable(&self, dumpable: bool) -> Result<()>;
+    /// Run a helper program (newuidmap) to its end.
+    fn run(&self, program: &Path, args: &[String]) -> Result<ExitStatus>;
+    /// The effective uid.
+    fn euid(&self) -> u32;
+
+    /// Open `path` below `dir` as if `dir` were the root: `..` and absolute symlinks cannot
+    /// leave it, and no magic link (/proc/PID/fd/N) is followed.
+    fn open_in_root(&self, dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> Result<OwnedFd> {
+        let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+        self.openat2(Some(dir), path, flags, resolve)
+    }
+
+    /// Attach the detached `mount` on top of the file or directory `target`.
+    fn attach(&self, mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
+        self.move_mount(mount, target, c"")
+    }
+}
+
+/// The running kernel.
+pub struct Kernel;
+
+/// The one instance the launcher passes around.
+pub static KERNEL: Kernel = Kernel;
+
+fn io_errno(error: std::io::Error) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl Sys for Kernel {
+    fn fsopen(&self, fstype: &CStr) -> Result<OwnedFd> {
+        raw::fsopen(fstype)
+    }
+
+    fn fsconfig_set(&self, fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> Result<()> {
+        raw::fsconfig_set(fs, key, value)
+    }
+
+    fn fsconfig_flag(&self, fs: BorrowedFd<'_>, key: &CStr) -> Result<()> {
+        raw::fsconfig_flag(fs, key)
+    }
+
+    fn fsmount(&self, fs: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd> {
+        raw::fsmount(fs, attrs)
+    }
+
+    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd> {
+        raw::open_tree_clone(dir, path)
+    }
+
+    fn mount_setattr(
+        &self,
+        mount: BorrowedFd<'_>,
+        recursive: bool,
+        set: u64,
+        clear: u64,
+        userns: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
+        raw::mount_setattr(mount, recursive, set, clear, userns)
+    }
+
+    fn move_mount(&self, mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+        raw::move_mount_at(mount, dir, name)
+    }
+
+    fn make_mounts_private(&self) -> Result<()> {
+        use nix::mount::MsFlags;
+        let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+    }
+
+    fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()> {
+        nix::unistd::fchdir(dir)
+    }
+
+    fn chdir(&self, path: &CStr) -> Result<()> {
+        nix::unistd::chdir(path)
+    }
+
+    fn openat2(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        flags: i32,
+        resolve: u64,
+    ) -> Result<OwnedFd> {
+        raw::openat2(dir, path, flags, resolve)
+    }
+
+    fn openat(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        flags: i32,
+        mode: u32,
+    ) -> Result<OwnedFd> {
+        let flags = OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(mode);
+        match dir {
+            Some(dir) => nix::fcntl::openat(dir, path, flags, mode),
+            None => nix::fcntl::open(path, flags, mode),
+        }
+    }
+
+    fn mkdirat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()> {
+        nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode))
+    }
+
+    fn symlinkat(&self, target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
+        nix::unistd::symlinkat(target, dir, name)
+    }
+
+    fn readlinkat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OsString> {
+        nix::fcntl::readlinkat(dir, name)
+    }
+
+    fn fchmod(&self, fd: BorrowedFd<'_>, mode: u32) -> Result<()> {
+        nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
+    }
+
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat> {
+        let stat = if name.is_empty() {
+            nix::sys::stat::fstat(dir)?
+        } else {
+            nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?
+        };
+        let kind = match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFDIR => FileKind::Dir,
+            _ => FileKind::Other,
+        };
+        Ok(Stat {
+            kind,
+            id: (stat.st_dev, stat.st_ino),
+        })
+    }
+
+    fn write_all(&self, fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            match nix::unistd::write(fd, bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(errno),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()> {
+        std::fs::write(path, contents).map_err(io_errno)
+    }
+
+    fn setresuid(&self, uid: u32) -> Result<()> {
+        let uid = Uid::from_raw(uid);
+        nix::unistd::setresuid(uid, uid, uid)
+    }
+
+    fn setresgid(&self, gid: u32) -> Result<()> {
+        let gid = Gid::from_raw(gid);
+        nix::unistd::setresgid(gid, gid, gid)
+    }
+
+    fn drop_groups(&self) -> Result<()> {
+        nix::unistd::setgroups(&[])
+    }
+
+    fn sethostname(&self, name: &str) -> Result<()> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn setdomainname(&self, name: &str) -> Result<()> {
+        raw::set_domainname(name)
+    }
+
+    fn unshare(&self, flags: i32) -> Result<()> {
+        nix::sched::unshare(CloneFlags::from_bits_retain(flags))
+    }
+
+    fn setns(&self, ns: BorrowedFd<'_>, kind: i32) -> Result<()> {
+        nix::sched::setns(ns, CloneFlags::from_bits_retain(kind))
+    }
+
+    fn set_dumpable(&self, dumpable: bool) -> Result<()> {
+        nix::sys::prctl::set_dumpable(dumpable)
+    }
+
+    fn run(&self, program: &Path, args: &[String]) -> Result<ExitStatus> {
+        std::process::Command::new(program)
+            .args(args)
+            .status()
+            .map_err(io_errno)
+    }
+
+    fn euid(&self) -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+}
