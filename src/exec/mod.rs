@@ -1,9 +1,10 @@
 //! Stage 4: the executor, which applies a [`Plan`] to the kernel.
 //!
 //! One clone creates every namespace at once (as bubblewrap and nsjail do); the parent stays
-//! outside as a small supervisor. The parent halves of the steps run first (the cgroup,
-//! id maps, network), then the parent sends `Go` and the child runs its halves in the fixed
-//! order [`CHILD_STEPS`]; the command is spawned from there (sharing its memory until its
+//! outside as a small supervisor. The steps' halves are taken from one table, [`order::STEPS`]:
+//! the prepare halves before the clone (the mounts of host paths, the cgroup), the parent halves
+//! after it (id maps, id-mapped mounts, network), then the parent sends `Go` and the child runs
+//! its halves in the same order; the command is spawned from there (sharing its memory until its
 //! execve, see [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
 //!
 //! The launcher must be single-threaded when it clones: unshare(CLONE_NEWUSER) fails in a
@@ -13,6 +14,7 @@ pub mod error;
 pub mod handshake;
 pub mod ids;
 pub mod join;
+pub(crate) mod order;
 pub(crate) mod root_file;
 pub mod seccomp;
 pub(crate) mod steps;
@@ -21,7 +23,6 @@ mod supervise;
 pub use crate::sys::raw as sys;
 
 use std::io::IsTerminal;
-use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,9 +36,10 @@ use nix::unistd::Pid;
 pub use error::{ExecError, StepFailure};
 use error::{Op, OrFail};
 use handshake::{Channel, RecvError, ToChild, ToParent};
+use order::{Context, STEPS};
 pub use steps::command::Terminal;
 pub use steps::pid::note_caller_ignored;
-use steps::{cgroup, chroot, command, mount, net, pid, security, user};
+use steps::{cgroup, command, net, pid, security};
 pub use supervise::{Outcome, TIMEOUT_GRACE};
 
 use crate::cgroup::Group;
@@ -45,11 +47,6 @@ use crate::hostpath::HostFiles;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
 use crate::sys::KERNEL;
-
-/// The child's steps, in the order the plan promises (user -> mount -> pid -> net -> chroot ->
-/// cgroup -> security -> exec). `pid` is where the command is spawned; `security` and
-/// `exec` run in the command's own process.
-pub const CHILD_STEPS: [StepId; 8] = StepId::ORDER;
 
 /// How long each step took, in order; the parent's halves and the child's.
 pub type Timings = Vec<(String, Duration)>;
@@ -131,15 +128,9 @@ pub fn run(
         || "pipe2".into(),
     )?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
-    let mount_started = Instant::now();
-    let (prepared, helper) = mount::prepare(&KERNEL, plan, root, &files)?;
-    drop(files);
-    let mount_time = mount_started.elapsed();
-    // Declared before the child's guard, so it is dropped (emptied and removed) after the
-    // child was killed on an early return.
-    let cgroup_started = Instant::now();
-    let group = cgroup::create(plan)?;
-    let cgroup_time = cgroup_started.elapsed();
+    let mut cx = Context::new(plan, &KERNEL, root, files);
+    let prepared = prepare(&mut cx)?;
+    let group = cx.group.take();
     let clone_started = Instant::now();
     let flags = clone_flags(plan);
     let into = group.as_ref().and_then(Group::clone_into);
@@ -159,9 +150,13 @@ pub fn run(
                     exec: exec_write,
                     ended: ended_write,
                 };
-                let group = group.as_ref();
                 child_main(
-                    plan, root, group, child_end, pipes, terminal, &security, prepared,
+                    &mut cx,
+                    group.as_ref(),
+                    child_end,
+                    pipes,
+                    terminal,
+                    &security,
                 )
             }
             sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
@@ -173,26 +168,22 @@ pub fn run(
         ("seccomp build".into(), seccomp_build),
         ("clone".into(), clone_started.elapsed()),
     ];
+    timings.extend(prepared);
     let guard = KillOnDrop(Some(pidfd));
 
-    if group.is_some() {
-        timings.push(("cgroup (parent)".into(), cgroup_time));
+    cx.child = Some(child);
+    for step in &STEPS {
+        if let Some(half) = step.parent {
+            let step_started = Instant::now();
+            half(&mut cx)?;
+            timings.push((
+                format!("{} (parent)", step.id.name()),
+                step_started.elapsed(),
+            ));
+        }
     }
-    let step_started = Instant::now();
-    if let Some(user_plan) = &plan.user {
-        user::parent(&KERNEL, user_plan, child.as_raw())?;
-    }
-    timings.push(("user (parent)".into(), step_started.elapsed()));
-    timings.push(("mount (prepare)".into(), mount_time));
-    let step_started = Instant::now();
-    mount::parent(&KERNEL, plan, root, &prepared, child.as_raw())?;
-    // The sandbox has its own copies.
-    drop(prepared);
-    timings.push(("mount (parent)".into(), step_started.elapsed()));
-    let step_started = Instant::now();
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
-    let network = net::parent(&plan.net, child.as_raw())?;
-    timings.push(("net (parent)".into(), step_started.elapsed()));
+    let network = cx.network.take().unwrap_or(net::Network::Nothing);
     if let Some(on_ready) = hooks.on_ready {
         on_ready(&Running {
             init_pid: child.as_raw(),
@@ -206,7 +197,7 @@ pub fn run(
     parent_end
         .send(&go, &[])
         .or_fail(StepId::User, Op::Channel, || "releasing the sandbox".into())?;
-    drop(helper);
+    drop(cx.helper.take());
 
     // The answer is read at once: besides the step timings (and the pty master with a
     // terminal) it brings the sandbox's namespaces, which this process keeps for `sandbox exec`
@@ -259,6 +250,23 @@ pub fn run(
         }
     }
     Ok((outcome, timings))
+}
+
+/// The prepare halves, before the clone; how long each took. The host paths are closed once
+/// they are done, before the clone: the sandbox keeps nothing of the host's but what its mount
+/// step consumes.
+fn prepare(cx: &mut Context<'_>) -> Result<Timings, StepFailure> {
+    let mut timings = Timings::new();
+    for step in &STEPS {
+        if let Some((name, half)) = step.prepare {
+            let started = Instant::now();
+            if half(cx)? {
+                timings.push((name.into(), started.elapsed()));
+            }
+        }
+    }
+    cx.files = None;
+    Ok(timings)
 }
 
 /// The namespaces the clone creates. The cgroup namespace is left to the child's cgroup step,
@@ -366,26 +374,24 @@ struct ChildPipes {
 }
 
 /// The sandbox's setup process: wait for `Go`, run the child halves, report, then spawn the
-/// command and stay as its init. Never returns. `prepared` are the mounts the launcher
-/// prepared, inherited with the clone.
-#[allow(clippy::too_many_arguments)]
+/// command and stay as its init. Never returns. `cx` holds what the prepare halves made,
+/// inherited with the clone.
 fn child_main(
-    plan: &Plan,
-    root: Option<&Path>,
+    cx: &mut Context<'_>,
     group: Option<&Group>,
     channel: Channel,
     pipes: ChildPipes,
     terminal: bool,
     security: &security::Prepared,
-    prepared: mount::Prepared,
 ) -> ! {
+    let plan = cx.plan;
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let address = match channel.recv::<ToChild>() {
+    cx.address = match channel.recv::<ToChild>() {
         Ok((ToChild::Go { address }, _)) => address,
         _ => sys::exit_now(125),
     };
-    let set_up = match setup(plan, root, group, terminal, prepared, address) {
+    let set_up = match setup(cx, group, terminal) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -453,12 +459,9 @@ struct SetUp {
 
 /// The child halves of the steps, timed.
 fn setup(
-    plan: &Plan,
-    root: Option<&Path>,
+    cx: &mut Context<'_>,
     group: Option<&Group>,
     terminal: bool,
-    prepared: mount::Prepared,
-    address: Option<Ipv4Addr>,
 ) -> Result<SetUp, StepFailure> {
     // First of all, so the limits cover everything below (see Group::enter).
     let entering = Instant::now();
@@ -484,46 +487,18 @@ fn setup(
     .or_fail(StepId::User, Op::OpenNamespace, || {
         "opening /proc/self/ns".into()
     })?;
-    let mut timings = Vec::with_capacity(CHILD_STEPS.len());
+    cx.own_namespaces = Some(own_namespaces);
+    let mut timings = Vec::with_capacity(order::child_halves());
     let mut clock = Instant::now();
-    let mut lap = |step: StepId, timings: &mut Vec<(StepId, u64)>| {
-        let now = Instant::now();
-        timings.push((step, now.duration_since(clock).as_nanos() as u64));
-        clock = now;
-    };
-
-    user::child(&KERNEL, plan)?;
-    // Credentials changed, which clears the parent-death signal (prctl(2)): set it again.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .or_fail(StepId::User, Op::Prctl, || "PR_SET_PDEATHSIG".into())?;
-    lap(StepId::User, &mut timings);
-    let new_root = mount::child(&KERNEL, plan, root, prepared, address)?;
-    lap(StepId::Mount, &mut timings);
-    if plan.namespaces.pid {
-        pid::install_handlers()?;
+    for step in &STEPS {
+        if let Some(half) = step.child {
+            half(cx)?;
+            let now = Instant::now();
+            timings.push((step.id, now.duration_since(clock).as_nanos() as u64));
+            clock = now;
+        }
     }
-    lap(StepId::Pid, &mut timings);
-    let egress = net::child(plan, address)?;
-    lap(StepId::Net, &mut timings);
-    chroot::child(plan, new_root)?;
-    lap(StepId::Chroot, &mut timings);
-    cgroup::child(&KERNEL, plan)?;
-    // Timed with the cgroup step, which makes the last of them.
-    let namespaces = (plan.namespaces.joined().into_iter())
-        .map(|(name, _)| {
-            nix::fcntl::openat(
-                &own_namespaces,
-                name,
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .or_fail(StepId::Cgroup, Op::OpenNamespace, || {
-                format!("opening /proc/self/ns/{name}")
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    drop(own_namespaces);
-    lap(StepId::Cgroup, &mut timings);
+    // The cgroup step's time includes entering the group.
     if let Some((_, cgroup)) = timings.last_mut() {
         *cgroup += entering;
     }
@@ -536,8 +511,8 @@ fn setup(
         timings,
         master,
         terminal,
-        egress,
-        namespaces,
+        egress: cx.egress.take(),
+        namespaces: std::mem::take(&mut cx.namespaces),
     })
 }
 

@@ -13,6 +13,7 @@ mod process;
 mod render;
 pub mod seccomp;
 mod security;
+mod step;
 mod user;
 
 use crate::origin::Origin;
@@ -31,11 +32,12 @@ pub use mount::{
 pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;
 pub use render::{
-    Line, StepId, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
+    Line, StepView, describe_mount, maps, render_json, render_text, shell_words, steps,
 };
 pub use security::{
     CONTAINER_CAPABILITIES, LANDLOCK_NET_ABI, LandlockPlan, SeccompPlan, SecurityPlan,
 };
+pub use step::StepId;
 pub use user::{
     ForeignIds, HostIds, ID_BLOCK, IDS_DIR, IdMapping, IdPool, Ids, MapWriter, POOL_OWNER, UserPlan,
 };

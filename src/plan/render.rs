@@ -15,47 +15,7 @@ use super::{
     sandbox_table, veth_name,
 };
 use crate::manifest::values::{Arch, Capability};
-use crate::plan::{ID_BLOCK, IDS_DIR, IdMapping, Ids};
-
-/// The executor's steps, in the order it takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepId {
-    User,
-    Mount,
-    Pid,
-    Net,
-    Chroot,
-    Cgroup,
-    Security,
-    Exec,
-}
-
-impl StepId {
-    pub const ORDER: [StepId; 8] = [
-        StepId::User,
-        StepId::Mount,
-        StepId::Pid,
-        StepId::Net,
-        StepId::Chroot,
-        StepId::Cgroup,
-        StepId::Security,
-        StepId::Exec,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StepId::User => "user",
-            StepId::Mount => "mount",
-            StepId::Pid => "pid",
-            StepId::Net => "net",
-            StepId::Chroot => "chroot",
-            StepId::Cgroup => "cgroup",
-            StepId::Security => "security",
-            StepId::Exec => "exec",
-        }
-    }
-}
+use crate::plan::{ID_BLOCK, IDS_DIR, IdMapping, Ids, StepId};
 
 /// One line of a step, and the manifest key behind it (for `--explain`).
 #[derive(Debug, Clone)]

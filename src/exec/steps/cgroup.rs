@@ -21,6 +21,7 @@ use nix::errno::Errno;
 
 use crate::cgroup::{CgroupError, CgroupOp, Group, Kernel, Owner, errno_of};
 use crate::exec::error::{Op, OrFail, StepFailure};
+use crate::exec::order::Context;
 use crate::plan::{CgroupPlan, CgroupVersion, Plan, StepId};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys};
 
@@ -108,6 +109,30 @@ fn mount_view(sys: &dyn Sys, cgroup: &CgroupPlan) -> Result<(), Errno> {
         sys.attach(mount.as_fd(), dir.as_fd())?;
     }
     sys.mount_setattr(tmpfs.as_fd(), false, MOUNT_ATTR_RDONLY, 0, None)
+}
+
+/// The prepare half in the step table: the group, made before the clone, when the plan has
+/// one.
+pub fn prepare_half(cx: &mut Context<'_>) -> Result<bool, StepFailure> {
+    cx.group = create(cx.plan)?;
+    Ok(cx.group.is_some())
+}
+
+/// The child half in the step table: [`child`], then, the cgroup namespace being the last
+/// made, each of the sandbox's namespaces opened for the supervisor (timed with this step).
+pub fn child_half(cx: &mut Context<'_>) -> Result<(), StepFailure> {
+    child(cx.sys, cx.plan)?;
+    let own = cx.own_namespaces.take().expect("opened before the steps");
+    for (name, _) in cx.plan.namespaces.joined() {
+        let path = CString::new(name).expect("namespace names hold no NUL");
+        let ns = (cx.sys.openat(Some(own.as_fd()), &path, libc::O_RDONLY, 0)).or_fail(
+            StepId::Cgroup,
+            Op::OpenNamespace,
+            || format!("opening /proc/self/ns/{name}"),
+        )?;
+        cx.namespaces.push(ns);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,3 +40,12 @@ pub fn child(plan: &Plan, new_root: OwnedFd) -> Result<(), StepFailure> {
     }
     Ok(())
 }
+
+/// The child half in the step table: into the root the mount step made.
+pub fn child_half(cx: &mut crate::exec::order::Context<'_>) -> Result<(), StepFailure> {
+    let new_root = cx
+        .new_root
+        .take()
+        .expect("the mount step made the new root");
+    child(cx.plan, new_root)
+}

@@ -1,6 +1,7 @@
-//! One module per step of the plan. A step's `parent` half runs in the supervisor before the
-//! child is released; its `child` half runs in the sandbox, in the order of
-//! [`CHILD_STEPS`](super::CHILD_STEPS). A half with nothing to do is absent.
+//! One module per step of the plan. Each step's halves, all of one shape, are listed in the
+//! step table [`STEPS`](super::order::STEPS): a `prepare` half runs in the launcher before the
+//! clone, a `parent` half in the supervisor before the child is released, a `child` half in
+//! the sandbox, each in the table's order. A half with nothing to do is absent.
 
 pub mod cgroup;
 pub mod chroot;

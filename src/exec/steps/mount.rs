@@ -36,6 +36,7 @@ use nix::sys::stat::fstat;
 
 use super::user::Exiting;
 use crate::exec::error::{Op, OrFail, StepFailure};
+use crate::exec::order::{Context, Entry, Prepared};
 use crate::exec::root_file;
 use crate::hostpath::{self, HostFiles};
 use crate::plan::{
@@ -70,8 +71,8 @@ struct Staging<'s> {
     /// The host's root, below the staging root.
     old_root: OwnedFd,
     counter: usize,
-    /// What the launcher prepared, in [`slots`] order.
-    prepared: std::vec::IntoIter<Option<Source>>,
+    /// What the launcher prepared, by entry.
+    prepared: Prepared,
     /// In a user namespace, overlayfs must keep its metadata in user.* xattrs.
     userns: bool,
     /// The sandbox's address on a bridge, leased by the supervisor, for /etc/hosts.
@@ -99,10 +100,11 @@ impl Staging<'_> {
         Ok(PathBuf::from(format!("/{name}")))
     }
 
-    /// The next prepared host path as a detached mount with `attrs` (a tree the launcher made
+    /// The host path prepared for `entry` as a detached mount with `attrs` (a tree the launcher made
     /// has its own); `None` for an optional bind whose source was absent.
-    fn next_tree(&mut self, attrs: u64) -> Result<Option<OwnedFd>, Errno> {
-        match self.prepared.next().ok_or(Errno::ENOENT)? {
+    fn next_tree(&mut self, entry: Entry, attrs: u64) -> Result<Option<OwnedFd>, Errno> {
+        let prepared = self.prepared.remove(&(StepId::Mount, entry));
+        match prepared.ok_or(Errno::ENOENT)? {
             None => Ok(None),
             Some(Source::Tree(tree)) => Ok(Some(tree)),
             Some(Source::Judged { opened, path }) => {
@@ -123,17 +125,22 @@ impl Staging<'_> {
         }
     }
 
-    /// The next prepared host path, which must be there, attached in the staging root.
-    fn next_layer(&mut self, attrs: u64) -> Result<PathBuf, Errno> {
-        let tree = self.next_tree(attrs)?.ok_or(Errno::ENOENT)?;
+    /// The host path prepared for `entry`, which must be there, attached in the staging root.
+    fn next_layer(&mut self, entry: Entry, attrs: u64) -> Result<PathBuf, Errno> {
+        let tree = self.next_tree(entry, attrs)?.ok_or(Errno::ENOENT)?;
         self.attach(tree)
     }
 
-    /// The next prepared kept overlay layer: its upper and work dirs, opened below their folder
+    /// The kept overlay layer prepared for `entry`: its upper and work dirs, opened below their folder
     /// following no symlink (anyone who may write that folder could swap one for a symlink),
     /// and named for overlayfs by their descriptors.
-    fn next_kept(&mut self, upper: &Path, work: &Path) -> Result<[OwnedFd; 2], Errno> {
-        let folder = self.next_layer(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
+    fn next_kept(
+        &mut self,
+        entry: Entry,
+        upper: &Path,
+        work: &Path,
+    ) -> Result<[OwnedFd; 2], Errno> {
+        let folder = self.next_layer(entry, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
         let folder = open_dir(self.sys, None, folder.as_os_str())?;
         let open = |dir: &Path| {
             self.sys.openat2(
@@ -194,10 +201,6 @@ pub enum Source {
     Judged { opened: OwnedFd, path: PathBuf },
 }
 
-/// One per [`slots`] entry, in that order, made before the clone (the sandbox inherits them);
-/// `None` for an optional bind whose source was absent when the plan was judged.
-pub type Prepared = Vec<Option<Source>>;
-
 /// The directory the root is made from: the plan's own, or for a tar or OCI root, the tree
 /// [`crate::rootfs::prepare`] unpacked (`cached`).
 fn root_dir<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Option<&'a Path> {
@@ -219,9 +222,10 @@ enum Host<'a> {
     Kept { upper: &'a Path, work: &'a Path },
 }
 
-/// A host path the sandbox mounts, in the order the child consumes them: the root, then each
-/// bind and each lower layer (and kept upper layer) of each overlay.
+/// A host path the sandbox mounts: the root, then each bind and each lower layer (and kept
+/// upper layer) of each overlay.
 struct Slot<'a> {
+    entry: Entry,
     from: Host<'a>,
     idmap: Option<Idmap>,
     readonly: bool,
@@ -239,8 +243,9 @@ impl Slot<'_> {
 
 fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
     let mut slots = Vec::new();
-    let kept = |upper: Option<&'a OverlayUpper>| match upper {
+    let kept = |entry, upper: Option<&'a OverlayUpper>| match upper {
         Some(OverlayUpper::Dir { upper, work, idmap }) => Some(Slot {
+            entry,
             from: Host::Kept { upper, work },
             idmap: *idmap,
             readonly: false,
@@ -254,13 +259,14 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
         };
         let idmap = plan.root.idmapped.then_some(Idmap::Sandbox);
         slots.push(Slot {
+            entry: Entry::Root,
             from,
             idmap,
             readonly: false,
         });
-        slots.extend(kept(plan.root.overlay.as_ref()));
+        slots.extend(kept(Entry::RootUpper, plan.root.overlay.as_ref()));
     }
-    for step in &plan.mounts {
+    for (index, step) in plan.mounts.iter().enumerate() {
         match &step.op {
             MountOp::Bind {
                 source,
@@ -268,6 +274,7 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
                 readonly,
                 ..
             } => slots.push(Slot {
+                entry: Entry::Mount(index),
                 from: Host::Judged(source),
                 idmap: *idmap,
                 readonly: *readonly,
@@ -278,12 +285,13 @@ fn slots<'a>(plan: &'a Plan, cached: Option<&'a Path>) -> Vec<Slot<'a>> {
                 upper,
                 ..
             } => {
-                slots.extend(lower.iter().map(|l| Slot {
+                slots.extend(lower.iter().enumerate().map(|(layer, l)| Slot {
+                    entry: Entry::Lower(index, layer),
                     from: Host::Judged(l),
                     idmap: *idmap,
                     readonly: true,
                 }));
-                slots.extend(kept(upper.as_ref()));
+                slots.extend(kept(Entry::Upper(index), upper.as_ref()));
             }
             _ => {}
         }
@@ -303,14 +311,14 @@ pub fn prepare(
 ) -> Result<(Prepared, Option<Exiting>), StepFailure> {
     let as_root = sys.euid() == 0;
     let mut caller = None;
-    let mut prepared = Vec::new();
+    let mut prepared = Prepared::new();
     for slot in slots(plan, cached) {
         let opened = match slot.from {
             Host::Judged(path) => match files.get(path) {
                 Some(opened) => opened.fd.try_clone().map_err(io_errno),
                 // Only an optional bind's absent source is not opened.
                 None => {
-                    prepared.push(None);
+                    prepared.insert((StepId::Mount, slot.entry), None);
                     continue;
                 }
             },
@@ -327,7 +335,8 @@ pub fn prepare(
             let path = hostpath::fd_path(opened.as_fd())
                 .map_err(io_errno)
                 .or_fail(StepId::Mount, Op::OpenSource, action)?;
-            prepared.push(Some(Source::Judged { opened, path }));
+            let source = Source::Judged { opened, path };
+            prepared.insert((StepId::Mount, slot.entry), Some(source));
             continue;
         }
         // Through the sandbox's own map once the sandbox exists (see `parent`).
@@ -347,7 +356,7 @@ pub fn prepare(
             .or_fail(StepId::Mount, Op::AttachTree, || {
                 format!("mounting {}", path.display())
             })?;
-        prepared.push(Some(Source::Tree(tree)));
+        prepared.insert((StepId::Mount, slot.entry), Some(Source::Tree(tree)));
     }
     Ok((prepared, caller.map(|(_, helper)| helper)))
 }
@@ -418,8 +427,9 @@ pub fn parent(
     child: i32,
 ) -> Result<(), StepFailure> {
     let mut userns = None;
-    for (slot, source) in slots(plan, cached).iter().zip(prepared) {
-        let (Some(Idmap::Sandbox), Some(Source::Tree(tree))) = (slot.idmap, source) else {
+    for slot in slots(plan, cached) {
+        let source = prepared.get(&(StepId::Mount, slot.entry));
+        let (Some(Idmap::Sandbox), Some(Some(Source::Tree(tree)))) = (slot.idmap, source) else {
             continue;
         };
         let action = || format!("id-mapping {}", slot.path().display());
@@ -433,6 +443,34 @@ pub fn parent(
         sys.mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd()))
             .or_fail(StepId::Mount, Op::IdmapTree, action)?;
     }
+    Ok(())
+}
+
+/// The prepare half in the step table: [`prepare`], with the host files, which are closed
+/// once it is done.
+pub fn prepare_half(cx: &mut Context<'_>) -> Result<bool, StepFailure> {
+    let files = cx
+        .files
+        .take()
+        .expect("the host files are opened before the run");
+    let (prepared, helper) = prepare(cx.sys, cx.plan, cx.root, &files)?;
+    cx.prepared.extend(prepared);
+    cx.helper = helper;
+    Ok(true)
+}
+
+/// The parent half in the step table: [`parent`]; the sandbox has its own copies of the
+/// prepared mounts afterwards, so the supervisor's are closed.
+pub fn parent_half(cx: &mut Context<'_>) -> Result<(), StepFailure> {
+    parent(cx.sys, cx.plan, cx.root, &cx.prepared, cx.child_pid())?;
+    cx.prepared.retain(|(step, _), _| *step != StepId::Mount);
+    Ok(())
+}
+
+/// The child half in the step table: [`child`], whose new root the chroot step enters.
+pub fn child_half(cx: &mut Context<'_>) -> Result<(), StepFailure> {
+    let prepared = std::mem::take(&mut cx.prepared);
+    cx.new_root = Some(child(cx.sys, cx.plan, cx.root, prepared, cx.address)?);
     Ok(())
 }
 
@@ -516,14 +554,14 @@ pub fn child(
             fail("opening the host's root"),
         )?,
         counter: 0,
-        prepared: prepared.into_iter(),
+        prepared,
         userns: plan.namespaces.user,
         address,
     };
 
     let new_root = root(plan, cached, &mut staging)?;
-    for step in &plan.mounts {
-        apply(step, new_root.as_fd(), &mut staging).map_err(|errno| {
+    for (index, step) in plan.mounts.iter().enumerate() {
+        apply(index, step, new_root.as_fd(), &mut staging).map_err(|errno| {
             StepFailure::new(StepId::Mount, op_of(&step.op), describe(&step.op), errno)
                 .with_key(step.key.clone())
         })?;
@@ -566,7 +604,7 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
             .with_key("rootfs"));
         }
         (Some(path), None) => staging
-            .next_tree(FS)
+            .next_tree(Entry::Root, FS)
             .and_then(|tree| tree.ok_or(Errno::ENOENT))
             .or_fail(StepId::Mount, Op::Bind, || {
                 format!("bind {} -> /", path.display())
@@ -576,10 +614,10 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
             let action = || format!("overlay / over {}", path.display());
             // overlayfs takes its layers by path: the source is attached in the staging root.
             let lower = staging
-                .next_layer(FS | MOUNT_ATTR_RDONLY)
+                .next_layer(Entry::Root, FS | MOUNT_ATTR_RDONLY)
                 .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?;
-            overlay(&[lower], Some(upper), false, staging)
+            overlay(&[lower], (Entry::RootUpper, Some(upper)), false, staging)
                 .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?
         }
@@ -696,13 +734,19 @@ fn kernel_fs(
     sys.attach(mount.as_fd(), ensure(sys, root, target, Leaf::Dir)?.as_fd())
 }
 
-fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Result<(), Errno> {
+/// Make `step`, the plan's `index`th mount.
+fn apply(
+    index: usize,
+    step: &MountStep,
+    root: BorrowedFd<'_>,
+    staging: &mut Staging,
+) -> Result<(), Errno> {
     let sys = staging.sys;
     match &step.op {
         MountOp::Bind {
             target, readonly, ..
         } => {
-            let Some(tree) = staging.next_tree(FS | ro(*readonly))? else {
+            let Some(tree) = staging.next_tree(Entry::Mount(index), FS | ro(*readonly))? else {
                 return Ok(());
             };
             let leaf = match sys.stat(tree.as_fd(), c"")?.kind {
@@ -743,11 +787,11 @@ fn apply(step: &MountStep, root: BorrowedFd<'_>, staging: &mut Staging) -> Resul
             readonly,
             ..
         } => {
-            let lower = lower
-                .iter()
-                .map(|_| staging.next_layer(FS | MOUNT_ATTR_RDONLY))
+            let lower = (0..lower.len())
+                .map(|layer| staging.next_layer(Entry::Lower(index, layer), FS | MOUNT_ATTR_RDONLY))
                 .collect::<Result<Vec<PathBuf>, Errno>>()?;
-            let mount = overlay(&lower, upper.as_ref(), *readonly, staging)?;
+            let upper = (Entry::Upper(index), upper.as_ref());
+            let mount = overlay(&lower, upper, *readonly, staging)?;
             sys.attach(mount.as_fd(), ensure(sys, root, target, Leaf::Dir)?.as_fd())
         }
         MountOp::Symlink { link, target } => symlink_in(sys, root, target, link).map(drop),
@@ -879,10 +923,10 @@ fn dev(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
 }
 
 /// An overlay of `lower` dirs (paths in the staging root, top first), with a tmpfs or kept
-/// upper layer.
+/// upper layer (a kept one prepared for its entry).
 fn overlay(
     lower: &[PathBuf],
-    upper: Option<&OverlayUpper>,
+    (entry, upper): (Entry, Option<&OverlayUpper>),
     readonly: bool,
     staging: &mut Staging,
 ) -> Result<OwnedFd, Errno> {
@@ -911,7 +955,7 @@ fn overlay(
             )
         }
         Some(OverlayUpper::Dir { upper, work, .. }) => {
-            let [upper, work] = staging.next_kept(upper, work)?;
+            let [upper, work] = staging.next_kept(entry, upper, work)?;
             let names = (Some(fd_name(upper.as_fd())), Some(fd_name(work.as_fd())));
             kept = Some([upper, work]);
             names
@@ -961,8 +1005,8 @@ fn protect_kernel_entries(
     Ok(())
 }
 
-/// An entry: the index of its directory in `KernelEntries::dirs`, and its name there.
-type Entry = (usize, CString);
+/// A kernel entry: the index of its directory in `KernelEntries::dirs`, and its name there.
+type KernelEntry = (usize, CString);
 
 struct KernelEntries<'a> {
     sys: &'a dyn Sys,
@@ -970,11 +1014,11 @@ struct KernelEntries<'a> {
     /// The directories of the entries, each opened once below the new root.
     dirs: Vec<(PathBuf, OwnedFd)>,
     /// The first masked file, and directory, once there is one.
-    first_masks: [Option<Entry>; 2],
+    first_masks: [Option<KernelEntry>; 2],
 }
 
 impl KernelEntries<'_> {
-    fn split(&mut self, path: &Path) -> Result<Entry, Errno> {
+    fn split(&mut self, path: &Path) -> Result<KernelEntry, Errno> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(Errno::EINVAL);
         };
@@ -1062,26 +1106,42 @@ mod tests {
         plan
     }
 
+    /// What the launcher prepared, for these entries.
+    fn prepared(sources: Vec<(Entry, Option<Source>)>) -> Prepared {
+        (sources.into_iter())
+            .map(|(entry, source)| ((StepId::Mount, entry), source))
+            .collect()
+    }
+
+    fn tree(fake: &Fake, entry: Entry, name: &str) -> (Entry, Option<Source>) {
+        (entry, Some(Source::Tree(fake.descriptor(name))))
+    }
+
     fn staging(sys: &Fake, prepared: Prepared, userns: bool) -> Staging<'_> {
         Staging {
             sys,
             dir: sys.descriptor("staging"),
             old_root: sys.descriptor("oldroot"),
             counter: 0,
-            prepared: prepared.into_iter(),
+            prepared,
             userns,
             address: None,
         }
     }
 
     /// Apply one op below a new root, with what the launcher prepared; the calls it made.
-    fn applied(fake: &Fake, op: MountOp, prepared: Prepared) -> Result<Vec<String>, Errno> {
+    fn applied(
+        fake: &Fake,
+        op: MountOp,
+        sources: Vec<(Entry, Option<Source>)>,
+    ) -> Result<Vec<String>, Errno> {
         let root = fake.descriptor("newroot");
         let step = MountStep {
             op,
             key: crate::origin::Origin::Mount(0),
         };
-        apply(&step, root.as_fd(), &mut staging(fake, prepared, true))?;
+        let mut staging = staging(fake, prepared(sources), true);
+        apply(0, &step, root.as_fd(), &mut staging)?;
         Ok(fake.calls())
     }
 
@@ -1180,7 +1240,12 @@ mod tests {
             opened: fake.descriptor("judged"),
             path: "/srv/data".into(),
         };
-        let calls = applied(&fake, bind(true, None), vec![Some(judged)]).unwrap();
+        let calls = applied(
+            &fake,
+            bind(true, None),
+            vec![(Entry::Mount(0), Some(judged))],
+        )
+        .unwrap();
         assert_eq!(
             calls,
             [
@@ -1199,8 +1264,8 @@ mod tests {
     #[test]
     fn a_bind_the_launcher_made_as_root_is_attached_as_it_is() {
         let fake = Fake::new();
-        let tree = Source::Tree(fake.descriptor("tree"));
-        let calls = applied(&fake, bind(false, None), vec![Some(tree)]).unwrap();
+        let tree = tree(&fake, Entry::Mount(0), "tree");
+        let calls = applied(&fake, bind(false, None), vec![tree]).unwrap();
         assert_eq!(
             calls,
             [
@@ -1215,7 +1280,7 @@ mod tests {
     fn an_optional_bind_whose_source_was_absent_mounts_nothing() {
         let fake = Fake::new();
         assert!(
-            applied(&fake, bind(false, None), vec![None])
+            applied(&fake, bind(false, None), vec![(Entry::Mount(0), None)])
                 .unwrap()
                 .is_empty()
         );
@@ -1225,8 +1290,8 @@ mod tests {
     fn a_bind_onto_a_file_makes_a_file_to_mount_on() {
         let fake = Fake::new();
         fake.file("tree").fail("openat2", 0, Errno::ENOENT);
-        let tree = Source::Tree(fake.descriptor("tree"));
-        let calls = applied(&fake, bind(false, None), vec![Some(tree)]).unwrap();
+        let tree = tree(&fake, Entry::Mount(0), "tree");
+        let calls = applied(&fake, bind(false, None), vec![tree]).unwrap();
         assert_eq!(
             calls[1..],
             [
@@ -1244,10 +1309,11 @@ mod tests {
         let mapped = || bind(false, Some(Idmap::Sandbox));
         let plan = plan_with(vec![mapped(), bind(true, None), mapped()]);
         let fake = Fake::new();
-        let prepared = ["first", "plain", "second"]
-            .map(|name| Some(Source::Tree(fake.descriptor(name))))
-            .into_iter()
-            .collect();
+        let prepared = prepared(
+            (["first", "plain", "second"].iter().enumerate())
+                .map(|(i, name)| tree(&fake, Entry::Mount(i), name))
+                .collect(),
+        );
         parent(&fake, &plan, None, &prepared, 42).unwrap();
         assert_eq!(
             fake.calls(),
@@ -1264,7 +1330,7 @@ mod tests {
         let plan = plan_with(vec![bind(false, Some(Idmap::Sandbox))]);
         let fake = Fake::new();
         fake.fail("openat", 0, Errno::ESRCH);
-        let prepared = vec![Some(Source::Tree(fake.descriptor("tree")))];
+        let prepared = prepared(vec![tree(&fake, Entry::Mount(0), "tree")]);
         let failure = parent(&fake, &plan, None, &prepared, 42).unwrap_err();
         assert_eq!(failure.step, StepId::Mount);
         assert_eq!(failure.action, "id-mapping /srv/data");
@@ -1336,11 +1402,11 @@ mod tests {
             readonly: true,
             idmap: None,
         };
-        let prepared = ["a", "b"]
-            .map(|name| Some(Source::Tree(fake.descriptor(name))))
-            .into_iter()
-            .collect();
-        applied(&fake, op, prepared).unwrap();
+        let layers = vec![
+            tree(&fake, Entry::Lower(0, 0), "a"),
+            tree(&fake, Entry::Lower(0, 1), "b"),
+        ];
+        applied(&fake, op, layers).unwrap();
         assert_eq!(
             fake.calls_of("fsconfig"),
             [
@@ -1366,7 +1432,7 @@ mod tests {
             target: "/proc".into(),
         }]);
         let fake = Fake::new();
-        child(&fake, &plan, None, vec![], None).unwrap();
+        child(&fake, &plan, None, Prepared::new(), None).unwrap();
         let calls = fake.calls();
         let at = |call: &str| calls.iter().position(|c| c == call).expect(call);
         assert_eq!(calls[0], "make_mounts_private()");
@@ -1388,7 +1454,7 @@ mod tests {
         let fake = Fake::new();
         // The staging root, the root, then /proc.
         fake.fail("fsmount", 2, Errno::EPERM);
-        let failure = child(&fake, &plan, None, vec![], None).unwrap_err();
+        let failure = child(&fake, &plan, None, Prepared::new(), None).unwrap_err();
         assert_eq!(failure.step, StepId::Mount);
         assert_eq!(failure.key, Some(crate::origin::Origin::Mount(0)));
         assert_eq!(failure.action, "proc on /proc");

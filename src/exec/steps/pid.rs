@@ -262,6 +262,15 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
     }
 }
 
+/// The child half in the step table: with a pid namespace, this process becomes the sandbox's
+/// init, which handles the signals it forwards.
+pub fn child_half(cx: &mut crate::exec::order::Context<'_>) -> Result<(), StepFailure> {
+    if cx.plan.namespaces.pid {
+        install_handlers()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

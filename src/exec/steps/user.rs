@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 use crate::exec::error::{Op, OrFail, StepFailure};
+use crate::exec::order::Context;
 use crate::exec::sys;
 use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
 use crate::sys::Sys;
@@ -246,6 +247,25 @@ pub fn idmapped_userns(
     drop(hold_write);
     let made = made.map_err(fail(Op::IdMap, "writing the maps of an id-mapped mount"))?;
     Ok((made, helper))
+}
+
+/// The parent half in the step table: the id maps.
+pub fn parent_half(cx: &mut Context<'_>) -> Result<(), StepFailure> {
+    match &cx.plan.user {
+        Some(user) => parent(cx.sys, user, cx.child_pid()),
+        None => Ok(()),
+    }
+}
+
+/// The child half in the step table: [`child`], then the parent-death signal again, which a
+/// change of credentials clears (prctl(2)).
+pub fn child_half(cx: &mut Context<'_>) -> Result<(), StepFailure> {
+    child(cx.sys, cx.plan)?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).or_fail(
+        StepId::User,
+        Op::Prctl,
+        || "PR_SET_PDEATHSIG".into(),
+    )
 }
 
 #[cfg(test)]

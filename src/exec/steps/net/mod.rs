@@ -473,3 +473,16 @@ fn nft(
         Errno::EINVAL,
     ))
 }
+
+/// The parent half in the step table; what it set up stays in the context until the run ends.
+pub fn parent_half<'a>(cx: &mut crate::exec::order::Context<'a>) -> Result<(), StepFailure> {
+    let plan: &'a Plan = cx.plan;
+    cx.network = Some(parent(&plan.net, cx.child_pid())?);
+    Ok(())
+}
+
+/// The child half in the step table, with the address the supervisor sent.
+pub fn child_half(cx: &mut crate::exec::order::Context<'_>) -> Result<(), StepFailure> {
+    cx.egress = child(cx.plan, cx.address)?;
+    Ok(())
+}
