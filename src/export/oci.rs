@@ -20,9 +20,9 @@ use serde::Serialize;
 use crate::manifest::Tty;
 use crate::manifest::values::{Arch, Capability};
 use crate::plan::{
-    CgroupPlan, IdMapping, Idmap, MountOp, MountStep, Namespaces, NetPlan, OverlayUpper, Plan,
-    ProcessPlan, RootSource, SeccompPlan, SecurityPlan, TimePlan, UserPlan, UtsPlan,
-    describe_mount, hosts_file, maps, shell_words,
+    CgroupPlan, IdMapping, Idmap, MountFlags, MountOp, MountStep, Namespaces, NetPlan,
+    OverlayUpper, Plan, ProcessPlan, RootSource, SeccompPlan, SecurityPlan, TimePlan, UserPlan,
+    UtsPlan, describe_mount, hosts_file, maps, shell_words,
 };
 
 /// How faithfully a setting is carried into the bundle.
@@ -1010,11 +1010,12 @@ impl MountsOut<'_> {
     /// Add what `op` becomes in the bundle: how faithfully, the runtime-spec field, and a note.
     fn mount_op(&mut self, op: &MountOp, exists: &dyn Fn(&Path) -> bool) -> Carried {
         let exact = |oci| (Fidelity::Exact, oci, String::new());
+        let flags = op.flags().unwrap_or_default();
         match op {
             MountOp::Bind {
                 source,
                 target,
-                readonly,
+                readonly: _,
                 idmap,
                 optional,
             } => {
@@ -1025,50 +1026,47 @@ impl MountsOut<'_> {
                         "optional, and the source is missing now: left out".into(),
                     );
                 }
-                self.bind(source, target, *readonly, idmap.as_ref(), *optional)
+                self.bind(source, target, flags, idmap.as_ref(), *optional)
             }
             MountOp::Tmpfs {
                 target,
                 size,
                 mode,
-                readonly,
+                readonly: _,
             } => {
-                let mut options = strings(&["nosuid", "nodev"]);
-                options.push(format!("mode={mode:o}"));
-                if let Some(bytes) = size {
-                    options.push(format!("size={bytes}"));
-                }
-                options.extend(ro(*readonly));
+                let mut own = vec![format!("mode={mode:o}")];
+                own.extend(size.map(|bytes| format!("size={bytes}")));
+                let options = flagged(flags, &own);
                 self.mounts.push(mount(target, "tmpfs", "tmpfs", options));
                 exact("mounts (tmpfs)")
             }
             MountOp::Proc { target } => {
-                let options = strings(&["nosuid", "nodev", "noexec"]);
+                let options = flagged(flags, &[]);
                 self.mounts.push(mount(target, "proc", "proc", options));
                 exact("mounts (proc)")
             }
             MountOp::Sysfs { target } => {
-                let options = strings(&["nosuid", "nodev", "noexec", "ro"]);
+                let options = flagged(flags, &[]);
                 self.mounts.push(mount(target, "sysfs", "sysfs", options));
                 exact("mounts (sysfs)")
             }
             MountOp::Mqueue { target } => {
-                let options = strings(&["nosuid", "nodev", "noexec"]);
+                let options = flagged(flags, &[]);
                 self.mounts.push(mount(target, "mqueue", "mqueue", options));
                 exact("mounts (mqueue)")
             }
             MountOp::Devpts { target } => {
-                self.mounts.push(devpts(target));
+                self.mounts.push(devpts(target, flags));
                 exact("mounts (devpts)")
             }
-            MountOp::Dev { target } => self.dev(target),
+            MountOp::Dev { target } => self.dev(target, flags),
             MountOp::Overlay {
                 lower,
                 upper,
                 target,
-                readonly,
+                readonly: _,
                 idmap,
-            } => self.overlay(lower, upper.as_ref(), target, *readonly, idmap.is_some()),
+            } => self.overlay(lower, upper.as_ref(), target, flags, idmap.is_some()),
             MountOp::Symlink { link, target } => self.root_entry(
                 RootEntry::Symlink {
                     path: target.clone(),
@@ -1106,14 +1104,10 @@ impl MountsOut<'_> {
     /// A tmpfs on /dev, with devpts and shm: the runtime then makes the runtime-spec's default
     /// devices in it (null zero full random urandom tty, the fd and std* links, ptmx), the
     /// same set as `up`'s.
-    fn dev(&mut self, target: &Path) -> Carried {
-        self.mounts.push(mount(
-            target,
-            "tmpfs",
-            "tmpfs",
-            strings(&["nosuid", "noexec", "mode=755"]),
-        ));
-        self.mounts.push(devpts(&target.join("pts")));
+    fn dev(&mut self, target: &Path, flags: MountFlags) -> Carried {
+        let tmpfs = flagged(flags, &strings(&["mode=755"]));
+        self.mounts.push(mount(target, "tmpfs", "tmpfs", tmpfs));
+        self.mounts.push(devpts(&target.join("pts"), flags));
         self.mounts.push(mount(
             &target.join("shm"),
             "tmpfs",
@@ -1151,12 +1145,11 @@ impl MountsOut<'_> {
         &mut self,
         source: &Path,
         target: &Path,
-        readonly: bool,
+        flags: MountFlags,
         idmap: Option<&Idmap>,
         optional: bool,
     ) -> Carried {
-        let mut options = strings(&["rbind", "nosuid", "nodev"]);
-        options.extend(ro(readonly));
+        let options = [strings(&["rbind"]), flagged(flags, &[])].concat();
         let mut oci = mount(target, "bind", &source.display().to_string(), options);
         let mut notes = Vec::new();
         if optional {
@@ -1188,7 +1181,7 @@ impl MountsOut<'_> {
         lower: &[PathBuf],
         upper: Option<&OverlayUpper>,
         target: &Path,
-        readonly: bool,
+        flags: MountFlags,
         idmapped: bool,
     ) -> Carried {
         let lowerdir = lower
@@ -1222,8 +1215,7 @@ impl MountsOut<'_> {
         if self.user_namespace {
             options.push("userxattr".into());
         }
-        options.extend(strings(&["nosuid", "nodev"]));
-        options.extend(ro(readonly));
+        options.extend(flagged(flags, &[]));
         if idmapped {
             notes.push("the lower layers are not id-mapped".into());
         }
@@ -1270,28 +1262,19 @@ fn approximate_if_noted<T>(notes: &[T]) -> Fidelity {
     }
 }
 
-/// The `ro` option when `readonly`.
-fn ro(readonly: bool) -> Vec<String> {
-    if readonly {
-        vec!["ro".to_string()]
-    } else {
-        Vec::new()
-    }
+/// The plan's `flags` of a mount as options: the others around a type's `own` options, `ro`
+/// after them.
+fn flagged(flags: MountFlags, own: &[String]) -> Vec<String> {
+    let mut options: Vec<String> = flags.options().map(String::from).collect();
+    options.extend_from_slice(own);
+    options.extend(flags.readonly.then(|| "ro".to_string()));
+    options
 }
 
-fn devpts(target: &Path) -> Mount {
-    mount(
-        target,
-        "devpts",
-        "devpts",
-        strings(&[
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620",
-        ]),
-    )
+/// A devpts of its own on `target`, with the plan's `flags` of the mount.
+fn devpts(target: &Path, flags: MountFlags) -> Mount {
+    let own = strings(&["newinstance", "ptmxmode=0666", "mode=0620"]);
+    mount(target, "devpts", "devpts", flagged(flags, &own))
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ pub use cgroup::{CgroupHierarchy, CgroupPlan, CgroupVersion, Controller};
 pub use egress::{EGRESS_TABLE, EgressPlan, EgressRule};
 pub use limit::{Asked, CgroupLimit, CgroupLimits, LimitWrite, Unsupported};
 pub use mount::{
-    HandedOver, Idmap, Layer, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper, RootPlan,
-    RootSource, hosts_file,
+    HandedOver, Idmap, Layer, MountFlags, MountOp, MountStep, OWN_NAME_FALLBACK, OverlayUpper,
+    RootPlan, RootSource, hosts_file,
 };
 pub use net::{BridgePlan, LEASE_DIR, NetPlan, PastaPlan, bridge_table, sandbox_table, veth_name};
 pub use process::ProcessPlan;

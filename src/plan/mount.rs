@@ -196,7 +196,73 @@ pub fn hosts_file(
     text
 }
 
+/// The flags of a mount, decided here, once, for each type: the executor makes the mount with
+/// them, `sandbox export` writes them as the bundle's options, `sandbox plan` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountFlags {
+    pub readonly: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl MountFlags {
+    /// What every mount of the sandbox has: no setuid binary and no device node take effect.
+    const SANDBOX: MountFlags = MountFlags {
+        readonly: false,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
+
+    /// The flags other than `readonly`, as mount(8) options, in the order the bundle lists them
+    /// (`ro` comes last, after a type's own options).
+    pub fn options(self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.nosuid, "nosuid"),
+            (self.nodev, "nodev"),
+            (self.noexec, "noexec"),
+        ]
+        .into_iter()
+        .filter_map(|(set, word)| set.then_some(word))
+    }
+}
+
 impl MountOp {
+    /// The flags the mount is made with; `None` for what is no mount of its own (a symlink, a
+    /// folder) or is bound from the staging root as it is (a file, the hosts file).
+    pub fn flags(&self) -> Option<MountFlags> {
+        let sandbox = MountFlags::SANDBOX;
+        let flags = match self {
+            MountOp::Bind { readonly, .. }
+            | MountOp::Tmpfs { readonly, .. }
+            | MountOp::Overlay { readonly, .. } => MountFlags {
+                readonly: *readonly,
+                ..sandbox
+            },
+            MountOp::Proc { .. } | MountOp::Mqueue { .. } => MountFlags {
+                noexec: true,
+                ..sandbox
+            },
+            MountOp::Sysfs { .. } => MountFlags {
+                readonly: true,
+                noexec: true,
+                ..sandbox
+            },
+            // Device nodes are the point of both.
+            MountOp::Devpts { .. } | MountOp::Dev { .. } => MountFlags {
+                nodev: false,
+                noexec: true,
+                ..sandbox
+            },
+            MountOp::Symlink { .. }
+            | MountOp::File { .. }
+            | MountOp::Dir { .. }
+            | MountOp::Hosts { .. } => return None,
+        };
+        Some(flags)
+    }
+
     pub fn target(&self) -> &PathBuf {
         match self {
             MountOp::Bind { target, .. }

@@ -700,23 +700,20 @@ fn owners_seen(plan: &Plan, idmap: Option<&Idmap>) -> String {
 }
 
 pub fn describe_mount(op: &MountOp) -> String {
-    let ro = |readonly: bool| if readonly { " (read-only)" } else { "" };
+    let readonly = op.flags().is_some_and(|flags| flags.readonly);
+    let ro = if readonly { " (read-only)" } else { "" };
     match op {
         MountOp::Bind {
             source,
             target,
-            readonly,
             idmap,
             optional,
+            ..
         } => format!(
             "bind {} -> {}{}{}{}",
             source.display(),
             target.display(),
-            if *readonly {
-                " (read-only)"
-            } else {
-                " (writable)"
-            },
+            if readonly { ro } else { " (writable)" },
             idmap_text(idmap.as_ref()),
             if *optional { " (if present)" } else { "" }
         ),
@@ -724,17 +721,17 @@ pub fn describe_mount(op: &MountOp) -> String {
             target,
             size: bytes,
             mode,
-            readonly,
+            ..
         } => format!(
             "tmpfs {} mode {mode:04o}{}{}",
             target.display(),
             bytes
                 .map(|b| format!(" size {}", size(b)))
                 .unwrap_or_default(),
-            ro(*readonly)
+            ro
         ),
         MountOp::Proc { target } => format!("proc {}", target.display()),
-        MountOp::Sysfs { target } => format!("sysfs {} (read-only)", target.display()),
+        MountOp::Sysfs { target } => format!("sysfs {}{ro}", target.display()),
         MountOp::Dev { target } => format!(
             "dev {} (null zero full random urandom tty, pts, shm)",
             target.display()
@@ -745,8 +742,8 @@ pub fn describe_mount(op: &MountOp) -> String {
             lower,
             upper,
             target,
-            readonly,
             idmap,
+            ..
         } => format!(
             "overlay {} over {}{}{}{}",
             target.display(),
@@ -757,7 +754,7 @@ pub fn describe_mount(op: &MountOp) -> String {
                 .join(":"),
             idmap_text(idmap.as_ref()),
             upper_text(upper.as_ref()),
-            ro(*readonly)
+            ro
         ),
         MountOp::Symlink { link, target } => format!("symlink {} -> {link}", target.display()),
         MountOp::File {

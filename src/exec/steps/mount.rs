@@ -40,7 +40,7 @@ use crate::exec::order::{Context, Entry, Prepared};
 use crate::exec::root_file;
 use crate::hostpath::{self, HostFiles};
 use crate::plan::{
-    Idmap, Ids, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file,
+    Idmap, Ids, MountFlags, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file,
 };
 use crate::sys::{
     FileKind, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys,
@@ -617,7 +617,7 @@ fn root(plan: &Plan, cached: Option<&Path>, staging: &mut Staging) -> Result<Own
                 .next_layer(Entry::Root, FS | MOUNT_ATTR_RDONLY)
                 .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?;
-            overlay(&[lower], (Entry::RootUpper, Some(upper)), false, staging)
+            overlay(&[lower], (Entry::RootUpper, Some(upper)), FS, staging)
                 .or_fail(StepId::Mount, Op::Overlay, action)
                 .map_err(key)?
         }
@@ -701,11 +701,20 @@ fn ensure(
     sys.open_in_root(root, &inside(target), libc::O_PATH)
 }
 
-/// The attributes every mount of the sandbox has, and a read-only one's.
+/// The attributes of the launcher's own mounts (the staging root, layers, a tmpfs root).
 const FS: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
-fn ro(readonly: bool) -> u64 {
-    if readonly { MOUNT_ATTR_RDONLY } else { 0 }
+/// The plan's flags of a mount as MOUNT_ATTR_* bits.
+fn attrs(flags: MountFlags) -> u64 {
+    [
+        (flags.readonly, MOUNT_ATTR_RDONLY),
+        (flags.nosuid, MOUNT_ATTR_NOSUID),
+        (flags.nodev, MOUNT_ATTR_NODEV),
+        (flags.noexec, MOUNT_ATTR_NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .fold(0, |bits, (_, bit)| bits | bit)
 }
 
 fn fs_mount(
@@ -742,11 +751,10 @@ fn apply(
     staging: &mut Staging,
 ) -> Result<(), Errno> {
     let sys = staging.sys;
+    let attrs = step.op.flags().map_or(0, attrs);
     match &step.op {
-        MountOp::Bind {
-            target, readonly, ..
-        } => {
-            let Some(tree) = staging.next_tree(Entry::Mount(index), FS | ro(*readonly))? else {
+        MountOp::Bind { target, .. } => {
+            let Some(tree) = staging.next_tree(Entry::Mount(index), attrs)? else {
                 return Ok(());
             };
             let leaf = match sys.stat(tree.as_fd(), c"")?.kind {
@@ -757,41 +765,32 @@ fn apply(
             sys.attach(tree.as_fd(), target.as_fd())
         }
         MountOp::Tmpfs {
-            target,
-            size,
-            mode,
-            readonly,
+            target, size, mode, ..
         } => {
             let mut options = vec![(c"mode", mode_string(*mode))];
             if let Some(size) = size {
                 options.push((c"size", cstring(size.to_string())));
             }
-            kernel_fs(sys, root, target, c"tmpfs", &options, FS | ro(*readonly))
+            kernel_fs(sys, root, target, c"tmpfs", &options, attrs)
         }
-        MountOp::Proc { target } => {
-            kernel_fs(sys, root, target, c"proc", &[], FS | MOUNT_ATTR_NOEXEC)
+        MountOp::Proc { target } => kernel_fs(sys, root, target, c"proc", &[], attrs),
+        MountOp::Sysfs { target } => kernel_fs(sys, root, target, c"sysfs", &[], attrs),
+        MountOp::Mqueue { target } => kernel_fs(sys, root, target, c"mqueue", &[], attrs),
+        MountOp::Devpts { target } => {
+            devpts(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd(), attrs)
         }
-        MountOp::Sysfs { target } => {
-            let attrs = FS | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY;
-            kernel_fs(sys, root, target, c"sysfs", &[], attrs)
-        }
-        MountOp::Mqueue { target } => {
-            kernel_fs(sys, root, target, c"mqueue", &[], FS | MOUNT_ATTR_NOEXEC)
-        }
-        MountOp::Devpts { target } => devpts(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd()),
-        MountOp::Dev { target } => dev(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd()),
+        MountOp::Dev { target } => dev(sys, ensure(sys, root, target, Leaf::Dir)?.as_fd(), attrs),
         MountOp::Overlay {
             lower,
             upper,
             target,
-            readonly,
             ..
         } => {
             let lower = (0..lower.len())
                 .map(|layer| staging.next_layer(Entry::Lower(index, layer), FS | MOUNT_ATTR_RDONLY))
                 .collect::<Result<Vec<PathBuf>, Errno>>()?;
             let upper = (Entry::Upper(index), upper.as_ref());
-            let mount = overlay(&lower, upper, *readonly, staging)?;
+            let mount = overlay(&lower, upper, attrs, staging)?;
             sys.attach(mount.as_fd(), ensure(sys, root, target, Leaf::Dir)?.as_fd())
         }
         MountOp::Symlink { link, target } => symlink_in(sys, root, target, link).map(drop),
@@ -879,21 +878,16 @@ fn bind_file(
     sys.attach(tree.as_fd(), ensure(sys, root, target, Leaf::File)?.as_fd())
 }
 
-fn devpts(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
+fn devpts(sys: &dyn Sys, target: BorrowedFd<'_>, attrs: u64) -> Result<(), Errno> {
     let options = [(c"ptmxmode", c"0666".into()), (c"mode", c"0620".into())];
-    let mount = fs_mount(
-        sys,
-        c"devpts",
-        &options,
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-    )?;
+    let mount = fs_mount(sys, c"devpts", &options, attrs)?;
     sys.attach(mount.as_fd(), target)
 }
 
 /// A minimal /dev, as bubblewrap's --dev: a tmpfs with the harmless device nodes bound from the
-/// host, a private devpts instance, a /dev/shm tmpfs and the usual symlinks.
-fn dev(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
-    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+/// host, a private devpts instance, a /dev/shm tmpfs and the usual symlinks. The tmpfs, the
+/// nodes and devpts get `attrs`, the plan's flags of a /dev.
+fn dev(sys: &dyn Sys, target: BorrowedFd<'_>, attrs: u64) -> Result<(), Errno> {
     let dev = fs_mount(sys, c"tmpfs", &[(c"mode", c"755".into())], attrs)?;
     sys.attach(dev.as_fd(), target)?;
     for node in DEV_NODES {
@@ -910,7 +904,7 @@ fn dev(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
     for dir in [c"pts", c"shm"] {
         sys.mkdirat(dev.as_fd(), dir, 0o755)?;
     }
-    devpts(sys, open_dir(sys, Some(dev.as_fd()), "pts")?.as_fd())?;
+    devpts(sys, open_dir(sys, Some(dev.as_fd()), "pts")?.as_fd(), attrs)?;
     let shm = fs_mount(sys, c"tmpfs", &[(c"mode", c"1777".into())], FS)?;
     sys.attach(
         shm.as_fd(),
@@ -923,11 +917,11 @@ fn dev(sys: &dyn Sys, target: BorrowedFd<'_>) -> Result<(), Errno> {
 }
 
 /// An overlay of `lower` dirs (paths in the staging root, top first), with a tmpfs or kept
-/// upper layer (a kept one prepared for its entry).
+/// upper layer (a kept one prepared for its entry), mounted with `attrs`.
 fn overlay(
     lower: &[PathBuf],
     (entry, upper): (Entry, Option<&OverlayUpper>),
-    readonly: bool,
+    attrs: u64,
     staging: &mut Staging,
 ) -> Result<OwnedFd, Errno> {
     let sys = staging.sys;
@@ -968,7 +962,7 @@ fn overlay(
     if staging.userns {
         sys.fsconfig_flag(fs.as_fd(), c"userxattr")?;
     }
-    let mount = sys.fsmount(fs.as_fd(), FS | ro(readonly));
+    let mount = sys.fsmount(fs.as_fd(), attrs);
     drop(kept);
     mount
 }
