@@ -21,13 +21,13 @@ pub(crate) mod steps;
 mod supervise;
 /// The raw calls, where the executor has always found them.
 pub use crate::sys::raw as sys;
+pub(crate) use crate::sys::raw::write_all;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::stat::Mode;
@@ -92,41 +92,12 @@ pub fn run(
         Tty::Never => false,
         Tty::Auto => std::io::stdin().is_terminal(),
     };
-    // Blocked from before the clone, so a signal sent while the sandbox starts is forwarded,
-    // not lost; the command gets its caller's mask back before exec.
-    let caller_mask = pid::forwarded_set()
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
-
-    let build_started = Instant::now();
-    let security = security::Prepared {
-        seccomp: seccomp::compile(&plan.security)?,
-        init_seccomp: plan
-            .namespaces
-            .pid
-            .then(seccomp::compile_init)
-            .transpose()?,
-        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
-            StepId::Security,
-            Op::SharedPage,
-            || "mapping a shared page".into(),
-        )?,
-        caller_mask,
-    };
-    let seccomp_build = build_started.elapsed();
+    let (security, seccomp_build) = prepare_security(plan)?;
     security::raise_hard_limits(plan)?;
     let (parent_end, child_end) =
         handshake::pair().or_fail(StepId::User, Op::Channel, || "socketpair".into())?;
-    let (exec_read, exec_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).or_fail(
-        StepId::User,
-        Op::Channel,
-        || "pipe2".into(),
-    )?;
-    let (ended_read, ended_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).or_fail(
-        StepId::User,
-        Op::Channel,
-        || "pipe2".into(),
-    )?;
+    let (exec_read, exec_write) = pipe()?;
+    let (ended_read, ended_write) = pipe()?;
     // Made before the clone, so the sandbox inherits them: no descriptor has to be passed.
     let mut cx = Context::new(plan, &KERNEL, root, files);
     let prepared = prepare(&mut cx)?;
@@ -143,9 +114,7 @@ pub fn run(
                 // The supervisor owns the group: nothing in the child may remove it, not even
                 // the unwinding of a panic.
                 let group = std::mem::ManuallyDrop::new(group);
-                drop(parent_end);
-                drop(exec_read);
-                drop(ended_read);
+                drop((parent_end, exec_read, ended_read));
                 let pipes = ChildPipes {
                     exec: exec_write,
                     ended: ended_write,
@@ -161,9 +130,7 @@ pub fn run(
             }
             sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
         };
-    drop(child_end);
-    drop(exec_write);
-    drop(ended_write);
+    drop((child_end, exec_write, ended_write));
     let mut timings: Timings = vec![
         ("seccomp build".into(), seccomp_build),
         ("clone".into(), clone_started.elapsed()),
@@ -172,16 +139,7 @@ pub fn run(
     let guard = KillOnDrop(Some(pidfd));
 
     cx.child = Some(child);
-    for step in &STEPS {
-        if let Some(half) = step.parent {
-            let step_started = Instant::now();
-            half(&mut cx)?;
-            timings.push((
-                format!("{} (parent)", step.id.name()),
-                step_started.elapsed(),
-            ));
-        }
-    }
+    parent_halves(&mut cx, &mut timings)?;
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
     let network = cx.network.take().unwrap_or(net::Network::Nothing);
     if let Some(on_ready) = hooks.on_ready {
@@ -238,7 +196,51 @@ pub fn run(
         outcome.cleanup = removed.err();
     }
     drop(network);
-    // Written by the command's process right before its execve; zero if it never got there.
+    command_timings(&security, &mut timings);
+    Ok((outcome, timings))
+}
+
+/// What the command's process needs, made before the clone: its seccomp filters (and how
+/// long compiling them took), the page it reports its timings on, and the caller's signal
+/// mask. Signals are blocked from here on, so one sent while the sandbox starts is forwarded,
+/// not lost; the command gets its caller's mask back before exec.
+fn prepare_security(plan: &Plan) -> Result<(security::Prepared, Duration), ExecError> {
+    let caller_mask = pid::forwarded_set()
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
+    let build_started = Instant::now();
+    let security = security::Prepared {
+        seccomp: seccomp::compile(&plan.security)?,
+        init_seccomp: plan
+            .namespaces
+            .pid
+            .then(seccomp::compile_init)
+            .transpose()?,
+        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
+            StepId::Security,
+            Op::SharedPage,
+            || "mapping a shared page".into(),
+        )?,
+        caller_mask,
+    };
+    Ok((security, build_started.elapsed()))
+}
+
+/// The parent halves, once the sandbox's process exists, timed.
+fn parent_halves(cx: &mut Context<'_>, timings: &mut Timings) -> Result<(), StepFailure> {
+    for step in &STEPS {
+        if let Some(half) = step.parent {
+            let started = Instant::now();
+            half(cx)?;
+            timings.push((format!("{} (parent)", step.id.name()), started.elapsed()));
+        }
+    }
+    Ok(())
+}
+
+/// The timings the command's process wrote right before its execve; zero (left out) if it
+/// never got there.
+fn command_timings(security: &security::Prepared, timings: &mut Timings) {
     let words = security.timings.words();
     for (name, slot) in [
         ("security", security::TIMING_SECURITY),
@@ -249,7 +251,12 @@ pub fn run(
             timings.push((name.into(), Duration::from_nanos(nanos)));
         }
     }
-    Ok((outcome, timings))
+}
+
+/// A close-on-exec pipe between the supervisor and the sandbox.
+fn pipe() -> Result<(OwnedFd, OwnedFd), StepFailure> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .or_fail(StepId::User, Op::Channel, || "pipe2".into())
 }
 
 /// The prepare halves, before the clone; how long each took. The host paths are closed once
@@ -538,16 +545,4 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
             slave: PathBuf::from(format!("/dev/pts/{number}")),
         },
     ))
-}
-
-/// write(2) until every byte is written.
-pub(crate) fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(errno),
-        }
-    }
-    Ok(())
 }

@@ -249,15 +249,8 @@ impl Sys for Kernel {
         })
     }
 
-    fn write_all(&self, fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<()> {
-        while !bytes.is_empty() {
-            match nix::unistd::write(fd, bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(Errno::EINTR) => {}
-                Err(errno) => return Err(errno),
-            }
-        }
-        Ok(())
+    fn write_all(&self, fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()> {
+        raw::write_all(fd, bytes)
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()> {

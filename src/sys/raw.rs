@@ -392,6 +392,18 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
     Errno::last()
 }
 
+/// write(2) until every byte is written.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
+}
+
 /// _exit(2): leave without running destructors or flushing anything shared with the parent.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no user-space state.
