@@ -25,7 +25,7 @@ use nix::sys::socket::SockProtocol;
 use super::error::{ExecError, Op, OrFail, StepFailure};
 use super::steps::{self, command, pid, security};
 use super::supervise::{self, Outcome, Supervised};
-use super::{open_pty, seccomp, sys};
+use super::{open_pty, sys};
 use crate::cgroup::CgroupOp;
 use crate::egress::Refused;
 use crate::netlink::Socket;
@@ -161,16 +161,7 @@ pub fn join(
     } else {
         (None, None)
     };
-    let prepared = security::Prepared {
-        seccomp: seccomp::compile(&plan.security)?,
-        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
-            StepId::Security,
-            Op::SharedPage,
-            || "mapping a shared page".into(),
-        )?,
-        caller_mask,
-        init_seccomp: None,
-    };
+    let prepared = super::command_security(plan, caller_mask, false)?;
     let (exec_read, exec_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .or_fail(StepId::Exec, Op::Channel, || "pipe2".into())?;

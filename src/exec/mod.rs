@@ -209,21 +209,28 @@ fn prepare_security(plan: &Plan) -> Result<(security::Prepared, Duration), ExecE
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
     let build_started = Instant::now();
-    let security = security::Prepared {
+    let security = command_security(plan, caller_mask, plan.namespaces.pid)?;
+    Ok((security, build_started.elapsed()))
+}
+
+/// What a command's process needs from its launcher (`up`, or `exec` joining a sandbox): its
+/// seccomp filter, init's too with `init`, the page it reports its timings on, and the
+/// caller's signal mask to give back.
+pub(crate) fn command_security(
+    plan: &Plan,
+    caller_mask: nix::sys::signal::SigSet,
+    init: bool,
+) -> Result<security::Prepared, ExecError> {
+    Ok(security::Prepared {
         seccomp: seccomp::compile(&plan.security)?,
-        init_seccomp: plan
-            .namespaces
-            .pid
-            .then(seccomp::compile_init)
-            .transpose()?,
+        init_seccomp: init.then(seccomp::compile_init).transpose()?,
         timings: sys::SharedWords::new(security::TIMINGS).or_fail(
             StepId::Security,
             Op::SharedPage,
             || "mapping a shared page".into(),
         )?,
         caller_mask,
-    };
-    Ok((security, build_started.elapsed()))
+    })
 }
 
 /// The parent halves, once the sandbox's process exists, timed.
