@@ -25,7 +25,6 @@ pub mod origin;
 pub mod plan;
 pub mod rootfs;
 pub mod state;
-#[allow(unsafe_code)]
 pub mod sys;
 pub mod trust;
 pub mod validate;

@@ -13,8 +13,8 @@ use std::process::ExitStatus;
 use nix::errno::Errno;
 
 use super::{
-    FileKind, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
-    MOUNT_ATTR_RDONLY, Result, Stat, Sys,
+    Dir, FileKind, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY, Result, SetAttr, Stat, Sys,
 };
 
 #[derive(Default)]
@@ -94,7 +94,7 @@ impl Fake {
         (self.names.borrow().get(&raw).cloned()).unwrap_or_else(|| format!("fd{raw}"))
     }
 
-    fn at(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> String {
+    fn at(&self, dir: Dir<'_>, path: &CStr) -> String {
         let path = path.to_string_lossy();
         match (dir, path.is_empty()) {
             (None, _) => path.into_owned(),
@@ -163,7 +163,7 @@ impl Sys for Fake {
         Ok(self.descriptor(&fstype))
     }
 
-    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd> {
+    fn open_tree(&self, dir: Dir<'_>, path: &CStr) -> Result<OwnedFd> {
         let at = self.at(dir, path);
         self.record("open_tree", at.clone())?;
         if Fake::matches(&self.absent, &at) {
@@ -172,22 +172,12 @@ impl Sys for Fake {
         Ok(self.descriptor(&at))
     }
 
-    fn mount_setattr(
-        &self,
-        mount: BorrowedFd<'_>,
-        recursive: bool,
-        set: u64,
-        clear: u64,
-        userns: Option<BorrowedFd<'_>>,
-    ) -> Result<()> {
-        let mut args = format!("{}, +[{}]", self.name(mount), attrs(set));
-        if clear != 0 {
-            args += &format!(" -[{}]", attrs(clear));
-        }
-        if recursive {
+    fn mount_setattr(&self, mount: BorrowedFd<'_>, attr: SetAttr<'_>) -> Result<()> {
+        let mut args = format!("{}, +[{}]", self.name(mount), attrs(attr.set));
+        if attr.recursive {
             args += ", recursive";
         }
-        if let Some(userns) = userns {
+        if let Some(userns) = attr.userns {
             args += &format!(", idmap {}", self.name(userns));
         }
         self.record("mount_setattr", args)
@@ -215,25 +205,13 @@ impl Sys for Fake {
         self.record("chdir", path.to_string_lossy().into_owned())
     }
 
-    fn openat2(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        _flags: i32,
-        _resolve: u64,
-    ) -> Result<OwnedFd> {
+    fn openat2(&self, dir: Dir<'_>, path: &CStr, _: i32, _: u64) -> Result<OwnedFd> {
         let at = self.at(dir, path);
         self.record("openat2", at.clone())?;
         Ok(self.descriptor(&at))
     }
 
-    fn openat(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: i32,
-        mode: u32,
-    ) -> Result<OwnedFd> {
+    fn openat(&self, dir: Dir<'_>, path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd> {
         let at = self.at(dir, path);
         let args = match flags & libc::O_CREAT {
             0 => at.clone(),

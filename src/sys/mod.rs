@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 pub mod fake;
+#[allow(unsafe_code)]
 pub mod raw;
 
 use std::ffi::{CStr, OsString};
@@ -24,6 +25,41 @@ pub use raw::{
     Result, pidfd_open, pidfd_send_signal,
 };
 
+/// What mount_setattr(2) sets on a mount: [`SetAttr::on`] it alone, [`SetAttr::below`] on it
+/// and every mount below it.
+#[derive(Debug, Clone, Copy)]
+pub struct SetAttr<'a> {
+    /// MOUNT_ATTR_* bits.
+    pub set: u64,
+    pub recursive: bool,
+    /// Make the mount id-mapped through this user namespace's map.
+    pub userns: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> SetAttr<'a> {
+    pub fn on(set: u64) -> Self {
+        SetAttr {
+            set,
+            recursive: false,
+            userns: None,
+        }
+    }
+
+    pub fn below(set: u64) -> Self {
+        SetAttr {
+            recursive: true,
+            ..SetAttr::on(set)
+        }
+    }
+
+    pub fn idmapped(self, userns: Option<BorrowedFd<'a>>) -> Self {
+        SetAttr { userns, ..self }
+    }
+}
+
+/// A directory paths are relative to; `None` is the current directory.
+pub type Dir<'a> = Option<BorrowedFd<'a>>;
+
 /// What a name is, as far as the steps care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -38,8 +74,7 @@ pub struct Stat {
     pub id: (u64, u64),
 }
 
-/// The kernel calls of the executor's steps. Paths are `CStr`s, as the kernel takes them;
-/// `dir: None` is the current directory.
+/// The kernel calls of the executor's steps. Paths are `CStr`s, as the kernel takes them.
 pub trait Sys {
     /// fsopen(2): a new file system of `fstype` to configure.
     fn fsopen(&self, fstype: &CStr) -> Result<OwnedFd>;
@@ -52,16 +87,8 @@ pub trait Sys {
     fn fsmount(&self, fs: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd>;
     /// open_tree(OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the tree at `path` below
     /// `dir` (an empty path: `dir` itself).
-    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd>;
-    /// mount_setattr(2); `userns` makes the mount id-mapped through that namespace's map.
-    fn mount_setattr(
-        &self,
-        mount: BorrowedFd<'_>,
-        recursive: bool,
-        set: u64,
-        clear: u64,
-        userns: Option<BorrowedFd<'_>>,
-    ) -> Result<()>;
+    fn open_tree(&self, dir: Dir<'_>, path: &CStr) -> Result<OwnedFd>;
+    fn mount_setattr(&self, mount: BorrowedFd<'_>, attr: SetAttr<'_>) -> Result<()>;
     /// move_mount(2) of a detached mount onto `name` in `dir` (empty: `dir` itself).
     fn move_mount(&self, mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()>;
     /// mount(2) with MS_REC | MS_PRIVATE on `/`: nothing propagates to or from the host.
@@ -72,21 +99,9 @@ pub trait Sys {
     fn chdir(&self, path: &CStr) -> Result<()>;
 
     /// openat2(2), always close-on-exec.
-    fn openat2(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: i32,
-        resolve: u64,
-    ) -> Result<OwnedFd>;
+    fn openat2(&self, dir: Dir<'_>, path: &CStr, flags: i32, resolve: u64) -> Result<OwnedFd>;
     /// openat(2), always close-on-exec.
-    fn openat(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: i32,
-        mode: u32,
-    ) -> Result<OwnedFd>;
+    fn openat(&self, dir: Dir<'_>, path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd>;
     fn mkdirat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()>;
     fn symlinkat(&self, target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<()>;
     fn readlinkat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OsString>;
@@ -155,19 +170,12 @@ impl Sys for Kernel {
         raw::fsmount(fs, attrs)
     }
 
-    fn open_tree(&self, dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<OwnedFd> {
+    fn open_tree(&self, dir: Dir<'_>, path: &CStr) -> Result<OwnedFd> {
         raw::open_tree_clone(dir, path)
     }
 
-    fn mount_setattr(
-        &self,
-        mount: BorrowedFd<'_>,
-        recursive: bool,
-        set: u64,
-        clear: u64,
-        userns: Option<BorrowedFd<'_>>,
-    ) -> Result<()> {
-        raw::mount_setattr(mount, recursive, set, clear, userns)
+    fn mount_setattr(&self, mount: BorrowedFd<'_>, attr: SetAttr<'_>) -> Result<()> {
+        raw::mount_setattr(mount, attr)
     }
 
     fn move_mount(&self, mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<()> {
@@ -192,23 +200,11 @@ impl Sys for Kernel {
         nix::unistd::chdir(path)
     }
 
-    fn openat2(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: i32,
-        resolve: u64,
-    ) -> Result<OwnedFd> {
+    fn openat2(&self, dir: Dir<'_>, path: &CStr, flags: i32, resolve: u64) -> Result<OwnedFd> {
         raw::openat2(dir, path, flags, resolve)
     }
 
-    fn openat(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        path: &CStr,
-        flags: i32,
-        mode: u32,
-    ) -> Result<OwnedFd> {
+    fn openat(&self, dir: Dir<'_>, path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd> {
         let flags = OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC;
         let mode = Mode::from_bits_truncate(mode);
         match dir {

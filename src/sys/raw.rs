@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 
+use super::SetAttr;
+
 pub type Result<T> = std::result::Result<T, Errno>;
 
 /// A raw syscall's return value, or the errno it set.
@@ -458,34 +460,28 @@ pub fn open_tree_clone(dir: Option<BorrowedFd<'_>>, path: &CStr) -> Result<Owned
     .map(owned)
 }
 
-/// Set and clear mount attributes on a mount (and, with `recursive`, everything below it).
-/// `userns` makes it an id-mapped mount with that user namespace's mapping.
-pub fn mount_setattr(
-    mount: BorrowedFd<'_>,
-    recursive: bool,
-    set: u64,
-    clear: u64,
-    userns: Option<BorrowedFd<'_>>,
-) -> Result<()> {
-    let mut attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
+/// mount_setattr(2): set `attr` on a mount (see [`SetAttr`]).
+pub fn mount_setattr(mount: BorrowedFd<'_>, attr: SetAttr<'_>) -> Result<()> {
+    let mut kernel_attr = MountAttr {
+        attr_set: attr.set,
+        attr_clr: 0,
         propagation: 0,
-        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
+        userns_fd: attr.userns.map_or(0, |fd| fd.as_raw_fd() as u64),
     };
-    if userns.is_some() {
-        attr.attr_set |= MOUNT_ATTR_IDMAP;
+    if attr.userns.is_some() {
+        kernel_attr.attr_set |= MOUNT_ATTR_IDMAP;
     }
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: an empty path with AT_EMPTY_PATH acts on `mount`; `attr` is a valid mount_attr
-    // whose size we pass.
+    let recursive = if attr.recursive { AT_RECURSIVE } else { 0 };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | recursive;
+    // SAFETY: an empty path with AT_EMPTY_PATH acts on `mount`; `kernel_attr` is a valid
+    // mount_attr whose size we pass.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             mount.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &mut attr as *mut MountAttr,
+            &mut kernel_attr as *mut MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })

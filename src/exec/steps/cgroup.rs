@@ -23,7 +23,9 @@ use crate::cgroup::{CgroupError, CgroupOp, Group, Kernel, Owner, errno_of};
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::order::Context;
 use crate::plan::{CgroupPlan, CgroupVersion, Plan, StepId};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys};
+use crate::sys::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, SetAttr, Sys,
+};
 
 static KERNEL: Kernel = Kernel;
 
@@ -108,7 +110,7 @@ fn mount_view(sys: &dyn Sys, cgroup: &CgroupPlan) -> Result<(), Errno> {
         let dir = sys.open_in_root(tmpfs.as_fd(), &name, libc::O_PATH)?;
         sys.attach(mount.as_fd(), dir.as_fd())?;
     }
-    sys.mount_setattr(tmpfs.as_fd(), false, MOUNT_ATTR_RDONLY, 0, None)
+    sys.mount_setattr(tmpfs.as_fd(), SetAttr::on(MOUNT_ATTR_RDONLY))
 }
 
 /// The prepare half in the step table: the group, made before the clone, when the plan has

@@ -14,6 +14,7 @@ use nix::sys::stat::Mode;
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::sys;
 use crate::plan::{Plan, StepId};
+use crate::sys::SetAttr;
 
 pub fn child(plan: &Plan, new_root: OwnedFd) -> Result<(), StepFailure> {
     nix::unistd::fchdir(new_root.as_fd()).or_fail(StepId::Chroot, Op::PivotRoot, || {
@@ -32,7 +33,7 @@ pub fn child(plan: &Plan, new_root: OwnedFd) -> Result<(), StepFailure> {
             Mode::empty(),
         )
         .or_fail(StepId::Chroot, Op::PivotRoot, || "opening /".into())?;
-        sys::mount_setattr(root.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
+        sys::mount_setattr(root.as_fd(), SetAttr::on(sys::MOUNT_ATTR_RDONLY))
             .or_fail(StepId::Chroot, Op::RemountReadonly, || {
                 "making / read-only".into()
             })

@@ -43,7 +43,8 @@ use crate::plan::{
     Idmap, Ids, MountFlags, MountOp, MountStep, OverlayUpper, Plan, RootSource, StepId, hosts_file,
 };
 use crate::sys::{
-    FileKind, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, Sys,
+    FileKind, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, SetAttr,
+    Sys,
 };
 
 const STAGING: &str = "/tmp";
@@ -119,7 +120,8 @@ impl Staging<'_> {
                     return Err(Errno::ESTALE);
                 }
                 let tree = self.sys.open_tree(Some(own.as_fd()), c"")?;
-                self.sys.mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+                self.sys
+                    .mount_setattr(tree.as_fd(), SetAttr::below(attrs))?;
                 Ok(Some(tree))
             }
         }
@@ -350,7 +352,7 @@ pub fn prepare(
         let tree = sys
             .open_tree(Some(opened.as_fd()), c"")
             .and_then(|tree| {
-                sys.mount_setattr(tree.as_fd(), true, attrs, 0, userns)
+                sys.mount_setattr(tree.as_fd(), SetAttr::below(attrs).idmapped(userns))
                     .map(|()| tree)
             })
             .or_fail(StepId::Mount, Op::AttachTree, || {
@@ -440,8 +442,11 @@ pub fn parent(
                     .or_fail(StepId::Mount, Op::IdmapTree, action)?,
             ),
         };
-        sys.mount_setattr(tree.as_fd(), true, 0, 0, Some(userns.as_fd()))
-            .or_fail(StepId::Mount, Op::IdmapTree, action)?;
+        sys.mount_setattr(
+            tree.as_fd(),
+            SetAttr::below(0).idmapped(Some(userns.as_fd())),
+        )
+        .or_fail(StepId::Mount, Op::IdmapTree, action)?;
     }
     Ok(())
 }
@@ -896,7 +901,7 @@ fn dev(sys: &dyn Sys, target: BorrowedFd<'_>, attrs: u64) -> Result<(), Errno> {
         sys.openat(Some(dev.as_fd()), &node, flags, 0o666)?;
         let host = cstring(format!("{OLD_ROOT}/dev/{}", node.to_string_lossy()));
         let tree = sys.open_tree(None, &host)?;
-        sys.mount_setattr(tree.as_fd(), false, attrs, 0, None)?;
+        sys.mount_setattr(tree.as_fd(), SetAttr::on(attrs))?;
         let flags = libc::O_PATH | libc::O_NOFOLLOW;
         let file = sys.openat(Some(dev.as_fd()), &node, flags, 0)?;
         sys.attach(tree.as_fd(), file.as_fd())?;
@@ -1053,7 +1058,7 @@ impl KernelEntries<'_> {
             None => {
                 let null = sys.open_tree(None, &cstring(format!("{OLD_ROOT}/dev/null")))?;
                 let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
-                sys.mount_setattr(null.as_fd(), false, attrs, 0, None)?;
+                sys.mount_setattr(null.as_fd(), SetAttr::on(attrs))?;
                 null
             }
         };
@@ -1070,7 +1075,7 @@ impl KernelEntries<'_> {
             other => other?,
         };
         let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-        sys.mount_setattr(tree.as_fd(), true, attrs, 0, None)?;
+        sys.mount_setattr(tree.as_fd(), SetAttr::below(attrs))?;
         sys.move_mount(tree.as_fd(), self.dir(dir), &name)
     }
 }
