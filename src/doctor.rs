@@ -80,7 +80,7 @@ impl Host {
             root: PathBuf::from("/"),
             uid: caller.uid,
             user: caller.user_name(),
-            landlock_abi: crate::exec::sys::landlock_abi(),
+            landlock_abi: crate::sys::raw::landlock_abi(),
             userns_probe: Some(crate::exec::probe_user_namespace()),
             programs,
             cgroup_layout: crate::cgroup::describe_layout(),

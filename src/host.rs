@@ -544,9 +544,7 @@ impl HostFacts {
 
     /// The landlock ABI version the kernel offers (0: none).
     pub fn landlock_abi(&self) -> u32 {
-        *self
-            .landlock_abi
-            .get_or_init(crate::exec::sys::landlock_abi)
+        *self.landlock_abi.get_or_init(crate::sys::raw::landlock_abi)
     }
 
     /// The addresses `name` has on this host, in the order the resolver prefers them
@@ -774,30 +772,9 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Field `n` (counted from 1, as proc(5) does; 3 or more) of a /proc/PID/stat line. The
-/// command name, field 2, is the process's to choose, spaces and parentheses included: fields
-/// are counted from its last `)`.
-pub fn proc_stat_field(stat: &str, n: usize) -> Option<&str> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(n.checked_sub(3)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_are_counted_past_a_name_with_spaces_and_parentheses() {
-        let stat = "4242 (a) 1 (c) S 77 4242 4242";
-        assert_eq!(proc_stat_field(stat, 3), Some("S"));
-        assert_eq!(proc_stat_field(stat, 4), Some("77"));
-        assert_eq!(
-            proc_stat_field(stat, 2),
-            None,
-            "the name is not a field to read"
-        );
-        assert_eq!(proc_stat_field("garbage", 4), None);
-    }
 
     #[test]
     fn subid_lines_match_by_name_or_uid() {

@@ -19,8 +19,8 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::exec::sys;
 use crate::plan::{HostUse, Plan};
+use crate::sys::raw as sys;
 
 /// What `path` (absolute) resolves to with every symlink followed: the real path of its
 /// deepest existing ancestor, joined with the components that do not exist (yet), which are

@@ -120,7 +120,7 @@ pub fn open_resolved_file(path: &Path) -> Result<File, InputError> {
     }
     let name = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io(io::ErrorKind::InvalidInput.into()))?;
-    let file = crate::exec::sys::openat2(
+    let file = crate::sys::raw::openat2(
         None,
         &name,
         libc::O_RDONLY | OPEN_FLAGS,

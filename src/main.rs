@@ -26,7 +26,7 @@ extern "C" fn main(
 ) -> std::ffi::c_int {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: as the C runtime passes them to `main`.
-    unsafe { sandbox::exec::sys::note_arguments(argc, argv, envp) };
+    unsafe { sandbox::sys::raw::note_arguments(argc, argv, envp) };
     // Read here, not from std::env::args: only glibc hands them to std before `main`.
     let args = (0..argc as usize).map(|i| {
         // SAFETY: the C runtime passes argc valid NUL-terminated strings, alive until exit.

@@ -27,10 +27,10 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 
-use crate::exec::sys;
 use crate::folder::{self, FolderError, Purpose};
 use crate::lockfile::ofd;
 use crate::plan::Plan;
+use crate::sys::raw as sys;
 
 /// The state folder, as messages name it.
 pub const STATE_FOLDER: Purpose = Purpose {
@@ -540,7 +540,7 @@ pub struct ProcStat {
 /// [`ProcStat`] of `pid`; `None` when it is gone.
 pub fn stat_of(pid: i32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let field = |n| crate::host::proc_stat_field(&stat, n);
+    let field = |n| crate::sys::proc_stat_field(&stat, n);
     Some(ProcStat {
         parent: field(4)?.parse().ok()?,
         started: field(22)?.parse().ok()?,
@@ -550,7 +550,7 @@ pub fn stat_of(pid: i32) -> Option<ProcStat> {
 /// A fresh id for a run: random, from the kernel.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 8];
-    let _ = crate::exec::sys::fill_random(&mut bytes);
+    let _ = crate::sys::raw::fill_random(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -259,7 +259,7 @@ connect_tcp = [8080, 8081]
         ];
         // Rules the kernel cannot enforce (TCP before ABI 4, truncate before 3, ioctl before 5)
         // are refused with `required = true`, before anything starts.
-        let abi = sandbox::exec::sys::landlock_abi();
+        let abi = sandbox::sys::raw::landlock_abi();
         let required = project(who, &format!("{rules}required = true\n"));
         if abi >= 5 {
             expect(&required, &[&files[..], &ports[..]].concat());

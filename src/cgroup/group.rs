@@ -56,7 +56,7 @@ impl Owner {
 
 /// Field 22 of /proc/PID/stat.
 fn start_time(stat: &str) -> Option<u64> {
-    crate::host::proc_stat_field(stat, 22)?.parse().ok()
+    crate::sys::proc_stat_field(stat, 22)?.parse().ok()
 }
 
 /// What a group's accounting said when the sandbox ended.

@@ -10,10 +10,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
 use super::{Output, exit};
-use crate::exec::sys;
 use crate::host::Caller;
 use crate::manifest::values::{Duration as ManifestDuration, Size};
 use crate::state::{Ended, Entry, Processes, Record, StateError, Store, now, state_dir};
+use crate::sys::raw as sys;
 
 /// The caller's state folder (`up` passes the caller it already knows), checked to be theirs.
 pub fn store_of(caller: &Caller) -> Result<Store, StateError> {

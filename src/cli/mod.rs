@@ -191,14 +191,14 @@ impl Command {
 }
 
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
-    crate::exec::sys::start_process();
+    crate::sys::raw::start_process();
     crate::exec::note_caller_ignored();
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
     if let Some(status) = docs::complete_if_asked(&args) {
         return status;
     }
     let cli = Cli::parse_from(args);
-    crate::exec::sys::set_sigpipe(!cli.command.only_prints());
+    crate::sys::raw::set_sigpipe(!cli.command.only_prints());
     let color = cli.color.enabled();
     let out = Output {
         color,

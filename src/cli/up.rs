@@ -516,7 +516,7 @@ const FAILED: u8 = b'F';
 
 impl Waiter {
     fn started(&self) {
-        let _ = crate::exec::write_all(self.0.as_fd(), &[STARTED]);
+        let _ = crate::sys::raw::write_all(self.0.as_fd(), &[STARTED]);
     }
 
     fn failed(self, status: u8, said: &str) {
@@ -524,7 +524,7 @@ impl Waiter {
         let mut word = vec![FAILED, status];
         word.extend(length.to_le_bytes());
         word.extend(&said.as_bytes()[..length as usize]);
-        let _ = crate::exec::write_all(self.0.as_fd(), &word);
+        let _ = crate::sys::raw::write_all(self.0.as_fd(), &word);
     }
 }
 
@@ -584,7 +584,7 @@ fn detach(plan: &Plan, claim: &state::Claim, out: &Output) -> Detached {
         Ok(pipe) => pipe,
         Err(e) => return fail("pipe2", &e),
     };
-    match crate::exec::sys::fork() {
+    match crate::sys::raw::fork() {
         Err(e) => fail("fork", &e),
         Ok(Some(_supervisor)) => {
             drop(word_write);

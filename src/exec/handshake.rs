@@ -116,7 +116,7 @@ impl Channel {
                     let mut fds = Vec::new();
                     for cmsg in message.cmsgs().into_iter().flatten() {
                         if let ControlMessageOwned::ScmRights(received) = cmsg {
-                            fds.extend(received.into_iter().map(super::sys::adopt_received));
+                            fds.extend(received.into_iter().map(crate::sys::raw::adopt_received));
                         }
                     }
                     break (message.bytes, fds);

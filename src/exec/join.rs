@@ -23,14 +23,15 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::SockProtocol;
 
 use super::error::{ExecError, Op, OrFail, StepFailure};
+use super::open_pty;
 use super::steps::{self, command, pid, security};
 use super::supervise::{self, Outcome, Supervised};
-use super::{open_pty, sys};
 use crate::cgroup::CgroupOp;
 use crate::egress::Refused;
 use crate::netlink::Socket;
 use crate::plan::{Plan, StepId};
 use crate::state::Record;
+use crate::sys::raw as sys;
 
 fn io(step: StepId, op: Op, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
     move |e| {
@@ -86,7 +87,7 @@ pub fn egress_refused(
                     .collect::<Vec<_>>()
             }))
             .expect("counts serialize");
-            let _ = super::write_all(write.as_fd(), &bytes);
+            let _ = sys::write_all(write.as_fd(), &bytes);
             sys::exit_now(0)
         }
     };

@@ -19,9 +19,6 @@ pub(crate) mod root_file;
 pub mod seccomp;
 pub(crate) mod steps;
 mod supervise;
-/// The raw calls, where the executor has always found them.
-pub use crate::sys::raw as sys;
-pub(crate) use crate::sys::raw::write_all;
 
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -47,6 +44,7 @@ use crate::hostpath::HostFiles;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
 use crate::sys::KERNEL;
+use crate::sys::raw as sys;
 
 /// How long each step took, in order; the parent's halves and the child's.
 pub type Timings = Vec<(String, Duration)>;
@@ -452,7 +450,7 @@ fn child_main(
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, Op::Execute, "starting the command", errno);
             let bytes = serde_json::to_vec(&failure).expect("serializes");
-            let _ = write_all(exec.as_fd(), &bytes);
+            let _ = sys::write_all(exec.as_fd(), &bytes);
             sys::exit_now(125)
         }
     }

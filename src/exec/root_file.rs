@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{SFlag, fstat};
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 
-use super::sys;
+use crate::sys::raw as sys;
 
 /// The contents of `path` (relative to `root`), or `None` when it is absent, not a regular file
 /// or on procfs.

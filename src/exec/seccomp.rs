@@ -269,14 +269,6 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
-/// An ioctl request constant as a system call argument: libc types them unsigned long for
-/// glibc, int for musl.
-#[cfg(test)]
-#[allow(clippy::unnecessary_cast)] // only on glibc
-pub(crate) fn ioctl_request(request: libc::Ioctl) -> u64 {
-    request as u64
-}
-
 #[cfg(test)]
 mod tests {
     //! The compiled programs run through a small classic-BPF interpreter (the subset seccomp
@@ -285,6 +277,7 @@ mod tests {
     use super::*;
     use crate::manifest::values::Capability;
     use crate::plan::SeccompPlan;
+    use crate::sys::ioctl_request;
 
     const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 

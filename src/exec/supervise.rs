@@ -16,9 +16,9 @@ use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
-use super::{sys, write_all};
 use crate::cgroup::{CgroupError, Usage};
 use crate::exit;
+use crate::sys::raw::{self as sys, write_all};
 
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
 pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);

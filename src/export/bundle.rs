@@ -1,9 +1,10 @@
 //! Writing the bundle folder: `config.json`, `rootfs/` and the files and overlay layers the
 //! config refers to.
 //!
-//! Paths the plan creates inside the root (symlinks, folders) are made with the executor's own
-//! helpers, every lookup `openat2(RESOLVE_IN_ROOT)` below rootfs/: a symlink in a copied root
-//! (`/etc -> /host/etc`) resolves inside the copy and can never send a write onto the host.
+//! Paths the plan creates inside the root (symlinks, folders) are made with the mount step's
+//! helpers ([`crate::sys::beneath`]), every lookup `openat2(RESOLVE_IN_ROOT)` below rootfs/: a
+//! symlink in a copied root (`/etc -> /host/etc`) resolves inside the copy and can never send a
+//! write onto the host.
 
 use std::collections::HashMap;
 use std::fs;
@@ -20,9 +21,9 @@ use nix::unistd::{Gid, Uid};
 use serde_json::Value;
 
 use super::oci::{Export, IdShift, RootContent, RootEntry};
-use crate::exec::steps::mount::{dir_in, symlink_in};
 use crate::plan::IdMapping;
 use crate::sys::KERNEL;
+use crate::sys::beneath::{dir_in, symlink_in};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

@@ -191,9 +191,9 @@ pub fn seccomp(security: &SecurityPlan, arch: Arch) -> Option<LinuxSeccomp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::seccomp::ioctl_request;
     use crate::manifest::values::Capability;
     use crate::plan::SeccompPlan;
+    use crate::sys::ioctl_request;
 
     fn plan(seccomp: SeccompPlan, caps: &[caps::Capability]) -> SecurityPlan {
         SecurityPlan {

@@ -34,7 +34,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
 use crate::escape::escaped;
-use crate::exec::sys;
+use crate::sys::raw as sys;
 
 /// OCI whiteouts: `.wh.NAME` deletes NAME from the layers below; this name in a directory makes
 /// it opaque (its lower contents are gone). Other `.wh..wh.` names are aufs bookkeeping.

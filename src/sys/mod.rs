@@ -4,6 +4,7 @@
 //! and unit-tested without root. [`Kernel`] is the real implementation: plain calls, nothing
 //! recorded, nothing allocated beyond what the call itself needs.
 
+pub mod beneath;
 #[cfg(test)]
 pub mod fake;
 #[allow(unsafe_code)]
@@ -296,5 +297,39 @@ impl Sys for Kernel {
 
     fn euid(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+}
+
+/// Field `n` (counted from 1, as proc(5) does; 3 or more) of a /proc/PID/stat line. The
+/// command name, field 2, is the process's to choose, spaces and parentheses included: fields
+/// are counted from its last `)`.
+pub fn proc_stat_field(stat: &str, n: usize) -> Option<&str> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// An ioctl request constant as a system call argument: libc types them unsigned long for
+/// glibc, int for musl.
+#[cfg(test)]
+#[allow(clippy::unnecessary_cast)] // only on glibc
+pub(crate) fn ioctl_request(request: libc::Ioctl) -> u64 {
+    request as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_past_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (a) 1 (c) S 77 4242 4242";
+        assert_eq!(proc_stat_field(stat, 3), Some("S"));
+        assert_eq!(proc_stat_field(stat, 4), Some("77"));
+        assert_eq!(
+            proc_stat_field(stat, 2),
+            None,
+            "the name is not a field to read"
+        );
+        assert_eq!(proc_stat_field("garbage", 4), None);
     }
 }

@@ -12,9 +12,9 @@ use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::Mode;
 
 use crate::exec::error::{Op, OrFail, StepFailure};
-use crate::exec::sys;
 use crate::plan::{Plan, StepId};
 use crate::sys::SetAttr;
+use crate::sys::raw as sys;
 
 pub fn child(plan: &Plan, new_root: OwnedFd) -> Result<(), StepFailure> {
     nix::unistd::fchdir(new_root.as_fd()).or_fail(StepId::Chroot, Op::PivotRoot, || {

@@ -16,9 +16,9 @@ use nix::sys::stat::{Mode, umask};
 use super::{pid, security};
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::root_file;
-use crate::exec::sys;
 use crate::exit;
 use crate::plan::{Plan, StepId};
+use crate::sys::raw as sys;
 
 /// The slave side of the sandbox's pty, by path inside the sandbox's devpts.
 pub struct Terminal {

@@ -36,8 +36,8 @@ use super::security;
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::handshake::Channel;
 use crate::exec::seccomp::Program;
-use crate::exec::sys;
 use crate::plan::StepId;
+use crate::sys::raw as sys;
 
 /// The signals the supervisor forwards to the command, unless its caller ignores them.
 pub const FORWARDED: [Signal; 7] = [
@@ -224,7 +224,7 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
     if let Err(failure) = security::lock_down(filter) {
         // Fail closed: the sandbox does not run beside an init that could not lock itself down.
         let said = format!("sandbox: init: {failure}\n");
-        let _ = crate::exec::write_all(std::io::stderr().as_fd(), said.as_bytes());
+        let _ = crate::sys::raw::write_all(std::io::stderr().as_fd(), said.as_bytes());
         sys::exit_now(125)
     }
     loop {

@@ -35,8 +35,8 @@ use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::seccomp::Program;
-use crate::exec::sys;
 use crate::plan::{LandlockPlan, Plan, StepId};
+use crate::sys::raw as sys;
 
 /// What the supervisor prepares for this step before the clone.
 pub struct Prepared {

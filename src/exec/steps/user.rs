@@ -17,9 +17,9 @@ use nix::errno::Errno;
 
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::order::Context;
-use crate::exec::sys;
 use crate::plan::{IdMapping, MapWriter, Plan, StepId, TimePlan, UserPlan};
 use crate::sys::Sys;
+use crate::sys::raw as sys;
 
 fn map_text(map: &[IdMapping]) -> String {
     map.iter()

@@ -16,9 +16,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use nix::errno::Errno;
 
 use crate::exec::error::{Op, StepFailure};
-use crate::exec::sys;
 use crate::manifest::values::{PortSpec, Protocol};
 use crate::plan::{PastaPlan, StepId};
+use crate::sys::raw as sys;
 
 /// pasta's `-t`/`-u` spec for a published port: `[address/]host_port:sandbox_port`.
 fn port_spec(port: &PortSpec) -> String {
