@@ -120,30 +120,7 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         None
     };
     let log = args.detach.then(|| claim.log_path());
-    let mut write_record = |running: &exec::Running| {
-        let not_recorded = |error| ExecError::NotRecorded(std::sync::Arc::new(error));
-        let init = state::stat_of(running.init_pid).ok_or_else(|| {
-            not_recorded(StateError::Io {
-                action: "reading",
-                path: format!("/proc/{}/stat", running.init_pid).into(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
-        })?;
-        let record = Record {
-            name: claim.name().to_string(),
-            id: state::new_id(),
-            supervisor_pid: std::process::id() as i32,
-            init_pid: running.init_pid,
-            manifest: plan.manifest.clone(),
-            started: state::now(),
-            cgroups: running.cgroups.clone(),
-            addresses: running.address.iter().map(ToString::to_string).collect(),
-            init_started: init.started,
-            log: log.clone(),
-            plan: plan.clone(),
-        };
-        claim.write(&record).map_err(not_recorded)
-    };
+    let mut write_record = |running: &exec::Running| record(&mut claim, &plan, &log, running);
     let mut started = false;
     let mut on_started = || {
         started = true;
@@ -174,6 +151,37 @@ pub fn run(args: UpArgs, out: &Output) -> u8 {
         }
     }
     status
+}
+
+/// Record the running sandbox under its claimed name, for `ps`, `exec`, `stop` and `logs`.
+fn record(
+    claim: &mut state::Claim,
+    plan: &Plan,
+    log: &Option<PathBuf>,
+    running: &exec::Running,
+) -> Result<(), ExecError> {
+    let not_recorded = |error| ExecError::NotRecorded(std::sync::Arc::new(error));
+    let init = state::stat_of(running.init_pid).ok_or_else(|| {
+        not_recorded(StateError::Io {
+            action: "reading",
+            path: format!("/proc/{}/stat", running.init_pid).into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    })?;
+    let record = Record {
+        name: claim.name().to_string(),
+        id: state::new_id(),
+        supervisor_pid: std::process::id() as i32,
+        init_pid: running.init_pid,
+        manifest: plan.manifest.clone(),
+        started: state::now(),
+        cgroups: running.cgroups.clone(),
+        addresses: running.address.iter().map(ToString::to_string).collect(),
+        init_started: init.started,
+        log: log.clone(),
+        plan: plan.clone(),
+    };
+    claim.write(&record).map_err(not_recorded)
 }
 
 /// The host paths the plan mounts, opened; `None` when one changed since it was judged,

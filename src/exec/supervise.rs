@@ -74,27 +74,12 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )
     .map_err(fail("signalfd"))?;
-    let timer = match s.timeout {
-        Some(timeout) => {
-            let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
-                .map_err(fail("timerfd"))?;
-            timer
-                .set(
-                    Expiration::OneShot(TimeSpec::from_duration(timeout)),
-                    TimerSetTimeFlags::empty(),
-                )
-                .map_err(fail("arming the timeout"))?;
-            Some(timer)
-        }
-        None => None,
-    };
+    let mut timeout = s.timeout.map(Timeout::arm).transpose()?;
     let mut relay = s.master.map(Relay::start).transpose()?;
     let mut on_started = s.on_started;
     let mut held = s.held;
     let mut exec_pipe = Some(s.exec_pipe);
     let mut failure = None;
-    let mut timed_out = false;
-    let mut killed = false;
     let mut report = None;
     let mut watch_ended = s.return_early;
 
@@ -116,8 +101,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
             fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
-        let timer_index = timer.as_ref().map(|t| {
-            fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
+        let timer_index = timeout.as_ref().map(|t| {
+            fds.push(PollFd::new(t.timer.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
         let (stdin_index, master_index) = relay
@@ -140,37 +125,13 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         drop(fds);
 
         if exec_ready && let Some(pipe) = exec_pipe.take() {
-            failure = command::read_failure(&pipe);
-            if failure.is_none()
-                && let Some(started) = on_started.take()
-            {
-                started();
-            }
+            failure = exec_result(&pipe, &mut on_started);
         }
         if signal_ready {
-            while let Ok(Some(info)) = signals.read_signal() {
-                let signal = info.ssi_signo as i32;
-                match relay.as_mut() {
-                    Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
-                    _ => {
-                        let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), signal);
-                    }
-                }
-            }
+            forward_signals(&signals, relay.as_mut(), s.pidfd.as_fd());
         }
-        if timer_ready && let Some(timer) = &timer {
-            let _ = timer.wait();
-            if !timed_out {
-                timed_out = true;
-                let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), libc::SIGTERM);
-                let _ = timer.set(
-                    Expiration::OneShot(TimeSpec::from_duration(TIMEOUT_GRACE)),
-                    TimerSetTimeFlags::empty(),
-                );
-            } else if !killed {
-                killed = true;
-                let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), libc::SIGKILL);
-            }
+        if timer_ready && let Some(timeout) = &mut timeout {
+            timeout.expired(s.pidfd.as_fd());
         }
         if let Some(relay) = relay.as_mut() {
             relay.pump(stdin_ready, master_ready);
@@ -211,6 +172,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         Some(ended) => (ended.status(), ended.signal()),
         None => (exit::LAUNCHER_FAILED, None),
     };
+    let timed_out = timeout.is_some_and(|t| t.term_sent);
     let status = if timed_out { exit::TIMEOUT } else { status };
     Ok(Outcome {
         status,
@@ -221,6 +183,72 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         signal,
         egress: None,
     })
+}
+
+/// The exec pipe's word: the command's failure to start, or else that it started, told to
+/// `on_started`.
+fn exec_result(pipe: &OwnedFd, on_started: &mut Option<&mut dyn FnMut()>) -> Option<StepFailure> {
+    let failure = command::read_failure(pipe);
+    if failure.is_none()
+        && let Some(started) = on_started.take()
+    {
+        started();
+    }
+    failure
+}
+
+/// Pass the signals the launcher received on to the sandbox; a window size change resizes the
+/// pty instead, whose kernel side tells the command.
+fn forward_signals(signals: &SignalFd, mut relay: Option<&mut Relay>, pidfd: BorrowedFd<'_>) {
+    while let Ok(Some(info)) = signals.read_signal() {
+        let signal = info.ssi_signo as i32;
+        match relay.as_deref_mut() {
+            Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
+            _ => {
+                let _ = sys::pidfd_send_signal(pidfd, signal);
+            }
+        }
+    }
+}
+
+/// The manifest's `timeout`: SIGTERM when it expires, SIGKILL after [`TIMEOUT_GRACE`].
+struct Timeout {
+    timer: TimerFd,
+    term_sent: bool,
+    kill_sent: bool,
+}
+
+impl Timeout {
+    fn arm(after: Duration) -> Result<Timeout, ExecError> {
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
+            .map_err(fail("timerfd"))?;
+        timer
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(after)),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(fail("arming the timeout"))?;
+        Ok(Timeout {
+            timer,
+            term_sent: false,
+            kill_sent: false,
+        })
+    }
+
+    fn expired(&mut self, pidfd: BorrowedFd<'_>) {
+        let _ = self.timer.wait();
+        if !self.term_sent {
+            self.term_sent = true;
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGTERM);
+            let _ = self.timer.set(
+                Expiration::OneShot(TimeSpec::from_duration(TIMEOUT_GRACE)),
+                TimerSetTimeFlags::empty(),
+            );
+        } else if !self.kill_sent {
+            self.kill_sent = true;
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+        }
+    }
 }
 
 /// Relays the caller's terminal to the sandbox's pty: raw mode while it runs, window size kept

@@ -73,29 +73,7 @@ pub(super) fn user(
     }
 
     let root = cx.host.caller.is_root();
-    let writer = if !root && (uid.needs_helper || gid.needs_helper) {
-        match (cx.host.newuidmap(), cx.host.newgidmap()) {
-            (Some(newuidmap), Some(newgidmap)) => MapWriter::Helper {
-                newuidmap: newuidmap.to_path_buf(),
-                newgidmap: newgidmap.to_path_buf(),
-            },
-            _ => {
-                let span = manifest
-                    .uid_map
-                    .as_ref()
-                    .or(manifest.gid_map.as_ref())
-                    .map(|s| s.span);
-                cx.report(
-                    Problem::error("sandbox::idmap::no-helper", "mapping ranges of ids needs newuidmap and newgidmap")
-                        .at_span(span)
-                        .help("install them (Debian/Ubuntu: `apt install uidmap`), or map only your own id"),
-                );
-                MapWriter::Direct
-            }
-        }
-    } else {
-        MapWriter::Direct
-    };
+    let writer = writer(cx, !root && (uid.needs_helper || gid.needs_helper));
     let deny_setgroups = !root && writer == MapWriter::Direct;
     if deny_setgroups && !process.groups.is_empty() {
         cx.report(
@@ -160,6 +138,39 @@ pub(super) fn user(
         }
     }
     Some(user)
+}
+
+/// Who writes the maps: the launcher itself, or newuidmap and newgidmap when a rootless map
+/// `needs_helper` (ids beyond the caller's own).
+fn writer(cx: &mut Cx, needs_helper: bool) -> MapWriter {
+    if !needs_helper {
+        return MapWriter::Direct;
+    }
+    match (cx.host.newuidmap(), cx.host.newgidmap()) {
+        (Some(newuidmap), Some(newgidmap)) => MapWriter::Helper {
+            newuidmap: newuidmap.to_path_buf(),
+            newgidmap: newgidmap.to_path_buf(),
+        },
+        _ => {
+            let manifest = &cx.loaded.manifest;
+            let span = manifest
+                .uid_map
+                .as_ref()
+                .or(manifest.gid_map.as_ref())
+                .map(|s| s.span);
+            cx.report(
+                Problem::error(
+                    "sandbox::idmap::no-helper",
+                    "mapping ranges of ids needs newuidmap and newgidmap",
+                )
+                .at_span(span)
+                .help(
+                    "install them (Debian/Ubuntu: `apt install uidmap`), or map only your own id",
+                ),
+            );
+            MapWriter::Direct
+        }
+    }
 }
 
 /// The host ids `map` reaches that are not the sandbox's own (see [`ForeignIds`]): rootless,
