@@ -396,6 +396,19 @@ as_root_and_rootless! {
         for step in ["user", "mount", "pid", "net", "chroot", "cgroup"] {
             assert!(err.lines().any(|l| l.contains(step) && l.trim_end().ends_with(" ms")), "no timing for {step}: {err}");
         }
+        // The sandbox took its steps in the order `sandbox plan` prints them.
+        let plan = p.command(&["plan", "--json", p.manifest().to_str().unwrap(), "--", "true"]).output().unwrap();
+        assert!(plan.status.success(), "{}", stderr(&plan));
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let printed: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+        let taken: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("sandbox: ")?.split("  ").next())
+            .filter(|step| printed.contains(step))
+            .collect();
+        let in_plan_order: Vec<&str> = printed.iter().copied().filter(|step| taken.contains(step)).collect();
+        assert_eq!(taken, in_plan_order, "{err}");
+        assert!(taken.len() >= 6, "{err}");
     }
 
     fn environment_cwd_and_umask_are_the_planned_ones(who) {

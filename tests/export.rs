@@ -159,6 +159,73 @@ fn reference_configs_validate_against_the_runtime_spec_schema() {
     }
 }
 
+/// Whether a line of the plan about `key` speaks of `setting`: the key itself, or a table
+/// holding it (`namespaces` holds `namespaces.pid`).
+fn covers(key: &str, setting: &str) -> bool {
+    setting
+        .strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// `sandbox export` translates the plan step by step in the order `sandbox plan` prints the
+/// steps (and `sandbox up` takes them, see exec::order): each setting in the step that prints it.
+#[test]
+fn export_follows_the_plans_steps_in_their_order() {
+    use sandbox::plan::StepId;
+    let position = |id: &StepId| StepId::ORDER.iter().position(|o| o == id).unwrap();
+    for name in ["ci-jail", "dev-env", "minimal", "network-service"] {
+        for who in [common::Who::Root, common::Who::Rootless] {
+            let Ok(plan) = plan_for(&reference(name), who) else {
+                continue;
+            };
+            let exported = sandbox::export::translate(
+                &plan,
+                sandbox::manifest::values::Arch::X86_64,
+                Path::new("/bundle"),
+                &|_| true,
+            )
+            .unwrap();
+            let steps: Vec<usize> = exported
+                .mappings
+                .iter()
+                .map(|m| position(&m.step))
+                .collect();
+            assert!(
+                steps.is_sorted(),
+                "{name} ({who:?}): rows out of step order: {:?}",
+                exported
+                    .mappings
+                    .iter()
+                    .map(|m| (m.step, &m.setting))
+                    .collect::<Vec<_>>()
+            );
+            let printed = sandbox::plan::steps(&plan);
+            assert!(printed.iter().map(|s| position(&s.id)).is_sorted());
+            for row in &exported.mappings {
+                let printed_in: Vec<StepId> = printed
+                    .iter()
+                    .filter(|s| {
+                        s.lines.iter().any(|l| {
+                            l.key
+                                .as_ref()
+                                .is_some_and(|k| covers(&k.path(), &row.setting))
+                        })
+                    })
+                    .map(|s| s.id)
+                    .collect();
+                // Pins the clocks (user step) and writes /etc/machine-id (mount step).
+                let shapes_several = row.setting == "process.deterministic";
+                assert!(
+                    printed_in.is_empty() || printed_in.contains(&row.step) || shapes_several,
+                    "{name} ({who:?}): {} exported in {:?}, printed in {printed_in:?}",
+                    row.setting,
+                    row.step
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running the bundles.
 

@@ -184,5 +184,14 @@ mod tests {
             printed.iter().all(|id| order.any(|next| next == id)),
             "sandbox plan prints {printed:?}, out of order"
         );
+        let arch = crate::manifest::values::Arch::X86_64;
+        let exported = crate::export::translate(&plan, arch, Path::new("/bundle"), &|_| true);
+        let mut exported: Vec<StepId> = exported.unwrap().mappings.iter().map(|m| m.step).collect();
+        exported.dedup();
+        let mut order = StepId::ORDER.iter();
+        assert!(
+            exported.iter().all(|id| order.any(|next| next == id)),
+            "sandbox export translates {exported:?}, out of order"
+        );
     }
 }

@@ -21,8 +21,8 @@ use crate::manifest::Tty;
 use crate::manifest::values::{Arch, Capability};
 use crate::plan::{
     CgroupPlan, IdMapping, Idmap, MountFlags, MountOp, MountStep, Namespaces, NetPlan,
-    OverlayUpper, Plan, ProcessPlan, RootSource, SeccompPlan, SecurityPlan, TimePlan, UserPlan,
-    UtsPlan, describe_mount, hosts_file, maps, shell_words,
+    OverlayUpper, Plan, ProcessPlan, RootSource, SeccompPlan, SecurityPlan, StepId, TimePlan,
+    UserPlan, UtsPlan, describe_mount, hosts_file, maps, shell_words,
 };
 
 /// How faithfully a setting is carried into the bundle.
@@ -50,6 +50,8 @@ impl Fidelity {
 /// One setting of the plan and where it went.
 #[derive(Debug, Clone, Serialize)]
 pub struct Mapping {
+    /// The step of the plan it belongs to (`sandbox plan` prints it there).
+    pub step: StepId,
     /// The manifest key (`process.user`, `mount[2]`, `security.rlimits.nofile`).
     pub setting: String,
     /// Its value, as `sandbox plan` says it.
@@ -137,6 +139,8 @@ pub const NETWORK_ANNOTATION: &str = "sandbox.network";
 
 struct Rows<'a> {
     plan: &'a Plan,
+    /// The step being translated.
+    step: StepId,
     rows: Vec<Mapping>,
 }
 
@@ -154,6 +158,7 @@ impl Rows<'_> {
             .origin(setting)
             .map_or_else(|| "default".to_string(), ToString::to_string);
         self.rows.push(Mapping {
+            step: self.step,
             setting: setting.to_string(),
             value: value.into(),
             from,
@@ -235,6 +240,7 @@ pub fn translate(
     } = plan;
     let mut rows = Rows {
         plan,
+        step: StepId::ORDER[0],
         rows: Vec::new(),
     };
     let mut spec = Spec::default();
@@ -242,26 +248,8 @@ pub fn translate(
     let mut annotations: HashMap<String, String> = HashMap::new();
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_resources(None);
-
-    // Root.
-    let owner = plan.root_on_host();
-    let (content, shift) = root_content(root, user.as_ref(), &mut rows);
-    let mut oci_root = Root::default();
-    oci_root.set_path(PathBuf::from("rootfs"));
-    oci_root.set_readonly(Some(root.readonly));
-    spec.set_root(Some(oci_root));
-
-    // Namespaces, ids, names, clocks.
-    new_namespaces(namespaces, &mut linux, &mut rows);
-    if let Some(user) = user {
-        id_maps(user, &mut linux, &mut rows);
-    }
-    names(uts.as_ref(), &mut spec, &mut rows);
-    if let Some(time) = time {
-        time_offsets(time, &mut linux, &mut rows);
-    }
-
-    // Mounts, in order.
+    let mut oci_process = Process::default();
+    let (mut content, mut shift) = (RootContent::Empty, None);
     let mut out = MountsOut {
         bundle,
         user_namespace: namespaces.user,
@@ -273,24 +261,58 @@ pub fn translate(
         files: Vec::new(),
         layers: Vec::new(),
     };
-    for step in mounts {
-        out.step(step, exists, &mut rows);
-    }
-    if let Some(cgroup) = cgroup {
-        resources(cgroup, &mut linux, &mut out, &mut rows);
+    // Step by step, as `sandbox up` takes them and `sandbox plan` prints them.
+    for id in StepId::ORDER {
+        rows.step = id;
+        match id {
+            StepId::User => {
+                new_namespaces(namespaces, &mut linux, &mut rows);
+                if let Some(user) = user {
+                    id_maps(user, &mut linux, &mut rows);
+                }
+                names(uts.as_ref(), &mut spec, &mut rows);
+                if let Some(time) = time {
+                    time_offsets(time, &mut linux, &mut rows);
+                }
+            }
+            StepId::Mount => {
+                (content, shift) = root_content(root, user.as_ref(), &mut rows);
+                for step in mounts {
+                    out.step(step, exists, &mut rows);
+                }
+            }
+            StepId::Pid => {}
+            StepId::Net => network(net, &mut annotations, &mut rows),
+            StepId::Chroot => {
+                let mut oci_root = Root::default();
+                oci_root.set_path(PathBuf::from("rootfs"));
+                oci_root.set_readonly(Some(root.readonly));
+                spec.set_root(Some(oci_root));
+                let readonly = root.readonly.to_string();
+                rows.add(
+                    "rootfs.readonly",
+                    readonly,
+                    Fidelity::Exact,
+                    "root.readonly",
+                    "",
+                );
+            }
+            StepId::Cgroup => {
+                if let Some(cgroup) = cgroup {
+                    resources(cgroup, &mut linux, &mut out, &mut rows);
+                }
+            }
+            StepId::Security => {
+                capabilities(security, process.uid, &mut oci_process, &mut rows)?;
+                rlimits(security, &mut oci_process, &mut rows);
+                confinement(security, arch, &mut linux, &mut rows);
+            }
+            StepId::Exec => process_spec(process, &mut oci_process, &mut rows),
+        }
     }
     spec.set_mounts(Some(out.mounts));
-
-    // Network.
-    network(net, &mut annotations, &mut rows);
-
-    // The process, and what confines it.
-    let mut oci_process = process_spec(process, &mut rows);
-    capabilities(security, process.uid, &mut oci_process, &mut rows)?;
-    rlimits(security, &mut oci_process, &mut rows);
     oci_process.set_oom_score_adj(None);
     spec.set_process(Some(oci_process));
-    confinement(security, arch, &mut linux, &mut rows);
     spec.set_linux(Some(linux));
     spec.set_annotations((!annotations.is_empty()).then_some(annotations));
     Ok(Export {
@@ -300,7 +322,7 @@ pub fn translate(
         entries: out.entries,
         files: out.files,
         layers: out.layers,
-        owner,
+        owner: plan.root_on_host(),
         shift,
     })
 }
@@ -422,8 +444,7 @@ fn names(uts: Option<&UtsPlan>, spec: &mut Spec, rows: &mut Rows<'_>) {
 }
 
 /// The command, its terminal, environment, folder and ids.
-fn process_spec(process: &ProcessPlan, rows: &mut Rows<'_>) -> Process {
-    let mut oci_process = Process::default();
+fn process_spec(process: &ProcessPlan, oci_process: &mut Process, rows: &mut Rows<'_>) {
     oci_process.set_terminal(Some(terminal(process.tty, rows)));
     rows.add(
         "process.command",
@@ -479,7 +500,6 @@ fn process_spec(process: &ProcessPlan, rows: &mut Rows<'_>) -> Process {
              activeDeadlineSeconds, `timeout` around `crun run`)",
         );
     }
-    oci_process
 }
 
 /// Whether the command gets a terminal: `auto` asks the caller's, which a bundle cannot.
@@ -767,13 +787,6 @@ fn root_content(
         RootSource::Oci { .. } => "rootfs.oci",
     };
     rows.add(key, value, maps, "root.path", note);
-    rows.add(
-        "rootfs.readonly",
-        readonly.to_string(),
-        Fidelity::Exact,
-        "root.readonly",
-        "",
-    );
     if let Some(upper) = overlay {
         let note = match upper {
             OverlayUpper::Tmpfs => {
