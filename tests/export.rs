@@ -103,58 +103,67 @@ fn plan_for(
     validated.plan.ok_or(validated.problems)
 }
 
+/// Every reference manifest's plan and export, for root and for an unprivileged caller (with
+/// fixed host facts), but network-service's rootless: bridge networking is root's.
+fn reference_exports() -> Vec<(
+    &'static str,
+    common::Who,
+    sandbox::plan::Plan,
+    sandbox::export::Export,
+)> {
+    let mut exports = Vec::new();
+    for name in ["ci-jail", "dev-env", "minimal", "network-service"] {
+        for who in [common::Who::Root, common::Who::Rootless] {
+            let Ok(plan) = plan_for(&reference(name), who) else {
+                assert_eq!((name, who), ("network-service", common::Who::Rootless));
+                continue;
+            };
+            let arch = sandbox::manifest::values::Arch::X86_64;
+            let exported = sandbox::export::translate(&plan, arch, Path::new("/bundle"), &|_| true);
+            exports.push((name, who, plan, exported.unwrap()));
+        }
+    }
+    exports
+}
+
 /// Every reference manifest, for root and for an unprivileged caller (with fixed host facts):
 /// the config validates, and says what the plan says.
 #[test]
 fn reference_configs_validate_against_the_runtime_spec_schema() {
-    for name in ["ci-jail", "dev-env", "minimal", "network-service"] {
-        for who in [common::Who::Root, common::Who::Rootless] {
-            let Ok(plan) = plan_for(&reference(name), who) else {
-                // Bridge networking is root's.
-                assert_eq!((name, who), ("network-service", common::Who::Rootless));
-                continue;
-            };
-            let exported = sandbox::export::translate(
-                &plan,
-                sandbox::manifest::values::Arch::X86_64,
-                Path::new("/bundle"),
-                &|_| true,
-            )
-            .unwrap();
-            let config = sandbox::export::config_json(&exported);
-            let errors = schema_errors(&config);
-            assert!(
-                errors.is_empty(),
-                "{name} ({who:?}):\n{}",
-                errors.join("\n")
-            );
-            assert_eq!(
-                config["process"]["args"],
-                serde_json::json!(plan.process.argv)
-            );
-            assert_eq!(config["root"]["readonly"], true);
-            assert!(
-                config["linux"]["seccomp"]["syscalls"]
-                    .as_array()
-                    .unwrap()
-                    .len()
-                    > 50
-            );
-            let namespaces = config["linux"]["namespaces"].as_array().unwrap().len();
-            assert_eq!(namespaces, plan.namespaces.names().len());
-            let settings: Vec<&str> = exported
-                .mappings
-                .iter()
-                .map(|m| m.setting.as_str())
-                .collect();
-            for key in [
-                "process.command",
-                "security.seccomp",
-                "network.mode",
-                "uid_map",
-            ] {
-                assert!(settings.contains(&key), "{name}: no row for {key}");
-            }
+    for (name, who, plan, exported) in reference_exports() {
+        let config = sandbox::export::config_json(&exported);
+        let errors = schema_errors(&config);
+        assert!(
+            errors.is_empty(),
+            "{name} ({who:?}):\n{}",
+            errors.join("\n")
+        );
+        assert_eq!(
+            config["process"]["args"],
+            serde_json::json!(plan.process.argv)
+        );
+        assert_eq!(config["root"]["readonly"], true);
+        assert!(
+            config["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 50
+        );
+        let namespaces = config["linux"]["namespaces"].as_array().unwrap().len();
+        assert_eq!(namespaces, plan.namespaces.names().len());
+        let settings: Vec<&str> = exported
+            .mappings
+            .iter()
+            .map(|m| m.setting.as_str())
+            .collect();
+        for key in [
+            "process.command",
+            "security.seccomp",
+            "network.mode",
+            "uid_map",
+        ] {
+            assert!(settings.contains(&key), "{name}: no row for {key}");
         }
     }
 }
@@ -173,55 +182,43 @@ fn covers(key: &str, setting: &str) -> bool {
 fn export_follows_the_plans_steps_in_their_order() {
     use sandbox::plan::StepId;
     let position = |id: &StepId| StepId::ORDER.iter().position(|o| o == id).unwrap();
-    for name in ["ci-jail", "dev-env", "minimal", "network-service"] {
-        for who in [common::Who::Root, common::Who::Rootless] {
-            let Ok(plan) = plan_for(&reference(name), who) else {
-                continue;
-            };
-            let exported = sandbox::export::translate(
-                &plan,
-                sandbox::manifest::values::Arch::X86_64,
-                Path::new("/bundle"),
-                &|_| true,
-            )
-            .unwrap();
-            let steps: Vec<usize> = exported
+    for (name, who, plan, exported) in reference_exports() {
+        let steps: Vec<usize> = exported
+            .mappings
+            .iter()
+            .map(|m| position(&m.step))
+            .collect();
+        assert!(
+            steps.is_sorted(),
+            "{name} ({who:?}): rows out of step order: {:?}",
+            exported
                 .mappings
                 .iter()
-                .map(|m| position(&m.step))
-                .collect();
-            assert!(
-                steps.is_sorted(),
-                "{name} ({who:?}): rows out of step order: {:?}",
-                exported
-                    .mappings
-                    .iter()
-                    .map(|m| (m.step, &m.setting))
-                    .collect::<Vec<_>>()
-            );
-            let printed = sandbox::plan::steps(&plan);
-            assert!(printed.iter().map(|s| position(&s.id)).is_sorted());
-            for row in &exported.mappings {
-                let printed_in: Vec<StepId> = printed
-                    .iter()
-                    .filter(|s| {
-                        s.lines.iter().any(|l| {
-                            l.key
-                                .as_ref()
-                                .is_some_and(|k| covers(&k.path(), &row.setting))
-                        })
+                .map(|m| (m.step, &m.setting))
+                .collect::<Vec<_>>()
+        );
+        let printed = sandbox::plan::steps(&plan);
+        assert!(printed.iter().map(|s| position(&s.id)).is_sorted());
+        for row in &exported.mappings {
+            let printed_in: Vec<StepId> = printed
+                .iter()
+                .filter(|s| {
+                    s.lines.iter().any(|l| {
+                        l.key
+                            .as_ref()
+                            .is_some_and(|k| covers(&k.path(), &row.setting))
                     })
-                    .map(|s| s.id)
-                    .collect();
-                // Pins the clocks (user step) and writes /etc/machine-id (mount step).
-                let shapes_several = row.setting == "process.deterministic";
-                assert!(
-                    printed_in.is_empty() || printed_in.contains(&row.step) || shapes_several,
-                    "{name} ({who:?}): {} exported in {:?}, printed in {printed_in:?}",
-                    row.setting,
-                    row.step
-                );
-            }
+                })
+                .map(|s| s.id)
+                .collect();
+            // Pins the clocks (user step) and writes /etc/machine-id (mount step).
+            let shapes_several = row.setting == "process.deterministic";
+            assert!(
+                printed_in.is_empty() || printed_in.contains(&row.step) || shapes_several,
+                "{name} ({who:?}): {} exported in {:?}, printed in {printed_in:?}",
+                row.setting,
+                row.step
+            );
         }
     }
 }
