@@ -456,7 +456,9 @@ fn remove_path(path: &Path) -> Result<(), CacheError> {
     )
     .map_err(|errno| io_error("opening", parent)(errno.into()))?;
     let name = path.file_name().expect("a cache path has a name");
-    match unpack::remove(dir.as_fd(), name, true) {
+    let name = std::os::unix::ffi::OsStrExt::as_bytes(name);
+    let name = std::ffi::CString::new(name).expect("cache names hold no NUL");
+    match unpack::remove(&crate::sys::KERNEL, dir.as_fd(), &name, true) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(errno) => Err(io_error("removing", path)(errno.into())),
     }

@@ -199,7 +199,7 @@ fn tarball(
         as_root: nix::unistd::geteuid().is_root(),
         budget: free_space(cache.dir()).map_err(read)?,
     };
-    let mut tree = unpack::Tree::new(scratch.fd()?, options);
+    let mut tree = unpack::Tree::new(&crate::sys::KERNEL, scratch.fd()?, options);
     let size = file.metadata().map_err(read)?.len();
     let name = escaped(path.file_name().unwrap_or_default());
     let bar = progress.bar(size, format!("unpacking {name}"));
@@ -259,7 +259,7 @@ fn image(
         as_root: nix::unistd::geteuid().is_root(),
         budget: free_space(cache.dir()).map_err(read)?,
     };
-    let mut tree = unpack::Tree::new(scratch.fd()?, options);
+    let mut tree = unpack::Tree::new(&crate::sys::KERNEL, scratch.fd()?, options);
     let mut total = 0;
     for (n, layer) in layers.iter().enumerate() {
         let blob = layout.blob(&layer.digest, layer.size)?;

@@ -18,23 +18,17 @@
 //! take its entries, and adding entries changes a directory's mtime.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr};
-use std::fs::File;
+use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
 use crate::escape::escaped;
-use crate::sys::raw as sys;
+use crate::sys::{FileKind, Sys};
 
 /// OCI whiteouts: `.wh.NAME` deletes NAME from the layers below; this name in a directory makes
 /// it opaque (its lower contents are gone). Other `.wh..wh.` names are aufs bookkeeping.
@@ -93,8 +87,16 @@ struct DirMeta {
     mtime: i64,
 }
 
+/// Where an entry is made: its parent directory, opened, and its name there.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: BorrowedFd<'a>,
+    name: &'a CStr,
+}
+
 /// A directory being filled from archives, one after another (the layers of an image).
-pub struct Tree {
+pub struct Tree<'s> {
+    sys: &'s dyn Sys,
     root: OwnedFd,
     options: Options,
     dirs: HashMap<PathBuf, DirMeta>,
@@ -113,8 +115,8 @@ impl<T> OrWhy<T> for Result<T, Errno> {
     }
 }
 
-fn cpath(path: &Path) -> CString {
-    let bytes = path.as_os_str().as_bytes();
+fn cpath(path: impl AsRef<OsStr>) -> CString {
+    let bytes = path.as_ref().as_bytes();
     CString::new(if bytes.is_empty() { b"." } else { bytes }).expect("tar paths hold no NUL")
 }
 
@@ -135,16 +137,16 @@ pub fn clean(raw: &[u8]) -> Result<PathBuf, Why> {
     Ok(path)
 }
 
-fn split(path: &Path) -> (&Path, &OsStr) {
-    (
-        path.parent().unwrap_or(Path::new("")),
-        path.file_name().expect("a cleaned, non-empty path"),
-    )
+/// A cleaned, non-empty path's parent and its name there.
+fn split(path: &Path) -> (&Path, CString) {
+    let name = path.file_name().expect("a cleaned, non-empty path");
+    (path.parent().unwrap_or(Path::new("")), cpath(name))
 }
 
-impl Tree {
-    pub fn new(root: OwnedFd, options: Options) -> Tree {
+impl<'s> Tree<'s> {
+    pub fn new(sys: &'s dyn Sys, root: OwnedFd, options: Options) -> Tree<'s> {
         Tree {
+            sys,
             root,
             options,
             dirs: HashMap::new(),
@@ -193,106 +195,44 @@ impl Tree {
             return Ok(());
         }
         let (parent_path, name) = split(&path);
-        if whiteouts && let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT.as_bytes()) {
-            return self.whiteout(parent_path, name, hidden);
+        if whiteouts && let Some(hidden) = name.to_bytes().strip_prefix(WHITEOUT.as_bytes()) {
+            return self.whiteout(parent_path, &name, hidden);
         }
         let parent = self
             .open_dir(parent_path, true)
             .or_why("opening its parent directory")?;
         let parent = parent.as_fd();
-        let existing = nix::sys::stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW);
-        let existing_dir = existing.as_ref().is_ok_and(|st| {
-            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-        });
+        let at = At {
+            parent,
+            name: &name,
+        };
+        let existing = self.sys.stat(parent, &name).map(|stat| stat.kind);
+        let existing_dir = existing == Ok(FileKind::Dir);
         if kind.is_dir() && existing_dir {
             let meta = self.meta(entry)?;
-            self.chown(parent, name, entry)?;
+            self.chown(at, entry)?;
             self.dirs.insert(path.clone(), meta);
             self.layer.insert(path);
             return Ok(());
         }
         if existing.is_ok() {
-            remove(parent, name, existing_dir).or_why("replacing what the path held")?;
+            remove(self.sys, parent, &name, existing_dir).or_why("replacing what the path held")?;
         }
         match kind {
             EntryType::Directory => {
                 // Writable by its owner until [`finish`] gives it its mode.
-                nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o700))
-                    .or_why("mkdir")?;
-                self.chown(parent, name, entry)?;
-                self.xattrs(parent, name, entry, true)?;
+                self.sys.mkdirat(parent, &name, 0o700).or_why("mkdir")?;
+                self.chown(at, entry)?;
+                self.xattrs(at, entry, true)?;
                 let meta = self.meta(entry)?;
                 self.dirs.insert(path.clone(), meta);
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.file(parent, name, entry)?;
+                self.file(at, entry)?;
             }
-            EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
-                nix::unistd::symlinkat(OsStr::from_bytes(&target), parent, name)
-                    .or_why("symlink")?;
-                self.chown(parent, name, entry)?;
-                let mtime = self.mtime(entry)?;
-                nix::sys::stat::utimensat(
-                    parent,
-                    name,
-                    &TimeSpec::UTIME_OMIT,
-                    &TimeSpec::new(mtime, 0),
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .or_why("setting the symlink's time")?;
-            }
-            EntryType::Link => {
-                let raw = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
-                let target =
-                    clean(&raw).map_err(|_| Why::LinkTraversal(escaped(&*raw).to_string()))?;
-                if target.as_os_str().is_empty() {
-                    return Err(Why::NoLinkTarget);
-                }
-                let (target_parent, target_name) = split(&target);
-                let from = self
-                    .open_dir(target_parent, false)
-                    .or_why("opening the hard link's target directory")?;
-                // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink, as tar does.
-                nix::unistd::linkat(from.as_fd(), target_name, parent, name, AtFlags::empty())
-                    .or_why("hard link (its target must be an earlier file of the archive)")?;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (kind_flag, device) = match kind {
-                    EntryType::Char => (SFlag::S_IFCHR, true),
-                    EntryType::Block => (SFlag::S_IFBLK, true),
-                    _ => (SFlag::S_IFIFO, false),
-                };
-                // Rootless, the kernel refuses mknod of a device.
-                if device && !self.options.as_root {
-                    return Ok(());
-                }
-                let header = entry.header();
-                let dev = if device {
-                    let major = header.device_major().ok().flatten().unwrap_or(0);
-                    let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                    nix::sys::stat::makedev(major.into(), minor.into())
-                } else {
-                    0
-                };
-                nix::sys::stat::mknodat(
-                    parent,
-                    name,
-                    kind_flag,
-                    Mode::from_bits_truncate(0o600),
-                    dev,
-                )
-                .or_why("mknod")?;
-                self.chown(parent, name, entry)?;
-                let mode = self.mode(entry)?;
-                nix::sys::stat::fchmodat(
-                    parent,
-                    name,
-                    Mode::from_bits_truncate(mode),
-                    nix::sys::stat::FchmodatFlags::FollowSymlink,
-                )
-                .or_why("chmod")?;
-            }
+            EntryType::Symlink => self.symlink(at, entry)?,
+            EntryType::Link => self.hard_link(at, entry)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => self.node(at, entry)?,
             // Global pax headers and unknown types carry nothing to make.
             _ => return Ok(()),
         }
@@ -300,12 +240,64 @@ impl Tree {
         Ok(())
     }
 
-    fn file<R: Read>(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &OsStr,
-        entry: &mut tar::Entry<'_, R>,
-    ) -> Result<(), Why> {
+    fn symlink<R: Read>(&self, at: At<'_>, entry: &tar::Entry<'_, R>) -> Result<(), Why> {
+        let target = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
+        let target = CString::new(target.into_owned()).map_err(|_| Why::Nul)?;
+        self.sys
+            .symlinkat(&target, at.parent, at.name)
+            .or_why("symlink")?;
+        self.chown(at, entry)?;
+        let mtime = self.mtime(entry)?;
+        self.sys
+            .set_mtime(at.parent, at.name, mtime)
+            .or_why("setting the symlink's time")
+    }
+
+    /// A hard link, to a file already in the tree: its target is cleaned as entries' paths are.
+    fn hard_link<R: Read>(&self, at: At<'_>, entry: &tar::Entry<'_, R>) -> Result<(), Why> {
+        let raw = entry.link_name_bytes().ok_or(Why::NoLinkTarget)?;
+        let target = clean(&raw).map_err(|_| Why::LinkTraversal(escaped(&*raw).to_string()))?;
+        if target.as_os_str().is_empty() {
+            return Err(Why::NoLinkTarget);
+        }
+        let (target_parent, target_name) = split(&target);
+        let from = self
+            .open_dir(target_parent, false)
+            .or_why("opening the hard link's target directory")?;
+        // Not following a symlink: a link to a symlink links the symlink, as tar does.
+        self.sys
+            .linkat((from.as_fd(), &target_name), (at.parent, at.name))
+            .or_why("hard link (its target must be an earlier file of the archive)")
+    }
+
+    /// A device node (as root; rootless, the kernel refuses mknod of one) or a fifo.
+    fn node<R: Read>(&self, at: At<'_>, entry: &tar::Entry<'_, R>) -> Result<(), Why> {
+        let header = entry.header();
+        let (kind, device) = match header.entry_type() {
+            EntryType::Char => (libc::S_IFCHR, true),
+            EntryType::Block => (libc::S_IFBLK, true),
+            _ => (libc::S_IFIFO, false),
+        };
+        if device && !self.options.as_root {
+            return Ok(());
+        }
+        let dev = if device {
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            libc::makedev(major, minor)
+        } else {
+            0
+        };
+        self.sys
+            .mknodat(at.parent, at.name, kind | 0o600, dev)
+            .or_why("mknod")?;
+        self.chown(at, entry)?;
+        let mode = self.mode(entry)?;
+        self.sys.fchmodat(at.parent, at.name, mode).or_why("chmod")
+    }
+
+    fn file<R: Read>(&mut self, at: At<'_>, entry: &mut tar::Entry<'_, R>) -> Result<(), Why> {
+        let sys = self.sys;
         let size = entry.size();
         if size > self.options.budget {
             return Err(Why::TooLarge {
@@ -317,14 +309,11 @@ impl Tree {
         let xattrs = xattrs_of(entry)?;
         let mode = self.mode(entry)?;
         let mtime = self.mtime(entry)?;
-        let fd = nix::fcntl::openat(
-            parent,
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .or_why("creating the file")?;
-        let file = File::from(fd);
+        let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+        let file = sys
+            .openat(Some(at.parent), at.name, flags, 0o600)
+            .or_why("creating the file")?;
+        let file = file.as_fd();
         let mut written = 0u64;
         loop {
             let n = read_full(entry, &mut self.buffer).map_err(Why::Malformed)?;
@@ -334,8 +323,7 @@ impl Tree {
             let chunk = &self.buffer[..n];
             // Zeros become a hole: a sparse file stays sparse, and so does a bomb of zeros.
             if chunk.iter().any(|&b| b != 0) {
-                file.write_all_at(chunk, written)
-                    .map_err(|e| errno_of(&e))
+                sys.write_all_at(file, chunk, written)
                     .or_why("writing the file")?;
             }
             written += n as u64;
@@ -346,24 +334,17 @@ impl Tree {
                 actual: written,
             });
         }
-        file.set_len(size)
-            .map_err(|e| errno_of(&e))
+        sys.ftruncate(file, size)
             .or_why("setting the file's size")?;
         // chown before chmod and the xattrs: it clears set-id bits and file capabilities.
         if self.options.as_root {
-            let header = entry.header();
-            let (uid, gid) = ids(header)?;
-            nix::unistd::fchown(file.as_fd(), Some(uid), Some(gid)).or_why("chown")?;
+            let (uid, gid) = ids(entry.header())?;
+            sys.chown(file, c"", uid, gid).or_why("chown")?;
         }
-        nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).or_why("chmod")?;
-        set_xattrs(&file, &xattrs)?;
-        nix::sys::stat::futimens(
-            file.as_fd(),
-            &TimeSpec::UTIME_OMIT,
-            &TimeSpec::new(mtime, 0),
-        )
-        .or_why("setting the file's time")?;
-        Ok(())
+        sys.fchmod(file, mode).or_why("chmod")?;
+        set_xattrs(sys, file, &xattrs)?;
+        sys.set_mtime(file, c"", mtime)
+            .or_why("setting the file's time")
     }
 
     /// Apply a whiteout entry: remove what a lower layer made at the path it names. The path
@@ -371,8 +352,8 @@ impl Tree {
     /// (`.wh..`, `.wh...`, `.wh.`) or reaches its target through a symlink is a damaged or
     /// hostile layer, refused before anything is removed (`.wh...` at the top would otherwise
     /// name the cache's folder of unpacks, and a symlinked folder a folder elsewhere).
-    fn whiteout(&mut self, parent_path: &Path, name: &OsStr, hidden: &[u8]) -> Result<(), Why> {
-        let opaque = name == OPAQUE;
+    fn whiteout(&mut self, parent_path: &Path, name: &CStr, hidden: &[u8]) -> Result<(), Why> {
+        let opaque = name.to_bytes() == OPAQUE.as_bytes();
         if !opaque && hidden.starts_with(WHITEOUT.as_bytes()) {
             // aufs bookkeeping (.wh..wh.plnk and the like): nothing to apply.
             return Ok(());
@@ -394,26 +375,30 @@ impl Tree {
         };
         let parent = parent.as_fd();
         if opaque {
-            let children = list(parent).or_why("listing the opaque directory")?;
+            let children = self
+                .sys
+                .list_dir(parent)
+                .or_why("listing the opaque directory")?;
             for child in children {
                 if self.layer.contains(&parent_path.join(&child)) {
                     continue;
                 }
-                let is_dir = is_dir_at(parent, child.as_os_str());
-                remove(parent, child.as_os_str(), is_dir)
-                    .or_why("emptying the opaque directory")?;
+                let child = cpath(child);
+                let is_dir = is_dir_at(self.sys, parent, &child);
+                remove(self.sys, parent, &child, is_dir).or_why("emptying the opaque directory")?;
             }
             return Ok(());
         }
-        let hidden = OsStr::from_bytes(hidden);
-        if self.layer.contains(&parent_path.join(hidden)) {
+        if self
+            .layer
+            .contains(&parent_path.join(OsStr::from_bytes(hidden)))
+        {
             return Ok(());
         }
-        match nix::sys::stat::fstatat(parent, hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(_) => {
-                let is_dir = is_dir_at(parent, hidden);
-                remove(parent, hidden, is_dir).or_why("removing the whited-out path")
-            }
+        let hidden = cpath(OsStr::from_bytes(hidden));
+        match self.sys.stat(parent, &hidden) {
+            Ok(stat) => remove(self.sys, parent, &hidden, stat.kind == FileKind::Dir)
+                .or_why("removing the whited-out path"),
             Err(Errno::ENOENT) => Ok(()),
             Err(errno) => Err(Why::Sys {
                 action: "looking up the whited-out path",
@@ -424,27 +409,29 @@ impl Tree {
 
     /// A directory of the tree by its exact path: a symlink anywhere on the way is ELOOP.
     fn open_exact(&self, path: &Path) -> Result<OwnedFd, Errno> {
-        sys::open_beneath_no_symlinks(
-            self.root.as_fd(),
-            &cpath(path),
-            libc::O_DIRECTORY | libc::O_RDONLY,
-        )
+        let flags = libc::O_DIRECTORY | libc::O_RDONLY;
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        self.sys
+            .openat2(Some(self.root.as_fd()), &cpath(path), flags, resolve)
     }
 
     /// A directory of the tree, resolved inside it; missing ones are made when `create`.
     fn open_dir(&self, path: &Path, create: bool) -> Result<OwnedFd, Errno> {
         let flags = libc::O_DIRECTORY | libc::O_RDONLY;
-        match sys::open_in_root(self.root.as_fd(), &cpath(path), flags) {
+        match self
+            .sys
+            .open_in_root(self.root.as_fd(), &cpath(path), flags)
+        {
             Err(Errno::ENOENT) if create && !path.as_os_str().is_empty() => {
                 let (parent_path, name) = split(path);
                 let parent = self.open_dir(parent_path, true)?;
-                match nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755))
-                {
+                match self.sys.mkdirat(parent.as_fd(), &name, 0o755) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(errno) => return Err(errno),
                 }
                 // A name that exists but does not resolve is a dangling symlink: refused below.
-                sys::open_in_root(self.root.as_fd(), &cpath(path), flags)
+                self.sys
+                    .open_in_root(self.root.as_fd(), &cpath(path), flags)
             }
             other => other,
         }
@@ -471,30 +458,17 @@ impl Tree {
         })
     }
 
-    fn chown<R: Read>(
-        &self,
-        parent: BorrowedFd<'_>,
-        name: &OsStr,
-        entry: &tar::Entry<'_, R>,
-    ) -> Result<(), Why> {
+    fn chown<R: Read>(&self, at: At<'_>, entry: &tar::Entry<'_, R>) -> Result<(), Why> {
         if !self.options.as_root {
             return Ok(());
         }
         let (uid, gid) = ids(entry.header())?;
-        nix::unistd::fchownat(
-            parent,
-            name,
-            Some(uid),
-            Some(gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .or_why("chown")
+        self.sys.chown(at.parent, at.name, uid, gid).or_why("chown")
     }
 
     fn xattrs<R: Read>(
         &self,
-        parent: BorrowedFd<'_>,
-        name: &OsStr,
+        at: At<'_>,
         entry: &mut tar::Entry<'_, R>,
         dir: bool,
     ) -> Result<(), Why> {
@@ -502,17 +476,12 @@ impl Tree {
         if xattrs.is_empty() {
             return Ok(());
         }
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | if dir {
-                OFlag::O_DIRECTORY
-            } else {
-                OFlag::empty()
-            };
-        let fd = nix::fcntl::openat(parent, name, flags, Mode::empty())
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | if dir { libc::O_DIRECTORY } else { 0 };
+        let fd = self
+            .sys
+            .openat(Some(at.parent), at.name, flags, 0)
             .or_why("opening it for its xattrs")?;
-        set_xattrs(&File::from(fd), &xattrs)
+        set_xattrs(self.sys, fd.as_fd(), &xattrs)
     }
 
     /// Give every directory its mode and time, deepest first.
@@ -535,27 +504,23 @@ impl Tree {
                 Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
                 Err(errno) => return Err(fail(errno)),
             };
-            nix::sys::stat::fchmod(dir.as_fd(), Mode::from_bits_truncate(meta.mode))
+            self.sys.fchmod(dir.as_fd(), meta.mode).map_err(fail)?;
+            self.sys
+                .set_mtime(dir.as_fd(), c"", meta.mtime)
                 .map_err(fail)?;
-            nix::sys::stat::futimens(
-                dir.as_fd(),
-                &TimeSpec::UTIME_OMIT,
-                &TimeSpec::new(meta.mtime, 0),
-            )
-            .map_err(fail)?;
         }
         Ok(())
     }
 }
 
-fn ids(header: &tar::Header) -> Result<(Uid, Gid), Why> {
+fn ids(header: &tar::Header) -> Result<(u32, u32), Why> {
     let uid = header.uid().map_err(Why::Malformed)?;
     let gid = header.gid().map_err(Why::Malformed)?;
     let id = |id: u64| {
         u32::try_from(id)
             .map_err(|_| Why::Malformed(io::Error::other(format!("id {id} out of range"))))
     };
-    Ok((Uid::from_raw(id(uid)?), Gid::from_raw(id(gid)?)))
+    Ok((id(uid)?, id(gid)?))
 }
 
 /// The entry's extended attributes (pax `SCHILY.xattr.NAME` records).
@@ -577,29 +542,23 @@ fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<
 
 /// Set what the kernel allows: rootless, `security.capability` and `trusted.*` are refused
 /// (EPERM) and skipped; so is a name the file system does not support.
-fn set_xattrs(file: &File, xattrs: &[(String, Vec<u8>)]) -> Result<(), Why> {
-    use xattr::FileExt as _;
+fn set_xattrs(
+    sys: &dyn Sys,
+    file: BorrowedFd<'_>,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<(), Why> {
     for (name, value) in xattrs {
-        match file.set_xattr(name, value) {
-            Ok(()) => {}
-            Err(e)
-                if matches!(
-                    errno_of(&e),
-                    Errno::EPERM | Errno::EOPNOTSUPP | Errno::EACCES
-                ) => {}
-            Err(e) => {
+        match sys.set_xattr(file, name, value) {
+            Ok(()) | Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::EACCES) => {}
+            Err(errno) => {
                 return Err(Why::Sys {
                     action: "setting an extended attribute",
-                    errno: errno_of(&e),
+                    errno,
                 });
             }
         }
     }
     Ok(())
-}
-
-pub fn errno_of(error: &io::Error) -> Errno {
-    Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
 fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
@@ -615,53 +574,38 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn is_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
-    nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
-}
-
-/// The names in a directory, without `.` and `..`.
-fn list(dir: BorrowedFd<'_>) -> Result<Vec<PathBuf>, Errno> {
-    let fd = nix::fcntl::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut listing = nix::dir::Dir::from_fd(fd)?;
-    let mut names = Vec::new();
-    for entry in listing.iter() {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(PathBuf::from(OsStr::from_bytes(&name)));
-        }
-    }
-    Ok(names)
+fn is_dir_at(sys: &dyn Sys, dir: BorrowedFd<'_>, name: &CStr) -> bool {
+    sys.stat(dir, name)
+        .is_ok_and(|stat| stat.kind == FileKind::Dir)
 }
 
 /// Remove `name` in `parent`, a whole directory tree included, without following a symlink.
 /// Directories are made writable first: a rootless tree may hold read-only ones.
-pub fn remove(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<(), Errno> {
+pub fn remove(
+    sys: &dyn Sys,
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    is_dir: bool,
+) -> Result<(), Errno> {
     if !is_dir {
-        return nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+        return sys.unlinkat(parent, name, false);
     }
-    let dir = nix::fcntl::openat(
-        parent,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let _ = nix::sys::stat::fchmod(dir.as_fd(), Mode::from_bits_truncate(0o700));
-    for child in list(dir.as_fd())? {
-        let child_is_dir = is_dir_at(dir.as_fd(), child.as_os_str());
-        remove(dir.as_fd(), child.as_os_str(), child_is_dir)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let dir = sys.openat(Some(parent), name, flags, 0)?;
+    let _ = sys.fchmod(dir.as_fd(), 0o700);
+    for child in sys.list_dir(dir.as_fd())? {
+        let child = cpath(child);
+        let child_is_dir = is_dir_at(sys, dir.as_fd(), &child);
+        remove(sys, dir.as_fd(), &child, child_is_dir)?;
     }
-    nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir)
+    sys.unlinkat(parent, name, true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::KERNEL;
+    use crate::sys::fake::Fake;
 
     /// A layer built in memory; `raw` names are written as they are (`..` and all).
     struct Layer(tar::Builder<Vec<u8>>);
@@ -704,18 +648,14 @@ mod tests {
     }
 
     /// A tree in `scratch/tree`, next to a folder standing for another unpack in progress.
-    fn tree(scratch: &Path) -> Tree {
+    fn tree(scratch: &Path) -> Tree<'static> {
         for dir in ["tree", "other/etc"] {
             std::fs::create_dir_all(scratch.join(dir)).unwrap();
         }
         std::fs::write(scratch.join("other/etc/passwd"), "root").unwrap();
-        let root = nix::fcntl::open(
-            &scratch.join("tree"),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
+        let root = std::fs::File::open(scratch.join("tree")).unwrap().into();
         Tree::new(
+            &KERNEL,
             root,
             Options {
                 as_root: false,
@@ -817,6 +757,184 @@ mod tests {
         assert_eq!(
             message,
             "entry \"../\\x1b]0;owned\\x07\\xff\": its path leaves the root (`..`)"
+        );
+    }
+
+    // Through the fake: which calls an archive's entries become.
+
+    /// A tree over `sys`, every name in it absent until made.
+    fn faked(sys: &Fake, as_root: bool, budget: u64) -> Tree<'_> {
+        sys.absent("");
+        Tree::new(sys, sys.descriptor("root"), Options { as_root, budget })
+    }
+
+    /// An entry of `kind` owned by `uid`:`gid` with `mode`, as a one-entry archive.
+    fn owned(
+        kind: EntryType,
+        name: &str,
+        mode: u32,
+        (uid, gid): (u64, u64),
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(1_700_000_000);
+        header.set_size(data.len() as u64);
+        header.set_device_major(4).unwrap();
+        header.set_device_minor(1).unwrap();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, data).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_path_or_hard_link_out_of_the_root_makes_nothing() {
+        let sys = Fake::new();
+        let mut tree = faked(&sys, true, 1 << 20);
+        let mut layer = Layer::new();
+        layer.entry(EntryType::Regular, b"a/../../etc/passwd", b"", b"x");
+        let error = tree.apply(&layer.bytes()[..], false).unwrap_err();
+        assert!(matches!(error.why, Why::Traversal), "{error}");
+        assert_eq!(sys.calls(), Vec::<String>::new());
+        layer.entry(EntryType::Link, b"shadow", b"../etc/shadow", b"");
+        let error = tree.apply(&layer.bytes()[..], false).unwrap_err();
+        assert!(matches!(error.why, Why::LinkTraversal(_)), "{error}");
+        assert_eq!(sys.calls_of("linkat"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_parent_is_opened_in_the_root_so_a_symlink_cannot_lead_out() {
+        let sys = Fake::new();
+        let mut tree = faked(&sys, false, 1 << 20);
+        let mut layer = Layer::new();
+        layer
+            .symlink("etc", "/etc")
+            .entry(EntryType::Regular, b"etc/passwd", b"", b"root");
+        tree.apply(&layer.bytes()[..], false).unwrap();
+        let calls = sys.calls();
+        let at = |call: &str| {
+            calls
+                .iter()
+                .position(|c| c == call)
+                .unwrap_or_else(|| panic!("no {call}: {calls:#?}"))
+        };
+        assert!(at("symlinkat(root/./etc -> /etc)") < at("openat2(root/etc, in root)"));
+        assert!(at("openat2(root/etc, in root)") < at("openat(root/etc/passwd, create 600)"));
+        assert!(
+            at("openat(root/etc/passwd, create 600)")
+                < at("pwrite(root/etc/passwd, \"root\" at 0)")
+        );
+        let opened = sys.calls_of("openat2");
+        assert!(
+            opened.iter().all(|c| c.ends_with(", in root)")),
+            "{opened:?}"
+        );
+    }
+
+    /// The calls unpacking `archive` makes, as root or not.
+    fn unpacked(archive: &[u8], as_root: bool) -> Fake {
+        let sys = Fake::new();
+        faked(&sys, as_root, 1 << 20).apply(archive, false).unwrap();
+        sys
+    }
+
+    /// The calls from the first that starts with `first` on.
+    fn calls_from(sys: &Fake, first: &str) -> Vec<String> {
+        let calls = sys.calls();
+        let at = calls.iter().position(|c| c.starts_with(first)).unwrap();
+        calls[at..].to_vec()
+    }
+
+    #[test]
+    fn device_nodes_are_made_only_as_root_with_their_owner_and_mode() {
+        let tty = owned(EntryType::Char, "tty1", 0o620, (0, 5), b"");
+        let rootless = unpacked(&tty, false);
+        assert_eq!(rootless.calls_of("mknodat"), Vec::<String>::new());
+        assert_eq!(
+            calls_from(&unpacked(&tty, true), "mknodat("),
+            [
+                "mknodat(root/./tty1, 20600, 0x401)",
+                "chown(root/./tty1, 0:5)",
+                "fchmodat(root/./tty1, 620)"
+            ]
+        );
+        // A fifo is no device: made rootless too.
+        let fifo = owned(EntryType::Fifo, "pipe", 0o644, (0, 0), b"");
+        let made = unpacked(&fifo, false).calls_of("mknodat");
+        assert_eq!(made, ["mknodat(root/./pipe, 10600, 0x0)"]);
+    }
+
+    #[test]
+    fn owners_and_set_id_bits_are_kept_only_as_root_and_chown_comes_before_chmod() {
+        let su = owned(EntryType::Regular, "su", 0o4755, (0, 0), b"binary");
+        assert_eq!(
+            calls_from(&unpacked(&su, true), "ftruncate("),
+            [
+                "ftruncate(root/./su, 6)",
+                "chown(root/./su, 0:0)",
+                "fchmod(root/./su, 4755)",
+                "set_mtime(root/./su, 1700000000)"
+            ]
+        );
+        let rootless = unpacked(&su, false);
+        assert_eq!(rootless.calls_of("chown"), Vec::<String>::new());
+        assert_eq!(rootless.calls_of("fchmod"), ["fchmod(root/./su, 755)"]);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_budget_is_refused_before_its_file_is_made() {
+        let big = owned(EntryType::Regular, "big", 0o644, (0, 0), b"1234");
+        let sys = Fake::new();
+        let error = faked(&sys, false, 3).apply(&big[..], false).unwrap_err();
+        assert!(
+            matches!(error.why, Why::TooLarge { size: 4, left: 3 }),
+            "{error}"
+        );
+        assert_eq!(sys.calls_of("openat"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_whiteout_through_a_symlink_removes_nothing() {
+        let sys = Fake::new();
+        sys.fail("openat2", 0, Errno::ELOOP);
+        let mut layer = Layer::new();
+        layer.entry(EntryType::Regular, b"link/.wh.keep", b"", b"");
+        let error = faked(&sys, true, 1 << 20)
+            .apply(&layer.bytes()[..], true)
+            .unwrap_err();
+        assert!(matches!(error.why, Why::WhiteoutThroughSymlink), "{error}");
+        assert_eq!(sys.calls(), ["openat2(root/link, beneath, no symlinks)"]);
+    }
+
+    #[test]
+    fn directories_get_their_mode_and_time_last_and_deepest_first() {
+        let sys = Fake::new();
+        let mut tree = faked(&sys, false, 1 << 20);
+        let mut layer = Layer::new();
+        layer.dir("a").dir("a/b");
+        tree.apply(&layer.bytes()[..], false).unwrap();
+        assert_eq!(
+            sys.calls_of("mkdirat"),
+            ["mkdirat(root/./a, 700)", "mkdirat(root/a/b, 700)"]
+        );
+        tree.finish().unwrap();
+        let calls = sys.calls();
+        let finished = calls.iter().position(|c| c.contains("beneath")).unwrap();
+        assert_eq!(
+            calls[finished..],
+            [
+                "openat2(root/a/b, beneath, no symlinks)",
+                "fchmod(root/a/b, 755)",
+                "set_mtime(root/a/b, 0)",
+                "openat2(root/a, beneath, no symlinks)",
+                "fchmod(root/a, 755)",
+                "set_mtime(root/a, 0)"
+            ]
         );
     }
 

@@ -197,6 +197,10 @@ impl Sys for Fake {
         self.record("pivot_root", args)
     }
 
+    fn detach(&self, path: &CStr) -> Result<()> {
+        self.record("umount2", format!("{}, detach", path.to_string_lossy()))
+    }
+
     fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()> {
         self.record("fchdir", self.name(dir))
     }
@@ -205,9 +209,18 @@ impl Sys for Fake {
         self.record("chdir", path.to_string_lossy().into_owned())
     }
 
-    fn openat2(&self, dir: Dir<'_>, path: &CStr, _: i32, _: u64) -> Result<OwnedFd> {
+    fn openat2(&self, dir: Dir<'_>, path: &CStr, _: i32, resolve: u64) -> Result<OwnedFd> {
         let at = self.at(dir, path);
-        self.record("openat2", at.clone())?;
+        let scope = [
+            (libc::RESOLVE_IN_ROOT, ", in root"),
+            (libc::RESOLVE_BENEATH, ", beneath"),
+            (libc::RESOLVE_NO_SYMLINKS, ", no symlinks"),
+        ];
+        let words: String = (scope.iter())
+            .filter(|(bit, _)| resolve & bit != 0)
+            .map(|(_, word)| *word)
+            .collect();
+        self.record("openat2", format!("{at}{words}"))?;
         Ok(self.descriptor(&at))
     }
 
@@ -264,6 +277,65 @@ impl Sys for Fake {
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()> {
         let text = String::from_utf8_lossy(contents);
         self.record("write_file", format!("{}, {text:?}", path.display()))
+    }
+
+    fn write_all_at(&self, fd: BorrowedFd<'_>, bytes: &[u8], offset: u64) -> Result<()> {
+        let text = String::from_utf8_lossy(bytes);
+        self.record("pwrite", format!("{}, {text:?} at {offset}", self.name(fd)))
+    }
+
+    fn ftruncate(&self, fd: BorrowedFd<'_>, len: u64) -> Result<()> {
+        self.record("ftruncate", format!("{}, {len}", self.name(fd)))
+    }
+
+    fn linkat(&self, old: (BorrowedFd<'_>, &CStr), new: (BorrowedFd<'_>, &CStr)) -> Result<()> {
+        let args = format!(
+            "{} -> {}",
+            self.at(Some(new.0), new.1),
+            self.at(Some(old.0), old.1)
+        );
+        self.record("linkat", args)
+    }
+
+    fn mknodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> Result<()> {
+        let args = format!("{}, {mode:o}, {dev:#x}", self.at(Some(dir), name));
+        self.record("mknodat", args)
+    }
+
+    fn fchmodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()> {
+        self.record(
+            "fchmodat",
+            format!("{}, {mode:o}", self.at(Some(dir), name)),
+        )
+    }
+
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<()> {
+        self.record(
+            "chown",
+            format!("{}, {uid}:{gid}", self.at(Some(dir), name)),
+        )
+    }
+
+    fn set_mtime(&self, dir: BorrowedFd<'_>, name: &CStr, seconds: i64) -> Result<()> {
+        self.record(
+            "set_mtime",
+            format!("{}, {seconds}", self.at(Some(dir), name)),
+        )
+    }
+
+    fn set_xattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> Result<()> {
+        let value = String::from_utf8_lossy(value);
+        self.record("set_xattr", format!("{}, {name}={value:?}", self.name(fd)))
+    }
+
+    fn list_dir(&self, dir: BorrowedFd<'_>) -> Result<Vec<OsString>> {
+        self.record("list_dir", self.name(dir))?;
+        Ok(Vec::new())
+    }
+
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &CStr, dir_entry: bool) -> Result<()> {
+        let what = if dir_entry { ", dir" } else { "" };
+        self.record("unlinkat", format!("{}{what}", self.at(Some(dir), name)))
     }
 
     fn setresuid(&self, uid: u32) -> Result<()> {

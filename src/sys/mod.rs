@@ -96,6 +96,8 @@ pub trait Sys {
     fn make_mounts_private(&self) -> Result<()>;
     /// pivot_root(2).
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()>;
+    /// umount2(MNT_DETACH): the mount on `path` and every mount below it, gone.
+    fn detach(&self, path: &CStr) -> Result<()>;
     fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()>;
     fn chdir(&self, path: &CStr) -> Result<()>;
 
@@ -111,6 +113,26 @@ pub trait Sys {
     fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat>;
     /// write(2) until every byte is written.
     fn write_all(&self, fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<()>;
+    /// pwrite(2) of every byte at `offset`.
+    fn write_all_at(&self, fd: BorrowedFd<'_>, bytes: &[u8], offset: u64) -> Result<()>;
+    fn ftruncate(&self, fd: BorrowedFd<'_>, len: u64) -> Result<()>;
+    /// linkat(2): `old` (a name in a directory) linked as `new`, not following a symlink.
+    fn linkat(&self, old: (BorrowedFd<'_>, &CStr), new: (BorrowedFd<'_>, &CStr)) -> Result<()>;
+    /// mknodat(2); `mode` holds the node's type (S_IFCHR, S_IFBLK, S_IFIFO).
+    fn mknodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> Result<()>;
+    /// fchmodat(2) of `name` in `dir`.
+    fn fchmodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()>;
+    /// The owner of `name` in `dir`, not following a symlink; an empty name is `dir` itself.
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<()>;
+    /// The modification time of `name` in `dir`, not following a symlink (the access time
+    /// left alone); an empty name is `dir` itself.
+    fn set_mtime(&self, dir: BorrowedFd<'_>, name: &CStr, seconds: i64) -> Result<()>;
+    /// fsetxattr(2).
+    fn set_xattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> Result<()>;
+    /// The names in the directory `dir`, without `.` and `..`.
+    fn list_dir(&self, dir: BorrowedFd<'_>) -> Result<Vec<OsString>>;
+    /// unlinkat(2); `dir_entry` removes an (empty) directory.
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &CStr, dir_entry: bool) -> Result<()>;
     /// Write a whole (proc) file: open, one write, close.
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()>;
 
@@ -193,6 +215,10 @@ impl Sys for Kernel {
         nix::unistd::pivot_root(new_root, put_old)
     }
 
+    fn detach(&self, path: &CStr) -> Result<()> {
+        nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+    }
+
     fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()> {
         nix::unistd::fchdir(dir)
     }
@@ -252,6 +278,89 @@ impl Sys for Kernel {
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> Result<()> {
         std::fs::write(path, contents).map_err(io_errno)
+    }
+
+    fn write_all_at(&self, fd: BorrowedFd<'_>, mut bytes: &[u8], mut offset: u64) -> Result<()> {
+        while !bytes.is_empty() {
+            match nix::sys::uio::pwrite(fd, bytes, offset as libc::off_t) {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    offset += n as u64;
+                }
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(errno),
+            }
+        }
+        Ok(())
+    }
+
+    fn ftruncate(&self, fd: BorrowedFd<'_>, len: u64) -> Result<()> {
+        nix::unistd::ftruncate(fd, len as libc::off_t)
+    }
+
+    fn linkat(&self, old: (BorrowedFd<'_>, &CStr), new: (BorrowedFd<'_>, &CStr)) -> Result<()> {
+        nix::unistd::linkat(old.0, old.1, new.0, new.1, AtFlags::empty())
+    }
+
+    fn mknodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> Result<()> {
+        let kind = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
+        nix::sys::stat::mknodat(dir, name, kind, Mode::from_bits_truncate(mode), dev)
+    }
+
+    fn fchmodat(&self, dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<()> {
+        use nix::sys::stat::FchmodatFlags;
+        let mode = Mode::from_bits_truncate(mode);
+        nix::sys::stat::fchmodat(dir, name, mode, FchmodatFlags::FollowSymlink)
+    }
+
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<()> {
+        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        if name.is_empty() {
+            return nix::unistd::fchown(dir, uid, gid);
+        }
+        nix::unistd::fchownat(dir, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)
+    }
+
+    fn set_mtime(&self, dir: BorrowedFd<'_>, name: &CStr, seconds: i64) -> Result<()> {
+        use nix::sys::stat::UtimensatFlags;
+        use nix::sys::time::TimeSpec;
+        let (atime, mtime) = (TimeSpec::UTIME_OMIT, TimeSpec::new(seconds, 0));
+        if name.is_empty() {
+            return nix::sys::stat::futimens(dir, &atime, &mtime);
+        }
+        let flags = UtimensatFlags::NoFollowSymlink;
+        nix::sys::stat::utimensat(dir, name, &atime, &mtime, flags)
+    }
+
+    fn set_xattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> Result<()> {
+        use xattr::FileExt as _;
+        let file = std::fs::File::from(fd.try_clone_to_owned().map_err(io_errno)?);
+        file.set_xattr(name, value).map_err(io_errno)
+    }
+
+    fn list_dir(&self, dir: BorrowedFd<'_>) -> Result<Vec<OsString>> {
+        use std::os::unix::ffi::OsStrExt;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(dir, ".", flags, Mode::empty())?;
+        let mut listing = nix::dir::Dir::from_fd(fd)?;
+        let mut names = Vec::new();
+        for entry in listing.iter() {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(std::ffi::OsStr::from_bytes(&name).to_os_string());
+            }
+        }
+        Ok(names)
+    }
+
+    fn unlinkat(&self, dir: BorrowedFd<'_>, name: &CStr, dir_entry: bool) -> Result<()> {
+        use nix::unistd::UnlinkatFlags;
+        let flags = match dir_entry {
+            true => UnlinkatFlags::RemoveDir,
+            false => UnlinkatFlags::NoRemoveDir,
+        };
+        nix::unistd::unlinkat(dir, name, flags)
     }
 
     fn setresuid(&self, uid: u32) -> Result<()> {

@@ -624,13 +624,6 @@ pub fn openat2(
     }
 }
 
-/// pivot_root(".", "."): the new root is the current directory, and the old root ends up on
-/// top of it, to be detached with umount2(".", MNT_DETACH) (pivot_root(2), NOTES).
-pub fn pivot_root_here() -> Result<()> {
-    // SAFETY: two NUL-terminated paths.
-    check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) }).map(drop)
-}
-
 pub fn set_domainname(name: &str) -> Result<()> {
     // SAFETY: a pointer and length of a valid byte slice.
     check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long)

@@ -172,7 +172,7 @@ mod tests {
             [
                 format!("unshare({:#x})", libc::CLONE_NEWCGROUP),
                 "openat(/)".into(),
-                "openat2(//sys/fs/cgroup)".into(),
+                "openat2(//sys/fs/cgroup, in root)".into(),
                 "fsopen(cgroup2)".into(),
                 "fsmount(cgroup2, ro nosuid nodev noexec)".into(),
                 "move_mount(cgroup2 -> //sys/fs/cgroup)".into(),

@@ -1057,7 +1057,7 @@ mod tests {
                 "fsconfig(tmpfs, mode=1777)",
                 "fsconfig(tmpfs, size=1048576)",
                 "fsmount(tmpfs, ro nosuid nodev)",
-                "openat2(newroot/scratch)",
+                "openat2(newroot/scratch, in root)",
                 "move_mount(tmpfs -> newroot/scratch)",
             ]
         );
@@ -1135,13 +1135,13 @@ mod tests {
         assert_eq!(
             calls,
             [
-                "openat2(oldroot/srv/data)",
+                "openat2(oldroot/srv/data, in root, no symlinks)",
                 "stat(oldroot/srv/data)",
                 "stat(judged)",
                 "open_tree(oldroot/srv/data)",
                 "mount_setattr(oldroot/srv/data, +[ro nosuid nodev], recursive)",
                 "stat(oldroot/srv/data)",
-                "openat2(newroot/data)",
+                "openat2(newroot/data, in root)",
                 "move_mount(oldroot/srv/data -> newroot/data)",
             ]
         );
@@ -1156,7 +1156,7 @@ mod tests {
             calls,
             [
                 "stat(tree)",
-                "openat2(newroot/data)",
+                "openat2(newroot/data, in root)",
                 "move_mount(tree -> newroot/data)"
             ]
         );
@@ -1181,10 +1181,10 @@ mod tests {
         assert_eq!(
             calls[1..],
             [
-                "openat2(newroot/data)",
-                "openat2(newroot/.)",
+                "openat2(newroot/data, in root)",
+                "openat2(newroot/., in root)",
                 "openat(newroot/./data, create 644)",
-                "openat2(newroot/data)",
+                "openat2(newroot/data, in root)",
                 "move_mount(tree -> newroot/data)",
             ]
         );
@@ -1241,7 +1241,7 @@ mod tests {
         assert_eq!(
             fake.calls(),
             [
-                "openat2(newroot/proc)",
+                "openat2(newroot/proc, in root)",
                 "stat(newroot/proc/kcore)",
                 "open_tree(/oldroot/dev/null)",
                 "mount_setattr(/oldroot/dev/null, +[ro nosuid noexec])",
