@@ -175,7 +175,7 @@ pub fn join(
     drop(exec_write);
     let pidfd: OwnedFd =
         sys::pidfd_open(child).or_fail(StepId::Exec, Op::PidfdOpen, || "pidfd_open".into())?;
-    if let Err(failure) = security::lock_down(None) {
+    if let Err(failure) = security::lock_down(&crate::sys::KERNEL, None) {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         return Err(failure.into());
     }

@@ -5,12 +5,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::{CStr, OsString};
+use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::ExitStatus;
 
 use nix::errno::Errno;
+use nix::sys::resource::Resource;
+use nix::sys::signal::SigSet;
 
 use super::{
     Dir, FileKind, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
@@ -346,8 +348,76 @@ impl Sys for Fake {
         self.record("setresgid", gid.to_string())
     }
 
-    fn drop_groups(&self) -> Result<()> {
-        self.record("drop_groups", String::new())
+    fn setgroups(&self, groups: &[u32]) -> Result<()> {
+        self.record("setgroups", format!("{groups:?}"))
+    }
+
+    fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> Result<()> {
+        self.record("setrlimit", format!("{resource:?}, {soft}, {hard}"))
+    }
+
+    fn limit_bounding_set(&self, kept: u64) -> Result<()> {
+        self.record("limit_bounding_set", format!("{kept:#x}"))
+    }
+
+    fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()> {
+        self.record("capset", format!("{capabilities:#x}, {inheritable:#x}"))
+    }
+
+    fn set_ambient(&self, raised: u64) -> Result<()> {
+        self.record("set_ambient", format!("{raised:#x}"))
+    }
+
+    fn set_keepcaps(&self, keep: bool) -> Result<()> {
+        self.record("set_keepcaps", keep.to_string())
+    }
+
+    fn set_no_new_privs(&self) -> Result<()> {
+        self.record("set_no_new_privs", String::new())
+    }
+
+    fn set_securebits(&self, bits: libc::c_ulong) -> Result<()> {
+        self.record("set_securebits", format!("{bits:#x}"))
+    }
+
+    fn seccomp_set_filter(&self, program: &[libc::sock_filter]) -> Result<()> {
+        self.record("seccomp", format!("{} instructions", program.len()))
+    }
+
+    fn setsid(&self) -> Result<()> {
+        self.record("setsid", String::new())
+    }
+
+    fn make_stdio(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        self.record("make_stdio", self.name(fd))
+    }
+
+    fn set_controlling_terminal(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        self.record("TIOCSCTTY", self.name(fd))
+    }
+
+    fn restore_caller_signals(&self, sigpipe_ignored: bool, _: &SigSet) {
+        let sigpipe = if sigpipe_ignored {
+            "ignored"
+        } else {
+            "default"
+        };
+        let _ = self.record("restore_caller_signals", format!("SIGPIPE {sigpipe}"));
+    }
+
+    fn umask(&self, mask: u32) {
+        let _ = self.record("umask", format!("{mask:03o}"));
+    }
+
+    fn cloexec_from(&self, first: u32) -> Result<()> {
+        self.record("cloexec_from", first.to_string())
+    }
+
+    /// Runs nothing: fails with the scripted errno, or else ENOENT.
+    fn execve(&self, path: &CStr, argv: &[CString], _: &[CString]) -> Errno {
+        let argv: Vec<_> = argv.iter().map(|arg| arg.to_string_lossy()).collect();
+        let args = format!("{}, {argv:?}", path.to_string_lossy());
+        self.record("execve", args).err().unwrap_or(Errno::ENOENT)
     }
 
     fn sethostname(&self, name: &str) -> Result<()> {

@@ -10,7 +10,7 @@ pub mod fake;
 #[allow(unsafe_code)]
 pub mod raw;
 
-use std::ffi::{CStr, OsString};
+use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitStatus;
@@ -18,6 +18,8 @@ use std::process::ExitStatus;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use nix::sys::signal::SigSet;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
@@ -138,8 +140,39 @@ pub trait Sys {
 
     fn setresuid(&self, uid: u32) -> Result<()>;
     fn setresgid(&self, gid: u32) -> Result<()>;
-    /// setgroups(2) with no group.
-    fn drop_groups(&self) -> Result<()>;
+    /// setgroups(2).
+    fn setgroups(&self, groups: &[u32]) -> Result<()>;
+    /// setrlimit(2).
+    fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> Result<()>;
+    /// PR_CAPBSET_DROP of every capability not in the `kept` mask.
+    fn limit_bounding_set(&self, kept: u64) -> Result<()>;
+    /// capset(2): permitted and effective `capabilities`, and `inheritable`.
+    fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()>;
+    /// The ambient set: cleared, then `raised` (a mask) raised in it.
+    fn set_ambient(&self, raised: u64) -> Result<()>;
+    /// PR_SET_KEEPCAPS.
+    fn set_keepcaps(&self, keep: bool) -> Result<()>;
+    /// PR_SET_NO_NEW_PRIVS.
+    fn set_no_new_privs(&self) -> Result<()>;
+    /// PR_SET_SECUREBITS.
+    fn set_securebits(&self, bits: libc::c_ulong) -> Result<()>;
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of `program`.
+    fn seccomp_set_filter(&self, program: &[libc::sock_filter]) -> Result<()>;
+
+    /// setsid(2).
+    fn setsid(&self) -> Result<()>;
+    /// `fd` as standard input, output and error (dup2).
+    fn make_stdio(&self, fd: BorrowedFd<'_>) -> Result<()>;
+    /// TIOCSCTTY: the terminal `fd` as the session's controlling terminal.
+    fn set_controlling_terminal(&self, fd: BorrowedFd<'_>) -> Result<()>;
+    /// SIGPIPE's disposition and the signal mask, as the launcher's caller had them.
+    fn restore_caller_signals(&self, sigpipe_ignored: bool, mask: &SigSet);
+    /// umask(2).
+    fn umask(&self, mask: u32);
+    /// close_range(CLOSE_RANGE_CLOEXEC) from `first` up.
+    fn cloexec_from(&self, first: u32) -> Result<()>;
+    /// execve(2): returns only on failure, with its errno.
+    fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno;
     fn sethostname(&self, name: &str) -> Result<()>;
     fn setdomainname(&self, name: &str) -> Result<()>;
     /// unshare(2) with CLONE_* `flags`.
@@ -373,8 +406,79 @@ impl Sys for Kernel {
         nix::unistd::setresgid(gid, gid, gid)
     }
 
-    fn drop_groups(&self) -> Result<()> {
-        nix::unistd::setgroups(&[])
+    fn setgroups(&self, groups: &[u32]) -> Result<()> {
+        let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)
+    }
+
+    fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> Result<()> {
+        nix::sys::resource::setrlimit(resource, soft, hard)
+    }
+
+    fn limit_bounding_set(&self, kept: u64) -> Result<()> {
+        raw::limit_bounding_set(kept)
+    }
+
+    fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()> {
+        raw::set_capabilities(capabilities, inheritable)
+    }
+
+    fn set_ambient(&self, raised: u64) -> Result<()> {
+        use caps::CapSet;
+        let errno = |_| Errno::last();
+        caps::clear(None, CapSet::Ambient).map_err(errno)?;
+        for capability in caps::all() {
+            if raised & capability.bitmask() != 0 {
+                caps::raise(None, CapSet::Ambient, capability).map_err(errno)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_keepcaps(&self, keep: bool) -> Result<()> {
+        nix::sys::prctl::set_keepcaps(keep)
+    }
+
+    fn set_no_new_privs(&self) -> Result<()> {
+        nix::sys::prctl::set_no_new_privs()
+    }
+
+    fn set_securebits(&self, bits: libc::c_ulong) -> Result<()> {
+        raw::set_securebits(bits)
+    }
+
+    fn seccomp_set_filter(&self, program: &[libc::sock_filter]) -> Result<()> {
+        raw::seccomp_set_filter(program)
+    }
+
+    fn setsid(&self) -> Result<()> {
+        nix::unistd::setsid().map(drop)
+    }
+
+    fn make_stdio(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        nix::unistd::dup2_stdin(fd)?;
+        nix::unistd::dup2_stdout(fd)?;
+        nix::unistd::dup2_stderr(fd)
+    }
+
+    fn set_controlling_terminal(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        raw::ioctl_set_ctty(fd)
+    }
+
+    fn restore_caller_signals(&self, sigpipe_ignored: bool, mask: &SigSet) {
+        raw::restore_caller_signals(sigpipe_ignored, mask.as_ref())
+    }
+
+    fn umask(&self, mask: u32) {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+    }
+
+    fn cloexec_from(&self, first: u32) -> Result<()> {
+        raw::cloexec_from(first)
+    }
+
+    fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
+        raw::execve(path, argv, envp)
     }
 
     fn sethostname(&self, name: &str) -> Result<()> {

@@ -11,14 +11,14 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, umask};
+use nix::sys::stat::Mode;
 
 use super::{pid, security};
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::root_file;
 use crate::exit;
 use crate::plan::{Plan, StepId};
-use crate::sys::raw as sys;
+use crate::sys::{KERNEL, Sys, raw};
 
 /// The slave side of the sandbox's pty, by path inside the sandbox's devpts.
 pub struct Terminal {
@@ -31,10 +31,24 @@ pub fn exec(
     terminal: Option<&Terminal>,
     security: &security::Prepared,
 ) -> ! {
+    let (failure, code) = run(&KERNEL, plan, terminal, security);
+    let bytes = serde_json::to_vec(&failure).expect("failures serialize");
+    let _ = KERNEL.write_all(exec_pipe, &bytes);
+    raw::exit_now(code.into())
+}
+
+/// Everything up to the execve; what failed and the exit status it makes, as it returned.
+fn run(
+    sys: &dyn Sys,
+    plan: &Plan,
+    terminal: Option<&Terminal>,
+    security: &security::Prepared,
+) -> (StepFailure, u8) {
     // Only the execve itself fails with 126/127; anything before it is the launcher's failure.
-    let (failure, code) = match prepare(plan, terminal, security) {
+    match prepare(sys, plan, terminal, security) {
         Ok((path_list, argv, envp)) => {
-            let failure = search_and_exec(&plan.process.argv[0], &path_list, &argv, &envp);
+            let program = &plan.process.argv[0];
+            let failure = search_and_exec(sys, program, &path_list, &argv, &envp);
             let code = if failure.errno() == Errno::ENOENT {
                 exit::NOT_FOUND
             } else {
@@ -43,45 +57,38 @@ pub fn exec(
             (failure, code)
         }
         Err(failure) => (failure, exit::LAUNCHER_FAILED),
-    };
-    let bytes = serde_json::to_vec(&failure).expect("failures serialize");
-    let _ = nix::unistd::write(exec_pipe, &bytes);
-    sys::exit_now(code.into())
+    }
 }
 
 type Prepared = (String, Vec<CString>, Vec<CString>);
 
 fn prepare(
+    sys: &dyn Sys,
     plan: &Plan,
     terminal: Option<&Terminal>,
     security: &security::Prepared,
 ) -> Result<Prepared, StepFailure> {
     let process = &plan.process;
-    nix::unistd::setsid().or_fail(StepId::Exec, Op::Setsid, || "setsid".into())?;
+    sys.setsid()
+        .or_fail(StepId::Exec, Op::Setsid, || "setsid".into())?;
     if let Some(terminal) = terminal {
-        let slave = nix::fcntl::open(
-            &terminal.slave,
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .or_fail(StepId::Exec, Op::Terminal, || {
-            format!("opening {}", terminal.slave.display())
-        })?;
-        nix::unistd::dup2_stdin(&slave)
-            .and_then(|()| nix::unistd::dup2_stdout(&slave))
-            .and_then(|()| nix::unistd::dup2_stderr(&slave))
+        let path = CString::new(terminal.slave.as_os_str().as_bytes()).expect("no NUL");
+        let slave = (sys.openat(None, &path, libc::O_RDWR, 0)).or_fail(
+            StepId::Exec,
+            Op::Terminal,
+            || format!("opening {}", terminal.slave.display()),
+        )?;
+        sys.make_stdio(slave.as_fd())
             .or_fail(StepId::Exec, Op::Terminal, || {
                 "attaching the terminal".into()
             })?;
-        sys::ioctl_set_ctty(slave.as_fd())
+        sys.set_controlling_terminal(slave.as_fd())
             .or_fail(StepId::Exec, Op::Terminal, || "TIOCSCTTY".into())?;
     }
-    sys::restore_caller_signals(
-        pid::caller_ignores(libc::SIGPIPE),
-        security.caller_mask.as_ref(),
-    );
-    umask(Mode::from_bits_truncate(process.umask));
-    nix::unistd::chdir(&process.cwd)
+    sys.restore_caller_signals(pid::caller_ignores(libc::SIGPIPE), &security.caller_mask);
+    sys.umask(process.umask);
+    let cwd = CString::new(process.cwd.as_os_str().as_bytes()).expect("validated: no NUL");
+    sys.chdir(&cwd)
         .or_fail(StepId::Exec, Op::Chdir, || {
             format!("chdir({})", process.cwd.display())
         })
@@ -128,8 +135,9 @@ fn prepare(
 
     // Only 0, 1 and 2 reach the command; the exec pipe closes itself on success. Before the
     // security step, whose seccomp filter leaves nothing but execve to the launcher.
-    sys::cloexec_from(3).or_fail(StepId::Exec, Op::CloseFds, || "close_range(3..)".into())?;
-    security::apply(plan, security)?;
+    sys.cloexec_from(3)
+        .or_fail(StepId::Exec, Op::CloseFds, || "close_range(3..)".into())?;
+    security::apply(sys, plan, security)?;
     Ok((path_list, argv, envp))
 }
 
@@ -148,6 +156,7 @@ fn user_name(uid: u32) -> Option<String> {
 /// slash, as execvp does. The error is the most telling one: not found, unless some candidate
 /// existed but could not be executed.
 fn search_and_exec(
+    sys: &dyn Sys,
     program: &str,
     path_list: &str,
     argv: &[CString],
@@ -164,13 +173,13 @@ fn search_and_exec(
     };
     if program.contains('/') {
         let path = CString::new(program).expect("checked for NUL");
-        return fail(sys::execve(&path, argv, envp));
+        return fail(sys.execve(&path, argv, envp));
     }
     let mut found_but_failed = None;
     for dir in path_list.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(program);
         let path = CString::new(candidate.as_os_str().as_bytes()).expect("checked for NUL");
-        match sys::execve(&path, argv, envp) {
+        match sys.execve(&path, argv, envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             errno @ (Errno::EACCES | Errno::EPERM) => found_but_failed = Some(errno),
             errno => return fail(errno),
@@ -197,4 +206,99 @@ pub fn read_failure(pipe: &OwnedFd) -> Option<StepFailure> {
     (filled > 0)
         .then(|| serde_json::from_slice(&buffer[..filled]).ok())
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::Fake;
+
+    /// A plan whose command is `program`, with `/a:/b:/c` as the sandbox's PATH.
+    fn plan(program: &str) -> Plan {
+        let mut plan = crate::plan::for_tests();
+        plan.process.argv = vec![program.into(), "--flag".into()];
+        plan.process.env = vec![("PATH".into(), "/a:/b:/c".into())];
+        plan.process.named_env.clear();
+        plan.process.cwd = "/work".into();
+        plan.process.umask = 0o027;
+        plan
+    }
+
+    /// The exec step of `program` through `sys`: what failed, the exit status, the paths
+    /// execve was given.
+    fn ran(
+        sys: &Fake,
+        program: &str,
+        terminal: Option<&Terminal>,
+    ) -> (StepFailure, u8, Vec<String>) {
+        let plan = plan(program);
+        let (failure, code) = run(sys, &plan, terminal, &security::Prepared::for_tests(&plan));
+        let paths = (sys.calls_of("execve").iter())
+            .map(|call| call.split(',').next().unwrap().to_string())
+            .collect();
+        (failure, code, paths)
+    }
+
+    #[test]
+    fn a_bare_name_is_searched_in_the_sandboxes_path_and_a_refusal_outweighs_absence() {
+        let sys = Fake::new();
+        sys.fail("execve", 1, Errno::EACCES);
+        let (failure, code, paths) = ran(&sys, "make", None);
+        assert_eq!(
+            paths,
+            ["execve(/a/make", "execve(/b/make", "execve(/c/make"]
+        );
+        assert_eq!((failure.op, failure.errno()), (Op::Execute, Errno::EACCES));
+        assert_eq!(code, exit::NOT_EXECUTABLE);
+        assert_eq!(
+            sys.calls_of("execve")[0],
+            "execve(/a/make, [\"make\", \"--flag\"])"
+        );
+    }
+
+    #[test]
+    fn a_path_is_executed_as_given_and_a_missing_command_exits_127() {
+        let sys = Fake::new();
+        let (failure, code, paths) = ran(&sys, "./build.sh", None);
+        assert_eq!(paths, ["execve(./build.sh"]);
+        assert!(failure.key.is_some_and(|key| key.is_key("process.command")));
+        assert_eq!(code, exit::NOT_FOUND);
+    }
+
+    #[test]
+    fn the_process_gets_its_session_terminal_signals_umask_and_folder_before_security() {
+        let sys = Fake::new();
+        let terminal = Terminal {
+            slave: "/dev/pts/0".into(),
+        };
+        ran(&sys, "make", Some(&terminal));
+        let calls = sys.calls();
+        assert_eq!(
+            calls[..8],
+            [
+                "setsid()",
+                "openat(/dev/pts/0)",
+                "make_stdio(/dev/pts/0)",
+                "TIOCSCTTY(/dev/pts/0)",
+                "restore_caller_signals(SIGPIPE default)",
+                "umask(027)",
+                "chdir(/work)",
+                "cloexec_from(3)",
+            ]
+        );
+        let at = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix)).unwrap();
+        assert!(at("cloexec_from(") < at("limit_bounding_set("));
+        assert!(at("limit_bounding_set(") < at("execve("));
+    }
+
+    #[test]
+    fn a_missing_folder_stops_the_process_before_security_and_exec() {
+        let sys = Fake::new();
+        sys.fail("chdir", 0, Errno::ENOENT);
+        let (failure, code, paths) = ran(&sys, "make", None);
+        assert_eq!((failure.op, code), (Op::Chdir, exit::LAUNCHER_FAILED));
+        assert!(failure.key.is_some_and(|key| key.is_key("process.cwd")));
+        assert!(paths.is_empty());
+        assert_eq!(sys.calls().last().unwrap(), "chdir(/work)");
+    }
 }

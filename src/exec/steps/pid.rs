@@ -221,7 +221,7 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
         sys::exit_now(125)
     };
-    if let Err(failure) = security::lock_down(filter) {
+    if let Err(failure) = security::lock_down(&crate::sys::KERNEL, filter) {
         // Fail closed: the sandbox does not run beside an init that could not lock itself down.
         let said = format!("sandbox: init: {failure}\n");
         let _ = crate::sys::raw::write_all(std::io::stderr().as_fd(), said.as_bytes());

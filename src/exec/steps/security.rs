@@ -18,12 +18,11 @@
 //! process still has every capability in its user namespace, and the filter must let steps 2-4
 //! through (validation checks custom profiles for that; see plan::seccomp::launcher_calls).
 
-use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use caps::{CapSet, Capability};
+use caps::Capability;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
@@ -31,12 +30,11 @@ use landlock::{
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit};
 use nix::sys::signal::SigSet;
-use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::seccomp::Program;
 use crate::plan::{LandlockPlan, Plan, StepId};
-use crate::sys::raw as sys;
+use crate::sys::{Sys, raw};
 
 /// What the supervisor prepares for this step before the clone.
 pub struct Prepared {
@@ -45,7 +43,7 @@ pub struct Prepared {
     /// Durations in nanoseconds, written here because once its filter is in, the command's
     /// process has no reliable way left to report anything: [`TIMING_SECURITY`] (everything
     /// before the filter) and [`TIMING_SECCOMP_LOAD`].
-    pub timings: sys::SharedWords,
+    pub timings: raw::SharedWords,
     /// The signal mask the launcher's caller gave it, which the command gets back before its
     /// execve (the exec step, in the same process).
     pub caller_mask: SigSet,
@@ -53,20 +51,22 @@ pub struct Prepared {
     pub init_seccomp: Option<Program>,
 }
 
+#[cfg(test)]
+impl Prepared {
+    /// What the supervisor prepares for `plan`, for unit tests.
+    pub fn for_tests(plan: &Plan) -> Prepared {
+        Prepared {
+            seccomp: crate::exec::seccomp::compile(&plan.security).unwrap(),
+            timings: raw::SharedWords::new(TIMINGS).unwrap(),
+            caller_mask: SigSet::empty(),
+            init_seccomp: None,
+        }
+    }
+}
+
 pub const TIMING_SECURITY: usize = 0;
 pub const TIMING_SECCOMP_LOAD: usize = 1;
 pub const TIMINGS: usize = 2;
-
-fn caps_error(action: String) -> impl FnOnce(caps::errors::CapsError) -> StepFailure {
-    move |e| {
-        StepFailure::new(
-            StepId::Security,
-            Op::Capabilities,
-            format!("{action}: {e}"),
-            Errno::last(),
-        )
-    }
-}
 
 /// Raise the launcher's own hard limits to the plan's values above them
 /// ([`SecurityPlan::raise_hard_limits`](crate::plan::SecurityPlan), validated for a caller with
@@ -94,48 +94,45 @@ pub fn raise_hard_limits(plan: &Plan) -> Result<(), StepFailure> {
     Ok(())
 }
 
-pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
+pub fn apply(sys: &dyn Sys, plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
     let started = Instant::now();
     let security = &plan.security;
     for (name, value) in &security.rlimits {
-        setrlimit(name.resource(), value.as_raw(), value.as_raw())
+        sys.setrlimit(name.resource(), value.as_raw(), value.as_raw())
             .or_fail(StepId::Security, Op::Rlimit, || {
                 format!("setrlimit({}, {})", name.name(), value.as_raw())
             })
             .map_err(|f| f.with_key(format!("security.rlimits.{}", name.name())))?;
     }
     if !security.no_new_privileges {
-        confine(plan, prepared, started)?;
+        confine(sys, plan, prepared, started)?;
     }
 
-    let kept: HashSet<Capability> = security.capabilities.iter().map(|c| c.0).collect();
-    let mask = kept.iter().fold(0, |mask, c| mask | c.bitmask());
-    sys::limit_bounding_set(mask).or_fail(StepId::Security, Op::Capabilities, || {
-        "dropping the capabilities not kept from the bounding set".into()
-    })?;
+    let mask = (security.capabilities.iter()).fold(0, |mask, c| mask | c.0.bitmask());
+    sys.limit_bounding_set(mask)
+        .or_fail(StepId::Security, Op::Capabilities, || {
+            "dropping the capabilities not kept from the bounding set".into()
+        })?;
 
-    let process = &plan.process;
     if !plan.command_ids_set_up() {
-        take_command_ids(plan)?;
+        take_command_ids(sys, plan)?;
     }
 
-    sys::set_capabilities(mask, mask).or_fail(StepId::Security, Op::Capabilities, || {
-        "setting the effective, permitted and inheritable capabilities".into()
-    })?;
-    caps::clear(None, CapSet::Ambient)
-        .map_err(caps_error("clearing the ambient capabilities".into()))?;
-    if process.uid != 0 {
-        for capability in &kept {
-            caps::raise(None, CapSet::Ambient, *capability).map_err(caps_error(format!(
-                "raising {capability} in the ambient set"
-            )))?;
-        }
-    }
+    sys.set_capabilities(mask, mask)
+        .or_fail(StepId::Security, Op::Capabilities, || {
+            "setting the effective, permitted and inheritable capabilities".into()
+        })?;
+    // Root keeps them across execve without: its bounding set is what it may have.
+    let ambient = if plan.process.uid == 0 { 0 } else { mask };
+    sys.set_ambient(ambient)
+        .or_fail(StepId::Security, Op::Capabilities, || {
+            format!("setting the ambient capabilities to {ambient:#x}")
+        })?;
 
     if security.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs()
+        sys.set_no_new_privs()
             .or_fail(StepId::Security, Op::Prctl, || "PR_SET_NO_NEW_PRIVS".into())?;
-        confine(plan, prepared, started)?;
+        confine(sys, plan, prepared, started)?;
     }
     Ok(())
 }
@@ -149,62 +146,65 @@ pub fn apply(plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
 /// given. Its memory is already out of the sandbox's reach: it was made undumpable before it
 /// entered the sandbox's user namespace or anything of the sandbox ran (see `exec::setup`,
 /// `join::enter`).
-pub fn lock_down(filter: Option<&Program>) -> Result<(), StepFailure> {
-    nix::sys::prctl::set_no_new_privs()
+pub fn lock_down(sys: &dyn Sys, filter: Option<&Program>) -> Result<(), StepFailure> {
+    sys.set_no_new_privs()
         .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_NO_NEW_PRIVS".into())?;
-    sys::set_securebits(sys::SECUREBITS_LOCKED_DOWN)
+    sys.set_securebits(raw::SECUREBITS_LOCKED_DOWN)
         .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_SECUREBITS".into())?;
-    sys::limit_bounding_set(0).or_fail(StepId::Pid, Op::Capabilities, || {
-        "emptying the bounding set".into()
-    })?;
-    // None inheritable: the bounding set, empty now, caps what may be.
-    sys::set_capabilities(Capability::CAP_KILL.bitmask(), 0).or_fail(
-        StepId::Pid,
-        Op::Capabilities,
-        || "keeping only CAP_KILL".into(),
-    )?;
-    if let Some(filter) = filter {
-        sys::seccomp_set_filter(filter.instructions()).or_fail(StepId::Pid, Op::Seccomp, || {
-            "loading its own seccomp filter".into()
+    sys.limit_bounding_set(0)
+        .or_fail(StepId::Pid, Op::Capabilities, || {
+            "emptying the bounding set".into()
         })?;
+    // None inheritable: the bounding set, empty now, caps what may be.
+    sys.set_capabilities(Capability::CAP_KILL.bitmask(), 0)
+        .or_fail(StepId::Pid, Op::Capabilities, || {
+            "keeping only CAP_KILL".into()
+        })?;
+    if let Some(filter) = filter {
+        sys.seccomp_set_filter(filter.instructions())
+            .or_fail(StepId::Pid, Op::Seccomp, || {
+                "loading its own seccomp filter".into()
+            })?;
     }
     Ok(())
 }
 
 /// Supplementary groups, gid and uid of the command, keeping the capabilities across the uid
 /// change (they are set to the kept ones next).
-fn take_command_ids(plan: &Plan) -> Result<(), StepFailure> {
+fn take_command_ids(sys: &dyn Sys, plan: &Plan) -> Result<(), StepFailure> {
     let process = &plan.process;
     let may_setgroups = plan.user.as_ref().is_none_or(|u| !u.deny_setgroups);
     if may_setgroups {
-        let groups: Vec<Gid> = process.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        setgroups(&groups)
+        sys.setgroups(&process.groups)
             .or_fail(StepId::Security, Op::SetIds, || {
                 format!("setgroups({:?})", process.groups)
             })
             .map_err(|f| f.with_key("process.groups"))?;
     }
-    nix::sys::prctl::set_keepcaps(true)
+    sys.set_keepcaps(true)
         .or_fail(StepId::Security, Op::Prctl, || "PR_SET_KEEPCAPS".into())?;
-    let gid = Gid::from_raw(process.gid);
-    setresgid(gid, gid, gid)
+    sys.setresgid(process.gid)
         .or_fail(StepId::Security, Op::SetIds, || {
             format!("setresgid({})", process.gid)
         })
         .map_err(|f| f.with_key("process.group"))?;
-    let uid = Uid::from_raw(process.uid);
-    setresuid(uid, uid, uid)
+    sys.setresuid(process.uid)
         .or_fail(StepId::Security, Op::SetIds, || {
             format!("setresuid({})", process.uid)
         })
         .map_err(|f| f.with_key("process.user"))?;
-    nix::sys::prctl::set_keepcaps(false)
+    sys.set_keepcaps(false)
         .or_fail(StepId::Security, Op::Prctl, || "PR_SET_KEEPCAPS".into())?;
     Ok(())
 }
 
 /// Landlock, then the seccomp filters; records the step's durations.
-fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), StepFailure> {
+fn confine(
+    sys: &dyn Sys,
+    plan: &Plan,
+    prepared: &Prepared,
+    started: Instant,
+) -> Result<(), StepFailure> {
     if let Some(rules) = &plan.security.landlock {
         landlock(rules)?;
     }
@@ -214,7 +214,7 @@ fn confine(plan: &Plan, prepared: &Prepared, started: Instant) -> Result<(), Ste
     record(TIMING_SECURITY, started.elapsed().as_nanos());
     let loading = Instant::now();
     if let Some(program) = &prepared.seccomp {
-        sys::seccomp_set_filter(program.instructions())
+        sys.seccomp_set_filter(program.instructions())
             .or_fail(StepId::Security, Op::Seccomp, || {
                 "loading the seccomp filter".into()
             })
@@ -244,7 +244,7 @@ fn landlock(rules: &LandlockPlan) -> Result<(), StepFailure> {
     let fail = |action: String, error: &(dyn std::error::Error + 'static)| {
         fail_at("security.landlock", action, error)
     };
-    let missing = || rules.unenforceable(sys::landlock_abi()).join(", ");
+    let missing = || rules.unenforceable(raw::landlock_abi()).join(", ");
     let level = if rules.required {
         CompatLevel::HardRequirement
     } else {
@@ -343,4 +343,114 @@ fn errno_of(error: &(dyn std::error::Error + 'static)) -> Option<Errno> {
         current = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the fake: the order of the calls is the step's security (see the module's).
+
+    use super::*;
+    use crate::sys::fake::Fake;
+
+    /// A plan whose command runs as `uid` with CAP_NET_BIND_SERVICE kept, and no landlock.
+    fn plan(uid: u32, no_new_privileges: bool) -> Plan {
+        let mut plan = crate::plan::for_tests();
+        plan.process.uid = uid;
+        plan.process.gid = uid;
+        plan.process.groups = vec![uid, 27];
+        if let Some(user) = &mut plan.user {
+            user.deny_setgroups = false;
+        }
+        plan.security.no_new_privileges = no_new_privileges;
+        plan.security.landlock = None;
+        plan.security.capabilities = vec![crate::manifest::values::Capability(
+            Capability::CAP_NET_BIND_SERVICE,
+        )];
+        plan
+    }
+
+    fn applied(plan: &Plan) -> Vec<String> {
+        let sys = Fake::new();
+        apply(&sys, plan, &Prepared::for_tests(plan)).unwrap();
+        let calls = sys.calls();
+        // rlimits come first, as the plan lists them.
+        let rlimits = calls
+            .iter()
+            .take_while(|c| c.starts_with("setrlimit("))
+            .count();
+        assert_eq!(rlimits, plan.security.rlimits.len(), "{calls:#?}");
+        calls[rlimits..].to_vec()
+    }
+
+    #[test]
+    fn with_no_new_privs_the_filter_is_the_last_call_after_every_capability_change() {
+        let plan = plan(1000, true);
+        let bind = Capability::CAP_NET_BIND_SERVICE.bitmask();
+        assert_eq!(
+            applied(&plan),
+            [
+                format!("limit_bounding_set({bind:#x})"),
+                "setgroups([1000, 27])".into(),
+                "set_keepcaps(true)".into(),
+                "setresgid(1000)".into(),
+                "setresuid(1000)".into(),
+                "set_keepcaps(false)".into(),
+                format!("capset({bind:#x}, {bind:#x})"),
+                format!("set_ambient({bind:#x})"),
+                "set_no_new_privs()".into(),
+                format!(
+                    "seccomp({} instructions)",
+                    Prepared::for_tests(&plan)
+                        .seccomp
+                        .unwrap()
+                        .instructions()
+                        .len()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_no_new_privs_the_filter_goes_in_first_while_every_capability_is_there() {
+        let calls = applied(&plan(1000, false));
+        assert!(calls[0].starts_with("seccomp("), "{calls:#?}");
+        assert!(!calls.contains(&"set_no_new_privs()".to_string()));
+    }
+
+    #[test]
+    fn a_root_command_gets_no_ambient_capabilities() {
+        let calls = applied(&plan(0, true));
+        assert!(
+            calls.contains(&"set_ambient(0x0)".to_string()),
+            "{calls:#?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_uid_stops_the_step_naming_process_user() {
+        let plan = plan(1000, true);
+        let sys = Fake::new();
+        sys.fail("setresuid", 0, Errno::EINVAL);
+        let failure = apply(&sys, &plan, &Prepared::for_tests(&plan)).unwrap_err();
+        assert_eq!((failure.step, failure.op), (StepId::Security, Op::SetIds));
+        assert!(failure.key.is_some_and(|key| key.is_key("process.user")));
+        assert_eq!(sys.calls_of("capset"), Vec::<String>::new());
+        assert_eq!(sys.calls_of("seccomp"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_locked_down_process_keeps_only_cap_kill_and_locked_securebits() {
+        let sys = Fake::new();
+        lock_down(&sys, None).unwrap();
+        let kill = Capability::CAP_KILL.bitmask();
+        assert_eq!(
+            sys.calls(),
+            [
+                "set_no_new_privs()".to_string(),
+                format!("set_securebits({:#x})", raw::SECUREBITS_LOCKED_DOWN),
+                "limit_bounding_set(0x0)".into(),
+                format!("capset({kill:#x}, 0x0)"),
+            ]
+        );
+    }
 }

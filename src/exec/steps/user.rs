@@ -36,7 +36,7 @@ pub fn take_setup_ids(sys: &dyn Sys, plan: &Plan) -> Result<(), StepFailure> {
     sys.setresgid(gid)
         .or_fail(StepId::User, Op::SetIds, || format!("setresgid({gid})"))?;
     if !user.deny_setgroups {
-        sys.drop_groups()
+        sys.setgroups(&[])
             .or_fail(StepId::User, Op::SetIds, || "setgroups([])".into())?;
     }
     sys.setresuid(uid)
@@ -347,7 +347,7 @@ mod tests {
                 "{calls:?}"
             );
             assert!(calls.last().unwrap().starts_with("setresuid("), "{calls:?}");
-            assert_eq!(calls.contains(&"drop_groups()".to_string()), !deny);
+            assert_eq!(calls.contains(&"setgroups([])".to_string()), !deny);
         }
     }
 
