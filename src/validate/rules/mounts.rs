@@ -1020,6 +1020,8 @@ mod tests {
             FixedFacts {
                 kernel: Some(kernel),
                 filesystems,
+                // Root's folders, whoever runs the test.
+                owner: Some(0),
                 ..FixedFacts::default()
             },
         );
