@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""bench/hot-text.py: rewrites bench/hot-text.ld, the linker script that places every function
+a launch runs together, ahead of the rest of the code (build.rs passes it to the installed
+build, `cargo release-static` to the static one).
+
+    sudo bench/hot-text.py      # about 15 minutes with both builds
+
+Why: the kernel maps a binary's code in the page cache's folios (128 KiB here), so a launch
+that calls one function in each of 30 folios maps 30 of them. With the functions it runs in one
+range, it maps that range and little else: fewer page faults, a smaller peak RSS.
+
+How: both release builds (glibc and musl) are made, and each runs the benchmark's manifests
+once as root and `host.toml` rootless with a uprobe on every one of its functions (tracefs):
+the functions hit are the list, complete, not a sample. A name is written without the hashes
+that change with the target, the compiler and the lock file (`17h<hash>E` of legacy mangling,
+the crate disambiguators of v0), so one list serves both builds and survives an upgrade of
+rustc. A generic function's instances share that name; when placing all of them would take
+more than twice the room of those that ran, the ones that ran are named exactly instead (in
+both builds), and other toolchains place them where they fall. Names no longer in the code are
+ignored by the linker: a stale list costs memory, never correctness. Run it after changing what
+a launch runs.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TRACING = Path("/sys/kernel/tracing")
+GROUP = "sandbox_hot_text"
+MANIFESTS = ["full", "nonet", "limits", "security", "seccomp", "host"]
+LEGACY_HASH = re.compile(r"17h[0-9a-f]{16}E")
+# v0: a crate's disambiguator (`Cs<base62>_` before its name's length) and the back references
+# (`B<base62>_`), whose offsets move with the disambiguators' lengths.
+V0_HASHES = re.compile(r"(?<=C)s[0-9A-Za-z]*_(?=\d)|(?<=B)[0-9A-Za-z]*_")
+LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
+
+
+def run(*args, **kwargs):
+    return subprocess.run(args, check=True, **kwargs)
+
+
+def functions(binary):
+    """(file offset, name, size) of each function in the binary's executable segments."""
+    segments = []
+    headers = run("readelf", "-lW", binary, capture_output=True, text=True).stdout
+    for line in headers.splitlines():
+        fields = line.split()
+        if fields[:1] == ["LOAD"] and "E" in fields[6:-1]:
+            offset, vaddr, size = (int(fields[i], 16) for i in (1, 2, 4))
+            segments.append((offset, vaddr, size))
+    found = {}
+    for line in run("nm", "-S", binary, capture_output=True, text=True).stdout.splitlines():
+        # address [size] type name: assembly (musl's memcpy) may have no size
+        fields = line.split()
+        if len(fields) == 3:
+            fields.insert(1, "0")
+        if len(fields) == 4 and fields[2] in "tTwW":
+            address = int(fields[0], 16)
+            for offset, vaddr, size in segments:
+                if vaddr <= address < vaddr + size:
+                    found.setdefault(address - vaddr + offset, (fields[3], int(fields[1], 16)))
+    return sorted((offset, name, size) for offset, (name, size) in found.items())
+
+
+def workload(binary, work):
+    """Each benchmark manifest once as root, host.toml once as nobody."""
+    for manifest in MANIFESTS:
+        run(binary, "up", "--trust", REPO / f"bench/manifests/{manifest}.toml",
+            stdout=subprocess.DEVNULL)
+    state = work / "state"
+    state.mkdir(exist_ok=True)
+    os.chown(state, 65534, 65534)
+    run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env",
+        f"SANDBOX_STATE_DIR={state}", binary, "up", "--trust",
+        REPO / "bench/manifests/host.toml")
+
+
+def ran(binary, work):
+    """The names of the binary's functions that the workload runs, and {name: size} of all."""
+    probes = functions(binary)
+    events = os.open(TRACING / "uprobe_events", os.O_WRONLY | os.O_APPEND)
+    try:
+        for i, (offset, _, _) in enumerate(probes):
+            try:
+                os.write(events, f"p:{GROUP}/f{i} {binary}:{offset:#x}\n".encode())
+            except OSError:
+                pass  # not probeable (a few stubs): left out of the count
+        (TRACING / f"events/{GROUP}/enable").write_text("1")
+        workload(binary, work)
+        (TRACING / f"events/{GROUP}/enable").write_text("0")
+        hits = {}
+        # "file event hits", the event without its group
+        for line in (TRACING / "uprobe_profile").read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == str(binary) and fields[1].startswith("f"):
+                hits[int(fields[1][1:])] = int(fields[2])
+    finally:
+        os.close(events)
+        if (TRACING / f"events/{GROUP}").exists():
+            (TRACING / f"events/{GROUP}/enable").write_text("0")
+            events = os.open(TRACING / "uprobe_events", os.O_WRONLY | os.O_APPEND)
+            for i in range(len(probes)):
+                try:
+                    os.write(events, f"-:{GROUP}/f{i}\n".encode())
+                except OSError:
+                    pass  # never added
+            os.close(events)
+    return {probes[i][1] for i, count in hits.items() if count}, {
+        name: size for _, name, size in probes
+    }
+
+
+def portable(name):
+    """The name with its hashes as wildcards, or None for a name that has none (C)."""
+    bare = LLVM_SUFFIX.sub("", name)
+    if LEGACY_HASH.search(bare):
+        return LEGACY_HASH.sub("17h" + "?" * 16 + "E", bare)
+    if bare.startswith("_R"):
+        return V0_HASHES.sub(lambda m: ("s*_" if m.group(0).startswith("s") else "*_"), bare)
+    return None
+
+
+def section(name):
+    """The input sections of a Rust function (a cold one's are `.text.unlikely.`), with the
+    ThinLTO suffix (`.llvm.<n>`) a local one may get."""
+    return f"*(.text.{name}* .text.unlikely.{name}*)"
+
+
+def patterns(builds):
+    """Section patterns for the names that ran in each build, sorted for a readable diff."""
+    out = set()
+    for hot, sizes in builds:
+        instances_of = {}
+        for name in sizes:
+            instances_of.setdefault(portable(name), []).append(name)
+        for name in hot:
+            wild = portable(name)
+            if wild is None:
+                # C: its own section (-ffunction-sections), or all of its object's: musl
+                # names each file after its function, which may be assembly or an alias.
+                out.add(f"*(.text.{name} .text.unlikely.{name})")
+                out.add(f"*:{name}.lo(.text .text.*)")
+                continue
+            instances = instances_of[wild]
+            ran_instances = [n for n in instances if n in hot]
+            if sum(sizes[n] for n in instances) <= 2 * sum(sizes[n] for n in ran_instances):
+                out.add(section(wild))
+            else:
+                out.update(section(LLVM_SUFFIX.sub("", n)) for n in ran_instances)
+    return sorted(out)
+
+
+HEADER = """\
+/* Written by bench/hot-text.py: the functions `sandbox up` runs, placed ahead of the rest of
+   the code (docs/performance.md, "The release build"). INSERT keeps the linker's own layout
+   for everything else; a pattern that matches nothing is ignored. */
+"""
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench/hot-text.py: run it as root (uprobes, and the benchmark's manifests)")
+    if not (TRACING / "uprobe_events").exists():
+        run("mount", "-t", "tracefs", "nodev", TRACING)
+    os.chdir(REPO)
+    run("bench/prepare-root.sh", REPO / "bench/results/root")
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    builds = [
+        (["cargo", "build", "--release", "--locked", "--quiet", "--bin", "sandbox"],
+         target_dir / "release/sandbox"),
+        (["cargo", "--quiet", "release-static"],
+         target_dir / "x86_64-unknown-linux-musl/release/sandbox"),
+    ]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        for i, (command, built) in enumerate(builds):
+            run(*command)
+            binary = work / f"sandbox-{i}"
+            shutil.copy(built, binary)
+            hot, sizes = ran(binary, work)
+            print(f"{built}: {len(hot)} of {len(sizes)} functions ran", file=sys.stderr)
+            results.append((hot, sizes))
+    lines = patterns(results)
+    body = "".join(f"    {line}\n" for line in lines)
+    (REPO / "bench/hot-text.ld").write_text(
+        f"{HEADER}SECTIONS\n{{\n  .text.hot :\n  {{\n{body}  }}\n}}\nINSERT BEFORE .text;\n"
+    )
+    print(f"bench/hot-text.ld: {len(lines)} patterns", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
