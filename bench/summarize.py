@@ -27,6 +27,8 @@ ROWS = [
     ("sandbox-c-limits", "(c) sandbox, + memory and pids limits"),
     ("sandbox-d-seccomp-landlock", "(d) sandbox, + default seccomp and landlock"),
     ("sandbox-a-rootfs-host", "sandbox, (a) with `rootfs.host` (tmpfs root)"),
+    ("sandbox-a-seccomp", "(a) + the default seccomp profile (`cargo release-static`)"),
+    ("sandbox-installed-a-seccomp", "the same, as `cargo install` builds it (glibc, `cargo build --release`)"),
     ("bwrap", "bwrap --unshare-all"),
     ("bwrap-nonet", "bwrap --unshare-all --share-net"),
     ("unshare", "unshare: namespaces only, no mounts"),
@@ -155,11 +157,14 @@ def summarize(out):
         if "limits.toml: in force" in enforced
         else "no verdict: sandbox applied no limits, crun did"
     )
-    lines += ["", "Targets of issue 11 (this run):", ""]
+    lines += ["", "Targets of issues 11 and 24 (this run):", ""]
     a, bw = median("sandbox-a"), median("bwrap")
     c, cl = median("sandbox-c-limits"), median("crun-limits")
+    s, floor = median("sandbox-a-seccomp"), median("floor")
+    installed = median("sandbox-installed-a-seccomp")
     p8, bw8 = batch_median("sandbox-a", 8), batch_median("bwrap", 8)
     a_rss = rss.get("sandbox-a")
+    installed_rss = rss.get("sandbox-installed-a-seccomp")
 
     def target(label, value, limit, unit="", also="", void=""):
         if value is None:
@@ -173,20 +178,41 @@ def summarize(out):
         value = p10(latency[name]["times"]) / p10(latency[other]["times"])
         return f" (the fastest tenths: {value:.2f})"
 
+    def quotient(x, y):
+        return x / y if x and y else None
+
     lines += [
-        target("(a) ÷ bwrap", a / bw if a and bw else None, 0.6, also=p10_ratio("sandbox-a", "bwrap")),
+        target("(a) ÷ bwrap", quotient(a, bw), 0.6, also=p10_ratio("sandbox-a", "bwrap")),
+        target(
+            "(a) with the default seccomp profile ÷ floor",
+            quotient(s, floor),
+            1.4,
+            also=p10_ratio("sandbox-a-seccomp", "floor"),
+        ),
         target(
             "(c) ÷ crun with limits",
-            c / cl if c and cl else None,
+            quotient(c, cl),
             0.35,
             also=p10_ratio("sandbox-c-limits", "crun-limits"),
             void=limits_void,
         ),
+        target(
+            "the installed build ÷ `cargo release-static`, (a) with seccomp",
+            quotient(installed, s),
+            1.05,
+            also=p10_ratio("sandbox-installed-a-seccomp", "sandbox-a-seccomp"),
+        ),
         target("peak RSS of `sandbox up` (a)", a_rss / 1024 if a_rss else None, 2.5, " MiB"),
-        target("50 launches 8 at a time ÷ bwrap's", p8 / bw8 if p8 and bw8 else None, 0.6),
+        target(
+            "peak RSS of the installed build, (a) with seccomp",
+            installed_rss / 1024 if installed_rss else None,
+            2.5,
+            " MiB",
+        ),
+        target("50 launches 8 at a time ÷ bwrap's", quotient(p8, bw8), 0.6),
         leftovers(out),
         "",
-        "What cases (c) and (d) enforced:",
+        "What cases (c), (d) and (a) with seccomp enforced:",
         "",
     ]
     lines += [f"- {line}" for line in enforced.splitlines()]
