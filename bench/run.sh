@@ -80,9 +80,17 @@ log "building sandbox twice (cargo release-static, see .cargo/config.toml, and c
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
   rustup target add x86_64-unknown-linux-musl
 cargo --quiet release-static
-# What `cargo install --path .` builds: the host's default target (glibc), the release profile
-# and build.rs; no target to add, nothing to install.
-cargo build --quiet --release --locked --bin sandbox
+# What `cargo install --path .` builds: the host's target (.cargo/config.toml: static against
+# glibc on a glibc host), the release profile and build.rs; no target to add, nothing to
+# install. Its path from cargo's own messages (the target's folder, CARGO_TARGET_DIR).
+installed_built="$(cargo build --quiet --release --locked --bin sandbox --message-format=json-render-diagnostics |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])
+')"
 # Copies, as an installer or a package writes them. The linker leaves its output in the page
 # cache in small pieces, which costs every launch of target/release/sandbox about ten more page
 # faults (0.1 ms here) than an installed binary has.
@@ -90,7 +98,7 @@ SANDBOX="$OUT/sandbox"
 INSTALLED="$OUT/sandbox-installed"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 cp "$target_dir/x86_64-unknown-linux-musl/release/sandbox" "$SANDBOX.new" && mv "$SANDBOX.new" "$SANDBOX"
-cp "$target_dir/release/sandbox" "$INSTALLED.new" && mv "$INSTALLED.new" "$INSTALLED"
+cp "$installed_built" "$INSTALLED.new" && mv "$INSTALLED.new" "$INSTALLED"
 gcc -O2 -Wall -Wextra -o "$OUT/floor" bench/floor.c
 # The same program with next to no libc start-up (the release build of sandbox is static
 # against musl): what the kernel's work alone costs.

@@ -27,6 +27,8 @@ extern "C" fn main(
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: as the C runtime passes them to `main`.
     unsafe { sandbox::sys::raw::note_arguments(argc, argv, envp) };
+    #[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+    nss_built_in_only();
     // Read here, not from std::env::args: only glibc hands them to std before `main`.
     let args = (0..argc as usize).map(|i| {
         // SAFETY: the C runtime passes argc valid NUL-terminated strings, alive until exit.
@@ -35,4 +37,32 @@ extern "C" fn main(
     });
     // `exit` flushes stdout.
     std::process::exit(sandbox::cli::main(args).into())
+}
+
+/// Static against glibc (what `cargo build --release` and `cargo install` make, see
+/// .cargo/config.toml), the user and host look-ups use only the name services built into
+/// libc: /etc/passwd and /etc/group, /etc/hosts and DNS (with nscd, if it runs), as the musl
+/// build does. Any other module nsswitch.conf names (systemd, sss, mdns, resolve, ...) would be
+/// loaded with `dlopen` into a static process, which glibc supports only for its very own
+/// build and which crashed here: the launcher died of SIGSEGV looking up a uid that
+/// /etc/passwd lacks, in libnss_systemd.
+#[cfg(all(not(test), target_env = "gnu", target_feature = "crt-static"))]
+#[allow(unsafe_code)]
+fn nss_built_in_only() {
+    unsafe extern "C" {
+        // glibc's own (nss.h), in libc.a as in libc.so.6 since 2.2.5.
+        fn __nss_configure_lookup(
+            database: *const std::ffi::c_char,
+            services: *const std::ffi::c_char,
+        ) -> std::ffi::c_int;
+    }
+    for (database, services) in [
+        (c"passwd", c"files"),
+        (c"group", c"files"),
+        (c"hosts", c"files dns"),
+    ] {
+        // SAFETY: two NUL-terminated static strings, before any look-up, in the only thread.
+        // It fails only for a database glibc does not know, which these are not.
+        unsafe { __nss_configure_lookup(database.as_ptr(), services.as_ptr()) };
+    }
 }

@@ -154,9 +154,8 @@ as_root_and_rootless! {
             who,
             "[rootfs]\nhost = true\n[process]\nuser = 1000\ngroup = 1000\n",
         );
-        let name = nix::unistd::User::from_uid(1000.into())
-            .unwrap()
-            .map(|u| u.name)
+        let name = live::passwd_entry(|entry| entry.1 == 1000)
+            .map(|(name, _, _)| name)
             .unwrap_or_default();
         assert_eq!(p.sh("echo \"$USER:$LOGNAME\""), format!("{name}:{name}\n"));
         p.write(
@@ -237,6 +236,34 @@ as_root_and_rootless! {
         );
         assert_eq!(out.lines().collect::<Vec<_>>(), ["1", "1"], "{out}");
     }
+}
+
+/// A caller /etc/passwd does not know (a user of LDAP or systemd-homed, a bare uid), without
+/// $USER: `${USER}` is an error in the manifest. The build static against glibc asked
+/// nsswitch.conf's next service, systemd, whose module glibc loaded with dlopen, and died of
+/// SIGSEGV in it; it now asks the built-in `files` only, as the musl build does.
+#[test]
+fn a_caller_the_password_file_does_not_know_gets_an_error_not_a_crash() {
+    if !live::available(Who::Root) {
+        return;
+    }
+    let p = Project::new(
+        Who::Root,
+        "[rootfs]\nhost = true\n[process]\ncommand = [\"/bin/echo\", \"${USER}\"]\n",
+    );
+    let unknown = (60_000..65_000)
+        .find(|&id| live::passwd_entry(|entry| entry.1 == id).is_none())
+        .expect("a uid /etc/passwd lacks");
+    let out = live::as_ids((unknown, unknown), live::binary())
+        .args(["plan", p.manifest().to_str().unwrap()])
+        .current_dir(p.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("variable `USER` is not defined"), "{err}");
 }
 
 /// `plan` names the notable system calls the seccomp profile blocks, and the key that allows

@@ -72,12 +72,7 @@ pub fn other_ids() -> Option<(u32, u32)> {
 
 /// uid and gid of a system account without a home or a shell, created when missing.
 fn account(name: &str) -> Option<(u32, u32)> {
-    let lookup = || {
-        nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
-    };
+    let lookup = || passwd_entry(|entry| entry.0 == name).map(|(_, uid, gid)| (uid, gid));
     if lookup().is_none() {
         let _ = Command::new("useradd")
             .args([
@@ -91,6 +86,24 @@ fn account(name: &str) -> Option<(u32, u32)> {
             .status();
     }
     lookup()
+}
+
+/// The first entry `(name, uid, gid)` of /etc/passwd that `pick` takes. Read from the file,
+/// not through NSS: the test binaries are static against glibc (.cargo/config.toml), where a
+/// name service other than the built-in `files` (nsswitch.conf's `systemd`, asked about a name
+/// /etc/passwd lacks) is loaded with dlopen and crashes the process.
+pub fn passwd_entry(pick: impl Fn(&(String, u32, u32)) -> bool) -> Option<(String, u32, u32)> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?.to_string();
+            let uid = fields.nth(1)?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some((name, uid, gid))
+        })
+        .find(|entry| pick(entry))
 }
 
 /// An unprivileged account with a grant of ids in /etc/subuid and /etc/subgid, for tests of
@@ -170,10 +183,7 @@ pub fn subid_grant() -> bool {
         let Some((uid, _)) = rootless_ids() else {
             return false;
         };
-        let name = nix::unistd::User::from_uid(uid.into())
-            .ok()
-            .flatten()
-            .map(|u| u.name);
+        let name = passwd_entry(|entry| entry.1 == uid).map(|(name, _, _)| name);
         let granted = || {
             ["/etc/subuid", "/etc/subgid"].iter().all(|file| {
                 let text = std::fs::read_to_string(file).unwrap_or_default();
