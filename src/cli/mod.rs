@@ -99,7 +99,11 @@ impl Color {
     }
 }
 
+/// Each subcommand's arguments are built only when it is the one given (`defer`): building
+/// all 18 subcommands' to parse one cost `up --dry-run` a quarter of its CPU (1.29 against
+/// 0.95 ms, 151 against 119 page faults). Help, completions and the man page build them all.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run the sandbox a manifest describes.
     #[command(
