@@ -9,24 +9,26 @@ Why: the kernel maps a binary's code in the page cache's folios (128 KiB here), 
 that calls one function in each of 30 folios maps 30 of them. With the functions it runs in one
 range, it maps that range and little else: fewer page faults, a smaller peak RSS.
 
-How: both release builds (glibc and musl) are made, and each runs the benchmark's manifests
-once as root and `host.toml` rootless with a uprobe on every one of its functions (tracefs):
-the functions hit are the list, complete, not a sample. A name is written without the hashes
-that change with the target, the compiler and the lock file (`17h<hash>E` of legacy mangling,
-the crate disambiguators of v0), so one list serves both builds and survives an upgrade of
-rustc. A generic function's instances share that name; when placing all of them would take
-more than twice the room of those that ran, the ones that ran are named exactly instead (in
-both builds), and other toolchains place them where they fall. Names no longer in the code are
-ignored by the linker: a stale list costs memory, never correctness. Run it after changing what
-a launch runs.
+How: both release builds (glibc, linked dynamically for this, and musl) are made, and each runs
+the benchmark's manifests once as root and `host.toml` rootless with a uprobe on every one of
+its functions (tracefs): the functions hit are the list, complete, not a sample. A name is
+written without the hashes that change with the target, the compiler and the lock file
+(`17h<hash>E` of legacy mangling, the crate disambiguators of v0), so one list serves both
+builds and survives an upgrade of rustc. A generic function's instances share that name; when
+placing all of them would take more than twice the room of those that ran, the ones that ran
+are named exactly instead (in both builds), and other toolchains place them where they fall.
+Names no longer in the code are ignored by the linker: a stale list costs memory, never
+correctness. Run it after changing what a launch runs.
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,25 @@ LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
 
 def run(*args, **kwargs):
     return subprocess.run(args, check=True, **kwargs)
+
+
+def executable(command, env):
+    """Builds with `command` and returns the binary's path from cargo's own messages, wherever
+    the target (.cargo/config.toml's host-tuple, --target) and CARGO_TARGET_DIR put it."""
+    out = run(*command, stdout=subprocess.PIPE, text=True, env={**os.environ, **env}).stdout
+    for line in out.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            return Path(message["executable"])
+    sys.exit(f"bench/hot-text.py: {' '.join(command)} built no executable")
+
+
+def alias(name):
+    """The words of a cargo alias of .cargo/config.toml, after `cargo`."""
+    with open(REPO / ".cargo/config.toml", "rb") as config:
+        words = tomllib.load(config)["alias"][name]
+    assert words[0] == "rustc", f"alias {name} no longer starts with `rustc`"
+    return words[1:]
 
 
 def functions(binary):
@@ -68,10 +89,13 @@ def functions(binary):
 
 
 def workload(binary, work):
-    """Each benchmark manifest once as root, host.toml once as nobody."""
+    """Each benchmark manifest once as root, host.toml once as nobody. State records go in
+    `work`: a benchmark running on the same machine holds the same sandbox names."""
+    root_state = work / "state-root"
+    root_state.mkdir(exist_ok=True)
     for manifest in MANIFESTS:
         run(binary, "up", "--trust", REPO / f"bench/manifests/{manifest}.toml",
-            stdout=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, env={**os.environ, "SANDBOX_STATE_DIR": str(root_state)})
     state = work / "state"
     state.mkdir(exist_ok=True)
     os.chown(state, 65534, 65534)
@@ -169,19 +193,22 @@ def main():
         run("mount", "-t", "tracefs", "nodev", TRACING)
     os.chdir(REPO)
     run("bench/prepare-root.sh", REPO / "bench/results/root")
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    flags = ["--quiet", "--message-format=json-render-diagnostics"]
     builds = [
-        (["cargo", "build", "--release", "--locked", "--quiet", "--bin", "sandbox"],
-         target_dir / "release/sandbox"),
-        (["cargo", "--quiet", "release-static"],
-         target_dir / "x86_64-unknown-linux-musl/release/sandbox"),
+        # glibc, linked dynamically (RUSTFLAGS, even empty, replaces .cargo/config.toml's
+        # crt-static): with a uprobe on each function, the static glibc build spun forever in
+        # its first launch (in toml's map). Its functions have the same names.
+        (["cargo", "build", "--release", "--locked", "--bin", "sandbox", *flags],
+         {"RUSTFLAGS": ""}),
+        # .cargo/config.toml's alias, whose last words are rustc's: cargo's flags go first
+        (["cargo", "rustc", *flags, *alias("release-static")], {}),
     ]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        for i, (command, built) in enumerate(builds):
-            run(*command)
+        for i, (command, env) in enumerate(builds):
+            built = executable(command, env)
             binary = work / f"sandbox-{i}"
             shutil.copy(built, binary)
             hot, sizes = ran(binary, work)

@@ -28,7 +28,7 @@ ROWS = [
     ("sandbox-d-seccomp-landlock", "(d) sandbox, + default seccomp and landlock"),
     ("sandbox-a-rootfs-host", "sandbox, (a) with `rootfs.host` (tmpfs root)"),
     ("sandbox-a-seccomp", "(a) + the default seccomp profile (`cargo release-static`)"),
-    ("sandbox-installed-a-seccomp", "the same, as `cargo install` builds it (glibc, `cargo build --release`)"),
+    ("sandbox-installed-a-seccomp", "the same, as `cargo install` builds it (static glibc, `cargo build --release`)"),
     ("bwrap", "bwrap --unshare-all"),
     ("bwrap-nonet", "bwrap --unshare-all --share-net"),
     ("unshare", "unshare: namespaces only, no mounts"),
