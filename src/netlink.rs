@@ -202,12 +202,6 @@ impl Request for Socket {
 /// The operations bridge networking needs, over any [`Request`].
 pub struct Netlink<R: Request = Socket>(pub R);
 
-impl Netlink<Socket> {
-    pub fn open() -> Result<Self, Errno> {
-        Socket::open(SockProtocol::NetlinkRoute).map(Netlink)
-    }
-}
-
 fn link_named(name: &str) -> LinkMessage {
     let mut link = LinkMessage::default();
     link.attributes

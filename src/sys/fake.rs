@@ -8,11 +8,14 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Output};
 
+use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use nix::sys::resource::Resource;
 use nix::sys::signal::SigSet;
+
+use crate::netlink::Socket;
 
 use super::{
     Dir, FileKind, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
@@ -33,6 +36,9 @@ pub struct Fake {
     absent: RefCell<Vec<String>>,
     /// What `euid` says: root unless a test says otherwise.
     euid: Cell<u32>,
+    /// The links netlink was asked about or made, by name: link N has the index N + 2 (`lo`
+    /// is 1). A name in `absent` has none (ENODEV).
+    links: RefCell<Vec<String>>,
 }
 
 impl Fake {
@@ -124,6 +130,123 @@ impl Fake {
     fn matches(list: &RefCell<Vec<String>>, name: &str) -> bool {
         list.borrow().iter().any(|end| name.ends_with(end.as_str()))
     }
+
+    /// The index of the link `name`, made up on first sight.
+    fn link_index(&self, name: &str) -> u32 {
+        let mut links = self.links.borrow_mut();
+        let at = links
+            .iter()
+            .position(|link| link == name)
+            .unwrap_or_else(|| {
+                links.push(name.into());
+                links.len() - 1
+            });
+        at as u32 + 2
+    }
+
+    fn link_name(&self, index: u32) -> String {
+        match index {
+            1 => "lo".into(),
+            _ => (self.links.borrow().get(index as usize - 2).cloned())
+                .unwrap_or_else(|| format!("link{index}")),
+        }
+    }
+
+    /// A netlink request as a call: its name and its arguments.
+    fn netlink_call(&self, message: &RouteNetlinkMessage) -> (&'static str, String) {
+        use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+        let name_of = |attributes: &[LinkAttribute]| {
+            (attributes.iter())
+                .find_map(|attribute| match attribute {
+                    LinkAttribute::IfName(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        match message {
+            RouteNetlinkMessage::GetLink(link) => ("getlink", name_of(&link.attributes)),
+            RouteNetlinkMessage::DelLink(link) => ("dellink", name_of(&link.attributes)),
+            RouteNetlinkMessage::NewLink(link) => {
+                let mut args = name_of(&link.attributes);
+                for attribute in &link.attributes {
+                    let LinkAttribute::LinkInfo(info) = attribute else {
+                        continue;
+                    };
+                    for item in info {
+                        match item {
+                            LinkInfo::Kind(InfoKind::Bridge) => args += ", bridge",
+                            LinkInfo::Kind(InfoKind::Veth) => args += ", veth",
+                            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) => {
+                                args += &format!(", peer {}", name_of(&peer.attributes));
+                                for attribute in &peer.attributes {
+                                    if let LinkAttribute::NetNsFd(fd) = attribute {
+                                        let ns = self.names.borrow().get(fd).cloned();
+                                        args += &format!(" in {}", ns.unwrap_or_default());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                ("newlink", args)
+            }
+            RouteNetlinkMessage::SetLink(link) => {
+                let mut args = format!("{} up", self.link_name(link.header.index));
+                for attribute in &link.attributes {
+                    if let LinkAttribute::Controller(bridge) = attribute {
+                        args += &format!(", on {}", self.link_name(*bridge));
+                    }
+                }
+                ("setlink", args)
+            }
+            RouteNetlinkMessage::NewAddress(address) => {
+                use netlink_packet_route::address::AddressAttribute;
+                let local = (address.attributes.iter()).find_map(|attribute| match attribute {
+                    AddressAttribute::Local(local) => Some(local.to_string()),
+                    _ => None,
+                });
+                let args = format!(
+                    "{}, {}/{}",
+                    self.link_name(address.header.index),
+                    local.unwrap_or_default(),
+                    address.header.prefix_len
+                );
+                ("newaddr", args)
+            }
+            RouteNetlinkMessage::NewRoute(route) => {
+                use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+                let (mut via, mut on) = (String::new(), String::new());
+                for attribute in &route.attributes {
+                    match attribute {
+                        RouteAttribute::Gateway(RouteAddress::Inet(gateway)) => {
+                            via = gateway.to_string()
+                        }
+                        RouteAttribute::Oif(index) => on = self.link_name(*index),
+                        _ => {}
+                    }
+                }
+                ("newroute", format!("default via {via}, {on}"))
+            }
+            other => ("netlink", format!("{other:?}")),
+        }
+    }
+}
+
+/// An nftables document (JSON) as words: what each command does to which table, and how many
+/// commands there are in all.
+fn nft_summary(document: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(document).unwrap_or_default();
+    let commands = value["nftables"].as_array().cloned().unwrap_or_default();
+    let mut words: Vec<String> = (commands.iter())
+        .filter_map(|command| {
+            let (verb, object) = command.as_object()?.iter().next()?;
+            let table = object.get("table")?;
+            Some(format!("{verb} table {} {}", table["family"], table["name"]).replace('"', ""))
+        })
+        .collect();
+    words.push(format!("{} commands", commands.len()));
+    words.join(", ")
 }
 
 /// MOUNT_ATTR_* bits as words.
@@ -448,5 +571,51 @@ impl Sys for Fake {
 
     fn euid(&self) -> u32 {
         self.euid.get()
+    }
+
+    fn netlink_open(&self) -> Result<Socket> {
+        self.record("netlink_open", String::new())?;
+        Ok(Socket::adopt(self.descriptor("netlink")))
+    }
+
+    /// Acknowledges every request, answers a `getlink` with the link's index, and fails one of
+    /// a name in `absent` with ENODEV.
+    fn netlink_request(
+        &self,
+        _: &mut Socket,
+        message: RouteNetlinkMessage,
+        _: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        let (call, args) = self.netlink_call(&message);
+        self.record(call, args.clone())?;
+        let absent = Fake::matches(&self.absent, &args);
+        match call {
+            "getlink" | "dellink" if absent => Err(Errno::ENODEV),
+            "getlink" => {
+                let mut link = netlink_packet_route::link::LinkMessage::default();
+                link.header.index = self.link_index(&args);
+                Ok(vec![RouteNetlinkMessage::NewLink(link)])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs nothing and succeeds; an nftables document is recorded as its tables.
+    fn run_fed(&self, program: &Path, args: &[&str], input: &[u8]) -> Result<Output> {
+        use std::os::unix::process::ExitStatusExt;
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        let what = format!("{name} {}: {}", args.join(" "), nft_summary(input));
+        self.record("run_fed", what)?;
+        Ok(Output {
+            status: ExitStatus::from_raw(0),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        })
+    }
+
+    /// Says `0`, as a sysctl that is off.
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
+        self.record("read_file", path.display().to_string())?;
+        Ok(b"0\n".to_vec())
     }
 }

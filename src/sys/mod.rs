@@ -13,8 +13,9 @@ pub mod raw;
 use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Output};
 
+use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sched::CloneFlags;
@@ -22,6 +23,8 @@ use nix::sys::resource::Resource;
 use nix::sys::signal::SigSet;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
+
+use crate::netlink::Socket;
 
 pub use raw::{
     MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
@@ -185,6 +188,21 @@ pub trait Sys {
     fn run(&self, program: &Path, args: &[String]) -> Result<ExitStatus>;
     /// The effective uid.
     fn euid(&self) -> u32;
+
+    /// A route netlink socket, in this process's network namespace.
+    fn netlink_open(&self) -> Result<Socket>;
+    /// One rtnetlink request on `socket`, and its answers.
+    fn netlink_request(
+        &self,
+        socket: &mut Socket,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>>;
+    /// Run `program` with `args` to its end, `input` on its standard input (its output
+    /// discarded): its exit status and what it wrote to standard error.
+    fn run_fed(&self, program: &Path, args: &[&str], input: &[u8]) -> Result<Output>;
+    /// Read a whole (proc) file.
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>>;
 
     /// Open `path` below `dir` as if `dir` were the root: `..` and absolute symlinks cannot
     /// leave it, and no magic link (/proc/PID/fd/N) is followed.
@@ -510,6 +528,43 @@ impl Sys for Kernel {
 
     fn euid(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    fn netlink_open(&self) -> Result<Socket> {
+        Socket::open(nix::sys::socket::SockProtocol::NetlinkRoute)
+    }
+
+    fn netlink_request(
+        &self,
+        socket: &mut Socket,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        socket.exchange(message, flags)
+    }
+
+    fn run_fed(&self, program: &Path, args: &[&str], input: &[u8]) -> Result<Output> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_errno)?;
+        // A refusal can come before the program read it all: a broken pipe is then no error
+        // of its own, the exit status and stderr say why.
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(input));
+        let output = child.wait_with_output().map_err(io_errno)?;
+        match written {
+            Some(Err(error)) if output.status.success() => Err(io_errno(error)),
+            _ => Ok(output),
+        }
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(io_errno)
     }
 }
 

@@ -29,16 +29,39 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use netlink_packet_route::RouteNetlinkMessage;
 use nftables::schema::Nftables;
 use nix::errno::Errno;
 
 use crate::exec::error::{Op, OrFail, StepFailure};
-use crate::netlink::{Netlink, Socket};
+use crate::netlink::{Netlink, Request, Socket};
 use crate::plan::{BridgePlan, LEASE_DIR, NetPlan, Plan, StepId, veth_name};
+use crate::sys::Sys;
 use lease::{BridgeState, Lease, Locked, Store};
 
 /// The loopback interface's index, the same in every network namespace.
 const LOOPBACK: u32 = 1;
+
+/// Netlink requests through the [`Sys`], on a socket it opened.
+struct Through<'s> {
+    sys: &'s dyn Sys,
+    socket: Socket,
+}
+
+impl Request for Through<'_> {
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, Errno> {
+        self.sys.netlink_request(&mut self.socket, message, flags)
+    }
+}
+
+fn open_netlink(sys: &dyn Sys) -> Result<Netlink<Through<'_>>, Errno> {
+    let socket = sys.netlink_open()?;
+    Ok(Netlink(Through { sys, socket }))
+}
 
 /// What the supervisor set up for the sandbox's network; undone on drop.
 pub enum Network<'a> {
@@ -62,11 +85,15 @@ impl Network<'_> {
 }
 
 /// Parent half: runs once the id maps are written; `child` is the sandbox's setup process.
-pub fn parent(plan: &NetPlan, child: i32) -> Result<Network<'_>, StepFailure> {
+pub fn parent<'a>(
+    sys: &'a dyn Sys,
+    plan: &'a NetPlan,
+    child: i32,
+) -> Result<Network<'a>, StepFailure> {
     match plan {
         NetPlan::Host | NetPlan::None => Ok(Network::Nothing),
         NetPlan::Bridge(bridge) => {
-            attach(bridge, child, Store::new(LEASE_DIR)).map(Network::Bridge)
+            attach(sys, bridge, child, Store::new(LEASE_DIR)).map(Network::Bridge)
         }
         NetPlan::Pasta(pasta) => {
             pasta::start(pasta, child).map(|running| Network::Pasta { _running: running })
@@ -76,11 +103,15 @@ pub fn parent(plan: &NetPlan, child: i32) -> Result<Network<'_>, StepFailure> {
 
 /// Child half: `lo` up, and on a bridge `eth0` with the leased `address` and the default
 /// route; then the egress rules, whose netlink socket it returns for the supervisor.
-pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<Option<Socket>, StepFailure> {
+pub fn child(
+    sys: &dyn Sys,
+    plan: &Plan,
+    address: Option<Ipv4Addr>,
+) -> Result<Option<Socket>, StepFailure> {
     if plan.net == NetPlan::Host {
         return Ok(None);
     }
-    configure(plan, address)?;
+    configure(sys, plan, address)?;
     plan.net
         .egress()
         .map(|egress| {
@@ -97,8 +128,8 @@ pub fn child(plan: &Plan, address: Option<Ipv4Addr>) -> Result<Option<Socket>, S
         .transpose()
 }
 
-fn configure(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
-    let mut netlink = Netlink::open()
+fn configure(sys: &dyn Sys, plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> {
+    let mut netlink = open_netlink(sys)
         .or_fail(StepId::Net, Op::Netlink, || {
             "opening a netlink socket".into()
         })
@@ -138,9 +169,10 @@ fn configure(plan: &Plan, address: Option<Ipv4Addr>) -> Result<(), StepFailure> 
 
 /// A sandbox on a bridge, as far as it got; what it made goes when this is dropped.
 pub struct Bridged<'a> {
+    sys: &'a dyn Sys,
     plan: &'a BridgePlan,
     store: Store,
-    netlink: Netlink,
+    netlink: Netlink<Through<'a>>,
     lease: Option<Lease>,
     /// The sandbox's own nftables tables were made.
     rules: bool,
@@ -150,11 +182,17 @@ fn net_failure(key: &'static str) -> impl Fn(Op, String, Errno) -> StepFailure {
     move |op, action, errno| StepFailure::new(StepId::Net, op, action, errno).with_key(key)
 }
 
-fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, StepFailure> {
+fn attach<'a>(
+    sys: &'a dyn Sys,
+    plan: &'a BridgePlan,
+    child: i32,
+    store: Store,
+) -> Result<Bridged<'a>, StepFailure> {
     let fail = net_failure("network.bridge");
     let netlink =
-        Netlink::open().map_err(|e| fail(Op::Netlink, "opening a netlink socket".into(), e))?;
+        open_netlink(sys).map_err(|e| fail(Op::Netlink, "opening a netlink socket".into(), e))?;
     let mut made = Bridged {
+        sys,
         plan,
         store,
         netlink,
@@ -166,7 +204,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
             .store
             .lock()
             .map_err(|e| fail(Op::NetState, e.to_string(), e.errno()))?;
-        let live = sweep(plan, &locked, &mut made.netlink)?;
+        let live = sweep(sys, plan, &locked, &mut made.netlink)?;
         let state = locked.bridge_state(&plan.bridge);
         if let Some(state) = state
             && state.subnet != plan.subnet
@@ -195,16 +233,17 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
             })?;
         made.lease = Some(lease);
         if live.is_empty() {
-            set_up_bridge(plan, &locked, state, &mut made.netlink)?;
+            set_up_bridge(sys, plan, &locked, state, &mut made.netlink)?;
         }
     }
     let address = made.address();
     let veth = veth_name(address);
-    let netns = std::fs::File::open(format!("/proc/{child}/ns/net")).map_err(|e| {
+    let path = std::ffi::CString::new(format!("/proc/{child}/ns/net")).expect("no NUL");
+    let netns = sys.openat(None, &path, libc::O_RDONLY, 0).map_err(|e| {
         fail(
             Op::OpenNamespace,
             "opening the sandbox's network namespace".into(),
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            e,
         )
     })?;
     made.netlink
@@ -242,6 +281,7 @@ fn attach(plan: &BridgePlan, child: i32, store: Store) -> Result<Bridged<'_>, St
     if let Some(document) = rules::sandbox(plan, address) {
         made.rules = true;
         nft(
+            sys,
             &plan.nft,
             &document,
             "installing the sandbox's rules",
@@ -264,10 +304,11 @@ impl Bridged<'_> {
 /// The first sandbox on a bridge: create it (unless it exists), give it the gateway address,
 /// bring it up, turn on forwarding, and install the bridge's rules.
 fn set_up_bridge(
+    sys: &dyn Sys,
     plan: &BridgePlan,
     locked: &Locked<'_>,
     before: Option<BridgeState>,
-    netlink: &mut Netlink,
+    netlink: &mut Netlink<Through<'_>>,
 ) -> Result<(), StepFailure> {
     let fail = net_failure("network.bridge");
     let name = &plan.bridge;
@@ -312,10 +353,11 @@ fn set_up_bridge(
         "/proc/sys/net/ipv4/ip_forward".to_string(),
         format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
     ] {
-        enable(Path::new(&path))
+        enable(sys, Path::new(&path))
             .map_err(|e| fail(Op::Sysctl, format!("writing 1 to {path}"), e))?;
     }
     nft(
+        sys,
         &plan.nft,
         &rules::bridge(plan),
         "installing the bridge's rules",
@@ -323,19 +365,19 @@ fn set_up_bridge(
     )
 }
 
-fn enable(path: &Path) -> Result<(), Errno> {
-    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    if std::fs::read(path).map_err(io)?.starts_with(b"1") {
+fn enable(sys: &dyn Sys, path: &Path) -> Result<(), Errno> {
+    if sys.read_file(path)?.starts_with(b"1") {
         return Ok(());
     }
-    std::fs::write(path, "1").map_err(io)
+    sys.write_file(path, b"1")
 }
 
 /// Remove what the sandboxes of stale leases made, then the leases; returns the live ones.
 fn sweep(
+    sys: &dyn Sys,
     plan: &BridgePlan,
     locked: &Locked<'_>,
-    netlink: &mut Netlink,
+    netlink: &mut Netlink<Through<'_>>,
 ) -> Result<BTreeSet<Ipv4Addr>, StepFailure> {
     let fail = net_failure("network.bridge");
     let (live, stale) = locked.leases(&plan.bridge).map_err(|e| {
@@ -357,6 +399,7 @@ fn sweep(
         tables.extend(rules::sandbox_tables(plan, address));
     }
     nft(
+        sys,
         &plan.nft,
         &rules::remove(&tables),
         "removing stale rules",
@@ -379,11 +422,12 @@ impl Drop for Bridged<'_> {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        let plan = self.plan;
+        let (sys, plan) = (self.sys, self.plan);
         let address = lease.address;
         let removed = self.netlink.delete(&veth_name(address)).is_ok()
             && (!self.rules
                 || nft(
+                    sys,
                     &plan.nft,
                     &rules::remove(&rules::sandbox_tables(plan, address)),
                     "removing the sandbox's rules",
@@ -400,12 +444,13 @@ impl Drop for Bridged<'_> {
         } else {
             drop(lease);
         }
-        let Ok(live) = sweep(plan, &locked, &mut self.netlink) else {
+        let Ok(live) = sweep(sys, plan, &locked, &mut self.netlink) else {
             return;
         };
         if live.is_empty() {
             let created = locked.bridge_state(&plan.bridge).is_some_and(|s| s.created);
             let gone = nft(
+                sys,
                 &plan.nft,
                 &rules::remove(&[(
                     nftables::types::NfFamily::IP,
@@ -427,36 +472,17 @@ impl Drop for Bridged<'_> {
 /// which leaves nft's stderr on the caller's terminal: nft's message belongs in the step's
 /// error, next to the manifest key.
 fn nft(
+    sys: &dyn Sys,
     program: &Path,
     document: &Nftables<'_>,
     action: &str,
     key: &'static str,
 ) -> Result<(), StepFailure> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let fail = net_failure(key);
     let payload = serde_json::to_vec(document).expect("an nftables document serializes");
-    let output = Command::new(program)
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            // A refusal can come before nft read it all: a broken pipe is then no error of
-            // its own, the exit status and stderr say why.
-            let written = child
-                .stdin
-                .take()
-                .map(|mut stdin| stdin.write_all(&payload));
-            let output = child.wait_with_output()?;
-            match written {
-                Some(Err(error)) if output.status.success() => Err(error),
-                _ => Ok(output),
-            }
-        })
-        .map_err(|error| {
-            let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
+    let output = sys
+        .run_fed(program, &["-j", "-f", "-"], &payload)
+        .map_err(|errno| {
             fail(
                 Op::Nft,
                 format!("{action}: running {}", program.display()),
@@ -477,12 +503,215 @@ fn nft(
 /// The parent half in the step table; what it set up stays in the context until the run ends.
 pub fn parent_half<'a>(cx: &mut crate::exec::order::Context<'a>) -> Result<(), StepFailure> {
     let plan: &'a Plan = cx.plan;
-    cx.network = Some(parent(&plan.net, cx.child_pid())?);
+    cx.network = Some(parent(cx.sys, &plan.net, cx.child_pid())?);
     Ok(())
 }
 
 /// The child half in the step table, with the address the supervisor sent.
 pub fn child_half(cx: &mut crate::exec::order::Context<'_>) -> Result<(), StepFailure> {
-    cx.egress = child(cx.plan, cx.address)?;
+    cx.egress = child(cx.sys, cx.plan, cx.address)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::Fake;
+
+    fn bridge_plan(ports: &[&str]) -> BridgePlan {
+        use crate::manifest::values::PortSpec;
+        BridgePlan {
+            bridge: "sbx0".into(),
+            subnet: "10.88.0.0/16".parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 88, 0, 1),
+            address: Some(Ipv4Addr::new(10, 88, 0, 7)),
+            ports: ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect(),
+            isolate: false,
+            dns: Vec::new(),
+            nft: "/usr/sbin/nft".into(),
+            egress: None,
+        }
+    }
+
+    /// The netlink, nft and sysctl calls among `fake`'s, without the reads of the sysctls.
+    fn network_calls(fake: &Fake) -> Vec<String> {
+        (fake.calls().into_iter())
+            .filter(|call| !call.starts_with("read_file("))
+            .collect()
+    }
+
+    const FIRST_ON_THE_BRIDGE: [&str; 12] = [
+        "netlink_open()",
+        "newlink(sbx0, bridge)",
+        "getlink(sbx0)",
+        "newaddr(sbx0, 10.88.0.1/16)",
+        "setlink(sbx0 up)",
+        "write_file(/proc/sys/net/ipv4/ip_forward, \"1\")",
+        "write_file(/proc/sys/net/ipv4/conf/sbx0/route_localnet, \"1\")",
+        "run_fed(nft -j -f -: add table ip sandbox-sbx0, delete table ip sandbox-sbx0, \
+         add table ip sandbox-sbx0, 9 commands)",
+        "openat(/proc/4242/ns/net)",
+        "newlink(sbx0a580007, veth, peer eth0 in /proc/4242/ns/net)",
+        "getlink(sbx0a580007)",
+        "getlink(sbx0)",
+    ];
+
+    #[test]
+    fn the_first_sandbox_on_a_bridge_makes_the_bridge_then_its_veth_on_it() {
+        let fake = Fake::new();
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&[]);
+        let bridged = attach(&fake, &plan, 4242, Store::new(store.path())).unwrap();
+        assert_eq!(bridged.address(), Ipv4Addr::new(10, 88, 0, 7));
+        let mut expected: Vec<String> = FIRST_ON_THE_BRIDGE.map(String::from).into();
+        expected.push("setlink(sbx0a580007 up, on sbx0)".into());
+        assert_eq!(network_calls(&fake), expected);
+    }
+
+    /// What the last sandbox on a bridge the launcher made leaves behind it: nothing.
+    const LAST_OFF_THE_BRIDGE: [&str; 3] = [
+        "dellink(sbx0a580007)",
+        "run_fed(nft -j -f -: add table ip sandbox-sbx0, delete table ip sandbox-sbx0, \
+         2 commands)",
+        "dellink(sbx0)",
+    ];
+
+    #[test]
+    fn the_last_sandbox_off_a_bridge_removes_its_veth_the_rules_and_the_bridge() {
+        let fake = Fake::new();
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&[]);
+        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        let calls = network_calls(&fake);
+        assert_eq!(calls[FIRST_ON_THE_BRIDGE.len() + 1..], LAST_OFF_THE_BRIDGE);
+        let left: Vec<_> = std::fs::read_dir(store.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name != ".lock")
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<std::ffi::OsString>::new(),
+            "no lease, no bridge state"
+        );
+    }
+
+    #[test]
+    fn published_ports_get_the_sandboxs_own_rules_removed_with_it() {
+        let fake = Fake::new();
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&["8080:80"]);
+        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        let nft = fake.calls_of("run_fed");
+        assert_eq!(nft.len(), 4, "{nft:#?}");
+        assert!(
+            nft[1].contains("add table ip sandbox-sbx0-10.88.0.7"),
+            "{nft:#?}"
+        );
+        assert!(
+            nft[2].contains("delete table ip sandbox-sbx0-10.88.0.7"),
+            "{nft:#?}"
+        );
+        assert!(nft[3].contains("delete table ip sandbox-sbx0,"), "{nft:#?}");
+    }
+
+    #[test]
+    fn a_veth_that_cannot_join_the_bridge_is_removed_with_the_bridge() {
+        let fake = Fake::new();
+        // setlink 0 brings the bridge up, setlink 1 attaches the veth.
+        fake.fail("setlink", 1, Errno::EBUSY);
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&[]);
+        let Err(failure) = attach(&fake, &plan, 4242, Store::new(store.path())) else {
+            panic!("attached");
+        };
+        assert_eq!(failure.errno(), Errno::EBUSY);
+        assert!(
+            failure
+                .to_string()
+                .contains("attaching sbx0a580007 to sbx0"),
+            "{failure}"
+        );
+        let calls = network_calls(&fake);
+        assert_eq!(calls[FIRST_ON_THE_BRIDGE.len() + 1..], LAST_OFF_THE_BRIDGE);
+    }
+
+    #[test]
+    fn a_veth_that_cannot_be_made_leaves_no_bridge_behind() {
+        let fake = Fake::new();
+        // newlink 0 makes the bridge, newlink 1 the veth pair.
+        fake.fail("newlink", 1, Errno::EPERM);
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&[]);
+        assert!(attach(&fake, &plan, 4242, Store::new(store.path())).is_err());
+        let calls = network_calls(&fake);
+        assert_eq!(calls.last().map(String::as_str), Some("dellink(sbx0)"));
+        assert_eq!(
+            fake.calls_of("dellink").len(),
+            2,
+            "the veth, then the bridge"
+        );
+    }
+
+    #[test]
+    fn a_bridge_that_existed_is_left_where_it_was() {
+        let fake = Fake::new();
+        fake.fail("newlink", 0, Errno::EEXIST);
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(&[]);
+        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|call| call.starts_with("newaddr(sbx0"))
+        );
+        assert_eq!(fake.calls_of("dellink"), ["dellink(sbx0a580007)"]);
+    }
+
+    #[test]
+    fn inside_lo_comes_up_then_eth0_gets_the_address_and_the_default_route() {
+        let fake = Fake::new();
+        let mut plan = crate::plan::for_tests();
+        plan.net = NetPlan::Bridge(bridge_plan(&[]));
+        let egress = child(&fake, &plan, Some(Ipv4Addr::new(10, 88, 0, 7))).unwrap();
+        assert!(egress.is_none());
+        assert_eq!(
+            fake.calls(),
+            [
+                "netlink_open()",
+                "setlink(lo up)",
+                "getlink(eth0)",
+                "newaddr(eth0, 10.88.0.7/16)",
+                "setlink(eth0 up)",
+                "newroute(default via 10.88.0.1, eth0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn inside_an_empty_network_only_lo_comes_up_and_the_host_network_is_left_alone() {
+        let fake = Fake::new();
+        let mut plan = crate::plan::for_tests();
+        plan.net = NetPlan::None;
+        child(&fake, &plan, None).unwrap();
+        assert_eq!(fake.calls(), ["netlink_open()", "setlink(lo up)"]);
+        let fake = Fake::new();
+        plan.net = NetPlan::Host;
+        child(&fake, &plan, None).unwrap();
+        assert_eq!(fake.calls(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_eth0_fails_naming_the_address_key() {
+        let fake = Fake::new();
+        fake.absent("eth0");
+        let mut plan = crate::plan::for_tests();
+        plan.net = NetPlan::Bridge(bridge_plan(&[]));
+        let Err(failure) = child(&fake, &plan, Some(Ipv4Addr::new(10, 88, 0, 7))) else {
+            panic!("configured");
+        };
+        assert_eq!(failure.errno(), Errno::ENODEV);
+        assert!(failure.to_string().contains("finding eth0"), "{failure}");
+    }
 }
