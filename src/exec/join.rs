@@ -180,6 +180,7 @@ pub fn join(
         return Err(failure.into());
     }
     supervise::supervise(Supervised {
+        sys: &crate::sys::KERNEL,
         pidfd,
         exec_pipe: exec_read,
         master,

@@ -168,6 +168,7 @@ pub fn run(
     let mut held = namespaces;
     held.push(parent_end.into());
     let mut outcome = supervise::supervise(supervise::Supervised {
+        sys: &KERNEL,
         pidfd,
         exec_pipe: exec_read,
         master,

@@ -18,12 +18,14 @@ use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
 use crate::cgroup::{CgroupError, Usage};
 use crate::exit;
-use crate::sys::raw::{self as sys, write_all};
+use crate::sys::Sys;
+use crate::sys::raw::{self, write_all};
 
 /// After `timeout`, SIGTERM; after this grace, SIGKILL (the spec's 2 s).
 pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Supervised<'a> {
+    pub sys: &'a dyn Sys,
     pub pidfd: OwnedFd,
     pub exec_pipe: OwnedFd,
     pub master: Option<OwnedFd>,
@@ -128,10 +130,10 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
             failure = exec_result(&pipe, &mut on_started);
         }
         if signal_ready {
-            forward_signals(&signals, relay.as_mut(), s.pidfd.as_fd());
+            forward_signals(s.sys, &signals, relay.as_mut(), s.pidfd.as_fd());
         }
         if timer_ready && let Some(timeout) = &mut timeout {
-            timeout.expired(s.pidfd.as_fd());
+            timeout.expired(s.sys, s.pidfd.as_fd());
         }
         if let Some(relay) = relay.as_mut() {
             relay.pump(stdin_ready, master_ready);
@@ -168,12 +170,8 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
     }
     // Without init's word (no pid namespace, or init itself was killed), its wait status.
     let ended = report.map(|r| r.ended);
-    let (status, signal) = match ended.or_else(|| status.and_then(pid::Ended::of)) {
-        Some(ended) => (ended.status(), ended.signal()),
-        None => (exit::LAUNCHER_FAILED, None),
-    };
     let timed_out = timeout.is_some_and(|t| t.term_sent);
-    let status = if timed_out { exit::TIMEOUT } else { status };
+    let (status, signal) = ending(ended.or_else(|| status.and_then(pid::Ended::of)), timed_out);
     Ok(Outcome {
         status,
         timed_out,
@@ -183,6 +181,17 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
         signal,
         egress: None,
     })
+}
+
+/// The status `sandbox up` passes on, and the signal that killed the command: how the command
+/// ended, unless the timeout ended it; without a word of its end, the launcher failed.
+fn ending(ended: Option<pid::Ended>, timed_out: bool) -> (u8, Option<i32>) {
+    let (status, signal) = match ended {
+        Some(ended) => (ended.status(), ended.signal()),
+        None => (exit::LAUNCHER_FAILED, None),
+    };
+    let status = if timed_out { exit::TIMEOUT } else { status };
+    (status, signal)
 }
 
 /// The exec pipe's word: the command's failure to start, or else that it started, told to
@@ -199,13 +208,18 @@ fn exec_result(pipe: &OwnedFd, on_started: &mut Option<&mut dyn FnMut()>) -> Opt
 
 /// Pass the signals the launcher received on to the sandbox; a window size change resizes the
 /// pty instead, whose kernel side tells the command.
-fn forward_signals(signals: &SignalFd, mut relay: Option<&mut Relay>, pidfd: BorrowedFd<'_>) {
+fn forward_signals(
+    sys: &dyn Sys,
+    signals: &SignalFd,
+    mut relay: Option<&mut Relay>,
+    pidfd: BorrowedFd<'_>,
+) {
     while let Ok(Some(info)) = signals.read_signal() {
         let signal = info.ssi_signo as i32;
         match relay.as_deref_mut() {
             Some(relay) if signal == Signal::SIGWINCH as i32 => relay.resize(),
             _ => {
-                let _ = sys::pidfd_send_signal(pidfd, signal);
+                let _ = sys.pidfd_send_signal(pidfd, signal);
             }
         }
     }
@@ -235,18 +249,23 @@ impl Timeout {
         })
     }
 
-    fn expired(&mut self, pidfd: BorrowedFd<'_>) {
+    fn expired(&mut self, sys: &dyn Sys, pidfd: BorrowedFd<'_>) {
         let _ = self.timer.wait();
+        self.escalate(sys, pidfd);
+    }
+
+    /// SIGTERM the first time, with the grace period armed; SIGKILL the next; then nothing.
+    fn escalate(&mut self, sys: &dyn Sys, pidfd: BorrowedFd<'_>) {
         if !self.term_sent {
             self.term_sent = true;
-            let _ = sys::pidfd_send_signal(pidfd, libc::SIGTERM);
+            let _ = sys.pidfd_send_signal(pidfd, libc::SIGTERM);
             let _ = self.timer.set(
                 Expiration::OneShot(TimeSpec::from_duration(TIMEOUT_GRACE)),
                 TimerSetTimeFlags::empty(),
             );
         } else if !self.kill_sent {
             self.kill_sent = true;
-            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            let _ = sys.pidfd_send_signal(pidfd, libc::SIGKILL);
         }
     }
 }
@@ -282,8 +301,8 @@ impl Relay {
     }
 
     fn resize(&self) {
-        if let Ok(size) = sys::get_winsize(self.stdin.as_fd()) {
-            let _ = sys::set_winsize(self.master.as_fd(), &size);
+        if let Ok(size) = raw::get_winsize(self.stdin.as_fd()) {
+            let _ = raw::set_winsize(self.master.as_fd(), &size);
         }
     }
 
@@ -347,5 +366,43 @@ impl Drop for Relay {
         if let Some(saved) = &self.saved {
             let _ = termios::tcsetattr(self.stdin.as_fd(), SetArg::TCSADRAIN, saved);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::Fake;
+    use pid::Ended;
+
+    #[test]
+    fn the_status_is_the_commands_unless_the_timeout_ended_it() {
+        assert_eq!(ending(Some(Ended::Exited(3)), false), (3, None));
+        assert_eq!(ending(Some(Ended::Killed(9)), false), (137, Some(9)));
+        assert_eq!(
+            ending(Some(Ended::Killed(15)), true),
+            (exit::TIMEOUT, Some(15)),
+            "the timeout's SIGTERM"
+        );
+        assert_eq!(ending(Some(Ended::Exited(0)), true), (exit::TIMEOUT, None));
+        assert_eq!(ending(None, false), (exit::LAUNCHER_FAILED, None));
+    }
+
+    #[test]
+    fn an_expired_timeout_sends_sigterm_then_sigkill_then_nothing() {
+        let fake = Fake::new();
+        let pidfd = fake.descriptor("sandbox");
+        let mut timeout = Timeout::arm(Duration::from_secs(3600)).unwrap();
+        for _ in 0..3 {
+            timeout.escalate(&fake, pidfd.as_fd());
+        }
+        assert_eq!(
+            fake.calls(),
+            [
+                "pidfd_send_signal(sandbox, SIGTERM)",
+                "pidfd_send_signal(sandbox, SIGKILL)",
+            ]
+        );
+        assert!(timeout.term_sent && timeout.kill_sent);
     }
 }

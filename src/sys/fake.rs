@@ -573,6 +573,21 @@ impl Sys for Fake {
         self.euid.get()
     }
 
+    fn block_signals(&self, set: &SigSet) -> Result<()> {
+        let names: Vec<_> = set.iter().map(|signal| signal.as_str()).collect();
+        self.record("block_signals", names.join(" "))
+    }
+
+    fn install_noop_handler(&self, signal: i32) -> Result<()> {
+        let name = nix::sys::signal::Signal::try_from(signal).map_or("?", |s| s.as_str());
+        self.record("install_noop_handler", name.into())
+    }
+
+    fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+        let name = nix::sys::signal::Signal::try_from(signal).map_or("?", |s| s.as_str());
+        self.record("pidfd_send_signal", format!("{}, {name}", self.name(pidfd)))
+    }
+
     fn netlink_open(&self) -> Result<Socket> {
         self.record("netlink_open", String::new())?;
         Ok(Socket::adopt(self.descriptor("netlink")))

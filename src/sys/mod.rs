@@ -189,6 +189,13 @@ pub trait Sys {
     /// The effective uid.
     fn euid(&self) -> u32;
 
+    /// Block `set` in this thread's signal mask.
+    fn block_signals(&self, set: &SigSet) -> Result<()>;
+    /// A handler that does nothing for `signal`: so pid 1 of a namespace receives it.
+    fn install_noop_handler(&self, signal: i32) -> Result<()>;
+    /// pidfd_send_signal(2).
+    fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()>;
+
     /// A route netlink socket, in this process's network namespace.
     fn netlink_open(&self) -> Result<Socket>;
     /// One rtnetlink request on `socket`, and its answers.
@@ -528,6 +535,18 @@ impl Sys for Kernel {
 
     fn euid(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    fn block_signals(&self, set: &SigSet) -> Result<()> {
+        set.thread_block()
+    }
+
+    fn install_noop_handler(&self, signal: i32) -> Result<()> {
+        raw::install_noop_handler(signal)
+    }
+
+    fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+        raw::pidfd_send_signal(pidfd, signal)
     }
 
     fn netlink_open(&self) -> Result<Socket> {

@@ -37,7 +37,8 @@ use crate::exec::error::{Op, OrFail, StepFailure};
 use crate::exec::handshake::Channel;
 use crate::exec::seccomp::Program;
 use crate::plan::StepId;
-use crate::sys::raw as sys;
+use crate::sys::Sys;
+use crate::sys::raw;
 
 /// The signals the supervisor forwards to the command, unless its caller ignores them.
 pub const FORWARDED: [Signal; 7] = [
@@ -62,7 +63,7 @@ pub fn note_caller_ignored() {
         .iter()
         .map(|signal| *signal as i32)
         .chain([libc::SIGPIPE])
-        .filter(|signal| sys::is_ignored(*signal))
+        .filter(|signal| raw::is_ignored(*signal))
         .fold(0u64, |bits, signal| bits | 1 << signal);
     IGNORED_BY_CALLER.store(ignored, Ordering::Relaxed);
 }
@@ -86,13 +87,13 @@ pub fn forwarded_set() -> SigSet {
 
 /// Give pid 1 handlers for what it must receive, while the signals stay blocked (they were
 /// blocked by the supervisor before the clone) and are read from a signalfd.
-pub fn install_handlers() -> Result<(), StepFailure> {
+pub fn install_handlers(sys: &dyn Sys) -> Result<(), StepFailure> {
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
-    set.thread_block()
+    sys.block_signals(&set)
         .or_fail(StepId::Pid, Op::Signals, || "blocking signals".into())?;
     for signal in set.iter() {
-        sys::install_noop_handler(signal as i32)
+        sys.install_noop_handler(signal as i32)
             .or_fail(StepId::Pid, Op::Signals, || format!("handler for {signal}"))?;
     }
     Ok(())
@@ -106,7 +107,7 @@ pub const INIT_NAME: &str = "sandbox-init";
 /// arguments it inherited; and wipe the launcher's environment from its memory. Before the
 /// command is spawned, so that it never sees the old ones.
 pub fn name_init(sandbox: &str) {
-    sys::set_process_title(format!("{INIT_NAME} {sandbox}").as_bytes());
+    raw::set_process_title(format!("{INIT_NAME} {sandbox}").as_bytes());
     let name = std::ffi::CString::new(INIT_NAME).expect("no NUL");
     let _ = nix::sys::prctl::set_name(&name);
 }
@@ -215,17 +216,17 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
         Some(ended.as_raw_fd()),
         release.as_ref().map(|r| r.as_fd().as_raw_fd()),
     ];
-    let _ = sys::close_from_except(3, &kept.into_iter().flatten().collect::<Vec<_>>());
+    let _ = raw::close_from_except(3, &kept.into_iter().flatten().collect::<Vec<_>>());
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
-        sys::exit_now(125)
+        raw::exit_now(125)
     };
     if let Err(failure) = security::lock_down(&crate::sys::KERNEL, filter) {
         // Fail closed: the sandbox does not run beside an init that could not lock itself down.
         let said = format!("sandbox: init: {failure}\n");
         let _ = crate::sys::raw::write_all(std::io::stderr().as_fd(), said.as_bytes());
-        sys::exit_now(125)
+        raw::exit_now(125)
     }
     loop {
         // Reap first: the command may have exited before we got here.
@@ -249,7 +250,7 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
                     nix::unistd::read(release.as_fd(), &mut [0u8; 1])
                 {}
             }
-            sys::exit_now(i32::from(end.status()))
+            raw::exit_now(i32::from(end.status()))
         }
         match signals.read_signal() {
             Ok(Some(info)) if info.ssi_signo != Signal::SIGCHLD as u32 => {
@@ -266,7 +267,7 @@ pub fn init(command: Pid, ended: OwnedFd, release: Option<Channel>, filter: Opti
 /// init, which handles the signals it forwards.
 pub fn child_half(cx: &mut crate::exec::order::Context<'_>) -> Result<(), StepFailure> {
     if cx.plan.namespaces.pid {
-        install_handlers()?;
+        install_handlers(cx.sys)?;
     }
     Ok(())
 }
@@ -296,6 +297,42 @@ mod tests {
             Report::read(read.as_fd()),
             None,
             "init killed without a word"
+        );
+    }
+
+    #[test]
+    fn init_blocks_then_handles_the_forwarded_signals_and_sigchld() {
+        let fake = crate::sys::fake::Fake::new();
+        let mut plan = crate::plan::for_tests();
+        plan.namespaces.pid = true;
+        let files = crate::hostpath::HostFiles::default();
+        let mut cx = crate::exec::order::Context::new(&plan, &fake, None, files);
+        child_half(&mut cx).unwrap();
+        let set = "SIGHUP SIGINT SIGQUIT SIGUSR1 SIGUSR2 SIGTERM SIGCHLD SIGWINCH";
+        let mut expected = vec![format!("block_signals({set})")];
+        for signal in set.split(' ') {
+            expected.push(format!("install_noop_handler({signal})"));
+        }
+        assert_eq!(fake.calls(), expected);
+    }
+
+    #[test]
+    fn without_a_pid_namespace_nothing_is_installed_and_a_failure_names_the_signal() {
+        let fake = crate::sys::fake::Fake::new();
+        let mut plan = crate::plan::for_tests();
+        plan.namespaces.pid = false;
+        let files = crate::hostpath::HostFiles::default();
+        let mut cx = crate::exec::order::Context::new(&plan, &fake, None, files);
+        child_half(&mut cx).unwrap();
+        assert_eq!(fake.calls(), Vec::<String>::new());
+        fake.fail("install_noop_handler", 1, Errno::EINVAL);
+        let Err(failure) = install_handlers(&fake) else {
+            panic!("installed");
+        };
+        assert_eq!(failure.errno(), Errno::EINVAL);
+        assert!(
+            failure.to_string().contains("handler for SIGINT"),
+            "{failure}"
         );
     }
 }
