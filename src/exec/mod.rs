@@ -43,8 +43,8 @@ use crate::cgroup::Group;
 use crate::hostpath::HostFiles;
 use crate::manifest::Tty;
 use crate::plan::{Plan, StepId};
-use crate::sys::KERNEL;
 use crate::sys::raw as sys;
+use crate::sys::{KERNEL, Sys};
 
 /// How long each step took, in order; the parent's halves and the child's.
 pub type Timings = Vec<(String, Duration)>;
@@ -134,7 +134,7 @@ pub fn run(
         ("clone".into(), clone_started.elapsed()),
     ];
     timings.extend(prepared);
-    let guard = KillOnDrop(Some(pidfd));
+    let guard = KillOnDrop(cx.sys, Some(pidfd));
 
     cx.child = Some(child);
     parent_halves(&mut cx, &mut timings)?;
@@ -359,22 +359,19 @@ impl Ready {
 }
 
 /// Kills the child (and so the whole sandbox) if the parent gives up before supervising it.
-struct KillOnDrop(Option<OwnedFd>);
+struct KillOnDrop<'a>(&'a dyn Sys, Option<OwnedFd>);
 
-impl KillOnDrop {
+impl KillOnDrop<'_> {
     fn release(mut self) -> OwnedFd {
-        self.0.take().expect("released once")
+        self.1.take().expect("released once")
     }
 }
 
-impl Drop for KillOnDrop {
+impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(pidfd) = self.0.take() {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = nix::sys::wait::waitid(
-                nix::sys::wait::Id::PIDFd(pidfd.as_fd()),
-                nix::sys::wait::WaitPidFlag::WEXITED,
-            );
+        if let Some(pidfd) = self.1.take() {
+            let _ = self.0.pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = self.0.wait_exit(pidfd.as_fd());
         }
     }
 }
@@ -446,7 +443,7 @@ fn child_main(
         Ok(command) => {
             drop(exec);
             let filter = security.init_seccomp.as_ref();
-            pid::init(Pid::from_raw(command), ended, release, filter)
+            pid::init(cx.sys, Pid::from_raw(command), ended, release, filter)
         }
         Err(errno) => {
             let failure = StepFailure::new(StepId::Pid, Op::Execute, "starting the command", errno);

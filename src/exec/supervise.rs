@@ -12,7 +12,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 use super::error::{ExecError, StepFailure};
 use super::steps::{command, pid};
@@ -151,8 +150,7 @@ pub fn supervise(s: Supervised) -> Result<Outcome, ExecError> {
             }
         }
         if pid_ready {
-            let status =
-                waitid(Id::PIDFd(s.pidfd.as_fd()), WaitPidFlag::WEXITED).map_err(fail("waitid"))?;
+            let status = s.sys.wait_exit(s.pidfd.as_fd()).map_err(fail("waitid"))?;
             break Some(status);
         }
     };

@@ -22,6 +22,7 @@ use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use nix::sys::signal::SigSet;
 use nix::sys::stat::{Mode, SFlag};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::{Gid, Uid};
 
 use crate::netlink::Socket;
@@ -195,6 +196,8 @@ pub trait Sys {
     fn install_noop_handler(&self, signal: i32) -> Result<()>;
     /// pidfd_send_signal(2).
     fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()>;
+    /// waitid(P_PIDFD, WEXITED): wait for the process to end, and reap it.
+    fn wait_exit(&self, pidfd: BorrowedFd<'_>) -> Result<WaitStatus>;
 
     /// A route netlink socket, in this process's network namespace.
     fn netlink_open(&self) -> Result<Socket>;
@@ -547,6 +550,11 @@ impl Sys for Kernel {
 
     fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
         raw::pidfd_send_signal(pidfd, signal)
+    }
+
+    fn wait_exit(&self, pidfd: BorrowedFd<'_>) -> Result<WaitStatus> {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        waitid(Id::PIDFd(pidfd), WaitPidFlag::WEXITED)
     }
 
     fn netlink_open(&self) -> Result<Socket> {
