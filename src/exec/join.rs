@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::SockProtocol;
 
 use super::error::{ExecError, Op, OrFail, StepFailure};
@@ -31,7 +30,8 @@ use crate::egress::Refused;
 use crate::netlink::Socket;
 use crate::plan::{Plan, StepId};
 use crate::state::Record;
-use crate::sys::raw as sys;
+use crate::sys::raw;
+use crate::sys::{KERNEL, Sys};
 
 fn io(step: StepId, op: Op, action: String) -> impl FnOnce(std::io::Error) -> StepFailure {
     move |e| {
@@ -47,15 +47,14 @@ fn io(step: StepId, op: Op, action: String) -> impl FnOnce(std::io::Error) -> St
 /// Join `joins`, undumpable first: in the sandbox's user namespace with every capability
 /// there, a process of the launcher must be out of reach of the sandbox's processes (ptrace,
 /// its memory and /proc files), as the sandbox's init is (see `exec::setup`).
-fn enter(joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
-    nix::sys::prctl::set_dumpable(false)
+fn enter(sys: &dyn Sys, joins: &[(&str, libc::c_int, File)]) -> Result<(), StepFailure> {
+    sys.set_dumpable(false)
         .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     for (name, flag, file) in joins {
-        setns(file.as_fd(), CloneFlags::from_bits_retain(*flag)).or_fail(
-            StepId::User,
-            Op::Setns,
-            || format!("setns into the {name} namespace"),
-        )?;
+        sys.setns(file.as_fd(), *flag)
+            .or_fail(StepId::User, Op::Setns, || {
+                format!("setns into the {name} namespace")
+            })?;
     }
     Ok(())
 }
@@ -73,11 +72,11 @@ pub fn egress_refused(
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .or_fail(StepId::Net, Op::Channel, || "pipe2".into())?;
-    let child = match sys::fork().or_fail(StepId::Net, Op::Fork, || "fork".into())? {
+    let child = match raw::fork().or_fail(StepId::Net, Op::Fork, || "fork".into())? {
         Some(child) => child,
         None => {
             drop(read);
-            let counted = enter(&joins)
+            let counted = enter(&KERNEL, &joins)
                 .ok()
                 .and_then(|()| Socket::open(SockProtocol::NetlinkNetFilter).ok())
                 .and_then(|mut socket| crate::egress::refused(&mut socket).ok());
@@ -87,8 +86,8 @@ pub fn egress_refused(
                     .collect::<Vec<_>>()
             }))
             .expect("counts serialize");
-            let _ = sys::write_all(write.as_fd(), &bytes);
-            sys::exit_now(0)
+            let _ = raw::write_all(write.as_fd(), &bytes);
+            raw::exit_now(0)
         }
     };
     drop(write);
@@ -136,6 +135,7 @@ pub fn join(
     plan: &Plan,
     terminal: bool,
 ) -> Result<Outcome, ExecError> {
+    let sys: &dyn Sys = &KERNEL;
     let joins = held_namespaces(record, supervisor, |_| true)?;
 
     // The cgroup, with the host credentials that may write it.
@@ -153,9 +153,9 @@ pub fn join(
     let caller_mask = pid::forwarded_set()
         .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
-    enter(&joins)?;
+    enter(sys, &joins)?;
     drop(joins);
-    steps::user::take_setup_ids(&crate::sys::KERNEL, plan)?;
+    steps::user::take_setup_ids(sys, plan)?;
 
     let (master, terminal) = if terminal {
         open_pty().map(|(m, t)| (Some(m), Some(t)))?
@@ -168,19 +168,19 @@ pub fn join(
             .or_fail(StepId::Exec, Op::Channel, || "pipe2".into())?;
     // The command closes exec_read and the master at its execve (both are close-on-exec).
     let child =
-        sys::spawn(&mut || command::exec(plan, exec_write.as_fd(), terminal.as_ref(), &prepared))
+        raw::spawn(&mut || command::exec(plan, exec_write.as_fd(), terminal.as_ref(), &prepared))
             .or_fail(StepId::Pid, Op::Execute, || {
             "starting the command in the sandbox's pid namespace".into()
         })?;
     drop(exec_write);
     let pidfd: OwnedFd =
-        sys::pidfd_open(child).or_fail(StepId::Exec, Op::PidfdOpen, || "pidfd_open".into())?;
-    if let Err(failure) = security::lock_down(&crate::sys::KERNEL, None) {
-        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        raw::pidfd_open(child).or_fail(StepId::Exec, Op::PidfdOpen, || "pidfd_open".into())?;
+    if let Err(failure) = security::lock_down(sys, None) {
+        let _ = sys.pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         return Err(failure.into());
     }
     supervise::supervise(Supervised {
-        sys: &crate::sys::KERNEL,
+        sys,
         pidfd,
         exec_pipe: exec_read,
         master,
@@ -253,8 +253,55 @@ fn held_namespaces(
         joins.push((name, flag, file));
     }
     // Alive after the opens, the supervisor held its pid all along: what was read was its own.
-    if sys::pidfd_send_signal(supervisor, 0).is_err() {
+    if KERNEL.pidfd_send_signal(supervisor, 0).is_err() {
         return Err(gone("has ended".into()));
     }
     Ok(joins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::Fake;
+
+    fn joins(fake: &Fake) -> Vec<(&'static str, libc::c_int, File)> {
+        [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)]
+            .into_iter()
+            .map(|(name, flag)| (name, flag, File::from(fake.descriptor(name))))
+            .collect()
+    }
+
+    #[test]
+    fn a_joiner_becomes_undumpable_before_it_enters_the_namespaces_in_order() {
+        let fake = Fake::new();
+        enter(&fake, &joins(&fake)).unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "set_dumpable(false)".to_string(),
+                format!("setns(user, {:#x})", libc::CLONE_NEWUSER),
+                format!("setns(mnt, {:#x})", libc::CLONE_NEWNS),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_joiner_that_cannot_become_undumpable_enters_nothing() {
+        let fake = Fake::new();
+        fake.fail("set_dumpable", 0, Errno::EPERM);
+        let Err(failure) = enter(&fake, &joins(&fake)) else {
+            panic!("entered");
+        };
+        assert_eq!(failure.errno(), Errno::EPERM);
+        assert_eq!(fake.calls_of("setns"), Vec::<String>::new());
+        let fake = Fake::new();
+        fake.fail("setns", 1, Errno::EINVAL);
+        let Err(failure) = enter(&fake, &joins(&fake)) else {
+            panic!("entered");
+        };
+        assert!(
+            failure.to_string().contains("the mnt namespace"),
+            "{failure}"
+        );
+    }
 }
