@@ -158,7 +158,7 @@ pub fn join(
     steps::user::take_setup_ids(sys, plan)?;
 
     let (master, terminal) = if terminal {
-        open_pty().map(|(m, t)| (Some(m), Some(t)))?
+        open_pty(sys).map(|(m, t)| (Some(m), Some(t)))?
     } else {
         (None, None)
     };

@@ -25,9 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::sys::signal::{SigmaskHow, Signal};
-use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 pub use error::{ExecError, StepFailure};
@@ -485,18 +483,16 @@ fn setup(
     // undumpable, as only the host's root may then (PTRACE_MODE_*: CAP_SYS_PTRACE in the user
     // namespace its memory was made in, the host's). Everything the supervisor did through
     // its /proc files (id maps, pasta, the veth) is done by now.
-    nix::sys::prctl::set_dumpable(false)
+    let sys = cx.sys;
+    sys.set_dumpable(false)
         .or_fail(StepId::User, Op::Prctl, || "PR_SET_DUMPABLE".into())?;
     // The namespaces are handed to the supervisor once made, after the pivot (the cgroup
     // namespace comes last): through this folder of the host's /proc, opened while it is here.
-    let own_namespaces = nix::fcntl::open(
-        "/proc/self/ns",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .or_fail(StepId::User, Op::OpenNamespace, || {
-        "opening /proc/self/ns".into()
-    })?;
+    let own_namespaces = sys
+        .openat(None, c"/proc/self/ns", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .or_fail(StepId::User, Op::OpenNamespace, || {
+            "opening /proc/self/ns".into()
+        })?;
     cx.own_namespaces = Some(own_namespaces);
     let mut timings = Vec::with_capacity(order::child_halves());
     let mut clock = Instant::now();
@@ -513,7 +509,7 @@ fn setup(
         *cgroup += entering;
     }
     let (master, terminal) = if terminal {
-        open_pty().map(|(m, t)| (Some(m), Some(t)))?
+        open_pty(sys).map(|(m, t)| (Some(m), Some(t)))?
     } else {
         (None, None)
     };
@@ -528,19 +524,17 @@ fn setup(
 
 /// A new pty in the sandbox's own devpts instance: the master goes to the supervisor, which
 /// relays the caller's terminal; the command gets the slave.
-pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
-    let master = nix::fcntl::open(
-        "/dev/ptmx",
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .or_fail(StepId::Exec, Op::Terminal, || {
-        "opening /dev/ptmx (a terminal needs the sandbox's /dev)".into()
-    })
-    .map_err(|f| f.with_key("process.tty"))?;
-    sys::unlock_pty(master.as_fd())
+pub(crate) fn open_pty(sys: &dyn Sys) -> Result<(OwnedFd, Terminal), StepFailure> {
+    let master = sys
+        .openat(None, c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
+        .or_fail(StepId::Exec, Op::Terminal, || {
+            "opening /dev/ptmx (a terminal needs the sandbox's /dev)".into()
+        })
+        .map_err(|f| f.with_key("process.tty"))?;
+    sys.unlock_pty(master.as_fd())
         .or_fail(StepId::Exec, Op::Terminal, || "unlocking the pty".into())?;
-    let number = sys::pty_number(master.as_fd())
+    let number = sys
+        .pty_number(master.as_fd())
         .or_fail(StepId::Exec, Op::Terminal, || "TIOCGPTN".into())?;
     Ok((
         master,
@@ -548,4 +542,32 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, Terminal), StepFailure> {
             slave: PathBuf::from(format!("/dev/pts/{number}")),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::Fake;
+
+    #[test]
+    fn a_pty_is_opened_unlocked_and_named_in_the_sandboxs_devpts() {
+        let fake = Fake::new();
+        let (_master, terminal) = open_pty(&fake).unwrap();
+        assert_eq!(terminal.slave, PathBuf::from("/dev/pts/3"));
+        assert_eq!(
+            fake.calls(),
+            [
+                "openat(/dev/ptmx)",
+                "unlock_pty(/dev/ptmx)",
+                "pty_number(/dev/ptmx)"
+            ]
+        );
+        let fake = Fake::new();
+        fake.fail("openat", 0, nix::errno::Errno::ENOENT);
+        let Err(failure) = open_pty(&fake) else {
+            panic!("opened");
+        };
+        assert!(failure.to_string().contains("/dev/ptmx"), "{failure}");
+        assert_eq!(fake.calls_of("unlock_pty"), Vec::<String>::new());
+    }
 }

@@ -595,6 +595,16 @@ impl Sys for Fake {
         Ok(WaitStatus::Exited(nix::unistd::Pid::from_raw(0), 0))
     }
 
+    fn unlock_pty(&self, master: BorrowedFd<'_>) -> Result<()> {
+        self.record("unlock_pty", self.name(master))
+    }
+
+    /// Says 3.
+    fn pty_number(&self, master: BorrowedFd<'_>) -> Result<u32> {
+        self.record("pty_number", self.name(master))?;
+        Ok(3)
+    }
+
     fn netlink_open(&self) -> Result<Socket> {
         self.record("netlink_open", String::new())?;
         Ok(Socket::adopt(self.descriptor("netlink")))

@@ -198,6 +198,10 @@ pub trait Sys {
     fn pidfd_send_signal(&self, pidfd: BorrowedFd<'_>, signal: i32) -> Result<()>;
     /// waitid(P_PIDFD, WEXITED): wait for the process to end, and reap it.
     fn wait_exit(&self, pidfd: BorrowedFd<'_>) -> Result<WaitStatus>;
+    /// TIOCSPTLCK: unlock the pty of the master `master`.
+    fn unlock_pty(&self, master: BorrowedFd<'_>) -> Result<()>;
+    /// TIOCGPTN: the number of the pty of the master `master`.
+    fn pty_number(&self, master: BorrowedFd<'_>) -> Result<u32>;
 
     /// A route netlink socket, in this process's network namespace.
     fn netlink_open(&self) -> Result<Socket>;
@@ -555,6 +559,14 @@ impl Sys for Kernel {
     fn wait_exit(&self, pidfd: BorrowedFd<'_>) -> Result<WaitStatus> {
         use nix::sys::wait::{Id, WaitPidFlag, waitid};
         waitid(Id::PIDFd(pidfd), WaitPidFlag::WEXITED)
+    }
+
+    fn unlock_pty(&self, master: BorrowedFd<'_>) -> Result<()> {
+        raw::unlock_pty(master)
+    }
+
+    fn pty_number(&self, master: BorrowedFd<'_>) -> Result<u32> {
+        raw::pty_number(master)
     }
 
     fn netlink_open(&self) -> Result<Socket> {
