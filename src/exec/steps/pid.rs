@@ -306,14 +306,20 @@ mod tests {
         );
     }
 
+    /// The pid step's child half through `fake`, with a pid namespace or without.
+    fn child_half_with(fake: &crate::sys::fake::Fake, pid: bool) -> Result<(), StepFailure> {
+        let mut plan = crate::plan::for_tests();
+        plan.namespaces.pid = pid;
+        let files = crate::hostpath::HostFiles::default();
+        child_half(&mut crate::exec::order::Context::new(
+            &plan, fake, None, files,
+        ))
+    }
+
     #[test]
     fn init_blocks_then_handles_the_forwarded_signals_and_sigchld() {
         let fake = crate::sys::fake::Fake::new();
-        let mut plan = crate::plan::for_tests();
-        plan.namespaces.pid = true;
-        let files = crate::hostpath::HostFiles::default();
-        let mut cx = crate::exec::order::Context::new(&plan, &fake, None, files);
-        child_half(&mut cx).unwrap();
+        child_half_with(&fake, true).unwrap();
         let set = "SIGHUP SIGINT SIGQUIT SIGUSR1 SIGUSR2 SIGTERM SIGCHLD SIGWINCH";
         let mut expected = vec![format!("block_signals({set})")];
         for signal in set.split(' ') {
@@ -325,16 +331,10 @@ mod tests {
     #[test]
     fn without_a_pid_namespace_nothing_is_installed_and_a_failure_names_the_signal() {
         let fake = crate::sys::fake::Fake::new();
-        let mut plan = crate::plan::for_tests();
-        plan.namespaces.pid = false;
-        let files = crate::hostpath::HostFiles::default();
-        let mut cx = crate::exec::order::Context::new(&plan, &fake, None, files);
-        child_half(&mut cx).unwrap();
+        child_half_with(&fake, false).unwrap();
         assert_eq!(fake.calls(), Vec::<String>::new());
         fake.fail("install_noop_handler", 1, Errno::EINVAL);
-        let Err(failure) = install_handlers(&fake) else {
-            panic!("installed");
-        };
+        let failure = child_half_with(&fake, true).unwrap_err();
         assert_eq!(failure.errno(), Errno::EINVAL);
         assert!(
             failure.to_string().contains("handler for SIGINT"),

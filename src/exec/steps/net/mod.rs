@@ -524,13 +524,34 @@ mod tests {
             bridge: "sbx0".into(),
             subnet: "10.88.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 88, 0, 1),
-            address: Some(Ipv4Addr::new(10, 88, 0, 7)),
+            address: Some(ADDRESS),
             ports: ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect(),
             isolate: false,
             dns: Vec::new(),
             nft: "/usr/sbin/nft".into(),
             egress: None,
         }
+    }
+
+    const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 7);
+
+    /// A sandbox attached to the bridge `sbx0` (with `ports` published) through `fake`, and let
+    /// go at once: what attaching gave, and the lease store it used.
+    fn attach_and_leave(
+        fake: &Fake,
+        ports: &[&str],
+    ) -> (Result<Ipv4Addr, StepFailure>, tempfile::TempDir) {
+        let store = tempfile::tempdir().unwrap();
+        let plan = bridge_plan(ports);
+        let attached = attach(fake, &plan, 4242, Store::new(store.path()));
+        (attached.map(|bridged| bridged.address()), store)
+    }
+
+    /// The calls of the child's half in the network mode `net`.
+    fn configure_with(fake: &Fake, net: NetPlan) -> Result<Option<Socket>, StepFailure> {
+        let mut plan = crate::plan::for_tests();
+        plan.net = net;
+        child(fake, &plan, Some(ADDRESS))
     }
 
     /// The netlink, nft and sysctl calls among `fake`'s, without the reads of the sysctls.
@@ -540,7 +561,7 @@ mod tests {
             .collect()
     }
 
-    const FIRST_ON_THE_BRIDGE: [&str; 12] = [
+    const FIRST_ON_THE_BRIDGE: [&str; 13] = [
         "netlink_open()",
         "newlink(sbx0, bridge)",
         "getlink(sbx0)",
@@ -554,19 +575,8 @@ mod tests {
         "newlink(sbx0a580007, veth, peer eth0 in /proc/4242/ns/net)",
         "getlink(sbx0a580007)",
         "getlink(sbx0)",
+        "setlink(sbx0a580007 up, on sbx0)",
     ];
-
-    #[test]
-    fn the_first_sandbox_on_a_bridge_makes_the_bridge_then_its_veth_on_it() {
-        let fake = Fake::new();
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&[]);
-        let bridged = attach(&fake, &plan, 4242, Store::new(store.path())).unwrap();
-        assert_eq!(bridged.address(), Ipv4Addr::new(10, 88, 0, 7));
-        let mut expected: Vec<String> = FIRST_ON_THE_BRIDGE.map(String::from).into();
-        expected.push("setlink(sbx0a580007 up, on sbx0)".into());
-        assert_eq!(network_calls(&fake), expected);
-    }
 
     /// What the last sandbox on a bridge the launcher made leaves behind it: nothing.
     const LAST_OFF_THE_BRIDGE: [&str; 3] = [
@@ -577,31 +587,26 @@ mod tests {
     ];
 
     #[test]
-    fn the_last_sandbox_off_a_bridge_removes_its_veth_the_rules_and_the_bridge() {
+    fn the_first_sandbox_on_a_bridge_makes_the_bridge_then_its_veth_and_the_last_removes_all() {
         let fake = Fake::new();
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&[]);
-        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        let (attached, store) = attach_and_leave(&fake, &[]);
+        assert_eq!(attached.unwrap(), ADDRESS);
         let calls = network_calls(&fake);
-        assert_eq!(calls[FIRST_ON_THE_BRIDGE.len() + 1..], LAST_OFF_THE_BRIDGE);
+        let (made, removed) = calls.split_at(FIRST_ON_THE_BRIDGE.len());
+        assert_eq!(made, FIRST_ON_THE_BRIDGE);
+        assert_eq!(removed, LAST_OFF_THE_BRIDGE);
         let left: Vec<_> = std::fs::read_dir(store.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
             .filter(|name| name != ".lock")
             .collect();
-        assert_eq!(
-            left,
-            Vec::<std::ffi::OsString>::new(),
-            "no lease, no bridge state"
-        );
+        assert!(left.is_empty(), "no lease, no bridge state: {left:?}");
     }
 
     #[test]
     fn published_ports_get_the_sandboxs_own_rules_removed_with_it() {
         let fake = Fake::new();
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&["8080:80"]);
-        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        attach_and_leave(&fake, &["8080:80"]).0.unwrap();
         let nft = fake.calls_of("run_fed");
         assert_eq!(nft.len(), 4, "{nft:#?}");
         assert!(
@@ -620,11 +625,7 @@ mod tests {
         let fake = Fake::new();
         // setlink 0 brings the bridge up, setlink 1 attaches the veth.
         fake.fail("setlink", 1, Errno::EBUSY);
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&[]);
-        let Err(failure) = attach(&fake, &plan, 4242, Store::new(store.path())) else {
-            panic!("attached");
-        };
+        let failure = attach_and_leave(&fake, &[]).0.unwrap_err();
         assert_eq!(failure.errno(), Errno::EBUSY);
         assert!(
             failure
@@ -633,7 +634,7 @@ mod tests {
             "{failure}"
         );
         let calls = network_calls(&fake);
-        assert_eq!(calls[FIRST_ON_THE_BRIDGE.len() + 1..], LAST_OFF_THE_BRIDGE);
+        assert_eq!(calls[FIRST_ON_THE_BRIDGE.len()..], LAST_OFF_THE_BRIDGE);
     }
 
     #[test]
@@ -641,9 +642,7 @@ mod tests {
         let fake = Fake::new();
         // newlink 0 makes the bridge, newlink 1 the veth pair.
         fake.fail("newlink", 1, Errno::EPERM);
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&[]);
-        assert!(attach(&fake, &plan, 4242, Store::new(store.path())).is_err());
+        assert!(attach_and_leave(&fake, &[]).0.is_err());
         let calls = network_calls(&fake);
         assert_eq!(calls.last().map(String::as_str), Some("dellink(sbx0)"));
         assert_eq!(
@@ -657,9 +656,7 @@ mod tests {
     fn a_bridge_that_existed_is_left_where_it_was() {
         let fake = Fake::new();
         fake.fail("newlink", 0, Errno::EEXIST);
-        let store = tempfile::tempdir().unwrap();
-        let plan = bridge_plan(&[]);
-        drop(attach(&fake, &plan, 4242, Store::new(store.path())).unwrap());
+        attach_and_leave(&fake, &[]).0.unwrap();
         assert!(
             !fake
                 .calls()
@@ -672,9 +669,7 @@ mod tests {
     #[test]
     fn inside_lo_comes_up_then_eth0_gets_the_address_and_the_default_route() {
         let fake = Fake::new();
-        let mut plan = crate::plan::for_tests();
-        plan.net = NetPlan::Bridge(bridge_plan(&[]));
-        let egress = child(&fake, &plan, Some(Ipv4Addr::new(10, 88, 0, 7))).unwrap();
+        let egress = configure_with(&fake, NetPlan::Bridge(bridge_plan(&[]))).unwrap();
         assert!(egress.is_none());
         assert_eq!(
             fake.calls(),
@@ -692,23 +687,18 @@ mod tests {
     #[test]
     fn inside_an_empty_network_only_lo_comes_up_and_the_host_network_is_left_alone() {
         let fake = Fake::new();
-        let mut plan = crate::plan::for_tests();
-        plan.net = NetPlan::None;
-        child(&fake, &plan, None).unwrap();
+        configure_with(&fake, NetPlan::None).unwrap();
         assert_eq!(fake.calls(), ["netlink_open()", "setlink(lo up)"]);
         let fake = Fake::new();
-        plan.net = NetPlan::Host;
-        child(&fake, &plan, None).unwrap();
+        configure_with(&fake, NetPlan::Host).unwrap();
         assert_eq!(fake.calls(), Vec::<String>::new());
     }
 
     #[test]
-    fn a_missing_eth0_fails_naming_the_address_key() {
+    fn a_missing_eth0_fails_naming_it() {
         let fake = Fake::new();
         fake.absent("eth0");
-        let mut plan = crate::plan::for_tests();
-        plan.net = NetPlan::Bridge(bridge_plan(&[]));
-        let Err(failure) = child(&fake, &plan, Some(Ipv4Addr::new(10, 88, 0, 7))) else {
+        let Err(failure) = configure_with(&fake, NetPlan::Bridge(bridge_plan(&[]))) else {
             panic!("configured");
         };
         assert_eq!(failure.errno(), Errno::ENODEV);
