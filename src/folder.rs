@@ -134,7 +134,7 @@ pub fn own(path: &Path, mode: u32, purpose: Purpose) -> Result<PathBuf, FolderEr
             .create(parent)
             .map_err(io("creating", parent))?;
     }
-    let parent = std::fs::canonicalize(parent).map_err(io("resolving", parent))?;
+    let parent = crate::hostpath::real_path(parent).map_err(io("resolving", parent))?;
     let euid = nix::unistd::geteuid().as_raw();
     for ancestor in parent.ancestors() {
         let meta = std::fs::symlink_metadata(ancestor).map_err(io("checking", ancestor))?;

@@ -29,7 +29,7 @@ pub fn resolve(path: &Path) -> PathBuf {
     let components: Vec<Component> = path.components().collect();
     for existing in (1..=components.len()).rev() {
         let prefix: PathBuf = components[..existing].iter().collect();
-        let Ok(mut resolved) = std::fs::canonicalize(&prefix) else {
+        let Ok(mut resolved) = real_path(&prefix) else {
             continue;
         };
         for component in &components[existing..] {
@@ -44,6 +44,19 @@ pub fn resolve(path: &Path) -> PathBuf {
         return resolved;
     }
     path.to_path_buf()
+}
+
+/// The real path of an existing `path`, every symlink followed, as the kernel resolves it:
+/// one open and one read of its /proc/self/fd link. realpath(3) (`std::fs::canonicalize`)
+/// reads the link of every component instead, and musl's maps and unmaps a page for its
+/// answer: a launch resolves about ten paths.
+pub fn real_path(path: &Path) -> std::io::Result<PathBuf> {
+    let opened = cstring(path).and_then(|path| sys::openat2(None, &path, libc::O_PATH, 0))?;
+    match fd_path(opened.as_fd()) {
+        Ok(real) if real.is_absolute() => Ok(real),
+        // No /proc, or a path outside this process's root.
+        _ => std::fs::canonicalize(path),
+    }
 }
 
 fn cstring(path: &Path) -> Result<CString, Errno> {
@@ -214,6 +227,27 @@ pub fn open_dir_beneath(dir: BorrowedFd<'_>, name: &Path) -> Result<OwnedFd, Err
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_real_path_is_the_one_realpath_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("a/b")).unwrap();
+        symlink("a/b", base.join("link")).unwrap();
+        symlink("missing", base.join("dangling")).unwrap();
+        for path in [base.join("link"), base.join("a/./b/.."), base.to_path_buf()] {
+            assert_eq!(
+                real_path(&path).unwrap(),
+                std::fs::canonicalize(&path).unwrap()
+            );
+        }
+        for path in [base.join("dangling"), base.join("nothing")] {
+            assert_eq!(
+                real_path(&path).unwrap_err().kind(),
+                std::io::ErrorKind::NotFound
+            );
+        }
+    }
 
     #[test]
     fn resolving_follows_every_symlink_and_keeps_what_does_not_exist() {
