@@ -2,7 +2,10 @@
 //! message per packet, typed, serialized with serde_json. The parent sends `Go` once it has
 //! written the id maps (on cgroup v1 the child then moves itself into its group); the child
 //! answers `Ready` (with its step timings, its namespaces and, for a terminal, the pty master)
-//! or `Failed` with the step that failed.
+//! or `Failed` with the step that failed. While the child sets up, the parent records the
+//! sandbox and sends `Start`, which the child waits for, after `Ready`, before it spawns the
+//! command: the record is written off the launch's critical path, and still before the
+//! command runs.
 //!
 //! Either side reading end-of-file learns that the other died: this is also how the child
 //! notices a supervisor killed before it could set PR_SET_PDEATHSIG.
@@ -23,8 +26,10 @@ use crate::plan::StepId;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    /// Start. The message carries the sandbox's address on its bridge.
+    /// Set up. The message carries the sandbox's address on its bridge.
     Go { address: Option<Ipv4Addr> },
+    /// The sandbox is recorded: the command may start.
+    Start,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

@@ -4,8 +4,9 @@
 //! outside as a small supervisor. The steps' halves are taken from one table, [`order::STEPS`]:
 //! the prepare halves before the clone (the mounts of host paths, the cgroup), the parent halves
 //! after it (id maps, id-mapped mounts, network), then the parent sends `Go` and the child runs
-//! its halves in the same order; the command is spawned from there (sharing its memory until its
-//! execve, see [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
+//! its halves in the same order, while the parent records the sandbox and sends `Start`; the
+//! command is spawned from there once both are done (sharing its memory until its execve, see
+//! [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
 //!
 //! The launcher must be single-threaded when it clones: unshare(CLONE_NEWUSER) fails in a
 //! multi-threaded process, and a forked child may only rely on what one thread left consistent.
@@ -62,9 +63,9 @@ pub type OnReady<'a> = &'a mut dyn FnMut(&Running) -> Result<(), ExecError>;
 /// How the caller follows a run.
 #[derive(Default)]
 pub struct Hooks<'a> {
-    /// Called once the sandbox's processes exist, before its setup is let go to start the
-    /// command: `sandbox up` writes its record then. An error ends the run there, so a sandbox
-    /// whose record could not be written never runs.
+    /// Called once the sandbox's processes exist, while its setup runs and before the command
+    /// is let start: `sandbox up` writes its record then. An error ends the run there, so a
+    /// sandbox whose record could not be written never runs its command.
     pub on_ready: Option<OnReady<'a>>,
     /// Called once the command runs (the setup said it was ready and the command's execve
     /// succeeded), and never if it does not: `sandbox up -d` returns at that moment.
@@ -138,13 +139,6 @@ pub fn run(
     parent_halves(&mut cx, &mut timings)?;
     // Dropped before `guard`: on a failure below, the network goes before the sandbox is killed.
     let network = cx.network.take().unwrap_or(net::Network::Nothing);
-    if let Some(on_ready) = hooks.on_ready {
-        on_ready(&Running {
-            init_pid: child.as_raw(),
-            cgroups: group.as_ref().map(Group::dirs).unwrap_or_default(),
-            address: network.address(),
-        })?;
-    }
     let go = ToChild::Go {
         address: network.address(),
     };
@@ -152,6 +146,15 @@ pub fn run(
         .send(&go, &[])
         .or_fail(StepId::User, Op::Channel, || "releasing the sandbox".into())?;
     drop(cx.helper.take());
+    if let Some(on_ready) = hooks.on_ready {
+        on_ready(&Running {
+            init_pid: child.as_raw(),
+            cgroups: group.as_ref().map(Group::dirs).unwrap_or_default(),
+            address: network.address(),
+        })?;
+    }
+    // A setup that failed meanwhile has closed its end: its own report, read below, says why.
+    let start = parent_end.send(&ToChild::Start, &[]);
 
     // The answer is read at once: besides the step timings (and the pty master with a
     // terminal) it brings the sandbox's namespaces, which this process keeps for `sandbox exec`
@@ -162,6 +165,9 @@ pub fn run(
         egress,
         namespaces,
     } = Ready::read(&parent_end, plan.namespaces.joined().len(), terminal)?;
+    start.or_fail(StepId::User, Op::Channel, || {
+        "letting the command start".into()
+    })?;
     let pidfd = guard.release();
     let mut held = namespaces;
     held.push(parent_end.into());
@@ -418,6 +424,10 @@ fn child_main(
         egress: set_up.egress.is_some(),
     };
     if channel.send(&ready, &fds).is_err() {
+        sys::exit_now(125);
+    }
+    // The supervisor recorded the sandbox while it was set up; without that, no command.
+    if !matches!(channel.recv::<ToChild>(), Ok((ToChild::Start, _))) {
         sys::exit_now(125);
     }
     // The supervisor holds them now; the command must not.
