@@ -98,10 +98,19 @@ impl Channel {
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<(T, Vec<OwnedFd>), RecvError> {
         // A buffer sized for the largest possible message would be zeroed and faulted in on
         // every launch, in both processes; peeking gives this packet's exact length instead.
+        // A peer that closed with a message of ours unread (a setup that failed before it read
+        // `Start`) resets the connection: the kernel says so once, ahead of what the peer sent
+        // before closing, which the next read returns.
+        let mut reset = false;
+        let mut again = |errno: Errno| {
+            let retry = errno == Errno::EINTR || (errno == Errno::ECONNRESET && !reset);
+            reset |= errno == Errno::ECONNRESET;
+            retry
+        };
         let len = loop {
             let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
             match nix::sys::socket::recv(self.0.as_raw_fd(), &mut [], flags) {
-                Err(Errno::EINTR) => continue,
+                Err(errno) if again(errno) => continue,
                 Err(errno) => return Err(RecvError::Io(errno)),
                 Ok(len) => break len,
             }
@@ -115,7 +124,7 @@ impl Channel {
             let mut iov = [IoSliceMut::new(&mut buffer)];
             let flags = MsgFlags::MSG_CMSG_CLOEXEC;
             match recvmsg::<()>(self.0.as_raw_fd(), &mut iov, Some(&mut space), flags) {
-                Err(Errno::EINTR) => continue,
+                Err(errno) if again(errno) => continue,
                 Err(errno) => return Err(RecvError::Io(errno)),
                 Ok(message) => {
                     let mut fds = Vec::new();
@@ -148,6 +157,18 @@ impl From<Channel> for OwnedFd {
 mod tests {
     use super::*;
     use crate::exec::error::Op;
+
+    #[test]
+    fn what_a_peer_said_before_it_closed_with_a_message_unread_is_still_read() {
+        let (parent, child) = pair().unwrap();
+        let failure = StepFailure::new(StepId::Mount, Op::Mount, "mount", Errno::ENOENT);
+        child.send(&ToParent::Failed(failure), &[]).unwrap();
+        parent.send(&ToChild::Start, &[]).unwrap();
+        drop(child);
+        let (answer, _): (ToParent, _) = parent.recv().unwrap();
+        assert!(matches!(answer, ToParent::Failed(f) if f.errno == Errno::ENOENT as i32));
+        assert!(matches!(parent.recv::<ToParent>(), Err(RecvError::Closed)));
+    }
 
     #[test]
     fn messages_and_descriptors_cross_the_pair() {
