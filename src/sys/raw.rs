@@ -1,6 +1,6 @@
 //! The raw system calls: the only `unsafe` outside `main.rs`, each block with its `// SAFETY:`.
 //! Everything else goes through these wrappers, through [`Sys`](super::Sys), or through nix,
-//! caps, landlock and seccompiler.
+//! caps and landlock.
 //!
 //! Mounts use the file-descriptor mount API (open_tree, fsopen/fsmount, move_mount,
 //! mount_setattr; Linux 5.12+): a mount is built detached, given its flags, and only then
