@@ -842,8 +842,8 @@ mod tests {
                 let nr = arch.syscall_number(name).expect(name);
                 run(&program, &data(nr as u32, audit, [0; 6]))
             };
-            for name in crate::plan::seccomp::INIT_CALLS {
-                assert_eq!(decide(name), ALLOW, "{name} on {arch:?}");
+            for call in crate::plan::seccomp::INIT_CALLS {
+                assert_eq!(decide(call.name), ALLOW, "{} on {arch:?}", call.name);
             }
             for name in [
                 "execve",

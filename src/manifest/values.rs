@@ -812,6 +812,91 @@ impl Arch {
     }
 }
 
+/// A system call the launcher names itself (its default profile, init's filter), with its
+/// numbers found when the launcher is compiled: [`Arch::syscall_number`] compares a name with
+/// the names of a whole table, which the default profile would do 77 times a launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownSyscall {
+    pub name: &'static str,
+    x86_64: Option<u16>,
+    aarch64: Option<u16>,
+}
+
+impl KnownSyscall {
+    /// For constants (`const { KnownSyscall::new("clone") }`): it scans both tables.
+    pub const fn new(name: &'static str) -> KnownSyscall {
+        KnownSyscall {
+            name,
+            x86_64: position(&X86_64_NAMES, name),
+            aarch64: position(&AARCH64_NAMES, name),
+        }
+    }
+
+    /// [`KnownSyscall::new`] for each name, for constants too.
+    pub const fn list<const N: usize>(names: [&'static str; N]) -> [KnownSyscall; N] {
+        let mut calls = [KnownSyscall {
+            name: "",
+            x86_64: None,
+            aarch64: None,
+        }; N];
+        let mut i = 0;
+        while i < N {
+            calls[i] = KnownSyscall::new(names[i]);
+            i += 1;
+        }
+        calls
+    }
+
+    /// The number on `arch`, if it has the call.
+    pub fn number(self, arch: Arch) -> Option<i64> {
+        match arch {
+            Arch::X86_64 => self.x86_64,
+            Arch::Aarch64 => self.aarch64,
+        }
+        .map(i64::from)
+    }
+}
+
+/// A `syscalls` table as names by number, "" in its gaps; made at compile time (its `new` and
+/// `name` are const, its list is private).
+macro_rules! names_by_number {
+    ($sysno:ty) => {{
+        let mut names = [""; <$sysno>::last().id() as usize + 1];
+        let mut nr = 0;
+        while nr < names.len() {
+            if let Some(call) = <$sysno>::new(nr) {
+                names[nr] = call.name();
+            }
+            nr += 1;
+        }
+        names
+    }};
+}
+
+const X86_64_NAMES: [&str; syscalls::x86_64::Sysno::last().id() as usize + 1] =
+    names_by_number!(syscalls::x86_64::Sysno);
+const AARCH64_NAMES: [&str; syscalls::aarch64::Sysno::last().id() as usize + 1] =
+    names_by_number!(syscalls::aarch64::Sysno);
+
+/// Where `name` is in `names` (a const fn cannot compare strings with `==`).
+const fn position(names: &[&str], name: &str) -> Option<u16> {
+    let mut nr = 0;
+    while nr < names.len() {
+        let (a, b) = (names[nr].as_bytes(), name.as_bytes());
+        let mut same = a.len() == b.len();
+        let mut i = 0;
+        while same && i < a.len() {
+            same = a[i] == b[i];
+            i += 1;
+        }
+        if same {
+            return Some(nr as u16);
+        }
+        nr += 1;
+    }
+    None
+}
+
 /// A system call name known on x86_64 or aarch64. A name that exists on only one of them is
 /// accepted: a profile written on one machine stays valid on the other, and a call the running
 /// architecture does not have needs no rule.

@@ -9,7 +9,7 @@ use caps::Capability as Cap;
 use serde::Serialize;
 
 use super::security::{SeccompPlan, SecurityPlan};
-use crate::manifest::values::{Arch, Capability};
+use crate::manifest::values::{Arch, Capability, KnownSyscall};
 
 /// The default profile's denied calls, in groups. A group is lifted when the sandbox keeps one
 /// of `lifted_by`, as in Docker's default profile: a kept CAP_SYS_PTRACE is meant to allow
@@ -22,7 +22,7 @@ pub struct DenyGroup {
     pub notable: bool,
     /// The most specific capability first: that is the one `sandbox plan` suggests.
     pub lifted_by: &'static [Cap],
-    pub syscalls: &'static [&'static str],
+    pub syscalls: &'static [KnownSyscall],
 }
 
 /// Docker's default profile denies every call outside its allow list; these are the calls of
@@ -35,20 +35,20 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
         family: "ptrace (strace, gdb)",
         notable: true,
         lifted_by: &[Cap::CAP_SYS_PTRACE],
-        syscalls: &[
+        syscalls: &KnownSyscall::list([
             "ptrace",
             "process_vm_readv",
             "process_vm_writev",
             "process_madvise",
             "kcmp",
             "pidfd_getfd",
-        ],
+        ]),
     },
     DenyGroup {
         family: "the mount API, setns, host names, quotas, fanotify",
         notable: true,
         lifted_by: &[Cap::CAP_SYS_ADMIN],
-        syscalls: &[
+        syscalls: &KnownSyscall::list([
             "mount",
             "umount2",
             "fsopen",
@@ -65,73 +65,73 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
             "quotactl_fd",
             "lookup_dcookie",
             "fanotify_init",
-        ],
+        ]),
     },
     DenyGroup {
         family: "bpf",
         notable: true,
         lifted_by: &[Cap::CAP_BPF, Cap::CAP_SYS_ADMIN],
-        syscalls: &["bpf"],
+        syscalls: &KnownSyscall::list(["bpf"]),
     },
     DenyGroup {
         family: "perf_event_open (perf)",
         notable: true,
         lifted_by: &[Cap::CAP_PERFMON, Cap::CAP_SYS_ADMIN],
-        syscalls: &["perf_event_open"],
+        syscalls: &KnownSyscall::list(["perf_event_open"]),
     },
     DenyGroup {
         family: "syslog (dmesg)",
         notable: true,
         lifted_by: &[Cap::CAP_SYSLOG, Cap::CAP_SYS_ADMIN],
-        syscalls: &["syslog"],
+        syscalls: &KnownSyscall::list(["syslog"]),
     },
     DenyGroup {
         family: "keyrings (keyctl, add_key, request_key)",
         notable: true,
         lifted_by: &[],
-        syscalls: &["add_key", "keyctl", "request_key"],
+        syscalls: &KnownSyscall::list(["add_key", "keyctl", "request_key"]),
     },
     DenyGroup {
         family: "kexec",
         notable: true,
         lifted_by: &[],
-        syscalls: &["kexec_load", "kexec_file_load"],
+        syscalls: &KnownSyscall::list(["kexec_load", "kexec_file_load"]),
     },
     DenyGroup {
         family: "io_uring",
         notable: true,
         lifted_by: &[],
-        syscalls: &["io_uring_setup", "io_uring_enter", "io_uring_register"],
+        syscalls: &KnownSyscall::list(["io_uring_setup", "io_uring_enter", "io_uring_register"]),
     },
     DenyGroup {
         family: "userfaultfd",
         notable: true,
         lifted_by: &[],
-        syscalls: &["userfaultfd"],
+        syscalls: &KnownSyscall::list(["userfaultfd"]),
     },
     DenyGroup {
         family: "swap",
         notable: false,
         lifted_by: &[],
-        syscalls: &["swapon", "swapoff"],
+        syscalls: &KnownSyscall::list(["swapon", "swapoff"]),
     },
     DenyGroup {
         family: "page migration",
         notable: false,
         lifted_by: &[],
-        syscalls: &["move_pages", "migrate_pages"],
+        syscalls: &KnownSyscall::list(["move_pages", "migrate_pages"]),
     },
     DenyGroup {
         family: "pivot_root",
         notable: false,
         lifted_by: &[],
-        syscalls: &["pivot_root"],
+        syscalls: &KnownSyscall::list(["pivot_root"]),
     },
     DenyGroup {
         family: "obsolete calls",
         notable: false,
         lifted_by: &[],
-        syscalls: &[
+        syscalls: &KnownSyscall::list([
             "nfsservctl",
             "create_module",
             "get_kernel_syms",
@@ -140,72 +140,72 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
             "ustat",
             "sysfs",
             "_sysctl",
-        ],
+        ]),
     },
     DenyGroup {
         family: "LSM attributes",
         notable: false,
         lifted_by: &[],
-        syscalls: &["lsm_set_self_attr"],
+        syscalls: &KnownSyscall::list(["lsm_set_self_attr"]),
     },
     DenyGroup {
         family: "kernel modules",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_MODULE],
-        syscalls: &["init_module", "finit_module", "delete_module"],
+        syscalls: &KnownSyscall::list(["init_module", "finit_module", "delete_module"]),
     },
     DenyGroup {
         family: "reboot",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_BOOT],
-        syscalls: &["reboot"],
+        syscalls: &KnownSyscall::list(["reboot"]),
     },
     DenyGroup {
         family: "chroot",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_CHROOT],
-        syscalls: &["chroot"],
+        syscalls: &KnownSyscall::list(["chroot"]),
     },
     DenyGroup {
         family: "process accounting",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_PACCT],
-        syscalls: &["acct"],
+        syscalls: &KnownSyscall::list(["acct"]),
     },
     DenyGroup {
         family: "I/O port access",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_RAWIO],
-        syscalls: &["iopl", "ioperm"],
+        syscalls: &KnownSyscall::list(["iopl", "ioperm"]),
     },
     DenyGroup {
         family: "setting the clock",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_TIME],
-        syscalls: &["settimeofday", "clock_settime"],
+        syscalls: &KnownSyscall::list(["settimeofday", "clock_settime"]),
     },
     DenyGroup {
         family: "vhangup",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_TTY_CONFIG],
-        syscalls: &["vhangup"],
+        syscalls: &KnownSyscall::list(["vhangup"]),
     },
     DenyGroup {
         family: "NUMA memory policy",
         notable: false,
         lifted_by: &[Cap::CAP_SYS_NICE],
-        syscalls: &[
+        syscalls: &KnownSyscall::list([
             "get_mempolicy",
             "set_mempolicy",
             "set_mempolicy_home_node",
             "mbind",
-        ],
+        ]),
     },
     DenyGroup {
         family: "file handles",
         notable: false,
         lifted_by: &[Cap::CAP_DAC_READ_SEARCH],
-        syscalls: &["open_by_handle_at", "name_to_handle_at"],
+        syscalls: &KnownSyscall::list(["open_by_handle_at", "name_to_handle_at"]),
     },
 ];
 
@@ -213,7 +213,7 @@ pub const DEFAULT_SECCOMP_DENY: &[DenyGroup] = &[
 pub fn default_denied() -> impl Iterator<Item = &'static str> {
     DEFAULT_SECCOMP_DENY
         .iter()
-        .flat_map(|group| group.syscalls.iter().copied())
+        .flat_map(|group| group.syscalls.iter().map(|call| call.name))
 }
 
 /// Whether the plan keeps one of `caps`.
@@ -230,7 +230,7 @@ fn keeps(security: &SecurityPlan, caps: &[Cap]) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocked {
     pub family: &'static str,
-    pub calls: &'static [&'static str],
+    pub calls: Vec<&'static str>,
     /// The capability that lifts the group; none: only a custom profile allows it.
     pub lifted_by: Option<Capability>,
 }
@@ -246,7 +246,7 @@ pub fn notable_blocked(security: &SecurityPlan) -> Vec<Blocked> {
         .filter(|group| group.notable && !keeps(security, group.lifted_by))
         .map(|group| Blocked {
             family: group.family,
-            calls: group.syscalls,
+            calls: group.syscalls.iter().map(|call| call.name).collect(),
             lifted_by: group.lifted_by.first().map(|cap| Capability(*cap)),
         })
         .collect()
@@ -361,15 +361,11 @@ pub fn filter(security: &SecurityPlan, arch: Arch) -> Option<Filter<'_>> {
         SeccompPlan::Off => return None,
         SeccompPlan::DenyList { deny, errno } => Filter {
             otherwise: Verdict::Allow,
-            rules: numbered(
-                deny.iter().map(String::as_str),
-                arch,
-                Verdict::Errno(*errno),
-            ),
+            rules: numbered(looked_up(deny, arch), Verdict::Errno(*errno)),
         },
         SeccompPlan::AllowList { allow, errno } => Filter {
             otherwise: errno.map_or(Verdict::KillProcess, Verdict::Errno),
-            rules: numbered(allow.iter().map(String::as_str), arch, Verdict::Allow),
+            rules: numbered(looked_up(allow, arch), Verdict::Allow),
         },
         SeccompPlan::Default => default_filter(security, arch),
     })
@@ -378,7 +374,7 @@ pub fn filter(security: &SecurityPlan, arch: Arch) -> Option<Filter<'_>> {
 /// The only calls the sandbox's init makes once it has locked itself down (see
 /// `exec::steps::pid::init`): it reads the signals to forward and its supervisor's word,
 /// reaps (wait4), forwards (kill), reports how the command ended and exits.
-pub const INIT_CALLS: [&str; 8] = [
+pub const INIT_CALLS: [KnownSyscall; 8] = KnownSyscall::list([
     "read",
     "write",
     "wait4",
@@ -387,26 +383,37 @@ pub const INIT_CALLS: [&str; 8] = [
     "exit_group",
     "rt_sigreturn",
     "restart_syscall",
-];
+]);
 
 /// Init's own filter: [`INIT_CALLS`], and any other call kills it, and with it the sandbox.
 /// Whatever the manifest's `seccomp` says, as init runs the launcher's code, not the user's.
 pub fn init_filter(arch: Arch) -> Filter<'static> {
     Filter {
         otherwise: Verdict::KillProcess,
-        rules: numbered(INIT_CALLS.into_iter(), arch, Verdict::Allow),
+        rules: numbered(known(&INIT_CALLS, arch), Verdict::Allow),
     }
 }
 
-/// Unconditional rules for the names `arch` has, in number order, each number once.
+/// A profile's names with their numbers on `arch` (none where it lacks the call).
+fn looked_up(names: &[String], arch: Arch) -> impl Iterator<Item = (&str, Option<i64>)> {
+    names
+        .iter()
+        .map(move |name| (name.as_str(), arch.syscall_number(name)))
+}
+
+/// The launcher's own calls with their numbers on `arch`, found at compile time.
+fn known(calls: &[KnownSyscall], arch: Arch) -> impl Iterator<Item = (&'static str, Option<i64>)> {
+    calls.iter().map(move |call| (call.name, call.number(arch)))
+}
+
+/// Unconditional rules for the calls `arch` has, in number order, each number once.
 fn numbered<'a>(
-    names: impl Iterator<Item = &'a str>,
-    arch: Arch,
+    calls: impl Iterator<Item = (&'a str, Option<i64>)>,
     verdict: Verdict,
 ) -> Vec<Rule<'a>> {
-    let mut rules: Vec<Rule<'a>> = names
-        .filter_map(|name| {
-            arch.syscall_number(name).map(|nr| Rule {
+    let mut rules: Vec<Rule<'a>> = calls
+        .filter_map(|(name, nr)| {
+            nr.map(|nr| Rule {
                 name,
                 nr,
                 when: Vec::new(),
@@ -426,14 +433,13 @@ fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
         DEFAULT_SECCOMP_DENY
             .iter()
             .filter(|group| !keeps(group.lifted_by))
-            .flat_map(|group| group.syscalls.iter().copied()),
-        arch,
+            .flat_map(|group| known(group.syscalls, arch)),
         eperm,
     );
-    let mut add = |name: &'static str, when: Vec<Vec<ArgCheck>>, verdict: Verdict| {
-        if let Some(nr) = arch.syscall_number(name) {
+    let mut add = |call: KnownSyscall, when: Vec<Vec<ArgCheck>>, verdict: Verdict| {
+        if let Some(nr) = call.number(arch) {
             rules.push(Rule {
-                name,
+                name: call.name,
                 nr,
                 when,
                 verdict,
@@ -453,18 +459,26 @@ fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
             .collect()
     };
     if !keeps(&[Cap::CAP_SYS_ADMIN]) {
-        add("clone", any_bit(0, CLONE_NAMESPACES), eperm);
         add(
-            "unshare",
+            const { KnownSyscall::new("clone") },
+            any_bit(0, CLONE_NAMESPACES),
+            eperm,
+        );
+        add(
+            const { KnownSyscall::new("unshare") },
             any_bit(0, CLONE_NAMESPACES | CLONE_NEWTIME),
             eperm,
         );
         // clone3 passes its flags in memory, out of a filter's reach: refuse it as if the
         // kernel were older, so libc falls back to clone, whose flags the rule above sees.
-        add("clone3", Vec::new(), Verdict::Errno(libc::ENOSYS));
+        add(
+            const { KnownSyscall::new("clone3") },
+            Vec::new(),
+            Verdict::Errno(libc::ENOSYS),
+        );
     }
     add(
-        "personality",
+        const { KnownSyscall::new("personality") },
         vec![
             PLAIN_PERSONALITIES
                 .iter()
@@ -477,7 +491,7 @@ fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
         eperm,
     );
     add(
-        "ioctl",
+        const { KnownSyscall::new("ioctl") },
         [libc::TIOCSTI, libc::TIOCLINUX]
             .iter()
             .map(|request| {
@@ -490,7 +504,7 @@ fn default_filter(security: &SecurityPlan, arch: Arch) -> Filter<'_> {
         eperm,
     );
     add(
-        "socket",
+        const { KnownSyscall::new("socket") },
         vec![vec![ArgCheck {
             index: 0,
             test: ArgTest::Eq(libc::AF_VSOCK as u32),
@@ -528,6 +542,33 @@ mod tests {
                 Arch::ALL.iter().any(|a| a.syscall_number(name).is_some()),
                 "{name} is no system call on x86_64 or aarch64"
             );
+        }
+    }
+
+    #[test]
+    fn the_numbers_found_at_compile_time_are_the_tables_numbers() {
+        let calls = DEFAULT_SECCOMP_DENY.iter().flat_map(|group| group.syscalls);
+        for call in calls.chain(&INIT_CALLS) {
+            for arch in Arch::ALL {
+                assert_eq!(
+                    call.number(arch),
+                    arch.syscall_number(call.name),
+                    "{} on {arch:?}",
+                    call.name
+                );
+            }
+        }
+        // The argument rules' calls too.
+        let plan = security(SeccompPlan::Default, &[]);
+        for arch in Arch::ALL {
+            for rule in filter(&plan, arch).unwrap().rules {
+                assert_eq!(
+                    Some(rule.nr),
+                    arch.syscall_number(rule.name),
+                    "{}",
+                    rule.name
+                );
+            }
         }
     }
 
