@@ -11,8 +11,8 @@
 //!    filter maps the numbers to outcomes piecewise (the default profile's denied calls are
 //!    often neighbours, an allow list's too, and the x32 numbers are one run), so one
 //!    comparison per boundary between runs, not two per rule. When it loads a filter, the
-//!    kernel runs it for every number to cache the ones it always allows: about log2(runs)
-//!    steps each.
+//!    kernel runs it for every number to cache the ones it always allows, so the search is
+//!    balanced by numbers rather than by runs: long runs of allowed numbers take fewer steps.
 //! 3. the argument checks of the few calls with conditions (clone, unshare, ioctl,
 //!    personality, socket), on the low 32 bits of an argument: one jump per comparison, and
 //!    alternatives that each test one bit of the same argument ("any namespace flag") are one
@@ -126,7 +126,7 @@ fn compile_filter(filter: &Filter<'_>, arch: Arch) -> Result<Program, TooLong> {
             (rule.nr as u32, outcome)
         })
         .collect();
-    let search = program.search(&runs(filter, arch, &outcomes));
+    let search = program.search(&runs(filter, arch, &outcomes), u32::MAX);
     program.goto(search);
     let number = program.push(stmt(LOAD, DATA_NR));
     program.branch(
@@ -176,6 +176,10 @@ fn runs(filter: &Filter<'_>, arch: Arch, outcomes: &[(u32, Target)]) -> Vec<(u32
     }
     runs
 }
+
+/// When it loads a program, the kernel runs it for every number of its table (they end below
+/// 512 on both architectures) to cache the ones it always allows.
+const CACHED: u32 = 512;
 
 /// An instruction's place, counted from the end of the program: it stays the same while the
 /// program grows at its start.
@@ -254,14 +258,24 @@ impl Backwards {
         self.push(jump(code, k, offset(taken), offset(not_taken)))
     }
 
-    /// The binary search over `runs` (A holding the number): where it starts.
-    fn search(&mut self, runs: &[(u32, Target)]) -> Target {
+    /// The binary search over `runs` (A holding the number), which end before `end`: where it
+    /// starts. Each comparison halves the numbers below [`CACHED`] left (or else the runs):
+    /// the long runs of allowed numbers take fewer steps to reach.
+    fn search(&mut self, runs: &[(u32, Target)], end: u32) -> Target {
         if let [(_, outcome)] = runs {
             return *outcome;
         }
-        let (low, high) = runs.split_at(runs.len() / 2);
-        let high_search = self.search(high);
-        let low_search = self.search(low);
+        let cached_below = |at: usize| runs.get(at).map_or(end, |&(first, _)| first).min(CACHED);
+        let cached = cached_below(runs.len()) - cached_below(0);
+        let split = (1..runs.len())
+            .min_by_key(|&at| {
+                let low = cached_below(at) - cached_below(0);
+                ((2 * low).abs_diff(cached), (2 * at).abs_diff(runs.len()))
+            })
+            .expect("two runs or more");
+        let (low, high) = runs.split_at(split);
+        let high_search = self.search(high, end);
+        let low_search = self.search(low, high[0].0);
         Target::At(self.branch(IF_AT_LEAST, high[0].0, high_search, low_search))
     }
 
