@@ -551,28 +551,15 @@ mod tests {
     }
 
     /// What `filter` decides, read off its rules, without the compiler.
-    fn decided(filter: &Filter<'_>, arch: Arch, data: &[u8]) -> u32 {
-        let word = |at: usize| u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
-        let (nr, audit) = (word(0), word(4));
+    fn decided(filter: &Filter<'_>, arch: Arch, nr: u32, audit: u32, args: &[u64; 6]) -> u32 {
         if audit != audit_arch(arch) || (arch == Arch::X86_64 && nr >= X32_SYSCALL_BIT) {
             return KILL;
         }
-        let holds = |check: &ArgCheck| {
-            let at = 16 + 8 * usize::from(check.index);
-            let low = u64::from_ne_bytes(data[at..at + 8].try_into().unwrap()) as u32;
-            match check.test {
-                ArgTest::Eq(value) => low == value,
-                ArgTest::Ne(value) => low != value,
-                ArgTest::BitsSet(mask) => low & mask == mask,
-            }
-        };
         let verdict = filter
             .rules
             .iter()
             .find(|rule| rule.nr == i64::from(nr))
-            .filter(|rule| {
-                rule.when.is_empty() || rule.when.iter().any(|all| all.iter().all(holds))
-            })
+            .filter(|rule| rule.matches(args))
             .map_or(filter.otherwise, |rule| rule.verdict);
         ret(verdict)
     }
@@ -749,24 +736,23 @@ mod tests {
                 .chain(unusual_filters());
             for filter in filters {
                 let program = compile_filter(&filter, arch).unwrap();
-                let check = |data: &[u8]| {
+                let check = |nr: u32, audit: u32, args: [u64; 6]| {
                     assert_eq!(
-                        run(&program, data),
-                        decided(&filter, arch, data),
-                        "{arch:?}, {:?}",
-                        &data[..8]
+                        run(&program, &data(nr, audit, args)),
+                        decided(&filter, arch, nr, audit, &args),
+                        "{arch:?}: nr {nr:#x}, arch {audit:#x}, {args:x?}"
                     );
                 };
                 for audit in [AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386] {
                     for &nr in &numbers {
                         for args in [[0; 6], [u64::MAX; 6]] {
-                            check(&data(nr, audit, args));
+                            check(nr, audit, args);
                         }
                     }
                 }
                 for rule in filter.conditional() {
                     for args in probes(rule) {
-                        check(&data(rule.nr as u32, audit_arch(arch), args));
+                        check(rule.nr as u32, audit_arch(arch), args);
                     }
                 }
             }

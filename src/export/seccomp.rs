@@ -229,21 +229,10 @@ mod tests {
 
     /// What the executor's filter decides (plan::seccomp semantics: low 32 bits).
     fn our_verdict(filter: &Filter<'_>, name: &str, args: &[u64; 6]) -> (String, Option<u32>) {
-        let holds = |check: &ArgCheck| {
-            let a = args[usize::from(check.index)] as u32;
-            match check.test {
-                ArgTest::Eq(v) => a == v,
-                ArgTest::Ne(v) => a != v,
-                ArgTest::BitsSet(m) => a & m == m,
-            }
-        };
         let verdict = filter
             .rules
             .iter()
-            .find(|r| {
-                r.name == name
-                    && (r.when.is_empty() || r.when.iter().any(|all| all.iter().all(holds)))
-            })
+            .find(|r| r.name == name && r.matches(args))
             .map_or(filter.otherwise, |r| r.verdict);
         let (action, errno) = action(verdict);
         (action.to_string(), errno)

@@ -334,6 +334,23 @@ pub struct Rule<'a> {
     pub verdict: Verdict,
 }
 
+#[cfg(test)]
+impl Rule<'_> {
+    /// Whether a call with these arguments matches: the reference that the compiled programs
+    /// and the exported profile are tested against.
+    pub fn matches(&self, args: &[u64; 6]) -> bool {
+        let holds = |check: &ArgCheck| {
+            let low = args[usize::from(check.index)] as u32;
+            match check.test {
+                ArgTest::Eq(value) => low == value,
+                ArgTest::Ne(value) => low != value,
+                ArgTest::BitsSet(mask) => low & mask == mask,
+            }
+        };
+        self.when.is_empty() || self.when.iter().any(|all| all.iter().all(holds))
+    }
+}
+
 /// The filter: calls matching a rule get its verdict, all others `otherwise`. Calls from
 /// another ABI (32-bit, x32) are killed before any rule is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
