@@ -9,16 +9,19 @@ Why: the kernel maps a binary's code in the page cache's folios (128 KiB here), 
 that calls one function in each of 30 folios maps 30 of them. With the functions it runs in one
 range, it maps that range and little else: fewer page faults, a smaller peak RSS.
 
-How: both release builds (glibc, linked dynamically for this, and musl) are made, and each runs
-the benchmark's manifests once as root and `host.toml` rootless with a uprobe on every one of
-its functions (tracefs): the functions hit are the list, complete, not a sample. A name is
-written without the hashes that change with the target, the compiler and the lock file
-(`17h<hash>E` of legacy mangling, the crate disambiguators of v0), so one list serves both
-builds and survives an upgrade of rustc. A generic function's instances share that name; when
-placing all of them would take more than twice the room of those that ran, the ones that ran
-are named exactly instead (in both builds), and other toolchains place them where they fall.
-Names no longer in the code are ignored by the linker: a stale list costs memory, never
-correctness. Run it after changing what a launch runs.
+How: both release builds (glibc and musl, static as installed) are made, and each runs the
+benchmark's manifests once as root and `host.toml` rootless with a uprobe on every one of its
+functions (tracefs), the C library's own included: the functions hit are the list, complete, not
+a sample. A name is written without the hashes that change with the target, the compiler and the
+lock file (`17h<hash>E` of legacy mangling, the crate disambiguators of v0), so one list serves
+both builds and survives an upgrade of rustc. A generic function's instances share that name;
+when placing all of them would take more than twice the room of those that ran, the ones that
+ran are named exactly instead (in both builds), and other toolchains place them where they fall.
+The C libraries are placed by their archives' members (object files): musl names each file after
+its function, and glibc, not built with -ffunction-sections, has no section per function, so the
+members defining the functions that ran are looked up in its archives (libc.a, libm's). Names no
+longer in the code are ignored by the linker: a stale list costs memory, never correctness. Run
+it after changing what a launch runs.
 """
 
 import json
@@ -46,10 +49,10 @@ def run(*args, **kwargs):
     return subprocess.run(args, check=True, **kwargs)
 
 
-def executable(command, env):
+def executable(command):
     """Builds with `command` and returns the binary's path from cargo's own messages, wherever
     the target (.cargo/config.toml's host-tuple, --target) and CARGO_TARGET_DIR put it."""
-    out = run(*command, stdout=subprocess.PIPE, text=True, env={**os.environ, **env}).stdout
+    out = run(*command, stdout=subprocess.PIPE, text=True).stdout
     for line in out.splitlines():
         message = json.loads(line)
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
@@ -88,6 +91,30 @@ def functions(binary):
     return sorted((offset, name, size) for offset, (name, size) in found.items())
 
 
+def probe_offset(binary, offset):
+    """Where a function's uprobe goes: its first instruction, or the first one after an EVEX
+    (AVX-512) prefix at its entry, on which a uprobe never returns here (glibc's
+    __memset_avx512_unaligned_erms: the launch spun forever in its first memset). None when
+    no such instruction comes before a branch."""
+    with open(binary, "rb") as f:
+        f.seek(offset)
+        if f.read(1) != b"\x62":
+            return offset
+    listing = run("objdump", "-D", "-b", "binary", "-m", "i386:x86-64",
+                  f"--start-address={offset:#x}", f"--stop-address={offset + 64:#x}", binary,
+                  capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        # "  1f:\t62 e2 7d 48 7a c6 \tvpbroadcastb %esi,%zmm16"
+        fields = line.split("\t")
+        if len(fields) < 3 or not fields[2].strip():  # a heading, or a long one's bytes
+            continue
+        if fields[2].split()[0].startswith(("j", "call", "ret", "(bad)")):
+            return None
+        if not fields[1].startswith("62 "):
+            return int(fields[0].strip()[:-1], 16)
+    return None
+
+
 def workload(binary, work):
     """Each benchmark manifest once as root, host.toml once as nobody. State records go in
     `work`: a benchmark running on the same machine holds the same sandbox names."""
@@ -110,6 +137,9 @@ def ran(binary, work):
     events = os.open(TRACING / "uprobe_events", os.O_WRONLY | os.O_APPEND)
     try:
         for i, (offset, _, _) in enumerate(probes):
+            offset = probe_offset(binary, offset)
+            if offset is None:
+                continue
             try:
                 os.write(events, f"p:{GROUP}/f{i} {binary}:{offset:#x}\n".encode())
             except OSError:
@@ -155,20 +185,62 @@ def section(name):
     return f"*(.text.{name}* .text.unlikely.{name}*)"
 
 
+def musl_members(name):
+    """musl names each file after its function, which may be assembly or an alias."""
+    return [f"*:{name}.lo"]
+
+
+def glibc_members(hot):
+    """A function that gives the members of glibc's static archives (as `*/libc.a:malloc.o`)
+    defining a C function; of several (local functions of the same name), those that define
+    another function that ran, else all of them. Empty for C code glibc does not have."""
+    archives = []
+    for name in ("libc.a", "libm.a"):
+        found = run("cc", f"-print-file-name={name}", capture_output=True, text=True).stdout
+        path = Path(found.strip())
+        text = path.read_bytes()
+        if text.startswith(b"/* GNU ld script"):
+            # Debian's libm.a: GROUP ( /usr/lib/x86_64-linux-gnu/libm-2.36.a ... )
+            archives += [Path(a) for a in re.findall(r"/\S+\.a", text.decode())]
+        else:
+            archives.append(path)
+    defined = {}
+    for archive in archives:
+        # libm-2.36.a -> */libm-*.a: the pattern holds for other releases of glibc
+        pattern = "*/" + re.sub(r"-[\d.]+$", "-*", archive.stem) + ".a"
+        listing = run("nm", "-A", "--defined-only", archive, capture_output=True, text=True)
+        for line in listing.stdout.splitlines():
+            # /usr/lib/x86_64-linux-gnu/libc.a:malloc.o:0000000000000000 T __libc_malloc
+            location, kind, name = line.rsplit(None, 2)
+            if kind in "tTwWi":
+                member = location.split(":")[-2]
+                defined.setdefault(name, set()).add(f"{pattern}:{member}")
+
+    def of(name):
+        # a local function's copy of a name: __realpath.part.0, get_common_cache_info.constprop.0
+        return defined.get(name) or defined.get(name.split(".")[0], set())
+
+    ran = set()
+    for name in hot:
+        if len(of(name)) == 1:
+            ran |= of(name)
+    return lambda name: sorted(of(name) & ran or of(name))
+
+
 def patterns(builds):
-    """Section patterns for the names that ran in each build, sorted for a readable diff."""
+    """Section patterns for the names that ran in each build (with a function that gives the
+    C library's archive members defining a name), sorted for a readable diff."""
     out = set()
-    for hot, sizes in builds:
+    for hot, sizes, members in builds:
         instances_of = {}
         for name in sizes:
             instances_of.setdefault(portable(name), []).append(name)
         for name in hot:
             wild = portable(name)
             if wild is None:
-                # C: its own section (-ffunction-sections), or all of its object's: musl
-                # names each file after its function, which may be assembly or an alias.
+                # C: its own section (-ffunction-sections), or all of its object's
                 out.add(f"*(.text.{name} .text.unlikely.{name})")
-                out.add(f"*:{name}.lo(.text .text.*)")
+                out.update(f"{member}(.text .text.*)" for member in members(name))
                 continue
             instances = instances_of[wild]
             ran_instances = [n for n in instances if n in hot]
@@ -195,25 +267,22 @@ def main():
     run("bench/prepare-root.sh", REPO / "bench/results/root")
     flags = ["--quiet", "--message-format=json-render-diagnostics"]
     builds = [
-        # glibc, linked dynamically (RUSTFLAGS, even empty, replaces .cargo/config.toml's
-        # crt-static): with a uprobe on each function, the static glibc build spun forever in
-        # its first launch (in toml's map). Its functions have the same names.
-        (["cargo", "build", "--release", "--locked", "--bin", "sandbox", *flags],
-         {"RUSTFLAGS": ""}),
+        # glibc, static as `cargo install` builds it (.cargo/config.toml)
+        (["cargo", "build", "--release", "--locked", "--bin", "sandbox", *flags], glibc_members),
         # .cargo/config.toml's alias, whose last words are rustc's: cargo's flags go first
-        (["cargo", "rustc", *flags, *alias("release-static")], {}),
+        (["cargo", "rustc", *flags, *alias("release-static")], lambda hot: musl_members),
     ]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        for i, (command, env) in enumerate(builds):
-            built = executable(command, env)
+        for i, (command, members) in enumerate(builds):
+            built = executable(command)
             binary = work / f"sandbox-{i}"
             shutil.copy(built, binary)
             hot, sizes = ran(binary, work)
             print(f"{built}: {len(hot)} of {len(sizes)} functions ran", file=sys.stderr)
-            results.append((hot, sizes))
+            results.append((hot, sizes, members(hot)))
     lines = patterns(results)
     body = "".join(f"    {line}\n" for line in lines)
     (REPO / "bench/hot-text.ld").write_text(
