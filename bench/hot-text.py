@@ -284,7 +284,10 @@ def main():
             print(f"{built}: {len(hot)} of {len(sizes)} functions ran", file=sys.stderr)
             results.append((hot, sizes, members(hot)))
     lines = patterns(results)
-    body = "".join(f"    {line}\n" for line in lines)
+    # Linker-made code every launch runs, at the end of the code otherwise, where it alone
+    # maps a folio: glibc's _init and _fini (crti.o's and crtn.o's pieces, kept in order in
+    # one pattern) and the PLT through which the static build calls glibc's ifuncs.
+    body = "".join(f"    {line}\n" for line in ["*(.init)", "*(.fini)", "*(.iplt)", *lines])
     (REPO / "bench/hot-text.ld").write_text(
         f"{HEADER}SECTIONS\n{{\n  .text.hot :\n  {{\n{body}  }}\n}}\nINSERT BEFORE .text;\n"
     )
