@@ -141,6 +141,22 @@ done
 chown "$uid:$gid" "$service" "$service/cgroup.procs" "$service/cgroup.threads" "$service/cgroup.subtree_control"
 chown -R "$uid:$gid" "$service/app.slice"
 echo "vm: rootless from ${service#"$cg"}/app.slice/vm-tests.scope, delegated: $(cat "$service/cgroup.controllers")"
+# The user runs the test binaries and reads the checkout's files: a folder on the way that
+# only its owner may enter (a `mktemp -d` checkout) is opened to others here, in the guest's
+# copy-on-write view of it; the host's stays as it was.
+open_to_others() {
+  local dir=$1
+  while [ "$dir" != / ]; do
+    if [ $((8#$(stat -c %a "$dir") & 1)) -eq 0 ] && ! chmod o+x "$dir"; then
+      echo "vm: the rootless tests run as $user, who cannot enter $dir (mode $(stat -c %a "$dir")), which the guest cannot open: check out below folders others may traverse" >&2
+      exit 1
+    fi
+    dir=$(dirname "$dir")
+  done
+}
+for path in "$(dirname "$(dirname "$lane")")" $(cut -d' ' -f2 <<<"$binaries" | xargs -n1 dirname | sort -u); do
+  open_to_others "$path"
+done
 while read -r name bin; do
   mapfile -t names < <(picked "$bin" rootless "$name")
   [ "${#names[@]}" -gt 0 ] || continue

@@ -125,28 +125,7 @@ for line in sys.stdin:
 ' "$lane/binaries" >"$lane/launcher"
 [ "$(wc -l <"$lane/binaries")" -eq "${#tests[@]}" ] || { echo "vm: building the test binaries failed" >&2; cargo test --no-run "${test_args[@]}"; exit 1; }
 
-# The folder of `path` that others may not enter, if any.
-closed_ancestor() {
-  local dir=$1
-  while [ "$dir" != / ]; do
-    [ $((8#$(stat -c %a "$dir") & 1)) -eq 1 ] || { echo "$dir"; return; }
-    dir=$(dirname "$dir")
-  done
-}
-
 if [ "$mode" = lane ]; then
-  # The rootless half runs the test binaries as another user, who must reach them and the
-  # checkout's files: below a folder only its owner may enter (`mktemp -d`, /root) every
-  # rootless test would fail with "Permission denied", after the boot.
-  while read -r _ bin; do
-    for path in "$repo" "$(dirname "$bin")"; do
-      closed=$(closed_ancestor "$path")
-      [ -z "$closed" ] || {
-        echo "vm: the rootless tests run as another user, who cannot enter $closed (mode $(stat -c %a "$closed")): check out (or set CARGO_TARGET_DIR) below folders others may traverse, or chmod o+x $closed" >&2
-        exit 1
-      }
-    done
-  done <"$lane/binaries"
   # virtme-ng from PyPI, pinned, in a venv of its own.
   venv=$cache/virtme-ng-$VIRTME_NG_VERSION
   if [ ! -x "$venv/bin/vng" ]; then
