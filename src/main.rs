@@ -13,7 +13,67 @@
 /// Rust's own standard library uses on wasm) keeps its segments, and is small. One allocator on
 /// every target, so the tests run the one that ships.
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: Allocator = Allocator {
+    busy: std::sync::atomic::AtomicBool::new(false),
+    heap: std::cell::UnsafeCell::new(dlmalloc::Dlmalloc::new()),
+};
+
+/// dlmalloc behind a lock of one atomic flag. A launch makes about 1700 allocations before the
+/// clone, and the crate's own global lock (a pthread mutex, two calls into the C library for
+/// each) took 0.08 ms of them. Contention is rare (the launcher is single-threaded; a progress
+/// bar's thread at most), so a waiter yields rather than sleeps on a futex.
+struct Allocator {
+    busy: std::sync::atomic::AtomicBool,
+    heap: std::cell::UnsafeCell<dlmalloc::Dlmalloc>,
+}
+
+// SAFETY: `heap` is only reached by `with_heap`, under `busy`.
+#[allow(unsafe_code)]
+unsafe impl Sync for Allocator {}
+
+impl Allocator {
+    fn with_heap<T>(&self, work: impl FnOnce(&mut dlmalloc::Dlmalloc) -> T) -> T {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        while (self
+            .busy
+            .compare_exchange_weak(false, true, Acquire, Relaxed))
+        .is_err()
+        {
+            std::thread::yield_now();
+        }
+        // SAFETY: `busy` was false and is now ours: no other reference to the heap exists
+        // until it is released below.
+        #[allow(unsafe_code)]
+        let result = work(unsafe { &mut *self.heap.get() });
+        self.busy.store(false, Release);
+        result
+    }
+}
+
+// SAFETY: each call forwards to dlmalloc, which meets GlobalAlloc's contract, with the
+// arguments GlobalAlloc received, one call at a time.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as the caller's contract.
+        self.with_heap(|heap| unsafe { heap.malloc(layout.size(), layout.align()) })
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as the caller's contract.
+        self.with_heap(|heap| unsafe { heap.calloc(layout.size(), layout.align()) })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator with `layout` (the caller's contract).
+        self.with_heap(|heap| unsafe { heap.free(ptr, layout.size(), layout.align()) })
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from this allocator with `layout` (the caller's contract).
+        self.with_heap(|heap| unsafe { heap.realloc(ptr, layout.size(), layout.align(), size) })
+    }
+}
 
 // The process entry point, called once by the C runtime.
 #[cfg(not(test))]
