@@ -56,7 +56,7 @@ pub struct Caller {
     pub euid: u32,
     pub user: Option<String>,
     pub home: Option<String>,
-    pub env: BTreeMap<String, String>,
+    pub env: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 impl Caller {
@@ -69,7 +69,7 @@ impl Caller {
             euid: uid,
             user: Some("ann".into()),
             home: Some("/home/ann".into()),
-            env: BTreeMap::new(),
+            env: Default::default(),
         }
     }
 
@@ -87,7 +87,7 @@ impl Caller {
             euid: nix::unistd::geteuid().as_raw(),
             home: env.get("HOME").cloned(),
             user,
-            env,
+            env: env.into(),
         }
     }
 
@@ -784,7 +784,7 @@ mod tests {
             euid: 1000,
             user: Some("ann".into()),
             home: None,
-            env: BTreeMap::new(),
+            env: Default::default(),
         };
         let text = "bob:100000:65536\nann:165536:65536\n1000:300000:10\n# junk\nann:1:0\nann:x:1\n";
         assert_eq!(

@@ -526,12 +526,14 @@ mod tests {
 
     fn caller(uid: u32) -> Caller {
         Caller {
-            env: [
-                ("TERM".to_string(), "xterm".to_string()),
-                ("SECRET".to_string(), "s".to_string()),
-            ]
-            .into_iter()
-            .collect(),
+            env: std::sync::Arc::new(
+                [
+                    ("TERM".to_string(), "xterm".to_string()),
+                    ("SECRET".to_string(), "s".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            ),
             ..Caller::ann(uid)
         }
     }

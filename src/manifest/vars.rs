@@ -22,7 +22,9 @@ pub struct Vars {
     pub user_name_of: Option<fn(u32) -> Option<String>>,
     pub uid: u32,
     pub gid: u32,
-    pub env: BTreeMap<String, String>,
+    /// Shared with the caller's own (`host::Caller`), not copied: a launch expands variables
+    /// from it once.
+    pub env: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +167,11 @@ mod tests {
             user_name_of: None,
             uid: 1000,
             gid: 1001,
-            env: [("EDITOR".to_string(), "vi".to_string())]
-                .into_iter()
-                .collect(),
+            env: std::sync::Arc::new(
+                [("EDITOR".to_string(), "vi".to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
         }
     }
 

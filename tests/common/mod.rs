@@ -41,7 +41,7 @@ pub fn caller(who: Who) -> Caller {
         euid: id,
         user: Some(user.to_string()),
         home: Some(home.to_string()),
-        env,
+        env: env.into(),
     }
 }
 
