@@ -166,16 +166,24 @@ pub fn join(
     let (exec_read, exec_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .or_fail(StepId::Exec, Op::Channel, || "pipe2".into())?;
+    let bounding = security::limit_bounding_for_command(sys, plan)?;
     // The command closes exec_read and the master at its execve (both are close-on-exec).
-    let child =
-        raw::spawn(&mut || command::exec(plan, exec_write.as_fd(), terminal.as_ref(), &prepared))
-            .or_fail(StepId::Pid, Op::Execute, || {
-            "starting the command in the sandbox's pid namespace".into()
-        })?;
+    let child = raw::spawn(&mut || {
+        command::exec(
+            plan,
+            exec_write.as_fd(),
+            terminal.as_ref(),
+            &prepared,
+            bounding,
+        )
+    })
+    .or_fail(StepId::Pid, Op::Execute, || {
+        "starting the command in the sandbox's pid namespace".into()
+    })?;
     drop(exec_write);
     let pidfd: OwnedFd =
         raw::pidfd_open(child).or_fail(StepId::Exec, Op::PidfdOpen, || "pidfd_open".into())?;
-    if let Err(failure) = security::lock_down(sys, None) {
+    if let Err(failure) = security::lock_down(sys, None, bounding) {
         let _ = sys.pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         return Err(failure.into());
     }

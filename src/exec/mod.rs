@@ -441,20 +441,30 @@ fn child_main(
     let ChildPipes { exec, ended } = pipes;
     if !plan.namespaces.pid {
         drop(ended);
-        command::exec(plan, exec.as_fd(), terminal.as_ref(), security);
+        let bounding = security::ANY_CAPABILITY;
+        command::exec(plan, exec.as_fd(), terminal.as_ref(), security, bounding);
     }
     pid::name_init(&plan.name);
     // The command closes both pipes at its execve (close-on-exec).
-    let spawned =
-        sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security));
+    let spawned = security::limit_bounding_for_command(cx.sys, plan).and_then(|bounding| {
+        sys::spawn(&mut || command::exec(plan, exec.as_fd(), terminal.as_ref(), security, bounding))
+            .map(|command| (command, bounding))
+            .or_fail(StepId::Pid, Op::Execute, || "starting the command".into())
+    });
     match spawned {
-        Ok(command) => {
+        Ok((command, bounding)) => {
             drop(exec);
             let filter = security.init_seccomp.as_ref();
-            pid::init(cx.sys, Pid::from_raw(command), ended, release, filter)
+            pid::init(
+                cx.sys,
+                Pid::from_raw(command),
+                ended,
+                release,
+                filter,
+                bounding,
+            )
         }
-        Err(errno) => {
-            let failure = StepFailure::new(StepId::Pid, Op::Execute, "starting the command", errno);
+        Err(failure) => {
             let bytes = serde_json::to_vec(&failure).expect("serializes");
             let _ = sys::write_all(exec.as_fd(), &bytes);
             sys::exit_now(125)

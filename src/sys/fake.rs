@@ -480,8 +480,8 @@ impl Sys for Fake {
         self.record("setrlimit", format!("{resource:?}, {soft}, {hard}"))
     }
 
-    fn limit_bounding_set(&self, kept: u64) -> Result<()> {
-        self.record("limit_bounding_set", format!("{kept:#x}"))
+    fn limit_bounding_set(&self, held: u64, kept: u64) -> Result<()> {
+        self.record("limit_bounding_set", format!("{held:#x}, {kept:#x}"))
     }
 
     fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()> {

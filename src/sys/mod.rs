@@ -148,8 +148,9 @@ pub trait Sys {
     fn setgroups(&self, groups: &[u32]) -> Result<()>;
     /// setrlimit(2).
     fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> Result<()>;
-    /// PR_CAPBSET_DROP of every capability not in the `kept` mask.
-    fn limit_bounding_set(&self, kept: u64) -> Result<()>;
+    /// PR_CAPBSET_DROP of every capability in the `held` mask (what the bounding set may
+    /// hold) not in the `kept` one.
+    fn limit_bounding_set(&self, held: u64, kept: u64) -> Result<()>;
     /// capset(2): permitted and effective `capabilities`, and `inheritable`.
     fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()>;
     /// The ambient set: cleared, then `raised` (a mask) raised in it.
@@ -447,8 +448,8 @@ impl Sys for Kernel {
         nix::sys::resource::setrlimit(resource, soft, hard)
     }
 
-    fn limit_bounding_set(&self, kept: u64) -> Result<()> {
-        raw::limit_bounding_set(kept)
+    fn limit_bounding_set(&self, held: u64, kept: u64) -> Result<()> {
+        raw::limit_bounding_set(held, kept)
     }
 
     fn set_capabilities(&self, capabilities: u64, inheritable: u64) -> Result<()> {

@@ -166,12 +166,12 @@ pub fn set_securebits(bits: libc::c_ulong) -> Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) } as libc::c_long).map(drop)
 }
 
-/// Drop from the bounding set every capability not in `kept` (a mask of `1 << CAP_*`), also
-/// those newer than this program: the kernel refuses the first number past its last one
-/// (EINVAL). Needs CAP_SETPCAP.
-pub fn limit_bounding_set(kept: u64) -> Result<()> {
+/// Drop from the bounding set every capability of `held` not in `kept` (masks of `1 << CAP_*`);
+/// with `held` all ones, also those newer than this program: the kernel refuses the first
+/// number past its last one (EINVAL). Needs CAP_SETPCAP.
+pub fn limit_bounding_set(held: u64, kept: u64) -> Result<()> {
     // Capability sets are 64 bits wide.
-    for capability in (0..64).filter(|capability| kept & (1 << capability) == 0) {
+    for capability in (0..64).filter(|capability| held & !kept & (1 << capability) != 0) {
         // SAFETY: PR_CAPBSET_DROP takes one integer argument and touches no memory.
         let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) };
         match check(dropped as libc::c_long) {

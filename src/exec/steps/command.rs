@@ -25,13 +25,16 @@ pub struct Terminal {
     pub slave: std::path::PathBuf,
 }
 
+/// Set up the command's process and exec the command; `bounding` is what its bounding set may
+/// hold (see [`security::apply`]).
 pub fn exec(
     plan: &Plan,
     exec_pipe: BorrowedFd<'_>,
     terminal: Option<&Terminal>,
     security: &security::Prepared,
+    bounding: u64,
 ) -> ! {
-    let (failure, code) = run(&KERNEL, plan, terminal, security);
+    let (failure, code) = run(&KERNEL, plan, terminal, security, bounding);
     let bytes = serde_json::to_vec(&failure).expect("failures serialize");
     let _ = KERNEL.write_all(exec_pipe, &bytes);
     raw::exit_now(code.into())
@@ -43,9 +46,10 @@ fn run(
     plan: &Plan,
     terminal: Option<&Terminal>,
     security: &security::Prepared,
+    bounding: u64,
 ) -> (StepFailure, u8) {
     // Only the execve itself fails with 126/127; anything before it is the launcher's failure.
-    match prepare(sys, plan, terminal, security) {
+    match prepare(sys, plan, terminal, security, bounding) {
         Ok((path_list, argv, envp)) => {
             let program = &plan.process.argv[0];
             let failure = search_and_exec(sys, program, &path_list, &argv, &envp);
@@ -67,6 +71,7 @@ fn prepare(
     plan: &Plan,
     terminal: Option<&Terminal>,
     security: &security::Prepared,
+    bounding: u64,
 ) -> Result<Prepared, StepFailure> {
     let process = &plan.process;
     sys.setsid()
@@ -137,7 +142,7 @@ fn prepare(
     // security step, whose seccomp filter leaves nothing but execve to the launcher.
     sys.cloexec_from(3)
         .or_fail(StepId::Exec, Op::CloseFds, || "close_range(3..)".into())?;
-    security::apply(sys, plan, security)?;
+    security::apply(sys, plan, security, bounding)?;
     Ok((path_list, argv, envp))
 }
 
@@ -232,7 +237,8 @@ mod tests {
         terminal: Option<&Terminal>,
     ) -> (StepFailure, u8, Vec<String>) {
         let plan = plan(program);
-        let (failure, code) = run(sys, &plan, terminal, &security::Prepared::for_tests(&plan));
+        let prepared = security::Prepared::for_tests(&plan);
+        let (failure, code) = run(sys, &plan, terminal, &prepared, security::ANY_CAPABILITY);
         let paths = (sys.calls_of("execve").iter())
             .map(|call| call.split(',').next().unwrap().to_string())
             .collect();

@@ -210,12 +210,14 @@ fn others_left() -> bool {
 /// supervisor let go of the sandbox's namespaces (see `exec::Ready`), which init waits for
 /// before it exits: so the last reference to them stays init's, and tearing down the
 /// sandbox's mounts is its exit's work, not the work of a `sandbox up` that returns at once.
+/// `bounding` is what init's bounding set may hold.
 pub fn init(
     sys: &dyn Sys,
     command: Pid,
     ended: OwnedFd,
     release: Option<Channel>,
     filter: Option<&Program>,
+    bounding: u64,
 ) -> ! {
     // Nothing else of the launcher stays open in init.
     let kept = [
@@ -228,7 +230,7 @@ pub fn init(
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
         raw::exit_now(125)
     };
-    if let Err(failure) = security::lock_down(sys, filter) {
+    if let Err(failure) = security::lock_down(sys, filter, bounding) {
         // Fail closed: the sandbox does not run beside an init that could not lock itself down.
         let said = format!("sandbox: init: {failure}\n");
         let _ = raw::write_all(std::io::stderr().as_fd(), said.as_bytes());

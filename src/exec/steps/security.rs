@@ -94,7 +94,38 @@ pub fn raise_hard_limits(plan: &Plan) -> Result<(), StepFailure> {
     Ok(())
 }
 
-pub fn apply(sys: &dyn Sys, plan: &Plan, prepared: &Prepared) -> Result<(), StepFailure> {
+/// What a bounding set may hold before the launcher dropped anything from it: every number,
+/// the kernel's last one found by its EINVAL.
+pub const ANY_CAPABILITY: u64 = u64::MAX;
+
+/// The command's capabilities, as a mask.
+fn kept(plan: &Plan) -> u64 {
+    (plan.security.capabilities.iter()).fold(0, |mask, c| mask | c.0.bitmask())
+}
+
+/// Limit the bounding set of the process about to spawn the command (init, or `sandbox
+/// exec`'s joining process) to the command's, which the command inherits: each capability is
+/// dropped once for both processes, not once in each (a PR_CAPBSET_DROP per capability, about
+/// 40 calls, that the command's process made after its clone). The spawner drops the rest
+/// when it locks itself down. Returns what the set may hold now, for [`apply`] and
+/// [`lock_down`].
+pub fn limit_bounding_for_command(sys: &dyn Sys, plan: &Plan) -> Result<u64, StepFailure> {
+    let kept = kept(plan);
+    sys.limit_bounding_set(ANY_CAPABILITY, kept)
+        .or_fail(StepId::Pid, Op::Capabilities, || {
+            "dropping the command's dropped capabilities from the bounding set".into()
+        })?;
+    Ok(kept)
+}
+
+/// The security step in the command's process; `held` is what its bounding set may hold
+/// (see [`limit_bounding_for_command`]).
+pub fn apply(
+    sys: &dyn Sys,
+    plan: &Plan,
+    prepared: &Prepared,
+    held: u64,
+) -> Result<(), StepFailure> {
     let started = Instant::now();
     let security = &plan.security;
     for (name, value) in &security.rlimits {
@@ -108,8 +139,8 @@ pub fn apply(sys: &dyn Sys, plan: &Plan, prepared: &Prepared) -> Result<(), Step
         confine(sys, plan, prepared, started)?;
     }
 
-    let mask = (security.capabilities.iter()).fold(0, |mask, c| mask | c.0.bitmask());
-    sys.limit_bounding_set(mask)
+    let mask = kept(plan);
+    sys.limit_bounding_set(held, mask)
         .or_fail(StepId::Security, Op::Capabilities, || {
             "dropping the capabilities not kept from the bounding set".into()
         })?;
@@ -145,13 +176,13 @@ pub fn apply(sys: &dyn Sys, plan: &Plan, prepared: &Prepared) -> Result<(), Step
 /// (kill(2)) and reaches no further than the sandbox's user namespace; and `filter`, when
 /// given. Its memory is already out of the sandbox's reach: it was made undumpable before it
 /// entered the sandbox's user namespace or anything of the sandbox ran (see `exec::setup`,
-/// `join::enter`).
-pub fn lock_down(sys: &dyn Sys, filter: Option<&Program>) -> Result<(), StepFailure> {
+/// `join::enter`). `held` is what its bounding set may hold.
+pub fn lock_down(sys: &dyn Sys, filter: Option<&Program>, held: u64) -> Result<(), StepFailure> {
     sys.set_no_new_privs()
         .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_NO_NEW_PRIVS".into())?;
     sys.set_securebits(raw::SECUREBITS_LOCKED_DOWN)
         .or_fail(StepId::Pid, Op::Prctl, || "PR_SET_SECUREBITS".into())?;
-    sys.limit_bounding_set(0)
+    sys.limit_bounding_set(held, 0)
         .or_fail(StepId::Pid, Op::Capabilities, || {
             "emptying the bounding set".into()
         })?;
@@ -371,7 +402,7 @@ mod tests {
 
     fn applied(plan: &Plan) -> Vec<String> {
         let sys = Fake::new();
-        apply(&sys, plan, &Prepared::for_tests(plan)).unwrap();
+        apply(&sys, plan, &Prepared::for_tests(plan), ANY_CAPABILITY).unwrap();
         let calls = sys.calls();
         // rlimits come first, as the plan lists them.
         let rlimits = calls
@@ -389,7 +420,7 @@ mod tests {
         assert_eq!(
             applied(&plan),
             [
-                format!("limit_bounding_set({bind:#x})"),
+                format!("limit_bounding_set({ANY_CAPABILITY:#x}, {bind:#x})"),
                 "setgroups([1000, 27])".into(),
                 "set_keepcaps(true)".into(),
                 "setresgid(1000)".into(),
@@ -431,7 +462,7 @@ mod tests {
         let plan = plan(1000, true);
         let sys = Fake::new();
         sys.fail("setresuid", 0, Errno::EINVAL);
-        let failure = apply(&sys, &plan, &Prepared::for_tests(&plan)).unwrap_err();
+        let failure = apply(&sys, &plan, &Prepared::for_tests(&plan), ANY_CAPABILITY).unwrap_err();
         assert_eq!((failure.step, failure.op), (StepId::Security, Op::SetIds));
         assert!(failure.key.is_some_and(|key| key.is_key("process.user")));
         assert_eq!(sys.calls_of("capset"), Vec::<String>::new());
@@ -439,16 +470,35 @@ mod tests {
     }
 
     #[test]
+    fn a_spawner_limits_the_bounding_set_once_and_each_process_drops_only_what_is_left() {
+        let plan = plan(1000, true);
+        let bind = Capability::CAP_NET_BIND_SERVICE.bitmask();
+        let sys = Fake::new();
+        let held = limit_bounding_for_command(&sys, &plan).unwrap();
+        assert_eq!(held, bind);
+        apply(&sys, &plan, &Prepared::for_tests(&plan), held).unwrap();
+        lock_down(&sys, None, held).unwrap();
+        assert_eq!(
+            sys.calls_of("limit_bounding_set"),
+            [
+                format!("limit_bounding_set({ANY_CAPABILITY:#x}, {bind:#x})"),
+                format!("limit_bounding_set({bind:#x}, {bind:#x})"),
+                format!("limit_bounding_set({bind:#x}, 0x0)"),
+            ]
+        );
+    }
+
+    #[test]
     fn a_locked_down_process_keeps_only_cap_kill_and_locked_securebits() {
         let sys = Fake::new();
-        lock_down(&sys, None).unwrap();
+        lock_down(&sys, None, ANY_CAPABILITY).unwrap();
         let kill = Capability::CAP_KILL.bitmask();
         assert_eq!(
             sys.calls(),
             [
                 "set_no_new_privs()".to_string(),
                 format!("set_securebits({:#x})", raw::SECUREBITS_LOCKED_DOWN),
-                "limit_bounding_set(0x0)".into(),
+                format!("limit_bounding_set({ANY_CAPABILITY:#x}, 0x0)"),
                 format!("capset({kill:#x}, 0x0)"),
             ]
         );
