@@ -34,8 +34,10 @@ pub struct SourceFile {
     /// The path as shown to people: relative to the current folder when possible.
     pub display: String,
     pub text: Arc<String>,
-    /// The text as a diagnostic shows it: control characters made visible, offsets kept.
-    shown: Arc<String>,
+    /// The text as a diagnostic shows it: control characters made visible, offsets kept; made
+    /// when a diagnostic first shows the file (see [`SourceFile::shown`]), and `None` when it
+    /// is the text itself.
+    shown: Arc<std::sync::OnceLock<Option<String>>>,
     base: usize,
     /// Where each line starts, and the number of characters before every [`CHAR_STEP`]th
     /// byte: a lookup is a binary search and a short count, not a count from the top of the
@@ -81,6 +83,18 @@ impl LineIndex {
 }
 
 impl SourceFile {
+    /// The text as a diagnostic shows it. Scanning for characters to hide took a launch's
+    /// load about 3% of its instructions, for diagnostics most launches never show.
+    fn shown(&self) -> &str {
+        let shown = self
+            .shown
+            .get_or_init(|| match crate::escape::same_width(&self.text) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(shown) => Some(shown),
+            });
+        shown.as_deref().unwrap_or(&self.text)
+    }
+
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
     }
@@ -136,16 +150,11 @@ impl SourceMap {
         // One byte of gap so that an empty span at the end of a file still belongs to it.
         self.next_base += text.len() + 1;
         let index = Arc::new(LineIndex::new(&text));
-        let text = Arc::new(text);
-        let shown = match crate::escape::same_width(&text) {
-            std::borrow::Cow::Borrowed(_) => text.clone(),
-            std::borrow::Cow::Owned(shown) => Arc::new(shown),
-        };
         self.files.push(SourceFile {
             path,
             display,
-            text,
-            shown,
+            text: Arc::new(text),
+            shown: Arc::default(),
             base,
             index,
         });
@@ -216,8 +225,9 @@ impl miette::SourceCode for SourceFile {
         let first = line_of(span.offset()).saturating_sub(context_lines_before);
         let last = line_of(span.offset() + span.len()) + context_lines_after + 1;
         let window_start = starts[first];
-        let window_end = starts.get(last + 1).copied().unwrap_or(self.shown.len());
-        let window = &self.shown.as_bytes()[window_start..window_end];
+        let shown = self.shown();
+        let window_end = starts.get(last + 1).copied().unwrap_or(shown.len());
+        let window = &shown.as_bytes()[window_start..window_end];
         let local = miette::SourceSpan::new(
             span.offset().saturating_sub(window_start).into(),
             span.len(),
@@ -444,5 +454,17 @@ mod tests {
         map.add("/p/b.toml".into(), "cd".into());
         let end = Span::new(map.base(a) + 2, map.base(a) + 2);
         assert!(map.locate(end).unwrap().file.ends_with("a.toml"));
+    }
+
+    #[test]
+    fn a_diagnostic_reads_terminal_controls_as_question_marks_at_the_same_offsets() {
+        let mut map = SourceMap::default();
+        let text = "x = 1\nname = \"\u{1b}[2J\"\n";
+        let id = map.add("/p/a.toml".into(), text.into());
+        let file = map.file(id);
+        let span = miette::SourceSpan::new(6.into(), text.len() - 7);
+        let read = miette::SourceCode::read_span(file, &span, 0, 0).unwrap();
+        assert_eq!(std::str::from_utf8(read.data()).unwrap(), "name = \"?[2J\"");
+        assert_eq!(*file.text, text, "the text itself is kept");
     }
 }
