@@ -5,7 +5,8 @@
 //! 1. rlimits, while the process has CAP_SYS_RESOURCE in its user namespace (which does not
 //!    let it raise a hard limit: [`raise_hard_limits`] does that before the clone);
 //! 2. drop every capability not kept from the bounding set (needs CAP_SETPCAP, so before the
-//!    effective set shrinks);
+//!    effective set shrinks), those its spawner has not dropped already (see
+//!    [`limit_bounding_for_command`]);
 //! 3. supplementary groups, gid, uid, with PR_SET_KEEPCAPS so the kept capabilities survive the
 //!    uid change (nothing to do when the user step already gave the command's ids);
 //! 4. permitted = effective = inheritable = kept, and the kept ones raised in the ambient set so
