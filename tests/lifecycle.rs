@@ -516,6 +516,15 @@ as_root_and_rootless! {
         let up = n.sandbox(&["up", "-d", "--trust", "--name", "long", manifest, "--", "sleep", "1000.25"]);
         assert!(up.status.success(), "{}", stderr(&up));
         let mut waiter = n.project.command(&["wait", "long"]).env("SANDBOX_STATE_DIR", &n.state).spawn().unwrap();
+        // `down` removes the record: a wait that first opens it after that finds no sandbox of
+        // that name (125), as it should. This one must be waiting already, record in hand.
+        let record = std::fs::canonicalize(&n.state).unwrap().join("long.json");
+        let fds = format!("/proc/{}/fd", waiter.id());
+        let holds_record = || {
+            let open = std::fs::read_dir(&fds).into_iter().flatten().flatten();
+            open.into_iter().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == record))
+        };
+        assert!(eventually(holds_record), "`wait long` never opened {}", record.display());
         let rm = n.sandbox(&["rm", "long"]);
         assert_eq!(rm.status.code(), Some(1));
         assert!(stderr(&rm).contains("is running"), "{}", stderr(&rm));
