@@ -17,9 +17,9 @@ lock file (`17h<hash>E` of legacy mangling, the crate disambiguators of v0), so 
 both builds and survives an upgrade of rustc. A generic function's instances share that name;
 when placing all of them would take more than twice the room of those that ran, the ones that
 ran are named exactly instead (in both builds), and other toolchains place them where they fall.
-The C libraries are placed by their archives' members (object files): musl names each file after
-its function, and glibc, not built with -ffunction-sections, has no section per function, so the
-members defining the functions that ran are looked up in its archives (libc.a, libm's). Names no
+The C libraries are placed by their archives' members (object files), found in the archives'
+index: glibc, not built with -ffunction-sections, has no section per function, and a musl file
+is named after one of the names it defines, not each (libc.a, libm's; Rust's own musl). Names no
 longer in the code are ignored by the linker: a stale list costs memory, never correctness. Run
 it after changing what a launch runs.
 """
@@ -185,15 +185,8 @@ def section(name):
     return f"*(.text.{name}* .text.unlikely.{name}*)"
 
 
-def musl_members(name):
-    """musl names each file after its function, which may be assembly or an alias."""
-    return [f"*:{name}.lo"]
-
-
-def glibc_members(hot):
-    """A function that gives the members of glibc's static archives (as `*/libc.a:malloc.o`)
-    defining a C function; of several (local functions of the same name), those that define
-    another function that ran, else all of them. Empty for C code glibc does not have."""
+def glibc_archives():
+    """glibc's static archives, as the C compiler finds them."""
     archives = []
     for name in ("libc.a", "libm.a"):
         found = run("cc", f"-print-file-name={name}", capture_output=True, text=True).stdout
@@ -204,6 +197,24 @@ def glibc_members(hot):
             archives += [Path(a) for a in re.findall(r"/\S+\.a", text.decode())]
         else:
             archives.append(path)
+    return archives
+
+
+def musl_archives():
+    """The musl that Rust links into the musl target (its own, "self-contained")."""
+    found = run("rustc", "--print", "target-libdir", "--target", "x86_64-unknown-linux-musl",
+                capture_output=True, text=True).stdout
+    return [Path(found.strip()) / "self-contained" / "libc.a"]
+
+
+def members(archives, hot):
+    """A function that gives the members of a C library's static archives (as
+    `*/libc.a:malloc.o`) defining a C function; of several (local functions of the same name,
+    musl's `dummy`s), those that define another function that ran, else all of them. Empty for
+    C code the library does not have. By the archives' own index, not by the name: glibc is not
+    built with a section per function, and a musl file is named after one of the names it
+    defines, not each (memcpy.lo defines `__memcpy_fwd` too, the name the binary may give
+    memcpy's address). `hot`: the names that ran."""
     defined = {}
     for archive in archives:
         # libm-2.36.a -> */libm-*.a: the pattern holds for other releases of glibc
@@ -231,7 +242,7 @@ def patterns(builds):
     """Section patterns for the names that ran in each build (with a function that gives the
     C library's archive members defining a name), sorted for a readable diff."""
     out = set()
-    for hot, sizes, members in builds:
+    for hot, sizes, members_of in builds:
         instances_of = {}
         for name in sizes:
             instances_of.setdefault(portable(name), []).append(name)
@@ -240,7 +251,7 @@ def patterns(builds):
             if wild is None:
                 # C: its own section (-ffunction-sections), or all of its object's
                 out.add(f"*(.text.{name} .text.unlikely.{name})")
-                out.update(f"{member}(.text .text.*)" for member in members(name))
+                out.update(f"{member}(.text .text.*)" for member in members_of(name))
                 continue
             instances = instances_of[wild]
             ran_instances = [n for n in instances if n in hot]
@@ -268,21 +279,21 @@ def main():
     flags = ["--quiet", "--message-format=json-render-diagnostics"]
     builds = [
         # glibc, static as `cargo install` builds it (.cargo/config.toml)
-        (["cargo", "build", "--release", "--locked", "--bin", "sandbox", *flags], glibc_members),
+        (["cargo", "build", "--release", "--locked", "--bin", "sandbox", *flags], glibc_archives),
         # .cargo/config.toml's alias, whose last words are rustc's: cargo's flags go first
-        (["cargo", "rustc", *flags, *alias("release-static")], lambda hot: musl_members),
+        (["cargo", "rustc", *flags, *alias("release-static")], musl_archives),
     ]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        for i, (command, members) in enumerate(builds):
+        for i, (command, archives) in enumerate(builds):
             built = executable(command)
             binary = work / f"sandbox-{i}"
             shutil.copy(built, binary)
             hot, sizes = ran(binary, work)
             print(f"{built}: {len(hot)} of {len(sizes)} functions ran", file=sys.stderr)
-            results.append((hot, sizes, members(hot)))
+            results.append((hot, sizes, members(archives(), hot)))
     lines = patterns(results)
     # Linker-made code every launch runs, at the end of the code otherwise, where it alone
     # maps a folio: glibc's _init and _fini (crti.o's and crtn.o's pieces, kept in order in
