@@ -1,7 +1,9 @@
 //! The supervisor and the sandbox's setup process talk over a SOCK_SEQPACKET socketpair: one
-//! message per packet, typed, serialized with serde_json. The parent sends `Go` once it has
-//! written the id maps (on cgroup v1 the child then moves itself into its group); the child
-//! answers `Ready` (with its step timings, its namespaces and, for a terminal, the pty master)
+//! message per packet, typed, serialized with serde_json. The child sends `Early` as soon as
+//! its early halves are done, while the parent writes the id maps; the parent sends `Go` once
+//! it has written them (on cgroup v1 the child then moves itself into its group) and runs its
+//! released halves with what `Early` carried, while the child runs its own; the child answers
+//! `Ready` (with its step timings, its namespaces and, for a terminal, the pty master)
 //! or `Failed` with the step that failed. While the child sets up, the parent records the
 //! sandbox and sends `Start`, which the child waits for, after `Ready`, before it spawns the
 //! command: the record is written off the launch's critical path, and still before the
@@ -34,6 +36,11 @@ pub enum ToChild {
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToParent {
+    /// The early halves are done. The message carries, with `netlink`, a netlink socket of the
+    /// sandbox's own network namespace, for the supervisor's released halves.
+    Early {
+        netlink: bool,
+    },
     /// Setup is done; the command starts next. Timings are (step, nanoseconds) for `-v`. The
     /// message carries, with `egress`, the netlink socket the egress rules were installed
     /// through; then the sandbox's namespaces, one descriptor each in

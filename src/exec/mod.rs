@@ -1,12 +1,14 @@
 //! Stage 4: the executor, which applies a [`Plan`] to the kernel.
 //!
-//! One clone creates every namespace at once (as bubblewrap and nsjail do); the parent stays
-//! outside as a small supervisor. The steps' halves are taken from one table, [`order::STEPS`]:
-//! the prepare halves before the clone (the mounts of host paths, the cgroup), the parent halves
-//! after it (id maps, id-mapped mounts, network), then the parent sends `Go` and the child runs
-//! its halves in the same order, while the parent records the sandbox and sends `Start`; the
-//! command is spawned from there once both are done (sharing its memory until its execve, see
-//! [`sys::spawn`]) and the setup process stays as its pid 1. See design.md, "Parent/child handshake and ordering".
+//! One clone creates the namespaces (as bubblewrap and nsjail do); the parent stays outside as
+//! a small supervisor. The steps' halves are taken from one table, [`order::STEPS`]: the
+//! prepare halves before the clone (the mounts of host paths, the cgroup), the parent halves
+//! after it (id maps, id-mapped mounts, network) while the child runs its early halves (its
+//! own network namespace, see [`steps::net`]), then the parent sends `Go` and the child runs
+//! its halves in the same order, while the parent runs its released halves (`lo` up), records
+//! the sandbox and sends `Start`; the command is spawned from there once both are done
+//! (sharing its memory until its execve, see [`sys::spawn`]) and the setup process stays as
+//! its pid 1. See design.md, "Parent/child handshake and ordering".
 //!
 //! The launcher must be single-threaded when it clones: unshare(CLONE_NEWUSER) fails in a
 //! multi-threaded process, and a forked child may only rely on what one thread left consistent.
@@ -145,6 +147,8 @@ pub fn run(
     parent_end
         .send(&go, &[])
         .or_fail(StepId::User, Op::Channel, || "releasing the sandbox".into())?;
+    cx.address = network.address();
+    released_halves(&mut cx, &parent_end, &mut timings)?;
     drop(cx.helper.take());
     if let Some(on_ready) = hooks.on_ready {
         on_ready(&Running {
@@ -248,6 +252,46 @@ fn parent_halves(cx: &mut Context<'_>, timings: &mut Timings) -> Result<(), Step
     Ok(())
 }
 
+/// The released halves, once `Go` is sent, with what the sandbox's early halves handed over
+/// ([`ToParent::Early`]), timed.
+fn released_halves(
+    cx: &mut Context<'_>,
+    channel: &Channel,
+    timings: &mut Timings,
+) -> Result<(), ExecError> {
+    cx.netlink = match channel.recv::<ToParent>() {
+        Ok((ToParent::Early { netlink }, mut fds)) if fds.len() == usize::from(netlink) => {
+            fds.pop().map(crate::netlink::Socket::adopt)
+        }
+        Ok((ToParent::Early { .. }, fds)) => {
+            return Err(ExecError::SetupDied(format!(
+                "it sent {} descriptors early",
+                fds.len()
+            )));
+        }
+        received => return Err(setup_ended(received)),
+    };
+    for step in &STEPS {
+        if let Some(half) = step.released {
+            let started = Instant::now();
+            half(cx)?;
+            timings.push((format!("{} (released)", step.id.name()), started.elapsed()));
+        }
+    }
+    Ok(())
+}
+
+/// What a message other than the one awaited says: the setup failed, died or spoke nonsense.
+fn setup_ended(received: Result<(ToParent, Vec<OwnedFd>), RecvError>) -> ExecError {
+    match received {
+        Ok((ToParent::Failed(failure), _)) => failure.into(),
+        Ok((message, _)) => ExecError::SetupDied(format!("it sent {message:?} out of turn")),
+        Err(RecvError::Closed) => ExecError::SetupDied("it exited without a word".into()),
+        Err(RecvError::Io(errno)) => ExecError::SetupDied(errno.desc().into()),
+        Err(RecvError::Malformed(text)) => ExecError::SetupDied(text),
+    }
+}
+
 /// The timings the command's process wrote right before its execve; zero (left out) if it
 /// never got there.
 fn command_timings(security: &security::Prepared, timings: &mut Timings) {
@@ -288,14 +332,18 @@ fn prepare(cx: &mut Context<'_>) -> Result<Timings, StepFailure> {
 
 /// The namespaces the clone creates. The cgroup namespace is left to the child's cgroup step,
 /// so that it is rooted at the sandbox's own group; the time namespace to the user step, which
-/// must write its offsets before any process enters it.
+/// must write its offsets before any process enters it; the network namespace to the net
+/// step's early half, unless the supervisor attaches something to it.
 pub fn clone_flags(plan: &Plan) -> u64 {
     let ns = &plan.namespaces;
     [
         (ns.user, libc::CLONE_NEWUSER),
         (ns.mount, libc::CLONE_NEWNS),
         (ns.pid, libc::CLONE_NEWPID),
-        (ns.net, libc::CLONE_NEWNET),
+        (
+            ns.net && plan.net.attached_by_supervisor(),
+            libc::CLONE_NEWNET,
+        ),
         (ns.uts, libc::CLONE_NEWUTS),
         (ns.ipc, libc::CLONE_NEWIPC),
     ]
@@ -354,10 +402,7 @@ impl Ready {
                     namespaces: fds,
                 })
             }
-            Ok((ToParent::Failed(failure), _)) => Err(failure.into()),
-            Err(RecvError::Closed) => Err(ExecError::SetupDied("it exited without a word".into())),
-            Err(RecvError::Io(errno)) => Err(ExecError::SetupDied(errno.desc().into())),
-            Err(RecvError::Malformed(text)) => Err(ExecError::SetupDied(text)),
+            received => Err(setup_ended(received)),
         }
     }
 }
@@ -401,11 +446,23 @@ fn child_main(
     let plan = cx.plan;
     // If the supervisor died before this, the Go below reads end-of-file instead.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // A failure here is reported as the child halves' are, once Go came.
+    let early = early_halves(cx);
+    if early.is_ok() {
+        let netlink = cx.netlink.take();
+        let fds: Vec<_> = netlink.iter().map(|s| s.as_fd().as_raw_fd()).collect();
+        let handed = ToParent::Early {
+            netlink: netlink.is_some(),
+        };
+        if channel.send(&handed, &fds).is_err() {
+            sys::exit_now(125);
+        }
+    }
     cx.address = match channel.recv::<ToChild>() {
         Ok((ToChild::Go { address }, _)) => address,
         _ => sys::exit_now(125),
     };
-    let set_up = match setup(cx, group, terminal) {
+    let set_up = match early.and_then(|early| setup(cx, group, terminal, &early)) {
         Ok(done) => done,
         Err(failure) => {
             let _ = channel.send(&ToParent::Failed(failure), &[]);
@@ -485,11 +542,25 @@ struct SetUp {
     namespaces: Vec<OwnedFd>,
 }
 
-/// The child halves of the steps, timed.
+/// The early halves of the steps, timed, in the sandbox while the supervisor runs its halves.
+fn early_halves(cx: &mut Context<'_>) -> Result<Vec<(StepId, u64)>, StepFailure> {
+    let mut timings = Vec::new();
+    for step in &STEPS {
+        if let Some(half) = step.early {
+            let started = Instant::now();
+            half(cx)?;
+            timings.push((step.id, started.elapsed().as_nanos() as u64));
+        }
+    }
+    Ok(timings)
+}
+
+/// The child halves of the steps, timed (with the `early` halves' times).
 fn setup(
     cx: &mut Context<'_>,
     group: Option<&Group>,
     terminal: bool,
+    early: &[(StepId, u64)],
 ) -> Result<SetUp, StepFailure> {
     // First of all, so the limits cover everything below (see Group::enter).
     let entering = Instant::now();
@@ -520,7 +591,14 @@ fn setup(
         if let Some(half) = step.child {
             half(cx)?;
             let now = Instant::now();
-            timings.push((step.id, now.duration_since(clock).as_nanos() as u64));
+            let before: u64 = (early.iter())
+                .filter(|(id, _)| *id == step.id)
+                .map(|(_, nanos)| nanos)
+                .sum();
+            timings.push((
+                step.id,
+                now.duration_since(clock).as_nanos() as u64 + before,
+            ));
             clock = now;
         }
     }

@@ -1,7 +1,8 @@
 //! The step table: each step of [`StepId::ORDER`] with its halves, all of one shape, taking a
 //! [`Context`]. `sandbox up` runs every `prepare` half (before the clone, in the launcher),
 //! every `parent` half (in the supervisor, once the sandbox's process exists and before it is
-//! released), then, in the sandbox, every `child` half, each in this order. The security and
+//! released) while the sandbox runs every `early` half, then, in the sandbox, every `child`
+//! half while the supervisor runs every `released` half, each in this order. The security and
 //! exec steps run in the command's own process ([`super::steps::command::exec`]), so they have
 //! no half here.
 
@@ -60,12 +61,16 @@ pub struct Context<'a> {
     /// What the supervisor set up for the network; dropped (undone) before the sandbox is
     /// killed on a failure (see `exec::run`).
     pub network: Option<Network<'a>>,
-    /// The sandbox's leased address, once the supervisor sends it.
+    /// The sandbox's leased address on its bridge: in the supervisor once its net half leased
+    /// it, in the sandbox once `Go` brought it.
     pub address: Option<Ipv4Addr>,
     /// In the sandbox: the new root, from the mount step to the chroot step.
     pub new_root: Option<OwnedFd>,
     /// In the sandbox: the egress rules' netlink socket, for the supervisor.
     pub egress: Option<Socket>,
+    /// A netlink socket of the sandbox's network namespace, opened by the net step's early half
+    /// in the sandbox, for its released half in the supervisor.
+    pub netlink: Option<Socket>,
     /// In the sandbox: its /proc/self/ns, opened while the host's /proc is there, and the
     /// namespaces opened from it once all exist.
     pub own_namespaces: Option<OwnedFd>,
@@ -87,6 +92,7 @@ impl<'a> Context<'a> {
             address: None,
             new_root: None,
             egress: None,
+            netlink: None,
             own_namespaces: None,
             namespaces: Vec::new(),
         }
@@ -109,7 +115,15 @@ pub struct Step {
     pub id: StepId,
     pub prepare: Option<(&'static str, Prepare)>,
     pub parent: Option<Half>,
+    /// In the sandbox as soon as it exists, while the supervisor runs the parent halves: work
+    /// that needs neither the id maps nor anything the supervisor makes, taken off the
+    /// launch's critical path. Its time counts in the step's child half.
+    pub early: Option<Half>,
     pub child: Option<Half>,
+    /// In the supervisor once the sandbox is released, while it runs its child halves, with
+    /// what its early halves handed over: work taken off the sandbox's critical path, done
+    /// before the command starts.
+    pub released: Option<Half>,
 }
 
 /// Every step, in [`StepId::ORDER`].
@@ -118,49 +132,65 @@ pub const STEPS: [Step; 8] = [
         id: StepId::User,
         prepare: None,
         parent: Some(user::parent_half),
+        early: None,
         child: Some(user::child_half),
+        released: None,
     },
     Step {
         id: StepId::Mount,
         prepare: Some(("mount (prepare)", mount::prepare_half)),
         parent: Some(mount::parent_half),
+        early: None,
         child: Some(mount::child_half),
+        released: None,
     },
     Step {
         id: StepId::Pid,
         prepare: None,
         parent: None,
+        early: None,
         child: Some(pid::child_half),
+        released: None,
     },
     Step {
         id: StepId::Net,
         prepare: None,
         parent: Some(net::parent_half),
+        early: Some(net::early_half),
         child: Some(net::child_half),
+        released: Some(net::released_half),
     },
     Step {
         id: StepId::Chroot,
         prepare: None,
         parent: None,
+        early: None,
         child: Some(chroot::child_half),
+        released: None,
     },
     Step {
         id: StepId::Cgroup,
         prepare: Some(("cgroup (parent)", cgroup::prepare_half)),
         parent: None,
+        early: None,
         child: Some(cgroup::child_half),
+        released: None,
     },
     Step {
         id: StepId::Security,
         prepare: None,
         parent: None,
+        early: None,
         child: None,
+        released: None,
     },
     Step {
         id: StepId::Exec,
         prepare: None,
         parent: None,
+        early: None,
         child: None,
+        released: None,
     },
 ];
 

@@ -53,6 +53,13 @@ impl NetPlan {
             NetPlan::Host | NetPlan::None => None,
         }
     }
+
+    /// Whether the supervisor attaches something to the sandbox's network namespace in its
+    /// half of the net step (the veth, pasta): the clone must make that namespace then.
+    /// Otherwise the sandbox makes its own (`exec::steps::net::early_half`).
+    pub fn attached_by_supervisor(&self) -> bool {
+        matches!(self, NetPlan::Bridge(_) | NetPlan::Pasta(_))
+    }
 }
 
 /// Where bridge leases live: one folder per bridge, one file per leased address.
