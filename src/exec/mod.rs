@@ -91,7 +91,7 @@ pub fn run(
         Tty::Never => false,
         Tty::Auto => std::io::stdin().is_terminal(),
     };
-    let (security, seccomp_build) = prepare_security(plan)?;
+    let security = prepare_security()?;
     security::raise_hard_limits(plan)?;
     let (parent_end, child_end) =
         handshake::pair().or_fail(StepId::User, Op::Channel, || "socketpair".into())?;
@@ -130,10 +130,7 @@ pub fn run(
             sys::Forked::Parent { pid, pidfd } => (Pid::from_raw(pid), pidfd),
         };
     drop((child_end, exec_write, ended_write));
-    let mut timings: Timings = vec![
-        ("seccomp build".into(), seccomp_build),
-        ("clone".into(), clone_started.elapsed()),
-    ];
+    let mut timings: Timings = vec![("clone".into(), clone_started.elapsed())];
     timings.extend(prepared);
     let guard = KillOnDrop(cx.sys, Some(pidfd));
 
@@ -149,6 +146,10 @@ pub fn run(
         .or_fail(StepId::User, Op::Channel, || "releasing the sandbox".into())?;
     cx.address = network.address();
     released_halves(&mut cx, &parent_end, &mut timings)?;
+    // Read by the sandbox only once it has `Start`.
+    let build_started = Instant::now();
+    security.compile(plan, plan.namespaces.pid)?;
+    timings.push(("seccomp build".into(), build_started.elapsed()));
     drop(cx.helper.take());
     if let Some(on_ready) = hooks.on_ready {
         on_ready(&Running {
@@ -207,17 +208,15 @@ pub fn run(
     Ok((outcome, timings))
 }
 
-/// What the command's process needs, made before the clone: its seccomp filters (and how
-/// long compiling them took), the page it reports its timings on, and the caller's signal
-/// mask. Signals are blocked from here on, so one sent while the sandbox starts is forwarded,
-/// not lost; the command gets its caller's mask back before exec.
-fn prepare_security(plan: &Plan) -> Result<(security::Prepared, Duration), ExecError> {
+/// What the command's process needs, made before the clone: the page its seccomp filters go
+/// on once the sandbox is released, and the caller's signal mask. Signals are blocked from
+/// here on, so one sent while the sandbox starts is forwarded, not lost; the command gets its
+/// caller's mask back before exec.
+fn prepare_security() -> Result<security::Prepared, ExecError> {
     let caller_mask = pid::forwarded_set()
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .or_fail(StepId::User, Op::Signals, || "blocking signals".into())?;
-    let build_started = Instant::now();
-    let security = command_security(plan, caller_mask, plan.namespaces.pid)?;
-    Ok((security, build_started.elapsed()))
+    Ok(security::Prepared::new(caller_mask)?)
 }
 
 /// What a command's process needs from its launcher (`up`, or `exec` joining a sandbox): its
@@ -228,16 +227,9 @@ pub(crate) fn command_security(
     caller_mask: nix::sys::signal::SigSet,
     init: bool,
 ) -> Result<security::Prepared, ExecError> {
-    Ok(security::Prepared {
-        seccomp: seccomp::compile(&plan.security)?,
-        init_seccomp: init.then(seccomp::compile_init).transpose()?,
-        timings: sys::SharedWords::new(security::TIMINGS).or_fail(
-            StepId::Security,
-            Op::SharedPage,
-            || "mapping a shared page".into(),
-        )?,
-        caller_mask,
-    })
+    let prepared = security::Prepared::new(caller_mask)?;
+    prepared.compile(plan, init)?;
+    Ok(prepared)
 }
 
 /// The parent halves, once the sandbox's process exists, timed.
@@ -295,12 +287,13 @@ fn setup_ended(received: Result<(ToParent, Vec<OwnedFd>), RecvError>) -> ExecErr
 /// The timings the command's process wrote right before its execve; zero (left out) if it
 /// never got there.
 fn command_timings(security: &security::Prepared, timings: &mut Timings) {
-    let words = security.timings.words();
     for (name, slot) in [
         ("security", security::TIMING_SECURITY),
         ("seccomp load", security::TIMING_SECCOMP_LOAD),
     ] {
-        let nanos = words[slot].load(std::sync::atomic::Ordering::Relaxed);
+        let nanos = security
+            .timing(slot)
+            .load(std::sync::atomic::Ordering::Relaxed);
         if nanos > 0 {
             timings.push((name.into(), Duration::from_nanos(nanos)));
         }
@@ -511,13 +504,13 @@ fn child_main(
     match spawned {
         Ok((command, bounding)) => {
             drop(exec);
-            let filter = security.init_seccomp.as_ref();
+            let filter = security.init_seccomp();
             pid::init(
                 cx.sys,
                 Pid::from_raw(command),
                 ended,
                 release,
-                filter,
+                filter.as_ref(),
                 bounding,
             )
         }

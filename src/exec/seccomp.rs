@@ -40,6 +40,27 @@ impl Program {
     pub fn instructions(&self) -> &[libc::sock_filter] {
         &self.0
     }
+
+    /// The instructions as words of 64 bits, for a page shared with another process.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|i| {
+            u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24 | u64::from(i.k) << 32
+        })
+    }
+
+    /// The program [`Program::words`] gave.
+    pub fn from_words(words: impl Iterator<Item = u64>) -> Program {
+        Program(
+            words
+                .map(|w| libc::sock_filter {
+                    code: w as u16,
+                    jt: (w >> 16) as u8,
+                    jf: (w >> 24) as u8,
+                    k: (w >> 32) as u32,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The program for the plan on the running architecture; none when seccomp is off.
@@ -87,7 +108,7 @@ const DATA_ARGS: u32 = 16;
 /// Where the low 32 bits of a 64-bit argument are.
 const LOW_HALF: u32 = if cfg!(target_endian = "little") { 0 } else { 4 };
 /// The largest program the kernel takes (BPF_MAXINSNS).
-const MAX_INSTRUCTIONS: usize = 4096;
+pub const MAX_INSTRUCTIONS: usize = 4096;
 /// How far a conditional jump placed next may be from its targets: a jump skips at most 255
 /// instructions, and one less leaves room for a stub before the other target.
 const REACH: usize = u8::MAX as usize - 1;
@@ -461,6 +482,24 @@ mod tests {
 
     fn x86(programs: &[Program], nr: i64, args: [u64; 6]) -> u32 {
         verdict(programs, &data(nr as u32, AUDIT_ARCH_X86_64, args))
+    }
+
+    #[test]
+    fn a_program_passes_through_words_unchanged() {
+        let program = &compiled(&plan(SeccompPlan::Default, &[]), Arch::X86_64)[0];
+        let back = Program::from_words(program.words());
+        let bytes = |p: &Program| -> Vec<(u16, u8, u8, u32)> {
+            (p.instructions().iter())
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect()
+        };
+        assert_eq!(bytes(&back), bytes(program));
+        assert!(
+            program
+                .instructions()
+                .iter()
+                .any(|i| i.jt > 0 && i.k > 0xffff)
+        );
     }
 
     #[test]

@@ -33,41 +33,92 @@ use nix::sys::resource::{getrlimit, setrlimit};
 use nix::sys::signal::SigSet;
 
 use crate::exec::error::{Op, OrFail, StepFailure};
-use crate::exec::seccomp::Program;
+use crate::exec::seccomp::{MAX_INSTRUCTIONS, Program};
 use crate::plan::{LandlockPlan, Plan, StepId};
 use crate::sys::{Sys, raw};
 
-/// What the supervisor prepares for this step before the clone.
+/// What the supervisor prepares for this step before the clone: a page it shares with the
+/// sandbox's processes, and the caller's signal mask.
+///
+/// On the page, the seccomp filters: the command's and init's own (see [`lock_down`]), each
+/// as its length (0: none) and its instructions, written by [`Prepared::compile`]. `sandbox
+/// up` compiles them once the sandbox's process exists and is setting itself up, off the
+/// launch's critical path (the sandbox reads them only after `Start`). Then the durations the
+/// command's process reports in nanoseconds, as once its filter is in, it has no reliable way
+/// left to report anything: [`TIMING_SECURITY`] (everything before the filter) and
+/// [`TIMING_SECCOMP_LOAD`]. The page is made whole but only the words written are ever
+/// faulted in.
 pub struct Prepared {
-    /// The compiled seccomp filter (none when seccomp is off).
-    pub seccomp: Option<Program>,
-    /// Durations in nanoseconds, written here because once its filter is in, the command's
-    /// process has no reliable way left to report anything: [`TIMING_SECURITY`] (everything
-    /// before the filter) and [`TIMING_SECCOMP_LOAD`].
-    pub timings: raw::SharedWords,
+    page: raw::SharedWords,
     /// The signal mask the launcher's caller gave it, which the command gets back before its
     /// execve (the exec step, in the same process).
     pub caller_mask: SigSet,
-    /// Init's own filter (see [`lock_down`]); none for a process that spawns no init.
-    pub init_seccomp: Option<Program>,
-}
-
-#[cfg(test)]
-impl Prepared {
-    /// What the supervisor prepares for `plan`, for unit tests.
-    pub fn for_tests(plan: &Plan) -> Prepared {
-        Prepared {
-            seccomp: crate::exec::seccomp::compile(&plan.security).unwrap(),
-            timings: raw::SharedWords::new(TIMINGS).unwrap(),
-            caller_mask: SigSet::empty(),
-            init_seccomp: None,
-        }
-    }
 }
 
 pub const TIMING_SECURITY: usize = 0;
 pub const TIMING_SECCOMP_LOAD: usize = 1;
-pub const TIMINGS: usize = 2;
+const COMMAND_FILTER: usize = 2;
+const INIT_FILTER: usize = COMMAND_FILTER + 1 + MAX_INSTRUCTIONS;
+const WORDS: usize = INIT_FILTER + 1 + MAX_INSTRUCTIONS;
+
+impl Prepared {
+    /// The shared page, no filter on it yet.
+    pub fn new(caller_mask: SigSet) -> Result<Prepared, StepFailure> {
+        let page =
+            raw::SharedWords::new(WORDS).or_fail(StepId::Security, Op::SharedPage, || {
+                "mapping a shared page".into()
+            })?;
+        Ok(Prepared { page, caller_mask })
+    }
+
+    /// Compile the plan's seccomp filter, and with `init` init's, onto the page.
+    pub fn compile(&self, plan: &Plan, init: bool) -> Result<(), StepFailure> {
+        let command = crate::exec::seccomp::compile(&plan.security)?;
+        let init = init.then(crate::exec::seccomp::compile_init).transpose()?;
+        for (at, program) in [(COMMAND_FILTER, command), (INIT_FILTER, init)] {
+            let words = &self.page.words()[at..];
+            let length = program.map_or(0, |program| {
+                for (word, value) in words[1..].iter().zip(program.words()) {
+                    word.store(value, Ordering::Relaxed);
+                }
+                program.instructions().len()
+            });
+            words[0].store(length as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The command's filter; none when seccomp is off.
+    pub fn seccomp(&self) -> Option<Program> {
+        self.filter_at(COMMAND_FILTER)
+    }
+
+    /// Init's own filter; none for a process that spawns no init.
+    pub fn init_seccomp(&self) -> Option<Program> {
+        self.filter_at(INIT_FILTER)
+    }
+
+    fn filter_at(&self, at: usize) -> Option<Program> {
+        let words = &self.page.words()[at..];
+        let length = words[0].load(Ordering::Relaxed) as usize;
+        (length > 0).then(|| {
+            Program::from_words(words[1..=length].iter().map(|w| w.load(Ordering::Relaxed)))
+        })
+    }
+
+    /// A duration the command's process reports, in nanoseconds (0: never reached).
+    pub fn timing(&self, slot: usize) -> &std::sync::atomic::AtomicU64 {
+        &self.page.words()[slot]
+    }
+
+    /// What the supervisor prepares for `plan`, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(plan: &Plan) -> Prepared {
+        let prepared = Prepared::new(SigSet::empty()).unwrap();
+        prepared.compile(plan, false).unwrap();
+        prepared
+    }
+}
 
 /// Raise the launcher's own hard limits to the plan's values above them
 /// ([`SecurityPlan::raise_hard_limits`](crate::plan::SecurityPlan), validated for a caller with
@@ -241,11 +292,11 @@ fn confine(
         landlock(rules)?;
     }
     let record = |slot: usize, nanos: u128| {
-        prepared.timings.words()[slot].store(nanos as u64, Ordering::Relaxed);
+        prepared.timing(slot).store(nanos as u64, Ordering::Relaxed);
     };
     record(TIMING_SECURITY, started.elapsed().as_nanos());
     let loading = Instant::now();
-    if let Some(program) = &prepared.seccomp {
+    if let Some(program) = prepared.seccomp() {
         sys.seccomp_set_filter(program.instructions())
             .or_fail(StepId::Security, Op::Seccomp, || {
                 "loading the seccomp filter".into()
@@ -433,7 +484,7 @@ mod tests {
                 format!(
                     "seccomp({} instructions)",
                     Prepared::for_tests(&plan)
-                        .seccomp
+                        .seccomp()
                         .unwrap()
                         .instructions()
                         .len()
