@@ -15,71 +15,8 @@
 #[global_allocator]
 static ALLOCATOR: Allocator = Allocator {
     busy: std::sync::atomic::AtomicBool::new(false),
-    heap: std::cell::UnsafeCell::new(dlmalloc::Dlmalloc::new_with_allocator(Populated)),
+    heap: std::cell::UnsafeCell::new(dlmalloc::Dlmalloc::new()),
 };
-
-/// The pages of dlmalloc's heap, from the kernel: as the crate's own system allocator, but a
-/// new segment's pages are all made at once (MAP_POPULATE). A launch fills the 64 KiB segments
-/// it takes almost whole, and faulting their pages in one by one took about 40 page faults
-/// before the clone (30 for clap's command tree alone), each a trip into the kernel.
-struct Populated;
-
-// SAFETY: `alloc` returns a fresh private anonymous mapping of `size` bytes, or null; the
-// other calls resize or unmap only what `alloc` returned, as dlmalloc asks.
-#[allow(unsafe_code)]
-unsafe impl dlmalloc::Allocator for Populated {
-    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        // SAFETY: a new private anonymous mapping, placed by the kernel.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        match addr {
-            libc::MAP_FAILED => (std::ptr::null_mut(), 0, 0),
-            addr => (addr.cast(), size, 0),
-        }
-    }
-
-    fn remap(&self, ptr: *mut u8, oldsize: usize, newsize: usize, can_move: bool) -> *mut u8 {
-        let flags = if can_move { libc::MREMAP_MAYMOVE } else { 0 };
-        // SAFETY: `ptr` and `oldsize` are a mapping `alloc` made (dlmalloc's contract).
-        match unsafe { libc::mremap(ptr.cast(), oldsize, newsize, flags) } {
-            libc::MAP_FAILED => std::ptr::null_mut(),
-            moved => moved.cast(),
-        }
-    }
-
-    fn free_part(&self, ptr: *mut u8, oldsize: usize, newsize: usize) -> bool {
-        // SAFETY: `ptr` and `oldsize` are a mapping `alloc` made; only its tail goes.
-        unsafe {
-            libc::mremap(ptr.cast(), oldsize, newsize, 0) != libc::MAP_FAILED
-                || libc::munmap(ptr.add(newsize).cast(), oldsize - newsize) == 0
-        }
-    }
-
-    fn free(&self, ptr: *mut u8, size: usize) -> bool {
-        // SAFETY: `ptr` and `size` are a mapping `alloc` made, which dlmalloc no longer uses.
-        unsafe { libc::munmap(ptr.cast(), size) == 0 }
-    }
-
-    fn can_release_part(&self, _flags: u32) -> bool {
-        true
-    }
-
-    fn allocates_zeros(&self) -> bool {
-        true
-    }
-
-    fn page_size(&self) -> usize {
-        4096
-    }
-}
 
 /// dlmalloc behind a lock of one atomic flag. A launch makes about 1700 allocations before the
 /// clone, and the crate's own global lock (a pthread mutex, two calls into the C library for
@@ -87,7 +24,7 @@ unsafe impl dlmalloc::Allocator for Populated {
 /// bar's thread at most), so a waiter yields rather than sleeps on a futex.
 struct Allocator {
     busy: std::sync::atomic::AtomicBool,
-    heap: std::cell::UnsafeCell<dlmalloc::Dlmalloc<Populated>>,
+    heap: std::cell::UnsafeCell<dlmalloc::Dlmalloc>,
 }
 
 // SAFETY: `heap` is only reached by `with_heap`, under `busy`.
@@ -95,7 +32,7 @@ struct Allocator {
 unsafe impl Sync for Allocator {}
 
 impl Allocator {
-    fn with_heap<T>(&self, work: impl FnOnce(&mut dlmalloc::Dlmalloc<Populated>) -> T) -> T {
+    fn with_heap<T>(&self, work: impl FnOnce(&mut dlmalloc::Dlmalloc) -> T) -> T {
         use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
         while (self
             .busy
