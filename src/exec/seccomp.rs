@@ -1,5 +1,6 @@
-//! seccomp filters compiled to BPF, once per launch, by the supervisor before the clone; the
-//! command's process only loads them (steps/security.rs), as its very last step before execve.
+//! seccomp filters compiled to BPF, once per launch, by the supervisor while the sandbox sets
+//! itself up (onto the page they share, see steps/security.rs `Prepared`); the command's process
+//! only loads them, as its very last step before execve.
 //!
 //! The kernel checks, converts and JIT-compiles a program when it is loaded, each pass linear in
 //! its length, so the programs are kept short. Each has three parts:
