@@ -234,11 +234,21 @@ pub(crate) fn command_security(
 
 /// The parent halves, once the sandbox's process exists, timed.
 fn parent_halves(cx: &mut Context<'_>, timings: &mut Timings) -> Result<(), StepFailure> {
+    supervisor_halves(cx, timings, "parent", |step| step.parent)
+}
+
+/// The supervisor's halves of one kind, in the steps' order, each timed as "STEP (KIND)".
+fn supervisor_halves(
+    cx: &mut Context<'_>,
+    timings: &mut Timings,
+    kind: &str,
+    half_of: fn(&order::Step) -> Option<order::Half>,
+) -> Result<(), StepFailure> {
     for step in &STEPS {
-        if let Some(half) = step.parent {
+        if let Some(half) = half_of(step) {
             let started = Instant::now();
             half(cx)?;
-            timings.push((format!("{} (parent)", step.id.name()), started.elapsed()));
+            timings.push((format!("{} ({kind})", step.id.name()), started.elapsed()));
         }
     }
     Ok(())
@@ -263,14 +273,9 @@ fn released_halves(
         }
         received => return Err(setup_ended(received)),
     };
-    for step in &STEPS {
-        if let Some(half) = step.released {
-            let started = Instant::now();
-            half(cx)?;
-            timings.push((format!("{} (released)", step.id.name()), started.elapsed()));
-        }
-    }
-    Ok(())
+    Ok(supervisor_halves(cx, timings, "released", |step| {
+        step.released
+    })?)
 }
 
 /// What a message other than the one awaited says: the setup failed, died or spoke nonsense.
