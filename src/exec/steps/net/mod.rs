@@ -752,6 +752,19 @@ mod tests {
     }
 
     #[test]
+    fn a_network_namespace_the_kernel_refuses_fails_the_net_step_before_any_socket() {
+        let fake = Fake::new();
+        fake.fail("unshare", 0, Errno::ENOSPC);
+        let Err(failure) = configure_with(&fake, NetPlan::None) else {
+            panic!("configured");
+        };
+        assert_eq!(failure.errno(), Errno::ENOSPC);
+        assert_eq!(failure.step, StepId::Net);
+        assert!(failure.to_string().contains("CLONE_NEWNET"), "{failure}");
+        assert_eq!(fake.calls_of("netlink_open"), Vec::<String>::new());
+    }
+
+    #[test]
     fn a_missing_eth0_fails_naming_it() {
         let fake = Fake::new();
         fake.absent("eth0");
