@@ -4,7 +4,7 @@
 //! a small supervisor. The steps' halves are taken from one table, [`order::STEPS`]: the
 //! prepare halves before the clone (the mounts of host paths, the cgroup), the parent halves
 //! after it (id maps, id-mapped mounts, network) while the child runs its early halves (its
-//! own network namespace, see [`steps::net`]), then the parent sends `Go` and the child runs
+//! own network namespace, see `steps::net`), then the parent sends `Go` and the child runs
 //! its halves in the same order, while the parent runs its released halves (`lo` up), records
 //! the sandbox and sends `Start`; the command is spawned from there once both are done
 //! (sharing its memory until its execve, see [`sys::spawn`]) and the setup process stays as
